@@ -1,0 +1,56 @@
+# gameplane — everything starts here. Only Python 3.11+ is needed; `make` builds the rest.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+B ?=
+
+.PHONY: run test test-unit test-services test-system test-cluster lint bench cluster cluster-down clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## make run: start the whole platform locally (embedded PostgreSQL + NATS), print the URLs
+run: $(STAMP)
+	$(VENV)/bin/gameplane up
+
+## make test: every tier (lint, unit, services, system, cluster)
+test: $(STAMP)
+	$(VENV)/bin/ruff check services operator tests bench hack
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+test-services: $(STAMP)
+	$(PY) -m pytest -q tests/services
+
+test-system: $(STAMP)
+	$(PY) -m pytest -q tests/system
+
+test-cluster: $(STAMP)
+	$(PY) -m pytest -q tests/cluster
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check services operator tests bench hack
+
+## make bench [B=name]: run the benchmarks (bench/<name>.py); each ends with a RESULT line
+bench: $(STAMP)
+	@set -e; if [ -n "$(B)" ]; then $(PY) bench/$(B).py; else \
+	  for f in bench/*.py; do case $$f in */_*) continue;; esac; $(PY) $$f; done; fi
+
+## make cluster: build (cached) and start a local Kubernetes control plane (etcd, apiserver, kwok ...)
+cluster: $(STAMP)
+	$(PY) hack/controlplane.py up
+
+cluster-down: $(STAMP)
+	$(PY) hack/controlplane.py down
+
+clean:
+	rm -rf $(VENV) .gameplane .pytest_cache .ruff_cache

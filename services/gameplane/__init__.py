@@ -1,0 +1,2 @@
+"""gameplane: a Kubernetes-native iGaming platform."""
+__version__ = "0.1.0"

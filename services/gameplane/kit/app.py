@@ -1,0 +1,205 @@
+"""The service runtime (database, NATS, outbox relay, consumers, clients) and the FastAPI factory
+every service uses: health, metrics, request ids, tracing, problem+json."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gameplane.kit import logs, metrics, migrate, problems, telemetry
+from gameplane.kit.bus import Bus
+from gameplane.kit.consumer import Consumers
+from gameplane.kit.db import Database
+from gameplane.kit.http import DependencyError, ServiceClient
+from gameplane.kit.outbox import OutboxRelay
+from gameplane.kit.settings import ServiceSettings
+
+log = logging.getLogger("gameplane.app")
+
+Hook = Callable[["Runtime"], Awaitable[None]]
+
+
+class Runtime:
+    """Everything a running service holds. Routes reach it as `request.app.state.runtime`."""
+
+    def __init__(self, name: str, settings: ServiceSettings, *, migrations: str | None = None,
+                 consumers: Consumers | None = None, publishes: bool = True,
+                 on_start: Sequence[Hook] = (), on_stop: Sequence[Hook] = ()) -> None:
+        self.name = name
+        self.settings = settings
+        self.migrations = migrations
+        self.consumers = consumers or Consumers()
+        self.publishes = publishes
+        self.on_start = list(on_start)
+        self.on_stop = list(on_stop)
+        self.db: Database | None = Database(settings.database_url, pool_size=settings.db_pool_size) \
+            if settings.database_url else None
+        self.bus: Bus | None = Bus(settings.nats_url, name) if settings.nats_url else None
+        self.relay: OutboxRelay | None = None
+        self._clients: dict[str, ServiceClient] = {}
+        self.state: dict[str, Any] = {}
+
+    @property
+    def database(self) -> Database:
+        if self.db is None:
+            raise RuntimeError(f"{self.name} has no database configured")
+        return self.db
+
+    def client(self, target: str, *, timeout: float = 2.0) -> ServiceClient:
+        if target not in self._clients:
+            self._clients[target] = ServiceClient(self.name, target, self.settings.endpoint(target),
+                                                  self.settings.service_token_secret, timeout=timeout)
+        return self._clients[target]
+
+    async def start(self) -> None:
+        if self.db is not None and self.migrations and self.settings.migrate_on_start:
+            await migrate.upgrade_async(self.migrations, self.db.url)
+        if self.bus is not None:
+            self.bus.start()
+            if self.db is not None and self.publishes:
+                self.relay = OutboxRelay(self.name, self.db, self.bus, batch=self.settings.relay_batch)
+                self.relay.start()
+            if self.db is not None and self.consumers:
+                self.consumers.start(self.name, self.db, self.bus)
+        for hook in self.on_start:
+            await hook(self)
+
+    async def stop(self) -> None:
+        for hook in self.on_stop:
+            await hook(self)
+        await self.consumers.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        for c in self._clients.values():
+            await c.aclose()
+        if self.bus is not None:
+            await self.bus.close()
+        if self.db is not None:
+            await self.db.dispose()
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        if self.db is not None:
+            try:
+                await self.db.ping()
+                checks["database"] = "ok"
+            except Exception as exc:
+                checks["database"] = f"failing: {exc.__class__.__name__}"
+        if self.bus is not None:
+            checks["nats"] = "ok" if self.bus.connected and self.bus.ready.is_set() else "failing: not connected"
+        return checks
+
+
+class ObservabilityMiddleware:
+    """Pure ASGI (cheap on the hot path): request id, server span, RED metrics by route template."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+        self.tracer = telemetry.tracer(f"gameplane.{service}")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        rid = headers.get("x-request-id") or uuid.uuid4().hex
+        rid_token = logs.request_id_var.set(rid)
+        ctx_token = otel_context.attach(telemetry.extract(headers))
+        status = 500
+        start = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        method = scope["method"]
+        try:
+            with self.tracer.start_as_current_span(f"{method} {scope['path']}",
+                                                   kind=trace.SpanKind.SERVER) as span:
+                await self.app(scope, receive, send_wrapper)
+                span.set_attribute("http.status_code", status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            if template not in ("/metrics", "/livez", "/readyz"):
+                metrics.HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+                metrics.HTTP_LATENCY.labels(self.service, method, template).observe(time.perf_counter() - start)
+            otel_context.detach(ctx_token)
+            logs.request_id_var.reset(rid_token)
+
+
+def create_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str, description: str = "",
+               version: str = "0.1.0") -> FastAPI:
+    settings = runtime.settings
+    logs.configure(runtime.name, settings.log_level, settings.log_json)
+    telemetry.configure(runtime.name, settings.otlp_endpoint)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        log.info("%s started on %s:%s", runtime.name, settings.host, settings.port)
+        yield
+        await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.runtime = runtime
+    problems.install(app)
+
+    @app.exception_handler(DependencyError)
+    async def _dependency(request: Request, exc: DependencyError) -> JSONResponse:
+        return problems.problem_response(exc.problem(), request)
+
+    health = APIRouter(tags=["health"])
+
+    @health.get("/livez", include_in_schema=False)
+    async def livez() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @health.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        checks = await runtime.readiness()
+        ok = all(v == "ok" for v in checks.values())
+        if ok:
+            return JSONResponse({"status": "ok", "checks": checks})
+        return problems.problem_response(problems.Problem(
+            503, "not-ready", f"{runtime.name} is not ready",
+            ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok"), checks=checks))
+
+    @health.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        if runtime.relay is not None:
+            try:
+                await runtime.relay.pending()
+            except Exception:
+                pass
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(health)
+    for r in routers:
+        app.include_router(r)
+    app.add_middleware(ObservabilityMiddleware, service=runtime.name)
+    return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Entry point body of every `python -m gameplane.<service>`."""
+    import uvicorn
+
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=5)

@@ -1,0 +1,75 @@
+"""The NATS connection of a service: connects in the background, survives server restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
+from nats.js.errors import BadRequestError
+
+from gameplane.kit.events import STREAM_NAME, SUBJECT_PREFIX
+
+log = logging.getLogger("gameplane.bus")
+
+
+class Bus:
+    def __init__(self, url: str, name: str) -> None:
+        self.url = url
+        self.name = name
+        self.nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise ConnectionError("NATS not connected yet")
+        return self._js
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._connect_forever(), name=f"{self.name}-nats-connect")
+
+    async def _connect_forever(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                self.nc = await nats.connect(
+                    self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                    connect_timeout=2, allow_reconnect=True)
+                self._js = self.nc.jetstream(timeout=5)
+                await ensure_stream(self._js)
+                self.ready.set()
+                return
+            except Exception as exc:  # the server may simply not be up yet
+                log.warning("NATS connect to %s failed (%s); retrying in %.1fs", self.url, exc, delay)
+                if self.nc is not None:
+                    await self.nc.close()
+                    self.nc = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await self.nc.drain()
+            except Exception:
+                await self.nc.close()
+
+
+async def ensure_stream(js: JetStreamContext) -> None:
+    config = StreamConfig(name=STREAM_NAME, subjects=[SUBJECT_PREFIX + ">"], duplicate_window=300.0)
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        await js.update_stream(config)

@@ -1,0 +1,124 @@
+"""Internal HTTP client: service token, per-call timeout, bounded jittered retries for idempotent
+calls only, and a circuit breaker per target."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from gameplane.kit import metrics, telemetry
+from gameplane.kit.auth import SERVICE_TOKEN_TTL, issue_service_token
+from gameplane.kit.breaker import CircuitBreaker, CircuitOpen
+from gameplane.kit.logs import request_id_var
+from gameplane.kit.problems import Problem
+
+log = logging.getLogger("gameplane.http")
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+class DependencyError(Exception):
+    """The dependency could not give an answer (down, timed out, circuit open, 5xx)."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(f"{target}: {reason}")
+        self.target = target
+        self.reason = reason
+
+    def problem(self) -> Problem:
+        return Problem(503, "dependency-unavailable", f"Service {self.target} is unavailable", self.reason,
+                       headers={"Retry-After": "1"}, dependency=self.target)
+
+
+class _Retryable(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+
+class ServiceClient:
+    def __init__(self, caller: str, target: str, base_url: str, token_secret: str, *,
+                 timeout: float = 2.0, retries: int = 3, breaker: CircuitBreaker | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.caller = caller
+        self.target = target
+        self.timeout = timeout
+        self.retries = retries
+        self.breaker = breaker or CircuitBreaker(target)
+        self._secret = token_secret
+        self._token: tuple[str, float] | None = None
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport,
+                                       limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
+
+    def _service_token(self) -> str:
+        import time
+
+        now = time.monotonic()
+        if self._token is None or self._token[1] - now < SERVICE_TOKEN_TTL / 3:
+            self._token = (issue_service_token(self._secret, self.caller, self.target), now + SERVICE_TOKEN_TTL)
+        return self._token[0]
+
+    async def request(self, method: str, path: str, *, json: Any = None, params: Any = None,
+                      headers: dict[str, str] | None = None, idempotent: bool | None = None,
+                      timeout: float | None = None) -> httpx.Response:
+        """One logical call. Retries only when the call is idempotent (by method or declared so,
+        e.g. a POST carrying an idempotency key). 4xx answers are returned, not raised."""
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        attempts = self.retries if idempotent else 1
+
+        async def once() -> httpx.Response:
+            try:
+                self.breaker.before_call()
+            except CircuitOpen as exc:
+                metrics.CIRCUIT_STATE.labels(self.caller, self.target).set(1)
+                raise DependencyError(self.target, str(exc)) from None
+            hdrs = {"authorization": f"Bearer {self._service_token()}", **(headers or {})}
+            rid = request_id_var.get()
+            if rid:
+                hdrs.setdefault("x-request-id", rid)
+            telemetry.inject(hdrs)
+            try:
+                resp = await self._http.request(method, path, json=json, params=params, headers=hdrs,
+                                                timeout=timeout or self.timeout)
+            except httpx.TransportError:
+                self.breaker.failure()
+                raise
+            if resp.status_code >= 500:
+                self.breaker.failure()
+                if resp.status_code in RETRY_STATUSES:
+                    raise _Retryable(resp)
+                return resp
+            self.breaker.success()
+            metrics.CIRCUIT_STATE.labels(self.caller, self.target).set(0)
+            return resp
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_random_exponential(multiplier=0.05, max=1.0),
+            retry=retry_if_exception(lambda e: isinstance(e, httpx.TransportError | _Retryable)),
+            reraise=True)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await once()
+        except _Retryable as exc:
+            return exc.response
+        except httpx.TimeoutException as exc:
+            raise DependencyError(self.target, f"timed out: {exc!r}") from None
+        except httpx.TransportError as exc:
+            raise DependencyError(self.target, f"unreachable: {exc!r}") from None
+        raise AssertionError("unreachable")
+
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.request("POST", path, **kw)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

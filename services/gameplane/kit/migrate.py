@@ -1,0 +1,77 @@
+"""Alembic migrations per service, applied at start under a Postgres advisory lock.
+
+Each service keeps `migrations/env.py` (two lines calling `run_env`) and `migrations/versions/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, pool, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gameplane.kit.db import NAMING, add_kit_tables
+
+
+def alembic_config(service_package: str, url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", f"{service_package}:migrations")
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["lock_key"] = zlib.crc32(service_package.encode())
+    return cfg
+
+
+def upgrade(service_package: str, url: str, revision: str = "head") -> None:
+    """Blocking; run it in a thread from async code (Alembic drives its own event loop)."""
+    command.upgrade(alembic_config(service_package, url), revision)
+
+
+async def upgrade_async(service_package: str, url: str) -> None:
+    await asyncio.to_thread(upgrade, service_package, url)
+
+
+def run_env(target_metadata: MetaData) -> None:
+    """Body of every service's migrations/env.py."""
+    config = context.config
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url must be set"
+    lock_key = int(config.attributes.get("lock_key", 0))
+
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def do_run(connection: Connection) -> None:
+        # Replicas start together; the advisory lock makes the second one wait, then find nothing to do.
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key})
+        try:
+            context.configure(connection=connection, target_metadata=target_metadata)
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key})
+            connection.commit()
+
+    async def run_async() -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        async with engine.connect() as conn:
+            await conn.run_sync(do_run)
+        await engine.dispose()
+
+    asyncio.run(run_async())
+
+
+def create_kit_tables() -> None:
+    """Call from a service's first migration: creates the outbox and processed_events tables."""
+    from alembic import op
+
+    md = MetaData(naming_convention=NAMING)
+    add_kit_tables(md)
+    md.create_all(op.get_bind())

@@ -1,0 +1,129 @@
+"""Transactional outbox: the event row commits with the business change; a relay publishes it.
+
+JetStream de-duplicates on `Nats-Msg-Id` (the event id), so a crash between publish and the
+`published_at` update cannot deliver an event twice within the stream's duplicate window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gameplane.kit import metrics, telemetry
+from gameplane.kit.bus import Bus
+from gameplane.kit.db import Database
+from gameplane.kit.events import Envelope, Event
+
+NOTIFY_CHANNEL = "gameplane_outbox"
+
+log = logging.getLogger("gameplane.outbox")
+
+_INSERT = text(
+    "INSERT INTO outbox (id, subject, headers, payload) "
+    "VALUES (:id, :subject, CAST(:headers AS jsonb), CAST(:payload AS jsonb))")
+
+
+async def publish(session: AsyncSession, event: Event, *, producer: str,
+                  event_id: uuid.UUID | None = None) -> uuid.UUID:
+    """Stage `event` in the caller's transaction. It is published only if that transaction commits."""
+    env = Envelope.wrap(event, producer, event_id)
+    headers: dict[str, str] = {}
+    telemetry.inject(headers)
+    import json
+
+    await session.execute(_INSERT, {"id": env.id, "subject": env.subject, "headers": json.dumps(headers),
+                                    "payload": env.model_dump_json()})
+    await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    return env.id
+
+
+class OutboxRelay:
+    def __init__(self, service: str, db: Database, bus: Bus, *, batch: int = 200) -> None:
+        self.service = service
+        self.db = db
+        self.bus = bus
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self.service}-outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._listener is not None:
+            await self._listener.close()
+
+    async def _listen(self) -> None:
+        dsn = self.db.url.replace("postgresql+asyncpg://", "postgresql://")
+        try:
+            self._listener = await asyncpg.connect(dsn)
+            await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+        except Exception as exc:  # polling still delivers; the listener only cuts latency
+            log.warning("outbox LISTEN unavailable: %s", exc)
+            self._listener = None
+
+    async def _run(self) -> None:
+        await self.bus.ready.wait()
+        await self._listen()
+        backoff = 0.2
+        while True:
+            try:
+                sent = await self.relay_once()
+                backoff = 0.2
+                if sent < self.batch:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                    except TimeoutError:
+                        pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS or DB down: keep the rows, try again later
+                log.warning("outbox relay failed: %s; retry in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unpublished rows, oldest first. Returns how many were published."""
+        async with self.db.transaction() as s:
+            rows = (await s.execute(text(
+                "SELECT seq, id, subject, headers, payload FROM outbox WHERE published_at IS NULL "
+                "ORDER BY seq LIMIT :n FOR UPDATE SKIP LOCKED"), {"n": self.batch})).all()
+            done: list[int] = []
+            for seq, event_id, subject, headers, payload in rows:
+                hdrs: dict[str, Any] = dict(headers or {})
+                hdrs["Nats-Msg-Id"] = str(event_id)
+                data = payload if isinstance(payload, str) else _dumps(payload)
+                await self.bus.js.publish(subject, data.encode(), headers=hdrs)
+                done.append(seq)
+            if done:
+                await s.execute(text("UPDATE outbox SET published_at = now() WHERE seq = ANY(:seqs)"),
+                                {"seqs": done})
+        if done:
+            metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(done))
+        return len(done)
+
+    async def pending(self) -> int:
+        async with self.db.session() as s:
+            n = (await s.execute(text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))).scalar_one()
+        metrics.OUTBOX_PENDING.labels(self.service).set(n)
+        return int(n)
+
+
+def _dumps(payload: Any) -> str:
+    import json
+
+    return json.dumps(payload, separators=(",", ":"))

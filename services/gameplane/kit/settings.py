@@ -1,0 +1,46 @@
+"""Service settings from the environment: one prefix per service (GP_<SERVICE>_)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def settings_config(service: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=f"GP_{service.upper()}_", extra="ignore")
+
+
+class ServiceSettings(BaseSettings):
+    """Fields every service has. Subclass with `model_config = settings_config("wallet")`."""
+
+    service_name: ClassVar[str] = "service"
+    model_config = settings_config("service")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str | None = Field(default=None, description="postgresql+asyncpg DSN of the own DB")
+    nats_url: str | None = "nats://127.0.0.1:4222"
+    service_token_secret: str = Field(default="dev-service-token-secret-change-me", min_length=16)
+    player_token_secret: str = Field(default="dev-player-token-secret-change-me", min_length=16)
+    endpoints: dict[str, str] = Field(default_factory=dict)
+    endpoints_file: Path | None = None
+    otlp_endpoint: str | None = None
+    log_level: str = "INFO"
+    log_json: bool = False
+    db_pool_size: int = 20
+    relay_batch: int = 200
+    migrate_on_start: bool = True
+
+    def endpoint(self, service: str) -> str:
+        """Base URL of another service: env map first, then the discovery file."""
+        if service in self.endpoints:
+            return self.endpoints[service].rstrip("/")
+        if self.endpoints_file and self.endpoints_file.exists():
+            data: dict[str, Any] = json.loads(self.endpoints_file.read_text())
+            if service in data:
+                return str(data[service]).rstrip("/")
+        raise LookupError(f"no endpoint configured for service {service!r}")
