@@ -24,8 +24,8 @@ class ServiceSettings(BaseSettings):
     port: int = 8000
     database_url: str | None = Field(default=None, description="postgresql+asyncpg DSN of the own DB")
     nats_url: str | None = "nats://127.0.0.1:4222"
-    service_token_secret: str = Field(default="dev-service-token-secret-change-me", min_length=16)
-    player_token_secret: str = Field(default="dev-player-token-secret-change-me", min_length=16)
+    service_token_secret: str = Field(default="dev-service-token-secret-change-me", min_length=32)
+    player_token_secret: str = Field(default="dev-player-token-secret-change-me", min_length=32)
     endpoints: dict[str, str] = Field(default_factory=dict)
     endpoints_file: Path | None = None
     otlp_endpoint: str | None = None

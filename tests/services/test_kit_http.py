@@ -1,0 +1,131 @@
+"""Internal calls: service tokens are required and checked, only idempotent calls are retried,
+and the circuit breaker opens on a dead dependency and closes once it is back."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import APIRouter, Depends
+from gameplane.kit.app import Runtime, create_app
+from gameplane.kit.auth import issue_service_token, service_caller
+from gameplane.kit.breaker import CircuitBreaker, State
+from gameplane.kit.http import DependencyError, ServiceClient
+from gameplane.kit.settings import ServiceSettings, settings_config
+
+SECRET = "test-secret-for-service-tokens-0123456789"
+
+
+class UpSettings(ServiceSettings):
+    model_config = settings_config("upstream")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def upstream_app():
+    rt = Runtime("upstream", UpSettings(nats_url=None, service_token_secret=SECRET))
+    router = APIRouter()
+    calls = {"flaky": 0, "post": 0}
+
+    @router.get("/internal/upstream/whoami")
+    async def whoami(caller: str = Depends(service_caller)) -> dict:
+        return {"caller": caller}
+
+    @router.get("/internal/upstream/flaky")
+    async def flaky(caller: str = Depends(service_caller)):
+        calls["flaky"] += 1
+        if calls["flaky"] < 3:
+            from fastapi.responses import JSONResponse
+            return JSONResponse({"status": 503}, status_code=503)
+        return {"ok": True}
+
+    @router.post("/internal/upstream/unsafe")
+    async def unsafe(caller: str = Depends(service_caller)):
+        from fastapi.responses import JSONResponse
+        calls["post"] += 1
+        return JSONResponse({"status": 503}, status_code=503)
+
+    app = create_app(rt, [router], title="upstream")
+    app.state.calls = calls
+    return app
+
+
+@asynccontextmanager
+async def serving(app, port: int) -> AsyncIterator[None]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def upstream():
+    app = upstream_app()
+    port = _free_port()
+    async with serving(app, port):
+        yield app, port
+
+
+async def test_internal_routes_require_a_token_for_this_service(upstream):
+    _, port = upstream
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base) as c:
+        r = await c.get("/internal/upstream/whoami")
+        assert r.status_code == 401
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["type"].endswith("/unauthenticated")
+        wrong_aud = issue_service_token(SECRET, "games", "wallet")
+        r = await c.get("/internal/upstream/whoami", headers={"authorization": f"Bearer {wrong_aud}"})
+        assert r.status_code == 403 and r.json()["type"].endswith("/forbidden")
+        forged = issue_service_token("some-other-secret-value-0123456789abcdef", "games", "upstream")
+        r = await c.get("/internal/upstream/whoami", headers={"authorization": f"Bearer {forged}"})
+        assert r.status_code == 401
+    client = ServiceClient("games", "upstream", base, SECRET)
+    r = await client.get("/internal/upstream/whoami")
+    assert r.status_code == 200 and r.json() == {"caller": "games"}
+    await client.aclose()
+
+
+async def test_only_idempotent_calls_are_retried(upstream):
+    app, port = upstream
+    client = ServiceClient("games", "upstream", f"http://127.0.0.1:{port}", SECRET, retries=3,
+                           breaker=CircuitBreaker("upstream", failure_threshold=100))
+    r = await client.get("/internal/upstream/flaky")
+    assert r.status_code == 200 and app.state.calls["flaky"] == 3
+    r = await client.post("/internal/upstream/unsafe", json={})
+    assert r.status_code == 503 and app.state.calls["post"] == 1
+    await client.aclose()
+
+
+async def test_circuit_opens_on_a_dead_dependency_and_recovers():
+    port = _free_port()
+    breaker = CircuitBreaker("upstream", failure_threshold=3, reset_timeout=0.5)
+    client = ServiceClient("games", "upstream", f"http://127.0.0.1:{port}", SECRET, retries=1,
+                           timeout=0.5, breaker=breaker)
+    for _ in range(3):
+        with pytest.raises(DependencyError, match="unreachable"):
+            await client.get("/internal/upstream/whoami")
+    assert breaker.state is State.OPEN
+    with pytest.raises(DependencyError, match="circuit"):
+        await client.get("/internal/upstream/whoami")
+
+    async with serving(upstream_app(), port):
+        with pytest.raises(DependencyError, match="circuit"):
+            await client.get("/internal/upstream/whoami")  # still open: fail fast, no call
+        await asyncio.sleep(0.6)
+        r = await client.get("/internal/upstream/whoami")  # half-open probe succeeds
+        assert r.status_code == 200
+        assert breaker.state is State.CLOSED
+    await client.aclose()

@@ -1,0 +1,154 @@
+"""The outbox delivers exactly the committed events, also across a NATS restart; consumers
+run a handler once per event id however often the event is delivered."""
+
+import asyncio
+import json
+import uuid
+
+import nats
+import pytest
+from gameplane.kit.app import Runtime
+from gameplane.kit.consumer import Consumers, handle_once
+from gameplane.kit.db import make_base
+from gameplane.kit.events import Envelope, Event
+from gameplane.kit.outbox import publish
+from gameplane.kit.settings import ServiceSettings, settings_config
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from sqlalchemy import text
+
+
+class KitPing(Event):
+    event_type = "kittest.ping"
+    run: str
+    n: int
+
+
+class KitSettings(ServiceSettings):
+    model_config = settings_config("kittest")
+
+
+async def _runtime(database_url: str, nats_url: str, consumers: Consumers | None = None) -> Runtime:
+    rt = Runtime("kittest", KitSettings(database_url=database_url, nats_url=nats_url), consumers=consumers)
+    base = make_base()
+    async with rt.database.engine.begin() as conn:
+        await conn.run_sync(base.metadata.create_all)
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS seen (event_id uuid, n int)"))
+    await rt.start()
+    return rt
+
+
+async def _published(nats_url: str, run: str, expect: int, timeout: float = 15) -> list[dict]:
+    """Every message of this run in the stream (the stream de-duplicates by Nats-Msg-Id)."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    sub = await js.subscribe("gameplane.kittest.ping", config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+                             ordered_consumer=True)
+    found: list[dict] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            msg = await sub.next_msg(timeout=0.5)
+        except TimeoutError:
+            if len(found) >= expect:
+                break
+            continue
+        env = json.loads(msg.data)
+        if env["data"]["run"] == run:
+            found.append(env)
+    await nc.close()
+    return found
+
+
+async def _emit(rt: Runtime, run: str, numbers: range, *, commit: bool = True) -> None:
+    for n in numbers:
+        async with rt.database.sessions() as s:
+            await s.begin()
+            await publish(s, KitPing(run=run, n=n), producer="kittest")
+            if commit:
+                await s.commit()
+            else:
+                await s.rollback()
+
+
+async def test_outbox_delivers_exactly_the_committed_events_across_a_nats_restart(new_database, isolated_nats):
+    rt = await _runtime(new_database("outbox"), isolated_nats.url)
+    run = uuid.uuid4().hex
+    try:
+        await asyncio.wait_for(rt.bus.ready.wait(), 10)
+        await _emit(rt, run, range(0, 10))
+        await _emit(rt, run, range(100, 105), commit=False)  # rolled back: must never appear
+
+        isolated_nats.stop()
+        await _emit(rt, run, range(10, 20))  # committed while NATS is down: kept in the outbox
+        await asyncio.sleep(0.5)
+        assert await rt.relay.pending() >= 10
+        isolated_nats.start()
+
+        found = await _published(isolated_nats.url, run, expect=20)
+        numbers = sorted(e["data"]["n"] for e in found)
+        assert numbers == list(range(20))
+        assert len({e["id"] for e in found}) == 20
+        for _ in range(50):
+            if await rt.relay.pending() == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert await rt.relay.pending() == 0
+    finally:
+        await rt.stop()
+
+
+async def test_consumer_runs_a_handler_once_per_event_id(new_database, nats_server):
+    consumers = Consumers()
+    handled: list[int] = []
+
+    @consumers.on(KitPing)
+    async def on_ping(session, event: KitPing, env: Envelope) -> None:
+        await session.execute(text("INSERT INTO seen VALUES (:id, :n)"), {"id": env.id, "n": event.n})
+        handled.append(event.n)
+
+    rt = await _runtime(new_database("consumer"), nats_server.url, consumers)
+    run = uuid.uuid4().hex
+    try:
+        await asyncio.wait_for(rt.bus.ready.wait(), 10)
+        env = Envelope.wrap(KitPing(run=run, n=7), "kittest")
+        # The same event delivered twice (as after a redelivery past the de-dup window).
+        for msg_id in ("a-" + run, "b-" + run):
+            await rt.bus.js.publish(env.subject, env.model_dump_json().encode(), headers={"Nats-Msg-Id": msg_id})
+        for _ in range(100):
+            async with rt.database.session() as s:
+                rows = (await s.execute(text("SELECT count(*) FROM seen WHERE event_id = :id"),
+                                        {"id": env.id})).scalar_one()
+            if rows:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # give the second delivery time to (not) run
+        async with rt.database.session() as s:
+            assert (await s.execute(text("SELECT count(*) FROM seen WHERE event_id = :id"),
+                                    {"id": env.id})).scalar_one() == 1
+        assert handled.count(7) == 1
+    finally:
+        await rt.stop()
+
+
+async def test_a_failing_handler_leaves_no_mark_so_the_event_is_retried(new_database, nats_server):
+    rt = await _runtime(new_database("retry"), nats_server.url)
+    env = Envelope.wrap(KitPing(run="r", n=1), "kittest")
+    calls = 0
+
+    async def flaky(session, event, envelope) -> None:
+        nonlocal calls
+        calls += 1
+        await session.execute(text("INSERT INTO seen VALUES (:id, :n)"), {"id": envelope.id, "n": calls})
+        if calls == 1:
+            raise RuntimeError("boom")
+
+    try:
+        with pytest.raises(RuntimeError):
+            await handle_once("kittest", rt.database, env, flaky, env.open())
+        assert await handle_once("kittest", rt.database, env, flaky, env.open()) is True
+        assert await handle_once("kittest", rt.database, env, flaky, env.open()) is False
+        async with rt.database.session() as s:
+            assert (await s.execute(text("SELECT array_agg(n) FROM seen WHERE event_id = :id"),
+                                    {"id": env.id})).scalar_one() == [2]
+    finally:
+        await rt.stop()
