@@ -1,0 +1,1 @@
+"""players: accounts, credentials, KYC state and responsible-gaming settings (`python -m gameplane.players`)."""

@@ -1,0 +1,187 @@
+"""Routes of the players service.
+
+public   /v1/players/register|login|token/refresh|logout   (service token: the gateway's)
+player   /v1/players/me...                                   (service token + X-Player-Id)
+internal /internal/players/...                               (service token, for other services)
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from gameplane.contracts.players import Eligibility, KycDecision, PlayerSummary, ProtectionView
+from gameplane.kit.auth import PlayerContext, player_context, service_caller
+from gameplane.players import accounts, safeguards
+from gameplane.players.context import PlayersContext
+from gameplane.players.limits import LimitKind, LimitPeriod
+from gameplane.players.models import Player
+from gameplane.players.schemas import (
+    KycOut,
+    KycSubmit,
+    LimitRequest,
+    LoginRequest,
+    PasswordChange,
+    PlayerOut,
+    ProfileUpdate,
+    RealityCheckRequest,
+    RefreshRequest,
+    RegisterRequest,
+    SelfExclusionRequest,
+    TimeoutRequest,
+    TokenResponse,
+)
+
+PROBLEM = {"content": {"application/problem+json": {}}}
+
+
+def players_context(request: Request) -> PlayersContext:
+    ctx: PlayersContext = request.app.state.players
+    return ctx
+
+
+def player_out(p: Player) -> PlayerOut:
+    return PlayerOut(id=p.id, email=p.email, first_name=p.first_name, last_name=p.last_name, phone=p.phone,
+                     locale=p.locale, marketing_opt_in=p.marketing_opt_in, date_of_birth=p.date_of_birth,
+                     country=p.country, currency=p.currency, kyc_state=p.kyc_state,  # type: ignore[arg-type]
+                     registered_at=p.registered_at)
+
+
+public = APIRouter(prefix="/v1/players", tags=["players"], dependencies=[Depends(service_caller)])
+
+
+@public.post("/register", status_code=201, response_model=PlayerOut,
+             responses={409: PROBLEM, 422: PROBLEM})
+async def register(body: RegisterRequest, ctx: PlayersContext = Depends(players_context)) -> PlayerOut:
+    return player_out(await accounts.register(ctx, body))
+
+
+@public.post("/login", response_model=TokenResponse, responses={401: PROBLEM, 429: PROBLEM})
+async def login(body: LoginRequest, ctx: PlayersContext = Depends(players_context)) -> TokenResponse:
+    return await accounts.login(ctx, body.email, body.password)
+
+
+@public.post("/token/refresh", response_model=TokenResponse, responses={401: PROBLEM})
+async def refresh(body: RefreshRequest, ctx: PlayersContext = Depends(players_context)) -> TokenResponse:
+    return await accounts.refresh(ctx, body.refresh_token)
+
+
+@public.post("/logout", status_code=204)
+async def logout(body: RefreshRequest, ctx: PlayersContext = Depends(players_context)) -> Response:
+    await accounts.logout(ctx, body.refresh_token)
+    return Response(status_code=204)
+
+
+me = APIRouter(prefix="/v1/players/me", tags=["players: me"])
+
+
+@me.get("", response_model=PlayerOut)
+async def read_me(who: PlayerContext = Depends(player_context),
+                  ctx: PlayersContext = Depends(players_context)) -> PlayerOut:
+    return player_out(await accounts.get_player(ctx, who.player_id))
+
+
+@me.patch("", response_model=PlayerOut, responses={422: PROBLEM})
+async def update_me(body: ProfileUpdate, who: PlayerContext = Depends(player_context),
+                    ctx: PlayersContext = Depends(players_context)) -> PlayerOut:
+    return player_out(await accounts.update_profile(ctx, who.player_id, body))
+
+
+@me.post("/password", status_code=204, responses={403: PROBLEM, 422: PROBLEM})
+async def change_password(body: PasswordChange, who: PlayerContext = Depends(player_context),
+                          ctx: PlayersContext = Depends(players_context)) -> Response:
+    await accounts.change_password(ctx, who.player_id, body)
+    return Response(status_code=204)
+
+
+@me.get("/kyc", response_model=KycOut)
+async def read_kyc(who: PlayerContext = Depends(player_context),
+                   ctx: PlayersContext = Depends(players_context)) -> KycOut:
+    return await accounts.kyc_status(ctx, who.player_id)
+
+
+@me.post("/kyc", status_code=202, response_model=KycOut, responses={409: PROBLEM})
+async def submit_kyc(body: KycSubmit, who: PlayerContext = Depends(player_context),
+                     ctx: PlayersContext = Depends(players_context)) -> KycOut:
+    return await accounts.submit_kyc(ctx, who.player_id, body)
+
+
+@me.get("/protection", response_model=ProtectionView)
+async def read_protection(who: PlayerContext = Depends(player_context),
+                          ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
+    return await safeguards.read_protection(ctx, who.player_id)
+
+
+@me.put("/limits", response_model=ProtectionView, responses={422: PROBLEM})
+async def set_limit(body: LimitRequest, who: PlayerContext = Depends(player_context),
+                    ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
+    """A first limit or a decrease applies at once; an increase waits the cooling-off period."""
+    return await safeguards.change_limit(ctx, who.player_id, body.kind, body.period, body.value)
+
+
+@me.delete("/limits/{kind}/{period}", response_model=ProtectionView, responses={422: PROBLEM})
+async def remove_limit(kind: LimitKind, period: LimitPeriod, who: PlayerContext = Depends(player_context),
+                       ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
+    """Removal is a loosening: it takes effect after the cooling-off period."""
+    return await safeguards.change_limit(ctx, who.player_id, kind, period, None)
+
+
+@me.post("/timeout", response_model=ProtectionView, responses={409: PROBLEM, 422: PROBLEM})
+async def take_timeout(body: TimeoutRequest, who: PlayerContext = Depends(player_context),
+                       ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
+    return await safeguards.take_timeout(ctx, who.player_id, body.days)
+
+
+@me.post("/self-exclusion", response_model=ProtectionView, responses={409: PROBLEM, 422: PROBLEM})
+async def self_exclude(body: SelfExclusionRequest, who: PlayerContext = Depends(player_context),
+                       ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
+    return await safeguards.self_exclude(ctx, who.player_id, body.months)
+
+
+@me.delete("/{kind}", status_code=204, responses={409: PROBLEM, 422: PROBLEM})
+async def lift(kind: Literal["timeout", "self-exclusion"], who: PlayerContext = Depends(player_context),
+               ctx: PlayersContext = Depends(players_context)) -> Response:
+    """Always refused while active: a break taken cannot be undone early (this answers with its end)."""
+    await safeguards.refuse_lifting(ctx, who.player_id, kind)
+    return Response(status_code=204)  # unreachable: refuse_lifting always raises
+
+
+@me.put("/reality-check", response_model=ProtectionView, responses={422: PROBLEM})
+async def set_reality_check(body: RealityCheckRequest, who: PlayerContext = Depends(player_context),
+                            ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
+    return await safeguards.set_reality_check(ctx, who.player_id, body.minutes)
+
+
+internal = APIRouter(prefix="/internal/players", tags=["internal"])
+
+
+@internal.get("/{player_id}", response_model=PlayerSummary, responses={404: PROBLEM})
+async def player_summary(player_id: uuid.UUID, _caller: str = Depends(service_caller),
+                         ctx: PlayersContext = Depends(players_context)) -> PlayerSummary:
+    p = await accounts.get_player(ctx, player_id)
+    return PlayerSummary(player_id=p.id, email=p.email, country=p.country, currency=p.currency,
+                         date_of_birth=p.date_of_birth, kyc_state=p.kyc_state,  # type: ignore[arg-type]
+                         registered_at=p.registered_at)
+
+
+@internal.get("/{player_id}/eligibility", response_model=Eligibility, responses={404: PROBLEM})
+async def eligibility(player_id: uuid.UUID, _caller: str = Depends(service_caller),
+                      ctx: PlayersContext = Depends(players_context)) -> Eligibility:
+    return await safeguards.eligibility(ctx, player_id)
+
+
+@internal.get("/{player_id}/protection", response_model=ProtectionView, responses={404: PROBLEM})
+async def protection(player_id: uuid.UUID, _caller: str = Depends(service_caller),
+                     ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
+    return await safeguards.read_protection(ctx, player_id)
+
+
+@internal.post("/{player_id}/kyc/decision", response_model=KycOut, responses={404: PROBLEM, 409: PROBLEM})
+async def decide_kyc(player_id: uuid.UUID, body: KycDecision, caller: str = Depends(service_caller),
+                     ctx: PlayersContext = Depends(players_context)) -> KycOut:
+    return await accounts.decide_kyc(ctx, player_id, body, caller)
+
+
+routers = (public, me, internal)

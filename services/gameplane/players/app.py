@@ -1,0 +1,43 @@
+"""The players FastAPI app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import FastAPI
+
+from gameplane.kit.app import Runtime, create_app
+from gameplane.players.api import routers
+from gameplane.players.context import Clock, PlayersContext, system_clock
+from gameplane.players.passwords import Passwords
+from gameplane.players.safeguards import sweep_forever
+from gameplane.players.settings import PlayersSettings
+
+DESCRIPTION = ("Accounts, credentials (argon2id, access JWT + rotating refresh tokens), KYC state and "
+               "responsible-gaming settings: limits, time-outs, self-exclusion, reality checks.")
+
+
+def build_app(settings: PlayersSettings | None = None, *, clock: Clock = system_clock) -> FastAPI:
+    """`clock` is injectable so tests can move through cooling-off periods without sleeping."""
+    settings = settings or PlayersSettings()
+
+    async def start_sweep(rt: Runtime) -> None:
+        rt.state["sweep"] = asyncio.create_task(sweep_forever(ctx), name="players-limit-sweep")
+
+    async def stop_sweep(rt: Runtime) -> None:
+        task = rt.state.pop("sweep", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    runtime = Runtime("players", settings, migrations="gameplane.players",
+                      on_start=[start_sweep], on_stop=[stop_sweep])
+    ctx = PlayersContext(db=runtime.database, settings=settings,
+                         passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib,
+                                             settings.argon2_parallelism),
+                         clock=clock)
+    app = create_app(runtime, routers, title="gameplane players", description=DESCRIPTION)
+    app.state.players = ctx
+    return app
