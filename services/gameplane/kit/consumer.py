@@ -89,6 +89,17 @@ async def _consume(service: str, db: Database, bus: Bus, reg: _Registration) -> 
         except Exception as exc:
             log.warning("subscribe %s failed: %s", durable, exc)
             await asyncio.sleep(1)
+    try:
+        await _fetch_loop(service, db, sub, durable, reg)
+    finally:
+        # a pull subscription left behind makes the connection's drain wait its full timeout (30 s)
+        try:
+            await sub.unsubscribe()
+        except Exception:
+            pass
+
+
+async def _fetch_loop(service: str, db: Database, sub: Any, durable: str, reg: _Registration) -> None:
     while True:
         try:
             msgs = await sub.fetch(batch=50, timeout=1)

@@ -30,7 +30,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+import psutil
+
 HOST = "127.0.0.1"
+# Caches shared by `gameplane up`, the tests and the benches (never needed for correctness).
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gameplane"
+PG_TEMPLATE_CACHE = CACHE_DIR / "postgres"
 PG_SYSTEM_USER = "embedded_postgres"
 PG_SUPERUSER = "postgres"
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -122,14 +127,47 @@ def _log_tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
+    """True while a process of group `pgid` still runs; zombies do not count.
+
+    kill(-pgid, 0) also succeeds for zombies, and orphaned zombies wait for init to reap them,
+    which in some containers takes seconds: only a look at the process table tells.
+    """
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == pgid:
+                return True
+        except (OSError, psutil.Error):
+            continue
+    return False
+
+
+def wait_gone(proc: psutil.Process, timeout: float) -> bool:
+    """Wait until `proc` (not necessarily our child) has exited; a zombie counts as exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def kill_group(pgid: int, timeout: float = 5.0) -> None:
+    """SIGKILL every process of group `pgid` and wait until none runs."""
+    deadline = time.monotonic() + timeout
+    while group_alive(pgid) and time.monotonic() < deadline:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        time.sleep(0.02)
 
 
 def _stop_process(proc: subprocess.Popen[bytes], sig: int, grace: float) -> None:
@@ -145,12 +183,7 @@ def _stop_process(proc: subprocess.Popen[bytes], sig: int, grace: float) -> None
                 os.killpg(pgid, signal.SIGKILL)
             proc.wait(10)
     # The leader is gone; children it may have left behind (postgres backends) share its group.
-    if _group_alive(pgid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while _group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.02)
+    kill_group(pgid)
 
 
 def _package_dir(name: str) -> Path:
@@ -441,8 +474,6 @@ class EmbeddedPostgres:
             pid = int(pidfile.read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
             return
-        import psutil  # only needed on this rare path
-
         try:
             proc = psutil.Process(pid)
             ours = str(self.pgdata) in proc.cmdline()
@@ -452,12 +483,9 @@ class EmbeddedPostgres:
             # The pid was recycled by an unrelated process; postgres would refuse to start.
             pidfile.unlink(missing_ok=True)
             return
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except psutil.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        proc.send_signal(signal.SIGINT)  # fast shutdown
+        if not wait_gone(proc, 30):
+            kill_group(pid)
 
     def _wait_ready(self, timeout: float) -> None:
         # postmaster.pid line 8 says "ready" once the server accepts connections: cheaper and
