@@ -1,0 +1,106 @@
+"""The gateway's route table: which service a path goes to, and what a request needs to get there.
+
+Pure: no I/O, so the rules are unit-tested directly and the OpenAPI merge applies the same table
+to path templates that the proxy applies to live paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Access(Enum):
+    PLAYER = "player"  # needs a valid player access token; X-Player-Id is forwarded
+    PUBLIC = "public"  # anonymous (the service authenticates by other means, if at all)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    target: str
+    access: Access
+    play: bool  # refused when the token's `play` claim is false (self-excluded, timed out)
+    label: str  # low-cardinality name for metrics and logs
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """`method` None matches every method; `prefix` matches the path and everything below it."""
+
+    method: str | None
+    path: str
+    prefix: bool = False
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and method != self.method:
+            return False
+        if path == self.path:
+            return True
+        return self.prefix and path.startswith(self.path + "/")
+
+
+PUBLIC_RULES: tuple[Rule, ...] = (
+    Rule("POST", "/v1/players/register"),
+    Rule("POST", "/v1/players/login"),
+    Rule("POST", "/v1/players/token/refresh"),
+    Rule("POST", "/v1/players/logout"),  # proven by the refresh token, which outlives access tokens
+    Rule("GET", "/v1/games", prefix=True),  # the catalog
+    Rule("HEAD", "/v1/games", prefix=True),
+    Rule(None, "/providers", prefix=True),  # signed by the provider, checked by games
+    Rule(None, "/webhooks", prefix=True),  # signed by the PSP, checked by payments
+)
+
+PLAY_RULES: tuple[Rule, ...] = (Rule("POST", "/v1/sessions", prefix=True),)
+
+# Fixed prefixes outside /v1 and the service that owns them.
+FIXED_PREFIXES: dict[str, str] = {"providers": "games", "webhooks": "payments"}
+
+
+class Blocked(Exception):
+    """The path must not be proxied at all (answered 404 by the gateway itself)."""
+
+
+class BadPath(Exception):
+    """The path is malformed in a way that could trick a server behind the gateway."""
+
+
+class RouteTable:
+    def __init__(self, services: Iterable[str], *, public: tuple[Rule, ...] = PUBLIC_RULES,
+                 play: tuple[Rule, ...] = PLAY_RULES) -> None:
+        self.services = frozenset(services)
+        self.public = public
+        self.play = play
+
+    def resolve(self, method: str, path: str) -> Route | None:
+        """The route for a request, None when the gateway does not proxy the path (its own
+        endpoints, or a service this platform does not run). Raises Blocked for /internal and
+        BadPath for dot segments, which a normalising server behind us could resolve elsewhere."""
+        head, _, rest = path[1:].partition("/")
+        if head == "internal":
+            raise Blocked(path)
+        if head == "v1":
+            target = rest.partition("/")[0]
+            label = f"/v1/{target}"
+        else:
+            target = FIXED_PREFIXES.get(head, "")
+            label = f"/{head}"
+        if target not in self.services:
+            return None
+        if "/." in path and any(seg in (".", "..") for seg in path.split("/")):
+            raise BadPath(path)
+        access = Access.PUBLIC if any(r.matches(method, path) for r in self.public) else Access.PLAYER
+        play = access is Access.PLAYER and any(r.matches(method, path) for r in self.play)
+        return Route(target, access, play, label)
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted_hops: int) -> str:
+    """The client address: with N trusted proxies in front, the N-th entry from the right of
+    X-Forwarded-For (each proxy appends the address it saw). Entries further left are whatever
+    the client wrote and are never trusted."""
+    if trusted_hops <= 0 or not forwarded_for:
+        return peer or "unknown"
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    if not hops:
+        return peer or "unknown"
+    return hops[-min(trusted_hops, len(hops))]

@@ -1,0 +1,109 @@
+"""The gateway's route table: targets, public vs player routes, play routes, what is never routed."""
+
+from __future__ import annotations
+
+import pytest
+from gameplane.gateway.routes import Access, BadPath, Blocked, RouteTable, client_ip
+
+SERVICES = ["players", "wallet", "games", "sessions", "payments"]
+
+
+@pytest.fixture
+def table() -> RouteTable:
+    return RouteTable(SERVICES)
+
+
+@pytest.mark.parametrize(("method", "path", "target"), [
+    ("GET", "/v1/players/me", "players"),
+    ("GET", "/v1/players", "players"),
+    ("POST", "/v1/wallet/deposits", "wallet"),
+    ("GET", "/v1/games/catalog/starburst", "games"),
+    ("POST", "/providers/acme/bet", "games"),
+    ("POST", "/webhooks/psp/payment", "payments"),
+])
+def test_routes_by_prefix(table: RouteTable, method: str, path: str, target: str) -> None:
+    route = table.resolve(method, path)
+    assert route is not None and route.target == target
+
+
+@pytest.mark.parametrize("path", ["/v1/bonus/offers", "/v1/rgs/spin", "/v1", "/v2/players/me", "/livez",
+                                  "/openapi.json", "/", "/v1/playersx/me"])
+def test_unknown_or_own_paths_are_not_proxied(table: RouteTable, path: str) -> None:
+    assert table.resolve("GET", path) is None
+
+
+def test_fixed_prefix_needs_its_service() -> None:
+    assert RouteTable(["players"]).resolve("POST", "/webhooks/psp/x") is None
+
+
+@pytest.mark.parametrize("path", ["/internal/players/x", "/internal", "/internal/wallet/accounts/1"])
+def test_internal_is_blocked(table: RouteTable, path: str) -> None:
+    with pytest.raises(Blocked):
+        table.resolve("GET", path)
+
+
+@pytest.mark.parametrize("path", ["/v1/players/../internal/players/x", "/v1/players/./me", "/v1/players/me/.."])
+def test_dot_segments_are_refused(table: RouteTable, path: str) -> None:
+    with pytest.raises(BadPath):
+        table.resolve("GET", path)
+
+
+def test_dots_inside_a_segment_are_fine(table: RouteTable) -> None:
+    route = table.resolve("GET", "/v1/games/catalog/book.of.ra")
+    assert route is not None and route.target == "games"
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/v1/players/register"),
+    ("POST", "/v1/players/login"),
+    ("POST", "/v1/players/token/refresh"),
+    ("POST", "/v1/players/logout"),
+    ("GET", "/v1/games"),
+    ("GET", "/v1/games/catalog"),
+    ("POST", "/providers/acme/debit"),
+    ("GET", "/webhooks/psp/status"),
+])
+def test_public_routes(table: RouteTable, method: str, path: str) -> None:
+    route = table.resolve(method, path)
+    assert route is not None and route.access is Access.PUBLIC and not route.play
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/v1/players/register"),  # the method is part of the rule
+    ("POST", "/v1/players/registered"),  # an exact rule is not a prefix
+    ("POST", "/v1/players/login/other"),
+    ("POST", "/v1/games/favourites"),  # only reading the catalog is public
+    ("GET", "/v1/players/me"),
+    ("GET", "/v1/wallet/balance"),
+])
+def test_player_routes(table: RouteTable, method: str, path: str) -> None:
+    route = table.resolve(method, path)
+    assert route is not None and route.access is Access.PLAYER
+
+
+def test_play_routes(table: RouteTable) -> None:
+    launch = table.resolve("POST", "/v1/sessions")
+    nested = table.resolve("POST", "/v1/sessions/abc/end")
+    read = table.resolve("GET", "/v1/sessions/abc")
+    assert launch is not None and launch.play
+    assert nested is not None and nested.play
+    assert read is not None and not read.play
+
+
+def test_labels_are_low_cardinality(table: RouteTable) -> None:
+    a = table.resolve("GET", "/v1/players/123")
+    b = table.resolve("POST", "/providers/acme/x/y")
+    assert a is not None and a.label == "/v1/players"
+    assert b is not None and b.label == "/providers"
+
+
+@pytest.mark.parametrize(("peer", "xff", "hops", "expected"), [
+    ("10.0.0.1", None, 0, "10.0.0.1"),
+    ("10.0.0.1", "6.6.6.6", 0, "10.0.0.1"),  # nobody trusted: a client cannot choose its address
+    ("10.0.0.1", "6.6.6.6, 1.2.3.4", 1, "1.2.3.4"),  # the ingress appended what it saw
+    ("10.0.0.1", "6.6.6.6, 1.2.3.4, 10.0.0.9", 2, "1.2.3.4"),
+    ("10.0.0.1", "1.2.3.4", 3, "1.2.3.4"),
+    (None, None, 0, "unknown"),
+])
+def test_client_ip(peer: str | None, xff: str | None, hops: int, expected: str) -> None:
+    assert client_ip(peer, xff, hops) == expected
