@@ -1,0 +1,154 @@
+"""Provider-facing latency: signed `bet` calls of the canonical seamless-wallet API at a fixed rate.
+
+A real `gameplane up` (every service its own process); players registered through the gateway,
+funded through the wallet's internal deposit API, a game session each. Then an open-loop load of
+BENCH_PROVIDERS_RATE bet calls per second (default 300) for BENCH_SECONDS (default 20) through
+the gateway, as a studio would call (BENCH_PROVIDERS_TARGET=games calls games directly).
+Latency counts from each call's scheduled start, so a stall shows up in the tail instead of
+silently lowering the rate.
+
+    .venv/bin/python bench/providers.py
+    RESULT providers rate_per_s=... p50_ms=... p99_ms=... errors=...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import psutil
+from _common import bench_seconds, log, platform, result_line
+from gameplane.contracts import wallet as wallet_api
+from gameplane.contracts.games import DEV_PROVIDER_SECRET, SIGNATURE_HEADER, sign
+from gameplane.kit.auth import issue_service_token
+
+RATE = float(os.environ.get("BENCH_PROVIDERS_RATE", "300"))
+CONNECTIONS = int(os.environ.get("BENCH_PROVIDERS_CONNECTIONS", "64"))
+SECRET = os.environ.get("GP_RGS_PROVIDER_SECRET", DEV_PROVIDER_SECRET)
+PLAYERS = int(os.environ.get("BENCH_PROVIDERS_PLAYERS", "24"))
+STAKE = 10
+
+
+async def setup_players(gateway: str, wallet: str, secret: str) -> list[str]:
+    async def one(i: int) -> str:
+        email = f"bench-{uuid.uuid4().hex[:10]}@example.com"
+        password = f"Bench-{uuid.uuid4().hex}"
+        async with httpx.AsyncClient(base_url=gateway, timeout=60) as gw:
+            r = await gw.post("/v1/players/register", json={"email": email, "password": password,
+                                                            "date_of_birth": "1985-01-01", "country": "MT",
+                                                            "currency": "EUR"})
+            r.raise_for_status()
+            login = (await gw.post("/v1/players/login", json={"email": email, "password": password})).json()
+            body = wallet_api.DepositRequest(idempotency_key=f"bench:{uuid.uuid4()}", player_id=login["player_id"],
+                                             currency="EUR", amount=10_000_000, psp="bench")
+            async with httpx.AsyncClient(base_url=wallet, timeout=60) as w:
+                r = await w.post(wallet_api.PATH_DEPOSITS, json=body.model_dump(mode="json"), headers={
+                    "authorization": "Bearer " + issue_service_token(secret, "payments", "wallet")})
+                r.raise_for_status()
+            r = await gw.post("/v1/sessions", json={"game_id": "fruit-fives"},
+                              headers={"authorization": f"Bearer {login['access_token']}"})
+            r.raise_for_status()
+            return str(r.json()["token"])
+
+    tokens = []
+    for start in range(0, PLAYERS, 4):  # a few at a time: registration hashes passwords (argon2id)
+        tokens += await asyncio.gather(*(one(i) for i in range(start, min(start + 4, PLAYERS))))
+    return tokens
+
+
+async def _worker(host: str, port: int, queue: asyncio.Queue[tuple[float, str, bytes] | None],
+                  latencies: list[float], statuses: dict[str, int]) -> None:
+    """One keep-alive HTTP/1.1 connection sending queued calls in turn. A bare asyncio client: an
+    httpx pool at hundreds of calls per second costs more CPU than the services it measures."""
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    while True:
+        item = await queue.get()
+        if item is None:
+            break
+        due, path, body = item
+        try:
+            if writer is None or reader is None:
+                reader, writer = await asyncio.open_connection(host, port)
+            writer.write((f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                          f"{SIGNATURE_HEADER}: {sign(SECRET, body)}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+                         + body)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+            status = head.split(b" ", 2)[1].decode()
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            await reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
+            status = exc.__class__.__name__
+            if writer is not None:
+                writer.close()
+            reader = writer = None
+        latencies.append(time.perf_counter() - due)
+        statuses[status] = statuses.get(status, 0) + 1
+
+
+async def load(target: str, tokens: list[str], seconds: float) -> tuple[list[float], int, int, float]:
+    """Open loop: call i is due at t0 + i/RATE whatever happened to earlier calls."""
+    url = httpx.URL(target)
+    queue: asyncio.Queue[tuple[float, str, bytes] | None] = asyncio.Queue()
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    workers = [asyncio.create_task(_worker(url.host, url.port or 80, queue, latencies, statuses))
+               for _ in range(CONNECTIONS)]
+    total = int(RATE * seconds)
+    t0 = time.perf_counter() + 0.1
+    for i in range(total):
+        due = t0 + i / RATE
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        body = json.dumps({"request_id": uuid.uuid4().hex, "timestamp": datetime.now(UTC).isoformat(),
+                           "token": tokens[i % len(tokens)], "transaction_id": uuid.uuid4().hex,
+                           "round_id": uuid.uuid4().hex, "game_id": "fruit-fives", "amount": STAKE,
+                           "currency": "EUR"}).encode()
+        queue.put_nowait((due, "/providers/rgs/bet", body))
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    elapsed = time.perf_counter() - t0
+    log(f"answers: {statuses}")
+    return latencies, total - statuses.get("200", 0), total, elapsed
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    seconds = bench_seconds(20.0)
+    # A studio calls from a few addresses at hundreds of calls per second: the gateway's per-IP
+    # limit for players must not apply to it (providers are allow-listed in production).
+    os.environ.setdefault("GP_GATEWAY_RATE_LIMIT_IP_RATE", "0")
+    with platform() as p:
+        pid = int(p.state()["wallet"]["pid"])
+        secret = psutil.Process(pid).environ()["GP_WALLET_SERVICE_TOKEN_SECRET"]
+        target = p.url("games") if os.environ.get("BENCH_PROVIDERS_TARGET") == "games" else p.gateway
+        log(f"setting up {PLAYERS} players with sessions")
+        tokens = asyncio.run(setup_players(p.gateway, p.url("wallet"), secret))
+        log("warm-up")
+        asyncio.run(load(target, tokens, 2.0))
+        # The studio runs on other machines in real life; here it shares two cores with the
+        # platform, so it yields the CPU first.
+        os.nice(10)
+        log(f"{RATE:.0f} bet calls/s for {seconds:.0f}s against {target}")
+        lat, errors, total, elapsed = asyncio.run(load(target, tokens, seconds))
+    ms = [x * 1000 for x in lat]
+    log(f"{total} calls in {elapsed:.1f}s; mean {statistics.mean(ms):.1f} ms, max {max(ms):.1f} ms")
+    result_line("providers", rate_per_s=total / elapsed, p50_ms=percentile(ms, 0.50), p99_ms=percentile(ms, 0.99),
+                errors=errors)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Pure rules of the seamless-wallet API: typed provider errors, request fingerprints, the clock-skew
+window and round rules. No I/O, so each rule is unit-tested directly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from gameplane.contracts.games import ERROR_CODES
+
+TITLES = {
+    "invalid-signature": "Invalid signature",
+    "stale-request": "Request timestamp outside the accepted clock skew",
+    "unknown-provider": "Unknown provider",
+    "invalid-token": "Unknown session token",
+    "session-expired": "Session expired",
+    "player-blocked": "Player may not play",
+    "insufficient-funds": "Insufficient funds",
+    "duplicate-transaction": "Transaction id already used with different content",
+    "request-id-reused": "Request id already used with different content",
+    "round-closed": "Round is closed",
+    "round-mismatch": "Round belongs to another player or game",
+    "round-settled": "Round already paid out",
+    "bet-rolled-back": "Bet was rolled back",
+    "bet-not-found": "No such bet for this player and round",
+    "currency-mismatch": "Currency differs from the session's",
+    "game-mismatch": "Game differs from the session's",
+    "stake-out-of-range": "Stake outside the game's limits",
+    "validation-error": "Malformed request",
+    "dependency-unavailable": "Temporarily unavailable, retry",
+}
+
+# Problem slugs of the wallet contract -> canonical codes.
+WALLET_SLUGS = {
+    "insufficient-funds": "insufficient-funds",
+    "duplicate-transaction": "duplicate-transaction",
+    "bet-rolled-back": "bet-rolled-back",
+    "bet-not-found": "bet-not-found",
+    "round-closed": "round-closed",
+    "round-settled": "round-settled",
+    "player-blocked": "player-blocked",
+    "currency-mismatch": "currency-mismatch",
+}
+
+
+class ProviderError(Exception):
+    """A typed refusal. Carries the balance whenever the player is known."""
+
+    def __init__(self, code: str, detail: str | None = None, *, balance: int | None = None,
+                 currency: str | None = None) -> None:
+        if code not in ERROR_CODES:
+            raise ValueError(f"unknown provider error code {code!r}")
+        super().__init__(detail or TITLES[code])
+        self.code = code
+        self.detail = detail
+        self.balance = balance
+        self.currency = currency
+
+    @property
+    def status(self) -> int:
+        return ERROR_CODES[self.code]
+
+    @property
+    def transient(self) -> bool:
+        """Transient answers are not remembered: a retry of the same request must get a real one."""
+        return self.status >= 500
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "detail": self.detail, "balance": self.balance, "currency": self.currency}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProviderError:
+        return cls(data["code"], data.get("detail"), balance=data.get("balance"), currency=data.get("currency"))
+
+
+def fingerprint(operation: str, fields: dict[str, Any]) -> str:
+    """Stable hash of what a request asks for (sorted JSON)."""
+    raw = json.dumps({"op": operation, **fields}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def request_fingerprint(operation: str, call: BaseModel) -> str:
+    """Request replay compares everything but the timestamp: a provider re-sending a request id
+    re-signs it with a fresh timestamp, and that is still the same request."""
+    return fingerprint(operation, call.model_dump(mode="json", exclude={"timestamp"}))
+
+
+def transaction_fingerprint(operation: str, player_id: uuid.UUID, call: BaseModel) -> str:
+    """Transaction idempotency compares the money movement only: retries may carry a new request
+    id, timestamp or even a new token for the same player."""
+    return fingerprint(operation, {"player_id": str(player_id),
+                                   **call.model_dump(mode="json", exclude={"timestamp", "request_id", "token"})})
+
+
+def check_clock(sent_at: datetime, now: datetime, window: timedelta) -> None:
+    if sent_at.tzinfo is None:
+        raise ProviderError("validation-error", "timestamp must carry a UTC offset")
+    skew = sent_at - now
+    if abs(skew) > window:
+        raise ProviderError("stale-request", f"timestamp is {skew.total_seconds():+.0f} s from server time; "
+                                             f"the window is ±{window.total_seconds():.0f} s")
+
+
+@dataclass(frozen=True, slots=True)
+class RoundState:
+    player_id: uuid.UUID
+    game_id: str
+    status: str  # open | closed
+    wins: int
+
+
+def bet_round_refusal(state: RoundState | None, player_id: uuid.UUID, game_id: str) -> str | None:
+    if state is None:
+        return None
+    if state.player_id != player_id or state.game_id != game_id:
+        return "round-mismatch"
+    if state.status == "closed":
+        return "round-closed"
+    return None
+
+
+def win_round_refusal(state: RoundState | None, player_id: uuid.UUID) -> str | None:
+    """A win may open its own round (free rounds pay without a bet); it may not reopen a closed one."""
+    if state is None:
+        return None
+    if state.player_id != player_id:
+        return "round-mismatch"
+    if state.status == "closed":
+        return "round-closed"
+    return None
+
+
+def rollback_round_refusal(state: RoundState | None) -> str | None:
+    """Once a round paid out (or was closed by a win, even a zero one) its bets stand."""
+    if state is not None and (state.wins > 0 or state.status == "closed"):
+        return "round-settled"
+    return None

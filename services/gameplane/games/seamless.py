@@ -1,0 +1,337 @@
+"""The canonical seamless-wallet core. Every dialect adapter translates into these calls.
+
+Order inside one call: session (cached) -> everything known about the request id, transaction id,
+referenced bet and round, read in one statement -> request-id replay -> transaction-id replay or
+conflict -> rules (tombstone, session expiry for bets, round state, stake limits) -> the wallet
+moves the money under the key `provider:transaction_id` -> answer, transaction and round are
+recorded in one statement. The wallet is the
+authority on money and enforces the same rules again; the local records make replays and
+refusals cheap and keep the provider's view of each round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import asyncpg
+import httpx
+from pydantic import BaseModel
+
+from gameplane.contracts import wallet as wallet_api
+from gameplane.contracts.games import (
+    BetCall,
+    GameView,
+    ProviderAnswer,
+    ProviderRequest,
+    RollbackCall,
+    WinCall,
+)
+from gameplane.contracts.sessions import PATH_SESSION, SessionView
+from gameplane.games import records, rules
+from gameplane.games.models import Game
+from gameplane.games.rules import ProviderError
+from gameplane.games.settings import GamesSettings
+from gameplane.kit.app import Runtime
+from gameplane.kit.db import utcnow
+from gameplane.kit.http import DependencyError, ServiceClient
+
+log = logging.getLogger("gameplane.games.seamless")
+
+
+class _TtlCache:
+    def __init__(self, ttl: float, size: int = 50_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._data: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str) -> Any | None:
+        hit = self._data.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: str, value: Any, ttl: float | None = None) -> None:
+        if len(self._data) >= self.size:
+            self._data.clear()  # crude but bounded; entries are cheap to fetch again
+        self._data[key] = (time.monotonic() + (self.ttl if ttl is None else ttl), value)
+
+
+class Seamless:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.settings: GamesSettings = rt.settings  # type: ignore[assignment]
+        self._sessions = _TtlCache(self.settings.session_cache_seconds)
+        self._games = _TtlCache(self.settings.catalog_cache_seconds)
+        self._lookups: dict[str, asyncio.Future[SessionView]] = {}
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.rt.state["pg"]  # type: ignore[no-any-return]
+
+    @property
+    def wallet(self) -> ServiceClient:
+        client = self.rt.state.get("wallet_client")
+        if client is None:
+            # Few, busy keep-alive connections: httpcore scans its whole pool on every request and
+            # answer, so a pool sized for bursts costs more CPU than it saves in queueing.
+            limits = httpx.Limits(max_connections=self.settings.wallet_connections,
+                                  max_keepalive_connections=self.settings.wallet_connections)
+            client = ServiceClient(self.rt.name, "wallet", self.settings.endpoint("wallet"),
+                                   self.settings.service_token_secret, timeout=self.settings.wallet_timeout_seconds,
+                                   retries=self.settings.wallet_attempts,
+                                   transport=httpx.AsyncHTTPTransport(limits=limits))
+            self.rt.state["wallet_client"] = client
+        return client  # type: ignore[no-any-return]
+
+    # ---- one call --------------------------------------------------------------------------------
+
+    async def execute(self, provider: str, operation: str, call: ProviderRequest) -> ProviderAnswer:
+        """Run one canonical call; the same request id gets the same answer (or refusal) again."""
+        digest = rules.request_fingerprint(operation, call)
+        session = await self.session(provider, call.token)
+        known = await records.known(
+            self.pool, provider=provider, request_id=call.request_id, player_id=session.player_id,
+            transaction_id=getattr(call, "transaction_id", None), ref=getattr(call, "bet_transaction_id", None),
+            # a rollback's round is its bet's round, found through the reference
+            round_id=None if operation == "rollback" else getattr(call, "round_id", None))
+        if known.request is not None:
+            if known.request["request_hash"] != digest or known.request["operation"] != operation:
+                raise ProviderError("request-id-reused",
+                                    f"request {call.request_id} was a different {known.request['operation']}")
+            outcome = known.request["outcome"]
+            if "error" in outcome:
+                raise ProviderError.from_dict(outcome["error"])
+            return ProviderAnswer.model_validate(outcome["answer"])
+        try:
+            answer, movement = await self._dispatch(provider, operation, call, session, known)
+        except ProviderError as exc:
+            if not exc.transient:
+                await records.settle(self.pool, provider=provider, request_id=call.request_id,
+                                     operation=operation, request_hash=digest, outcome={"error": exc.to_dict()})
+            raise
+        except DependencyError as exc:
+            raise ProviderError("dependency-unavailable", str(exc))
+        await records.settle(self.pool, provider=provider, request_id=call.request_id,
+                             operation=operation, request_hash=digest,
+                             outcome={"answer": answer.model_dump(mode="json")}, movement=movement)
+        return answer
+
+    async def _dispatch(self, provider: str, operation: str, call: ProviderRequest, session: SessionView,
+                        known: records.Known) -> tuple[ProviderAnswer, dict[str, Any] | None]:
+        if operation == "bet" and isinstance(call, BetCall):
+            return await self.bet(provider, call, session, known)
+        if operation == "win" and isinstance(call, WinCall):
+            return await self.win(provider, call, session, known)
+        if operation == "rollback" and isinstance(call, RollbackCall):
+            return await self.rollback(provider, call, session, known)
+        if operation == "authenticate":
+            if not session.accepts_bets(utcnow()):
+                raise await self.refuse("session-expired", session)
+            return self._answer(call, session, await self.playable(session.player_id, session.currency)), None
+        if operation == "balance":
+            return self._answer(call, session, await self.playable(session.player_id, session.currency)), None
+        raise ProviderError("validation-error", f"unsupported operation {operation}")
+
+    # ---- lookups --------------------------------------------------------------------------------
+
+    async def session(self, provider: str, token: str) -> SessionView:
+        cached = self._sessions.get(token)
+        if cached is None:
+            # Single flight: a burst of calls on one token waits for one lookup, not one each.
+            pending = self._lookups.get(token)
+            if pending is None:
+                pending = asyncio.ensure_future(self._fetch_session(token))
+                self._lookups[token] = pending
+                pending.add_done_callback(lambda _f, t=token: self._lookups.pop(t, None))
+            cached = await asyncio.shield(pending)
+        if cached.provider != provider:
+            raise ProviderError("invalid-token", "the token belongs to another provider")
+        return cached  # type: ignore[no-any-return]
+
+    async def _fetch_session(self, token: str) -> SessionView:
+        try:
+            resp = await self.rt.client("sessions").get(PATH_SESSION.format(token=quote(token, safe="")))
+        except DependencyError as exc:
+            raise ProviderError("dependency-unavailable", str(exc))
+        if resp.status_code == 404:
+            raise ProviderError("invalid-token", "unknown session token")
+        if resp.status_code != 200:
+            raise ProviderError("dependency-unavailable", f"sessions answered {resp.status_code}")
+        view = SessionView.model_validate(resp.json())
+        # An ended session never reopens, so it can be kept; an open one may end any moment.
+        self._sessions.put(token, view, None if view.status == "active" else 3600.0)
+        return view
+
+    async def game(self, game_id: str) -> GameView | None:
+        cached = self._games.get(game_id)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        async with self.rt.database.session() as s:
+            row = await s.get(Game, game_id)
+        view = game_view(row) if row is not None else None
+        if view is not None:
+            self._games.put(game_id, view)
+        return view
+
+    async def playable(self, player_id: uuid.UUID, currency: str) -> int:
+        resp = await self.wallet.get(wallet_api.PATH_BALANCE.format(player_id=player_id, currency=currency))
+        if resp.status_code == 404:
+            return 0
+        if resp.status_code != 200:
+            raise ProviderError("dependency-unavailable", f"wallet answered {resp.status_code}")
+        return wallet_api.Balance.model_validate(resp.json()).playable
+
+    async def refuse(self, code: str, session: SessionView, detail: str | None = None) -> ProviderError:
+        """A refusal with the current balance (best effort: the refusal stands without it)."""
+        try:
+            balance: int | None = await self.playable(session.player_id, session.currency)
+        except (ProviderError, DependencyError):
+            balance = None
+        return ProviderError(code, detail, balance=balance, currency=session.currency)
+
+    async def _replay(self, known: records.Known, digest: str, call: ProviderRequest,
+                      session: SessionView) -> ProviderAnswer | None:
+        """The stored answer of a transaction id seen before; a different movement under it is refused."""
+        if known.txn is None:
+            return None
+        if known.txn["request_hash"] != digest:
+            raise await self.refuse("duplicate-transaction", session,
+                                    f"transaction {getattr(call, 'transaction_id', '')} was a different "
+                                    f"{known.txn['operation']}")
+        return ProviderAnswer.model_validate({**known.txn["answer"], "request_id": call.request_id})
+
+    # ---- wallet ---------------------------------------------------------------------------------
+
+    async def _move(self, path: str, body: BaseModel, session: SessionView) -> wallet_api.OperationResult:
+        resp = await self.wallet.post(path, json=body.model_dump(mode="json"), idempotent=True)
+        if resp.status_code in (200, 201):
+            return wallet_api.OperationResult.model_validate(resp.json())
+        try:
+            problem = resp.json()
+        except ValueError:
+            problem = {}
+        slug = str(problem.get("type", "")).rsplit("/", 1)[-1]
+        if resp.status_code >= 500 or slug == "dependency-unavailable":
+            raise ProviderError("dependency-unavailable", f"wallet answered {resp.status_code}")
+        code = rules.WALLET_SLUGS.get(slug)
+        if code is None:
+            log.error("wallet refused %s with %s %s", path, resp.status_code, problem)
+            raise ProviderError("validation-error", problem.get("detail") or f"wallet refused: {slug}")
+        balance = problem.get("balance")
+        if isinstance(balance, dict):
+            balance = int(balance.get("cash", 0)) + int(balance.get("bonus", 0))
+        if isinstance(balance, int):
+            raise ProviderError(code, problem.get("detail"), balance=balance, currency=session.currency)
+        raise await self.refuse(code, session, problem.get("detail"))
+
+    # ---- operations -----------------------------------------------------------------------------
+
+    async def bet(self, provider: str, call: BetCall, session: SessionView,
+                  known: records.Known) -> tuple[ProviderAnswer, dict[str, Any] | None]:
+        self._same_session(call, session)
+        digest = rules.transaction_fingerprint("bet", session.player_id, call)
+        replay = await self._replay(known, digest, call, session)
+        if replay is not None:
+            return replay, None
+        if known.tombstoned:
+            raise await self.refuse("bet-rolled-back", session, f"bet {call.transaction_id} was rolled back before")
+        if not session.accepts_bets(utcnow()):
+            raise await self.refuse("session-expired", session)
+        refusal = rules.bet_round_refusal(known.round, session.player_id, call.game_id)
+        if refusal:
+            raise await self.refuse(refusal, session, f"round {call.round_id}")
+        game = await self.game(call.game_id)
+        stakes = game.stakes.get(call.currency) if game is not None else None
+        if stakes is not None and not stakes.min <= call.amount <= stakes.max:
+            raise await self.refuse("stake-out-of-range", session,
+                                    f"stake {call.amount} outside {stakes.min}..{stakes.max} {call.currency}")
+        result = await self._move(wallet_api.PATH_BETS, wallet_api.BetRequest(
+            idempotency_key=f"{provider}:{call.transaction_id}", player_id=session.player_id,
+            currency=session.currency, amount=call.amount, round_id=call.round_id,
+            game_id=call.game_id, provider=provider, session_id=session.session_id), session)
+        answer = self._answer(call, session, result.balance.playable, result)
+        return answer, self._movement(call.transaction_id, digest, session, answer, call.round_id, None,
+                                      call.amount, result.noop, call.game_id)
+
+    async def win(self, provider: str, call: WinCall, session: SessionView,
+                  known: records.Known) -> tuple[ProviderAnswer, dict[str, Any] | None]:
+        # No expiry check: the money is owed to the player even after the session ended.
+        self._same_session(call, session)
+        digest = rules.transaction_fingerprint("win", session.player_id, call)
+        replay = await self._replay(known, digest, call, session)
+        if replay is not None:
+            return replay, None
+        refusal = rules.win_round_refusal(known.round, session.player_id)
+        if refusal:
+            raise await self.refuse(refusal, session, f"round {call.round_id}")
+        result = await self._move(wallet_api.PATH_WINS, wallet_api.WinRequest(
+            idempotency_key=f"{provider}:{call.transaction_id}", player_id=session.player_id,
+            currency=session.currency, amount=call.amount, round_id=call.round_id,
+            game_id=call.game_id, provider=provider, close_round=call.round_closed), session)
+        answer = self._answer(call, session, result.balance.playable, result)
+        return answer, self._movement(call.transaction_id, digest, session, answer, call.round_id, None,
+                                      call.amount, result.noop, call.game_id, closed=call.round_closed)
+
+    async def rollback(self, provider: str, call: RollbackCall, session: SessionView,
+                       known: records.Known) -> tuple[ProviderAnswer, dict[str, Any] | None]:
+        digest = rules.transaction_fingerprint("rollback", session.player_id, call)
+        replay = await self._replay(known, digest, call, session)
+        if replay is not None:
+            return replay, None
+        bet = known.ref
+        if bet is not None:
+            if bet["operation"] != "bet" or str(bet["player_id"]) != str(session.player_id):
+                raise await self.refuse("validation-error", session,
+                                        f"{call.bet_transaction_id} is not a bet of this player")
+            refusal = rules.rollback_round_refusal(known.round)
+            if refusal:
+                raise await self.refuse(refusal, session, f"round {bet['round_id']} already paid out")
+        round_id = bet["round_id"] if bet is not None else call.round_id
+        result = await self._move(wallet_api.PATH_ROLLBACKS, wallet_api.RollbackRequest(
+            idempotency_key=f"{provider}:{call.transaction_id}", player_id=session.player_id,
+            currency=session.currency, bet_idempotency_key=f"{provider}:{call.bet_transaction_id}",
+            round_id=round_id, game_id=call.game_id or session.game_id, provider=provider), session)
+        answer = self._answer(call, session, result.balance.playable, result)
+        return answer, self._movement(call.transaction_id, digest, session, answer, round_id,
+                                      call.bet_transaction_id, result.amount, result.noop or bet is None,
+                                      session.game_id)
+
+    # ---- helpers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _same_session(call: BetCall, session: SessionView) -> None:
+        if call.currency.upper() != session.currency:
+            raise ProviderError("currency-mismatch", f"session plays in {session.currency}", currency=session.currency)
+        if call.game_id != session.game_id:
+            raise ProviderError("game-mismatch", f"session plays {session.game_id}", currency=session.currency)
+
+    @staticmethod
+    def _answer(call: ProviderRequest, session: SessionView, balance: int,
+                result: wallet_api.OperationResult | None = None) -> ProviderAnswer:
+        return ProviderAnswer(
+            request_id=call.request_id, player_id=session.player_id, currency=session.currency, balance=balance,
+            session_id=session.session_id, game_id=session.game_id,
+            transaction_id=getattr(call, "transaction_id", None),
+            platform_transaction_id=result.transaction_id if result else None,
+            noop=bool(result and result.noop))
+
+    @staticmethod
+    def _movement(transaction_id: str, digest: str, session: SessionView, answer: ProviderAnswer,
+                  round_id: str | None, ref: str | None, amount: int, noop: bool, game_id: str,
+                  closed: bool = False) -> dict[str, Any]:
+        return {"tx": transaction_id, "tx_hash": digest, "player_id": session.player_id, "round_id": round_id,
+                "ref": ref, "amount": amount, "currency": session.currency, "noop": noop,
+                "answer": answer.model_dump(mode="json"), "game_id": game_id, "closed": closed}
+
+
+def game_view(row: Game) -> GameView:
+    return GameView(game_id=row.game_id, provider=row.provider, title=row.title, category=row.category,
+                    rtp_bp=row.rtp_bp, volatility=row.volatility,  # type: ignore[arg-type]
+                    wagering_contribution_pct=row.wagering_contribution_pct, stakes=row.stakes,
+                    jurisdictions=row.jurisdictions, enabled=row.enabled, updated_at=row.updated_at)
+

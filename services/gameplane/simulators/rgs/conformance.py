@@ -1,0 +1,446 @@
+"""The provider conformance kit: an adversarial suite against a platform's canonical seamless-wallet API.
+
+    gameplane providers conformance --url http://127.0.0.1:8000 --provider rgs --bootstrap \\
+        --wallet-url http://127.0.0.1:8002
+
+Each check plays like a studio that misbehaves (or a network that does) and then asks the
+platform for the balance, so a check passes only when the rule held *and* the money is right.
+The kit needs fresh player sessions with some balance: `--bootstrap` registers players through
+the gateway, credits a test deposit through the wallet's internal API (service token) and
+launches the game; `--token` uses sessions you created yourself (checks that need more than one
+session then fail with a note saying so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from gameplane.simulators.rgs.client import PlatformClient, new_id
+
+# A session factory returns the token of a freshly launched session for a player holding some
+# balance; `ttl_seconds` asks for a short-lived session (for the expiry check).
+SessionFactory = Callable[[int | None], Awaitable[str]]
+
+
+class CheckFailed(AssertionError):
+    pass
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    @property
+    def code(self) -> str:
+        return str(self.body.get("code") or str(self.body.get("type", "")).rsplit("/", 1)[-1])
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status} {self.code or ''} {self.body.get('detail') or ''}".strip()
+
+
+@dataclass
+class Player:
+    token: str
+    currency: str
+    game_id: str
+
+
+@dataclass
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+    seconds: float
+
+
+def expect(cond: bool, message: str) -> None:
+    if not cond:
+        raise CheckFailed(message)
+
+
+@dataclass
+class Kit:
+    client: PlatformClient
+    new_session: SessionFactory
+    stake: int = 10
+    expiry_ttl: int = 2
+    parallel: int = 8
+    notes: list[str] = field(default_factory=list)
+
+    # ---- protocol helpers -----------------------------------------------------------------------
+
+    async def send(self, operation: str, payload: dict[str, Any], *, timestamp: datetime | None = None,
+                   signature: str | None = None, body: bytes | None = None) -> Reply:
+        payload = {"request_id": new_id("req"), **payload}
+        ts = (timestamp or datetime.now(UTC)).isoformat()
+        raw = body if body is not None else json.dumps({"timestamp": ts, **payload}, separators=(",", ":")).encode()
+        resp = await self.client.send_raw(operation, raw, signature)
+        try:
+            data = resp.json()
+        except ValueError:
+            data = {"raw": resp.text[:200]}
+        return Reply(resp.status_code, data if isinstance(data, dict) else {"raw": data})
+
+    async def player(self, ttl: int | None = None) -> Player:
+        token = await self.new_session(ttl)
+        r = await self.send("authenticate", {"token": token})
+        expect(r.ok, f"authenticate of a fresh session refused: {r}")
+        return Player(token, str(r.body["currency"]), str(r.body.get("game_id") or ""))
+
+    async def balance(self, p: Player) -> int:
+        r = await self.send("balance", {"token": p.token})
+        expect(r.ok and isinstance(r.body.get("balance"), int), f"balance refused: {r}")
+        return int(r.body["balance"])
+
+    def bet_payload(self, p: Player, amount: int | None = None, *, tx: str | None = None,
+                    round_id: str | None = None) -> dict[str, Any]:
+        return {"token": p.token, "transaction_id": tx or new_id("bet"), "round_id": round_id or new_id("rnd"),
+                "game_id": p.game_id, "amount": self.stake if amount is None else amount, "currency": p.currency}
+
+    def win_payload(self, p: Player, round_id: str, amount: int, *, tx: str | None = None,
+                    closed: bool = True) -> dict[str, Any]:
+        return {"token": p.token, "transaction_id": tx or new_id("win"), "round_id": round_id, "game_id": p.game_id,
+                "amount": amount, "currency": p.currency, "round_closed": closed}
+
+    def rollback_payload(self, p: Player, bet_tx: str, *, tx: str | None = None,
+                         round_id: str | None = None) -> dict[str, Any]:
+        return {"token": p.token, "transaction_id": tx or new_id("rb"), "bet_transaction_id": bet_tx,
+                "round_id": round_id, "game_id": p.game_id}
+
+    async def must(self, operation: str, payload: dict[str, Any]) -> Reply:
+        r = await self.send(operation, payload)
+        expect(r.ok, f"a valid {operation} was refused: {r}")
+        expect(isinstance(r.body.get("balance"), int), f"{operation} answer carries no balance: {r.body}")
+        return r
+
+    def refused(self, r: Reply, code: str, what: str, balance: int | None = None) -> None:
+        expect(400 <= r.status < 500, f"{what}: expected a refusal `{code}`, got {r}")
+        expect(r.code == code, f"{what}: expected `{code}`, got {r}")
+        if balance is not None:
+            expect(r.body.get("balance") == balance,
+                   f"{what}: refusal must carry the balance {balance}, carried {r.body.get('balance')!r}")
+
+    # ---- the checks -----------------------------------------------------------------------------
+
+    async def check_bad_signature(self, p: Player) -> str:
+        before = await self.balance(p)
+        payload = self.bet_payload(p)
+        body = json.dumps({"timestamp": datetime.now(UTC).isoformat(), "request_id": new_id("req"), **payload}).encode()
+        r = await self.send("bet", payload, signature="0" * 64)
+        self.refused(r, "invalid-signature", "bet with a forged signature")
+        tampered = body.replace(f'"amount": {self.stake}'.encode(), f'"amount": {self.stake * 2}'.encode())
+        r = await self.send("bet", payload, body=tampered, signature=self.client_sign(body))
+        self.refused(r, "invalid-signature", "bet whose body changed after signing")
+        r = await self.send("bet", payload, signature="")
+        self.refused(r, "invalid-signature", "unsigned bet")
+        expect(await self.balance(p) == before, "money moved on a badly signed request")
+        # Nothing of the refused requests may have been recorded: the same transaction signed now is new.
+        ok = await self.must("bet", payload)
+        expect(ok.body["balance"] == before - self.stake, f"properly signed bet debited {before - ok.body['balance']}")
+        await self.must("rollback", self.rollback_payload(p, payload["transaction_id"]))
+        return "forged, tampered and missing signatures refused before any effect"
+
+    def client_sign(self, body: bytes) -> str:
+        from gameplane.contracts.games import sign
+
+        return sign(self.client._secret, body)
+
+    async def check_clock_skew(self, p: Player) -> str:
+        before = await self.balance(p)
+        payload = self.bet_payload(p)
+        for delta in (timedelta(hours=-1), timedelta(hours=1)):
+            r = await self.send("bet", payload, timestamp=datetime.now(UTC) + delta)
+            self.refused(r, "stale-request", f"bet stamped {delta} away")
+        expect(await self.balance(p) == before, "money moved on a stale request")
+        ok = await self.must("bet", payload)
+        expect(ok.body["balance"] == before - self.stake, "fresh retry of a stale bet debited the wrong amount")
+        await self.must("rollback", self.rollback_payload(p, payload["transaction_id"]))
+        return "requests ±1 h off refused; the fresh retry accepted"
+
+    async def check_duplicates(self, p: Player) -> str:
+        before = await self.balance(p)
+        payload = {"request_id": new_id("req"), **self.bet_payload(p)}
+        first = await self.must("bet", payload)
+        again = await self.must("bet", payload)  # the same request
+        expect(again.body == first.body, f"a repeated request got a different answer: {first.body} vs {again.body}")
+        retry = await self.must("bet", {**payload, "request_id": new_id("req")})  # same transaction
+        expect(retry.body.get("balance") == first.body["balance"],
+               f"a repeated transaction must answer the original balance {first.body['balance']}, "
+               f"got {retry.body.get('balance')}")
+        expect(await self.balance(p) == before - self.stake, "a duplicated bet was debited twice")
+        win = self.win_payload(p, payload["round_id"], self.stake * 3)
+        w1 = await self.must("win", win)
+        w2 = await self.must("win", {**win, "request_id": new_id("req")})
+        expect(w2.body.get("balance") == w1.body["balance"], "a repeated win answered a different balance")
+        expect(await self.balance(p) == before + self.stake * 2, "a duplicated win was credited twice")
+        return "repeated requests and transactions answered identically, money moved once"
+
+    async def check_conflicting_duplicates(self, p: Player) -> str:
+        before = await self.balance(p)
+        payload = self.bet_payload(p)
+        await self.must("bet", payload)
+        r = await self.send("bet", {**payload, "amount": self.stake * 2})
+        self.refused(r, "duplicate-transaction", "same transaction id with another amount", before - self.stake)
+        req = new_id("req")
+        other = self.bet_payload(p)
+        await self.must("bet", {**other, "request_id": req})
+        r = await self.send("bet", {**self.bet_payload(p), "request_id": req})
+        expect(400 <= r.status < 500, f"a request id reused for another bet was accepted: {r}")
+        expect(await self.balance(p) == before - 2 * self.stake, "a conflicting duplicate moved money")
+        for tx in (payload["transaction_id"], other["transaction_id"]):
+            await self.must("rollback", self.rollback_payload(p, tx))
+        return "conflicting duplicates refused as duplicate-transaction with the balance"
+
+    async def check_late_rollbacks(self, p: Player) -> str:
+        before = await self.balance(p)
+        bet = self.bet_payload(p)
+        rb = self.rollback_payload(p, bet["transaction_id"], round_id=bet["round_id"])
+        first = await self.must("rollback", rb)
+        expect(first.body["balance"] == before, "rollback of an unseen bet moved money")
+        await self.must("rollback", {**rb, "request_id": new_id("req")})
+        r = await self.send("bet", bet)
+        self.refused(r, "bet-rolled-back", "the bet arriving after its rollback", before)
+        expect(await self.balance(p) == before, "a rolled-back bet was applied late")
+        # An ordinary rollback, repeated, refunds once.
+        bet2 = self.bet_payload(p)
+        await self.must("bet", bet2)
+        rb2 = self.rollback_payload(p, bet2["transaction_id"])
+        await self.must("rollback", rb2)
+        await self.must("rollback", {**rb2, "request_id": new_id("req")})
+        expect(await self.balance(p) == before, "a repeated rollback refunded twice (or not at all)")
+        return "rollback of an unseen bet remembered; the late bet refused; repeats refund once"
+
+    async def check_rollback_after_win(self, p: Player) -> str:
+        before = await self.balance(p)
+        bet = self.bet_payload(p)
+        await self.must("bet", bet)
+        await self.must("win", self.win_payload(p, bet["round_id"], self.stake * 2))
+        r = await self.send("rollback", self.rollback_payload(p, bet["transaction_id"], round_id=bet["round_id"]))
+        self.refused(r, "round-settled", "rollback of a bet whose round paid out", before + self.stake)
+        expect(await self.balance(p) == before + self.stake, "a bet of a paid round was refunded")
+        return "rollback after the payout refused; balance kept"
+
+    async def check_win_after_expiry(self, p: Player) -> str:
+        short = await self.player(self.expiry_ttl)
+        before = await self.balance(short)
+        open_bet, open_bet2 = self.bet_payload(short), self.bet_payload(short)
+        await self.must("bet", open_bet)
+        await self.must("bet", open_bet2)
+        await asyncio.sleep(self.expiry_ttl + 1.5)
+        r = await self.send("bet", self.bet_payload(short))
+        self.refused(r, "session-expired", "bet after the session expired", before - 2 * self.stake)
+        w = await self.send("win", self.win_payload(short, open_bet["round_id"], self.stake * 5))
+        expect(w.ok, f"win after expiry refused (the money is owed): {w}")
+        rb = await self.send("rollback", self.rollback_payload(short, open_bet2["transaction_id"]))
+        expect(rb.ok, f"rollback after expiry refused: {rb}")
+        expect(await self.balance(short) == before + self.stake * 4, "settlement after expiry moved the wrong amount")
+        return "bets refused after expiry; the win and the rollback accepted"
+
+    async def check_closed_round(self, p: Player) -> str:
+        before = await self.balance(p)
+        bet = self.bet_payload(p)
+        await self.must("bet", bet)
+        await self.must("win", self.win_payload(p, bet["round_id"], 0))
+        r = await self.send("bet", self.bet_payload(p, round_id=bet["round_id"]))
+        self.refused(r, "round-closed", "bet on a closed round", before - self.stake)
+        r = await self.send("win", self.win_payload(p, bet["round_id"], self.stake))
+        expect(400 <= r.status < 500, f"a second win on a closed round was accepted: {r}")
+        expect(await self.balance(p) == before - self.stake, "a closed round took money")
+        return "bets and wins on a closed round refused"
+
+    async def check_parallel_debits(self, p: Player) -> str:
+        fresh = await self.player()
+        start = await self.balance(fresh)
+        amount = start // 4 + 1
+        expect(amount >= self.stake, f"the bootstrap balance {start} is too small for this check")
+        bets = [self.bet_payload(fresh, amount) for _ in range(self.parallel)]
+        replies = await asyncio.gather(*(self.send("bet", b) for b in bets))
+        accepted = [b for b, r in zip(bets, replies, strict=True) if r.ok]
+        refused = [r for r in replies if not r.ok]
+        expect(len(accepted) == 3, f"{len(accepted)} of {self.parallel} parallel bets of {amount} on a balance of "
+                                   f"{start} were accepted; exactly 3 fit")
+        for r in refused:
+            self.refused(r, "insufficient-funds", "parallel bet beyond the balance")
+            expect(isinstance(r.body.get("balance"), int) and r.body["balance"] >= 0,
+                   f"insufficient-funds must carry a non-negative balance: {r.body}")
+        after = await self.balance(fresh)
+        expect(after == start - 3 * amount, f"balance {after} after 3 parallel debits of {amount} from {start}")
+        twin = self.bet_payload(fresh, self.stake)
+        twins = await asyncio.gather(*(self.send("bet", {**twin, "request_id": new_id("req")}) for _ in range(6)))
+        expect(all(t.ok for t in twins), f"parallel copies of one bet refused: {[str(t) for t in twins if not t.ok]}")
+        expect(await self.balance(fresh) == after - self.stake, "parallel copies of one bet debited more than once")
+        for b in [*accepted, twin]:
+            await self.must("rollback", self.rollback_payload(fresh, b["transaction_id"]))
+        expect(await self.balance(fresh) == start, "rollbacks did not restore the balance")
+        return f"{self.parallel} parallel debits: 3 accepted, the rest insufficient-funds; no overdraft"
+
+    CHECKS: tuple[tuple[str, str], ...] = (
+        ("bad signature", "check_bad_signature"),
+        ("clock skew", "check_clock_skew"),
+        ("duplicates", "check_duplicates"),
+        ("conflicting duplicates", "check_conflicting_duplicates"),
+        ("late rollbacks", "check_late_rollbacks"),
+        ("rollback after win", "check_rollback_after_win"),
+        ("win after session expiry", "check_win_after_expiry"),
+        ("bet on closed round", "check_closed_round"),
+        ("parallel debits", "check_parallel_debits"),
+    )
+
+    async def run(self, only: list[str] | None = None) -> list[CheckResult]:
+        results: list[CheckResult] = []
+        try:
+            main = await self.player()
+        except Exception as exc:
+            return [CheckResult("setup", False, f"could not open a session: {exc}", 0.0)]
+        for name, method in self.CHECKS:
+            if only and name not in only:
+                continue
+            t0 = time.perf_counter()
+            try:
+                detail = await getattr(self, method)(main)
+                results.append(CheckResult(name, True, detail, time.perf_counter() - t0))
+            except CheckFailed as exc:
+                results.append(CheckResult(name, False, str(exc), time.perf_counter() - t0))
+            except (httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
+                results.append(CheckResult(name, False, f"{exc.__class__.__name__}: {exc}", time.perf_counter() - t0))
+        return results
+
+
+def check_names() -> list[str]:
+    return [name for name, _ in Kit.CHECKS]
+
+
+# ---- bootstrap through a gameplane platform ---------------------------------------------------------
+
+def gateway_bootstrap(url: str, wallet_url: str, service_secret: str, *, game_id: str, currency: str,
+                      deposit: int, transport: httpx.AsyncBaseTransport | None = None) -> SessionFactory:
+    """Fresh player per session: register + log in through the gateway, a test deposit through the
+    wallet's internal API (as payments would credit it), then a launch through the gateway."""
+    from gameplane.contracts import wallet as wallet_api
+    from gameplane.kit.auth import issue_service_token
+
+    async def factory(ttl: int | None) -> str:
+        email = f"conformance-{uuid.uuid4().hex[:12]}@example.com"
+        password = f"Kit-{uuid.uuid4().hex}"
+        async with httpx.AsyncClient(base_url=url, timeout=30, transport=transport) as gw:
+            r = await gw.post("/v1/players/register", json={
+                "email": email, "password": password, "date_of_birth": "1990-01-01", "country": "MT",
+                "currency": currency})
+            r.raise_for_status()
+            r = await gw.post("/v1/players/login", json={"email": email, "password": password})
+            r.raise_for_status()
+            login = r.json()
+            player_id = uuid.UUID(str(login["player_id"]))
+            async with httpx.AsyncClient(base_url=wallet_url, timeout=30) as wallet:
+                body = wallet_api.DepositRequest(idempotency_key=f"conformance:{uuid.uuid4()}", player_id=player_id,
+                                                 currency=currency, amount=deposit, psp="conformance")
+                token = issue_service_token(service_secret, "payments", "wallet")
+                r = await wallet.post(wallet_api.PATH_DEPOSITS, json=body.model_dump(mode="json"),
+                                      headers={"authorization": f"Bearer {token}"})
+                r.raise_for_status()
+            launch: dict[str, Any] = {"game_id": game_id, "currency": currency}
+            if ttl is not None:
+                launch["ttl_seconds"] = ttl
+            r = await gw.post("/v1/sessions", json=launch,
+                              headers={"authorization": f"Bearer {login['access_token']}"})
+            r.raise_for_status()
+            return str(r.json()["token"])
+
+    return factory
+
+
+def fixed_tokens(tokens: list[str]) -> SessionFactory:
+    """Sessions the integrator created; one per call, in order."""
+    queue = list(tokens)
+
+    async def factory(ttl: int | None) -> str:
+        if ttl is not None:
+            raise CheckFailed("this check needs a short-lived session: use --bootstrap")
+        if not queue:
+            raise CheckFailed("not enough --token values for this check: pass more, or use --bootstrap")
+        return queue.pop(0)
+
+    return factory
+
+
+# ---- CLI --------------------------------------------------------------------------------------------
+
+def _cli() -> Any:
+    import os
+
+    import typer
+    from rich.console import Console
+    from rich.table import Table
+
+    from gameplane.contracts.games import DEV_PROVIDER_SECRET
+    from gameplane.kit.settings import ServiceSettings
+
+    app = typer.Typer(help="Tools for game providers integrating with gameplane.", no_args_is_help=True)
+
+    @app.command()
+    def conformance(
+        url: str = typer.Option(..., help="platform URL the provider calls (the gateway)"),
+        provider: str = typer.Option("rgs", help="provider name on the platform"),
+        secret: str = typer.Option(os.environ.get("GP_RGS_PROVIDER_SECRET", DEV_PROVIDER_SECRET),
+                                   help="the provider's HMAC secret [env GP_RGS_PROVIDER_SECRET]"),
+        token: list[str] = typer.Option([], help="session tokens to use instead of --bootstrap"),
+        bootstrap: bool = typer.Option(False, help="create players, test deposits and sessions on the platform"),
+        wallet_url: str = typer.Option("http://127.0.0.1:8002", help="wallet URL for the test deposit (--bootstrap)"),
+        service_token_secret: str = typer.Option(
+            os.environ.get("GP_SERVICE_TOKEN_SECRET", ServiceSettings.model_fields["service_token_secret"].default),
+            help="signs the deposit call (--bootstrap) [env GP_SERVICE_TOKEN_SECRET]"),
+        game: str = typer.Option("fruit-fives", help="game to launch (--bootstrap)"),
+        currency: str = typer.Option("EUR", help="currency of the test players (--bootstrap)"),
+        deposit: int = typer.Option(5000, help="test deposit per player in minor units (--bootstrap)"),
+        stake: int = typer.Option(10, help="stake of the probing bets, minor units"),
+        check: list[str] = typer.Option([], help=f"run only these checks: {', '.join(check_names())}"),
+    ) -> None:
+        """Run the adversarial suite and print a pass/fail table; exit 1 on any failure."""
+        if bootstrap:
+            factory = gateway_bootstrap(url, wallet_url, service_token_secret, game_id=game, currency=currency,
+                                        deposit=deposit)
+        elif token:
+            factory = fixed_tokens(token)
+        else:
+            raise typer.BadParameter("pass --bootstrap or at least one --token")
+
+        async def go() -> list[CheckResult]:
+            client = PlatformClient(url, provider, secret, timeout=5.0, attempts=1)
+            try:
+                return await Kit(client, factory, stake=stake).run(check or None)
+            finally:
+                await client.aclose()
+
+        results = asyncio.run(go())
+        table = Table(title=f"provider conformance: {provider} @ {url}")
+        table.add_column("check")
+        table.add_column("result")
+        table.add_column("time", justify="right")
+        table.add_column("detail", overflow="fold")
+        for res in results:
+            table.add_row(res.name, "[green]PASS[/]" if res.passed else "[red]FAIL[/]", f"{res.seconds:.2f}s",
+                          res.detail)
+        console = Console()
+        console.print(table)
+        failed = [r for r in results if not r.passed]
+        console.print(f"{len(results) - len(failed)}/{len(results)} checks passed")
+        raise typer.Exit(1 if failed or not results else 0)
+
+    return app
+
+
+app = _cli()

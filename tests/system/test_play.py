@@ -1,0 +1,111 @@
+"""A player plays 200 rounds of Fruit Fives on a real `gameplane up`: register and log in through
+the gateway, a test deposit through the wallet's internal API (until payments lands), launch the
+game (gateway -> sessions -> the RGS simulator's launch URL), 200 spins that the simulator settles
+through the gateway's provider API, and then balance, history and ledger agree to the minor unit.
+Then the provider conformance kit, run as an integrator would, passes every check through the gateway."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+import httpx
+import psutil
+from gameplane.contracts import wallet as wallet_api
+from gameplane.kit.auth import issue_service_token
+
+PASSWORD = "play-Fruit-Fives-2026"
+DEPOSIT = 20_000
+STAKE = 50
+
+
+def service_secret(platform: Any) -> str:
+    """The run's service-token secret, from the wallet process (`gameplane up` makes one per run)."""
+    pid = int(platform.state()["wallet"]["pid"])
+    return str(psutil.Process(pid).environ()["GP_WALLET_SERVICE_TOKEN_SECRET"])
+
+
+def history(gateway: httpx.Client, token: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+        page = gateway.get("/v1/wallet/transactions", params=params, headers={"authorization": f"Bearer {token}"})
+        assert page.status_code == 200, page.text
+        items += page.json()["items"]
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            return items
+
+
+def test_two_hundred_spins_and_the_money_agrees(platform: Any) -> None:
+    for service in ("players", "wallet", "games", "sessions", "rgs"):
+        platform.url(service)
+    with httpx.Client(base_url=platform.gateway, timeout=30) as gateway:
+        email = f"play-{uuid.uuid4().hex[:10]}@example.com"
+        reg = gateway.post("/v1/players/register", json={"email": email, "password": PASSWORD,
+                                                         "date_of_birth": "1988-03-02", "country": "MT",
+                                                         "currency": "EUR"})
+        assert reg.status_code == 201, reg.text
+        login = gateway.post("/v1/players/login", json={"email": email, "password": PASSWORD}).json()
+        player, token = uuid.UUID(login["player_id"]), login["access_token"]
+        auth = {"authorization": f"Bearer {token}"}
+
+        deposit = wallet_api.DepositRequest(idempotency_key=f"system-test:{uuid.uuid4()}", player_id=player,
+                                            currency="EUR", amount=DEPOSIT, psp="test")
+        wallet_token = issue_service_token(service_secret(platform), "payments", "wallet")
+        r = httpx.post(platform.url("wallet") + wallet_api.PATH_DEPOSITS, json=deposit.model_dump(mode="json"),
+                       headers={"authorization": f"Bearer {wallet_token}"}, timeout=30)
+        assert r.status_code in (200, 201), r.text
+
+        session = gateway.post("/v1/sessions", json={"game_id": "fruit-fives"}, headers=auth)
+        assert session.status_code == 201, session.text
+        launch_url = session.json()["launch_url"]
+        assert launch_url.startswith(platform.url("rgs") + "/launch?")
+
+        with httpx.Client(timeout=120) as studio:
+            table = studio.get(launch_url)
+            assert table.status_code == 200, table.text
+            assert table.json()["balance"] == DEPOSIT and table.json()["player_id"] == str(player)
+            tok = session.json()["token"]
+            played = [studio.post(f"{platform.url('rgs')}/sessions/{tok}/spins",
+                                  json={"count": 100, "stake": STAKE}).json() for _ in range(2)]
+        assert [p["settled"] for p in played] == [100, 100], played
+        staked = sum(p["staked"] for p in played)
+        won = sum(p["won"] for p in played)
+        final = played[-1]["balance"]
+        assert staked == 200 * STAKE and final == DEPOSIT - staked + won
+
+        balances = gateway.get("/v1/wallet/balances", headers=auth).json()["balances"]
+        eur = next(b for b in balances if b["currency"] == "EUR")
+        assert eur["cash"] + eur["bonus"] == final
+
+        items = history(gateway, token)
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            by_kind.setdefault(item["kind"], []).append(item)
+        assert len(by_kind["bet"]) == 200 and sum(i["amount"] for i in by_kind["bet"]) == staked
+        assert len(by_kind["win"]) == 200 and sum(i["amount"] for i in by_kind["win"]) == won
+        assert sum(i["amount"] for i in by_kind["deposit"]) == DEPOSIT
+        assert set(by_kind) <= {"bet", "win", "deposit"}
+
+        report = httpx.get(platform.url("wallet") + "/internal/wallet/reconciliation", timeout=60,
+                           headers={"authorization": "Bearer " + issue_service_token(
+                               service_secret(platform), "backoffice", "wallet")})
+        assert report.status_code == 200, report.text
+        assert report.json()["ok"], report.json()["breaches"]
+
+
+def test_the_conformance_kit_passes_through_the_gateway(platform: Any) -> None:
+    for service in ("players", "wallet", "games", "sessions"):
+        platform.url(service)
+    run = subprocess.run(
+        [sys.executable, "-m", "gameplane.cli", "providers", "conformance", "--url", platform.gateway,
+         "--provider", "rgs", "--bootstrap", "--wallet-url", platform.url("wallet")],
+        env={**os.environ, "GP_SERVICE_TOKEN_SECRET": service_secret(platform), "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "9/9 checks passed" in run.stdout, run.stdout
