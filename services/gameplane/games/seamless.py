@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import quote
 
 import asyncpg
-import httpx
 from pydantic import BaseModel
 
 from gameplane.contracts import wallet as wallet_api
@@ -77,14 +76,10 @@ class Seamless:
     def wallet(self) -> ServiceClient:
         client = self.rt.state.get("wallet_client")
         if client is None:
-            # Few, busy keep-alive connections: httpcore scans its whole pool on every request and
-            # answer, so a pool sized for bursts costs more CPU than it saves in queueing.
-            limits = httpx.Limits(max_connections=self.settings.wallet_connections,
-                                  max_keepalive_connections=self.settings.wallet_connections)
             client = ServiceClient(self.rt.name, "wallet", self.settings.endpoint("wallet"),
                                    self.settings.service_token_secret, timeout=self.settings.wallet_timeout_seconds,
                                    retries=self.settings.wallet_attempts,
-                                   transport=httpx.AsyncHTTPTransport(limits=limits))
+                                   max_connections=self.settings.wallet_connections)
             self.rt.state["wallet_client"] = client
         return client  # type: ignore[no-any-return]
 
