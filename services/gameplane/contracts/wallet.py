@@ -9,9 +9,18 @@ Internal routes (service token, audience "wallet"):
   POST /internal/wallet/rollbacks     RollbackRequest -> OperationResult
   POST /internal/wallet/deposits      DepositRequest  -> OperationResult
   GET  /internal/wallet/players/{player_id}/balances/{currency} -> Balance
-Refusals are problems with these slugs: insufficient-funds (carries `balance`), duplicate-transaction,
-bet-rolled-back (a tombstone refuses a late bet), round-closed, round-settled (rollback after payout),
-bet-not-found, player-blocked (limits / time-out / self-exclusion; carries `reason`), currency-mismatch.
+  POST /internal/wallet/withdrawals                  WithdrawalHoldRequest -> OperationResult (hold_id)
+  POST /internal/wallet/withdrawals/{hold_id}/post   WithdrawalPostRequest -> OperationResult (remaining)
+  POST /internal/wallet/withdrawals/{hold_id}/void   WithdrawalVoidRequest -> OperationResult
+  POST /internal/wallet/bonuses                      BonusGrantRequest     -> OperationResult
+  POST /internal/wallet/bonuses/{grant_id}/convert   BonusSettleRequest    -> OperationResult
+  POST /internal/wallet/bonuses/{grant_id}/forfeit   BonusSettleRequest    -> OperationResult
+  POST /internal/wallet/adjustments                  AdjustmentRequest     -> OperationResult
+Refusals are problems with these slugs: insufficient-funds (402; carries `balance`), duplicate-transaction
+(409), bet-rolled-back (409; a tombstone refuses a late bet), round-closed (409), round-settled (409;
+rollback after payout), bet-not-found (404), player-blocked (403; limits / time-out / self-exclusion;
+carries `reason`), currency-mismatch (409), hold-not-found (404), hold-closed (409; posted, voided or
+expired), hold-exceeded (409), grant-not-found (404), grant-closed (409), grant-exists (409).
 """
 
 from __future__ import annotations
@@ -29,6 +38,13 @@ PATH_WINS = "/internal/wallet/wins"
 PATH_ROLLBACKS = "/internal/wallet/rollbacks"
 PATH_DEPOSITS = "/internal/wallet/deposits"
 PATH_BALANCE = "/internal/wallet/players/{player_id}/balances/{currency}"
+PATH_WITHDRAWALS = "/internal/wallet/withdrawals"
+PATH_WITHDRAWAL_POST = "/internal/wallet/withdrawals/{hold_id}/post"
+PATH_WITHDRAWAL_VOID = "/internal/wallet/withdrawals/{hold_id}/void"
+PATH_BONUSES = "/internal/wallet/bonuses"
+PATH_BONUS_CONVERT = "/internal/wallet/bonuses/{grant_id}/convert"
+PATH_BONUS_FORFEIT = "/internal/wallet/bonuses/{grant_id}/forfeit"
+PATH_ADJUSTMENTS = "/internal/wallet/adjustments"
 
 IdempotencyKey = str
 Amount = StrictInt
@@ -91,6 +107,47 @@ class DepositRequest(BaseModel):
     psp_reference: str | None = None
 
 
+class WithdrawalHoldRequest(BaseModel):
+    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
+    player_id: uuid.UUID
+    currency: str
+    amount: Amount = Field(gt=0)
+    expires_in_seconds: int | None = Field(default=None, gt=0, description="default: the wallet's hold TTL")
+
+
+class WithdrawalPostRequest(BaseModel):
+    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
+    amount: Amount | None = Field(default=None, gt=0, description="default: everything still held")
+
+
+class WithdrawalVoidRequest(BaseModel):
+    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
+
+
+class BonusGrantRequest(BaseModel):
+    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
+    grant_id: str = Field(min_length=1, max_length=200)
+    player_id: uuid.UUID
+    currency: str
+    amount: Amount = Field(gt=0)
+
+
+class BonusSettleRequest(BaseModel):
+    """Convert or forfeit. The amount is capped at the player's bonus balance (bets may have used it)."""
+
+    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
+    amount: Amount | None = Field(default=None, gt=0, description="default: the whole bonus balance")
+
+
+class AdjustmentRequest(BaseModel):
+    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
+    player_id: uuid.UUID
+    currency: str
+    amount: Amount = Field(description="signed: > 0 credits cash, < 0 debits it")
+    reason: str = Field(min_length=3, max_length=500)
+    actor: str = Field(min_length=1, max_length=200)
+
+
 class OperationResult(BaseModel):
     """Answer of every money operation; a replay returns the identical document."""
 
@@ -104,6 +161,9 @@ class OperationResult(BaseModel):
     balance: Balance
     created_at: datetime
     noop: bool = Field(default=False, description="true when nothing moved (e.g. rollback of an unknown bet)")
+    hold_id: uuid.UUID | None = None
+    remaining: int | None = Field(default=None, description="withdrawals: amount still held after this call")
+    grant_id: str | None = None
 
 
 # ---- events (subject gameplane.wallet.<name>) -------------------------------------------------

@@ -94,9 +94,9 @@ async def _consume(service: str, db: Database, bus: Bus, reg: _Registration) -> 
     finally:
         # a pull subscription left behind makes the connection's drain wait its full timeout (30 s)
         try:
-            await sub.unsubscribe()
-        except Exception:
-            pass
+            await asyncio.wait_for(sub.unsubscribe(), timeout=2)
+        except (Exception, asyncio.CancelledError):
+            log.warning("unsubscribe of %s did not complete", durable)
 
 
 async def _fetch_loop(service: str, db: Database, sub: Any, durable: str, reg: _Registration) -> None:

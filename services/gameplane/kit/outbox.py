@@ -43,6 +43,18 @@ async def publish(session: AsyncSession, event: Event, *, producer: str,
     return env.id
 
 
+def staged(event: Event, *, producer: str, event_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """The outbox row of `event` as bind parameters (id, subject, headers, payload), for a caller
+    that inserts it inside a larger statement of its own transaction. Without a NOTIFY NOTIFY_CHANNEL
+    the relay picks the row up on its next poll (<= 1 s)."""
+    import json
+
+    env = Envelope.wrap(event, producer, event_id)
+    headers: dict[str, str] = {}
+    telemetry.inject(headers)
+    return {"id": env.id, "subject": env.subject, "headers": json.dumps(headers), "payload": env.model_dump_json()}
+
+
 class OutboxRelay:
     def __init__(self, service: str, db: Database, bus: Bus, *, batch: int = 200) -> None:
         self.service = service
@@ -58,7 +70,11 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
+            # Python 3.11's wait_for can swallow a cancel that lands as the wake event fires (the
+            # relay then loops on forever and stop() hangs): cancel until the task is really done.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=1.0)
             try:
                 await self._task
             except (asyncio.CancelledError, Exception):

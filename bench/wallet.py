@@ -1,0 +1,209 @@
+"""bench/wallet: bet+win round trips per second through the wallet's HTTP API (the wallet as real
+uvicorn worker processes), 1,000 players, p50/p99 latency of a round trip, and — on the same
+embedded PostgreSQL in the same run — pgbench's TPC-B-like tps, printed as a ratio.
+
+Two load phases: "spread" (players spread over 5 currencies, so bets land on 5 house accounts)
+and "hot" (every bet in EUR: one house account, which the wallet shards by key hash). The
+hot/spread ratio shows whether the house is still a hot row.
+
+The load generator is a minimal keep-alive HTTP/1.1 client on asyncio streams: on a 2-core box
+an httpx client would eat the CPU the wallet needs and the numbers would measure the client.
+
+Env: BENCH_SECONDS (total measuring budget, default 24), WALLET_BENCH_WORKERS (default 2),
+WALLET_BENCH_CONNECTIONS (default 32).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import bench_seconds, infra, log, result_line
+from gameplane.kit.auth import issue_service_token
+from gameplane.kit.devinfra import free_port
+
+SECRET = "bench-service-token-secret-0123456789"
+PLAYERS = 1000
+SPREAD_CURRENCIES = ("EUR", "USD", "GBP", "CAD", "SEK")
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection: POST JSON, read the response, nothing else."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port = port
+        self.head = (f"Host: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+                     "Content-Type: application/json\r\n").encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def post(self, path: str, body: dict[str, object]) -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        data = json.dumps(body).encode()
+        self.writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\n" + self.head
+                          + b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
+        status_line = await self.reader.readline()
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        payload = await self.reader.readexactly(length)
+        return int(status_line.split()[1]), payload
+
+
+def start_wallet(db_url: str, nats_url: str, port: int, workers: int, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "GP_WALLET_DATABASE_URL": db_url, "GP_WALLET_NATS_URL": nats_url,
+           "GP_WALLET_SERVICE_TOKEN_SECRET": SECRET, "GP_WALLET_LOG_LEVEL": "WARNING",
+           "GP_WALLET_DB_POOL_SIZE": "16"}
+    argv = [sys.executable, "-m", "uvicorn", "gameplane.wallet.app:build_app", "--factory", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+            "--loop", "uvloop", "--http", "httptools"]
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("wallet exited during start")
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if b" 200 " in (await r.readline()):
+                w.close()
+                return
+            w.close()
+        except OSError:
+            pass
+        await asyncio.sleep(0.2)
+    raise TimeoutError("wallet not ready")
+
+
+async def fund(port: int, token: str, players: list[str], currencies: tuple[str, ...]) -> None:
+    conns = [Conn(port, token) for _ in range(16)]
+    for c in conns:
+        await c.open()
+    jobs = [(p, cur) for p in players for cur in currencies]
+
+    async def run(c: Conn, part: list[tuple[str, str]]) -> None:
+        for p, cur in part:
+            status, body = await c.post("/internal/wallet/deposits", {
+                "idempotency_key": f"fund-{p}-{cur}", "player_id": p, "currency": cur, "amount": 10**9})
+            assert status == 200, body
+
+    await asyncio.gather(*[run(c, jobs[i::len(conns)]) for i, c in enumerate(conns)])
+    for c in conns:
+        assert c.writer is not None
+        c.writer.close()
+
+
+async def load(port: int, token: str, players: list[str], currencies: tuple[str, ...], seconds: float,
+               connections: int, tag: str) -> tuple[int, list[float]]:
+    """Each connection plays rounds back to back: bet, then a win that closes the round."""
+    conns = [Conn(port, token) for _ in range(connections)]
+    for c in conns:
+        await c.open()
+    latencies: list[float] = []
+    done = 0
+    stop_at = time.perf_counter() + seconds
+    errors: list[str] = []
+
+    async def run(n: int, c: Conn) -> None:
+        nonlocal done
+        i = 0
+        while time.perf_counter() < stop_at:
+            p = players[(n * 7919 + i) % len(players)]
+            cur = currencies[(n + i) % len(currencies)]
+            rnd = f"{tag}-{n}-{i}"
+            t0 = time.perf_counter()
+            s1, b1 = await c.post("/internal/wallet/bets", {
+                "idempotency_key": f"b-{rnd}", "player_id": p, "currency": cur, "amount": 100, "round_id": rnd,
+                "game_id": "bench", "provider": "rgs"})
+            s2, b2 = await c.post("/internal/wallet/wins", {
+                "idempotency_key": f"w-{rnd}", "player_id": p, "currency": cur, "amount": (i % 5) * 50,
+                "round_id": rnd, "game_id": "bench", "provider": "rgs", "close_round": True})
+            if s1 != 200 or s2 != 200:
+                errors.append(f"{s1} {b1[:200]!r} / {s2} {b2[:200]!r}")
+                return
+            latencies.append(time.perf_counter() - t0)
+            done += 1
+            i += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*[run(n, c) for n, c in enumerate(conns)])
+    elapsed = time.perf_counter() - started
+    for c in conns:
+        assert c.writer is not None
+        c.writer.close()
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed round trips, first: {errors[0]}")
+    return int(done / elapsed), latencies
+
+
+def pgbench(pg: object, seconds: float, clients: int) -> float:
+    bin_ = pg.bin("pgbench")  # type: ignore[attr-defined]
+    pg.create_database("pgbench")  # type: ignore[attr-defined]
+    common = ["-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres"]  # type: ignore[attr-defined]
+    subprocess.run([str(bin_), "-i", "-s", "10", "-q", *common, "pgbench"], check=True, capture_output=True)
+    out = subprocess.run([str(bin_), "-c", str(clients), "-j", "2", "-T", str(max(1, int(seconds))), *common,
+                          "pgbench"], check=True, capture_output=True, text=True).stdout
+    m = re.search(r"tps = ([0-9.]+)", out)
+    if m is None:
+        raise RuntimeError(out)
+    return float(m.group(1))
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))] * 1000
+
+
+async def main() -> None:
+    budget = bench_seconds(24.0)
+    workers = int(os.environ.get("WALLET_BENCH_WORKERS", "2"))
+    connections = int(os.environ.get("WALLET_BENCH_CONNECTIONS", "32"))
+    phase = budget / 3
+    players = [str(uuid.uuid4()) for _ in range(PLAYERS)]
+    token = issue_service_token(SECRET, "games", "wallet", ttl=3600)
+    with infra() as (pg, nats):
+        pg.create_database("gp_wallet")
+        port = free_port()
+        log_path = Path(pg.data_dir) / "wallet.log"
+        proc = start_wallet(pg.dsn("gp_wallet"), nats.url, port, workers, log_path)
+        try:
+            await wait_ready(port, proc)
+            log(f"wallet up ({workers} workers); funding {PLAYERS} players in {len(SPREAD_CURRENCIES)} currencies")
+            await fund(port, token, players, SPREAD_CURRENCIES)
+            await load(port, token, players, SPREAD_CURRENCIES, 2.0, connections, "warm")
+            spread, lat = await load(port, token, players, SPREAD_CURRENCIES, phase, connections, "spread")
+            log(f"spread: {spread} bet+win/s p50={pct(lat, .5):.1f}ms p99={pct(lat, .99):.1f}ms")
+            hot, hot_lat = await load(port, token, players, ("EUR",), phase, connections, "hot")
+            log(f"hot:    {hot} bet+win/s p50={pct(hot_lat, .5):.1f}ms p99={pct(hot_lat, .99):.1f}ms")
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+        tps = pgbench(pg, phase, connections)
+        log(f"pgbench: {tps:.0f} tps")
+    result_line("wallet", bets_per_s=spread, p50_ms=pct(lat, .5), p99_ms=pct(lat, .99), pgbench_tps=tps,
+                ratio=spread / tps, hot_bets_per_s=hot, hot_vs_spread=hot / spread)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,8 @@
+"""wallet: the ledger, and the only writer of money (docs: ../shared/reference/ledger.md).
+
+Modules: `ledger` (pure posting rules, splits, in-memory invariants), `protection` (pure
+responsible-gaming rules), `store` (Core SQL: idempotency claim, guarded balance moves, the
+one-statement commit), `play` (bet, win, rollback), `cashier` (deposit, withdrawal holds,
+adjustments), `bonuses`, `queries` (reads), `reconcile` (the six invariants over the database),
+`events` (consumed players events), `api`, `app`, `cli` (`gameplane wallet reconcile`).
+"""

@@ -1,0 +1,190 @@
+"""HTTP routes: /internal/wallet/... for services (service token), /v1/wallet/... for players."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gameplane.contracts import wallet as c
+from gameplane.kit.app import Runtime
+from gameplane.kit.auth import PlayerContext, player_context, service_caller
+from gameplane.wallet import bonuses, cashier, play, queries, store
+from gameplane.wallet.reconcile import reconcile
+from gameplane.wallet.rules import Context, check_currency
+from gameplane.wallet.schemas import Balances, HistoryPage, ReconciliationReport, SweepResult, TransactionView
+
+log = logging.getLogger("gameplane.wallet")
+
+T = TypeVar("T")
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock, serialization failure: safe to run again whole
+
+internal = APIRouter(prefix="/internal/wallet", tags=["internal"], dependencies=[Depends(service_caller)])
+public = APIRouter(prefix="/v1/wallet", tags=["player"])
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+async def execute(rt: Runtime, op: Callable[[AsyncSession, Context], Awaitable[T]], attempts: int = 3) -> T:
+    """One operation = one DB transaction. A replayed key answers with what was stored."""
+    ctx: Context = rt.state["ctx"]
+    for attempt in range(attempts):
+        try:
+            async with rt.database.transaction() as s:
+                return await op(s, ctx)
+        except store.Replay as replay:
+            return replay.result  # type: ignore[return-value]
+        except DBAPIError as exc:
+            orig = exc.orig
+            code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+            if code not in RETRYABLE_SQLSTATES or attempt == attempts - 1:
+                raise
+            log.warning("retrying after %s (attempt %d)", code, attempt + 1)
+            await asyncio.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+async def answer(request: Request, op: Callable[[AsyncSession, Context], Awaitable[c.OperationResult]]) -> Response:
+    """Serialise the answer once (it is already a validated model; a replay is the stored one)."""
+    result = await execute(_runtime(request), op)
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+async def expire_holds(rt: Runtime, limit: int = 100) -> list[uuid.UUID]:
+    """Void every expired hold, each in its own transaction under a deterministic key."""
+    async with rt.database.session() as s:
+        due = await cashier.expired_holds(s, rt.state["ctx"], limit)
+    done = []
+    for hold_id in due:
+        req = c.WithdrawalVoidRequest(idempotency_key=cashier.expiry_key(hold_id))
+        try:
+            await execute(rt, lambda s, ctx, h=hold_id, r=req: cashier.withdrawal_void(s, h, r, ctx, expired=True))
+            done.append(hold_id)
+        except Exception as exc:  # closed meanwhile by a post or void: nothing to expire
+            log.info("hold %s not expired: %s", hold_id, exc)
+    return done
+
+
+# ---- money operations --------------------------------------------------------------------
+
+@internal.post("/bets", response_model=c.OperationResult)
+async def place_bet(body: c.BetRequest, request: Request) -> Any:
+    return await answer(request, lambda s, ctx: play.bet(s, body, ctx))
+
+
+@internal.post("/wins", response_model=c.OperationResult)
+async def settle_win(body: c.WinRequest, request: Request) -> Any:
+    return await answer(request, lambda s, ctx: play.win(s, body, ctx))
+
+
+@internal.post("/rollbacks", response_model=c.OperationResult)
+async def roll_back(body: c.RollbackRequest, request: Request) -> Any:
+    return await answer(request, lambda s, ctx: play.rollback(s, body, ctx))
+
+
+@internal.post("/deposits", response_model=c.OperationResult)
+async def credit_deposit(body: c.DepositRequest, request: Request) -> Any:
+    return await answer(request, lambda s, ctx: cashier.deposit(s, body, ctx))
+
+
+@internal.post("/withdrawals", response_model=c.OperationResult)
+async def hold_withdrawal(body: c.WithdrawalHoldRequest, request: Request) -> Any:
+    return await answer(request, lambda s, ctx: cashier.withdrawal_hold(s, body, ctx))
+
+
+@internal.post("/withdrawals/expire", response_model=SweepResult)
+async def sweep_holds(request: Request) -> SweepResult:
+    return SweepResult(expired=await expire_holds(_runtime(request)))
+
+
+@internal.post("/withdrawals/{hold_id}/post", response_model=c.OperationResult)
+async def post_withdrawal(hold_id: uuid.UUID, body: c.WithdrawalPostRequest, request: Request) -> Any:
+    return await answer(request, lambda s, ctx: cashier.withdrawal_post(s, hold_id, body, ctx))
+
+
+@internal.post("/withdrawals/{hold_id}/void", response_model=c.OperationResult)
+async def void_withdrawal(hold_id: uuid.UUID, body: c.WithdrawalVoidRequest, request: Request) -> Any:
+    return await answer(request, lambda s, ctx: cashier.withdrawal_void(s, hold_id, body, ctx))
+
+
+@internal.post("/bonuses", response_model=c.OperationResult)
+async def grant_bonus(body: c.BonusGrantRequest, request: Request) -> Any:
+    return await answer(request, lambda s, ctx: bonuses.grant(s, body, ctx))
+
+
+@internal.post("/bonuses/{grant_id}/convert", response_model=c.OperationResult)
+async def convert_bonus(grant_id: str, body: c.BonusSettleRequest, request: Request) -> Any:
+    return await answer(request, lambda s, ctx: bonuses.settle(s, grant_id, body, ctx, convert=True))
+
+
+@internal.post("/bonuses/{grant_id}/forfeit", response_model=c.OperationResult)
+async def forfeit_bonus(grant_id: str, body: c.BonusSettleRequest, request: Request) -> Any:
+    return await answer(request, lambda s, ctx: bonuses.settle(s, grant_id, body, ctx, convert=False))
+
+
+@internal.post("/adjustments", response_model=c.OperationResult)
+async def adjust(body: c.AdjustmentRequest, request: Request) -> Any:
+    return await answer(request, lambda s, ctx: cashier.adjust(s, body, ctx))
+
+
+# ---- reads -------------------------------------------------------------------------------
+
+@internal.get("/players/{player_id}/balances/{currency}", response_model=c.Balance)
+async def balance(player_id: uuid.UUID, currency: str, request: Request) -> c.Balance:
+    check_currency(currency)
+    async with _runtime(request).database.session() as s:
+        return await store.balances(s, player_id, currency)
+
+
+@internal.get("/players/{player_id}/balances", response_model=Balances)
+async def balances(player_id: uuid.UUID, request: Request) -> Balances:
+    async with _runtime(request).database.session() as s:
+        return Balances(player_id=player_id, balances=await queries.all_balances(s, player_id))
+
+
+@internal.get("/players/{player_id}/transactions", response_model=HistoryPage)
+async def player_history(player_id: uuid.UUID, request: Request, cursor: str | None = None,
+                         currency: str | None = None, limit: int = Query(50, ge=1, le=500)) -> HistoryPage:
+    async with _runtime(request).database.session() as s:
+        return await queries.history(s, player_id, cursor=cursor, limit=limit, currency=currency)
+
+
+@internal.get("/transactions/{tx_id}", response_model=TransactionView)
+async def get_transaction(tx_id: uuid.UUID, request: Request) -> TransactionView:
+    async with _runtime(request).database.session() as s:
+        return await queries.transaction(s, tx_id)
+
+
+@internal.get("/reconciliation", response_model=ReconciliationReport)
+async def reconciliation(request: Request) -> ReconciliationReport:
+    async with _runtime(request).database.session() as s:
+        return await reconcile(s)
+
+
+@public.get("/balances", response_model=Balances)
+async def my_balances(request: Request, who: PlayerContext = Depends(player_context)) -> Balances:
+    async with _runtime(request).database.session() as s:
+        return Balances(player_id=who.player_id, balances=await queries.all_balances(s, who.player_id))
+
+
+@public.get("/transactions", response_model=HistoryPage)
+async def my_history(request: Request, cursor: str | None = None, currency: str | None = None,
+                     limit: int = Query(50, ge=1, le=200),
+                     who: PlayerContext = Depends(player_context)) -> HistoryPage:
+    async with _runtime(request).database.session() as s:
+        return await queries.history(s, who.player_id, cursor=cursor, limit=limit, currency=currency)
+
+
+@public.get("/transactions/{tx_id}", response_model=TransactionView)
+async def my_transaction(tx_id: uuid.UUID, request: Request,
+                         who: PlayerContext = Depends(player_context)) -> TransactionView:
+    async with _runtime(request).database.session() as s:
+        return await queries.transaction(s, tx_id, player_id=who.player_id)

@@ -1,0 +1,167 @@
+"""Money in and out: deposits, withdrawal holds (hold → post | void, with expiry), manual adjustments."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gameplane.contracts.wallet import (
+    Adjusted,
+    AdjustmentRequest,
+    DepositCredited,
+    DepositRequest,
+    OperationResult,
+    WithdrawalHeld,
+    WithdrawalHoldRequest,
+    WithdrawalPosted,
+    WithdrawalPostRequest,
+    WithdrawalVoided,
+    WithdrawalVoidRequest,
+)
+from gameplane.kit.outbox import publish
+from gameplane.kit.problems import Problem
+from gameplane.wallet import ledger, store
+from gameplane.wallet.rules import PRODUCER, Context, check_currency, guard_deposit
+
+_FIRST_DEPOSIT = text("SELECT NOT EXISTS (SELECT 1 FROM transactions WHERE player_id = :p AND kind = 'deposit')")
+
+
+async def deposit(s: AsyncSession, req: DepositRequest, ctx: Context) -> OperationResult:
+    check_currency(req.currency)
+    now = ctx.now()
+    state = await store.claim(s, req.idempotency_key, "deposit", store.request_hash("deposit", req),
+                              req.player_id, now)
+    await guard_deposit(s, state, req.player_id, req.currency, req.amount, now)
+    postings = ledger.deposit(req.player_id, req.currency, req.amount)
+    applied = await store.apply(s, postings, req.player_id, req.currency)
+    # asked while holding the player's cash row, so two first deposits cannot both be "first"
+    first = bool((await s.execute(_FIRST_DEPOSIT, {"p": req.player_id})).scalar_one())
+    result = OperationResult(transaction_id=uuid.uuid4(), kind="deposit", idempotency_key=req.idempotency_key,
+                             player_id=req.player_id, currency=req.currency, amount=req.amount,
+                             balance=applied.balance, created_at=now)
+    await store.record(s, result, applied.ids, postings,
+                       details={"psp": req.psp, "psp_reference": req.psp_reference, "first_deposit": first})
+    await publish(s, DepositCredited(transaction_id=result.transaction_id, player_id=req.player_id,
+                                     currency=req.currency, amount=req.amount, cash=req.amount, bonus=0,
+                                     occurred_at=now, psp=req.psp, first_deposit=first), producer=PRODUCER)
+    return result
+
+
+_NEW_HOLD = text("INSERT INTO holds (id, player_id, currency, amount, remaining, state, expires_at) "
+                 "VALUES (:id, :p, :c, :a, :a, 'open', :exp)")
+_LOCK_HOLD = text("SELECT player_id, currency, amount, remaining, state, expires_at FROM holds "
+                  "WHERE id = :id FOR UPDATE")
+_SET_HOLD = text("UPDATE holds SET remaining = :remaining, state = :state WHERE id = :id")
+
+
+async def withdrawal_hold(s: AsyncSession, req: WithdrawalHoldRequest, ctx: Context) -> OperationResult:
+    check_currency(req.currency)
+    now = ctx.now()
+    await store.claim(s, req.idempotency_key, "withdrawal_hold", store.request_hash("withdrawal_hold", req))
+    postings = ledger.withdrawal_hold(req.player_id, req.currency, req.amount)
+    applied = await store.apply(s, postings, req.player_id, req.currency)
+    hold_id = uuid.uuid4()
+    expires = now + timedelta(seconds=req.expires_in_seconds or ctx.hold_ttl_seconds)
+    await s.execute(_NEW_HOLD, {"id": hold_id, "p": req.player_id, "c": req.currency, "a": req.amount,
+                                "exp": expires})
+    result = OperationResult(transaction_id=uuid.uuid4(), kind="withdrawal_hold", idempotency_key=req.idempotency_key,
+                             player_id=req.player_id, currency=req.currency, amount=req.amount,
+                             balance=applied.balance, created_at=now, hold_id=hold_id, remaining=req.amount)
+    await store.record(s, result, applied.ids, postings,
+                       details={"hold_id": str(hold_id), "expires_at": expires.isoformat()})
+    await publish(s, WithdrawalHeld(transaction_id=result.transaction_id, player_id=req.player_id,
+                                    currency=req.currency, amount=req.amount, cash=req.amount, bonus=0,
+                                    occurred_at=now, hold_id=hold_id), producer=PRODUCER)
+    return result
+
+
+async def _open_hold(s: AsyncSession, hold_id: uuid.UUID, ctx: Context, *, for_expiry: bool = False):  # type: ignore[no-untyped-def]
+    hold = (await s.execute(_LOCK_HOLD, {"id": hold_id})).one_or_none()
+    if hold is None:
+        raise Problem(404, "hold-not-found", "Withdrawal hold not found", f"no hold {hold_id}", hold_id=str(hold_id))
+    if hold.state != "open":
+        raise Problem(409, "hold-closed", "Withdrawal hold is closed", f"hold {hold_id} is {hold.state}",
+                      hold_id=str(hold_id), state=hold.state)
+    if not for_expiry and hold.expires_at <= ctx.now():
+        raise Problem(409, "hold-closed", "Withdrawal hold expired", f"hold {hold_id} expired at {hold.expires_at}",
+                      hold_id=str(hold_id), state="expired")
+    return hold
+
+
+async def withdrawal_post(s: AsyncSession, hold_id: uuid.UUID, req: WithdrawalPostRequest,
+                          ctx: Context) -> OperationResult:
+    now = ctx.now()
+    await store.claim(s, req.idempotency_key, "withdrawal_post",
+                      store.request_hash("withdrawal_post", req, hold_id=hold_id))
+    hold = await _open_hold(s, hold_id, ctx)
+    amount = req.amount if req.amount is not None else hold.remaining
+    if amount > hold.remaining:
+        raise Problem(409, "hold-exceeded", "Amount exceeds the hold",
+                      f"{amount} requested, {hold.remaining} still held", remaining=hold.remaining)
+    remaining = hold.remaining - amount
+    postings = ledger.withdrawal_post(hold.player_id, hold.currency, amount)
+    applied = await store.apply(s, postings, hold.player_id, hold.currency)
+    await s.execute(_SET_HOLD, {"id": hold_id, "remaining": remaining, "state": "open" if remaining else "posted"})
+    result = OperationResult(transaction_id=uuid.uuid4(), kind="withdrawal_post", idempotency_key=req.idempotency_key,
+                             player_id=hold.player_id, currency=hold.currency, amount=amount,
+                             balance=applied.balance, created_at=now, hold_id=hold_id, remaining=remaining)
+    await store.record(s, result, applied.ids, postings, details={"hold_id": str(hold_id)})
+    await publish(s, WithdrawalPosted(transaction_id=result.transaction_id, player_id=hold.player_id,
+                                      currency=hold.currency, amount=amount, cash=amount, bonus=0, occurred_at=now,
+                                      hold_id=hold_id, remaining=remaining), producer=PRODUCER)
+    return result
+
+
+async def withdrawal_void(s: AsyncSession, hold_id: uuid.UUID, req: WithdrawalVoidRequest, ctx: Context, *,
+                          expired: bool = False) -> OperationResult:
+    """Give back what is still held. `expired` is the sweep's call (it may void past the expiry)."""
+    now = ctx.now()
+    kind = "withdrawal_void"
+    await store.claim(s, req.idempotency_key, kind, store.request_hash(kind, req, hold_id=hold_id))
+    hold = await _open_hold(s, hold_id, ctx, for_expiry=expired)
+    postings = ledger.withdrawal_void(hold.player_id, hold.currency, hold.remaining)
+    applied = await store.apply(s, postings, hold.player_id, hold.currency)
+    await s.execute(_SET_HOLD, {"id": hold_id, "remaining": 0, "state": "expired" if expired else "voided"})
+    result = OperationResult(transaction_id=uuid.uuid4(), kind=kind, idempotency_key=req.idempotency_key,
+                             player_id=hold.player_id, currency=hold.currency, amount=hold.remaining,
+                             balance=applied.balance, created_at=now, hold_id=hold_id, remaining=0)
+    await store.record(s, result, applied.ids, postings,
+                       details={"hold_id": str(hold_id), "reason": "expired" if expired else "requested"})
+    await publish(s, WithdrawalVoided(transaction_id=result.transaction_id, player_id=hold.player_id,
+                                      currency=hold.currency, amount=hold.remaining, cash=hold.remaining, bonus=0,
+                                      occurred_at=now, hold_id=hold_id,
+                                      reason="expired" if expired else "requested"), producer=PRODUCER)
+    return result
+
+
+_EXPIRED = text("SELECT id FROM holds WHERE state = 'open' AND expires_at <= :now ORDER BY expires_at LIMIT :n")
+
+
+async def expired_holds(s: AsyncSession, ctx: Context, limit: int = 100) -> list[uuid.UUID]:
+    return list((await s.execute(_EXPIRED, {"now": ctx.now(), "n": limit})).scalars())
+
+
+def expiry_key(hold_id: uuid.UUID) -> str:
+    """Deterministic, so two sweepers (replicas) expiring the same hold collapse into one void."""
+    return f"wallet:hold-expiry:{hold_id}"
+
+
+async def adjust(s: AsyncSession, req: AdjustmentRequest, ctx: Context) -> OperationResult:
+    check_currency(req.currency)
+    if req.amount == 0:
+        raise Problem(422, "validation-error", "An adjustment must move money", "amount is 0")
+    now = ctx.now()
+    await store.claim(s, req.idempotency_key, "adjustment", store.request_hash("adjustment", req))
+    postings = ledger.adjustment(req.player_id, req.currency, req.amount)
+    applied = await store.apply(s, postings, req.player_id, req.currency)
+    result = OperationResult(transaction_id=uuid.uuid4(), kind="adjustment", idempotency_key=req.idempotency_key,
+                             player_id=req.player_id, currency=req.currency, amount=req.amount,
+                             balance=applied.balance, created_at=now)
+    await store.record(s, result, applied.ids, postings, details={"reason": req.reason, "actor": req.actor})
+    await publish(s, Adjusted(transaction_id=result.transaction_id, player_id=req.player_id, currency=req.currency,
+                              amount=req.amount, cash=req.amount, bonus=0, occurred_at=now, reason=req.reason,
+                              actor=req.actor), producer=PRODUCER)
+    return result

@@ -1,0 +1,225 @@
+"""Pure ledger rules: who pays whom for each operation, how stakes and wins split between cash and
+bonus, and the invariants of docs (reference/ledger.md) over entries held in memory. No I/O here.
+
+An account is named by a `Ref`: (owner, kind, currency, shard). Player refs use the player's UUID
+as owner; platform refs use "platform". The storage layer resolves refs to rows.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+PLATFORM = "platform"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Ref:
+    owner: str
+    kind: str
+    currency: str
+    shard: int = 0
+
+    @property
+    def is_player(self) -> bool:
+        return self.owner != PLATFORM
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    ref: Ref
+    amount: int  # positive credits the account's balance, negative debits it
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    cash: int
+    bonus: int
+
+    @property
+    def total(self) -> int:
+        return self.cash + self.bonus
+
+
+class InsufficientFunds(Exception):
+    def __init__(self, needed: int, available: int) -> None:
+        super().__init__(f"needs {needed}, has {available}")
+        self.needed = needed
+        self.available = available
+
+
+def player(player_id: object, kind: str, currency: str) -> Ref:
+    return Ref(str(player_id), kind, currency)
+
+
+def platform(kind: str, currency: str, shard: int = 0) -> Ref:
+    return Ref(PLATFORM, kind, currency, shard)
+
+
+def house_shard(key: str, shards: int) -> int:
+    """The house sub-account for an operation: spread by key so no single row is every bet's lock."""
+    return zlib.crc32(key.encode()) % shards
+
+
+# ---- splits ---------------------------------------------------------------------------------
+
+def split_stake(amount: int, cash: int, bonus: int) -> Split:
+    """Cash first, then bonus."""
+    if amount < 0:
+        raise ValueError("stake must not be negative")
+    if amount > cash + bonus:
+        raise InsufficientFunds(amount, cash + bonus)
+    from_cash = min(amount, cash)
+    return Split(from_cash, amount - from_cash)
+
+
+def split_win(amount: int, stake: Split) -> Split:
+    """A win in the proportion of the stake. The bonus part is rounded down so the remainder
+    (at most one minor unit) lands in cash, in the player's favour; the parts always sum exactly."""
+    if amount < 0:
+        raise ValueError("win must not be negative")
+    if stake.total <= 0 or stake.bonus <= 0:
+        return Split(amount, 0)
+    bonus = amount * stake.bonus // stake.total
+    return Split(amount - bonus, bonus)
+
+
+# ---- postings per operation -----------------------------------------------------------------
+
+def _nonzero(postings: Iterable[Posting]) -> list[Posting]:
+    return [p for p in postings if p.amount != 0]
+
+
+def bet(player_id: object, currency: str, split: Split, shard: int) -> list[Posting]:
+    return _nonzero([
+        Posting(player(player_id, "cash", currency), -split.cash),
+        Posting(player(player_id, "bonus", currency), -split.bonus),
+        Posting(platform("house", currency, shard), split.total),
+    ])
+
+
+def win(player_id: object, currency: str, split: Split, shard: int) -> list[Posting]:
+    return _nonzero([
+        Posting(player(player_id, "cash", currency), split.cash),
+        Posting(player(player_id, "bonus", currency), split.bonus),
+        Posting(platform("house", currency, shard), -split.total),
+    ])
+
+
+def mirror(postings: Iterable[Posting]) -> list[Posting]:
+    """The exact reversal of a transaction: every entry negated, on the same accounts."""
+    return [Posting(p.ref, -p.amount) for p in postings]
+
+
+def deposit(player_id: object, currency: str, amount: int) -> list[Posting]:
+    return _nonzero([Posting(platform("psp_clearing", currency), -amount),
+                     Posting(player(player_id, "cash", currency), amount)])
+
+
+def withdrawal_hold(player_id: object, currency: str, amount: int) -> list[Posting]:
+    return _nonzero([Posting(player(player_id, "cash", currency), -amount),
+                     Posting(player(player_id, "withdrawal_hold", currency), amount)])
+
+
+def withdrawal_post(player_id: object, currency: str, amount: int) -> list[Posting]:
+    return _nonzero([Posting(player(player_id, "withdrawal_hold", currency), -amount),
+                     Posting(platform("psp_clearing", currency), amount)])
+
+
+def withdrawal_void(player_id: object, currency: str, amount: int) -> list[Posting]:
+    return _nonzero([Posting(player(player_id, "withdrawal_hold", currency), -amount),
+                     Posting(player(player_id, "cash", currency), amount)])
+
+
+def bonus_grant(player_id: object, currency: str, amount: int) -> list[Posting]:
+    return _nonzero([Posting(platform("bonus_liability", currency), -amount),
+                     Posting(player(player_id, "bonus", currency), amount)])
+
+
+def bonus_convert(player_id: object, currency: str, amount: int) -> list[Posting]:
+    """Bonus becomes real money: the player's bonus moves to cash and the liability is recognised
+    as a cost."""
+    return _nonzero([Posting(player(player_id, "bonus", currency), -amount),
+                     Posting(player(player_id, "cash", currency), amount),
+                     Posting(platform("bonus_cost", currency), -amount),
+                     Posting(platform("bonus_liability", currency), amount)])
+
+
+def bonus_forfeit(player_id: object, currency: str, amount: int) -> list[Posting]:
+    return _nonzero([Posting(player(player_id, "bonus", currency), -amount),
+                     Posting(platform("bonus_liability", currency), amount)])
+
+
+def adjustment(player_id: object, currency: str, amount: int) -> list[Posting]:
+    """A manual correction: money enters (amount > 0) or leaves (< 0) the system through `world`."""
+    return _nonzero([Posting(platform("world", currency), -amount),
+                     Posting(player(player_id, "cash", currency), amount)])
+
+
+KIND_ORDER = {"bonus": 0, "cash": 1, "withdrawal_hold": 2}
+
+
+def lock_order(postings: Iterable[Posting]) -> list[Posting]:
+    """Player accounts first (bonus, cash, hold: alphabetical, as `ORDER BY kind FOR UPDATE` locks
+    them), then platform accounts by name. Every operation takes its row locks in this one global
+    order, so two operations cannot deadlock on accounts."""
+    return sorted(postings, key=lambda p: (not p.ref.is_player, KIND_ORDER.get(p.ref.kind, 9), p.ref))
+
+
+# ---- invariants over in-memory data ---------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    invariant: int
+    detail: str
+
+
+def check_balanced(transactions: Mapping[str, Iterable[tuple[str, int]]]) -> list[Breach]:
+    """Invariant 1: per transaction, entries (currency, amount) sum to zero per currency."""
+    out = []
+    for tx, items in transactions.items():
+        sums: dict[str, int] = defaultdict(int)
+        for cur, amount in items:
+            sums[cur] += amount
+        for cur, total in sums.items():
+            if total != 0:
+                out.append(Breach(1, f"transaction {tx} sums to {total} {cur}"))
+    return out
+
+
+def check_non_negative(balances: Mapping[Ref, int]) -> list[Breach]:
+    """Invariant 2: no player balance (cash, bonus, hold) below zero."""
+    return [Breach(2, f"{ref} is {bal}") for ref, bal in balances.items() if ref.is_player and bal < 0]
+
+
+def check_balances_match(balances: Mapping[Ref, int], postings: Iterable[Posting]) -> list[Breach]:
+    """Invariant 3: each stored balance equals the sum of its entries."""
+    sums: dict[Ref, int] = defaultdict(int)
+    for p in postings:
+        sums[p.ref] += p.amount
+    return [Breach(3, f"{ref} stores {balances.get(ref, 0)}, entries sum to {sums.get(ref, 0)}")
+            for ref in set(balances) | set(sums) if balances.get(ref, 0) != sums.get(ref, 0)]
+
+
+def check_conserved(balances: Mapping[Ref, int]) -> list[Breach]:
+    """Invariant 4: per currency all balances sum to zero, i.e. everything outside `world` is
+    exactly what entered through `world` (and the clearings): money is neither made nor lost."""
+    sums: dict[str, int] = defaultdict(int)
+    for ref, bal in balances.items():
+        sums[ref.currency] += bal
+    return [Breach(4, f"{cur} balances sum to {total}") for cur, total in sums.items() if total != 0]
+
+
+def check_rollback(bet_postings: Iterable[Posting], rollback_postings: Iterable[Posting]) -> list[Breach]:
+    """Invariant 6 (first half): a rollback's entries are the bet's, negated, account by account."""
+    want: dict[Ref, int] = defaultdict(int)
+    for p in bet_postings:
+        want[p.ref] -= p.amount
+    got: dict[Ref, int] = defaultdict(int)
+    for p in rollback_postings:
+        got[p.ref] += p.amount
+    if {k: v for k, v in want.items() if v} != {k: v for k, v in got.items() if v}:
+        return [Breach(6, f"rollback {dict(got)} does not mirror bet {dict(want)}")]
+    return []

@@ -1,0 +1,67 @@
+"""Read side: balances, history (cursor = the last seen `seq`, newest first), one transaction."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gameplane.contracts.wallet import Balance
+from gameplane.kit.problems import Problem
+from gameplane.wallet.schemas import EntryView, HistoryPage, TransactionView
+
+_COLUMNS = "id, seq, kind, idempotency_key, player_id, currency, amount, cash, bonus, reverses, details, created_at"
+
+
+async def all_balances(s: AsyncSession, player_id: uuid.UUID) -> list[Balance]:
+    rows = (await s.execute(text("SELECT currency, kind, balance FROM accounts WHERE owner = :o AND shard = 0 "
+                                 "ORDER BY currency"), {"o": str(player_id)})).all()
+    by_cur: dict[str, dict[str, int]] = {}
+    for cur, kind, bal in rows:
+        by_cur.setdefault(cur, {})[kind] = bal
+    return [Balance(currency=c, cash=b.get("cash", 0), bonus=b.get("bonus", 0),
+                    withdrawal_hold=b.get("withdrawal_hold", 0)) for c, b in by_cur.items()]
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = raw.partition(":")
+        if prefix != "seq":
+            raise ValueError(prefix)
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise Problem(400, "invalid-cursor", "Invalid cursor", "use the next_cursor of a previous page")
+
+
+async def history(s: AsyncSession, player_id: uuid.UUID, *, cursor: str | None, limit: int,
+                  currency: str | None = None) -> HistoryPage:
+    before = decode_cursor(cursor) if cursor else None
+    sql = (f"SELECT {_COLUMNS} FROM transactions WHERE player_id = :p "
+           + ("AND seq < :before " if before is not None else "")
+           + ("AND currency = :c " if currency else "")
+           + "ORDER BY seq DESC LIMIT :n")
+    rows = (await s.execute(text(sql), {"p": player_id, "before": before, "c": currency, "n": limit + 1})).all()
+    items = [TransactionView(**r._mapping) for r in rows[:limit]]
+    nxt = encode_cursor(items[-1].seq) if len(rows) > limit else None
+    return HistoryPage(items=items, next_cursor=nxt)
+
+
+async def transaction(s: AsyncSession, tx_id: uuid.UUID, *, player_id: uuid.UUID | None = None) -> TransactionView:
+    row = (await s.execute(text(f"SELECT {_COLUMNS} FROM transactions WHERE id = :id"), {"id": tx_id})).one_or_none()
+    # a player asking for someone else's transaction learns nothing, not even that it exists
+    if row is None or (player_id is not None and row.player_id != player_id):
+        raise Problem(404, "transaction-not-found", "Transaction not found", f"no transaction {tx_id}")
+    entries = (await s.execute(text(
+        "SELECT a.owner, a.kind, a.currency, a.shard, e.amount FROM entries e JOIN accounts a ON a.id = e.account_id "
+        "WHERE e.transaction_id = :id ORDER BY e.id"), {"id": tx_id})).all()
+    view = TransactionView(**row._mapping)
+    view.entries = [EntryView(account=f"{e.owner}:{e.kind}:{e.currency}" + (f":{e.shard}" if e.shard else ""),
+                              amount=e.amount) for e in entries]
+    return view

@@ -1,0 +1,68 @@
+"""Reconciliation: every invariant of reference/ledger.md, checked over the whole database in one
+consistent snapshot. Each query returns the offending rows (capped), so a breach names its culprit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gameplane.wallet.schemas import Breach, ReconciliationReport
+
+CAP = 50
+
+CHECKS: list[tuple[int, str, str]] = [
+    (1, "transaction {0} sums to {2} {1}",
+     "SELECT transaction_id, currency, sum(amount) FROM entries GROUP BY 1, 2 HAVING sum(amount) <> 0"),
+    (1, "entry {0} is in {1} but its account {2} is in {3}",
+     "SELECT e.id, e.currency, a.id, a.currency FROM entries e JOIN accounts a ON a.id = e.account_id "
+     "WHERE e.currency <> a.currency"),
+    (2, "player account {0} ({1} {2} of {3}) is negative: {4}",
+     "SELECT id, kind, currency, owner, balance FROM accounts WHERE owner <> 'platform' AND balance < 0"),
+    (3, "account {0} ({1} {2} of {3}) stores {4} but its entries sum to {5}",
+     "SELECT a.id, a.kind, a.currency, a.owner, a.balance, coalesce(s.total, 0) FROM accounts a "
+     "LEFT JOIN (SELECT account_id, sum(amount) AS total FROM entries GROUP BY 1) s ON s.account_id = a.id "
+     "WHERE a.balance <> coalesce(s.total, 0)"),
+    (4, "balances in {0} sum to {1}, not 0: money was made or lost",
+     "SELECT currency, sum(balance) FROM accounts GROUP BY 1 HAVING sum(balance) <> 0"),
+    (5, "operation {0} ({1}) has no transaction or no stored answer",
+     "SELECT key, kind FROM operations WHERE kind <> 'tombstone' "
+     "AND (transaction_id IS NULL OR response IS NULL OR response->>'transaction_id' <> transaction_id::text)"),
+    (5, "transaction {0} (key {1}) is not the one its idempotency record names",
+     "SELECT t.id, t.idempotency_key FROM transactions t LEFT JOIN operations o ON o.key = t.idempotency_key "
+     "WHERE o.key IS NULL OR o.transaction_id IS DISTINCT FROM t.id"),
+    (5, "idempotency key {0} has {1} transactions",
+     "SELECT idempotency_key, count(*) FROM transactions GROUP BY 1 HAVING count(*) > 1"),
+    (6, "rollback {0} does not mirror bet {1} on account {2} (off by {3})",
+     "SELECT r.id, r.reverses, e.account_id, sum(e.amount) FROM transactions r "
+     "JOIN entries e ON e.transaction_id IN (r.id, r.reverses) WHERE r.reverses IS NOT NULL "
+     "GROUP BY r.id, r.reverses, e.account_id HAVING sum(e.amount) <> 0"),
+    (6, "rollback {0} reverses {1}, which is not a bet of the same split and player",
+     "SELECT r.id, r.reverses FROM transactions r LEFT JOIN transactions b ON b.id = r.reverses "
+     "WHERE r.reverses IS NOT NULL AND (b.id IS NULL OR b.kind <> 'bet' OR r.kind <> 'rollback' "
+     "OR b.cash <> r.cash OR b.bonus <> r.bonus OR b.player_id <> r.player_id)"),
+    (6, "bet {0} is marked rolled back by {1}, but that transaction does not reverse it",
+     "SELECT o.key, o.rolled_back_by FROM operations o WHERE o.kind = 'bet' AND o.rolled_back_by IS NOT NULL "
+     "AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.id = o.rolled_back_by AND t.reverses = o.transaction_id)"),
+    (6, "bet {0} was reversed by {1} but is not marked rolled back",
+     "SELECT b.idempotency_key, r.id FROM transactions r JOIN transactions b ON b.id = r.reverses "
+     "JOIN operations o ON o.key = b.idempotency_key WHERE o.rolled_back_by IS DISTINCT FROM r.id"),
+    (6, "rolled-back (tombstoned) bet key {0} was applied later as transaction {1}",
+     "SELECT o.key, t.id FROM operations o JOIN transactions t ON t.idempotency_key = o.key "
+     "WHERE o.kind = 'tombstone'"),
+]
+
+
+async def reconcile(s: AsyncSession) -> ReconciliationReport:
+    """Run inside a fresh transaction on `s`; the snapshot is repeatable so checks agree."""
+    await s.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+    breaches: list[Breach] = []
+    for invariant, template, sql in CHECKS:
+        rows = (await s.execute(text(f"{sql} LIMIT {CAP}"))).all()
+        breaches += [Breach(invariant=invariant, detail=template.format(*r)) for r in rows]
+    counts = (await s.execute(text(
+        "SELECT (SELECT count(*) FROM transactions), (SELECT count(*) FROM entries), "
+        "(SELECT count(*) FROM accounts)"))).one()
+    return ReconciliationReport(ok=not breaches, checked_at=datetime.now(UTC), transactions=counts[0],
+                                entries=counts[1], accounts=counts[2], breaches=breaches)

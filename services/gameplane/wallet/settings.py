@@ -1,0 +1,20 @@
+"""Wallet settings (env prefix GP_WALLET_)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from gameplane.kit.settings import ServiceSettings, settings_config
+
+
+class WalletSettings(ServiceSettings):
+    service_name: ClassVar[str] = "wallet"
+    model_config = settings_config("wallet")
+
+    port: int = 8002
+    house_shards: int = Field(default=16, ge=1, le=1024,
+                              description="sub-accounts of the house per currency, picked by key hash")
+    hold_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0, description="default withdrawal hold expiry")
+    hold_sweep_seconds: float = Field(default=30.0, gt=0, description="how often expired holds are voided")

@@ -1,0 +1,260 @@
+"""Core SQL on the hot path: claim an idempotency key, move balances, write the immutable
+transaction. Every function runs inside the caller's transaction (one per operation)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NoReturn
+
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gameplane.contracts.wallet import Balance, OperationResult
+from gameplane.kit.events import Event
+from gameplane.kit.outbox import staged
+from gameplane.kit.problems import Problem
+from gameplane.wallet import ledger
+from gameplane.wallet.ledger import Posting, Ref
+from gameplane.wallet.protection import State, effective_limits
+
+
+def request_hash(kind: str, request: BaseModel, **extra: Any) -> str:
+    """Canonical hash of what was asked: same key + same hash is a replay, else a conflict."""
+    doc = {"kind": kind, "request": request.model_dump(mode="json"), **{k: str(v) for k, v in extra.items()}}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class Replay(Exception):
+    """The key was already answered; the stored answer goes back unchanged."""
+
+    def __init__(self, result: OperationResult) -> None:
+        self.result = result
+
+
+def duplicate(key: str) -> Problem:
+    return Problem(409, "duplicate-transaction", "Idempotency key already used for a different request",
+                   f"key {key!r} was used with a different request", idempotency_key=key)
+
+
+_CLAIM = text(
+    "WITH c AS (INSERT INTO operations (key, kind, request_hash) VALUES (:key, :kind, :hash) "
+    "ON CONFLICT DO NOTHING RETURNING key) "
+    "SELECT (SELECT key FROM c) AS claimed, p.currency, p.limits, p.timeout_until, p.self_excluded_until "
+    "FROM (VALUES (1)) AS one(x) LEFT JOIN protection p ON p.player_id = :player")
+_EXISTING = text("SELECT kind, request_hash, response FROM operations WHERE key = :key")
+
+
+async def claim(s: AsyncSession, key: str, kind: str, hash_: str, player_id: uuid.UUID | None = None,
+                now: datetime | None = None) -> State | None:
+    """Insert the key first: a concurrent duplicate blocks on it until we commit, then replays.
+
+    Raises Replay (same request answered before) or a 409 problem; returns the player's protection
+    state (None when the player has none) read in the same round trip."""
+    row = (await s.execute(_CLAIM, {"key": key, "kind": kind, "hash": hash_, "player": player_id})).one()
+    if row.claimed is None:
+        await answered(s, key, kind, hash_)
+    if now is None:
+        return None
+    return protection_state(row.currency, row.limits, row.timeout_until, row.self_excluded_until, now)
+
+
+async def answered(s: AsyncSession, key: str, kind: str, hash_: str) -> NoReturn:
+    """The key is taken: replay its answer, or refuse. Always raises (the caller's transaction,
+    with anything it did speculatively, rolls back)."""
+    prior = (await s.execute(_EXISTING, {"key": key})).one()
+    if prior.kind == "tombstone" and kind == "bet":
+        raise Problem(409, "bet-rolled-back", "Bet was rolled back before it arrived",
+                      f"a rollback for {key!r} was processed first; the bet is refused", idempotency_key=key)
+    if prior.kind != kind or prior.request_hash != hash_ or prior.response is None:
+        raise duplicate(key)
+    raise Replay(OperationResult.model_validate(prior.response))
+
+
+def protection_state(currency: str | None, limits: Any, timeout_until: datetime | None,
+                     self_excluded_until: datetime | None, now: datetime) -> State | None:
+    if currency is None:
+        return None
+    return State(currency, effective_limits(limits or [], now), timeout_until, self_excluded_until)
+
+
+def merge(postings: Iterable[Posting]) -> list[Posting]:
+    """One posting per account, in the global lock order (ON CONFLICT may touch a row only once)."""
+    sums: dict[Ref, int] = defaultdict(int)
+    for p in postings:
+        sums[p.ref] += p.amount
+    return ledger.lock_order(Posting(r, a) for r, a in sums.items() if a != 0)
+
+
+_APPLY = text(
+    "WITH d AS (SELECT * FROM unnest(CAST(:owners AS text[]), CAST(:kinds AS text[]), CAST(:curs AS text[]), "
+    "  CAST(:shards AS int[]), CAST(:amounts AS bigint[])) "
+    "  WITH ORDINALITY AS d(owner, kind, currency, shard, amount, n)),"
+    # The proposed row must pass the CHECK even when it conflicts, so a player debit proposes 0
+    # and the real delta is looked up again in the UPDATE. A new row proposed for a debit means
+    # the account did not exist: no funds (caught below via `inserted`).
+    " u AS (INSERT INTO accounts (owner, kind, currency, shard, balance) "
+    "  SELECT owner, kind, currency, shard, CASE WHEN owner <> 'platform' AND amount < 0 THEN 0 ELSE amount END "
+    "  FROM d ORDER BY n "
+    "  ON CONFLICT (owner, kind, currency, shard) DO UPDATE "
+    "  SET balance = accounts.balance + (SELECT amount FROM d WHERE d.owner = accounts.owner "
+    "   AND d.kind = accounts.kind AND d.currency = accounts.currency AND d.shard = accounts.shard), "
+    "   updated_at = now() "
+    # the conditional guard: a player debit that would go below zero updates nothing
+    "  WHERE accounts.owner = 'platform' OR accounts.balance + (SELECT amount FROM d WHERE d.owner = accounts.owner "
+    "   AND d.kind = accounts.kind AND d.currency = accounts.currency AND d.shard = accounts.shard) >= 0 "
+    "  RETURNING id, owner, kind, currency, shard, balance, xmax = 0 AS inserted) "
+    "SELECT id, owner, kind, currency, shard, balance, true AS touched, inserted FROM u "
+    "UNION ALL SELECT a.id, a.owner, a.kind, a.currency, a.shard, a.balance, false, false FROM accounts a "
+    "WHERE a.owner = :player AND a.currency = :currency AND a.shard = 0 "
+    "AND a.kind NOT IN (SELECT kind FROM u WHERE owner = :player)")
+
+
+@dataclass
+class Applied:
+    ids: dict[Ref, int]
+    balance: Balance
+
+
+async def apply(s: AsyncSession, postings: list[Posting], player_id: uuid.UUID, currency: str) -> Applied:
+    """Move balances (creating accounts on first use) and return the player's balances after it.
+    Player accounts never go negative: the conditional update refuses, the CHECK is the backstop."""
+    merged = merge(postings)
+    owner = str(player_id)
+    params = {"owners": [p.ref.owner for p in merged], "kinds": [p.ref.kind for p in merged],
+              "curs": [p.ref.currency for p in merged], "shards": [p.ref.shard for p in merged],
+              "amounts": [p.amount for p in merged], "player": owner, "currency": currency}
+    try:
+        rows = (await s.execute(_APPLY, params)).all()
+    except IntegrityError as exc:  # the CHECK caught what the guard should have: still a refusal
+        if "player_non_negative" in str(exc):
+            raise Problem(402, "insufficient-funds", "Insufficient funds", "the account has no funds")
+        raise
+    debits = {p.ref for p in merged if p.amount < 0 and p.ref.is_player}
+    ids: dict[Ref, int] = {}
+    bal = {"cash": 0, "bonus": 0, "withdrawal_hold": 0}
+    for r in rows:
+        ref = Ref(r.owner, r.kind, r.currency, r.shard)
+        if r.touched and not (r.inserted and ref in debits):
+            ids[ref] = r.id
+        if r.owner == owner and r.currency == currency and r.shard == 0:
+            bal[r.kind] = r.balance
+    balance = Balance(currency=currency, cash=bal["cash"], bonus=bal["bonus"], withdrawal_hold=bal["withdrawal_hold"])
+    if len(ids) != len(merged):
+        short = [p for p in merged if p.ref not in ids]
+        raise Problem(402, "insufficient-funds", "Insufficient funds",
+                      f"{short[0].ref.kind} cannot cover {-short[0].amount} {currency}",
+                      balance=balance.model_dump())
+    return Applied(ids, balance)
+
+
+_RECORD = text(
+    "WITH t AS (INSERT INTO transactions (id, idempotency_key, kind, player_id, currency, amount, cash, bonus,"
+    "   reverses, details, created_at) "
+    "  VALUES (:tx, :key, :kind, :player, :currency, :amount, :cash, :bonus, :reverses, CAST(:details AS jsonb),"
+    "   :created_at) RETURNING id),"
+    " e AS (INSERT INTO entries (transaction_id, account_id, currency, amount) "
+    "  SELECT t.id, u.account_id, :currency, u.amount FROM t, "
+    "  unnest(CAST(:account_ids AS bigint[]), CAST(:amounts AS bigint[])) AS u(account_id, amount))"
+    " UPDATE operations SET transaction_id = :tx, response = CAST(:response AS jsonb) WHERE key = :key")
+
+
+async def record(s: AsyncSession, result: OperationResult, applied_ids: dict[Ref, int], postings: list[Posting],
+                 *, reverses: uuid.UUID | None = None, details: dict[str, Any] | None = None) -> None:
+    """Write the transaction, its entries and the stored answer in one round trip."""
+    merged = merge(postings)
+    cash = result.split.cash if result.split else 0
+    bonus = result.split.bonus if result.split else 0
+    await s.execute(_RECORD, {
+        "tx": result.transaction_id, "key": result.idempotency_key, "kind": result.kind,
+        "player": result.player_id, "currency": result.currency, "amount": result.amount, "cash": cash,
+        "bonus": bonus, "reverses": reverses, "details": json.dumps(details or {}), "created_at": result.created_at,
+        "account_ids": [applied_ids[p.ref] for p in merged], "amounts": [p.amount for p in merged],
+        "response": result.model_dump_json()})
+
+
+async def balances(s: AsyncSession, player_id: uuid.UUID, currency: str, *,
+                   lock: tuple[str, ...] = ()) -> Balance:
+    """Read a player's balances; `lock` names the kinds to lock (taken in kind order, as everywhere)."""
+    if lock:
+        sql = ("SELECT kind, balance FROM accounts WHERE owner = :o AND currency = :c AND shard = 0 "
+               "AND kind = ANY(:kinds) ORDER BY kind FOR UPDATE")
+    else:
+        sql = "SELECT kind, balance FROM accounts WHERE owner = :o AND currency = :c AND shard = 0"
+    params: dict[str, Any] = {"o": str(player_id), "c": currency, "kinds": list(lock)}
+    bal = dict((await s.execute(text(sql), params)).tuples().all())
+    return Balance(currency=currency, cash=bal.get("cash", 0), bonus=bal.get("bonus", 0),
+                   withdrawal_hold=bal.get("withdrawal_hold", 0))
+
+
+_COMMIT = (
+    "WITH d AS (SELECT * FROM unnest(CAST(:owners AS text[]), CAST(:kinds AS text[]), CAST(:curs AS text[]), "
+    "  CAST(:shards AS int[]), CAST(:amounts AS bigint[])) "
+    "  WITH ORDINALITY AS d(owner, kind, currency, shard, amount, n)),"
+    " u AS (INSERT INTO accounts (owner, kind, currency, shard, balance) "
+    "  SELECT owner, kind, currency, shard, CASE WHEN owner <> 'platform' AND amount < 0 THEN 0 ELSE amount END "
+    "  FROM d ORDER BY n "
+    "  ON CONFLICT (owner, kind, currency, shard) DO UPDATE "
+    "  SET balance = accounts.balance + (SELECT amount FROM d WHERE d.owner = accounts.owner "
+    "   AND d.kind = accounts.kind AND d.currency = accounts.currency AND d.shard = accounts.shard), "
+    "   updated_at = now() "
+    "  WHERE accounts.owner = 'platform' OR accounts.balance + (SELECT amount FROM d WHERE d.owner = accounts.owner "
+    "   AND d.kind = accounts.kind AND d.currency = accounts.currency AND d.shard = accounts.shard) >= 0 "
+    "  RETURNING id, owner, kind, currency, shard, xmax = 0 AS inserted),"
+    " t AS (INSERT INTO transactions (id, idempotency_key, kind, player_id, currency, amount, cash, bonus,"
+    "   reverses, details, created_at) "
+    "  VALUES (:tx, :key, :kind, :player, :currency, :amount, :cash, :bonus, :reverses, CAST(:details AS jsonb),"
+    "   :created_at) RETURNING id),"
+    " e AS (INSERT INTO entries (transaction_id, account_id, currency, amount) "
+    "  SELECT t.id, u.id, u.currency, d.amount FROM t, u JOIN d USING (owner, kind, currency, shard)),"
+    " o AS (UPDATE operations SET transaction_id = :tx, response = CAST(:response AS jsonb) WHERE key = :key),"
+    " ob AS (INSERT INTO outbox (id, subject, headers, payload) "
+    "  VALUES (:ev_id, :ev_subject, CAST(:ev_headers AS jsonb), CAST(:ev_payload AS jsonb)))"
+    "{extra}"
+    " SELECT (SELECT count(*) FROM u JOIN d USING (owner, kind, currency, shard) "
+    "  WHERE NOT (u.inserted AND d.amount < 0 AND u.owner <> 'platform')) AS applied")
+_COMMIT_PLAIN = text(_COMMIT.format(extra=""))
+
+
+async def commit(s: AsyncSession, result: OperationResult, postings: list[Posting], event: Event, *,
+                 details: dict[str, Any] | None = None, reverses: uuid.UUID | None = None,
+                 extra: tuple[Any, dict[str, Any]] | None = None) -> None:
+    """The hot path's single write: balances (guarded), transaction, entries, stored answer and
+    outbox row in one statement. The caller computed the answer from balances it holds locked;
+    `extra` is one more CTE (compiled text with its own binds) that must commit with it.
+
+    No NOTIFY here, on purpose: a NOTIFY per bet serialises commits on Postgres' notify lock and
+    wakes the relay for a transaction per bet. Bet/win events go out with the relay's poll (≤ 1 s,
+    in batches), which is what analytics, bonus and risk need from them."""
+    merged = merge(postings)
+    split = result.split
+    params = {
+        "owners": [p.ref.owner for p in merged], "kinds": [p.ref.kind for p in merged],
+        "curs": [p.ref.currency for p in merged], "shards": [p.ref.shard for p in merged],
+        "amounts": [p.amount for p in merged],
+        "tx": result.transaction_id, "key": result.idempotency_key, "kind": result.kind, "player": result.player_id,
+        "currency": result.currency, "amount": result.amount, "cash": split.cash if split else 0,
+        "bonus": split.bonus if split else 0, "reverses": reverses, "details": json.dumps(details or {}),
+        "created_at": result.created_at, "response": result.model_dump_json(),
+        **{f"ev_{k}": v for k, v in staged(event, producer="wallet").items()},
+    }
+    stmt = _COMMIT_PLAIN
+    if extra is not None:
+        stmt, extra_params = extra
+        params.update(extra_params)
+    row = (await s.execute(stmt, params)).one()
+    if row.applied != len(merged):  # the guard refused a debit: nothing of this may commit
+        raise Problem(402, "insufficient-funds", "Insufficient funds", "a balance changed under the operation",
+                      balance=result.balance.model_dump())
+
+
+def commit_with(extra_cte: str) -> Any:
+    """Compile the commit statement once with one extra CTE, e.g. ', r AS (UPDATE rounds ...)'."""
+    return text(_COMMIT.format(extra=extra_cte))

@@ -1,0 +1,148 @@
+"""The wallet as a real process (`python -m gameplane.wallet`), SIGKILLed in the middle of load and
+restarted. Clients keep retrying their keys until they get a definite answer. Afterwards: zero
+invariant breaches, every acknowledged key present exactly once with the acknowledged transaction
+id, no transaction nobody asked for, and balances equal to the sum of the acknowledged answers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from gameplane.kit.auth import issue_service_token
+from gameplane.kit.devinfra import free_port
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+SECRET = "crash-test-service-secret-0123456789"
+CLIENTS, OPS_PER_CLIENT, PLAYERS = 16, 30, 4
+
+
+class WalletProcess:
+    def __init__(self, database_url: str, nats_url: str, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "GP_WALLET_DATABASE_URL": database_url, "GP_WALLET_NATS_URL": nats_url,
+                    "GP_WALLET_PORT": str(self.port), "GP_WALLET_SERVICE_TOKEN_SECRET": SECRET,
+                    "GP_WALLET_LOG_LEVEL": "WARNING"}
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "gameplane.wallet"], env=self.env, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    async def ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=1.0) as c:
+            while time.monotonic() < deadline:
+                assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-2000:]
+                try:
+                    if (await c.get(self.url + "/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise TimeoutError("wallet did not become ready:\n" + self.log.read_text()[-2000:])
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+async def test_sigkill_mid_load_loses_and_doubles_nothing(new_database: Any, nats_server: Any,
+                                                          tmp_path: Path) -> None:
+    db_url = new_database("wallet_crash")
+    wallet = WalletProcess(db_url, nats_server.url, tmp_path / "wallet.log")
+    rng = random.Random(7)
+    players = [str(uuid.uuid4()) for _ in range(PLAYERS)]
+    acked: dict[str, dict[str, Any]] = {}
+    ambiguous = 0
+    headers = {"authorization": "Bearer " + issue_service_token(SECRET, "games", "wallet", ttl=600)}
+    wallet.start()
+    try:
+        await wallet.ready()
+        async with httpx.AsyncClient(base_url=wallet.url, timeout=5.0, headers=headers) as client:
+
+            async def send(path: str, body: dict[str, Any], allowed: tuple[int, ...] = (200, 402, 409)) -> None:
+                nonlocal ambiguous
+                while True:  # a client that got no answer cannot know what happened: same key again
+                    try:
+                        r = await client.post("/internal/wallet" + path, json=body)
+                    except httpx.TransportError:
+                        ambiguous += 1
+                        await asyncio.sleep(0.1)
+                        continue
+                    if r.status_code == 503:
+                        await asyncio.sleep(0.1)
+                        continue
+                    assert r.status_code in allowed, r.text
+                    if r.status_code == 200:
+                        assert acked.setdefault(body["idempotency_key"], r.json()) == r.json()
+                    return
+
+            async def worker(n: int) -> None:
+                for i in range(OPS_PER_CLIENT):
+                    p = rng.choice(players)
+                    money = {"idempotency_key": f"k{n}-{i}", "player_id": p, "currency": "EUR"}
+                    roll = rng.random()
+                    if roll < 0.3:
+                        await send("/deposits", {**money, "amount": rng.randint(100, 2000)})
+                    elif roll < 0.75:
+                        await send("/bets", {**money, "amount": rng.randint(1, 300), "round_id": f"r{n}-{i // 2}",
+                                             "game_id": "g", "provider": "rgs"})
+                    else:
+                        body = {**money, "amount": rng.randint(0, 400), "round_id": f"r{n}-{(i - 1) // 2}",
+                                "game_id": "g", "provider": "rgs", "close_round": False}
+                        # the round may not exist (its bet was refused): 404 is then the definite answer
+                        await send("/wins", body, (200, 404))
+
+            async def crash() -> None:
+                while len(acked) < CLIENTS * OPS_PER_CLIENT // 4:  # well into the load
+                    await asyncio.sleep(0.01)
+                wallet.kill()
+                await asyncio.sleep(0.5)
+                wallet.start()
+                await wallet.ready()
+
+            await asyncio.gather(crash(), *[worker(n) for n in range(CLIENTS)])
+            assert ambiguous > 0, "the kill interrupted no request; the test proved nothing"
+            report = (await client.get("/internal/wallet/reconciliation")).json()
+            assert report["ok"], report["breaches"]
+            balances = {p: (await client.get(f"/internal/wallet/players/{p}/balances/EUR")).json() for p in players}
+    finally:
+        wallet.stop()
+
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            rows = dict((await conn.execute(text("SELECT idempotency_key, id::text FROM transactions"))).tuples().all())
+    finally:
+        await engine.dispose()
+    assert rows == {k: d["transaction_id"] for k, d in acked.items()}, "lost or doubled transactions"
+    expected = {p: [0, 0] for p in players}
+    for d in acked.values():
+        sign = 1 if d["kind"] in ("deposit", "win") else -1
+        split = d["split"] or {"cash": d["amount"], "bonus": 0}
+        expected[d["player_id"]][0] += sign * split["cash"]
+        expected[d["player_id"]][1] += sign * split["bonus"]
+    assert {p: [b["cash"], b["bonus"]] for p, b in balances.items()} == expected
