@@ -58,8 +58,12 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 20, echo: bool = False) -> None:
         self.url = url
+        # A fixed-size pool: overflow connections would be opened and closed under every burst (each
+        # one a TCP + auth handshake), and pre-ping would add a round trip to every checkout. A
+        # connection broken by a database restart is invalidated on its first error instead.
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo)
+            url, pool_size=pool_size, max_overflow=0, pool_timeout=10, pool_recycle=1800, echo=echo,
+            connect_args={"ssl": False} if "ssl" not in url else {})
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
