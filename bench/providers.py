@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 import httpx
 import psutil
 from _common import bench_seconds, log, platform, result_line
+
 from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.games import DEV_PROVIDER_SECRET, SIGNATURE_HEADER, sign
 from gameplane.kit.auth import issue_service_token

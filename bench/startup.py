@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from _common import bench_seconds, log, result_line
+
 from gameplane.cli.harness import launch
 
 MAX_RUNS = 5

@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import bench_seconds, infra, log, result_line
+
 from gameplane.kit.auth import issue_service_token
 from gameplane.kit.devinfra import free_port
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from gameplane.kit.devinfra import PG_TEMPLATE_CACHE, EmbeddedPostgres, NatsServer
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
+
 from gameplane.kit.devinfra import EmbeddedPostgres, NatsServer
 from gameplane.kit.settings import ServiceSettings
 

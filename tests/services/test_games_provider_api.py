@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from gameplane.contracts.games import SIGNATURE_HEADER, sign
 from gameplane.games import aggregator
 from gameplane.games.settings import ProviderSettings

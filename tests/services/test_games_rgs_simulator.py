@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from gameplane.simulators.inprocess import LocalPlatform, launch, local_platform, new_player
 from sqlalchemy import text
+
+from gameplane.simulators.inprocess import LocalPlatform, launch, local_platform, new_player
 
 SECRET = "rgs-service-test-provider-secret"
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+
 from gameplane.gateway.app import UVICORN_OPTIONS, build_app
 from gameplane.gateway.settings import GatewaySettings
 from gameplane.kit.devinfra import free_port

@@ -15,12 +15,13 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
+
 from gameplane.gateway.app import UVICORN_OPTIONS, build_app
 from gameplane.gateway.settings import GatewaySettings
 from gameplane.kit.auth import issue_player_token, verify_service_token
 from gameplane.kit.devinfra import free_port
 from gameplane.kit.problems import PROBLEM_BASE, Problem
-from pydantic import BaseModel
 
 SERVICE_SECRET = "test-service-secret-0123456789-abcdef"
 PLAYER_SECRET = "test-player-secret-0123456789-abcdefg"

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import APIRouter, Depends
+
 from gameplane.kit.app import Runtime, create_app
 from gameplane.kit.auth import issue_service_token, service_caller
 from gameplane.kit.breaker import CircuitBreaker, State

@@ -7,14 +7,15 @@ import uuid
 
 import nats
 import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from sqlalchemy import text
+
 from gameplane.kit.app import Runtime
 from gameplane.kit.consumer import Consumers, handle_once
 from gameplane.kit.db import make_base
 from gameplane.kit.events import Envelope, Event
 from gameplane.kit.outbox import publish
 from gameplane.kit.settings import ServiceSettings, settings_config
-from nats.js.api import ConsumerConfig, DeliverPolicy
-from sqlalchemy import text
 
 
 class KitPing(Event):

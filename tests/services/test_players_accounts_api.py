@@ -15,11 +15,12 @@ import httpx
 import nats
 import pytest
 from fastapi import FastAPI
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
 from gameplane.kit.auth import issue_service_token, verify_player_token
 from gameplane.kit.testing import as_service, running
 from gameplane.players.app import build_app
 from gameplane.players.settings import PlayersSettings
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 PROBLEM = "https://gameplane.io/problems/"
 PASSWORD = "correct horse battery staple"

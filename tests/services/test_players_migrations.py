@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from gameplane.kit import migrate
 from gameplane.players.models import Base
 from gameplane.players.settings import PlayersSettings
-from sqlalchemy.ext.asyncio import create_async_engine
 
 
 async def test_migrations_match_the_models(service_settings):

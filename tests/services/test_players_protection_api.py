@@ -13,12 +13,13 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
 from gameplane.kit.auth import verify_player_token
 from gameplane.kit.testing import as_service, running
 from gameplane.players.app import build_app
 from gameplane.players.safeguards import sweep
 from gameplane.players.settings import PlayersSettings
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 PROBLEM = "https://gameplane.io/problems/"
 PASSWORD = "correct horse battery staple"

@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from gameplane.simulators.inprocess import LocalPlatform, announce_player, launch, local_platform, new_player
 from sqlalchemy import text
+
+from gameplane.simulators.inprocess import LocalPlatform, announce_player, launch, local_platform, new_player
 
 SECRET = "sessions-service-test-provider-secret"
 

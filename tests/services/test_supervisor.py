@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+
 from gameplane.cli.supervisor import Backoff, ProcessSpec, State, Supervisor
 from gameplane.kit.devinfra import free_port
 

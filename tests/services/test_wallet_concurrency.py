@@ -12,10 +12,11 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
+from sqlalchemy import text
+
 from gameplane.kit.testing import as_service, running
 from gameplane.wallet.app import build_app
 from gameplane.wallet.settings import WalletSettings
-from sqlalchemy import text
 
 CLIENTS, OPS_PER_CLIENT, PLAYERS = 24, 40, 5
 W = "/internal/wallet"

@@ -10,12 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+
 from gameplane.contracts.players import LimitState, ProtectionChanged
 from gameplane.kit.events import Envelope
 from gameplane.kit.testing import as_service, running
 from gameplane.wallet.app import build_app
 from gameplane.wallet.settings import WalletSettings
-from sqlalchemy import text
 
 W = "/internal/wallet"
 
@@ -448,8 +449,9 @@ async def test_reconciliation_is_clean_then_reports_a_planted_breach(wallet: Wal
     report = await wallet.reconcile()
     assert report["ok"] and report["breaches"] == [] and report["transactions"] > 0
     # the CLI runs its own event loop, so it goes to a thread
-    from gameplane.cli.main import app as cli
     from typer.testing import CliRunner
+
+    from gameplane.cli.main import app as cli
 
     url = wallet.app.state.runtime.settings.database_url
     runner = CliRunner()

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from gameplane.kit.testing import as_service, running
-from gameplane.wallet.app import build_app
-from gameplane.wallet.settings import WalletSettings
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from gameplane.kit.testing import as_service, running
+from gameplane.wallet.app import build_app
+from gameplane.wallet.settings import WalletSettings
 
 W = "/internal/wallet"
 # WALLET_SM_EXAMPLES lets a developer run a quick subset; CI runs the full 2,000 steps

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import psutil
+
 from gameplane.cli import registry
 from gameplane.cli.harness import Platform
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import psutil
+
 from gameplane.contracts import wallet as wallet_api
 from gameplane.kit.auth import issue_service_token
 

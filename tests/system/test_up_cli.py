@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import psutil
 import pytest
+
 from gameplane.cli.harness import surviving
 from gameplane.cli.registry import PORT_OFFSETS
 from gameplane.kit.devinfra import free_port_block

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from gameplane.kit.auth import issue_service_token
-from gameplane.kit.devinfra import free_port
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from gameplane.kit.auth import issue_service_token
+from gameplane.kit.devinfra import free_port
 
 SECRET = "crash-test-service-secret-0123456789"
 CLIENTS, OPS_PER_CLIENT, PLAYERS = 16, 30, 4

@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 import pytest
+
 from gameplane.contracts.games import SIGNATURE_HEADER, sign
 from gameplane.simulators.rgs.client import PlatformClient, Refused, Unanswered
 

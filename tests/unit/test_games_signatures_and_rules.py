@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from gameplane.contracts.games import (
     SIGNATURE_HEADER,
     BetCall,

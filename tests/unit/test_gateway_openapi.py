@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from gameplane.gateway.openapi import OpenApiCache, merge
 from gameplane.gateway.routes import RouteTable
 

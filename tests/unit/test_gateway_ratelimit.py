@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from gameplane.gateway.ratelimit import TokenBuckets, retry_after
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from gameplane.gateway.routes import Access, BadPath, Blocked, RouteTable, client_ip
 
 SERVICES = ["players", "wallet", "games", "sessions", "payments"]

@@ -6,6 +6,7 @@ import uuid
 
 import jwt
 import pytest
+
 from gameplane.gateway.tokens import PlayerTokens, ServiceTokens
 from gameplane.kit.auth import issue_player_token, verify_service_token
 from gameplane.kit.problems import Problem

@@ -3,6 +3,7 @@ import uuid
 
 import jwt
 import pytest
+
 from gameplane.kit.auth import (
     issue_player_token,
     issue_service_token,

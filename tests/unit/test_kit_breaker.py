@@ -1,4 +1,5 @@
 import pytest
+
 from gameplane.kit.breaker import CircuitBreaker, CircuitOpen, State
 
 

@@ -2,6 +2,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+
 from gameplane.contracts.wallet import BetPlaced
 from gameplane.kit.events import Envelope, Event
 

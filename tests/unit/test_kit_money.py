@@ -1,6 +1,7 @@
 import pytest
-from gameplane.kit.money import CurrencyError, Money, MoneyModel
 from pydantic import ValidationError
+
+from gameplane.kit.money import CurrencyError, Money, MoneyModel
 
 
 def test_exponents_follow_iso_4217():

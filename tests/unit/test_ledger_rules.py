@@ -6,10 +6,11 @@ import uuid
 from collections import defaultdict
 
 import pytest
-from gameplane.wallet import ledger
-from gameplane.wallet.ledger import InsufficientFunds, Posting, Ref, Split
 from hypothesis import given
 from hypothesis import strategies as st
+
+from gameplane.wallet import ledger
+from gameplane.wallet.ledger import InsufficientFunds, Posting, Ref, Split
 
 P = uuid.UUID("00000000-0000-0000-0000-000000000001")
 amounts = st.integers(min_value=0, max_value=10**12)

@@ -3,6 +3,7 @@
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+
 from gameplane.players.age import age_on, check_adult
 from gameplane.players.errors import InvalidDateOfBirth, InvalidKycTransition, Underage, WeakPassword
 from gameplane.players.kyc import STATES, TRANSITIONS, can_transition, transition

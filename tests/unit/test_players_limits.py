@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from gameplane.players.errors import InvalidProtectionSetting
 from gameplane.players.limits import Limit, is_due, request_change, settle
 

@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from gameplane.contracts.jurisdiction import PROFILES, profile
 from gameplane.players.errors import InvalidProtectionSetting, ProtectionRefused
 from gameplane.players.protection import (

@@ -8,6 +8,7 @@ from fractions import Fraction
 from importlib import resources
 
 import pytest
+
 from gameplane.simulators.rgs import slot
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from gameplane.contracts.wallet import BetRequest, WithdrawalPostRequest
 from gameplane.kit.problems import Problem
 from gameplane.wallet.queries import decode_cursor, encode_cursor
