@@ -310,6 +310,17 @@ async def test_player_rate_limit_answers_429_with_retry_after(gateway: Any) -> N
     assert other.status_code == 200 and public.status_code == 200
 
 
+async def test_provider_callbacks_have_their_own_partner_limit(gateway: Any) -> None:
+    """A studio's RGS is not throttled by the per-address limit sized for players' browsers."""
+    async with gateway(rate_limit_ip_rate=0.01, rate_limit_ip_burst=1,
+                       rate_limit_partner_rate=0.01, rate_limit_partner_burst=5) as gw:
+        player_side = [await gw.get("/v1/games/catalog") for _ in range(2)]
+        provider_side = [await gw.post("/providers/acme/bet", content=b"{}") for _ in range(6)]
+    assert [r.status_code for r in player_side] == [200, 429]
+    assert [r.status_code for r in provider_side[:5]] == [200] * 5
+    assert assert_problem(provider_side[5], 429, "rate-limited")["limit"] == "partner"
+
+
 async def test_ip_rate_limit_applies_before_authentication(gateway: Any) -> None:
     async with gateway(rate_limit_ip_rate=0.1, rate_limit_ip_burst=2) as gw:
         first = [await gw.get("/v1/games/catalog"), await gw.get("/v1/players/me")]

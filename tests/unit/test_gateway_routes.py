@@ -108,3 +108,10 @@ def test_labels_are_low_cardinality(table: RouteTable) -> None:
 ])
 def test_client_ip(peer: str | None, xff: str | None, hops: int, expected: str) -> None:
     assert client_ip(peer, xff, hops) == expected
+
+
+def test_partner_prefixes_are_marked_for_their_own_rate_limit():
+    table = RouteTable({"games", "payments", "players"})
+    assert table.resolve("POST", "/providers/acme/bet").partner
+    assert table.resolve("POST", "/webhooks/psp/events").partner
+    assert not table.resolve("POST", "/v1/players/login").partner

@@ -22,6 +22,7 @@ class Route:
     access: Access
     play: bool  # refused when the token's `play` claim is false (self-excluded, timed out)
     label: str  # low-cardinality name for metrics and logs
+    partner: bool = False  # server-to-server traffic (game studios, PSPs): its own, larger rate limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,7 @@ class RouteTable:
             raise BadPath(path)
         access = Access.PUBLIC if any(r.matches(method, path) for r in self.public) else Access.PLAYER
         play = access is Access.PLAYER and any(r.matches(method, path) for r in self.play)
-        return Route(target, access, play, label)
+        return Route(target, access, play, label, partner=head in FIXED_PREFIXES)
 
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted_hops: int) -> str:

@@ -36,6 +36,8 @@ class GatewaySettings(ServiceSettings):
     rate_limit_ip_burst: int = Field(default=100, ge=1)
     rate_limit_player_rate: float = Field(default=20.0, ge=0)
     rate_limit_player_burst: int = Field(default=40, ge=1)
+    rate_limit_partner_rate: float = Field(default=1000.0, ge=0, description="/providers and /webhooks, per address")
+    rate_limit_partner_burst: int = Field(default=2000, ge=1)
     rate_limit_max_keys: int = Field(default=100_000, ge=100)
     # Reverse proxies in front of the gateway that append to X-Forwarded-For (0: trust nobody,
     # the client is the peer address). Trusting more hops than exist lets clients pick their IP.
