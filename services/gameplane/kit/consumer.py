@@ -10,7 +10,6 @@ from typing import Any
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
-from opentelemetry import context as otel_context
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +21,9 @@ from gameplane.kit.events import Envelope, Event
 log = logging.getLogger("gameplane.consumer")
 
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
+
+_MARK = text("INSERT INTO processed_events (event_id, consumer) VALUES (:id, :c) "
+             "ON CONFLICT DO NOTHING RETURNING event_id")
 
 
 @dataclass
@@ -67,9 +69,7 @@ async def handle_once(service: str, db: Database, env: Envelope, reg_handler: Ha
     """Run the handler unless this consumer already processed the event. True when it ran."""
     consumer = f"{service}:{env.type}"
     async with db.transaction() as s:
-        fresh = (await s.execute(text(
-            "INSERT INTO processed_events (event_id, consumer) VALUES (:id, :c) "
-            "ON CONFLICT DO NOTHING RETURNING event_id"), {"id": env.id, "c": consumer})).first()
+        fresh = (await s.execute(_MARK, {"id": env.id, "c": consumer})).first()
         if fresh is None:
             return False
         await reg_handler(s, event, env)
@@ -99,10 +99,28 @@ async def _consume(service: str, db: Database, bus: Bus, reg: _Registration) -> 
             log.warning("unsubscribe of %s did not complete", durable)
 
 
+async def handle_batch(service: str, db: Database, items: list[tuple[Envelope, Event, Any]],
+                       reg_handler: Handler) -> list[bool]:
+    """Every event of a fetched batch in one transaction: one commit instead of one per event.
+    If any handler fails the whole batch rolls back, and the caller retries the events one by one
+    so that only the failing event is redelivered. `items` holds (envelope, event, trace context)."""
+    consumer = f"{service}:{items[0][0].type}"
+    tracer = telemetry.tracer("gameplane.consumer")
+    ran: list[bool] = []
+    async with db.transaction() as s:
+        for env, event, ctx in items:
+            with tracer.start_as_current_span(f"consume {env.type}", context=ctx):
+                fresh = (await s.execute(_MARK, {"id": env.id, "c": consumer})).first()
+                if fresh is not None:
+                    await reg_handler(s, event, env)
+                ran.append(fresh is not None)
+    return ran
+
+
 async def _fetch_loop(service: str, db: Database, sub: Any, durable: str, reg: _Registration) -> None:
     while True:
         try:
-            msgs = await sub.fetch(batch=50, timeout=1)
+            msgs = await sub.fetch(batch=100, timeout=1)
         except (FetchTimeoutError, TimeoutError):
             continue
         except asyncio.CancelledError:
@@ -111,12 +129,34 @@ async def _fetch_loop(service: str, db: Database, sub: Any, durable: str, reg: _
             log.warning("fetch on %s failed: %s", durable, exc)
             await asyncio.sleep(0.5)
             continue
+        items: list[tuple[Envelope, Event, Any]] = []
+        good = []
         for msg in msgs:
-            env = Envelope.model_validate_json(msg.data)
-            token = otel_context.attach(telemetry.extract(dict(msg.headers or {})))
             try:
-                with telemetry.tracer("gameplane.consumer").start_as_current_span(f"consume {env.type}"):
-                    ran = await handle_once(service, db, env, reg.handler, env.open())
+                env = Envelope.model_validate_json(msg.data)
+                items.append((env, env.open(), telemetry.extract(dict(msg.headers or {}))))
+                good.append(msg)
+            except Exception:
+                # Unreadable or of an unknown version: no retry can fix it, so it is terminated.
+                log.exception("unreadable event on %s; terminating it", durable)
+                metrics.EVENTS_CONSUMED.labels(service, reg.event.event_type, "unreadable").inc()
+                await msg.term()
+        if not items:
+            continue
+        try:
+            outcomes = await handle_batch(service, db, items, reg.handler)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            outcomes = None  # fall back to one transaction per event to isolate the failing one
+        for i, (msg, (env, event, ctx)) in enumerate(zip(good, items, strict=True)):
+            try:
+                if outcomes is None:
+                    with telemetry.tracer("gameplane.consumer").start_as_current_span(
+                            f"consume {env.type}", context=ctx):
+                        ran = await handle_once(service, db, env, reg.handler, event)
+                else:
+                    ran = outcomes[i]
                 metrics.EVENTS_CONSUMED.labels(service, env.type, "handled" if ran else "duplicate").inc()
                 await msg.ack()
             except asyncio.CancelledError:
@@ -125,5 +165,3 @@ async def _fetch_loop(service: str, db: Database, sub: Any, durable: str, reg: _
                 log.exception("handler for %s failed on event %s; redelivering", env.type, env.id)
                 metrics.EVENTS_CONSUMED.labels(service, env.type, "error").inc()
                 await msg.nak(delay=1)
-            finally:
-                otel_context.detach(token)
