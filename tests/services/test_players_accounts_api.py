@@ -8,7 +8,7 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -18,23 +18,13 @@ from fastapi import FastAPI
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gameplane.kit.auth import issue_service_token, verify_player_token
+from gameplane.kit.testing import ManualClock as Clock
 from gameplane.kit.testing import as_service, running
 from gameplane.players.app import build_app
 from gameplane.players.settings import PlayersSettings
 
 PROBLEM = "https://gameplane.io/problems/"
 PASSWORD = "correct horse battery staple"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass

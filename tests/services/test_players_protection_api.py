@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,6 +16,7 @@ import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gameplane.kit.auth import verify_player_token
+from gameplane.kit.testing import ManualClock as Clock
 from gameplane.kit.testing import as_service, running
 from gameplane.players.app import build_app
 from gameplane.players.safeguards import sweep
@@ -23,17 +24,6 @@ from gameplane.players.settings import PlayersSettings
 
 PROBLEM = "https://gameplane.io/problems/"
 PASSWORD = "correct horse battery staple"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 class Harness:

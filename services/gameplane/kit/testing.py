@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -28,3 +29,17 @@ def as_service(app: FastAPI, caller: str = "gateway", player_id: uuid.UUID | Non
     if player_id is not None:
         headers[PLAYER_HEADER] = str(player_id)
     return headers
+
+
+class ManualClock:
+    """A wall clock that moves only when told: inject it where a service takes `clock`, then
+    `advance(hours=24)` to cross a cooling-off period without sleeping."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
