@@ -7,6 +7,7 @@ JetStream de-duplicates on `Nats-Msg-Id` (the event id), so a crash between publ
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from typing import Any
@@ -32,23 +33,16 @@ _INSERT = text(
 async def publish(session: AsyncSession, event: Event, *, producer: str,
                   event_id: uuid.UUID | None = None) -> uuid.UUID:
     """Stage `event` in the caller's transaction. It is published only if that transaction commits."""
-    env = Envelope.wrap(event, producer, event_id)
-    headers: dict[str, str] = {}
-    telemetry.inject(headers)
-    import json
-
-    await session.execute(_INSERT, {"id": env.id, "subject": env.subject, "headers": json.dumps(headers),
-                                    "payload": env.model_dump_json()})
+    row = staged(event, producer=producer, event_id=event_id)
+    await session.execute(_INSERT, row)
     await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-    return env.id
+    return row["id"]  # type: ignore[no-any-return]
 
 
 def staged(event: Event, *, producer: str, event_id: uuid.UUID | None = None) -> dict[str, Any]:
     """The outbox row of `event` as bind parameters (id, subject, headers, payload), for a caller
     that inserts it inside a larger statement of its own transaction. Without a NOTIFY NOTIFY_CHANNEL
     the relay picks the row up on its next poll (<= 1 s)."""
-    import json
-
     env = Envelope.wrap(event, producer, event_id)
     headers: dict[str, str] = {}
     telemetry.inject(headers)
@@ -140,6 +134,4 @@ class OutboxRelay:
 
 
 def _dumps(payload: Any) -> str:
-    import json
-
     return json.dumps(payload, separators=(",", ":"))
