@@ -1,0 +1,17 @@
+{{- define "gpo.fullname" -}}
+{{- if contains "gameplane-operator" .Release.Name }}{{ .Release.Name | trunc 63 }}{{ else }}{{ printf "%s-gameplane-operator" .Release.Name | trunc 63 | trimSuffix "-" }}{{ end -}}
+{{- end -}}
+
+{{- define "gpo.selectorLabels" -}}
+app.kubernetes.io/name: gameplane-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "gpo.labels" -}}
+{{ include "gpo.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: gameplane
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}

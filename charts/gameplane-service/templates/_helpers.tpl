@@ -1,0 +1,64 @@
+{{/* Names: every object of a service is <release>-<service>, so one platform = one release. */}}
+{{- define "gp.fullname" -}}
+{{- printf "%s-%s" .Release.Name .Values.name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Settings prefix of the service, e.g. GP_WALLET_ (see docs/architecture.md). */}}
+{{- define "gp.envPrefix" -}}
+{{- printf "GP_%s_" (.Values.name | upper) -}}
+{{- end -}}
+
+{{- define "gp.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Values.name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "gp.labels" -}}
+{{ include "gp.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "gp.tag" . | quote }}
+app.kubernetes.io/component: {{ .Values.name }}
+app.kubernetes.io/part-of: gameplane
+app.kubernetes.io/managed-by: {{ .Values.global.managedBy | default .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+gameplane.io/platform: {{ .Release.Name }}
+{{- with .Values.global.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "gp.tag" -}}
+{{- .Values.image.tag | default .Values.global.image.tag | default .Values.global.version -}}
+{{- end -}}
+
+{{- define "gp.image" -}}
+{{- printf "%s:%s" (.Values.image.repository | default .Values.global.image.repository) (include "gp.tag" .) -}}
+{{- end -}}
+
+{{- define "gp.secretsName" -}}
+{{- .Values.global.secretsName | default (printf "%s-secrets" .Release.Name) -}}
+{{- end -}}
+
+{{- define "gp.discoveryConfigMap" -}}
+{{- .Values.global.discoveryConfigMap | default (printf "%s-endpoints" .Release.Name) -}}
+{{- end -}}
+
+{{/* Size profiles. Quantities are written in their canonical form so that what the API server
+     stores is byte-for-byte what we render (the operator compares the two to skip no-op writes). */}}
+{{- define "gp.resources" -}}
+{{- $profiles := dict
+  "small"  (dict "requests" (dict "cpu" "50m" "memory" "128Mi") "limits" (dict "cpu" "500m" "memory" "256Mi"))
+  "medium" (dict "requests" (dict "cpu" "250m" "memory" "256Mi") "limits" (dict "cpu" "1" "memory" "512Mi"))
+  "large"  (dict "requests" (dict "cpu" "1" "memory" "1Gi") "limits" (dict "cpu" "2" "memory" "2Gi"))
+-}}
+{{- $profile := get $profiles .Values.global.size -}}
+{{- toYaml (mergeOverwrite (deepCopy $profile) (.Values.resources | default dict)) -}}
+{{- end -}}
+
+{{/* The lowest replica count the service runs with: the HPA minimum, else the fixed replicas. */}}
+{{- define "gp.minReplicas" -}}
+{{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ .Values.replicas }}{{ end -}}
+{{- end -}}
+
+{{- define "gp.hasPrometheusOperator" -}}
+{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor" }}true{{ end -}}
+{{- end -}}

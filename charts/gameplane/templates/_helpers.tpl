@@ -1,0 +1,34 @@
+{{/* Labels of the platform-level objects; `component` names the part (postgres, nats, ...). */}}
+{{- define "gpu.labels" -}}
+app.kubernetes.io/name: {{ .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/version: {{ .root.Values.global.image.tag | default .root.Values.global.version | quote }}
+app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/part-of: gameplane
+app.kubernetes.io/managed-by: {{ .root.Values.global.managedBy | default .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+gameplane.io/platform: {{ .root.Release.Name }}
+{{- with .root.Values.global.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "gpu.selectorLabels" -}}
+app.kubernetes.io/name: {{ .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end -}}
+
+{{/* Every service block of the values, enabled or not, in a stable order. */}}
+{{- define "gpu.serviceNames" -}}
+gateway players wallet games sessions payments bonus risk affiliates analytics rgs psp
+{{- end -}}
+
+{{/* A Secret value: the one given in values, else the one already in the cluster (helm upgrade),
+     else a new random one. The operator always passes values, so its renders are deterministic. */}}
+{{- define "gpu.secretValue" -}}
+{{- $existing := (lookup "v1" "Secret" .root.Release.Namespace (printf "%s-secrets" .root.Release.Name)).data | default dict -}}
+{{- if .value -}}{{ .value }}
+{{- else if hasKey $existing .key -}}{{ get $existing .key | b64dec }}
+{{- else -}}{{ randAlphaNum 48 }}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,127 @@
+"""One reconcile of one GamingPlatform: render, apply what differs, prune what is gone.
+
+The order of work, and why:
+1. values from the spec (values.py) and the platform's generated keys (read back, never rotated);
+2. `helm template` of the umbrella chart (render.py) with the cluster's version and optional APIs;
+3. one list per child kind, selected by the platform label: the live state to compare with;
+4. server-side apply of each object that is missing or differs; nothing else is written;
+5. delete live children the render no longer contains (a disabled service, a dropped HPA).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets as pysecrets
+from dataclasses import dataclass
+from typing import Any
+
+from . import desired as d
+from .config import MANAGED_BY_LABEL, PLATFORM_LABEL
+from .kube import Kube
+from .render import Capabilities, Renderer, RenderError
+from .status import Outcome
+from .values import MANAGED_BY, SECRETS_SUFFIX, chart_values
+
+log = logging.getLogger(__name__)
+
+# Applied first to last: what Pods reference exists before the Pods do.
+KIND_ORDER = {
+    k: i
+    for i, k in enumerate(
+        ["Secret", "ConfigMap", "ServiceAccount", "Service", "NetworkPolicy", "StatefulSet", "Deployment"]
+    )
+}
+SECRET_KEYS = ("service-token-secret", "player-token-secret", "postgres-password")
+
+
+@dataclass
+class Applied:
+    applied: int
+    pruned: int
+    rendered: list[d.Obj]
+    caps: Capabilities
+
+
+async def platform_secrets(kube: Kube, namespace: str, name: str) -> dict[str, str]:
+    """The platform's keys as they are in its Secret, with any missing one newly generated."""
+    live = await kube.get("v1", "Secret", namespace, name + SECRETS_SUFFIX)
+    data = (live or {}).get("data") or {}
+    out = {}
+    for k in SECRET_KEYS:
+        out[k] = base64.b64decode(data[k]).decode() if k in data else pysecrets.token_urlsafe(36)
+    return out
+
+
+def _owned_by(obj: d.Obj, uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+async def apply_platform(kube: Kube, renderer: Renderer, platform: dict[str, Any], concurrency: int = 6) -> Applied:
+    meta = platform["metadata"]
+    ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    caps = await kube.capabilities()
+    keys = await platform_secrets(kube, ns, name)
+    values = chart_values(name, platform.get("spec") or {}, keys)
+    rendered = await renderer.render(name, ns, values, caps)
+    want = sorted(d.prepare(rendered, platform), key=lambda o: KIND_ORDER.get(o["kind"], 99))
+
+    selector = f"{PLATFORM_LABEL}={name},{MANAGED_BY_LABEL}={MANAGED_BY}"
+    kinds = kube.served_child_kinds()
+    listed = await asyncio.gather(*(kube.list(av, kind, ns, selector) for av, kind in kinds))
+    live = {d.key(o): o for items in listed for o in items}
+
+    gate = asyncio.Semaphore(concurrency)
+
+    async def apply_one(obj: d.Obj) -> None:
+        async with gate:
+            await kube.apply(obj)
+
+    changed = [o for o in want if not d.up_to_date(live.get(d.key(o)), o)]
+    # Dependencies first (Secrets, ConfigMaps ...), then the workloads, each group in parallel.
+    first = [o for o in changed if KIND_ORDER.get(o["kind"], 99) < KIND_ORDER["StatefulSet"]]
+    rest = [o for o in changed if o not in first]
+    for group in (first, rest):
+        await asyncio.gather(*(apply_one(o) for o in group))
+
+    wanted = {d.key(o) for o in want}
+    stale = [o for k, o in live.items() if k not in wanted and _owned_by(o, uid)]
+    await asyncio.gather(
+        *(kube.delete(o["apiVersion"], o["kind"], ns, o["metadata"]["name"]) for o in stale)
+    )
+    if changed or stale:
+        log.info("platform %s/%s: applied %d, pruned %d", ns, name, len(changed), len(stale))
+    return Applied(applied=len(changed), pruned=len(stale), rendered=want, caps=caps)
+
+
+def monitoring_outcome(spec: dict[str, Any], caps: Capabilities) -> tuple[bool, str, str]:
+    mon = spec.get("monitoring") or {}
+    wanted = [k for k in ("serviceMonitor", "prometheusRules") if mon.get(k, True)]
+    if not wanted:
+        return (True, "Disabled", "ServiceMonitors and PrometheusRules are turned off in spec.monitoring")
+    if caps.has("monitoring.coreos.com/v1/ServiceMonitor"):
+        labels = mon.get("labels") or {}
+        suffix = f" with labels {labels}" if labels else ""
+        return (True, "PrometheusOperator", f"{' and '.join(wanted)} created{suffix}")
+    return (
+        False,
+        "PrometheusOperatorMissing",
+        "monitoring.coreos.com/v1 is not served; Pods carry prometheus.io/scrape annotations instead",
+    )
+
+
+async def reconcile(kube: Kube, renderer: Renderer, platform: dict[str, Any]) -> tuple[Outcome, Applied | None]:
+    spec = platform.get("spec") or {}
+    try:
+        applied = await apply_platform(kube, renderer, platform)
+    except RenderError as exc:
+        return Outcome(False, "RenderFailed", str(exc)[:1000]), None
+    except Exception as exc:  # the API refused an object: report it truthfully, retry later
+        log.exception("reconcile of %s failed", platform["metadata"]["name"])
+        return Outcome(False, "ApplyFailed", f"{type(exc).__name__}: {str(exc)[:900]}"), None
+    # A stable message: the per-reconcile counts go to Events, so an unchanged platform keeps an
+    # identical status (and costs no status write).
+    msg = f"{len(applied.rendered)} objects in sync"
+    monitoring = monitoring_outcome(spec, applied.caps)
+    return Outcome(True, "Applied", msg, applied.applied, applied.pruned, monitoring), applied

@@ -1,0 +1,140 @@
+"""GamingPlatform spec -> values of the `gameplane` umbrella chart.
+
+This is the only translation between the custom resource and the charts: every manifest comes
+from the charts, the operator only decides their values. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CORE_SERVICES = (
+    "gateway", "players", "wallet", "games", "sessions",
+    "payments", "bonus", "risk", "affiliates", "analytics",
+)  # fmt: skip
+SIMULATORS = ("rgs", "psp")
+ALL_SERVICES = CORE_SERVICES + SIMULATORS
+# Services without a database of their own (everything else owns gp_<service>).
+STATELESS = frozenset({"gateway", "rgs", "psp"})
+MANAGED_BY = "gameplane-operator"
+SECRETS_SUFFIX = "-secrets"
+
+Values = dict[str, Any]
+
+
+def enabled_services(spec: dict[str, Any]) -> list[str]:
+    """Names of the services the platform runs, in the canonical order."""
+    overrides = {s["name"]: s for s in spec.get("services") or []}
+    out = []
+    for name in ALL_SERVICES:
+        default = name in CORE_SERVICES
+        if overrides.get(name, {}).get("enabled", default):
+            out.append(name)
+    return out
+
+
+def _service_values(name: str, entry: dict[str, Any], enabled: bool, spec: dict[str, Any]) -> Values:
+    v: Values = {"name": name, "enabled": enabled}
+    if name in STATELESS:
+        v["database"] = {"enabled": False}
+    if "replicas" in entry:
+        v["replicas"] = entry["replicas"]
+    if entry.get("resources"):
+        v["resources"] = entry["resources"]
+    image = entry.get("image") or {}
+    if image.get("repository") or image.get("tag"):
+        v["image"] = {k: image[k] for k in ("repository", "tag") if image.get(k)}
+    auto = entry.get("autoscaling") or {}
+    if auto.get("enabled"):
+        v["autoscaling"] = {
+            "enabled": True,
+            "minReplicas": auto.get("minReplicas", 1),
+            "maxReplicas": auto.get("maxReplicas", 3),
+            "cpuTargetPercent": auto.get("cpuTargetPercent", 70),
+            "rpsTarget": auto.get("rpsTarget", 0),
+        }
+    if name == "gateway":
+        v["exposed"] = True
+        gw = spec.get("gateway") or {}
+        ing, route = gw.get("ingress") or {}, gw.get("gatewayAPI") or {}
+        if ing.get("enabled"):
+            v["ingress"] = {
+                "enabled": True,
+                "host": gw.get("host", ""),
+                "className": ing.get("className", ""),
+                "tlsSecretName": ing.get("tlsSecretName", ""),
+            }
+        if route.get("enabled"):
+            v["httpRoute"] = {
+                "enabled": True,
+                "host": gw.get("host", ""),
+                "parentName": route.get("parentName", ""),
+                "parentNamespace": route.get("parentNamespace", ""),
+            }
+    providers = {"games": spec.get("providers"), "payments": spec.get("paymentProviders")}.get(name)
+    if providers:
+        v["providers"] = [
+            {"name": p["name"], "baseUrl": p["baseUrl"], "secretName": p["secretRef"]["name"]} for p in providers
+        ]
+    # The operator applies test hooks never; `helm test` is for chart users.
+    v["tests"] = {"enabled": False}
+    return v
+
+
+def chart_values(name: str, spec: dict[str, Any], secrets: dict[str, str]) -> Values:
+    """Values for `helm template <name> charts/gameplane` that realise `spec`.
+
+    `secrets` carries the platform's generated keys (read back from the cluster, or new), so that
+    rendering is deterministic and a re-render never rotates a key.
+    """
+    overrides = {s["name"]: s for s in spec.get("services") or []}
+    enabled = set(enabled_services(spec))
+    values: Values = {
+        svc: _service_values(svc, overrides.get(svc, {}), svc in enabled, spec) for svc in ALL_SERVICES
+    }
+    image = spec.get("image") or {}
+    db = spec.get("database") or {}
+    msg = spec.get("messaging") or {}
+    mon = spec.get("monitoring") or {}
+    external_db = db.get("mode") == "external"
+    external_nats = msg.get("mode") == "external"
+    g: Values = {
+        "version": spec["version"],
+        "image": {
+            "repository": image.get("repository", "gameplane/gameplane"),
+            "tag": image.get("tag", ""),
+            "pullPolicy": image.get("pullPolicy", "IfNotPresent"),
+            "pullSecrets": list(image.get("pullSecrets", [])),
+        },
+        "size": spec.get("size", "small"),
+        "managedBy": MANAGED_BY,
+        "jurisdiction": spec.get("jurisdiction", "none"),
+        "faults": [
+            {"scenario": f["scenario"], "service": f.get("service", ""), "ratio": f.get("ratio", "1")}
+            for f in spec.get("faults") or []
+            if f.get("enabled", True)
+        ],
+        "monitoring": {
+            "serviceMonitor": mon.get("serviceMonitor", True),
+            "prometheusRule": mon.get("prometheusRules", True),
+            "labels": dict(mon.get("labels") or {}),
+        },
+    }
+    if external_db:
+        ref = db["external"]["secretRef"]
+        g["database"] = {"secretName": ref["name"], "secretKey": ref.get("key", "url")}
+    if external_nats:
+        g["natsUrl"] = msg["url"]
+    values["global"] = g
+    values["secrets"] = {
+        "create": True,
+        "serviceTokenSecret": secrets["service-token-secret"],
+        "playerTokenSecret": secrets["player-token-secret"],
+        "postgresPassword": "" if external_db else secrets["postgres-password"],
+    }
+    values["postgres"] = {"enabled": not external_db}
+    if not external_db and (db.get("embedded") or {}).get("storageSize"):
+        values["postgres"]["storageSize"] = db["embedded"]["storageSize"]
+    values["nats"] = {"enabled": not external_nats}
+    values["dashboards"] = {"enabled": bool(mon.get("dashboards", True))}
+    return values

@@ -1,0 +1,156 @@
+"""Cluster tier: one real control plane (hack/controlplane.py) for the whole session.
+
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler are built from the Kubernetes Go
+modules (cached in ~/.cache/gameplane), kwok provides fake nodes so Pods reach Running, and the
+real `kubectl` and `helm` binaries drive it. A cold build takes ~15 min on 2 cores; it runs before
+the first test (not inside a test, so no per-test timeout applies), a warm start takes ~10 s.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import kubernetes
+import pytest
+from clusterlib import OPERATOR_NS, OPERATOR_SA, Run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load_controlplane() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gameplane_controlplane", REPO / "hack" / "controlplane.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+cp_module = _load_controlplane()
+_unavailable: str | None = None
+
+
+def _missing_reason() -> str | None:
+    """Why the tier cannot run here, or None. Building needs only `go`; CI must never skip."""
+    if all(b.built() for b in cp_module.BUILDS):
+        return None
+    if cp_module.go_binary() is None:
+        return "the Go toolchain is not installed and the control plane binaries are not cached"
+    return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Build here, once, before any test starts: a cold build (~15 min) must not count against the
+    # per-test timeout of whichever cluster test happens to run first.
+    global _unavailable
+    if not any("controlplane" in getattr(i, "fixturenames", ()) for i in items):
+        return  # e.g. only the pure operator tests were selected
+    _unavailable = _missing_reason()
+    if _unavailable is None:
+        started = time.monotonic()
+        try:
+            took = cp_module.build_all(log=True)
+        except (subprocess.CalledProcessError, RuntimeError) as exc:
+            # Reported by the `controlplane` fixture: a failure under CI, a loud skip elsewhere.
+            _unavailable = f"building the control plane failed: {exc}"
+            return
+        if any(took.values()):
+            print(f"\ncluster tier: built {took} in {time.monotonic() - started:.0f}s", file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if _unavailable:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"cluster tier cannot run in CI: {_unavailable}")
+        print(f"\n*** CLUSTER TIER SKIPPED: {_unavailable} ***", file=sys.stderr)
+        pytest.skip(f"CLUSTER TIER SKIPPED: {_unavailable}")
+    cp = cp_module.ControlPlane(state=tmp_path_factory.mktemp("controlplane"))
+    try:
+        cp.start()
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(controlplane: Any) -> Path:
+    return Path(controlplane.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def tool_env(controlplane: Any) -> dict[str, str]:
+    """Environment for kubectl/helm (and an operator process) against the admin kubeconfig."""
+    env = dict(os.environ)
+    env["KUBECONFIG"] = str(controlplane.kubeconfig)
+    env["PATH"] = f"{cp_module.tool('helm').parent}:{cp_module.tool('kubectl').parent}:{env['PATH']}"
+    env["HELM_CACHE_HOME"] = str(controlplane.state / "helm" / "cache")
+    env["HELM_CONFIG_HOME"] = str(controlplane.state / "helm" / "config")
+    env["HELM_DATA_HOME"] = str(controlplane.state / "helm" / "data")
+    return env
+
+
+
+
+
+@pytest.fixture(scope="session")
+def kubectl(controlplane: Any, tool_env: dict[str, str]) -> Run:
+    def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run([str(cp_module.tool("kubectl")), *args], input=input, capture_output=True,
+                             text=True, env=tool_env, timeout=120)  # fmt: skip
+        if check and out.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{out.stderr}")
+        return out
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def helm(controlplane: Any, tool_env: dict[str, str]) -> Run:
+    def run(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run([str(cp_module.tool("helm")), *args], capture_output=True, text=True,
+                             env=tool_env, timeout=timeout, cwd=REPO)  # fmt: skip
+        if check and out.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+        return out
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def admin(kubeconfig: Path) -> Iterator[kubernetes.client.ApiClient]:
+    cfg = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+    api = kubernetes.client.ApiClient(cfg)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def crd(kubectl: Run) -> None:
+    kubectl("apply", "--server-side", "-f", str(REPO / "k8s" / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/gamingplatforms.gameplane.io")
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(controlplane: Any, crd: None) -> Path:
+    """A kubeconfig holding a token of the operator's own ServiceAccount (RBAC from its chart)."""
+    return Path(cp_module.operator_identity(controlplane, OPERATOR_NS, OPERATOR_SA))
+
+
+@pytest.fixture(scope="session")
+def operator_env(tool_env: dict[str, str], operator_kubeconfig: Path) -> dict[str, str]:
+    env = dict(tool_env)
+    env["KUBECONFIG"] = str(operator_kubeconfig)
+    env["GAMEPLANE_OPERATOR_HELM"] = str(cp_module.tool("helm"))
+    env["GAMEPLANE_OPERATOR_DEBOUNCE_SECONDS"] = "0.2"
+    return env

@@ -1,0 +1,262 @@
+"""The operator (kopf.testing.KopfRunner, with its own ServiceAccount's token) against the real
+control plane: reconcile, Pod Security "restricted", drift repair, prune, pause, garbage collection.
+
+The tests of this module run in order on one platform, like an operator's day.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+from clusterlib import OPERATOR_USER, Run, free_port, restricted_namespace, wait_for
+from kopf.testing import KopfRunner
+
+NS = "op-demo"
+NAME = "demo"
+GROUP, VERSION, PLURAL = "gameplane.io", "v1alpha1", "gamingplatforms"
+SERVICES = ["gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates", "analytics"]
+SPEC: dict[str, Any] = {
+    "version": "0.1.0",
+    "services": [
+        {"name": "gateway", "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 4}},
+        {"name": "wallet", "replicas": 2},
+    ],
+}
+SELECTOR = f"gameplane.io/platform={NAME},app.kubernetes.io/managed-by=gameplane-operator"
+
+
+@pytest.fixture(scope="module")
+def operator(operator_env: dict[str, str]) -> Iterator[dict[str, int]]:
+    ports = {"health": free_port(), "metrics": free_port()}
+    keys = ("KUBECONFIG", "GAMEPLANE_OPERATOR_HELM", "GAMEPLANE_OPERATOR_DEBOUNCE_SECONDS", "PATH")
+    extra = ("GAMEPLANE_OPERATOR_METRICS_PORT", "GAMEPLANE_OPERATOR_METRICS_HOST")
+    saved = {k: os.environ.get(k) for k in (*keys, *extra)}
+    os.environ.update({k: operator_env[k] for k in keys})
+    os.environ["GAMEPLANE_OPERATOR_METRICS_PORT"] = str(ports["metrics"])
+    os.environ["GAMEPLANE_OPERATOR_METRICS_HOST"] = "127.0.0.1"
+    args = ["run", "--standalone", "--all-namespaces", "--liveness", f"http://127.0.0.1:{ports['health']}/healthz",
+            "-m", "gameplane_operator.handlers"]  # fmt: skip
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            wait_for("operator liveness", lambda: _get(f"http://127.0.0.1:{ports['health']}/healthz"), 60)
+            yield ports
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert runner.exception is None, runner.exception
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read().decode()
+
+
+@pytest.fixture(scope="module")
+def api(admin: kubernetes.client.ApiClient) -> dict[str, Any]:
+    return {
+        "custom": kubernetes.client.CustomObjectsApi(admin),
+        "core": kubernetes.client.CoreV1Api(admin),
+        "apps": kubernetes.client.AppsV1Api(admin),
+        "autoscaling": kubernetes.client.AutoscalingV2Api(admin),
+        "policy": kubernetes.client.PolicyV1Api(admin),
+        "net": kubernetes.client.NetworkingV1Api(admin),
+    }
+
+
+def platform(api: dict[str, Any]) -> dict[str, Any]:
+    return api["custom"].get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, NAME)
+
+
+def patch_platform(api: dict[str, Any], body: dict[str, Any]) -> None:
+    api["custom"].patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, NAME, body)
+
+
+def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == ctype), {})
+
+
+def ready_and_current(api: dict[str, Any]) -> dict[str, Any] | None:
+    obj = platform(api)
+    status = obj.get("status") or {}
+    ok = condition(obj, "Ready").get("status") == "True"
+    return obj if ok and status.get("observedGeneration") == obj["metadata"]["generation"] else None
+
+
+def deployments(api: dict[str, Any]) -> dict[str, Any]:
+    return {d.metadata.name: d for d in api["apps"].list_namespaced_deployment(NS, label_selector=SELECTOR).items}
+
+
+@pytest.fixture(scope="module")
+def demo(operator: dict[str, int], kubectl: Run, api: dict[str, Any]) -> dict[str, Any]:
+    restricted_namespace(kubectl, NS)
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GamingPlatform", "metadata": {"name": NAME}, "spec": SPEC}
+    api["custom"].create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
+    return wait_for("platform Ready", lambda: ready_and_current(api), timeout=120)
+
+
+def test_platform_reconciles_to_ready(demo: dict[str, Any], api: dict[str, Any]) -> None:
+    status = demo["status"]
+    assert status["serviceSummary"] == "10/10"
+    assert {c["type"] for c in status["conditions"]} >= {"Ready", "Reconciled", "MonitoringConfigured", "Degraded"}
+    assert condition(demo, "Reconciled")["reason"] == "Applied"
+    assert condition(demo, "Degraded")["status"] == "False"
+    # No Prometheus Operator in this cluster: reported, not hidden.
+    assert condition(demo, "MonitoringConfigured")["reason"] == "PrometheusOperatorMissing"
+
+    deps = deployments(api)
+    assert set(deps) == {f"{NAME}-{s}" for s in SERVICES} | {f"{NAME}-nats"}
+    svcs = {s.metadata.name for s in api["core"].list_namespaced_service(NS, label_selector=SELECTOR).items}
+    assert svcs == {f"{NAME}-{s}" for s in SERVICES} | {f"{NAME}-nats", f"{NAME}-postgres"}
+    hpas = api["autoscaling"].list_namespaced_horizontal_pod_autoscaler(NS, label_selector=SELECTOR).items
+    assert [(h.metadata.name, h.spec.min_replicas, h.spec.max_replicas) for h in hpas] == [(f"{NAME}-gateway", 2, 4)]
+    pdb_list = api["policy"].list_namespaced_pod_disruption_budget(NS, label_selector=SELECTOR).items
+    pdbs = {p.metadata.name: p for p in pdb_list}
+    assert set(pdbs) == {f"{NAME}-{s}" for s in SERVICES}
+    assert pdbs[f"{NAME}-wallet"].spec.min_available == 1  # 2 replicas: keep all but one
+    assert pdbs[f"{NAME}-players"].spec.max_unavailable == 1  # 1 replica: never block a drain
+    nps = {n.metadata.name for n in api["net"].list_namespaced_network_policy(NS, label_selector=SELECTOR).items}
+    assert f"{NAME}-default-deny" in nps and {f"{NAME}-{s}" for s in SERVICES} <= nps
+
+    # Discovery: the ConfigMap every Pod mounts, and status.services[].endpoint, agree.
+    cm = api["core"].read_namespaced_config_map(f"{NAME}-endpoints", NS)
+    endpoints = json.loads(cm.data["endpoints.json"])
+    assert endpoints == {s: f"http://{NAME}-{s}.{NS}.svc:80" for s in SERVICES}
+    rows = {r["name"]: r for r in status["services"]}
+    assert {n: r["endpoint"] for n, r in rows.items()} == endpoints
+    assert rows["wallet"]["replicas"] == rows["wallet"]["readyReplicas"] == 2
+    assert rows["gateway"]["autoscaler"]["minReplicas"] == 2
+    assert status["gatewayUrl"] == endpoints["gateway"]
+
+    # Pods really run (kwok): 2 gateway + 2 wallet + 8 others + NATS + PostgreSQL.
+    def running() -> bool:
+        pods = api["core"].list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/instance={NAME}").items
+        return len(pods) == 14 and all(p.status.phase == "Running" for p in pods)
+
+    wait_for("14 Pods Running", running, 60)
+
+    # Every child is owned by the platform and applied by the operator's own field manager.
+    uid = demo["metadata"]["uid"]
+    for dep in deps.values():
+        assert [(o.uid, o.controller) for o in dep.metadata.owner_references] == [(uid, True)]
+        assert "gameplane-operator" in {m.manager for m in dep.metadata.managed_fields}
+
+
+def test_everything_admitted_under_restricted_pod_security(demo: dict[str, Any], api: dict[str, Any]) -> None:
+    ns = api["core"].read_namespace(NS)
+    assert ns.metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    events = api["core"].list_namespaced_event(NS).items
+    refused = [e.message for e in events if "violates PodSecurity" in (e.message or "")]
+    assert not refused, refused
+    # The namespace does enforce: a Pod that is not "restricted" is refused.
+    # (A plain Pod with no securityContext: fine under "baseline", refused under "restricted".)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}  # fmt: skip
+    with pytest.raises(kubernetes.client.ApiException) as info:
+        api["core"].create_namespaced_pod(NS, pod)
+    assert "violates PodSecurity" in info.value.body
+
+
+def test_events_metrics_and_liveness(demo: dict[str, Any], api: dict[str, Any], operator: dict[str, int]) -> None:
+    events = api["core"].list_namespaced_event(NS, field_selector=f"involvedObject.name={NAME}").items
+    assert {"Applied", "AllServicesReady"} <= {e.reason for e in events}
+    text = _get(f"http://127.0.0.1:{operator['metrics']}/metrics")
+    assert 'gameplane_operator_reconciles_total{reason="Applied"}' in text
+    assert "gameplane_operator_api_writes_total" in text
+    assert _get(f"http://127.0.0.1:{operator['health']}/healthz")
+
+
+def test_deleted_child_is_recreated(demo: dict[str, Any], api: dict[str, Any]) -> None:
+    old = api["core"].read_namespaced_service(f"{NAME}-wallet", NS).metadata.uid
+    api["core"].delete_namespaced_service(f"{NAME}-wallet", NS)
+
+    def recreated() -> bool:
+        return api["core"].read_namespaced_service(f"{NAME}-wallet", NS).metadata.uid != old
+
+    wait_for("Service recreated", recreated, 30)
+
+
+def test_hand_scaled_deployment_returns_to_spec(demo: dict[str, Any], api: dict[str, Any]) -> None:
+    api["apps"].patch_namespaced_deployment_scale(f"{NAME}-players", NS, {"spec": {"replicas": 4}})
+    wait_for("players back to 1 replica",
+             lambda: api["apps"].read_namespaced_deployment(f"{NAME}-players", NS).spec.replicas == 1, 30)  # fmt: skip
+
+
+def test_spec_change_rolls_only_the_affected_service(demo: dict[str, Any], api: dict[str, Any]) -> None:
+    wait_for("platform Ready", lambda: ready_and_current(api), 60)
+    before = {n: d.metadata.generation for n, d in deployments(api).items()}
+    services = [*SPEC["services"], {"name": "bonus", "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}}}]
+    patch_platform(api, {"spec": {"services": services}})
+    after_obj = wait_for("Ready at the new generation", lambda: ready_and_current(api), 60)
+    after = {n: d.metadata.generation for n, d in deployments(api).items()}
+    changed = {n for n in before if after[n] != before[n]}
+    assert changed == {f"{NAME}-bonus"}
+    bonus = deployments(api)[f"{NAME}-bonus"].spec.template.spec.containers[0].resources.requests
+    assert bonus == {"cpu": "200m", "memory": "256Mi"}
+    assert after_obj["status"]["serviceSummary"] == "10/10"
+
+
+def test_disabling_a_service_prunes_its_objects(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:
+    services = [*SPEC["services"], {"name": "affiliates", "enabled": False}]
+    patch_platform(api, {"spec": {"services": services}})
+    obj = wait_for("Ready without affiliates", lambda: ready_and_current(api), 60)
+    assert obj["status"]["serviceSummary"] == "9/9"
+    kinds = "deployments,services,configmaps,serviceaccounts,poddisruptionbudgets,networkpolicies"
+    left = kubectl("get", kinds, "-n", NS, "-l", "app.kubernetes.io/name=affiliates", "-o", "name").stdout
+    assert left.strip() == ""
+    endpoints = json.loads(api["core"].read_namespaced_config_map(f"{NAME}-endpoints", NS).data["endpoints.json"])
+    assert "affiliates" not in endpoints and len(endpoints) == 9
+
+
+def test_pause_annotation_stops_reconciling(demo: dict[str, Any], api: dict[str, Any]) -> None:
+    import time
+
+    patch_platform(api, {"metadata": {"annotations": {"gameplane.io/paused": "true"}}})
+    wait_for("Reconciled=False/Paused", lambda: condition(platform(api), "Reconciled").get("reason") == "Paused", 30)
+    api["core"].delete_namespaced_service(f"{NAME}-risk", NS)
+    time.sleep(3)  # long enough for ~10 debounced reconciles, had the operator not been paused
+    names = {s.metadata.name for s in api["core"].list_namespaced_service(NS, label_selector=SELECTOR).items}
+    assert f"{NAME}-risk" not in names
+    patch_platform(api, {"metadata": {"annotations": {"gameplane.io/paused": None}}})
+    wait_for("risk Service back", lambda: api["core"].read_namespaced_service(f"{NAME}-risk", NS), 30)
+    wait_for("Reconciled again", lambda: condition(platform(api), "Reconciled").get("reason") == "Applied", 30)
+
+
+def test_deleting_the_platform_collects_everything(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:
+    api["custom"].delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, NAME)
+    kinds = ("deployments,statefulsets,services,configmaps,secrets,serviceaccounts,"
+             "poddisruptionbudgets,networkpolicies,hpa")
+
+    def gone() -> bool:
+        return kubectl("get", kinds, "-n", NS, "-l", SELECTOR, "-o", "name").stdout.strip() == ""
+
+    wait_for("garbage collection of every child", gone, 90, interval=1)
+    wait_for("Pods gone", lambda: not api["core"].list_namespaced_pod(NS).items, 90, interval=1)
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "allowed"),
+    [
+        ("patch", "deployments.apps", True),
+        ("delete", "networkpolicies.networking.k8s.io", True),
+        ("patch", "gamingplatforms.gameplane.io/status", True),
+        ("create", "clusterroles.rbac.authorization.k8s.io", False),
+        ("create", "pods", False),
+        ("delete", "namespaces", False),
+        ("update", "customresourcedefinitions.apiextensions.k8s.io", False),
+        ("create", "pods/exec", False),
+    ],
+)
+def test_operator_identity_is_least_privilege(operator_kubeconfig: Any, kubectl: Run, verb: str, resource: str,
+                                              allowed: bool) -> None:  # fmt: skip
+    # The API server's own authorizer answers, for the ServiceAccount the operator tests run as.
+    out = kubectl("auth", "can-i", verb, resource, "-A", "--as", OPERATOR_USER, check=False)
+    assert out.stdout.strip() == ("yes" if allowed else "no"), (verb, resource, out.stdout, out.stderr)
