@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from gameplane.gateway.app import UVICORN_OPTIONS, build_app
 from gameplane.gateway.settings import GatewaySettings
-from gameplane.kit.auth import issue_player_token, verify_service_token
+from gameplane.kit.auth import issue_player_token, issue_service_token, verify_service_token
 from gameplane.kit.devinfra import free_port
 from gameplane.kit.problems import PROBLEM_BASE, Problem
 
@@ -207,19 +207,21 @@ async def test_request_id_is_minted_when_missing_or_unsafe(gateway: Any) -> None
     assert resp.headers["x-request-id"] == rid[0]
 
 
-@pytest.mark.parametrize(("headers", "slug"), [
-    ({}, "unauthenticated"),
-    ({"authorization": "Basic dXNlcjpwYXNz"}, "unauthenticated"),
-    ({"authorization": "Bearer"}, "unauthenticated"),
-    ({"authorization": "Bearer not.a.jwt"}, "unauthenticated"),
-    (bearer(issue_player_token("another-secret-0123456789-abcdefghij", uuid.uuid4())), "unauthenticated"),
-    (bearer(player_token(ttl=-120)), "token-expired"),
+# Header factories: tokens are minted when the test runs, not at collection (a full run reaches
+# this test minutes later, past a service token's 60 s life).
+@pytest.mark.parametrize(("make_headers", "slug"), [
+    (lambda: {}, "unauthenticated"),
+    (lambda: {"authorization": "Basic dXNlcjpwYXNz"}, "unauthenticated"),
+    (lambda: {"authorization": "Bearer"}, "unauthenticated"),
+    (lambda: {"authorization": "Bearer not.a.jwt"}, "unauthenticated"),
+    (lambda: bearer(issue_player_token("another-secret-0123456789-abcdefghij", uuid.uuid4())), "unauthenticated"),
+    (lambda: bearer(player_token(ttl=-120)), "token-expired"),
     # a service token is not a player token
-    (bearer(__import__("gameplane.kit.auth", fromlist=["x"]).issue_service_token(PLAYER_SECRET, "x", "gateway")),
-     "unauthenticated"),
-])
+    (lambda: bearer(issue_service_token(PLAYER_SECRET, "x", "gateway")), "unauthenticated"),
+], ids=["none", "basic", "empty-bearer", "garbage", "foreign-key", "expired", "service-token"])
 async def test_missing_bad_or_expired_token_is_401(gateway: Any, upstreams: dict[str, Any],
-                                                   headers: dict[str, str], slug: str) -> None:
+                                                   make_headers: Callable[[], dict[str, str]], slug: str) -> None:
+    headers = make_headers()
     upstreams["players"].state.calls.clear()
     async with gateway() as gw:
         resp = await gw.get("/v1/players/me", headers=headers)
