@@ -8,6 +8,7 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 _configured = False
 
@@ -16,7 +17,11 @@ def configure(service: str, otlp_endpoint: str | None) -> None:
     global _configured
     if _configured:
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": f"gameplane-{service}"}))
+    # Without an exporter nothing would read the spans: sample none, so each request costs an id
+    # and a context switch only; trace ids still flow through headers and into the logs.
+    sampler = None if otlp_endpoint else ALWAYS_OFF
+    provider = TracerProvider(resource=Resource.create({"service.name": f"gameplane-{service}"}),
+                              **({"sampler": sampler} if sampler else {}))
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
