@@ -23,7 +23,7 @@ PID = uuid.uuid4()
 
 
 def test_profiles_load_by_name_and_unknown_ones_fail_loudly():
-    assert set(PROFILES) == {"ukgc", "mga"}
+    assert set(PROFILES) == {"none", "ukgc", "mga"}
     assert profile("UKGC") is UKGC
     assert UKGC.max_bonus_wagering_multiplier == 10 and MGA.max_bonus_wagering_multiplier is None
     with pytest.raises(LookupError):
@@ -113,3 +113,19 @@ def test_self_excluded_player_may_withdraw_but_not_play_or_deposit():
 def test_timed_out_player_cannot_play():
     e = eligibility(PID, T0, "verified", T0 + timedelta(days=1), None)
     assert not e.can_play and e.reasons == ["timed-out"]
+
+
+def test_every_jurisdiction_the_crd_offers_has_a_profile():
+    """The GamingPlatform CRD's enum is what reaches GP_PLAYERS_JURISDICTION; each must start players."""
+    from pathlib import Path
+
+    import yaml
+
+    from gameplane.contracts.jurisdiction import profile
+    from gameplane.players.settings import PlayersSettings
+
+    crd = yaml.safe_load((Path(__file__).parents[2] / "k8s/crds/gamingplatforms.gameplane.io.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    for name in spec["jurisdiction"]["enum"]:
+        assert profile(name).minimum_age >= 18
+        assert PlayersSettings(jurisdiction=name).profile.name == name

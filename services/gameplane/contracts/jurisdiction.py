@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JurisdictionName = Literal["ukgc", "mga"]
+JurisdictionName = Literal["none", "ukgc", "mga"]
 
 
 class JurisdictionProfile(BaseModel):
@@ -44,6 +44,21 @@ class JurisdictionProfile(BaseModel):
 _REALITY_CHECK_INTERVALS = (10, 15, 20, 30, 45, 60, 90, 120)
 
 PROFILES: dict[str, JurisdictionProfile] = {
+    # No regulator selected (the CRD's default): the player-protection floor of reference/
+    # player-protection.md — 18+, 24 h cooling-off, time-outs, 6-month self-exclusion — and no
+    # regulator-specific stake, spin or bonus caps.
+    "none": JurisdictionProfile(
+        name="none", minimum_age=18, limit_increase_cooling_off=timedelta(hours=24),
+        timeout_min=timedelta(hours=24), timeout_max=timedelta(weeks=6),
+        self_exclusion_min_months=6, self_exclusion_max_months=60,
+        deposit_limit_prompt_at_registration=True,
+        reality_check_mandatory=False, reality_check_default_minutes=None,
+        reality_check_intervals_minutes=_REALITY_CHECK_INTERVALS,
+        max_bonus_wagering_multiplier=None,
+        max_slot_stake_minor=None, max_slot_stake_young_adult_minor=None, young_adult_max_age=None,
+        stake_currency=None, min_slot_spin_ms=None,
+        kyc_aml_threshold_minor=200_000, kyc_aml_threshold_currency="EUR",
+    ),
     "ukgc": JurisdictionProfile(
         name="ukgc", minimum_age=18, limit_increase_cooling_off=timedelta(hours=24),
         timeout_min=timedelta(hours=24), timeout_max=timedelta(weeks=6),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from gameplane.contracts.games import DEV_PROVIDER_SECRET
 from gameplane.kit.settings import ServiceSettings, settings_config
@@ -33,9 +34,13 @@ class GamesSettings(ServiceSettings):
     model_config = settings_config("games")
 
     port: int = 8003
+    # Declared before `providers`: its validator reads this value.
+    providers_dir: Path = Path("/etc/gameplane/providers")
     providers: dict[str, ProviderSettings] = Field(
         default_factory=lambda: {"rgs": ProviderSettings(dialect="canonical", secret=DEV_PROVIDER_SECRET)},
-        description="provider name -> dialect and key, JSON in GP_GAMES_PROVIDERS")
+        description="provider name -> dialect and key, JSON in GP_GAMES_PROVIDERS; or, as the Helm chart "
+                    "writes it, a list of {name, baseUrl, secretName} whose keys are files in "
+                    "<providers_dir>/<name>/ (the provider's Secret mounted there)")
     clock_skew_seconds: int = Field(default=300, ge=1, description="accepted |provider clock - our clock|")
     session_cache_seconds: float = Field(default=1.0, ge=0,
                                          description="how long an open session looked up in sessions is reused")
@@ -45,3 +50,20 @@ class GamesSettings(ServiceSettings):
     wallet_timeout_seconds: float = Field(default=1.2, gt=0, description="per attempt at the wallet")
     wallet_attempts: int = Field(default=2, ge=1, description="attempts x timeout stay below the ~3 s after "
                                                               "which providers give up and retry themselves")
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _from_mounted_secrets(cls, value: Any, info: ValidationInfo) -> Any:
+        """The chart names providers and mounts each one's Secret (keys `dialect`, `secret`,
+        `public_key_pem`) as files; read them here so no key ever sits in an environment variable."""
+        if not isinstance(value, list):
+            return value
+        root = Path(info.data.get("providers_dir") or "/etc/gameplane/providers")
+        out: dict[str, dict[str, str]] = {}
+        for entry in value:
+            name = entry["name"]
+            folder = root / name
+            keys = {f.name: f.read_text().strip() for f in folder.iterdir() if f.is_file()} \
+                if folder.is_dir() else {}
+            out[name] = {k: v for k, v in keys.items() if k in ("dialect", "secret", "public_key_pem")}
+        return out
