@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from fastapi import APIRouter, Depends, Request
@@ -16,6 +17,7 @@ from gameplane.games.rules import ProviderError
 from gameplane.games.seamless import Seamless, game_view
 from gameplane.kit.app import Runtime
 from gameplane.kit.auth import service_caller
+from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, response_reply
 from gameplane.kit.problems import Problem
 
 public = APIRouter(prefix="/v1/games", tags=["games"])
@@ -93,10 +95,24 @@ async def upsert_game(game_id: str, body: GameUpsert, request: Request,
 @providers.post("/{provider}/{operation:path}", include_in_schema=True)
 async def provider_call(provider: str, operation: str, request: Request) -> JSONResponse:
     """Every provider callback. The provider's dialect adapter checks the signature first."""
-    rt = _rt(request)
-    body = await request.body()
+    return await provider_answer(_rt(request), provider, operation, await request.body(), request.headers,
+                                 request.url.path)
+
+
+async def provider_answer(rt: Runtime, provider: str, operation: str, body: bytes, headers: Mapping[str, str],
+                          instance: str) -> JSONResponse:
     adapter: Adapter | None = rt.state["adapters"].get(provider)
     if adapter is None:
-        return error_response(ProviderError("unknown-provider", f"no provider {provider!r}"), None,
-                              request.url.path)
-    return await adapter.handle(rt.state["seamless"], operation, body, request.headers, request.url.path)
+        return error_response(ProviderError("unknown-provider", f"no provider {provider!r}"), None, instance)
+    return await adapter.handle(rt.state["seamless"], operation, body, headers, instance)
+
+
+def fast_routes(rt: Runtime) -> list[FastRoute]:
+    """Provider calls answered ahead of FastAPI (gameplane.kit.fastroutes); the route above stays
+    their OpenAPI description. No service token: each adapter checks its provider's signature."""
+
+    async def fast_provider_call(request: FastRequest) -> Reply:
+        return response_reply(await provider_answer(rt, request.params["provider"], request.params["operation"],
+                                                    request.body, request.headers, request.path))
+
+    return [FastRoute("POST", "/providers/{provider}/{operation:path}", fast_provider_call)]

@@ -9,10 +9,11 @@ from fastapi import FastAPI
 
 from gameplane.games import catalog, records
 from gameplane.games.aggregator import AggregatorAdapter
-from gameplane.games.api import Adapter, internal, providers, public
+from gameplane.games.api import Adapter, fast_routes, internal, providers, public
 from gameplane.games.canonical import CanonicalAdapter
 from gameplane.games.seamless import Seamless
 from gameplane.games.settings import GamesSettings
+from gameplane.kit import fastroutes
 from gameplane.kit.app import Runtime, create_app
 
 log = logging.getLogger("gameplane.games")
@@ -52,5 +53,8 @@ def build_app(settings: GamesSettings | None = None) -> FastAPI:
 
     runtime = Runtime("games", settings, migrations="gameplane.games", on_start=[start], on_stop=[stop])
     runtime.state["adapters"] = adapters(settings)
-    return create_app(runtime, [public, internal, providers], title="gameplane games",
-                      description="Game catalog, provider registry and the seamless-wallet provider API.")
+    app = create_app(runtime, [public, internal, providers], title="gameplane games",
+                     app_class=fastroutes.FastRoutesApp,
+                     description="Game catalog, provider registry and the seamless-wallet provider API.")
+    fastroutes.install(app, runtime, fast_routes(runtime))
+    return app

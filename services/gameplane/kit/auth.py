@@ -54,13 +54,17 @@ def _check_service_claims(claims: dict[str, Any], audience: str) -> dict[str, An
     return claims
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def bearer_token(authorization: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header value, or a 401 problem."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Problem(401, "unauthenticated", "Service token required",
                       headers={"WWW-Authenticate": "Bearer"})
     return token
+
+
+def _bearer(request: Request) -> str:
+    return bearer_token(request.headers.get("authorization", ""))
 
 
 async def service_caller(request: Request) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -40,9 +41,27 @@ class Problem(Exception):
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
-    instance = str(request.url.path) if request is not None else None
+    return problem_json(problem, str(request.url.path) if request is not None else None)
+
+
+def problem_json(problem: Problem, instance: str | None = None) -> JSONResponse:
+    """The one rendering of a problem, shared with the kit's fast routes (gameplane.kit.fastroutes)."""
     return JSONResponse(problem.body(instance), status_code=problem.status,
                         media_type=PROBLEM_JSON, headers=problem.headers)
+
+
+def validation_problem(errors: Iterable[Mapping[str, Any]]) -> Problem:
+    """422 for request validation errors (FastAPI's, or pydantic's with the same `loc` prefix):
+    shared by the FastAPI handler and the fast routes so both answer byte for byte alike."""
+    shown = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors]
+    return Problem(422, "validation-error", "Request validation failed",
+                   "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in shown), errors=shown)
+
+
+def http_problem(status_code: int, detail: Any, headers: Mapping[str, str] | None = None) -> Problem:
+    """A Starlette HTTPException (404, 405, 400 on an unreadable body, ...) as a problem."""
+    return Problem(status_code, _HTTP_SLUGS.get(status_code, "http-error"), str(detail),
+                   headers=dict(headers) if headers else None)
 
 
 _HTTP_SLUGS = {400: "bad-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
@@ -56,16 +75,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                  for e in exc.errors()]
-        return problem_response(Problem(422, "validation-error", "Request validation failed",
-                                        "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors),
-                                        errors=errors), request)
+        return problem_response(validation_problem(exc.errors()), request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
-        return problem_response(Problem(exc.status_code, slug, str(exc.detail), headers=exc.headers), request)
+        return problem_response(http_problem(exc.status_code, exc.detail, exc.headers), request)
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gameplane.contracts import wallet as c
 from gameplane.kit.app import Runtime
 from gameplane.kit.auth import PlayerContext, player_context, service_caller
+from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, json_reply
 from gameplane.wallet import bonuses, cashier, play, queries, store
 from gameplane.wallet.reconcile import reconcile
 from gameplane.wallet.rules import Context, check_currency
@@ -133,6 +134,24 @@ async def forfeit_bonus(grant_id: str, body: c.BonusSettleRequest, request: Requ
 @internal.post("/adjustments", response_model=c.OperationResult)
 async def adjust(body: c.AdjustmentRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: cashier.adjust(s, body, ctx))
+
+
+# The hottest two, also answered ahead of FastAPI (gameplane.kit.fastroutes) by the same domain
+# functions; the FastAPI routes above stay their OpenAPI description and reference behaviour.
+
+def fast_routes(rt: Runtime) -> list[FastRoute]:
+    async def fast_bet(request: FastRequest) -> Reply:
+        body: c.BetRequest = request.data
+        result = await execute(rt, lambda s, ctx: play.bet(s, body, ctx))
+        return json_reply(result.model_dump_json().encode())
+
+    async def fast_win(request: FastRequest) -> Reply:
+        body: c.WinRequest = request.data
+        result = await execute(rt, lambda s, ctx: play.win(s, body, ctx))
+        return json_reply(result.model_dump_json().encode())
+
+    return [FastRoute("POST", "/internal/wallet/bets", fast_bet, model=c.BetRequest, service_auth=True),
+            FastRoute("POST", "/internal/wallet/wins", fast_win, model=c.WinRequest, service_auth=True)]
 
 
 # ---- reads -------------------------------------------------------------------------------

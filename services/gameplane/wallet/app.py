@@ -8,8 +8,9 @@ import logging
 
 from fastapi import FastAPI
 
+from gameplane.kit import fastroutes
 from gameplane.kit.app import Runtime, create_app
-from gameplane.wallet.api import expire_holds, internal, public
+from gameplane.wallet.api import expire_holds, fast_routes, internal, public
 from gameplane.wallet.events import consumers
 from gameplane.wallet.rules import Context
 from gameplane.wallet.settings import WalletSettings
@@ -48,5 +49,7 @@ def build_app(settings: WalletSettings | None = None) -> FastAPI:
     runtime = Runtime("wallet", settings, migrations="gameplane.wallet", consumers=consumers,
                       on_start=[_start_sweeper], on_stop=[_stop_sweeper])
     runtime.state["ctx"] = Context(house_shards=settings.house_shards, hold_ttl_seconds=settings.hold_ttl_seconds)
-    return create_app(runtime, [internal, public], title="gameplane wallet",
-                      description="The ledger: double-entry, idempotent, the only writer of money.")
+    app = create_app(runtime, [internal, public], title="gameplane wallet", app_class=fastroutes.FastRoutesApp,
+                     description="The ledger: double-entry, idempotent, the only writer of money.")
+    fastroutes.install(app, runtime, fast_routes(runtime))
+    return app
