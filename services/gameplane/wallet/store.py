@@ -93,13 +93,15 @@ def merge(postings: Iterable[Posting]) -> list[Posting]:
     return ledger.lock_order(Posting(r, a) for r, a in sums.items() if a != 0)
 
 
-_APPLY = text(
+# Both statements below start by posting the entries' deltas onto the account rows: insert a
+# missing account, else add the delta. The proposed row must pass the CHECK even when it
+# conflicts, so a player debit proposes 0 and the real delta is looked up again in the UPDATE; a
+# new row proposed for a debit means the account did not exist: no funds (caught via `inserted`).
+# The WHERE is the conditional guard: a player debit that would go below zero updates nothing.
+_UPSERT_BALANCES = (
     "WITH d AS (SELECT * FROM unnest(CAST(:owners AS text[]), CAST(:kinds AS text[]), CAST(:curs AS text[]), "
     "  CAST(:shards AS int[]), CAST(:amounts AS bigint[])) "
     "  WITH ORDINALITY AS d(owner, kind, currency, shard, amount, n)),"
-    # The proposed row must pass the CHECK even when it conflicts, so a player debit proposes 0
-    # and the real delta is looked up again in the UPDATE. A new row proposed for a debit means
-    # the account did not exist: no funds (caught below via `inserted`).
     " u AS (INSERT INTO accounts (owner, kind, currency, shard, balance) "
     "  SELECT owner, kind, currency, shard, CASE WHEN owner <> 'platform' AND amount < 0 THEN 0 ELSE amount END "
     "  FROM d ORDER BY n "
@@ -107,10 +109,13 @@ _APPLY = text(
     "  SET balance = accounts.balance + (SELECT amount FROM d WHERE d.owner = accounts.owner "
     "   AND d.kind = accounts.kind AND d.currency = accounts.currency AND d.shard = accounts.shard), "
     "   updated_at = now() "
-    # the conditional guard: a player debit that would go below zero updates nothing
     "  WHERE accounts.owner = 'platform' OR accounts.balance + (SELECT amount FROM d WHERE d.owner = accounts.owner "
     "   AND d.kind = accounts.kind AND d.currency = accounts.currency AND d.shard = accounts.shard) >= 0 "
-    "  RETURNING id, owner, kind, currency, shard, balance, xmax = 0 AS inserted) "
+)
+
+_APPLY = text(
+    _UPSERT_BALANCES
+    + "  RETURNING id, owner, kind, currency, shard, balance, xmax = 0 AS inserted) "
     "SELECT id, owner, kind, currency, shard, balance, true AS touched, inserted FROM u "
     "UNION ALL SELECT a.id, a.owner, a.kind, a.currency, a.shard, a.balance, false, false FROM accounts a "
     "WHERE a.owner = :player AND a.currency = :currency AND a.shard = 0 "
@@ -195,19 +200,8 @@ async def balances(s: AsyncSession, player_id: uuid.UUID, currency: str, *,
 
 
 _COMMIT = (
-    "WITH d AS (SELECT * FROM unnest(CAST(:owners AS text[]), CAST(:kinds AS text[]), CAST(:curs AS text[]), "
-    "  CAST(:shards AS int[]), CAST(:amounts AS bigint[])) "
-    "  WITH ORDINALITY AS d(owner, kind, currency, shard, amount, n)),"
-    " u AS (INSERT INTO accounts (owner, kind, currency, shard, balance) "
-    "  SELECT owner, kind, currency, shard, CASE WHEN owner <> 'platform' AND amount < 0 THEN 0 ELSE amount END "
-    "  FROM d ORDER BY n "
-    "  ON CONFLICT (owner, kind, currency, shard) DO UPDATE "
-    "  SET balance = accounts.balance + (SELECT amount FROM d WHERE d.owner = accounts.owner "
-    "   AND d.kind = accounts.kind AND d.currency = accounts.currency AND d.shard = accounts.shard), "
-    "   updated_at = now() "
-    "  WHERE accounts.owner = 'platform' OR accounts.balance + (SELECT amount FROM d WHERE d.owner = accounts.owner "
-    "   AND d.kind = accounts.kind AND d.currency = accounts.currency AND d.shard = accounts.shard) >= 0 "
-    "  RETURNING id, owner, kind, currency, shard, xmax = 0 AS inserted),"
+    _UPSERT_BALANCES
+    + "  RETURNING id, owner, kind, currency, shard, xmax = 0 AS inserted),"
     " t AS (INSERT INTO transactions (id, idempotency_key, kind, player_id, currency, amount, cash, bonus,"
     "   reverses, details, created_at) "
     "  VALUES (:tx, :key, :kind, :player, :currency, :amount, :cash, :bonus, :reverses, CAST(:details AS jsonb),"
