@@ -2,12 +2,10 @@
 run a handler once per event id however often the event is delivered."""
 
 import asyncio
-import json
 import uuid
 
 import nats
 import pytest
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import text
 
 from gameplane.kit.app import Runtime
@@ -16,6 +14,7 @@ from gameplane.kit.db import make_base
 from gameplane.kit.events import Envelope, Event
 from gameplane.kit.outbox import publish
 from gameplane.kit.settings import ServiceSettings, settings_config
+from gameplane.kit.testing import stored_events
 
 
 class KitPing(Event):
@@ -40,24 +39,7 @@ async def _runtime(database_url: str, nats_url: str, consumers: Consumers | None
 
 async def _published(nats_url: str, run: str, expect: int, timeout: float = 15) -> list[dict]:
     """Every message of this run in the stream (the stream de-duplicates by Nats-Msg-Id)."""
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    sub = await js.subscribe("gameplane.kittest.ping", config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
-                             ordered_consumer=True)
-    found: list[dict] = []
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        try:
-            msg = await sub.next_msg(timeout=0.5)
-        except TimeoutError:
-            if len(found) >= expect:
-                break
-            continue
-        env = json.loads(msg.data)
-        if env["data"]["run"] == run:
-            found.append(env)
-    await nc.close()
-    return found
+    return await stored_events(nats_url, "gameplane.kittest.ping", {"run": run}, expect, timeout)
 
 
 async def _emit(rt: Runtime, run: str, numbers: range, *, commit: bool = True) -> None:

@@ -5,21 +5,18 @@ change, KYC state machine, and events on NATS."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 import httpx
-import nats
 import pytest
 from fastapi import FastAPI
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gameplane.kit.auth import issue_service_token, verify_player_token
 from gameplane.kit.testing import ManualClock as Clock
-from gameplane.kit.testing import as_service, running
+from gameplane.kit.testing import as_service, running, stored_events
 from gameplane.players.app import build_app
 from gameplane.players.settings import PlayersSettings
 
@@ -323,34 +320,9 @@ async def test_kyc_decision_is_internal_only(players):
 # events ---------------------------------------------------------------------------------------
 
 
-async def stream_events(nats_url: str, subject: str, match: dict[str, Any], expect: int,
-                        timeout: float = 15.0) -> list[dict[str, Any]]:
-    """The envelopes on `subject` whose data has the `match` items, as JetStream stored them."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        sub = await js.subscribe(subject, ordered_consumer=True,
-                                 config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
-        found: list[dict[str, Any]] = []
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                msg = await sub.next_msg(timeout=0.5)
-            except TimeoutError:
-                if len(found) >= expect:
-                    break
-                continue
-            env = json.loads(msg.data)
-            if all(env["data"].get(k) == v for k, v in match.items()):
-                found.append(env)
-        return found
-    finally:
-        await nc.close()
-
-
 async def test_registration_and_kyc_events_reach_nats(players):
     p = await players.register(affiliate_click_id="clk-42")
-    registered = await stream_events(players.nats_url, "gameplane.players.registered", {"player_id": p["id"]}, 1)
+    registered = await stored_events(players.nats_url, "gameplane.players.registered", {"player_id": p["id"]}, 1)
     assert len(registered) == 1
     env = registered[0]
     assert env["type"] == "players.registered" and env["producer"] == "players" and env["version"] == 1
@@ -359,7 +331,7 @@ async def test_registration_and_kyc_events_reach_nats(players):
 
     await players.client.post("/v1/players/me/kyc", headers=players.svc(p["id"]),
                               json={"document_type": "id_card", "document_reference": "r-1"})
-    changed = await stream_events(players.nats_url, "gameplane.players.kyc_changed", {"player_id": p["id"]}, 1)
+    changed = await stored_events(players.nats_url, "gameplane.players.kyc_changed", {"player_id": p["id"]}, 1)
     assert [(e["data"]["previous"], e["data"]["state"]) for e in changed] == [("unverified", "pending")]
 
 
@@ -369,5 +341,5 @@ async def test_a_refused_registration_publishes_nothing(players):
     r = await players.client.post("/v1/players/register", json=players.registration(email=email),
                                   headers=players.svc())
     assert r.status_code == 409
-    events = await stream_events(players.nats_url, "gameplane.players.registered", {"email": email}, 1, timeout=3)
+    events = await stored_events(players.nats_url, "gameplane.players.registered", {"email": email}, 1, timeout=3)
     assert [e["data"]["player_id"] for e in events] == [first["id"]]

@@ -4,7 +4,6 @@ self-exclusion blocking login-to-play, reality checks, eligibility, and the publ
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import datetime, timedelta
@@ -17,7 +16,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gameplane.kit.auth import verify_player_token
 from gameplane.kit.testing import ManualClock as Clock
-from gameplane.kit.testing import as_service, running
+from gameplane.kit.testing import as_service, running, stored_events
 from gameplane.players.app import build_app
 from gameplane.players.safeguards import sweep
 from gameplane.players.settings import PlayersSettings
@@ -84,25 +83,9 @@ def limit(snapshot: dict[str, Any], kind: str, period: str) -> dict[str, Any] | 
 
 async def snapshots(nats_url: str, player_id: str, expect: int, timeout: float = 15.0) -> list[dict[str, Any]]:
     """Every players.protection_changed snapshot of `player_id` in the stream, in stream order."""
-    nc = await nats.connect(nats_url)
-    try:
-        sub = await nc.jetstream().subscribe("gameplane.players.protection_changed", ordered_consumer=True,
-                                             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
-        found: list[dict[str, Any]] = []
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                msg = await sub.next_msg(timeout=0.5)
-            except TimeoutError:
-                if len(found) >= expect:
-                    break
-                continue
-            data = json.loads(msg.data)["data"]
-            if data["player_id"] == player_id:
-                found.append(data)
-        return found
-    finally:
-        await nc.close()
+    envs = await stored_events(nats_url, "gameplane.players.protection_changed", {"player_id": player_id},
+                               expect, timeout)
+    return [e["data"] for e in envs]
 
 
 # limits ---------------------------------------------------------------------------------------

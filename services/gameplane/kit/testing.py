@@ -3,10 +3,12 @@ as another service or as a player would arrive through the gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -43,3 +45,34 @@ class ManualClock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+async def stored_events(nats_url: str, subject: str, match: dict[str, Any], expect: int,
+                        timeout: float = 15.0) -> list[dict[str, Any]]:
+    """The envelopes JetStream stored on `subject` whose data has the `match` items, in stream order.
+    Reads until `expect` were found and the stream went quiet, or `timeout` passed."""
+    import json
+
+    import nats
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    nc = await nats.connect(nats_url)
+    try:
+        sub = await nc.jetstream().subscribe(subject, ordered_consumer=True,
+                                             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+        found: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            try:
+                msg = await sub.next_msg(timeout=0.5)
+            except TimeoutError:
+                if len(found) >= expect:
+                    break
+                continue
+            env = json.loads(msg.data)
+            if all(env["data"].get(k) == v for k, v in match.items()):
+                found.append(env)
+        return found
+    finally:
+        await nc.close()
