@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from gameplane.kit.testing import stored_events
 from gameplane.simulators.inprocess import LocalPlatform, launch, local_platform, new_player
 
 SECRET = "rgs-service-test-provider-secret"
@@ -160,9 +161,7 @@ async def test_reality_checks_show_the_net_position_of_the_session(platform: Loc
     assert (staked, won) == (1500, out["won"])
     started = datetime.fromisoformat(session["started_at"])
     await sweeper.sweep_once(sessions_db, started + timedelta(minutes=11))
-    async with sessions_db.session() as s:
-        payloads = (await s.execute(text("SELECT payload FROM outbox WHERE subject = "
-                                         "'gameplane.sessions.reality_check'"))).scalars().all()
-    check = next(p["data"] for p in payloads if p["data"]["session_id"] == session["session_id"])
+    (check,) = [e["data"] for e in await stored_events(platform.extras["nats"], "gameplane.sessions.reality_check",
+                                                        {"session_id": session["session_id"]}, 1)]
     assert (check["staked"], check["won"], check["currency"]) == (1500, out["won"], "EUR")
     assert check["elapsed_seconds"] >= 660

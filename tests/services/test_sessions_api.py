@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
+from gameplane.kit.testing import stored_events
 from gameplane.simulators.inprocess import LocalPlatform, announce_player, launch, local_platform, new_player
 
 SECRET = "sessions-service-test-provider-secret"
@@ -40,11 +40,10 @@ def runtime(platform: LocalPlatform) -> Any:
     return platform.apps["sessions"].state.runtime
 
 
-async def outbox(platform: LocalPlatform, subject: str, session_id: str) -> list[dict[str, Any]]:
-    async with runtime(platform).database.session() as s:
-        rows = (await s.execute(text("SELECT payload FROM outbox WHERE subject = :s ORDER BY seq"),
-                                {"s": subject})).scalars().all()
-    return [r["data"] for r in rows if r["data"].get("session_id") == session_id]
+async def published(platform: LocalPlatform, subject: str, session_id: str, expect: int = 1) -> list[dict[str, Any]]:
+    """The data of the events on `subject` about this session that JetStream stored, in order."""
+    found = await stored_events(platform.extras["nats"], subject, {"session_id": session_id}, expect)
+    return [e["data"] for e in found]
 
 
 async def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
@@ -77,7 +76,7 @@ async def test_launch_creates_a_session_games_can_resolve(platform: LocalPlatfor
     other = await sessions.get(f"/v1/sessions/{started['session_id']}",
                                headers=platform.headers("sessions", player_id=uuid.uuid4()))
     assert other.status_code == 404
-    events = await wait_for(lambda: outbox(platform, "gameplane.sessions.started", started["session_id"]))
+    events = await published(platform, "gameplane.sessions.started", started["session_id"])
     assert events and events[0]["player_id"] == str(player)
 
 
@@ -135,7 +134,7 @@ async def test_self_exclusion_ends_open_sessions(platform: LocalPlatform, sessio
         return all(v["status"] == "ended" and v["end_reason"] == "self_excluded" for v in views)
 
     assert await wait_for(both_ended)
-    ended = await outbox(platform, "gameplane.sessions.ended", a["session_id"])
+    ended = await published(platform, "gameplane.sessions.ended", a["session_id"])
     assert ended and ended[0]["reason"] == "self_excluded"
     again = await sessions.post("/v1/sessions", json={"game_id": "fruit-fives"},
                                 headers=platform.headers("sessions", player_id=player))
@@ -152,7 +151,7 @@ async def test_sessions_expire_and_the_session_limit_caps_them(platform: LocalPl
         return bool(r.json()["status"] == "ended" and r.json()["end_reason"] == "expired")
 
     assert await wait_for(expired)
-    ended = await outbox(platform, "gameplane.sessions.ended", short["session_id"])
+    ended = await published(platform, "gameplane.sessions.ended", short["session_id"])
     assert ended[0]["duration_seconds"] in (1, 2)
 
     limited = uuid.uuid4()
@@ -190,9 +189,9 @@ async def test_reality_checks_follow_the_players_interval(platform: LocalPlatfor
     # A sweep that runs late sends the one check that is due, not one per missed minute.
     _, sent = await sweeper.sweep_once(db, t0 + timedelta(minutes=31))
     assert sent >= 1
-    checks = await outbox(platform, "gameplane.sessions.reality_check", started["session_id"])
+    checks = await published(platform, "gameplane.sessions.reality_check", started["session_id"])
     assert [c["sequence"] for c in checks] == [1]
     assert checks[0]["interval_minutes"] == 15 and checks[0]["elapsed_seconds"] >= 31 * 60
     await sweeper.sweep_once(db, t0 + timedelta(minutes=31))
-    checks = await outbox(platform, "gameplane.sessions.reality_check", started["session_id"])
+    checks = await published(platform, "gameplane.sessions.reality_check", started["session_id"], expect=2)
     assert [c["sequence"] for c in checks] == [1, 2]

@@ -8,65 +8,22 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
+from walletlib import W, Wallet, slug
 
 from gameplane.contracts.players import LimitState, ProtectionChanged
 from gameplane.kit.events import Envelope
-from gameplane.kit.testing import as_service, running
+from gameplane.kit.testing import as_service, running, stored_events
 from gameplane.wallet.app import build_app
 from gameplane.wallet.settings import WalletSettings
 
-W = "/internal/wallet"
 
-
-class Wallet:
-    """A thin caller of the wallet's internal API (as the games/payments/bonus services are)."""
-
-    def __init__(self, app: Any, client: httpx.AsyncClient) -> None:
-        self.app = app
-        self.client = client
-        self.headers = as_service(app, "games")
-
-    async def post(self, path: str, body: dict[str, Any], status: int = 200) -> dict[str, Any]:
-        r = await self.client.post(W + path, json=body, headers=self.headers)
-        assert r.status_code == status, r.text
-        return r.json()  # type: ignore[no-any-return]
-
-    async def get(self, path: str, status: int = 200, **params: Any) -> Any:
-        r = await self.client.get(W + path, params=params, headers=self.headers)
-        assert r.status_code == status, r.text
-        return r.json()
-
-    async def deposit(self, player: uuid.UUID, amount: int, key: str | None = None, **kw: Any) -> dict[str, Any]:
-        return await self.post("/deposits", {"idempotency_key": key or f"dep-{uuid.uuid4()}", "player_id": str(player),
-                                             "currency": "EUR", "amount": amount, **kw}, kw.pop("status", 200))
-
-    def bet_body(self, player: uuid.UUID, amount: int, round_id: str, key: str | None = None) -> dict[str, Any]:
-        return {"idempotency_key": key or f"bet-{uuid.uuid4()}", "player_id": str(player), "currency": "EUR",
-                "amount": amount, "round_id": round_id, "game_id": "starburst", "provider": "rgs"}
-
-    def win_body(self, player: uuid.UUID, amount: int, round_id: str, close: bool = True,
-                 key: str | None = None) -> dict[str, Any]:
-        return {"idempotency_key": key or f"win-{uuid.uuid4()}", "player_id": str(player), "currency": "EUR",
-                "amount": amount, "round_id": round_id, "game_id": "starburst", "provider": "rgs",
-                "close_round": close}
-
-    def rollback_body(self, player: uuid.UUID, bet_key: str, key: str | None = None) -> dict[str, Any]:
-        return {"idempotency_key": key or f"rb-{uuid.uuid4()}", "player_id": str(player), "currency": "EUR",
-                "bet_idempotency_key": bet_key, "provider": "rgs"}
-
-    async def balance(self, player: uuid.UUID) -> dict[str, Any]:
-        return await self.get(f"/players/{player}/balances/EUR")  # type: ignore[no-any-return]
-
-    async def reconcile(self) -> dict[str, Any]:
-        return await self.get("/reconciliation")  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="module")
-async def wallet(module_service_settings: Any) -> AsyncIterator[Wallet]:
-    app = build_app(module_service_settings(WalletSettings, house_shards=4, hold_sweep_seconds=3600))
+@pytest.fixture(scope="module", params=[True, False], ids=["sql-fast-path", "python-path"])
+async def wallet(module_service_settings: Any, request: pytest.FixtureRequest) -> AsyncIterator[Wallet]:
+    """Every test runs against both ways bets and wins are answered (the other operations have one)."""
+    app = build_app(module_service_settings(WalletSettings, house_shards=4, hold_sweep_seconds=3600,
+                                            sql_fast_path=request.param))
     async with running(app) as client:
         yield Wallet(app, client)
 
@@ -74,10 +31,6 @@ async def wallet(module_service_settings: Any) -> AsyncIterator[Wallet]:
 @pytest.fixture
 def player() -> uuid.UUID:
     return uuid.uuid4()
-
-
-def slug(body: dict[str, Any]) -> str:
-    return str(body["type"]).rsplit("/", 1)[-1]
 
 
 async def test_deposit_credits_cash_and_replays_identically(wallet: Wallet, player: uuid.UUID) -> None:
@@ -351,28 +304,29 @@ async def test_history_pages_with_a_cursor_and_player_routes(wallet: Wallet, pla
     assert r.status_code == 401
 
 
-async def _events(wallet: Wallet, tx_id: str) -> list[dict[str, Any]]:
-    async with wallet.app.state.runtime.database.session() as s:
-        rows = (await s.execute(text("SELECT payload FROM outbox WHERE payload->'data'->>'transaction_id' = :t"),
-                                {"t": tx_id})).scalars().all()
-    return [Envelope.model_validate(r).model_dump(mode="json") for r in rows]
+async def _events(wallet: Wallet, expect: int = 1, **match: Any) -> list[dict[str, Any]]:
+    """The wallet events JetStream stored whose data has `match` (the outbox relay put them there)."""
+    found = await stored_events(wallet.app.state.runtime.settings.nats_url, "gameplane.wallet.>", match, expect)
+    return [Envelope.model_validate(e).model_dump(mode="json") for e in found]
 
 
 async def test_operations_publish_events_with_the_split(wallet: Wallet, player: uuid.UUID) -> None:
     dep = await wallet.deposit(player, 100)
-    (ev,) = await _events(wallet, dep["transaction_id"])
+    (ev,) = await _events(wallet, transaction_id=dep["transaction_id"])
     assert ev["type"] == "wallet.deposit_credited" and ev["data"]["first_deposit"] is True
     dep2 = await wallet.deposit(player, 100)
-    assert (await _events(wallet, dep2["transaction_id"]))[0]["data"]["first_deposit"] is False
+    assert (await _events(wallet, transaction_id=dep2["transaction_id"]))[0]["data"]["first_deposit"] is False
     bet = await wallet.post("/bets", wallet.bet_body(player, 30, "r-ev"))
-    (ev,) = await _events(wallet, bet["transaction_id"])
+    (ev,) = await _events(wallet, transaction_id=bet["transaction_id"])
     assert ev["type"] == "wallet.bet_placed" and (ev["data"]["cash"], ev["data"]["bonus"]) == (30, 0)
+    assert (ev["data"]["round_id"], ev["data"]["game_id"], ev["data"]["provider"]) == ("r-ev", "starburst", "rgs")
+    win = await wallet.post("/wins", wallet.win_body(player, 45, "r-ev"))
+    (ev,) = await _events(wallet, transaction_id=win["transaction_id"])
+    assert ev["type"] == "wallet.win_settled" and ev["data"]["round_closed"] is True
+    assert (ev["data"]["amount"], ev["data"]["cash"], ev["data"]["bonus"]) == (45, 45, 0)
     # a refused operation publishes nothing
-    async with wallet.app.state.runtime.database.session() as s:
-        before = (await s.execute(text("SELECT count(*) FROM outbox"))).scalar_one()
-    await wallet.post("/bets", wallet.bet_body(player, 10**9, "r-ev"), 402)
-    async with wallet.app.state.runtime.database.session() as s:
-        assert (await s.execute(text("SELECT count(*) FROM outbox"))).scalar_one() == before
+    await wallet.post("/bets", wallet.bet_body(player, 10**9, "r-ev2"), 402)
+    assert await _events(wallet, expect=0, player_id=str(player), round_id="r-ev2") == []
 
 
 async def _protect(wallet: Wallet, player: uuid.UUID, revision: int, **fields: Any) -> None:

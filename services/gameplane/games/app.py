@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from gameplane.games import catalog, records
+from gameplane.games import catalog
 from gameplane.games.aggregator import AggregatorAdapter
 from gameplane.games.api import Adapter, fast_routes, internal, providers, public
 from gameplane.games.canonical import CanonicalAdapter
@@ -36,7 +36,6 @@ def build_app(settings: GamesSettings | None = None) -> FastAPI:
 
     async def start(rt: Runtime) -> None:
         assert settings.database_url, "games needs GP_GAMES_DATABASE_URL"
-        rt.state["pg"] = await records.open_pool(settings.database_url, settings.db_pool_size)
         rt.state["seamless"] = Seamless(rt)
         if settings.seed_catalog:
             added = await catalog.seed(rt.database)
@@ -47,11 +46,9 @@ def build_app(settings: GamesSettings | None = None) -> FastAPI:
         client = rt.state.pop("wallet_client", None)
         if client is not None:
             await client.aclose()
-        pool = rt.state.pop("pg", None)
-        if pool is not None:
-            await pool.close()
 
-    runtime = Runtime("games", settings, migrations="gameplane.games", on_start=[start], on_stop=[stop])
+    runtime = Runtime("games", settings, migrations="gameplane.games", hot_pool=True, on_start=[start],
+                      on_stop=[stop])
     runtime.state["adapters"] = adapters(settings)
     app = create_app(runtime, [public, internal, providers], title="gameplane games",
                      app_class=fastroutes.FastRoutesApp,

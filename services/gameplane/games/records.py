@@ -115,10 +115,3 @@ async def settle(pool: asyncpg.Pool, *, provider: str, request_id: str, operatio
         m.get("currency", ""), bool(m.get("noop", False)), json.dumps(m.get("answer")) if m else None,
         m.get("game_id"), bool(m.get("closed", False)))
 
-
-async def open_pool(database_url: str, size: int) -> asyncpg.Pool:
-    """A bare asyncpg pool for the provider hot path (no ORM, no pre-ping round trip per call)."""
-    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
-    pool = await asyncpg.create_pool(dsn, min_size=min(2, size), max_size=size)
-    assert pool is not None
-    return pool

@@ -70,7 +70,7 @@ class Seamless:
 
     @property
     def pool(self) -> asyncpg.Pool:
-        return self.rt.state["pg"]  # type: ignore[no-any-return]
+        return self.rt.database.pool
 
     @property
     def wallet(self) -> ServiceClient:

@@ -35,13 +35,14 @@ class Runtime:
     """Everything a running service holds. Routes reach it as `request.app.state.runtime`."""
 
     def __init__(self, name: str, settings: ServiceSettings, *, migrations: str | None = None,
-                 consumers: Consumers | None = None, publishes: bool = True,
+                 consumers: Consumers | None = None, publishes: bool = True, hot_pool: bool = False,
                  on_start: Sequence[Hook] = (), on_stop: Sequence[Hook] = ()) -> None:
         self.name = name
         self.settings = settings
         self.migrations = migrations
         self.consumers = consumers or Consumers()
         self.publishes = publishes
+        self.hot_pool = hot_pool  # also open Database.pool (bare asyncpg) at start
         self.on_start = list(on_start)
         self.on_stop = list(on_stop)
         self.db: Database | None = Database(settings.database_url, pool_size=settings.db_pool_size) \
@@ -66,6 +67,8 @@ class Runtime:
     async def start(self) -> None:
         if self.db is not None and self.migrations and self.settings.migrate_on_start:
             await migrate.upgrade_async(self.migrations, self.db.url)
+        if self.db is not None and self.hot_pool:
+            await self.db.open_pool(self.settings.db_pool_size)
         if self.bus is not None:
             self.bus.start()
             if self.db is not None and self.publishes:

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, MetaData, String, Table, func, text
+import asyncpg
+from sqlalchemy import JSON, BigInteger, Column, DateTime, MetaData, String, Table, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -37,13 +38,13 @@ def add_kit_tables(metadata: MetaData) -> None:
     Table(
         "outbox", metadata,
         Column("seq", BigInteger, primary_key=True, autoincrement=True),
-        Column("id", UUID(as_uuid=True), nullable=False, unique=True, default=uuid.uuid4),
+        # unique by construction (uuid4); JetStream de-duplicates on it. No index: one less write per event.
+        Column("id", UUID(as_uuid=True), nullable=False, default=uuid.uuid4),
         Column("subject", String(200), nullable=False),
         Column("headers", JSONB().with_variant(JSON(), "sqlite"), nullable=False, server_default=text("'{}'")),
         Column("payload", JSONB().with_variant(JSON(), "sqlite"), nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        Column("published_at", DateTime(timezone=True), nullable=True),
-        Index("ix_outbox_unpublished", "seq", postgresql_where=text("published_at IS NULL")),
+        # a row is deleted once JetStream acknowledged it: everything here is still to be published
     )
     Table(
         "processed_events", metadata,
@@ -65,6 +66,28 @@ class Database:
             url, pool_size=pool_size, max_overflow=0, pool_timeout=10, pool_recycle=1800, echo=echo,
             connect_args={"ssl": False} if "ssl" not in url else {})
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._pool: asyncpg.Pool | None = None
+
+    async def open_pool(self, size: int) -> asyncpg.Pool:
+        """A bare asyncpg pool beside the engine, for the few hot statements where SQLAlchemy's
+        per-statement work would be most of the CPU (no ORM, no pre-ping, prepared statements
+        cached per connection).
+
+        For single statements only: a released connection is not reset (asyncpg's default reset is
+        one more round trip, `RESET ALL; UNLISTEN *; ...`, per use), so nothing may SET, LISTEN or
+        take session advisory locks on it. An open transaction is still rolled back on release."""
+        if self._pool is None:
+            pool = await asyncpg.create_pool(self.url.replace("postgresql+asyncpg://", "postgresql://"),
+                                             min_size=min(2, size), max_size=size, ssl=False, reset=_keep_session)
+            assert pool is not None
+            self._pool = pool
+        return self._pool
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the hot-path pool is not open (Runtime(hot_pool=True) opens it at start)")
+        return self._pool
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -82,7 +105,14 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         await self.engine.dispose()
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """The hot pool's reset on release: nothing beyond asyncpg's own rollback of an open transaction."""
 
 
 def utcnow() -> datetime:

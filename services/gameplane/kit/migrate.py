@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from importlib import resources
 
 from alembic import command, context
 from alembic.config import Config
@@ -75,3 +76,66 @@ def create_kit_tables() -> None:
     md = MetaData(naming_convention=NAMING)
     add_kit_tables(md)
     md.create_all(op.get_bind())
+
+
+# Outbox v2: the relay deletes what JetStream acknowledged (it used to mark rows published and keep
+# them forever). Idempotent, because a database created after this change already has the shape.
+_OUTBOX_V2 = (
+    "DO $$ BEGIN "
+    "IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+    "AND table_name = 'outbox' AND column_name = 'published_at') THEN "
+    "DELETE FROM outbox WHERE published_at IS NOT NULL; "
+    "ALTER TABLE outbox DROP COLUMN published_at; "
+    "END IF; END $$",
+    "DROP INDEX IF EXISTS ix_outbox_unpublished",
+    "ALTER TABLE outbox DROP CONSTRAINT IF EXISTS uq_outbox_id",
+)
+
+
+def outbox_v2() -> None:
+    """Call from one migration per service (after create_kit_tables' migration)."""
+    from alembic import op
+
+    bind = op.get_bind()
+    for stmt in _OUTBOX_V2:
+        bind.exec_driver_sql(stmt)
+
+
+def outbox_v1() -> None:
+    """outbox_v2's downgrade: the old shape back (published rows are gone either way)."""
+    from alembic import op
+
+    bind = op.get_bind()
+    bind.exec_driver_sql("ALTER TABLE outbox ADD COLUMN IF NOT EXISTS published_at timestamptz")
+    bind.exec_driver_sql("ALTER TABLE outbox ADD CONSTRAINT uq_outbox_id UNIQUE (id)")
+    bind.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_outbox_unpublished ON outbox (seq) WHERE published_at IS NULL")
+
+
+def sql_statements(source: str) -> list[str]:
+    """Split a SQL script into statements: a `;` ending a line ends one, except inside a
+    dollar-quoted body ($$ ... $$). Comment-only chunks are dropped."""
+    out: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for line in source.splitlines():
+        current.append(line)
+        if line.count("$$") % 2:
+            quoted = not quoted
+        if not quoted and not line.lstrip().startswith("--") and line.rstrip().endswith(";"):
+            stmt = "\n".join(current).strip()
+            if any(ln.strip() and not ln.lstrip().startswith("--") for ln in current):
+                out.append(stmt)
+            current = []
+    if any(ln.strip() and not ln.lstrip().startswith("--") for ln in current):
+        out.append("\n".join(current).strip())
+    return out
+
+
+def run_sql_file(package: str, name: str) -> None:
+    """Call from a migration: run `<package>/sql/<name>` statement by statement (the driver
+    prepares each one, so one string may hold only one; no bind-parameter parsing)."""
+    from alembic import op
+
+    bind = op.get_bind()
+    for stmt in sql_statements((resources.files(package) / "sql" / name).read_text()):
+        bind.exec_driver_sql(stmt)

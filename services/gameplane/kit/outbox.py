@@ -1,7 +1,11 @@
 """Transactional outbox: the event row commits with the business change; a relay publishes it.
 
-JetStream de-duplicates on `Nats-Msg-Id` (the event id), so a crash between publish and the
-`published_at` update cannot deliver an event twice within the stream's duplicate window.
+The relay takes a batch of rows (FOR UPDATE SKIP LOCKED, so several relays share the work),
+publishes them all without waiting in between, and deletes them in the same transaction once
+JetStream acknowledged every one; JetStream (the durable log) is where events live afterwards.
+A failure rolls the delete back and the batch goes out again: JetStream de-duplicates on
+`Nats-Msg-Id` (the event id), so a crash between publish and commit cannot deliver an event
+twice within the stream's duplicate window.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from gameplane.kit.db import Database
 from gameplane.kit.events import Envelope, Event
 
 NOTIFY_CHANNEL = "gameplane_outbox"
+
+# the rows stay locked (and deleted only if the transaction commits) while their batch is published
+_TAKE = text(
+    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT :n FOR UPDATE SKIP LOCKED) "
+    "RETURNING seq, id, subject, headers, payload")
 
 log = logging.getLogger("gameplane.outbox")
 
@@ -50,8 +59,9 @@ def staged(event: Event, *, producer: str, event_id: uuid.UUID | None = None) ->
 
 
 class OutboxRelay:
-    def __init__(self, service: str, db: Database, bus: Bus, *, batch: int = 200) -> None:
+    def __init__(self, service: str, db: Database, bus: Bus, *, batch: int = 200, ack_timeout: float = 5.0) -> None:
         self.service = service
+        self.ack_timeout = ack_timeout
         self.db = db
         self.bus = bus
         self.batch = batch
@@ -107,28 +117,29 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 5.0)
 
     async def relay_once(self) -> int:
-        """Publish one batch of unpublished rows, oldest first. Returns how many were published."""
+        """Publish one batch of rows, oldest first. Returns how many were published."""
         async with self.db.transaction() as s:
-            rows = (await s.execute(text(
-                "SELECT seq, id, subject, headers, payload FROM outbox WHERE published_at IS NULL "
-                "ORDER BY seq LIMIT :n FOR UPDATE SKIP LOCKED"), {"n": self.batch})).all()
-            done: list[int] = []
-            for seq, event_id, subject, headers, payload in rows:
-                hdrs: dict[str, Any] = dict(headers or {})
-                hdrs["Nats-Msg-Id"] = str(event_id)
-                data = payload if isinstance(payload, str) else _dumps(payload)
-                await self.bus.js.publish(subject, data.encode(), headers=hdrs)
-                done.append(seq)
-            if done:
-                await s.execute(text("UPDATE outbox SET published_at = now() WHERE seq = ANY(:seqs)"),
-                                {"seqs": done})
-        if done:
-            metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(done))
-        return len(done)
+            rows = sorted((await s.execute(_TAKE, {"n": self.batch})).all())
+            if not rows:
+                return 0
+            acks = []
+            try:
+                for _seq, event_id, subject, headers, payload in rows:
+                    hdrs: dict[str, Any] = dict(headers or {})
+                    hdrs["Nats-Msg-Id"] = str(event_id)
+                    data = payload if isinstance(payload, str) else _dumps(payload)
+                    acks.append(await self.bus.js.publish_async(subject, data.encode(), headers=hdrs))
+                await asyncio.wait_for(asyncio.gather(*acks), timeout=self.ack_timeout)
+            except BaseException:
+                for ack in acks:  # a pending ack holds a slot of the client's in-flight window
+                    ack.cancel()
+                raise
+        metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+        return len(rows)
 
     async def pending(self) -> int:
         async with self.db.session() as s:
-            n = (await s.execute(text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))).scalar_one()
+            n = (await s.execute(text("SELECT count(*) FROM outbox"))).scalar_one()
         metrics.OUTBOX_PENDING.labels(self.service).set(n)
         return int(n)
 

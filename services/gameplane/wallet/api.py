@@ -16,7 +16,7 @@ from gameplane.contracts import wallet as c
 from gameplane.kit.app import Runtime
 from gameplane.kit.auth import PlayerContext, player_context, service_caller
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, json_reply
-from gameplane.wallet import bonuses, cashier, play, queries, store
+from gameplane.wallet import bonuses, cashier, fastplay, play, queries, store
 from gameplane.wallet.reconcile import reconcile
 from gameplane.wallet.rules import Context, check_currency
 from gameplane.wallet.schemas import Balances, HistoryPage, ReconciliationReport, SweepResult, TransactionView
@@ -136,17 +136,24 @@ async def adjust(body: c.AdjustmentRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: cashier.adjust(s, body, ctx))
 
 
-# The hottest two, also answered ahead of FastAPI (gameplane.kit.fastroutes) by the same domain
-# functions; the FastAPI routes above stay their OpenAPI description and reference behaviour.
+# The hottest two, also answered ahead of FastAPI (gameplane.kit.fastroutes): first by the one
+# round-trip SQL path (gameplane.wallet.fastplay) when enabled, else or when it declines by the same
+# domain functions as above. The FastAPI routes stay their OpenAPI description and reference.
 
-def fast_routes(rt: Runtime) -> list[FastRoute]:
+def fast_routes(rt: Runtime, *, sql_fast_path: bool) -> list[FastRoute]:
+    ctx: Context = rt.state["ctx"]
+
     async def fast_bet(request: FastRequest) -> Reply:
         body: c.BetRequest = request.data
+        if sql_fast_path and (answer := await fastplay.bet(rt.database.pool, body, ctx)) is not None:
+            return json_reply(answer)
         result = await execute(rt, lambda s, ctx: play.bet(s, body, ctx))
         return json_reply(result.model_dump_json().encode())
 
     async def fast_win(request: FastRequest) -> Reply:
         body: c.WinRequest = request.data
+        if sql_fast_path and (answer := await fastplay.win(rt.database.pool, body, ctx)) is not None:
+            return json_reply(answer)
         result = await execute(rt, lambda s, ctx: play.win(s, body, ctx))
         return json_reply(result.model_dump_json().encode())
 

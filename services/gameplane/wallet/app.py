@@ -47,9 +47,9 @@ async def _stop_sweeper(rt: Runtime) -> None:
 def build_app(settings: WalletSettings | None = None) -> FastAPI:
     settings = settings or WalletSettings()
     runtime = Runtime("wallet", settings, migrations="gameplane.wallet", consumers=consumers,
-                      on_start=[_start_sweeper], on_stop=[_stop_sweeper])
+                      hot_pool=settings.sql_fast_path, on_start=[_start_sweeper], on_stop=[_stop_sweeper])
     runtime.state["ctx"] = Context(house_shards=settings.house_shards, hold_ttl_seconds=settings.hold_ttl_seconds)
     app = create_app(runtime, [internal, public], title="gameplane wallet", app_class=fastroutes.FastRoutesApp,
                      description="The ledger: double-entry, idempotent, the only writer of money.")
-    fastroutes.install(app, runtime, fast_routes(runtime))
+    fastroutes.install(app, runtime, fast_routes(runtime, sql_fast_path=settings.sql_fast_path))
     return app

@@ -17,4 +17,6 @@ class WalletSettings(ServiceSettings):
     house_shards: int = Field(default=16, ge=1, le=1024,
                               description="sub-accounts of the house per currency, picked by key hash")
     hold_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0, description="default withdrawal hold expiry")
+    sql_fast_path: bool = Field(default=True, description="answer bets and wins in one SQL round trip when "
+                                "nothing needs the Python path (sql/0002_fast_play.sql)")
     hold_sweep_seconds: float = Field(default=30.0, gt=0, description="how often expired holds are voided")

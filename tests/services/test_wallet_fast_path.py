@@ -1,0 +1,203 @@
+"""The one-round-trip SQL path for bets and wins (sql/0002_fast_play.sql): it serves the common case,
+declines everything else to the Python path unchanged, and what it writes (answer, ledger rows,
+event) is exactly what the Python path writes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+from walletlib import Wallet, slug
+
+from gameplane.contracts.wallet import OperationResult
+from gameplane.kit.events import Envelope
+from gameplane.kit.testing import running, stored_events
+from gameplane.wallet import ledger
+from gameplane.wallet.app import build_app
+from gameplane.wallet.fastplay import FAST_PATH
+from gameplane.wallet.settings import WalletSettings
+
+
+@pytest.fixture(scope="module")
+async def fast(module_service_settings: Any) -> AsyncIterator[Wallet]:
+    app = build_app(module_service_settings(WalletSettings, house_shards=4))
+    async with running(app) as client:
+        yield Wallet(app, client)
+
+
+@pytest.fixture(scope="module")
+async def python_path(module_service_settings: Any, fast: Wallet) -> AsyncIterator[Wallet]:
+    """A second wallet on the same database with the SQL path switched off."""
+    app = build_app(module_service_settings(WalletSettings, house_shards=4, sql_fast_path=False,
+                                            database_url=fast.app.state.runtime.settings.database_url))
+    async with running(app) as client:
+        yield Wallet(app, client)
+
+
+def counted(operation: str, outcome: str) -> float:
+    return FAST_PATH.labels(operation, outcome)._value.get()  # type: ignore[no-any-return]
+
+
+class Tally:
+    """How many bets/wins the SQL path served and declined since it was made."""
+
+    def __init__(self) -> None:
+        self.start = {(op, out): counted(op, out) for op in ("bet", "win") for out in ("served", "declined")}
+
+    def __call__(self, operation: str, outcome: str) -> int:
+        return int(counted(operation, outcome) - self.start[operation, outcome])
+
+
+async def test_the_common_bet_and_win_are_served_in_one_round_trip(fast: Wallet) -> None:
+    player = uuid.uuid4()
+    await fast.deposit(player, 1000)
+    tally = Tally()
+    bet = await fast.post("/bets", fast.bet_body(player, 300, "r1"))
+    win = await fast.post("/wins", fast.win_body(player, 500, "r1"))
+    assert (tally("bet", "served"), tally("win", "served"), tally("bet", "declined")) == (1, 1, 0)
+    assert OperationResult.model_validate(bet).balance.cash == 700
+    assert OperationResult.model_validate(win).balance.cash == 1200
+    assert (await fast.reconcile())["ok"] is True
+
+
+async def test_everything_else_is_declined_to_the_python_path_with_its_exact_problem(fast: Wallet) -> None:
+    player = uuid.uuid4()
+    await fast.deposit(player, 100)
+    tally = Tally()
+    assert slug(await fast.post("/bets", fast.bet_body(player, 101, "r1"), 402)) == "insufficient-funds"
+    body = fast.bet_body(player, 10, "r1")
+    first = await fast.post("/bets", body)
+    assert await fast.post("/bets", body) == first  # a replay: the stored answer
+    assert slug(await fast.post("/bets", {**body, "amount": 11}, 409)) == "duplicate-transaction"
+    assert slug(await fast.post("/bets", {**fast.bet_body(player, 1, "r1"), "currency": "USD"}, 409)) \
+        == "currency-mismatch"
+    await fast.post("/wins", fast.win_body(player, 0, "r1", close=True))
+    assert slug(await fast.post("/bets", fast.bet_body(player, 1, "r1"), 409)) == "round-closed"
+    assert slug(await fast.post("/wins", fast.win_body(player, 1, "r1"), 409)) == "round-closed"
+    assert slug(await fast.post("/wins", fast.win_body(player, 1, "never-bet"), 404)) == "bet-not-found"
+    assert (await fast.post("/bets", fast.bet_body(player, 0, "free")))["amount"] == 0  # zero stake: Python path
+    rb = await fast.post("/rollbacks", fast.rollback_body(player, "late-bet"))
+    assert rb["noop"] is True
+    assert slug(await fast.post("/bets", fast.bet_body(player, 1, "r9", key="late-bet"), 409)) == "bet-rolled-back"
+    assert (tally("bet", "served"), tally("win", "served")) == (1, 1)
+    assert (tally("bet", "declined"), tally("win", "declined")) == (7, 2)
+    assert (await fast.reconcile())["ok"] is True
+
+
+async def _protection(w: Wallet, player: uuid.UUID, **fields: Any) -> None:
+    row = {"limits": [], "timeout_until": None, "self_excluded_until": None, **fields}
+    async with w.app.state.runtime.database.transaction() as s:
+        await s.execute(text(
+            "INSERT INTO protection (player_id, revision, currency, limits, timeout_until, self_excluded_until) "
+            "VALUES (:p, 1, 'EUR', CAST(:limits AS jsonb), :t, :x) ON CONFLICT (player_id) DO UPDATE SET "
+            "limits = EXCLUDED.limits, timeout_until = EXCLUDED.timeout_until, "
+            "self_excluded_until = EXCLUDED.self_excluded_until"),
+            {"p": player, "limits": json.dumps(row["limits"]), "t": row["timeout_until"],
+             "x": row["self_excluded_until"]})
+
+
+async def test_protection_that_could_matter_sends_the_bet_to_the_python_path(fast: Wallet) -> None:
+    player = uuid.uuid4()
+    await fast.deposit(player, 1000)
+    now = datetime.now(UTC)
+    await _protection(fast, player, limits=[{"kind": "loss", "period": "day", "value": 150}])
+    tally = Tally()
+    await fast.post("/bets", fast.bet_body(player, 100, "r1"))
+    problem = await fast.post("/bets", fast.bet_body(player, 100, "r2"), 403)
+    assert problem["reason"] == "loss-limit"
+    await _protection(fast, player, timeout_until=now + timedelta(hours=1))
+    assert (await fast.post("/bets", fast.bet_body(player, 1, "r3"), 403))["reason"] == "timed-out"
+    await _protection(fast, player, self_excluded_until=now + timedelta(days=1))
+    assert (await fast.post("/bets", fast.bet_body(player, 1, "r4"), 403))["reason"] == "self-excluded"
+    assert (tally("bet", "served"), tally("bet", "declined")) == (0, 4)
+    # a deposit limit or a lapsed time-out is nothing the bet path checks: served again
+    await _protection(fast, player, limits=[{"kind": "deposit", "period": "day", "value": 5}],
+                      timeout_until=now - timedelta(minutes=1))
+    await fast.post("/bets", fast.bet_body(player, 1, "r5"))
+    assert tally("bet", "served") == 1
+
+
+def _same(answer: dict[str, Any]) -> dict[str, Any]:
+    """An answer without what differs by construction between two runs (ids, keys, times)."""
+    return {k: v for k, v in answer.items() if k not in ("transaction_id", "idempotency_key", "player_id",
+                                                         "created_at")}
+
+
+async def _play(w: Wallet, player: uuid.UUID) -> list[dict[str, Any]]:
+    await w.deposit(player, 1000)
+    await w.post("/bonuses", {"idempotency_key": f"g-{player}", "grant_id": f"g-{player}",
+                              "player_id": str(player), "currency": "EUR", "amount": 500})
+    return [await w.post("/bets", w.bet_body(player, 1200, "r1")),
+            await w.post("/bets", w.bet_body(player, 7, "r1")),
+            await w.post("/wins", w.win_body(player, 601, "r1", close=False)),
+            await w.post("/wins", w.win_body(player, 0, "r1", close=True))]
+
+
+async def test_both_paths_write_the_same_answers_rows_and_events(fast: Wallet, python_path: Wallet) -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    tally = Tally()
+    fast_answers, python_answers = await _play(fast, a), await _play(python_path, b)
+    assert (tally("bet", "served"), tally("win", "served")) == (2, 2)
+    assert [_same(x) for x in fast_answers] == [_same(x) for x in python_answers]
+    assert fast_answers[0]["split"] == {"cash": 1000, "bonus": 200}
+    assert fast_answers[2]["split"] == {"cash": 498, "bonus": 103}  # bonus 601 * 207 // 1207
+
+    async def rows(player: uuid.UUID) -> list[Any]:
+        async with fast.app.state.runtime.database.session() as s:
+            return (await s.execute(text(
+                "SELECT t.kind, t.amount, t.cash, t.bonus, t.details - 'session_id' AS details, "
+                "array_agg(a.owner = 'platform' ORDER BY a.owner = 'platform', a.kind, e.amount) AS platform, "
+                "array_agg(a.kind ORDER BY a.owner = 'platform', a.kind, e.amount) AS kinds, "
+                "array_agg(e.amount ORDER BY a.owner = 'platform', a.kind, e.amount) AS amounts "
+                "FROM transactions t JOIN entries e ON e.transaction_id = t.id JOIN accounts a ON a.id = e.account_id "
+                "WHERE t.player_id = :p AND t.kind IN ('bet', 'win') GROUP BY t.seq, t.id ORDER BY t.seq"),
+                {"p": player})).all()
+
+    assert await rows(a) == await rows(b)
+
+    async def events(player: uuid.UUID) -> list[Any]:
+        found = await stored_events(fast.app.state.runtime.settings.nats_url, "gameplane.wallet.>",
+                                    {"player_id": str(player), "game_id": "starburst"}, 4)
+        out = []
+        for env in found:
+            e = Envelope.model_validate(env)
+            assert e.open()  # a valid event of its registered type and version
+            out.append((e.type, e.version, e.producer,
+                        {k: v for k, v in e.data.items() if k not in ("transaction_id", "player_id", "occurred_at")}))
+        return out
+
+    assert await events(a) == await events(b)
+    assert (await fast.reconcile())["ok"] is True
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(cash=st.integers(0, 10_000), bonus=st.integers(0, 10_000), stake=st.integers(1, 20_000),
+       win=st.integers(0, 100_000))
+async def test_splits_follow_the_ledger_rules(fast: Wallet, cash: int, bonus: int, stake: int, win: int) -> None:
+    player = uuid.uuid4()
+    if cash:
+        await fast.deposit(player, cash)
+    if bonus:
+        await fast.post("/bonuses", {"idempotency_key": f"g-{player}", "grant_id": f"g-{player}",
+                                     "player_id": str(player), "currency": "EUR", "amount": bonus})
+    if stake > cash + bonus:
+        assert slug(await fast.post("/bets", fast.bet_body(player, stake, "r"), 402)) == "insufficient-funds"
+        return
+    tally = Tally()
+    bet = await fast.post("/bets", fast.bet_body(player, stake, "r"))
+    stake_split = ledger.split_stake(stake, cash, bonus)
+    assert bet["split"] == {"cash": stake_split.cash, "bonus": stake_split.bonus}
+    paid = await fast.post("/wins", fast.win_body(player, win, "r"))
+    win_split = ledger.split_win(win, stake_split)
+    assert paid["split"] == {"cash": win_split.cash, "bonus": win_split.bonus}
+    assert paid["balance"]["cash"] == cash - stake_split.cash + win_split.cash
+    assert paid["balance"]["bonus"] == bonus - stake_split.bonus + win_split.bonus
+    assert (tally("bet", "served"), tally("win", "served")) == (1, 1)

@@ -1,0 +1,59 @@
+"""The wallet's internal API as its callers (games, payments, bonus) use it, for the service tests."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from gameplane.kit.testing import as_service
+
+W = "/internal/wallet"
+
+
+class Wallet:
+    """A thin caller of the wallet's internal API (as the games/payments/bonus services are)."""
+
+    def __init__(self, app: Any, client: httpx.AsyncClient) -> None:
+        self.app = app
+        self.client = client
+        self.headers = as_service(app, "games")
+
+    async def post(self, path: str, body: dict[str, Any], status: int = 200) -> dict[str, Any]:
+        r = await self.client.post(W + path, json=body, headers=self.headers)
+        assert r.status_code == status, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    async def get(self, path: str, status: int = 200, **params: Any) -> Any:
+        r = await self.client.get(W + path, params=params, headers=self.headers)
+        assert r.status_code == status, r.text
+        return r.json()
+
+    async def deposit(self, player: uuid.UUID, amount: int, key: str | None = None, **kw: Any) -> dict[str, Any]:
+        return await self.post("/deposits", {"idempotency_key": key or f"dep-{uuid.uuid4()}", "player_id": str(player),
+                                             "currency": "EUR", "amount": amount, **kw}, kw.pop("status", 200))
+
+    def bet_body(self, player: uuid.UUID, amount: int, round_id: str, key: str | None = None) -> dict[str, Any]:
+        return {"idempotency_key": key or f"bet-{uuid.uuid4()}", "player_id": str(player), "currency": "EUR",
+                "amount": amount, "round_id": round_id, "game_id": "starburst", "provider": "rgs"}
+
+    def win_body(self, player: uuid.UUID, amount: int, round_id: str, close: bool = True,
+                 key: str | None = None) -> dict[str, Any]:
+        return {"idempotency_key": key or f"win-{uuid.uuid4()}", "player_id": str(player), "currency": "EUR",
+                "amount": amount, "round_id": round_id, "game_id": "starburst", "provider": "rgs",
+                "close_round": close}
+
+    def rollback_body(self, player: uuid.UUID, bet_key: str, key: str | None = None) -> dict[str, Any]:
+        return {"idempotency_key": key or f"rb-{uuid.uuid4()}", "player_id": str(player), "currency": "EUR",
+                "bet_idempotency_key": bet_key, "provider": "rgs"}
+
+    async def balance(self, player: uuid.UUID) -> dict[str, Any]:
+        return await self.get(f"/players/{player}/balances/EUR")  # type: ignore[no-any-return]
+
+    async def reconcile(self) -> dict[str, Any]:
+        return await self.get("/reconciliation")  # type: ignore[no-any-return]
+
+
+def slug(body: dict[str, Any]) -> str:
+    return str(body["type"]).rsplit("/", 1)[-1]
