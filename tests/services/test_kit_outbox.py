@@ -113,6 +113,45 @@ async def test_consumer_runs_a_handler_once_per_event_id(new_database, nats_serv
         await rt.stop()
 
 
+class KitTick(Event):
+    event_type = "kittest.tick"
+    run: str
+    n: int
+
+
+async def test_a_batch_handler_gets_whole_batches_and_each_event_once(new_database, isolated_nats):
+    consumers = Consumers()
+    calls: list[list[int]] = []
+
+    @consumers.on_batch(KitTick)
+    async def on_ticks(session, items: list[tuple[KitTick, Envelope]]) -> None:
+        for event, env in items:
+            await session.execute(text("INSERT INTO seen VALUES (:id, :n)"), {"id": env.id, "n": event.n})
+        calls.append([event.n for event, _ in items])
+
+    run = uuid.uuid4().hex
+    envs = [Envelope.wrap(KitTick(run=run, n=n), "kittest") for n in range(150)]
+    nc = await nats.connect(isolated_nats.url)
+    js = nc.jetstream()
+    rt = await _runtime(new_database("batch"), isolated_nats.url)  # creates the stream; no consumer yet
+    await asyncio.wait_for(rt.bus.ready.wait(), 10)
+    await rt.stop()
+    for env in envs + envs[:20]:  # the first 20 a second time, under other message ids
+        await js.publish(env.subject, env.model_dump_json().encode(), headers={"Nats-Msg-Id": uuid.uuid4().hex})
+    await nc.close()
+    rt = await _runtime(new_database("batch2"), isolated_nats.url, consumers)
+    try:
+        for _ in range(100):
+            if sum(len(c) for c in calls) >= 150:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # the duplicates have had their chance to (not) run
+        assert sorted(n for c in calls for n in c) == list(range(150))
+        assert len(calls) < 150 / 10  # fetched in batches of up to 100, not one call per event
+    finally:
+        await rt.stop()
+
+
 async def test_a_failing_handler_leaves_no_mark_so_the_event_is_retried(new_database, nats_server):
     rt = await _runtime(new_database("retry"), nats_server.url)
     env = Envelope.wrap(KitPing(run="r", n=1), "kittest")

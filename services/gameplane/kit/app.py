@@ -3,6 +3,7 @@ every service uses: health, metrics, request ids, tracing, problem+json."""
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
 import time
@@ -78,6 +79,10 @@ class Runtime:
                 self.consumers.start(self.name, self.db, self.bus)
         for hook in self.on_start:
             await hook(self)
+        # Everything alive now (imported modules, models, routes) lives as long as the process:
+        # moved out of the collector's generations, a full collection no longer walks it, which on
+        # a 2-core box was a 100-300 ms pause of the whole service every few seconds under load.
+        gc.freeze()
 
     async def stop(self) -> None:
         for hook in self.on_stop:

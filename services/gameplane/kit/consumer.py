@@ -21,19 +21,36 @@ from gameplane.kit.events import Envelope, Event
 log = logging.getLogger("gameplane.consumer")
 
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
+# all fresh events of one fetched batch at once, in stream order, inside the batch's transaction
+BatchHandler = Callable[[AsyncSession, list[tuple[Any, Envelope]]], Awaitable[None]]
 
 _MARK = text("INSERT INTO processed_events (event_id, consumer) VALUES (:id, :c) "
              "ON CONFLICT DO NOTHING RETURNING event_id")
+_MARK_MANY = text("INSERT INTO processed_events (event_id, consumer) SELECT unnest(CAST(:ids AS uuid[])), :c "
+                  "ON CONFLICT DO NOTHING RETURNING event_id")
 
 
 @dataclass
 class _Registration:
     event: type[Event]
-    handler: Handler
+    handler: Handler | None = None
+    batch_handler: BatchHandler | None = None
 
     @property
     def durable(self) -> str:
         return self.event.event_type.replace(".", "_")
+
+    async def run(self, s: AsyncSession, items: list[tuple[Any, Envelope, Any]]) -> None:
+        """`items`: (event, envelope, trace context) of events not processed before."""
+        tracer = telemetry.tracer("gameplane.consumer")
+        if self.batch_handler is not None:
+            with tracer.start_as_current_span(f"consume {self.event.event_type} x{len(items)}", context=items[0][2]):
+                await self.batch_handler(s, [(event, env) for event, env, _ in items])
+            return
+        assert self.handler is not None
+        for event, env, ctx in items:
+            with tracer.start_as_current_span(f"consume {env.type}", context=ctx):
+                await self.handler(s, event, env)
 
 
 class Consumers:
@@ -45,7 +62,15 @@ class Consumers:
 
     def on(self, event: type[Event]) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
-            self._handlers.append(_Registration(event, fn))
+            self._handlers.append(_Registration(event, handler=fn))
+            return fn
+        return register
+
+    def on_batch(self, event: type[Event]) -> Callable[[BatchHandler], BatchHandler]:
+        """For high-volume events: the handler gets every fresh event of a fetched batch (up to 100)
+        in one call, so it can write them with one statement instead of one per event."""
+        def register(fn: BatchHandler) -> BatchHandler:
+            self._handlers.append(_Registration(event, batch_handler=fn))
             return fn
         return register
 
@@ -64,15 +89,16 @@ class Consumers:
         self._tasks.clear()
 
 
-async def handle_once(service: str, db: Database, env: Envelope, reg_handler: Handler,
-                      event: Event) -> bool:
+async def handle_once(service: str, db: Database, env: Envelope, handler: _Registration | Handler, event: Event,
+                      ctx: Any = None) -> bool:
     """Run the handler unless this consumer already processed the event. True when it ran."""
+    reg = handler if isinstance(handler, _Registration) else _Registration(type(event), handler=handler)
     consumer = f"{service}:{env.type}"
     async with db.transaction() as s:
         fresh = (await s.execute(_MARK, {"id": env.id, "c": consumer})).first()
         if fresh is None:
             return False
-        await reg_handler(s, event, env)
+        await reg.run(s, [(event, env, ctx)])
     return True
 
 
@@ -100,20 +126,24 @@ async def _consume(service: str, db: Database, bus: Bus, reg: _Registration) -> 
 
 
 async def handle_batch(service: str, db: Database, items: list[tuple[Envelope, Event, Any]],
-                       reg_handler: Handler) -> list[bool]:
-    """Every event of a fetched batch in one transaction: one commit instead of one per event.
-    If any handler fails the whole batch rolls back, and the caller retries the events one by one
-    so that only the failing event is redelivered. `items` holds (envelope, event, trace context)."""
+                       reg: _Registration) -> list[bool]:
+    """Every event of a fetched batch in one transaction: one mark statement and one commit instead
+    of one each per event. If any handler fails the whole batch rolls back, and the caller retries
+    the events one by one so that only the failing event is redelivered. `items` holds (envelope,
+    event, trace context); the answer says, per item, whether it ran (False: processed before)."""
     consumer = f"{service}:{items[0][0].type}"
-    tracer = telemetry.tracer("gameplane.consumer")
-    ran: list[bool] = []
     async with db.transaction() as s:
+        fresh = set((await s.execute(_MARK_MANY, {"ids": [env.id for env, _, _ in items], "c": consumer}))
+                    .scalars().all())
+        ran: list[bool] = []
+        todo: list[tuple[Any, Envelope, Any]] = []
         for env, event, ctx in items:
-            with tracer.start_as_current_span(f"consume {env.type}", context=ctx):
-                fresh = (await s.execute(_MARK, {"id": env.id, "c": consumer})).first()
-                if fresh is not None:
-                    await reg_handler(s, event, env)
-                ran.append(fresh is not None)
+            ran.append(env.id in fresh)
+            if env.id in fresh:
+                fresh.discard(env.id)  # the same event twice in one batch runs once
+                todo.append((event, env, ctx))
+        if todo:
+            await reg.run(s, todo)
     return ran
 
 
@@ -144,7 +174,7 @@ async def _fetch_loop(service: str, db: Database, sub: Any, durable: str, reg: _
         if not items:
             continue
         try:
-            outcomes = await handle_batch(service, db, items, reg.handler)
+            outcomes = await handle_batch(service, db, items, reg)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -152,9 +182,7 @@ async def _fetch_loop(service: str, db: Database, sub: Any, durable: str, reg: _
         for i, (msg, (env, event, ctx)) in enumerate(zip(good, items, strict=True)):
             try:
                 if outcomes is None:
-                    with telemetry.tracer("gameplane.consumer").start_as_current_span(
-                            f"consume {env.type}", context=ctx):
-                        ran = await handle_once(service, db, env, reg.handler, event)
+                    ran = await handle_once(service, db, env, reg, event, ctx)
                 else:
                     ran = outcomes[i]
                 metrics.EVENTS_CONSUMED.labels(service, env.type, "handled" if ran else "duplicate").inc()

@@ -91,26 +91,41 @@ async def on_timed_out(s: AsyncSession, event: TimedOut, env: Envelope) -> None:
 
 # Wallet events name the player and game, not the session: the money goes to the player's latest
 # session of that game (open ones first). A player rarely has two sessions of one game at once.
+# A batch of events is summed per (player, game, currency) first: one session, one row in `d`.
 _ATTRIBUTE = text(
-    "UPDATE game_sessions SET staked = staked + :staked, won = won + :won WHERE id = ("
-    " SELECT id FROM game_sessions WHERE player_id = :p AND game_id = :g AND currency = :c"
-    " ORDER BY status = 'active' DESC, started_at DESC LIMIT 1)")
+    "UPDATE game_sessions g SET staked = g.staked + d.staked, won = g.won + d.won FROM ("
+    " SELECT d.staked, d.won, (SELECT id FROM game_sessions WHERE player_id = d.p AND game_id = d.g"
+    "  AND currency = d.c ORDER BY status = 'active' DESC, started_at DESC LIMIT 1) AS session_id"
+    " FROM unnest(CAST(:p AS uuid[]), CAST(:g AS text[]), CAST(:c AS text[]), CAST(:staked AS bigint[]),"
+    "  CAST(:won AS bigint[])) AS d(p, g, c, staked, won)) d "
+    "WHERE g.id = d.session_id")
 
 
-@consumers.on(BetPlaced)
-async def on_bet(s: AsyncSession, event: BetPlaced, env: Envelope) -> None:
-    await s.execute(_ATTRIBUTE, {"staked": event.amount, "won": 0, "p": event.player_id, "g": event.game_id,
-                                 "c": event.currency})
+async def _attribute(s: AsyncSession, moves: list[tuple[uuid.UUID, str, str, int, int]]) -> None:
+    """`moves`: (player, game, currency, staked, won) deltas, in any number per session."""
+    sums: dict[tuple[uuid.UUID, str, str], list[int]] = {}
+    for p, g, c, staked, won in moves:
+        acc = sums.setdefault((p, g, c), [0, 0])
+        acc[0] += staked
+        acc[1] += won
+    if not sums:
+        return
+    keys = list(sums)
+    await s.execute(_ATTRIBUTE, {"p": [k[0] for k in keys], "g": [k[1] for k in keys], "c": [k[2] for k in keys],
+                                 "staked": [sums[k][0] for k in keys], "won": [sums[k][1] for k in keys]})
 
 
-@consumers.on(WinSettled)
-async def on_win(s: AsyncSession, event: WinSettled, env: Envelope) -> None:
-    await s.execute(_ATTRIBUTE, {"staked": 0, "won": event.amount, "p": event.player_id, "g": event.game_id,
-                                 "c": event.currency})
+@consumers.on_batch(BetPlaced)
+async def on_bets(s: AsyncSession, events: list[tuple[BetPlaced, Envelope]]) -> None:
+    await _attribute(s, [(e.player_id, e.game_id, e.currency, e.amount, 0) for e, _ in events])
 
 
-@consumers.on(RolledBack)
-async def on_rollback(s: AsyncSession, event: RolledBack, env: Envelope) -> None:
-    if event.game_id is not None and event.amount:
-        await s.execute(_ATTRIBUTE, {"staked": -event.amount, "won": 0, "p": event.player_id,
-                                     "g": event.game_id, "c": event.currency})
+@consumers.on_batch(WinSettled)
+async def on_wins(s: AsyncSession, events: list[tuple[WinSettled, Envelope]]) -> None:
+    await _attribute(s, [(e.player_id, e.game_id, e.currency, 0, e.amount) for e, _ in events])
+
+
+@consumers.on_batch(RolledBack)
+async def on_rollbacks(s: AsyncSession, events: list[tuple[RolledBack, Envelope]]) -> None:
+    await _attribute(s, [(e.player_id, e.game_id, e.currency, -e.amount, 0) for e, _ in events
+                         if e.game_id is not None and e.amount])
