@@ -12,6 +12,7 @@ replay and conflict with its exact problem."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 
 import asyncpg
@@ -21,6 +22,8 @@ from gameplane.contracts.wallet import BetRequest, WinRequest
 from gameplane.kit import telemetry
 from gameplane.wallet import ledger, store
 from gameplane.wallet.rules import Context, check_currency
+
+log = logging.getLogger("gameplane.wallet.fastplay")
 
 DECLINED = "GPF01"
 # also safe to hand to the Python path: nothing was committed, and it retries these itself
@@ -46,6 +49,7 @@ async def _call(operation: str, pool: asyncpg.Pool, sql: str, *args: object) -> 
             answer: str = await con.fetchval(sql, *args)
     except asyncpg.PostgresError as exc:
         if exc.sqlstate in _RETRY_ELSEWHERE:
+            log.debug("%s %s: %s", operation, args[0], exc)  # "fast path declined: <why>"
             _OUTCOMES[operation, "declined"].inc()
             return None
         raise
