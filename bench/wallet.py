@@ -2,15 +2,20 @@
 uvicorn worker processes), 1,000 players, p50/p99 latency of a round trip, and — on the same
 embedded PostgreSQL in the same run — pgbench's TPC-B-like tps, printed as a ratio.
 
-Two load phases: "spread" (players spread over 5 currencies, so bets land on 5 house accounts)
-and "hot" (every bet in EUR: one house account, which the wallet shards by key hash). The
-hot/spread ratio shows whether the house is still a hot row.
+Three load phases:
+- "spread": closed loop, each connection plays rounds back to back, players spread over 5
+  currencies (bets land on 5 house accounts): the most round trips per second the wallet does;
+- "hot": the same with every bet in EUR (one house account, which the wallet shards by key hash);
+  hot/spread shows whether the house is still a hot row;
+- "paced": open loop at WALLET_BENCH_RATE round trips per second (default 600), latency counted
+  from each round trip's scheduled start: the latency a caller sees at a sustained rate below
+  saturation (a closed loop's latency is mostly its own queue: connections ÷ throughput).
 
 The load generator is a minimal keep-alive HTTP/1.1 client on asyncio streams: on a 2-core box
 an httpx client would eat the CPU the wallet needs and the numbers would measure the client.
 
 Env: BENCH_SECONDS (total measuring budget, default 24), WALLET_BENCH_WORKERS (default 2),
-WALLET_BENCH_CONNECTIONS (default 32).
+WALLET_BENCH_CONNECTIONS (default 32), WALLET_BENCH_RATE (default 600).
 """
 
 from __future__ import annotations
@@ -158,6 +163,50 @@ async def load(port: int, token: str, players: list[str], currencies: tuple[str,
     return int(done / elapsed), latencies
 
 
+async def paced(port: int, token: str, players: list[str], currencies: tuple[str, ...], seconds: float,
+                connections: int, rate: float) -> tuple[float, list[float]]:
+    """Open loop: round trip i is due at t0 + i/rate, whatever happened to earlier ones."""
+    conns = [Conn(port, token) for _ in range(connections)]
+    for c in conns:
+        await c.open()
+    queue: asyncio.Queue[tuple[float, int] | None] = asyncio.Queue()
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async def run(c: Conn) -> None:
+        while (item := await queue.get()) is not None:
+            due, i = item
+            p, cur, rnd = players[(i * 7919) % len(players)], currencies[i % len(currencies)], f"paced-{i}"
+            s1, b1 = await c.post("/internal/wallet/bets", {
+                "idempotency_key": f"b-{rnd}", "player_id": p, "currency": cur, "amount": 100, "round_id": rnd,
+                "game_id": "bench", "provider": "rgs"})
+            s2, b2 = await c.post("/internal/wallet/wins", {
+                "idempotency_key": f"w-{rnd}", "player_id": p, "currency": cur, "amount": (i % 5) * 50,
+                "round_id": rnd, "game_id": "bench", "provider": "rgs", "close_round": True})
+            if s1 != 200 or s2 != 200:
+                errors.append(f"{s1} {b1[:200]!r} / {s2} {b2[:200]!r}")
+            latencies.append(time.perf_counter() - due)
+
+    workers = [asyncio.create_task(run(c)) for c in conns]
+    total = int(rate * seconds)
+    t0 = time.perf_counter() + 0.05
+    for i in range(total):
+        due = t0 + i / rate
+        if (delay := due - time.perf_counter()) > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((due, i))
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    elapsed = time.perf_counter() - t0
+    for c in conns:
+        assert c.writer is not None
+        c.writer.close()
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed round trips, first: {errors[0]}")
+    return total / elapsed, latencies
+
+
 def pgbench(pg: object, seconds: float, clients: int) -> float:
     bin_ = pg.bin("pgbench")  # type: ignore[attr-defined]
     pg.create_database("pgbench")  # type: ignore[attr-defined]
@@ -180,7 +229,8 @@ async def main() -> None:
     budget = bench_seconds(24.0)
     workers = int(os.environ.get("WALLET_BENCH_WORKERS", "2"))
     connections = int(os.environ.get("WALLET_BENCH_CONNECTIONS", "32"))
-    phase = budget / 3
+    rate = float(os.environ.get("WALLET_BENCH_RATE", "600"))
+    phase = budget / 4
     players = [str(uuid.uuid4()) for _ in range(PLAYERS)]
     token = issue_service_token(SECRET, "games", "wallet", ttl=3600)
     with infra() as (pg, nats):
@@ -197,13 +247,17 @@ async def main() -> None:
             log(f"spread: {spread} bet+win/s p50={pct(lat, .5):.1f}ms p99={pct(lat, .99):.1f}ms")
             hot, hot_lat = await load(port, token, players, ("EUR",), phase, connections, "hot")
             log(f"hot:    {hot} bet+win/s p50={pct(hot_lat, .5):.1f}ms p99={pct(hot_lat, .99):.1f}ms")
+            paced_rate, paced_lat = await paced(port, token, players, SPREAD_CURRENCIES, phase, connections, rate)
+            log(f"paced:  {paced_rate:.0f} bet+win/s offered p50={pct(paced_lat, .5):.1f}ms "
+                f"p99={pct(paced_lat, .99):.1f}ms")
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
         tps = pgbench(pg, phase, connections)
         log(f"pgbench: {tps:.0f} tps")
     result_line("wallet", bets_per_s=spread, p50_ms=pct(lat, .5), p99_ms=pct(lat, .99), pgbench_tps=tps,
-                ratio=spread / tps, hot_bets_per_s=hot, hot_vs_spread=hot / spread)
+                ratio=spread / tps, hot_bets_per_s=hot, hot_vs_spread=hot / spread, paced_per_s=paced_rate,
+                paced_p50_ms=pct(paced_lat, .5), paced_p99_ms=pct(paced_lat, .99))
 
 
 if __name__ == "__main__":
