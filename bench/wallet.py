@@ -76,7 +76,7 @@ class Conn:
 def start_wallet(db_url: str, nats_url: str, port: int, workers: int, log_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "GP_WALLET_DATABASE_URL": db_url, "GP_WALLET_NATS_URL": nats_url,
            "GP_WALLET_SERVICE_TOKEN_SECRET": SECRET, "GP_WALLET_LOG_LEVEL": "WARNING",
-           "GP_WALLET_DB_POOL_SIZE": "16"}
+           "GP_WALLET_DB_POOL_SIZE": "4", "GP_WALLET_DB_HOT_POOL_SIZE": "16"}
     argv = [sys.executable, "-m", "uvicorn", "gameplane.wallet.app:build_app", "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
             "--loop", "uvloop", "--http", "httptools"]

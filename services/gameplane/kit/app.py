@@ -69,7 +69,7 @@ class Runtime:
         if self.db is not None and self.migrations and self.settings.migrate_on_start:
             await migrate.upgrade_async(self.migrations, self.db.url)
         if self.db is not None and self.hot_pool:
-            await self.db.open_pool(self.settings.db_pool_size)
+            await self.db.open_pool(self.settings.db_hot_pool_size)
         if self.bus is not None:
             self.bus.start()
             if self.db is not None and self.publishes:

@@ -31,7 +31,10 @@ class ServiceSettings(BaseSettings):
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
     log_json: bool = False
-    db_pool_size: int = 20
+    db_pool_size: int = Field(default=20, ge=1, description="SQLAlchemy pool (fixed size, opened on demand)")
+    db_hot_pool_size: int = Field(default=20, ge=1, description="bare asyncpg pool of the hot statements, in "
+                                  "services that have one (wallet bets/wins, games provider calls); a "
+                                  "process may hold db_pool_size + db_hot_pool_size connections")
     relay_batch: int = 200
     migrate_on_start: bool = True
 
