@@ -120,6 +120,19 @@ async def fund(port: int, token: str, players: list[str], currencies: tuple[str,
         c.writer.close()
 
 
+async def play_round(c: Conn, player: str, currency: str, round_id: str, win: int) -> str | None:
+    """A bet of 100, then a win that closes the round; None, or what went wrong."""
+    s1, b1 = await c.post("/internal/wallet/bets", {
+        "idempotency_key": f"b-{round_id}", "player_id": player, "currency": currency, "amount": 100,
+        "round_id": round_id, "game_id": "bench", "provider": "rgs"})
+    s2, b2 = await c.post("/internal/wallet/wins", {
+        "idempotency_key": f"w-{round_id}", "player_id": player, "currency": currency, "amount": win,
+        "round_id": round_id, "game_id": "bench", "provider": "rgs", "close_round": True})
+    if s1 != 200 or s2 != 200:
+        return f"{s1} {b1[:200]!r} / {s2} {b2[:200]!r}"
+    return None
+
+
 async def load(port: int, token: str, players: list[str], currencies: tuple[str, ...], seconds: float,
                connections: int, tag: str) -> tuple[int, list[float]]:
     """Each connection plays rounds back to back: bet, then a win that closes the round."""
@@ -139,14 +152,8 @@ async def load(port: int, token: str, players: list[str], currencies: tuple[str,
             cur = currencies[(n + i) % len(currencies)]
             rnd = f"{tag}-{n}-{i}"
             t0 = time.perf_counter()
-            s1, b1 = await c.post("/internal/wallet/bets", {
-                "idempotency_key": f"b-{rnd}", "player_id": p, "currency": cur, "amount": 100, "round_id": rnd,
-                "game_id": "bench", "provider": "rgs"})
-            s2, b2 = await c.post("/internal/wallet/wins", {
-                "idempotency_key": f"w-{rnd}", "player_id": p, "currency": cur, "amount": (i % 5) * 50,
-                "round_id": rnd, "game_id": "bench", "provider": "rgs", "close_round": True})
-            if s1 != 200 or s2 != 200:
-                errors.append(f"{s1} {b1[:200]!r} / {s2} {b2[:200]!r}")
+            if (error := await play_round(c, p, cur, rnd, (i % 5) * 50)) is not None:
+                errors.append(error)
                 return
             latencies.append(time.perf_counter() - t0)
             done += 1
@@ -177,14 +184,8 @@ async def paced(port: int, token: str, players: list[str], currencies: tuple[str
         while (item := await queue.get()) is not None:
             due, i = item
             p, cur, rnd = players[(i * 7919) % len(players)], currencies[i % len(currencies)], f"paced-{i}"
-            s1, b1 = await c.post("/internal/wallet/bets", {
-                "idempotency_key": f"b-{rnd}", "player_id": p, "currency": cur, "amount": 100, "round_id": rnd,
-                "game_id": "bench", "provider": "rgs"})
-            s2, b2 = await c.post("/internal/wallet/wins", {
-                "idempotency_key": f"w-{rnd}", "player_id": p, "currency": cur, "amount": (i % 5) * 50,
-                "round_id": rnd, "game_id": "bench", "provider": "rgs", "close_round": True})
-            if s1 != 200 or s2 != 200:
-                errors.append(f"{s1} {b1[:200]!r} / {s2} {b2[:200]!r}")
+            if (error := await play_round(c, p, cur, rnd, (i % 5) * 50)) is not None:
+                errors.append(error)
             latencies.append(time.perf_counter() - due)
 
     workers = [asyncio.create_task(run(c)) for c in conns]
