@@ -73,6 +73,22 @@ class Conn:
         return int(status_line.split()[1]), payload
 
 
+async def open_conns(port: int, token: str, n: int) -> list[Conn]:
+    conns = [Conn(port, token) for _ in range(n)]
+    for c in conns:
+        await c.open()
+    return conns
+
+
+def close_conns(conns: list[Conn], errors: list[str]) -> None:
+    """Close the connections; then fail the run if any round trip failed."""
+    for c in conns:
+        assert c.writer is not None
+        c.writer.close()
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed round trips, first: {errors[0]}")
+
+
 def start_wallet(db_url: str, nats_url: str, port: int, workers: int, log_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "GP_WALLET_DATABASE_URL": db_url, "GP_WALLET_NATS_URL": nats_url,
            "GP_WALLET_SERVICE_TOKEN_SECRET": SECRET, "GP_WALLET_LOG_LEVEL": "WARNING",
@@ -103,9 +119,7 @@ async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 
 
 
 async def fund(port: int, token: str, players: list[str], currencies: tuple[str, ...]) -> None:
-    conns = [Conn(port, token) for _ in range(16)]
-    for c in conns:
-        await c.open()
+    conns = await open_conns(port, token, 16)
     jobs = [(p, cur) for p in players for cur in currencies]
 
     async def run(c: Conn, part: list[tuple[str, str]]) -> None:
@@ -115,9 +129,7 @@ async def fund(port: int, token: str, players: list[str], currencies: tuple[str,
             assert status == 200, body
 
     await asyncio.gather(*[run(c, jobs[i::len(conns)]) for i, c in enumerate(conns)])
-    for c in conns:
-        assert c.writer is not None
-        c.writer.close()
+    close_conns(conns, [])
 
 
 async def play_round(c: Conn, player: str, currency: str, round_id: str, win: int) -> str | None:
@@ -136,9 +148,7 @@ async def play_round(c: Conn, player: str, currency: str, round_id: str, win: in
 async def load(port: int, token: str, players: list[str], currencies: tuple[str, ...], seconds: float,
                connections: int, tag: str) -> tuple[int, list[float]]:
     """Each connection plays rounds back to back: bet, then a win that closes the round."""
-    conns = [Conn(port, token) for _ in range(connections)]
-    for c in conns:
-        await c.open()
+    conns = await open_conns(port, token, connections)
     latencies: list[float] = []
     done = 0
     stop_at = time.perf_counter() + seconds
@@ -162,20 +172,14 @@ async def load(port: int, token: str, players: list[str], currencies: tuple[str,
     started = time.perf_counter()
     await asyncio.gather(*[run(n, c) for n, c in enumerate(conns)])
     elapsed = time.perf_counter() - started
-    for c in conns:
-        assert c.writer is not None
-        c.writer.close()
-    if errors:
-        raise RuntimeError(f"{len(errors)} failed round trips, first: {errors[0]}")
+    close_conns(conns, errors)
     return int(done / elapsed), latencies
 
 
 async def paced(port: int, token: str, players: list[str], currencies: tuple[str, ...], seconds: float,
                 connections: int, rate: float) -> tuple[float, list[float]]:
     """Open loop: round trip i is due at t0 + i/rate, whatever happened to earlier ones."""
-    conns = [Conn(port, token) for _ in range(connections)]
-    for c in conns:
-        await c.open()
+    conns = await open_conns(port, token, connections)
     queue: asyncio.Queue[tuple[float, int] | None] = asyncio.Queue()
     latencies: list[float] = []
     errors: list[str] = []
@@ -200,11 +204,7 @@ async def paced(port: int, token: str, players: list[str], currencies: tuple[str
         queue.put_nowait(None)
     await asyncio.gather(*workers)
     elapsed = time.perf_counter() - t0
-    for c in conns:
-        assert c.writer is not None
-        c.writer.close()
-    if errors:
-        raise RuntimeError(f"{len(errors)} failed round trips, first: {errors[0]}")
+    close_conns(conns, errors)
     return total / elapsed, latencies
 
 

@@ -92,50 +92,48 @@ _OUTBOX_V2 = (
 )
 
 
-def outbox_v2() -> None:
-    """Call from one migration per service (after create_kit_tables' migration)."""
+_OUTBOX_V1 = (
+    "ALTER TABLE outbox ADD COLUMN IF NOT EXISTS published_at timestamptz",
+    "ALTER TABLE outbox ADD CONSTRAINT uq_outbox_id UNIQUE (id)",
+    "CREATE INDEX IF NOT EXISTS ix_outbox_unpublished ON outbox (seq) WHERE published_at IS NULL",
+)
+
+
+def _run_all(statements: list[str] | tuple[str, ...]) -> None:
+    """Inside a migration: each statement as the driver gets it (no bind-parameter parsing)."""
     from alembic import op
 
     bind = op.get_bind()
-    for stmt in _OUTBOX_V2:
+    for stmt in statements:
         bind.exec_driver_sql(stmt)
+
+
+def outbox_v2() -> None:
+    """Call from one migration per service (after create_kit_tables' migration)."""
+    _run_all(_OUTBOX_V2)
 
 
 def outbox_v1() -> None:
     """outbox_v2's downgrade: the old shape back (published rows are gone either way)."""
-    from alembic import op
-
-    bind = op.get_bind()
-    bind.exec_driver_sql("ALTER TABLE outbox ADD COLUMN IF NOT EXISTS published_at timestamptz")
-    bind.exec_driver_sql("ALTER TABLE outbox ADD CONSTRAINT uq_outbox_id UNIQUE (id)")
-    bind.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_outbox_unpublished ON outbox (seq) WHERE published_at IS NULL")
+    _run_all(_OUTBOX_V1)
 
 
 def sql_statements(source: str) -> list[str]:
     """Split a SQL script into statements: a `;` ending a line ends one, except inside a
     dollar-quoted body ($$ ... $$). Comment-only chunks are dropped."""
-    out: list[str] = []
-    current: list[str] = []
+    chunks: list[list[str]] = [[]]
     quoted = False
     for line in source.splitlines():
-        current.append(line)
+        chunks[-1].append(line)
         if line.count("$$") % 2:
             quoted = not quoted
         if not quoted and not line.lstrip().startswith("--") and line.rstrip().endswith(";"):
-            stmt = "\n".join(current).strip()
-            if any(ln.strip() and not ln.lstrip().startswith("--") for ln in current):
-                out.append(stmt)
-            current = []
-    if any(ln.strip() and not ln.lstrip().startswith("--") for ln in current):
-        out.append("\n".join(current).strip())
-    return out
+            chunks.append([])
+    return ["\n".join(lines).strip() for lines in chunks
+            if any(ln.strip() and not ln.lstrip().startswith("--") for ln in lines)]
 
 
 def run_sql_file(package: str, name: str) -> None:
     """Call from a migration: run `<package>/sql/<name>` statement by statement (the driver
-    prepares each one, so one string may hold only one; no bind-parameter parsing)."""
-    from alembic import op
-
-    bind = op.get_bind()
-    for stmt in sql_statements((resources.files(package) / "sql" / name).read_text()):
-        bind.exec_driver_sql(stmt)
+    prepares each one, so one string may hold only one)."""
+    _run_all(sql_statements((resources.files(package) / "sql" / name).read_text()))

@@ -143,22 +143,19 @@ async def adjust(body: c.AdjustmentRequest, request: Request) -> Any:
 def fast_routes(rt: Runtime, *, sql_fast_path: bool) -> list[FastRoute]:
     ctx: Context = rt.state["ctx"]
 
-    async def fast_bet(request: FastRequest) -> Reply:
-        body: c.BetRequest = request.data
-        if sql_fast_path and (answer := await fastplay.bet(rt.database.pool, body, ctx)) is not None:
-            return json_reply(answer)
-        result = await execute(rt, lambda s, ctx: play.bet(s, body, ctx))
-        return json_reply(result.model_dump_json().encode())
+    def route(path: str, model: type[Any], sql: Callable[..., Awaitable[bytes | None]],
+              python: Callable[[AsyncSession, Any, Context], Awaitable[c.OperationResult]]) -> FastRoute:
+        async def handle(request: FastRequest) -> Reply:
+            body = request.data
+            if sql_fast_path and (answer := await sql(rt.database.pool, body, ctx)) is not None:
+                return json_reply(answer)
+            result = await execute(rt, lambda s, ctx: python(s, body, ctx))
+            return json_reply(result.model_dump_json().encode())
 
-    async def fast_win(request: FastRequest) -> Reply:
-        body: c.WinRequest = request.data
-        if sql_fast_path and (answer := await fastplay.win(rt.database.pool, body, ctx)) is not None:
-            return json_reply(answer)
-        result = await execute(rt, lambda s, ctx: play.win(s, body, ctx))
-        return json_reply(result.model_dump_json().encode())
+        return FastRoute("POST", path, handle, model=model, service_auth=True)
 
-    return [FastRoute("POST", "/internal/wallet/bets", fast_bet, model=c.BetRequest, service_auth=True),
-            FastRoute("POST", "/internal/wallet/wins", fast_win, model=c.WinRequest, service_auth=True)]
+    return [route("/internal/wallet/bets", c.BetRequest, fastplay.bet, play.bet),
+            route("/internal/wallet/wins", c.WinRequest, fastplay.win, play.win)]
 
 
 # ---- reads -------------------------------------------------------------------------------
