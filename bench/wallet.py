@@ -238,7 +238,7 @@ async def main() -> None:
         pg.create_database("gp_wallet")
         port = free_port()
         log_path = Path(pg.data_dir) / "wallet.log"
-        proc = start_wallet(pg.dsn("gp_wallet"), nats.url, port, workers, log_path)
+        proc = start_wallet(pg.dsn("gp_wallet", local=True), nats.url, port, workers, log_path)
         try:
             await wait_ready(port, proc)
             log(f"wallet up ({workers} workers); funding {PLAYERS} players in {len(SPREAD_CURRENCIES)} currencies")

@@ -187,7 +187,7 @@ def _specs(
             s,
             base_port=opts.base_port,
             endpoint_map=endpoint_map,
-            database_url=pg.dsn(s.database_name) if s.database_name else None,
+            database_url=pg.dsn(s.database_name, local=True) if s.database_name else None,
             nats_url=nats.url,
             service_token_secret=service_secret,
             player_token_secret=player_secret,

@@ -305,11 +305,19 @@ class EmbeddedPostgres:
             raise FileNotFoundError(path)
         return path
 
-    def dsn(self, database: str = "postgres", driver: str | None = "asyncpg") -> str:
-        """`postgresql+asyncpg://postgres@127.0.0.1:<port>/<db>`; driver=None gives a libpq URL."""
+    def dsn(self, database: str = "postgres", driver: str | None = "asyncpg", *, local: bool = False) -> str:
+        """`postgresql+asyncpg://postgres@127.0.0.1:<port>/<db>`; driver=None gives a libpq URL.
+
+        local=True: through the server's Unix socket instead, for clients on this machine (the
+        services of `gameplane up`, the benches). Every message to and from Postgres then skips
+        the loopback TCP stack, which on a small VM is a measurable share of the database's CPU.
+        Falls back to TCP when the socket path is too long for the kernel."""
         if self.port is None:
             raise RuntimeError("postgres has no port yet: call start() first")
         scheme = f"postgresql+{driver}" if driver else "postgresql"
+        socket_dir = self._socket_dir() if local else ""
+        if socket_dir:
+            return f"{scheme}://{PG_SUPERUSER}@/{database}?host={socket_dir}&port={self.port}"
         return f"{scheme}://{PG_SUPERUSER}@{HOST}:{self.port}/{database}"
 
     def start(self, timeout: float = 60.0) -> None:
