@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import asyncpg
+from nats.aio.msg import Msg
 from pydantic import BaseModel
 
 from gameplane.contracts import wallet as wallet_api
@@ -30,13 +31,15 @@ from gameplane.contracts.games import (
     RollbackCall,
     WinCall,
 )
-from gameplane.contracts.sessions import PATH_SESSION, SessionView
+from gameplane.contracts.sessions import PATH_SESSION, SessionEnded, SessionView
 from gameplane.games import records, rules
 from gameplane.games.models import Game
 from gameplane.games.rules import ProviderError
+from gameplane.games.sessioncache import SessionCache
 from gameplane.games.settings import GamesSettings
 from gameplane.kit.app import Runtime
 from gameplane.kit.db import utcnow
+from gameplane.kit.events import Envelope
 from gameplane.kit.http import DependencyError, ServiceClient
 
 log = logging.getLogger("gameplane.games.seamless")
@@ -64,7 +67,9 @@ class Seamless:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.settings: GamesSettings = rt.settings  # type: ignore[assignment]
-        self._sessions = _TtlCache(self.settings.session_cache_seconds)
+        self._sessions = SessionCache(self.settings.session_trust_seconds, self.settings.session_cache_seconds)
+        if rt.bus is not None:
+            rt.bus.listen(SessionEnded.subject(), self._on_session_ended)
         self._games = _TtlCache(self.settings.catalog_cache_seconds)
         self._lookups: dict[str, asyncio.Future[SessionView]] = {}
 
@@ -134,8 +139,20 @@ class Seamless:
 
     # ---- lookups --------------------------------------------------------------------------------
 
+    def _epoch(self) -> int | None:
+        return self.rt.bus.listening_epoch if self.rt.bus is not None else None
+
+    async def _on_session_ended(self, msg: Msg) -> None:
+        try:
+            event = Envelope.model_validate_json(msg.data).open()
+        except (ValueError, LookupError) as exc:
+            log.warning("unreadable sessions.ended event: %s", exc)
+            return
+        if isinstance(event, SessionEnded):
+            self._sessions.ended(event.session_id)
+
     async def session(self, provider: str, token: str) -> SessionView:
-        cached = self._sessions.get(token)
+        cached = self._sessions.get(token, self._epoch())
         if cached is None:
             # Single flight: a burst of calls on one token waits for one lookup, not one each.
             pending = self._lookups.get(token)
@@ -149,6 +166,7 @@ class Seamless:
         return cached  # type: ignore[no-any-return]
 
     async def _fetch_session(self, token: str) -> SessionView:
+        epoch = self._epoch()  # as of before the lookup: a reconnect during it leaves the view untrusted
         try:
             resp = await self.rt.client("sessions").get(PATH_SESSION.format(token=quote(token, safe="")))
         except DependencyError as exc:
@@ -158,8 +176,7 @@ class Seamless:
         if resp.status_code != 200:
             raise ProviderError("dependency-unavailable", f"sessions answered {resp.status_code}")
         view = SessionView.model_validate(resp.json())
-        # An ended session never reopens, so it can be kept; an open one may end any moment.
-        self._sessions.put(token, view, None if view.status == "active" else 3600.0)
+        self._sessions.put(view, epoch)
         return view
 
     async def game(self, game_id: str) -> GameView | None:

@@ -43,7 +43,11 @@ class GamesSettings(ServiceSettings):
                     "<providers_dir>/<name>/ (the provider's Secret mounted there)")
     clock_skew_seconds: int = Field(default=300, ge=1, description="accepted |provider clock - our clock|")
     session_cache_seconds: float = Field(default=1.0, ge=0,
-                                         description="how long an open session looked up in sessions is reused")
+                                         description="how long an open session looked up in sessions is reused "
+                                                     "while games is not hearing sessions.ended events")
+    session_trust_seconds: float = Field(default=60.0, ge=0,
+                                         description="how long an open session is reused while games hears "
+                                                     "sessions.ended events (an end event evicts it at once)")
     catalog_cache_seconds: float = Field(default=5.0, ge=0)
     seed_catalog: bool = Field(default=True, description="insert the bundled catalog entries that are missing")
     wallet_connections: int = Field(default=16, ge=1, description="keep-alive connections to the wallet")

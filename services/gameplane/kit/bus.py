@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import nats
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError
@@ -24,6 +26,13 @@ class Bus:
         self._js: JetStreamContext | None = None
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._listeners: list[tuple[str, Callable[[Msg], Awaitable[None]]]] = []
+        self._listening = 0  # how many of _listeners are subscribed
+        self._subscribing = asyncio.Lock()
+        self._pending: set[asyncio.Task[None]] = set()
+        # Bumped on every connect, disconnect and reconnect: what a listener heard under one epoch
+        # says nothing about what it may have missed since (core NATS does not replay).
+        self.epoch = 0
 
     @property
     def connected(self) -> bool:
@@ -35,6 +44,34 @@ class Bus:
             raise ConnectionError("NATS not connected yet")
         return self._js
 
+    @property
+    def listening_epoch(self) -> int | None:
+        """The current epoch while every listener is subscribed on a live connection, else None."""
+        if not self.connected or self._listening < len(self._listeners):
+            return None
+        return self.epoch
+
+    def listen(self, subject: str, handler: Callable[[Msg], Awaitable[None]]) -> None:
+        """Every process of the service hears every message on `subject` from now on (core NATS:
+        no durable consumer, no ack, no replay). For keeping a local cache true, not for work
+        that must happen once; pair it with `listening_epoch` to know when it may have missed some."""
+        self._listeners.append((subject, handler))
+        if self.ready.is_set():
+            task = asyncio.get_running_loop().create_task(self._subscribe_pending())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _subscribe_pending(self) -> None:
+        # The nats client resubscribes these by itself after a reconnect.
+        async with self._subscribing:
+            while self.nc is not None and self._listening < len(self._listeners):
+                subject, handler = self._listeners[self._listening]
+                await self.nc.subscribe(subject, cb=handler)
+                self._listening += 1
+
+    async def _bump(self) -> None:
+        self.epoch += 1
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._connect_forever(), name=f"{self.name}-nats-connect")
 
@@ -42,11 +79,15 @@ class Bus:
         delay = 0.2
         while True:
             try:
+                self._listening = 0
                 self.nc = await nats.connect(
                     self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                    connect_timeout=2, allow_reconnect=True)
+                    connect_timeout=2, allow_reconnect=True, disconnected_cb=self._bump,
+                    reconnected_cb=self._bump)
+                self.epoch += 1
                 self._js = self.nc.jetstream(timeout=5)
                 await ensure_stream(self._js)
+                await self._subscribe_pending()
                 self.ready.set()
                 return
             except Exception as exc:  # the server may simply not be up yet
