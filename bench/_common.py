@@ -7,6 +7,7 @@
     with platform() as p:                   # `gameplane up` in a subprocess, stopped afterwards
         p.gateway, p.url("wallet") ...
     result_line("gateway", rps=1234.5, p50_ms=1.2)   # prints: RESULT gateway rps=1234.500 p50_ms=1.200
+    meter = CpuMeter([p.proc.pid]); meter.start(); ...; meter.stop()  # CPU seconds by component
 
 Every benchmark prints its RESULT line last; `BENCH_SECONDS` (see `bench_seconds`) is the time
 budget a benchmark may spend measuring.
@@ -18,8 +19,10 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+import psutil
 
 from gameplane.cli.harness import Platform, launch
 from gameplane.kit.devinfra import PG_TEMPLATE_CACHE, EmbeddedPostgres, NatsServer
@@ -64,3 +67,69 @@ def platform(data_dir: Path | None = None, extra_args: list[str] | None = None) 
 def log(message: str) -> None:
     """Progress for humans, on stderr so the RESULT line stays last on stdout."""
     print(message, file=sys.stderr, flush=True)
+
+
+def component(proc: psutil.Process) -> str:
+    """What a process is, for CPU accounting: postgres, nats, the gameplane service it runs, bench."""
+    name = proc.name()
+    if name.startswith("postgres"):
+        return "postgres"
+    if name.startswith("nats-server"):
+        return "nats"
+    cmdline = proc.cmdline()
+    for i, arg in enumerate(cmdline):
+        if arg == "-m" and i + 1 < len(cmdline) and cmdline[i + 1].startswith("gameplane."):
+            return cmdline[i + 1].removeprefix("gameplane.").split(".")[0]
+        if arg.startswith("gameplane.") and ":" in arg:  # uvicorn gameplane.wallet.app:build_app
+            return arg.removeprefix("gameplane.").split(".")[0]
+        if "multiprocessing" in arg:  # a uvicorn worker: named after its parent
+            parent = proc.parent()
+            return component(parent) if parent is not None else "other"
+    return "other"
+
+
+class CpuMeter:
+    """CPU seconds (user + system) spent over a phase by the process trees under `roots` and by
+    this process ("bench"), summed per component. Machine speed moves latency a lot on a shared
+    2-core box; CPU per operation moves much less, so it says whether a change made the work cheaper."""
+
+    def __init__(self, roots: Iterable[int]) -> None:
+        self.roots = list(roots)
+        self._start: dict[int, tuple[psutil.Process, str, float]] = {}
+
+    def _snapshot(self) -> dict[int, tuple[psutil.Process, str, float]]:
+        procs = [psutil.Process()]
+        for pid in self.roots:
+            try:
+                root = psutil.Process(pid)
+                procs += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+        out = {}
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+                label = "bench" if proc.pid == os.getpid() else component(proc)
+                out[proc.pid] = (proc, label, times.user + times.system)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return out
+
+    def start(self) -> None:
+        self._start = self._snapshot()
+
+    def stop(self) -> dict[str, float]:
+        """Seconds of CPU per component since start() (processes born meanwhile count whole)."""
+        totals: dict[str, float] = {}
+        for pid, (_proc, label, cpu) in self._snapshot().items():
+            before = self._start.get(pid)
+            totals[label] = totals.get(label, 0.0) + cpu - (before[2] if before else 0.0)
+        return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def cpu_report(totals: dict[str, float], operations: int, unit: str) -> float:
+    """Log CPU ms per operation by component; return the total ms per operation."""
+    per = {k: v * 1000 / max(1, operations) for k, v in totals.items()}
+    log(f"CPU per {unit}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in per.items() if v >= 0.005)
+        + f"; total {sum(per.values()):.2f} ms")
+    return sum(per.values())

@@ -8,7 +8,10 @@ Latency counts from each call's scheduled start, so a stall shows up in the tail
 silently lowering the rate.
 
     .venv/bin/python bench/providers.py
-    RESULT providers rate_per_s=... p50_ms=... p99_ms=... errors=...
+    RESULT providers rate_per_s=... p50_ms=... p99_ms=... errors=... cpu_ms_per_call=...
+
+cpu_ms_per_call: CPU of every platform process (services, Postgres, NATS) and of the load
+generator during the load, per call; the log line before RESULT splits it by component.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datetime import UTC, datetime
 
 import httpx
 import psutil
-from _common import bench_seconds, log, platform, result_line
+from _common import CpuMeter, bench_seconds, cpu_report, log, platform, result_line
 
 from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.games import DEV_PROVIDER_SECRET, SIGNATURE_HEADER, sign
@@ -32,7 +35,9 @@ from gameplane.kit.auth import issue_service_token
 RATE = float(os.environ.get("BENCH_PROVIDERS_RATE", "300"))
 CONNECTIONS = int(os.environ.get("BENCH_PROVIDERS_CONNECTIONS", "64"))
 SECRET = os.environ.get("GP_RGS_PROVIDER_SECRET", DEV_PROVIDER_SECRET)
-PLAYERS = int(os.environ.get("BENCH_PROVIDERS_PLAYERS", "24"))
+# 96 players at 300 calls/s is a bet every ~3 s each (fast autoplay): few enough to set up in
+# about half a minute (registration hashes passwords), many enough that no cache sees one hot player.
+PLAYERS = int(os.environ.get("BENCH_PROVIDERS_PLAYERS", "96"))
 STAKE = 10
 
 
@@ -143,11 +148,15 @@ def main() -> None:
         # platform, so it yields the CPU first.
         os.nice(10)
         log(f"{RATE:.0f} bet calls/s for {seconds:.0f}s against {target}")
+        meter = CpuMeter([p.proc.pid])
+        meter.start()
         lat, errors, total, elapsed = asyncio.run(load(target, tokens, seconds))
+        cpu = meter.stop()
     ms = [x * 1000 for x in lat]
     log(f"{total} calls in {elapsed:.1f}s; mean {statistics.mean(ms):.1f} ms, max {max(ms):.1f} ms")
+    cpu_ms = cpu_report(cpu, total, "call")
     result_line("providers", rate_per_s=total / elapsed, p50_ms=percentile(ms, 0.50), p99_ms=percentile(ms, 0.99),
-                errors=errors)
+                errors=errors, cpu_ms_per_call=cpu_ms)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ Three load phases:
 The load generator is a minimal keep-alive HTTP/1.1 client on asyncio streams: on a 2-core box
 an httpx client would eat the CPU the wallet needs and the numbers would measure the client.
 
+cpu_ms_per_round: CPU of the wallet, Postgres and the load generator per spread round trip (the
+log splits it); at 2 cores, 2,000 ms of CPU per second divided by it bounds the round trips/s.
+
 Env: BENCH_SECONDS (total measuring budget, default 24), WALLET_BENCH_WORKERS (default 2),
 WALLET_BENCH_CONNECTIONS (default 32), WALLET_BENCH_RATE (default 600).
 """
@@ -32,7 +35,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import bench_seconds, infra, log, result_line
+from _common import CpuMeter, bench_seconds, cpu_report, infra, log, result_line
 
 from gameplane.kit.auth import issue_service_token
 from gameplane.kit.devinfra import free_port
@@ -244,7 +247,10 @@ async def main() -> None:
             log(f"wallet up ({workers} workers); funding {PLAYERS} players in {len(SPREAD_CURRENCIES)} currencies")
             await fund(port, token, players, SPREAD_CURRENCIES)
             await load(port, token, players, SPREAD_CURRENCIES, 2.0, connections, "warm")
+            meter = CpuMeter([proc.pid, *([pg.pid] if pg.pid else [])])
+            meter.start()
             spread, lat = await load(port, token, players, SPREAD_CURRENCIES, phase, connections, "spread")
+            cpu_ms = cpu_report(meter.stop(), len(lat), "round trip")
             log(f"spread: {spread} bet+win/s p50={pct(lat, .5):.1f}ms p99={pct(lat, .99):.1f}ms")
             hot, hot_lat = await load(port, token, players, ("EUR",), phase, connections, "hot")
             log(f"hot:    {hot} bet+win/s p50={pct(hot_lat, .5):.1f}ms p99={pct(hot_lat, .99):.1f}ms")
@@ -258,7 +264,7 @@ async def main() -> None:
         log(f"pgbench: {tps:.0f} tps")
     result_line("wallet", bets_per_s=spread, p50_ms=pct(lat, .5), p99_ms=pct(lat, .99), pgbench_tps=tps,
                 ratio=spread / tps, hot_bets_per_s=hot, hot_vs_spread=hot / spread, paced_per_s=paced_rate,
-                paced_p50_ms=pct(paced_lat, .5), paced_p99_ms=pct(paced_lat, .99))
+                paced_p50_ms=pct(paced_lat, .5), paced_p99_ms=pct(paced_lat, .99), cpu_ms_per_round=cpu_ms)
 
 
 if __name__ == "__main__":
