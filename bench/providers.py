@@ -22,7 +22,7 @@ import os
 import statistics
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psutil
@@ -68,7 +68,13 @@ async def setup_players(gateway: str, wallet: str, secret: str) -> list[str]:
     return tokens
 
 
-async def _worker(host: str, port: int, queue: asyncio.Queue[tuple[float, str, bytes] | None],
+def signed_request(host: str, path: str, body: bytes) -> bytes:
+    """The whole HTTP/1.1 request, signed as the studio signs it."""
+    return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"{SIGNATURE_HEADER}: {sign(SECRET, body)}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def _worker(host: str, port: int, queue: asyncio.Queue[tuple[float, bytes] | None],
                   latencies: list[float], statuses: dict[str, int]) -> None:
     """One keep-alive HTTP/1.1 connection sending queued calls in turn. A bare asyncio client: an
     httpx pool at hundreds of calls per second costs more CPU than the services it measures."""
@@ -78,13 +84,11 @@ async def _worker(host: str, port: int, queue: asyncio.Queue[tuple[float, str, b
         item = await queue.get()
         if item is None:
             break
-        due, path, body = item
+        due, request = item
         try:
             if writer is None or reader is None:
                 reader, writer = await asyncio.open_connection(host, port)
-            writer.write((f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                          f"{SIGNATURE_HEADER}: {sign(SECRET, body)}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-                         + body)
+            writer.write(request)
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
             status = head.split(b" ", 2)[1].decode()
             length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
@@ -102,23 +106,27 @@ async def _worker(host: str, port: int, queue: asyncio.Queue[tuple[float, str, b
 async def load(target: str, tokens: list[str], seconds: float) -> tuple[list[float], int, int, float]:
     """Open loop: call i is due at t0 + i/RATE whatever happened to earlier calls."""
     url = httpx.URL(target)
-    queue: asyncio.Queue[tuple[float, str, bytes] | None] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     workers = [asyncio.create_task(_worker(url.host, url.port or 80, queue, latencies, statuses))
                for _ in range(CONNECTIONS)]
     total = int(RATE * seconds)
+    # Built and signed before the clock starts (each stamped with the time it is due): the
+    # studio's own CPU is not the platform's, and here both share two cores.
+    start = datetime.now(UTC)
+    requests = [signed_request(url.host, "/providers/rgs/bet", json.dumps({
+        "request_id": uuid.uuid4().hex, "timestamp": (start + timedelta(seconds=i / RATE)).isoformat(),
+        "token": tokens[i % len(tokens)],
+        "transaction_id": uuid.uuid4().hex, "round_id": uuid.uuid4().hex, "game_id": "fruit-fives",
+        "amount": STAKE, "currency": "EUR"}).encode()) for i in range(total)]
     t0 = time.perf_counter() + 0.1
-    for i in range(total):
+    for i, request in enumerate(requests):
         due = t0 + i / RATE
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        body = json.dumps({"request_id": uuid.uuid4().hex, "timestamp": datetime.now(UTC).isoformat(),
-                           "token": tokens[i % len(tokens)], "transaction_id": uuid.uuid4().hex,
-                           "round_id": uuid.uuid4().hex, "game_id": "fruit-fives", "amount": STAKE,
-                           "currency": "EUR"}).encode()
-        queue.put_nowait((due, "/providers/rgs/bet", body))
+        queue.put_nowait((due, request))
     for _ in workers:
         queue.put_nowait(None)
     await asyncio.gather(*workers)
