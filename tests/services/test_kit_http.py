@@ -10,6 +10,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel
 
 from gameplane.kit.app import Runtime, create_app
 from gameplane.kit.auth import issue_service_token, service_caller
@@ -18,6 +19,11 @@ from gameplane.kit.http import DependencyError, ServiceClient
 from gameplane.kit.settings import ServiceSettings, settings_config
 
 SECRET = "test-secret-for-service-tokens-0123456789"
+
+
+class Echo(BaseModel):
+    key: str
+    amount: int
 
 
 class UpSettings(ServiceSettings):
@@ -33,7 +39,7 @@ def _free_port() -> int:
 def upstream_app():
     rt = Runtime("upstream", UpSettings(nats_url=None, service_token_secret=SECRET))
     router = APIRouter()
-    calls = {"flaky": 0, "post": 0}
+    calls = {"flaky": 0, "post": 0, "down": 0}
 
     @router.get("/internal/upstream/whoami")
     async def whoami(caller: str = Depends(service_caller)) -> dict:
@@ -52,6 +58,16 @@ def upstream_app():
         from fastapi.responses import JSONResponse
         calls["post"] += 1
         return JSONResponse({"status": 503}, status_code=503)
+
+    @router.get("/internal/upstream/down")
+    async def down(caller: str = Depends(service_caller)):
+        from fastapi.responses import JSONResponse
+        calls["down"] += 1
+        return JSONResponse({"status": 503}, status_code=503)
+
+    @router.post("/internal/upstream/echo")
+    async def echo(body: Echo, caller: str = Depends(service_caller)) -> Echo:
+        return body
 
     app = create_app(rt, [router], title="upstream")
     app.state.calls = calls
@@ -107,6 +123,26 @@ async def test_only_idempotent_calls_are_retried(upstream):
     assert r.status_code == 200 and app.state.calls["flaky"] == 3
     r = await client.post("/internal/upstream/unsafe", json={})
     assert r.status_code == 503 and app.state.calls["post"] == 1
+    await client.aclose()
+
+
+async def test_retries_stop_after_the_configured_attempts_and_return_the_last_answer(upstream):
+    app, port = upstream
+    client = ServiceClient("games", "upstream", f"http://127.0.0.1:{port}", SECRET, retries=3,
+                           breaker=CircuitBreaker("upstream", failure_threshold=100))
+    r = await client.get("/internal/upstream/down")
+    assert r.status_code == 503 and app.state.calls["down"] == 3
+    await client.aclose()
+
+
+async def test_a_pre_encoded_json_body_is_sent_as_json_and_read_back_as_a_model(upstream):
+    _, port = upstream
+    client = ServiceClient("games", "upstream", f"http://127.0.0.1:{port}", SECRET)
+    sent = Echo(key="k-1", amount=250)
+    r = await client.post("/internal/upstream/echo", content=sent.model_dump_json().encode(), idempotent=True)
+    assert r.status_code == 200 and r.model(Echo) == sent
+    r = await client.post("/internal/upstream/echo", content=b'{"key": "k-2"}')
+    assert r.status_code == 422  # validated by the upstream like any JSON body
     await client.aclose()
 
 

@@ -175,7 +175,7 @@ class Seamless:
             raise ProviderError("invalid-token", "unknown session token")
         if resp.status_code != 200:
             raise ProviderError("dependency-unavailable", f"sessions answered {resp.status_code}")
-        view = SessionView.model_validate(resp.json())
+        view = resp.model(SessionView)
         self._sessions.put(view, epoch)
         return view
 
@@ -196,7 +196,7 @@ class Seamless:
             return 0
         if resp.status_code != 200:
             raise ProviderError("dependency-unavailable", f"wallet answered {resp.status_code}")
-        return wallet_api.Balance.model_validate(resp.json()).playable
+        return resp.model(wallet_api.Balance).playable
 
     async def refuse(self, code: str, session: SessionView, detail: str | None = None) -> ProviderError:
         """A refusal with the current balance (best effort: the refusal stands without it)."""
@@ -220,9 +220,9 @@ class Seamless:
     # ---- wallet ---------------------------------------------------------------------------------
 
     async def _move(self, path: str, body: BaseModel, session: SessionView) -> wallet_api.OperationResult:
-        resp = await self.wallet.post(path, json=body.model_dump(mode="json"), idempotent=True)
+        resp = await self.wallet.post(path, content=body.model_dump_json().encode(), idempotent=True)
         if resp.status_code in (200, 201):
-            return wallet_api.OperationResult.model_validate(resp.json())
+            return resp.model(wallet_api.OperationResult)
         try:
             problem = resp.json()
         except ValueError:

@@ -7,14 +7,17 @@ more CPU than the wallet call itself; aiohttp's is several times cheaper.
 
 from __future__ import annotations
 
+import asyncio
 import json as jsonlib
 import logging
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+from pydantic import BaseModel
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from gameplane.kit import metrics, telemetry
@@ -28,6 +31,7 @@ log = logging.getLogger("gameplane.http")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
+M = TypeVar("M", bound=BaseModel)
 
 
 class DependencyError(Exception):
@@ -54,6 +58,10 @@ class ServiceResponse:
     def json(self) -> Any:
         return jsonlib.loads(self.content)
 
+    def model(self, model: type[M]) -> M:
+        """The body validated straight from its bytes (no intermediate dict)."""
+        return model.model_validate_json(self.content)
+
     @property
     def text(self) -> str:
         return self.content.decode()
@@ -78,6 +86,7 @@ class ServiceClient:
         self._secret = token_secret
         self._token: tuple[str, float] | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._circuit_gauge = metrics.CIRCUIT_STATE.labels(caller, target)
 
     def _session(self) -> aiohttp.ClientSession:
         # Created lazily: an aiohttp session belongs to the running event loop.
@@ -95,11 +104,13 @@ class ServiceClient:
             self._token = (token, now + SERVICE_TOKEN_TTL)
         return self._token[0]
 
-    async def request(self, method: str, path: str, *, json: Any = None, params: Any = None,
-                      headers: dict[str, str] | None = None, idempotent: bool | None = None,
+    async def request(self, method: str, path: str, *, json: Any = None, content: bytes | None = None,
+                      params: Any = None, headers: dict[str, str] | None = None, idempotent: bool | None = None,
                       timeout: float | None = None) -> ServiceResponse:
         """One logical call. Retries only when the call is idempotent (by method or declared so,
-        e.g. a POST carrying an idempotency key). 4xx answers are returned, not raised."""
+        e.g. a POST carrying an idempotency key). 4xx answers are returned, not raised.
+        `content`: a body already encoded as JSON (e.g. `model.model_dump_json().encode()`), sent
+        as is instead of encoding `json`."""
         method = method.upper()
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
@@ -111,16 +122,18 @@ class ServiceClient:
             try:
                 self.breaker.before_call()
             except CircuitOpen as exc:
-                metrics.CIRCUIT_STATE.labels(self.caller, self.target).set(1)
+                self._circuit_gauge.set(1)
                 raise DependencyError(self.target, str(exc)) from None
             hdrs = {"authorization": f"Bearer {self._service_token()}", **(headers or {})}
+            if content is not None:
+                hdrs.setdefault("content-type", "application/json")
             rid = request_id_var.get()
             if rid:
                 hdrs.setdefault("x-request-id", rid)
             telemetry.inject(hdrs)
             try:
-                async with self._session().request(method, url, json=json, params=params, headers=hdrs,
-                                                   timeout=call_timeout) as raw:
+                async with self._session().request(method, url, json=json, data=content, params=params,
+                                                   headers=hdrs, timeout=call_timeout) as raw:
                     resp = ServiceResponse(raw.status, raw.headers, await raw.read())
             except TRANSPORT_ERRORS:
                 self.breaker.failure()
@@ -131,15 +144,24 @@ class ServiceClient:
                     raise _Retryable(resp)
                 return resp
             self.breaker.success()
-            metrics.CIRCUIT_STATE.labels(self.caller, self.target).set(0)
+            self._circuit_gauge.set(0)
             return resp
 
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(attempts),
-            wait=wait_random_exponential(multiplier=0.05, max=1.0),
-            retry=retry_if_exception(lambda e: isinstance(e, (*TRANSPORT_ERRORS, _Retryable))),
-            reraise=True)
+        retry_on = (*TRANSPORT_ERRORS, _Retryable)
         try:
+            # The first attempt outside tenacity: its per-call set-up is a measurable share of a
+            # bet's CPU, and almost every call succeeds at once.
+            try:
+                return await once()
+            except retry_on:
+                if attempts <= 1:
+                    raise
+            await asyncio.sleep(random.uniform(0, 0.05))  # wait_random_exponential's first wait
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(attempts - 1),
+                wait=wait_random_exponential(multiplier=0.1, max=1.0),
+                retry=retry_if_exception(lambda e: isinstance(e, retry_on)),
+                reraise=True)
             async for attempt in retrying:
                 with attempt:
                     return await once()
