@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -69,15 +70,41 @@ def port_is_free(port: int, host: str = HOST) -> bool:
     return True
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = HOST) -> int:
-    """A port the kernel considers free right now (someone may still take it before we bind)."""
+    """A port nothing is bound to right now, chosen below the kernel's ephemeral range: the
+    kernel gives outgoing connections ports from that range, so one of them could take a port
+    picked there (as bind(0) does) before the caller gets to bind it. Another process may still
+    bind it first; within this process the same port is not handed out twice."""
+    low, _high = _ephemeral_ports()
+    if low > 11_000:
+        rng = random.Random(os.getpid() ^ time.monotonic_ns())
+        for _ in range(500):
+            port = rng.randint(10_000, low - 1)
+            if port not in _handed_out and port_is_free(port, host):
+                _handed_out.add(port)
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
-def free_port_block(offsets: Iterable[int], host: str = HOST, low: int = 20000, high: int = 60000) -> int:
-    """A base port such that `base + offset` is free for every offset (for `--base-port`)."""
+def free_port_block(offsets: Iterable[int], host: str = HOST, low: int = 12000, high: int | None = None) -> int:
+    """A base port such that `base + offset` is free for every offset (for `--base-port`); by
+    default below the ephemeral range, for the reason `free_port` gives."""
+    if high is None:
+        ephemeral_low = _ephemeral_ports()[0]
+        high = ephemeral_low if ephemeral_low - low >= 4000 else 60000
     wanted = sorted(set(offsets))
     span = wanted[-1] if wanted else 0
     # Start somewhere pseudo-random so parallel callers rarely probe the same block.

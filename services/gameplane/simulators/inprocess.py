@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,18 +20,28 @@ from fastapi import FastAPI
 
 from gameplane.contracts import wallet as wallet_api
 from gameplane.kit.auth import PLAYER_HEADER, issue_service_token
-from gameplane.kit.devinfra import free_port
 
 SECRET = "inprocess-service-token-secret-0123456789"
 
 
+def listener() -> socket.socket:
+    """A listening loopback socket on a port the kernel picks: bound now, so nothing can take the
+    port between choosing it and serving on it (apps start one after the other, seconds apart)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
 @contextlib.asynccontextmanager
-async def served(app: FastAPI, port: int) -> AsyncIterator[str]:
-    """Serve `app` (lifespan included) on 127.0.0.1:port until the block ends."""
+async def served(app: FastAPI, sock: socket.socket) -> AsyncIterator[str]:
+    """Serve `app` (lifespan included) on the listening socket `sock` until the block ends."""
+    port = sock.getsockname()[1]
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
                             lifespan="on", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         for _ in range(600):
             if server.started:
@@ -80,7 +91,8 @@ async def local_platform(databases: dict[str, str], nats_url: str, *, provider_s
     from gameplane.wallet.settings import WalletSettings
 
     names = ["wallet", "sessions", "games"] + (["rgs"] if with_rgs else [])
-    ports = {n: free_port() for n in names}
+    socks = {n: listener() for n in names}
+    ports = {n: s.getsockname()[1] for n, s in socks.items()}
     urls = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
     common = {"nats_url": nats_url, "service_token_secret": SECRET, "endpoints": urls, "log_level": "WARNING"}
     apps: dict[str, FastAPI] = {
@@ -97,8 +109,10 @@ async def local_platform(databases: dict[str, str], nats_url: str, *, provider_s
                                           provider_secret=provider_secret, **{**common, "nats_url": None},
                                           **(rgs_overrides or {})))
     async with contextlib.AsyncExitStack() as stack:
+        for sock in socks.values():
+            stack.callback(sock.close)
         for name in names:
-            await stack.enter_async_context(served(apps[name], ports[name]))
+            await stack.enter_async_context(served(apps[name], socks[name]))
         yield LocalPlatform(urls, apps, provider_secret=provider_secret)
 
 
