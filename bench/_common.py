@@ -15,12 +15,15 @@ budget a benchmark may spend measuring.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
@@ -62,6 +65,27 @@ def platform(data_dir: Path | None = None, extra_args: list[str] | None = None) 
             yield running
         finally:
             running.shutdown()
+
+
+T = TypeVar("T")
+
+
+async def open_loop(items: Sequence[T], rate: float, queue: asyncio.Queue[tuple[float, T] | None],
+                    workers: Sequence[asyncio.Task[None]]) -> float:
+    """Open loop: item i goes on `queue` with its due time t0 + i/rate, whatever happened to
+    earlier ones (the workers count latency from it, so a stall shows in the tail instead of
+    silently lowering the rate); then the workers are told to stop and awaited. Returns the
+    seconds from t0 to the last answer."""
+    t0 = time.perf_counter() + 0.05
+    for i, item in enumerate(items):
+        due = t0 + i / rate
+        if (delay := due - time.perf_counter()) > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((due, item))
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    return time.perf_counter() - t0
 
 
 def log(message: str) -> None:

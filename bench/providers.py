@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import psutil
-from _common import CpuMeter, bench_seconds, cpu_report, log, platform, result_line
+from _common import CpuMeter, bench_seconds, cpu_report, log, open_loop, platform, result_line
 
 from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.games import DEV_PROVIDER_SECRET, SIGNATURE_HEADER, sign
@@ -104,7 +104,7 @@ async def _worker(host: str, port: int, queue: asyncio.Queue[tuple[float, bytes]
 
 
 async def load(target: str, tokens: list[str], seconds: float) -> tuple[list[float], int, int, float]:
-    """Open loop: call i is due at t0 + i/RATE whatever happened to earlier calls."""
+    """Open loop (`open_loop`) of signed bet calls at RATE."""
     url = httpx.URL(target)
     queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
     latencies: list[float] = []
@@ -120,17 +120,7 @@ async def load(target: str, tokens: list[str], seconds: float) -> tuple[list[flo
         "token": tokens[i % len(tokens)],
         "transaction_id": uuid.uuid4().hex, "round_id": uuid.uuid4().hex, "game_id": "fruit-fives",
         "amount": STAKE, "currency": "EUR"}).encode()) for i in range(total)]
-    t0 = time.perf_counter() + 0.1
-    for i, request in enumerate(requests):
-        due = t0 + i / RATE
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        queue.put_nowait((due, request))
-    for _ in workers:
-        queue.put_nowait(None)
-    await asyncio.gather(*workers)
-    elapsed = time.perf_counter() - t0
+    elapsed = await open_loop(requests, RATE, queue, workers)
     log(f"answers: {statuses}")
     return latencies, total - statuses.get("200", 0), total, elapsed
 

@@ -48,7 +48,7 @@ from pathlib import Path
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CpuMeter, bench_seconds, cpu_report, infra, log, result_line
+from _common import CpuMeter, bench_seconds, cpu_report, infra, log, open_loop, result_line
 
 from gameplane.kit.auth import issue_service_token
 from gameplane.kit.devinfra import free_port
@@ -210,18 +210,8 @@ async def paced(port: int, token: str, players: list[str], currencies: tuple[str
                 errors.append(error)
             latencies.append(time.perf_counter() - due)
 
-    workers = [asyncio.create_task(run(c)) for c in conns]
     total = int(rate * seconds)
-    t0 = time.perf_counter() + 0.05
-    for i in range(total):
-        due = t0 + i / rate
-        if (delay := due - time.perf_counter()) > 0:
-            await asyncio.sleep(delay)
-        queue.put_nowait((due, i))
-    for _ in workers:
-        queue.put_nowait(None)
-    await asyncio.gather(*workers)
-    elapsed = time.perf_counter() - t0
+    elapsed = await open_loop(range(total), rate, queue, [asyncio.create_task(run(c)) for c in conns])
     close_conns(conns, errors)
     return total / elapsed, latencies
 

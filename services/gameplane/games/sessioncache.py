@@ -78,10 +78,6 @@ class SessionCache:
         while self._ended and (len(self._ended) > self.size or next(iter(self._ended.values())) < now - 600):
             self._ended.popitem(last=False)
 
-    def clear(self) -> None:
-        self._views.clear()
-        self._tokens.clear()
-
     def _drop(self, token: str) -> None:
         hit = self._views.pop(token, None)
         if hit is not None and self._tokens.get(hit[2].session_id) == token:

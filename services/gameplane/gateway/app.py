@@ -6,12 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gameplane.gateway.openapi import OpenApiCache
 from gameplane.gateway.proxy import Gateway, GatewayMiddleware
 from gameplane.gateway.settings import GatewaySettings
-from gameplane.kit.app import Runtime, create_app
+from gameplane.kit.app import FrontedApp, Runtime, create_app
 
 VERSION = "0.1.0"
 # uvicorn would rewrite the client address from X-Forwarded-For whenever the peer is loopback,
@@ -53,22 +52,11 @@ def _openapi_router(cache: OpenApiCache) -> APIRouter:
     return router
 
 
-class GatewayApp(FastAPI):
+class GatewayApp(FrontedApp):
     """The kit's FastAPI app with the gateway's edge in front of it: every HTTP request meets
     CORS and the proxy first, and only what the proxy does not route (health, metrics, docs,
     /openapi.json) goes on into FastAPI. Proxied requests thus skip Starlette's middleware stack
     and router; the proxy keeps its own request ids, metrics and error answers, more cheaply."""
-
-    edge: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.edge is not None and scope["type"] == "http":
-            await self.edge(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
-
-    async def inner(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await super().__call__(scope, receive, send)
 
 
 def build_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -89,7 +77,7 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
     # answer, problems included, carries the CORS headers a browser needs to read it.
     # No credentials mode: players authenticate with a bearer header, never with cookies, so a
     # misconfigured "*" origin cannot turn into cross-site requests carrying cookies.
-    app.edge = CORSMiddleware(
+    app.front = CORSMiddleware(
         GatewayMiddleware(app.inner, gateway), allow_origins=settings.cors_origins,
         allow_origin_regex=settings.cors_origin_regex, allow_credentials=False,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],

@@ -153,6 +153,23 @@ class ObservabilityMiddleware:
             logs.request_id_var.reset(rid_token)
 
 
+class FrontedApp(FastAPI):
+    """A FastAPI app whose HTTP requests meet `front`, a pure-ASGI layer, first (the gateway's
+    edge, a service's fast routes); what the front does not answer it passes to `inner`, the
+    FastAPI app itself. Pass a subclass as `create_app(..., app_class=...)`, then set `front`."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is not None and scope["type"] == "http":
+            await self.front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def inner(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+
 def create_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str, description: str = "",
                version: str = "0.1.0", app_class: type[FastAPI] = FastAPI) -> FastAPI:
     settings = runtime.settings

@@ -42,7 +42,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gameplane.kit import logs, metrics, problems, telemetry
-from gameplane.kit.app import Runtime
+from gameplane.kit.app import FrontedApp, Runtime
 from gameplane.kit.auth import bearer_token, verify_service_token
 from gameplane.kit.http import DependencyError
 from gameplane.kit.problems import Problem
@@ -228,27 +228,17 @@ class FastRoutes:
         hist.observe(elapsed)
 
 
-class FastRoutesApp(FastAPI):
-    """A FastAPI app whose HTTP requests meet its fast routes first (cf. the gateway's GatewayApp).
+class FastRoutesApp(FrontedApp):
+    """A FastAPI app whose HTTP requests meet its fast routes first.
     Pass as `create_app(..., app_class=FastRoutesApp)`, then `install` the table."""
-
-    fast: FastRoutes | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.fast is not None and scope["type"] == "http":
-            await self.fast(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
-
-    async def inner(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await super().__call__(scope, receive, send)
 
 
 def install(app: FastAPI, runtime: Runtime, routes: Sequence[FastRoute]) -> FastRoutes:
     if not isinstance(app, FastRoutesApp):
         raise TypeError("fast routes need create_app(..., app_class=FastRoutesApp)")
-    app.fast = FastRoutes(app.inner, runtime, routes)
-    return app.fast
+    fast = FastRoutes(app.inner, runtime, routes)
+    app.front = fast
+    return fast
 
 
 # ---- FastAPI's body handling, reproduced -------------------------------------------------------
