@@ -37,6 +37,14 @@ def bench_seconds(default: float) -> float:
     return float(raw) if raw else default
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) of `values`, in their unit; NaN when there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def result_line(name: str, **values: float | int | str) -> str:
     """Print (and return) `RESULT <name> k=v ...`; floats with 3 decimals. Call it last."""
     parts = [f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()]

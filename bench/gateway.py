@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import bench_seconds, infra, log, result_line
+from _common import bench_seconds, infra, log, percentile, result_line
 
 from gameplane.kit.auth import issue_service_token
 from gameplane.kit.devinfra import free_port
@@ -71,10 +71,7 @@ class Stats:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
 
     def pct(self, p: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+        return percentile(self.latencies, p / 100) * 1000
 
 
 class _Conn(asyncio.Protocol):

@@ -29,8 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-import psutil
-from _common import bench_seconds, infra, log, result_line
+from _common import CpuMeter, bench_seconds, infra, log, percentile, result_line
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from gameplane.kit import migrate
@@ -65,13 +64,20 @@ class Variant:
     name: str
     url: str
     conns: list[asyncpg.Connection] = field(default_factory=list)
-    backends: list[psutil.Process] = field(default_factory=list)
+    backends: list[int] = field(default_factory=list)
     players: list[uuid.UUID] = field(default_factory=list)
     rounds: int = 0
     cpu: float = 0.0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     seq: int = 0
+
+    @property
+    def cpu_ms_per_op(self) -> float:
+        return self.cpu * 1000 / max(1, 2 * self.rounds)  # a round is a bet and a win
+
+    def p_ms(self, q: float) -> float:
+        return percentile(self.latencies, q) * 1000
 
 
 async def prepare(pg: EmbeddedPostgres, index: int, sql_files: list[Path], connections: int) -> Variant:
@@ -86,12 +92,8 @@ async def prepare(pg: EmbeddedPostgres, index: int, sql_files: list[Path], conne
         await v.conns[0].execute(sql)
     v.players = [uuid.uuid4() for _ in range(PLAYERS)]
     await v.conns[0].execute(SEED, v.players, FUNDS)
-    v.backends = [psutil.Process(c.get_server_pid()) for c in v.conns]
+    v.backends = [c.get_server_pid() for c in v.conns]
     return v
-
-
-def backend_cpu(v: Variant) -> float:
-    return sum(sum(p.cpu_times()[:2]) for p in v.backends)
 
 
 async def play(v: Variant, seconds: float, run_id: str) -> None:
@@ -112,21 +114,18 @@ async def play(v: Variant, seconds: float, run_id: str) -> None:
             v.latencies.append(time.perf_counter() - t0)
             v.rounds += 1
 
-    before, started = backend_cpu(v), time.perf_counter()
+    meter = CpuMeter(v.backends)
+    meter.start()
+    started = time.perf_counter()
     await asyncio.gather(*[run(n, c) for n, c in enumerate(v.conns)])
     v.seconds += time.perf_counter() - started
-    v.cpu += backend_cpu(v) - before
+    v.cpu += meter.stop().get("postgres", 0.0)
 
 
 async def wal_counts(con: asyncpg.Connection) -> tuple[int, int]:
     commits = await con.fetchval("SELECT sum(xact_commit)::bigint FROM pg_stat_database")
     fsyncs = await con.fetchval("SELECT coalesce(sum(fsyncs), 0)::bigint FROM pg_stat_io WHERE object = 'wal'")
     return int(commits), int(fsyncs)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
 
 
 async def main() -> None:
@@ -150,11 +149,9 @@ async def main() -> None:
                 await play(v, min(slice_s, budget / len(variants)), f"t{turn}")
         commits1, fsyncs1 = await wal_counts(base.conns[0])
         for v in variants:
-            per_op = v.cpu * 1000 / max(1, 2 * v.rounds)
-            rel = per_op / (base.cpu * 1000 / max(1, 2 * base.rounds))
-            log(f"{v.name}: {v.rounds / v.seconds:.0f} bet+win/s p50={pct(v.latencies, 0.5):.1f}ms "
-                f"p99={pct(v.latencies, 0.99):.1f}ms backend CPU {per_op:.3f} ms/op"
-                + (f" ({rel:.3f} of the schema's)" if v is not base else ""))
+            log(f"{v.name}: {v.rounds / v.seconds:.0f} bet+win/s p50={v.p_ms(0.5):.1f}ms p99={v.p_ms(0.99):.1f}ms "
+                f"backend CPU {v.cpu_ms_per_op:.3f} ms/op"
+                + (f" ({v.cpu_ms_per_op / base.cpu_ms_per_op:.3f} of the schema's)" if v is not base else ""))
         engine = create_async_engine(base.url)
         try:
             async with AsyncSession(engine) as s:
@@ -166,8 +163,8 @@ async def main() -> None:
         for v in variants:
             for c in v.conns:
                 await c.close()
-    result_line("ledger", rt_per_s=base.rounds / base.seconds, p50_ms=pct(base.latencies, 0.5),
-                p99_ms=pct(base.latencies, 0.99), backend_cpu_ms_per_op=base.cpu * 1000 / max(1, 2 * base.rounds),
+    result_line("ledger", rt_per_s=base.rounds / base.seconds, p50_ms=base.p_ms(0.5), p99_ms=base.p_ms(0.99),
+                backend_cpu_ms_per_op=base.cpu_ms_per_op,
                 commits_per_flush=(commits1 - commits0) / max(1, fsyncs1 - fsyncs0),
                 transactions=report.transactions, breaches=len(report.breaches))
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import psutil
-from _common import CpuMeter, bench_seconds, cpu_report, log, open_loop, platform, result_line
+from _common import CpuMeter, bench_seconds, cpu_report, log, open_loop, percentile, platform, result_line
 
 from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.games import DEV_PROVIDER_SECRET, SIGNATURE_HEADER, sign
@@ -123,11 +123,6 @@ async def load(target: str, tokens: list[str], seconds: float) -> tuple[list[flo
     elapsed = await open_loop(requests, RATE, queue, workers)
     log(f"answers: {statuses}")
     return latencies, total - statuses.get("200", 0), total, elapsed
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ from pathlib import Path
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CpuMeter, bench_seconds, cpu_report, infra, log, open_loop, result_line
+from _common import CpuMeter, bench_seconds, cpu_report, infra, log, open_loop, percentile, result_line
 
 from gameplane.kit.auth import issue_service_token
 from gameplane.kit.devinfra import free_port
@@ -260,8 +260,7 @@ async def drained(dsn: str, timeout: float = 10.0) -> None:
 
 
 def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))] * 1000
+    return percentile(values, q) * 1000
 
 
 async def main() -> None:
