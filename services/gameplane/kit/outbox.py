@@ -61,8 +61,14 @@ def staged(event: Event, *, producer: str, event_id: uuid.UUID | None = None) ->
 
 
 class OutboxRelay:
-    def __init__(self, service: str, db: Database, bus: Bus, *, batch: int = 200, ack_timeout: float = 5.0) -> None:
+    def __init__(self, service: str, db: Database, bus: Bus, *, batch: int = 200, ack_timeout: float = 5.0,
+                 busy_poll: float = 0.05, idle_poll: float = 1.0) -> None:
         self.service = service
+        # Rows written without a NOTIFY (the hot paths skip it) are found by polling: soon again
+        # while events keep coming, so they go out in small batches; a once-a-second burst of
+        # publishing would stall the requests that share this event loop for tens of ms.
+        self.busy_poll = busy_poll
+        self.idle_poll = idle_poll
         self.ack_timeout = ack_timeout
         self.db = db
         self.bus = bus
@@ -108,7 +114,7 @@ class OutboxRelay:
                 if sent < self.batch:
                     self._wake.clear()
                     try:
-                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                        await asyncio.wait_for(self._wake.wait(), timeout=self.busy_poll if sent else self.idle_poll)
                     except TimeoutError:
                         pass
             except asyncio.CancelledError:
