@@ -1,26 +1,28 @@
 """bench/ledger: the wallet's money write on its own, with no HTTP in front of it.
 
-16 connections call the bet/win SQL functions of the wallet's fast path
-(services/gameplane/wallet/sql/0002_fast_play.sql) back to back over asyncpg, on a migrated
-wallet database with 1,000 funded players and 16 house shards, exactly as the wallet calls them.
+16 loops play rounds (a bet, then a win that closes the round) through the wallet's own fast-path
+batcher (gameplane.wallet.fastplay.Batcher, its default slots) on the batch SQL function
+(services/gameplane/wallet/sql/0004_fast_batch.sql) over asyncpg, on a migrated wallet database
+with 1,000 funded players: exactly the calls the wallet makes, without the HTTP and Python work.
 This is the ceiling the database puts under bench/wallet, and what one operation costs Postgres:
 `backend_cpu_ms_per_op` is the CPU of the benchmark's own backends per bet or win. A host's speed
 drifts by a third within minutes here, so CPU per operation, not the rate, is what tells whether
-a change to the ledger made the write cheaper. The run ends with the wallet's reconciliation
-over the whole database (`breaches` must be 0).
+a change to the ledger made the write cheaper. `ops_per_batch` is how many operations a database
+call carried. The run ends with the wallet's reconciliation over the whole database (`breaches`
+must be 0).
 
 Schema experiments: LEDGER_BENCH_VARIANTS="a.sql,b.sql+c.sql" adds one database per variant
 (its SQL files run after the migrations) and takes turns with the unchanged schema in short
 slices, rotating the order, so drift and position hit all alike; each variant prints its CPU per
 operation relative to the unchanged schema.
 
-Env: BENCH_SECONDS (measuring budget, default 16), LEDGER_BENCH_CONNECTIONS (default 16).
+Env: BENCH_SECONDS (measuring budget, default 16), LEDGER_BENCH_LOOPS (default 16),
+LEDGER_BENCH_SLOTS (default: the wallet's fast_batch_slots).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 import uuid
@@ -34,14 +36,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from gameplane.kit import migrate
 from gameplane.kit.devinfra import EmbeddedPostgres
-from gameplane.wallet import ledger
+from gameplane.wallet.fastplay import BATCH_SIZE, Batcher
 from gameplane.wallet.reconcile import reconcile
+from gameplane.wallet.settings import WalletSettings
 
 PLAYERS = 1000
 HOUSE_SHARDS = 16
 FUNDS = 10**12
-BET = "SELECT wallet_fast_bet($1, $2, $3, 'EUR', $4, $5, 'slot', 'bench', $6, $7, $8, $9, '{}', $10)"
-WIN = "SELECT wallet_fast_win($1, $2, $3, 'EUR', $4, $5, 'slot', 'bench', true, $6, $7, $8, $9, '{}', $10)"
 # Funding as the ledger would record deposits: PSP clearing -> player cash, one keyed transaction each.
 SEED = """
 WITH p AS (SELECT unnest($1::uuid[]) AS player, gen_random_uuid() AS tx),
@@ -63,7 +64,8 @@ UNION ALL SELECT p.tx, (SELECT id FROM psp), 'EUR', -$2 FROM p
 class Variant:
     name: str
     url: str
-    conns: list[asyncpg.Connection] = field(default_factory=list)
+    pool: asyncpg.Pool | None = None
+    batcher: Batcher | None = None
     backends: list[int] = field(default_factory=list)
     players: list[uuid.UUID] = field(default_factory=list)
     rounds: int = 0
@@ -80,46 +82,67 @@ class Variant:
         return percentile(self.latencies, q) * 1000
 
 
-async def prepare(pg: EmbeddedPostgres, index: int, sql_files: list[Path], connections: int) -> Variant:
+async def prepare(pg: EmbeddedPostgres, index: int, sql_files: list[Path], slots: int) -> Variant:
     name = f"gp_ledger_{index}"
     pg.create_database(name)
     url = pg.dsn(name)
     await migrate.upgrade_async("gameplane.wallet", url)
     v = Variant(name="+".join(f.name for f in sql_files) or "schema", url=url)
-    dsn = pg.dsn(name, driver=None)
-    v.conns = [await asyncpg.connect(dsn) for _ in range(connections)]
-    for sql in [f.read_text() for f in sql_files]:
-        await v.conns[0].execute(sql)
-    v.players = [uuid.uuid4() for _ in range(PLAYERS)]
-    await v.conns[0].execute(SEED, v.players, FUNDS)
-    v.backends = [c.get_server_pid() for c in v.conns]
+    v.pool = pool = await asyncpg.create_pool(pg.dsn(name, driver=None), min_size=slots, max_size=slots)
+    assert pool is not None
+    async with pool.acquire() as con:
+        for sql in [f.read_text() for f in sql_files]:
+            await con.execute(sql)
+        v.players = [uuid.uuid4() for _ in range(PLAYERS)]
+        await con.execute(SEED, v.players, FUNDS)
+    held = [await pool.acquire() for _ in range(slots)]  # every connection of the pool, for its backend's pid
+    v.backends = [con.get_server_pid() for con in held]
+    for con in held:
+        await pool.release(con)
+    v.batcher = Batcher(lambda: pool, slots=slots, max_batch=WalletSettings.model_fields["fast_batch_max"].default,
+                        house_shards=HOUSE_SHARDS)
     return v
 
 
-async def play(v: Variant, seconds: float, run_id: str) -> None:
-    """Each connection plays rounds back to back: a bet, then a win that closes the round."""
-    stop_at = time.perf_counter() + seconds
+def _op(kind: str, key: str, player: uuid.UUID, amount: int, rnd: str) -> dict[str, object]:
+    """An operation as gameplane.wallet.fastplay builds it."""
+    return {"op": kind, "key": key, "hash": "0" * 64, "player": str(player), "currency": "EUR", "amount": amount,
+            "round": rnd, "game": "slot", "provider": "bench", "close": True,
+            "details": {"round_id": rnd, "game_id": "slot", "provider": "bench"},
+            "now": datetime.now(UTC).isoformat(), "tx": str(uuid.uuid4()), "event": str(uuid.uuid4()), "headers": {}}
 
-    async def run(n: int, con: asyncpg.Connection) -> None:
+
+async def play(v: Variant, seconds: float, run_id: str, loops: int) -> None:
+    """Each loop plays rounds back to back: a bet, then a win that closes the round."""
+    stop_at = time.perf_counter() + seconds
+    assert v.batcher is not None
+    batcher = v.batcher
+
+    async def run(n: int) -> None:
         while time.perf_counter() < stop_at:
             v.seq += 1
             i = v.seq
             player = v.players[(n * 7919 + i) % PLAYERS]
             rnd = f"{run_id}-{i}"
-            details = json.dumps({"round_id": rnd, "game_id": "slot", "provider": "bench"})
             t0 = time.perf_counter()
-            for sql, key, amount in ((BET, f"bench:b:{rnd}", 100), (WIN, f"bench:w:{rnd}", (i % 5) * 50)):
-                await con.fetchval(sql, key, "0" * 64, player, amount, rnd, details, datetime.now(UTC),
-                                   uuid.uuid4(), uuid.uuid4(), ledger.house_shard(key, HOUSE_SHARDS))
+            for kind, amount in (("bet", 100), ("win", (i % 5) * 50)):
+                answer = await batcher.submit(_op(kind, f"bench:{kind}:{rnd}", player, amount, rnd))
+                if answer.startswith("!"):
+                    raise RuntimeError(f"{kind} {rnd} not served: {answer}")
             v.latencies.append(time.perf_counter() - t0)
             v.rounds += 1
 
     meter = CpuMeter(v.backends)
     meter.start()
     started = time.perf_counter()
-    await asyncio.gather(*[run(n, c) for n, c in enumerate(v.conns)])
+    await asyncio.gather(*[run(n) for n in range(loops)])
     v.seconds += time.perf_counter() - started
     v.cpu += meter.stop().get("postgres", 0.0)
+
+
+def _batches() -> tuple[float, float]:
+    samples = {s.name: s.value for metric in BATCH_SIZE.collect() for s in metric.samples}
+    return samples["gameplane_wallet_fast_batch_size_count"], samples["gameplane_wallet_fast_batch_size_sum"]
 
 
 async def wal_counts(con: asyncpg.Connection) -> tuple[int, int]:
@@ -130,24 +153,30 @@ async def wal_counts(con: asyncpg.Connection) -> tuple[int, int]:
 
 async def main() -> None:
     budget = bench_seconds(16.0)
-    connections = int(os.environ.get("LEDGER_BENCH_CONNECTIONS", "16"))
+    loops = int(os.environ.get("LEDGER_BENCH_LOOPS", "16"))
+    slots = int(os.environ.get("LEDGER_BENCH_SLOTS", WalletSettings.model_fields["fast_batch_slots"].default))
     variant_files = [[Path(f) for f in spec.split("+") if f]
                      for spec in os.environ.get("LEDGER_BENCH_VARIANTS", "").split(",") if spec]
     with infra() as (pg, _nats):
-        variants = [await prepare(pg, i, files, connections) for i, files in enumerate([[], *variant_files])]
+        variants = [await prepare(pg, i, files, slots) for i, files in enumerate([[], *variant_files])]
         base = variants[0]
-        log(f"{len(variants)} database(s), {PLAYERS} players each, {connections} connections")
+        log(f"{len(variants)} database(s), {PLAYERS} players each, {loops} loops, {slots} batch slots")
         for v in variants:  # warm-up: plans cached, pages in memory
-            await play(v, 1.0, "warm")
+            await play(v, 1.0, "warm", loops)
             v.rounds, v.cpu, v.seconds, v.latencies = 0, 0.0, 0.0, []
         slice_s = 2.0
         turns = max(1, int(budget / (slice_s * len(variants))))
-        commits0, fsyncs0 = await wal_counts(base.conns[0])
+        assert base.pool is not None
+        async with base.pool.acquire() as con:
+            commits0, fsyncs0 = await wal_counts(con)
+        batches0, ops0 = _batches()
         for turn in range(turns):
             for k in range(len(variants)):
                 v = variants[(turn + k) % len(variants)]
-                await play(v, min(slice_s, budget / len(variants)), f"t{turn}")
-        commits1, fsyncs1 = await wal_counts(base.conns[0])
+                await play(v, min(slice_s, budget / len(variants)), f"t{turn}", loops)
+        batches1, ops1 = _batches()
+        async with base.pool.acquire() as con:
+            commits1, fsyncs1 = await wal_counts(con)
         for v in variants:
             log(f"{v.name}: {v.rounds / v.seconds:.0f} bet+win/s p50={v.p_ms(0.5):.1f}ms p99={v.p_ms(0.99):.1f}ms "
                 f"backend CPU {v.cpu_ms_per_op:.3f} ms/op"
@@ -161,10 +190,10 @@ async def main() -> None:
         for breach in report.breaches:
             log(f"BREACH invariant {breach.invariant}: {breach.detail}")
         for v in variants:
-            for c in v.conns:
-                await c.close()
+            if v.pool is not None:
+                await v.pool.close()
     result_line("ledger", rt_per_s=base.rounds / base.seconds, p50_ms=base.p_ms(0.5), p99_ms=base.p_ms(0.99),
-                backend_cpu_ms_per_op=base.cpu_ms_per_op,
+                backend_cpu_ms_per_op=base.cpu_ms_per_op, ops_per_batch=(ops1 - ops0) / max(1, batches1 - batches0),
                 commits_per_flush=(commits1 - commits0) / max(1, fsyncs1 - fsyncs0),
                 transactions=report.transactions, breaches=len(report.breaches))
 

@@ -73,12 +73,13 @@ async def test_concurrent_clients_never_lose_or_double_money(service_settings: A
                         refusals[slug] += 1
 
         async def worker(n: int) -> None:
+            owners: dict[str, str] = {}  # a round is one player's: its bets and wins name that player
             for i in range(OPS_PER_CLIENT):
-                p = str(rng.choice(players))
+                rnd = f"c{n}-r{i // 3}"
+                p = owners.setdefault(rnd, str(rng.choice(players)))
                 key = f"c{n}-{i}-{uuid.uuid4().hex[:6]}"
                 roll = rng.random()
                 money = {"idempotency_key": key, "player_id": p, "currency": "EUR"}
-                rnd = f"c{n}-r{i // 3}"
                 if roll < 0.15:
                     await send("/deposits", {**money, "amount": rng.randint(100, 5000)})
                 elif roll < 0.55:

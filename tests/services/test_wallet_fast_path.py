@@ -1,9 +1,11 @@
-"""The one-round-trip SQL path for bets and wins (sql/0002_fast_play.sql): it serves the common case,
-declines everything else to the Python path unchanged, and what it writes (answer, ledger rows,
-event) is exactly what the Python path writes."""
+"""The one-round-trip SQL path for bets and wins (sql/0002_fast_play.sql, sent in batches by
+sql/0004_fast_batch.sql): it serves the common case, declines everything else to the Python path
+unchanged, and what it writes (answer, ledger rows, event) is exactly what the Python path writes;
+in a batch each operation is answered and rolled back on its own."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -14,14 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
-from walletlib import Wallet, slug
+from walletlib import W, Wallet, slug
 
 from gameplane.contracts.wallet import OperationResult
 from gameplane.kit.events import Envelope
 from gameplane.kit.testing import running, stored_events
 from gameplane.wallet import ledger
 from gameplane.wallet.app import build_app
-from gameplane.wallet.fastplay import FAST_PATH
+from gameplane.wallet.fastplay import BATCH_SIZE, FAST_PATH
 from gameplane.wallet.settings import WalletSettings
 
 
@@ -36,6 +38,15 @@ async def fast(module_service_settings: Any) -> AsyncIterator[Wallet]:
 async def python_path(module_service_settings: Any, fast: Wallet) -> AsyncIterator[Wallet]:
     """A second wallet on the same database with the SQL path switched off."""
     app = build_app(module_service_settings(WalletSettings, house_shards=4, sql_fast_path=False,
+                                            database_url=fast.app.state.runtime.settings.database_url))
+    async with running(app) as client:
+        yield Wallet(app, client)
+
+
+@pytest.fixture(scope="module")
+async def one_slot(module_service_settings: Any, fast: Wallet) -> AsyncIterator[Wallet]:
+    """A wallet on the same database with one batch slot: concurrent requests queue into batches."""
+    app = build_app(module_service_settings(WalletSettings, house_shards=4, fast_batch_slots=1,
                                             database_url=fast.app.state.runtime.settings.database_url))
     async with running(app) as client:
         yield Wallet(app, client)
@@ -201,3 +212,66 @@ async def test_splits_follow_the_ledger_rules(fast: Wallet, cash: int, bonus: in
     assert paid["balance"]["cash"] == cash - stake_split.cash + win_split.cash
     assert paid["balance"]["bonus"] == bonus - stake_split.bonus + win_split.bonus
     assert (tally("bet", "served"), tally("win", "served")) == (1, 1)
+
+
+def _batches() -> tuple[float, float]:
+    """(batches sent, operations in them) so far, from gameplane_wallet_fast_batch_size."""
+    samples = {s.name: s.value for metric in BATCH_SIZE.collect() for s in metric.samples}
+    return samples["gameplane_wallet_fast_batch_size_count"], samples["gameplane_wallet_fast_batch_size_sum"]
+
+
+async def _house(w: Wallet) -> int:
+    async with w.app.state.runtime.database.session() as s:
+        return int((await s.execute(text(
+            "SELECT coalesce(sum(balance), 0) FROM accounts WHERE owner = 'platform' AND kind = 'house' "
+            "AND currency = 'EUR'"))).scalar_one())
+
+
+async def test_concurrent_bets_share_batches_and_each_is_answered_as_if_alone(one_slot: Wallet) -> None:
+    players = [uuid.uuid4() for _ in range(24)]
+    for p in players:
+        await one_slot.deposit(p, 100)
+    replayed = one_slot.bet_body(players[0], 5, "r0")
+    first = await one_slot.post("/bets", replayed)
+    house0, (batches0, ops0) = await _house(one_slot), _batches()
+    tally = Tally()
+    bodies = [one_slot.bet_body(p, 10 + n, f"r{n}") for n, p in enumerate(players[1:], 1)]
+    bodies += [one_slot.bet_body(players[0], 101, "r-broke"), replayed, {**replayed, "amount": 6}]
+    responses = await asyncio.gather(*[one_slot.client.post(W + "/bets", json=b, headers=one_slot.headers)
+                                       for b in bodies])
+    batches, ops = _batches()
+    assert ops - ops0 == len(bodies) and batches - batches0 < len(bodies)  # some went out together
+    served = responses[:-3]
+    assert [r.status_code for r in served] == [200] * len(served)
+    assert [r.json()["balance"]["cash"] for r in served] == [100 - 10 - n for n in range(1, 24)]
+    # the neighbours the fast path declined get the Python path's exact answers
+    assert [r.status_code for r in responses[-3:]] == [402, 200, 409]
+    assert responses[-2].json() == first
+    assert (tally("bet", "served"), tally("bet", "declined")) == (23, 3)
+    assert await _house(one_slot) - house0 == sum(10 + n for n in range(1, 24))
+    assert (await one_slot.reconcile())["ok"] is True
+
+
+async def test_an_operation_that_fails_inside_a_batch_is_rolled_back_alone(fast: Wallet) -> None:
+    player = uuid.uuid4()
+    await fast.deposit(player, 1000)
+    house0 = await _house(fast)
+
+    def bet(key: str, amount: int, **over: Any) -> dict[str, Any]:
+        return {"op": "bet", "key": key, "hash": "0" * 64, "player": str(player), "currency": "EUR",
+                "amount": amount, "round": key, "game": "starburst", "provider": "rgs", "details": {},
+                "now": datetime.now(UTC).isoformat(), "tx": str(uuid.uuid4()), "event": str(uuid.uuid4()),
+                "headers": {}, **over}
+
+    ops = [bet("ok-1", 100), bet("bad-uuid", 200, tx="not-a-uuid"), {"op": "refund"}, bet("broke", 5000),
+           bet("ok-2", 300)]
+    async with fast.app.state.runtime.database.pool.acquire() as con:
+        answers = await con.fetchval("SELECT wallet_fast_batch($1, 1)", json.dumps(ops))
+    assert [a[:6] for a in answers[1:4]] == ["!22P02", "!GPF01", "!GPF01"]
+    assert [json.loads(a)["balance"]["cash"] for a in (answers[0], answers[4])] == [900, 600]
+    async with fast.app.state.runtime.database.session() as s:
+        keys = (await s.execute(text("SELECT key FROM operations WHERE key = ANY(:k) ORDER BY key"),
+                                {"k": ["ok-1", "bad-uuid", "broke", "ok-2"]})).scalars().all()
+    assert keys == ["ok-1", "ok-2"]  # the failed ones left nothing, not even their key
+    assert await _house(fast) - house0 == 400
+    assert (await fast.reconcile())["ok"] is True

@@ -20,6 +20,7 @@ from gameplane.wallet import bonuses, cashier, fastplay, play, queries, store
 from gameplane.wallet.reconcile import reconcile
 from gameplane.wallet.rules import Context, check_currency
 from gameplane.wallet.schemas import Balances, HistoryPage, ReconciliationReport, SweepResult, TransactionView
+from gameplane.wallet.settings import WalletSettings
 
 log = logging.getLogger("gameplane.wallet")
 
@@ -142,12 +143,15 @@ async def adjust(body: c.AdjustmentRequest, request: Request) -> Any:
 
 def fast_routes(rt: Runtime, *, sql_fast_path: bool) -> list[FastRoute]:
     ctx: Context = rt.state["ctx"]
+    settings: WalletSettings = rt.settings  # type: ignore[assignment]
+    batcher = fastplay.Batcher(lambda: rt.database.pool, slots=settings.fast_batch_slots,
+                               max_batch=settings.fast_batch_max, house_shards=settings.house_shards)
 
     def route(path: str, model: type[Any], sql: Callable[..., Awaitable[bytes | None]],
               python: Callable[[AsyncSession, Any, Context], Awaitable[c.OperationResult]]) -> FastRoute:
         async def handle(request: FastRequest) -> Reply:
             body = request.data
-            if sql_fast_path and (answer := await sql(rt.database.pool, body, ctx)) is not None:
+            if sql_fast_path and (answer := await sql(batcher, body, ctx)) is not None:
                 return json_reply(answer)
             result = await execute(rt, lambda s, ctx: python(s, body, ctx))
             return json_reply(result.model_dump_json().encode())

@@ -1,26 +1,37 @@
-"""Bets and wins in one database round trip (sql/0002_fast_play.sql), for the common case.
+"""Bets and wins in one database round trip (sql/0002_fast_play.sql), for the common case, sent in
+batches (sql/0004_fast_batch.sql).
 
 The Python path (`play.bet` / `play.win`) is a transaction of four round trips: BEGIN, a statement
 that claims the key and locks round and accounts, one that writes everything, COMMIT. Here one
-`SELECT wallet_fast_bet(...)` does the same work as a single implicit transaction. It either
-completes the operation and returns the answer's JSON, or declines (SQLSTATE GPF01) having
-changed nothing: a taken key, a protection state that matters, a round that is unknown, closed
-or in another currency, funds that do not cover the stake, a zero stake. A declined (or
-deadlocked) call returns None and the caller runs the Python path, which owns every refusal,
-replay and conflict with its exact problem."""
+`wallet_fast_bet(...)` does the same work inside the database. It either completes the operation
+and returns the answer's JSON, or declines (SQLSTATE GPF01) having changed nothing: a taken key,
+a protection state that matters, a round that is unknown, closed or in another currency, funds
+that do not cover the stake, a zero stake. A declined (or deadlocked, or failed) operation comes
+back as None and the caller runs the Python path, which owns every refusal, replay and conflict
+with its exact problem.
+
+`Batcher` sends the operations: at most `slots` transactions in flight, and whatever arrived
+while they were busy goes out as the next call, one transaction, one operation per
+subtransaction. A lone request on an idle wallet goes out at once, alone; under load the
+per-transaction cost (round trip, snapshot, commit, WAL flush) is shared by the whole batch."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import secrets
 import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 import asyncpg
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from gameplane.contracts.wallet import BetRequest, WinRequest
 from gameplane.kit import telemetry
-from gameplane.wallet import ledger, store
+from gameplane.wallet import store
 from gameplane.wallet.rules import Context, check_currency
 
 log = logging.getLogger("gameplane.wallet.fastplay")
@@ -32,48 +43,133 @@ _RETRY_ELSEWHERE = {DECLINED, "40P01", "40001"}
 FAST_PATH = Counter("gameplane_wallet_fast_path_total", "Bets and wins by the one-round-trip SQL path",
                     ["operation", "outcome"])  # outcome: served | declined (answered by the Python path)
 _OUTCOMES = {(op, out): FAST_PATH.labels(op, out) for op in ("bet", "win") for out in ("served", "declined")}
+BATCH_SIZE = Histogram("gameplane_wallet_fast_batch_size", "Bets and wins per fast-path database call",
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
-_BET = "SELECT wallet_fast_bet($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-_WIN = "SELECT wallet_fast_win($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+_BATCH = "SELECT wallet_fast_batch($1, $2)"
+
+Pending = tuple[dict[str, Any], "asyncio.Future[str]"]
 
 
-def _trace_headers() -> str:
+class Batcher:
+    """At most `slots` fast-path transactions in flight; each takes up to `max_batch` of the queued
+    operations, at most one per player, sorted by (currency, player) so that batches take player
+    rows in one order.
+    Every slot posts to a house shard of its own, once per batch at its end (see the lock order
+    in sql/0004_fast_batch.sql): a process's concurrent batches never wait on each other's
+    house rows."""
+
+    def __init__(self, pool: Callable[[], asyncpg.Pool], *, slots: int, max_batch: int, house_shards: int) -> None:
+        self._pool = pool  # opened at the service's start, after the routes are built
+        self.max_batch = max_batch
+        # a random first shard: several wallet processes spread over the shards instead of all on 0, 1
+        first = secrets.randbelow(house_shards)
+        self._free = [(first + i) % house_shards for i in range(slots)]
+        self._queue: deque[Pending] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, op: dict[str, Any]) -> asyncio.Future[str]:
+        """Queue one operation (the parameters of wallet_fast_bet / _win by name, and "op"); its
+        future is the answer's JSON, or '!<SQLSTATE> <message>' if it was not done."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+        self._queue.append((op, future))
+        if self._free:
+            task = loop.create_task(self._drain(self._free.pop()))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return future
+
+    async def _drain(self, shard: int) -> None:
+        try:
+            while self._queue:
+                await self._send(self._take(), shard)
+        finally:
+            # no await between the empty queue and here: a submit cannot slip in and find no slot
+            self._free.append(shard)
+
+    def _take(self) -> list[Pending]:
+        """Up to max_batch queued operations, oldest first, one per player: a player's second
+        operation waits for the next batch (its round and account rows would otherwise be locked
+        out of the one order all transactions keep, see sql/0004_fast_batch.sql)."""
+        batch: list[Pending] = []
+        players: set[str] = set()
+        later: list[Pending] = []
+        while self._queue and len(batch) < self.max_batch:
+            pending = self._queue.popleft()
+            player = pending[0]["player"]
+            if player in players:
+                later.append(pending)
+            else:
+                players.add(player)
+                batch.append(pending)
+        self._queue.extendleft(reversed(later))
+        return batch
+
+    async def _send(self, batch: list[Pending], shard: int) -> None:
+        batch.sort(key=lambda pending: (pending[0]["currency"], pending[0]["player"]))
+        BATCH_SIZE.observe(len(batch))
+        try:
+            async with self._pool().acquire() as con:
+                answers: list[str] = await con.fetchval(_BATCH, json.dumps([op for op, _ in batch]), shard)
+        except Exception as exc:  # the whole batch, uncommitted or unknown: every caller gets the error
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if not future.done():  # a caller that went away: its operation is done all the same
+                future.set_result(answer)
+
+
+def _trace_headers() -> dict[str, str]:
     headers: dict[str, str] = {}
     telemetry.inject(headers)
-    return json.dumps(headers)
+    return headers
 
 
-async def _call(operation: str, pool: asyncpg.Pool, sql: str, *args: object) -> bytes | None:
+async def _call(operation: str, batcher: Batcher, op: dict[str, Any]) -> bytes | None:
     try:
-        async with pool.acquire() as con:
-            answer: str = await con.fetchval(sql, *args)
+        answer = await batcher.submit(op)
     except asyncpg.PostgresError as exc:
-        if exc.sqlstate in _RETRY_ELSEWHERE:
-            log.debug("%s %s: %s", operation, args[0], exc)  # "fast path declined: <why>"
-            _OUTCOMES[operation, "declined"].inc()
-            return None
-        raise
+        if exc.sqlstate not in _RETRY_ELSEWHERE:
+            raise
+        answer = f"!{exc.sqlstate} {exc}"
+    if answer.startswith("!"):
+        sqlstate, _, why = answer[1:].partition(" ")
+        if sqlstate in _RETRY_ELSEWHERE:
+            log.debug("%s %s: %s", operation, op["key"], why)  # "fast path declined: <why>"
+        else:  # only this operation's subtransaction failed; the Python path runs it on its own
+            log.warning("%s %s failed on the fast path (%s %s); the Python path answers it",
+                        operation, op["key"], sqlstate, why)
+        _OUTCOMES[operation, "declined"].inc()
+        return None
     _OUTCOMES[operation, "served"].inc()
     return answer.encode()
 
 
-async def bet(pool: asyncpg.Pool, req: BetRequest, ctx: Context) -> bytes | None:
+def _op(operation: str, req: BetRequest | WinRequest, ctx: Context, details: dict[str, Any]) -> dict[str, Any]:
+    return {"op": operation, "key": req.idempotency_key, "hash": store.request_hash(operation, req),
+            "player": str(req.player_id), "currency": req.currency, "amount": req.amount, "round": req.round_id,
+            "game": req.game_id, "provider": req.provider, "details": details, "now": ctx.now().isoformat(),
+            "tx": str(uuid.uuid4()), "event": str(uuid.uuid4()), "headers": _trace_headers()}
+
+
+async def bet(batcher: Batcher, req: BetRequest, ctx: Context) -> bytes | None:
     """The answer's JSON (the same document `play.bet` answers), or None: use the Python path."""
     check_currency(req.currency)
     details = {"round_id": req.round_id, "game_id": req.game_id, "provider": req.provider,
                **({"session_id": str(req.session_id)} if req.session_id else {})}
-    return await _call(
-        "bet", pool, _BET, req.idempotency_key, store.request_hash("bet", req), req.player_id, req.currency, req.amount,
-        req.round_id, req.game_id, req.provider, json.dumps(details), ctx.now(), uuid.uuid4(), uuid.uuid4(),
-        _trace_headers(), ledger.house_shard(req.idempotency_key, ctx.house_shards))
+    return await _call("bet", batcher, _op("bet", req, ctx, details))
 
 
-async def win(pool: asyncpg.Pool, req: WinRequest, ctx: Context) -> bytes | None:
+async def win(batcher: Batcher, req: WinRequest, ctx: Context) -> bytes | None:
     """The answer's JSON (the same document `play.win` answers), or None: use the Python path."""
     check_currency(req.currency)
     details = {"round_id": req.round_id, "game_id": req.game_id, "provider": req.provider,
                "close_round": req.close_round}
-    return await _call(
-        "win", pool, _WIN, req.idempotency_key, store.request_hash("win", req), req.player_id, req.currency, req.amount,
-        req.round_id, req.game_id, req.provider, req.close_round, json.dumps(details), ctx.now(), uuid.uuid4(),
-        uuid.uuid4(), _trace_headers(), ledger.house_shard(req.idempotency_key, ctx.house_shards))
+    return await _call("win", batcher, {**_op("win", req, ctx, details), "close": req.close_round})

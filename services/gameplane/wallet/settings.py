@@ -19,4 +19,7 @@ class WalletSettings(ServiceSettings):
     hold_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0, description="default withdrawal hold expiry")
     sql_fast_path: bool = Field(default=True, description="answer bets and wins in one SQL round trip when "
                                 "nothing needs the Python path (sql/0002_fast_play.sql)")
+    fast_batch_slots: int = Field(default=2, ge=1, le=64, description="fast-path transactions in flight at once; "
+                                  "what arrives meanwhile goes out as one batch (sql/0004_fast_batch.sql)")
+    fast_batch_max: int = Field(default=32, ge=1, le=500, description="most bets and wins in one fast-path batch")
     hold_sweep_seconds: float = Field(default=30.0, gt=0, description="how often expired holds are voided")
