@@ -95,7 +95,8 @@ class Batcher:
         batch: list[Pending] = []
         players: set[str] = set()
         later: list[Pending] = []
-        while self._queue and len(batch) < self.max_batch:
+        # a look this far ahead at most: a queue of one player's operations costs no quadratic scan
+        while self._queue and len(batch) < self.max_batch and len(later) < 4 * self.max_batch:
             pending = self._queue.popleft()
             player = pending[0]["player"]
             if player in players:
