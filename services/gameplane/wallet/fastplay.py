@@ -54,10 +54,9 @@ Pending = tuple[dict[str, Any], "asyncio.Future[str]"]
 class Batcher:
     """At most `slots` fast-path transactions in flight; each takes up to `max_batch` of the queued
     operations, at most one per player, sorted by (currency, player) so that batches take player
-    rows in one order.
-    Every slot posts to a house shard of its own, once per batch at its end (see the lock order
-    in sql/0004_fast_batch.sql): a process's concurrent batches never wait on each other's
-    house rows."""
+    rows in one order. Every slot posts to a house shard of its own, once per batch at its end
+    (see the lock order in sql/0004_fast_batch.sql): a process's concurrent batches never wait
+    on each other's house rows."""
 
     def __init__(self, pool: Callable[[], asyncpg.Pool], *, slots: int, max_batch: int, house_shards: int) -> None:
         self._pool = pool  # opened at the service's start, after the routes are built
