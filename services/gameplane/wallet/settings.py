@@ -15,7 +15,8 @@ class WalletSettings(ServiceSettings):
 
     port: int = 8002
     house_shards: int = Field(default=16, ge=1, le=1024,
-                              description="sub-accounts of the house per currency, picked by key hash")
+                              description="sub-accounts of the house per currency: a fast-path batch "
+                              "slot posts to one of its own, the Python path picks one by key hash")
     hold_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0, description="default withdrawal hold expiry")
     sql_fast_path: bool = Field(default=True, description="answer bets and wins in one SQL round trip when "
                                 "nothing needs the Python path (sql/0002_fast_play.sql)")
