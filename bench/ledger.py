@@ -27,22 +27,24 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 from _common import CpuMeter, bench_seconds, infra, log, percentile, result_line
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from gameplane.contracts.wallet import BetRequest, WinRequest
 from gameplane.kit import migrate
 from gameplane.kit.devinfra import EmbeddedPostgres
-from gameplane.wallet.fastplay import BATCH_SIZE, Batcher
+from gameplane.wallet.fastplay import Batcher, batch_totals, bet_op, win_op
 from gameplane.wallet.reconcile import reconcile
+from gameplane.wallet.rules import Context
 from gameplane.wallet.settings import WalletSettings
 
 PLAYERS = 1000
 HOUSE_SHARDS = 16
 FUNDS = 10**12
+CTX = Context()
 # Funding as the ledger would record deposits: PSP clearing -> player cash, one keyed transaction each.
 SEED = """
 WITH p AS (SELECT unnest($1::uuid[]) AS player, gen_random_uuid() AS tx),
@@ -104,12 +106,10 @@ async def prepare(pg: EmbeddedPostgres, index: int, sql_files: list[Path], slots
     return v
 
 
-def _op(kind: str, key: str, player: uuid.UUID, amount: int, rnd: str) -> dict[str, object]:
-    """An operation as gameplane.wallet.fastplay builds it."""
-    return {"op": kind, "key": key, "hash": "0" * 64, "player": str(player), "currency": "EUR", "amount": amount,
-            "round": rnd, "game": "slot", "provider": "bench", "close": True,
-            "details": {"round_id": rnd, "game_id": "slot", "provider": "bench"},
-            "now": datetime.now(UTC).isoformat(), "tx": str(uuid.uuid4()), "event": str(uuid.uuid4()), "headers": {}}
+async def served(batcher: Batcher, op: dict[str, object]) -> None:
+    answer = await batcher.submit(op)
+    if answer.startswith("!"):
+        raise RuntimeError(f"{op['op']} {op['key']} not served: {answer}")
 
 
 async def play(v: Variant, seconds: float, run_id: str, loops: int) -> None:
@@ -125,10 +125,10 @@ async def play(v: Variant, seconds: float, run_id: str, loops: int) -> None:
             player = v.players[(n * 7919 + i) % PLAYERS]
             rnd = f"{run_id}-{i}"
             t0 = time.perf_counter()
-            for kind, amount in (("bet", 100), ("win", (i % 5) * 50)):
-                answer = await batcher.submit(_op(kind, f"bench:{kind}:{rnd}", player, amount, rnd))
-                if answer.startswith("!"):
-                    raise RuntimeError(f"{kind} {rnd} not served: {answer}")
+            game = {"player_id": player, "currency": "EUR", "round_id": rnd, "game_id": "slot", "provider": "bench"}
+            await served(batcher, bet_op(BetRequest(idempotency_key=f"bench:bet:{rnd}", amount=100, **game), CTX))
+            await served(batcher, win_op(WinRequest(idempotency_key=f"bench:win:{rnd}", amount=(i % 5) * 50, **game),
+                                         CTX))
             v.latencies.append(time.perf_counter() - t0)
             v.rounds += 1
 
@@ -138,11 +138,6 @@ async def play(v: Variant, seconds: float, run_id: str, loops: int) -> None:
     await asyncio.gather(*[run(n) for n in range(loops)])
     v.seconds += time.perf_counter() - started
     v.cpu += meter.stop().get("postgres", 0.0)
-
-
-def _batches() -> tuple[float, float]:
-    samples = {s.name: s.value for metric in BATCH_SIZE.collect() for s in metric.samples}
-    return samples["gameplane_wallet_fast_batch_size_count"], samples["gameplane_wallet_fast_batch_size_sum"]
 
 
 async def wal_counts(con: asyncpg.Connection) -> tuple[int, int]:
@@ -169,12 +164,12 @@ async def main() -> None:
         assert base.pool is not None
         async with base.pool.acquire() as con:
             commits0, fsyncs0 = await wal_counts(con)
-        batches0, ops0 = _batches()
+        batches0, ops0 = batch_totals()
         for turn in range(turns):
             for k in range(len(variants)):
                 v = variants[(turn + k) % len(variants)]
                 await play(v, min(slice_s, budget / len(variants)), f"t{turn}", loops)
-        batches1, ops1 = _batches()
+        batches1, ops1 = batch_totals()
         async with base.pool.acquire() as con:
             commits1, fsyncs1 = await wal_counts(con)
         for v in variants:

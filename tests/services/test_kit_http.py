@@ -115,10 +115,15 @@ async def test_internal_routes_require_a_token_for_this_service(upstream):
     await client.aclose()
 
 
+def retrying_client(port: int) -> ServiceClient:
+    """Three attempts per call, and a breaker that stays closed through them."""
+    return ServiceClient("games", "upstream", f"http://127.0.0.1:{port}", SECRET, retries=3,
+                         breaker=CircuitBreaker("upstream", failure_threshold=100))
+
+
 async def test_only_idempotent_calls_are_retried(upstream):
     app, port = upstream
-    client = ServiceClient("games", "upstream", f"http://127.0.0.1:{port}", SECRET, retries=3,
-                           breaker=CircuitBreaker("upstream", failure_threshold=100))
+    client = retrying_client(port)
     r = await client.get("/internal/upstream/flaky")
     assert r.status_code == 200 and app.state.calls["flaky"] == 3
     r = await client.post("/internal/upstream/unsafe", json={})
@@ -128,8 +133,7 @@ async def test_only_idempotent_calls_are_retried(upstream):
 
 async def test_retries_stop_after_the_configured_attempts_and_return_the_last_answer(upstream):
     app, port = upstream
-    client = ServiceClient("games", "upstream", f"http://127.0.0.1:{port}", SECRET, retries=3,
-                           breaker=CircuitBreaker("upstream", failure_threshold=100))
+    client = retrying_client(port)
     r = await client.get("/internal/upstream/down")
     assert r.status_code == 503 and app.state.calls["down"] == 3
     await client.aclose()

@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from walletlib import W, Wallet, slug
 
-from gameplane.contracts.wallet import OperationResult
+from gameplane.contracts.wallet import BetRequest, OperationResult
 from gameplane.kit.events import Envelope
 from gameplane.kit.testing import running, stored_events
 from gameplane.wallet import ledger
 from gameplane.wallet.app import build_app
-from gameplane.wallet.fastplay import BATCH_SIZE, FAST_PATH
+from gameplane.wallet.fastplay import FAST_PATH, batch_totals, bet_op
+from gameplane.wallet.rules import Context
 from gameplane.wallet.settings import WalletSettings
 
 
@@ -214,12 +215,6 @@ async def test_splits_follow_the_ledger_rules(fast: Wallet, cash: int, bonus: in
     assert (tally("bet", "served"), tally("win", "served")) == (1, 1)
 
 
-def _batches() -> tuple[float, float]:
-    """(batches sent, operations in them) so far, from gameplane_wallet_fast_batch_size."""
-    samples = {s.name: s.value for metric in BATCH_SIZE.collect() for s in metric.samples}
-    return samples["gameplane_wallet_fast_batch_size_count"], samples["gameplane_wallet_fast_batch_size_sum"]
-
-
 async def _house(w: Wallet) -> int:
     async with w.app.state.runtime.database.session() as s:
         return int((await s.execute(text(
@@ -233,13 +228,13 @@ async def test_concurrent_bets_share_batches_and_each_is_answered_as_if_alone(on
         await one_slot.deposit(p, 100)
     replayed = one_slot.bet_body(players[0], 5, "r0")
     first = await one_slot.post("/bets", replayed)
-    house0, (batches0, ops0) = await _house(one_slot), _batches()
+    house0, (batches0, ops0) = await _house(one_slot), batch_totals()
     tally = Tally()
     bodies = [one_slot.bet_body(p, 10 + n, f"r{n}") for n, p in enumerate(players[1:], 1)]
     bodies += [one_slot.bet_body(players[0], 101, "r-broke"), replayed, {**replayed, "amount": 6}]
     responses = await asyncio.gather(*[one_slot.client.post(W + "/bets", json=b, headers=one_slot.headers)
                                        for b in bodies])
-    batches, ops = _batches()
+    batches, ops = batch_totals()
     assert ops - ops0 == len(bodies) and batches - batches0 < len(bodies)  # some went out together
     served = responses[:-3]
     assert [r.status_code for r in served] == [200] * len(served)
@@ -258,10 +253,7 @@ async def test_an_operation_that_fails_inside_a_batch_is_rolled_back_alone(fast:
     house0 = await _house(fast)
 
     def bet(key: str, amount: int, **over: Any) -> dict[str, Any]:
-        return {"op": "bet", "key": key, "hash": "0" * 64, "player": str(player), "currency": "EUR",
-                "amount": amount, "round": key, "game": "starburst", "provider": "rgs", "details": {},
-                "now": datetime.now(UTC).isoformat(), "tx": str(uuid.uuid4()), "event": str(uuid.uuid4()),
-                "headers": {}, **over}
+        return {**bet_op(BetRequest(**fast.bet_body(player, amount, key, key=key)), Context()), **over}
 
     ops = [bet("ok-1", 100), bet("bad-uuid", 200, tx="not-a-uuid"), {"op": "refund"}, bet("broke", 5000),
            bet("ok-2", 300)]

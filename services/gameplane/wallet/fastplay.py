@@ -159,17 +159,33 @@ def _op(operation: str, req: BetRequest | WinRequest, ctx: Context, details: dic
             "tx": str(uuid.uuid4()), "event": str(uuid.uuid4()), "headers": _trace_headers()}
 
 
-async def bet(batcher: Batcher, req: BetRequest, ctx: Context) -> bytes | None:
-    """The answer's JSON (the same document `play.bet` answers), or None: use the Python path."""
+def bet_op(req: BetRequest, ctx: Context) -> dict[str, Any]:
+    """The operation `bet` hands the Batcher."""
     check_currency(req.currency)
     details = {"round_id": req.round_id, "game_id": req.game_id, "provider": req.provider,
                **({"session_id": str(req.session_id)} if req.session_id else {})}
-    return await _call("bet", batcher, _op("bet", req, ctx, details))
+    return _op("bet", req, ctx, details)
+
+
+def win_op(req: WinRequest, ctx: Context) -> dict[str, Any]:
+    """The operation `win` hands the Batcher."""
+    check_currency(req.currency)
+    details = {"round_id": req.round_id, "game_id": req.game_id, "provider": req.provider,
+               "close_round": req.close_round}
+    return {**_op("win", req, ctx, details), "close": req.close_round}
+
+
+async def bet(batcher: Batcher, req: BetRequest, ctx: Context) -> bytes | None:
+    """The answer's JSON (the same document `play.bet` answers), or None: use the Python path."""
+    return await _call("bet", batcher, bet_op(req, ctx))
 
 
 async def win(batcher: Batcher, req: WinRequest, ctx: Context) -> bytes | None:
     """The answer's JSON (the same document `play.win` answers), or None: use the Python path."""
-    check_currency(req.currency)
-    details = {"round_id": req.round_id, "game_id": req.game_id, "provider": req.provider,
-               "close_round": req.close_round}
-    return await _call("win", batcher, {**_op("win", req, ctx, details), "close": req.close_round})
+    return await _call("win", batcher, win_op(req, ctx))
+
+
+def batch_totals() -> tuple[float, float]:
+    """(batches sent, operations in them) by this process so far, from gameplane_wallet_fast_batch_size."""
+    samples = {s.name: s.value for metric in BATCH_SIZE.collect() for s in metric.samples}
+    return samples["gameplane_wallet_fast_batch_size_count"], samples["gameplane_wallet_fast_batch_size_sum"]
