@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 B ?=
+ARGS ?=
 
 .PHONY: run test test-unit test-services test-system test-cluster lint bench cluster cluster-down clean
 
@@ -16,9 +17,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## make run: start the whole platform locally (embedded PostgreSQL + NATS), print the URLs
+## make run [ARGS="--base-port 9000 --only gateway,players"]: start the whole platform locally
+## (embedded PostgreSQL + NATS), print the URLs
 run: $(STAMP)
-	$(VENV)/bin/gameplane up
+	$(VENV)/bin/gameplane up $(ARGS)
 
 ## make test: every tier (lint, unit, services, system, cluster)
 test: $(STAMP)

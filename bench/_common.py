@@ -27,8 +27,8 @@ from typing import TypeVar
 
 import psutil
 
-from gameplane.cli.harness import Platform, launch
-from gameplane.kit.devinfra import PG_TEMPLATE_CACHE, EmbeddedPostgres, NatsServer
+from gameplane.devtools.harness import Platform, launch
+from gameplane.devtools.infra import PG_TEMPLATE_CACHE, EmbeddedPostgres, NatsServer
 
 
 def bench_seconds(default: float) -> float:

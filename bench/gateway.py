@@ -42,8 +42,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import bench_seconds, infra, log, percentile, result_line
 
+from gameplane.devtools.infra import free_port
 from gameplane.kit.auth import issue_service_token
-from gameplane.kit.devinfra import free_port
 
 HOST = "127.0.0.1"
 SERVICE_SECRET = "bench-service-token-secret-0123456789abcdef"

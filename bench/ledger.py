@@ -34,8 +34,8 @@ from _common import CpuMeter, bench_seconds, infra, log, percentile, result_line
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from gameplane.contracts.wallet import BetRequest, WinRequest
+from gameplane.devtools.infra import EmbeddedPostgres
 from gameplane.kit import migrate
-from gameplane.kit.devinfra import EmbeddedPostgres
 from gameplane.wallet.fastplay import Batcher, batch_totals, bet_op, win_op
 from gameplane.wallet.reconcile import reconcile
 from gameplane.wallet.rules import Context

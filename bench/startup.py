@@ -14,7 +14,7 @@ from pathlib import Path
 
 from _common import bench_seconds, log, result_line
 
-from gameplane.cli.harness import launch
+from gameplane.devtools.harness import launch
 
 MAX_RUNS = 5
 

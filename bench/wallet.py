@@ -57,8 +57,8 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import CpuMeter, bench_seconds, cpu_report, infra, log, open_loop, percentile, result_line
 
+from gameplane.devtools.infra import free_port
 from gameplane.kit.auth import issue_service_token
-from gameplane.kit.devinfra import free_port
 
 SECRET = "bench-service-token-secret-0123456789"
 PLAYERS = 1000

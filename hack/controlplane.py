@@ -42,6 +42,9 @@ K8S_STAGING_VERSION = "v0" + K8S_VERSION[2:]
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
+METRICS_SERVER_VERSION = "v0.9.0"
+COREDNS_VERSION = "v1.15.0"
+SKAFFOLD_VERSION = "v2.19.0"
 
 # k8s.io/kubernetes points every staging module at ./staging/src/...; a replace directive is ignored
 # outside the main module, so the wrapper module must pin each one to its published version.
@@ -69,6 +72,7 @@ class GoBuild:
     version: str
     packages: dict[str, str]  # tool name -> Go package path
     replaces: dict[str, str] = field(default_factory=dict)
+    excludes: tuple[str, ...] = ()
     ldflags: tuple[str, ...] = ()
 
     def tool_path(self, tool: str) -> Path:
@@ -110,7 +114,7 @@ BUILDS: tuple[GoBuild, ...] = (
         version=K8S_VERSION,
         packages={
             t: f"k8s.io/kubernetes/cmd/{t}"
-            for t in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+            for t in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy")
         },
         replaces={f"k8s.io/{m}": f"k8s.io/{m} {K8S_STAGING_VERSION}" for m in K8S_STAGING_MODULES},
         ldflags=_k8s_ldflags(),
@@ -144,6 +148,42 @@ BUILDS: tuple[GoBuild, ...] = (
             "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1",
             "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37",
         ),
+    ),
+    GoBuild(
+        key="metrics-server",
+        module="sigs.k8s.io/metrics-server",
+        version=METRICS_SERVER_VERSION,
+        packages={"metrics-server": "sigs.k8s.io/metrics-server/cmd/metrics-server"},
+        ldflags=(f"-X k8s.io/component-base/version.gitVersion={METRICS_SERVER_VERSION}",),
+    ),
+    GoBuild(
+        key="coredns",
+        module="github.com/coredns/coredns",
+        version=COREDNS_VERSION,
+        packages={"coredns": "github.com/coredns/coredns"},
+    ),
+    GoBuild(
+        key="skaffold",
+        module="github.com/GoogleContainerTools/skaffold/v2",
+        version=SKAFFOLD_VERSION,
+        packages={"skaffold": "github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold"},
+        # skaffold's own go.mod holds these back; a replace only counts in the main module.
+        replaces={m: f"{m} {v}" for m, v in (
+            ("github.com/alessio/shellescape", "v1.4.2"),
+            ("github.com/imdario/mergo", "v0.3.16"),
+            ("github.com/buildpacks/lifecycle", "v0.20.5"),
+            ("github.com/buildpacks/pack", "v0.38.2"),
+            ("github.com/buildpacks/imgutil", "v0.0.0-20250909162057-9db16db815e3"),
+            ("github.com/google/go-containerregistry", "v0.21.2"),
+            ("github.com/dprotaso/go-yit", "v0.0.0-20240618133044-5a0af90af097"),
+            ("k8s.io/apimachinery", "v0.33.4"),
+            ("k8s.io/api", "v0.33.4"),
+            ("k8s.io/client-go", "v0.33.4"),
+            ("k8s.io/kubectl", "v0.33.4"),
+            ("k8s.io/kube-openapi", "v0.0.0-20250628140032-d90c4fd18f59"),
+        )},
+        excludes=("github.com/karrick/godirwalk v1.17.0",),
+        ldflags=(f"-X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version={SKAFFOLD_VERSION}",),
     ),
 )
 TOOLS: dict[str, GoBuild] = {tool: b for b in BUILDS for tool in b.packages}
@@ -191,6 +231,8 @@ def _wrapper_gomod(b: GoBuild) -> str:
     lines = ["module gameplane.local/build/" + b.key, "", "go 1.26.0", "", f"require {b.module} {b.version}"]
     if b.replaces:
         lines += ["", "replace ("] + [f"\t{m} => {to}" for m, to in sorted(b.replaces.items())] + [")"]
+    if b.excludes:
+        lines += ["", "exclude ("] + [f"\t{e}" for e in b.excludes] + [")"]
     return "\n".join(lines) + "\n"
 
 
@@ -384,6 +426,9 @@ NODE_TEMPLATE = {
         "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
         "labels": {"type": "kwok", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
     },
+    # Real workloads belong on the real node: only Pods that tolerate this (the scale bench, the
+    # operator-logic tests) land on a fake node, where no container ever runs.
+    "spec": {"taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}]},
     "status": {
         "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "250"},
         "capacity": {"cpu": "32", "memory": "256Gi", "pods": "250"},

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gameplane.kit.devinfra import PG_TEMPLATE_CACHE, EmbeddedPostgres, NatsServer
+from gameplane.devtools.infra import PG_TEMPLATE_CACHE, EmbeddedPostgres, NatsServer
 
 
 @pytest.fixture(scope="session")

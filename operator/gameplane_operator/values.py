@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-CORE_SERVICES = (
-    "gateway", "players", "wallet", "games", "sessions",
-    "payments", "bonus", "risk", "affiliates", "analytics",
-)  # fmt: skip
-SIMULATORS = ("rgs", "psp")
-ALL_SERVICES = CORE_SERVICES + SIMULATORS
+from gameplane import catalog
+
+ALL_SERVICES = catalog.NAMES
 # Services without a database of their own (everything else owns gp_<service>).
-STATELESS = frozenset({"gateway", "rgs", "psp"})
+STATELESS = frozenset(s.name for s in catalog.SERVICES if not s.database)
 MANAGED_BY = "gameplane-operator"
 SECRETS_SUFFIX = "-secrets"
 
@@ -26,10 +23,11 @@ def enabled_services(spec: dict[str, Any]) -> list[str]:
     """Names of the services the platform runs, in the canonical order."""
     overrides = {s["name"]: s for s in spec.get("services") or []}
     out = []
-    for name in ALL_SERVICES:
-        default = name in CORE_SERVICES
-        if overrides.get(name, {}).get("enabled", default):
-            out.append(name)
+    for svc in catalog.SERVICES:
+        # The CRD refuses enabling a service that is not built; the check here keeps a platform
+        # created before that rule from rendering a Deployment of code that does not exist.
+        if svc.built and overrides.get(svc.name, {}).get("enabled", svc.enabled_by_default):
+            out.append(svc.name)
     return out
 
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from gameplane.kit.devinfra import EmbeddedPostgres, NatsServer
+from gameplane.devtools.infra import EmbeddedPostgres, NatsServer
 from gameplane.kit.settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)

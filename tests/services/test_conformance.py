@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from gameplane.contracts.games import SIGNATURE_HEADER, signature_valid
-from gameplane.simulators.inprocess import LocalPlatform, launch, local_platform, new_player
+from gameplane.devtools.inprocess import LocalPlatform, launch, local_platform, new_player
 from gameplane.simulators.rgs.client import PlatformClient
 from gameplane.simulators.rgs.conformance import Kit, SessionFactory, check_names
 

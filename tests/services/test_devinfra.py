@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gameplane.kit.devinfra import EmbeddedPostgres, NatsServer, free_port_block, port_is_free, wait_for_port
+from gameplane.devtools.infra import EmbeddedPostgres, NatsServer, free_port_block, port_is_free, wait_for_port
 
 
 async def scalar(url: str, sql: str) -> object:

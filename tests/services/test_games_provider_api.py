@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from gameplane.contracts.games import SIGNATURE_HEADER, sign
+from gameplane.devtools.inprocess import LocalPlatform, launch, local_platform, new_player
 from gameplane.games import aggregator
 from gameplane.games.settings import ProviderSettings
-from gameplane.simulators.inprocess import LocalPlatform, launch, local_platform, new_player
 
 SECRET = "games-service-test-provider-secret"
 AGG_PRIVATE, AGG_PUBLIC = aggregator.new_key_pair()
@@ -147,7 +147,7 @@ async def test_same_request_id_gets_the_same_answer_even_a_refusal(platform: Loc
     body = json.dumps(payload).encode()
     first = await games.post("/providers/rgs/bet", content=body, headers={SIGNATURE_HEADER: sign(SECRET, body)})
     assert first.json()["code"] == "insufficient-funds"
-    from gameplane.simulators.inprocess import deposit
+    from gameplane.devtools.inprocess import deposit
 
     await deposit(platform, player, 1000)
     again = await games.post("/providers/rgs/bet", content=body, headers={SIGNATURE_HEADER: sign(SECRET, body)})

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from gameplane.kit.testing import stored_events
-from gameplane.simulators.inprocess import LocalPlatform, launch, local_platform, new_player
+from gameplane.devtools.inprocess import LocalPlatform, launch, local_platform, new_player
+from gameplane.devtools.testing import stored_events
 
 SECRET = "rgs-service-test-provider-secret"
 
@@ -136,8 +136,8 @@ async def test_reality_checks_show_the_net_position_of_the_session(platform: Loc
     import asyncio
     from datetime import datetime, timedelta
 
+    from gameplane.devtools.inprocess import announce_player, deposit
     from gameplane.sessions import sweeper
-    from gameplane.simulators.inprocess import announce_player, deposit
 
     use_network(platform, None)
     player = uuid.uuid4()

@@ -13,9 +13,9 @@ import httpx
 import pytest
 import uvicorn
 
+from gameplane.devtools.infra import free_port
 from gameplane.gateway.app import UVICORN_OPTIONS, build_app
 from gameplane.gateway.settings import GatewaySettings
-from gameplane.kit.devinfra import free_port
 from gameplane.players.app import build_app as build_players
 from gameplane.players.settings import PlayersSettings
 

@@ -17,10 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from gameplane.devtools.infra import free_port
 from gameplane.gateway.app import UVICORN_OPTIONS, build_app
 from gameplane.gateway.settings import GatewaySettings
 from gameplane.kit.auth import issue_player_token, issue_service_token, verify_service_token
-from gameplane.kit.devinfra import free_port
 from gameplane.kit.problems import PROBLEM_BASE, Problem
 
 SERVICE_SECRET = "test-service-secret-0123456789-abcdef"
@@ -461,12 +461,15 @@ async def test_endpoint_map_file_is_reread(gateway: Any, upstreams: dict[str, An
         path.write_text(json.dumps({"games": eps["games"]}))
         for _ in range(100):
             gone = await gw.get("/v1/players/me", headers=bearer(player_token()))
-            if gone.status_code == 404:
+            if gone.status_code == 503:
                 break
             await asyncio.sleep(0.02)
-    assert_problem(before, 404, "not-found")
+        unknown = await gw.get("/v1/nosuchservice/x")
+    # A service of the platform without an endpoint is named as not running, not hidden as a 404.
+    assert assert_problem(before, 503, "service-unavailable")["service"] == "games"
     assert after.status_code == 200 and after.json()["service"] == "games"
-    assert_problem(gone, 404, "not-found")
+    assert "players is not running" in assert_problem(gone, 503, "service-unavailable")["detail"]
+    assert_problem(unknown, 404, "not-found")  # a path no service owns stays a 404
 
 
 # --- responses --------------------------------------------------------------------------------

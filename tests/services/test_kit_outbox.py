@@ -8,13 +8,13 @@ import nats
 import pytest
 from sqlalchemy import text
 
+from gameplane.devtools.testing import stored_events
 from gameplane.kit.app import Runtime
 from gameplane.kit.consumer import Consumers, handle_once
 from gameplane.kit.db import make_base
 from gameplane.kit.events import Envelope, Event
 from gameplane.kit.outbox import publish
 from gameplane.kit.settings import ServiceSettings, settings_config
-from gameplane.kit.testing import stored_events
 
 
 class KitPing(Event):

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from gameplane.devtools.testing import ManualClock as Clock
+from gameplane.devtools.testing import as_service, running, stored_events
 from gameplane.kit.auth import issue_service_token, verify_player_token
-from gameplane.kit.testing import ManualClock as Clock
-from gameplane.kit.testing import as_service, running, stored_events
 from gameplane.players.app import build_app
 from gameplane.players.settings import PlayersSettings
 

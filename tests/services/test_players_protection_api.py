@@ -14,9 +14,9 @@ import nats
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from gameplane.devtools.testing import ManualClock as Clock
+from gameplane.devtools.testing import as_service, running, stored_events
 from gameplane.kit.auth import verify_player_token
-from gameplane.kit.testing import ManualClock as Clock
-from gameplane.kit.testing import as_service, running, stored_events
 from gameplane.players.app import build_app
 from gameplane.players.safeguards import sweep
 from gameplane.players.settings import PlayersSettings

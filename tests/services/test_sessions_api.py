@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gameplane.kit.testing import stored_events
-from gameplane.simulators.inprocess import LocalPlatform, announce_player, launch, local_platform, new_player
+from gameplane.devtools.inprocess import LocalPlatform, announce_player, launch, local_platform, new_player
+from gameplane.devtools.testing import stored_events
 
 SECRET = "sessions-service-test-provider-secret"
 

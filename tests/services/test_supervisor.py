@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from gameplane.cli.supervisor import Backoff, ProcessSpec, State, Supervisor
-from gameplane.kit.devinfra import free_port
+from gameplane.devtools.infra import free_port
 
 # Answers /readyz, spawns a grandchild (to prove the whole process group goes), exits with 3 on
 # /crash, and with IGNORE_TERM=1 ignores SIGTERM (to prove the SIGKILL escalation).

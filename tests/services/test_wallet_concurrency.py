@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from gameplane.kit.testing import as_service, running
+from gameplane.devtools.testing import as_service, running
 from gameplane.wallet.app import build_app
 from gameplane.wallet.settings import WalletSettings
 

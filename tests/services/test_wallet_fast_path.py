@@ -19,8 +19,8 @@ from sqlalchemy import text
 from walletlib import W, Wallet, slug
 
 from gameplane.contracts.wallet import BetRequest, OperationResult
+from gameplane.devtools.testing import running, stored_events
 from gameplane.kit.events import Envelope
-from gameplane.kit.testing import running, stored_events
 from gameplane.wallet import ledger
 from gameplane.wallet.app import build_app
 from gameplane.wallet.fastplay import FAST_PATH, batch_totals, bet_op

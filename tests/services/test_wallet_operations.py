@@ -13,8 +13,8 @@ from sqlalchemy import text
 from walletlib import W, Wallet, slug
 
 from gameplane.contracts.players import LimitState, ProtectionChanged
+from gameplane.devtools.testing import as_service, running, stored_events
 from gameplane.kit.events import Envelope
-from gameplane.kit.testing import as_service, running, stored_events
 from gameplane.wallet.app import build_app
 from gameplane.wallet.settings import WalletSettings
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from gameplane.kit.testing import as_service
+from gameplane.devtools.testing import as_service
 
 W = "/internal/wallet"
 

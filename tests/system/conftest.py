@@ -2,7 +2,7 @@
 
 `platform` (session) is the running platform; `launch_platform` starts another one for tests
 that need their own (for example with a different command line). Teardown sends SIGINT and
-fails if any process of the platform survives. The machinery is `gameplane.cli.harness`.
+fails if any process of the platform survives. The machinery is `gameplane.devtools.harness`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gameplane.cli.harness import Platform, ServiceNotBuilt, launch
+from gameplane.devtools.harness import Platform, ServiceNotBuilt, launch
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,7 +7,7 @@ import httpx
 import psutil
 
 from gameplane.cli import registry
-from gameplane.cli.harness import Platform
+from gameplane.devtools.harness import Platform
 
 
 def test_every_built_service_runs_and_answers(platform: Platform) -> None:

@@ -22,9 +22,9 @@ import asyncpg
 import psutil
 import pytest
 
-from gameplane.cli.harness import surviving
 from gameplane.cli.registry import PORT_OFFSETS
-from gameplane.kit.devinfra import free_port_block
+from gameplane.devtools.harness import surviving
+from gameplane.devtools.infra import free_port_block
 
 FAKE_MAIN = textwrap.dedent("""
     import http.server, json, os, socket
@@ -62,7 +62,7 @@ WRAPPER = textwrap.dedent("""
     from gameplane.cli import registry
     # GPFAKE_SERVICES="alpha:db,beta": the service table of this run
     registry.SERVICES = tuple(
-        registry.Service(name, f"gpfake_{name}", i, database=flag == "db")
+        registry.Service(name, f"gpfake_{name}", i, database=flag == "db", built=True)
         for i, (name, _, flag) in enumerate(e.partition(":") for e in os.environ["GPFAKE_SERVICES"].split(","))
     )
     from gameplane.cli.main import app

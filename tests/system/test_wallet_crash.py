@@ -20,8 +20,8 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gameplane.devtools.infra import free_port
 from gameplane.kit.auth import issue_service_token
-from gameplane.kit.devinfra import free_port
 
 SECRET = "crash-test-service-secret-0123456789"
 CLIENTS, OPS_PER_CLIENT, PLAYERS = 16, 30, 4

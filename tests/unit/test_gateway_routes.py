@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gameplane.gateway.routes import Access, BadPath, Blocked, RouteTable, client_ip
+from gameplane.gateway.routes import Access, BadPath, Blocked, NotRunning, RouteTable, client_ip
 
 SERVICES = ["players", "wallet", "games", "sessions", "payments"]
 
@@ -115,3 +115,19 @@ def test_partner_prefixes_are_marked_for_their_own_rate_limit():
     assert table.resolve("POST", "/providers/acme/bet").partner
     assert table.resolve("POST", "/webhooks/psp/events").partner
     assert not table.resolve("POST", "/v1/players/login").partner
+
+
+@pytest.mark.parametrize(("path", "service"), [("/v1/wallet/me/balance", "wallet"), ("/webhooks/psp/x", "payments"),
+                                               ("/v1/bonus/offers", "bonus")])
+def test_a_known_service_that_is_not_running_is_named_not_hidden(path: str, service: str) -> None:
+    table = RouteTable(["players"], known=["players", "wallet", "payments", "bonus"])
+    with pytest.raises(NotRunning) as caught:
+        table.resolve("GET", path)
+    assert caught.value.service == service
+
+
+def test_paths_of_no_service_stay_unproxied_with_known_services() -> None:
+    # negative control: only a known service's paths turn into 503s
+    table = RouteTable(["players"], known=["players", "wallet"])
+    assert table.resolve("GET", "/v1/playersx/me") is None
+    assert table.resolve("GET", "/v1/rgs/spin") is None

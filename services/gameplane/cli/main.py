@@ -15,14 +15,27 @@ from rich.table import Table
 
 from gameplane.cli import registry
 
+# Plain help (no rich boxes): it wraps within 80 columns instead of truncating options and defaults.
 app = typer.Typer(name="gameplane", help="Run and operate a gameplane platform locally.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80})
 # Without a terminal (CI, pipes) rich assumes 80 columns and truncates URLs in tables.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"gameplane {version('gameplane')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: bool = typer.Option(False, "--version", "-V", callback=_print_version, is_eager=True,
+                                  help="Print the version and exit."),
+) -> None:
     """gameplane: a Kubernetes-native iGaming platform."""
 
 
@@ -34,7 +47,10 @@ def up(
     ready_timeout: float = typer.Option(120.0, help="Seconds to wait for every /readyz."),
     stop_grace: float = typer.Option(10.0, help="Seconds a service gets to exit after SIGTERM."),
 ) -> None:
-    """Start PostgreSQL, NATS and every built service; Ctrl-C stops all of it."""
+    """Start the whole platform on this machine.
+
+    PostgreSQL, NATS and every built service, each as its own process; prints the URLs once
+    everything is ready. Ctrl-C stops all of it."""
     from gameplane.cli.up import UpOptions, run_up  # keeps `gameplane --help` fast
 
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
@@ -45,11 +61,11 @@ def up(
 
 @app.command()
 def services(base_port: int = typer.Option(registry.DEFAULT_BASE_PORT)) -> None:
-    """List the services of the platform and whether each one is built yet."""
+    """List the services and whether each one is built."""
     table = Table("service", "module", "url", "database", "built")
     for s in registry.SERVICES:
-        table.add_row(s.name, s.module, s.url(base_port), s.database_name or "-",
-                      "yes" if s.is_built() else "[dim]not yet[/]")
+        table.add_row(s.name, s.module, registry.url(s, base_port), s.database_name or "-",
+                      "yes" if s.built else "[dim]not yet[/]")
     console.print(table)
 
 

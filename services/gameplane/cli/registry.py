@@ -1,58 +1,29 @@
-"""The service table of a local platform (docs/architecture.md, "Services and local ports").
+"""A local platform's view of the catalogue (gameplane.catalog): ports, URLs and environments.
 
-A service takes part in `gameplane up` only once its package has a `__main__` module, so
-services not built yet are simply absent. Add a row here when a new service gets a port.
+Only built services take part in `gameplane up`; the catalogue says which those are.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from dataclasses import dataclass
+
+from gameplane import catalog
+from gameplane.catalog import Service
 
 HOST = "127.0.0.1"
 DEFAULT_BASE_PORT = 8000
 
 
-@dataclass(frozen=True)
-class Service:
-    name: str
-    module: str
-    port_offset: int  # local port = base port + offset (8000 + offset by default)
-    database: bool  # owns a database gp_<name>
-
-    @property
-    def env_prefix(self) -> str:
-        return f"GP_{self.name.upper()}_"
-
-    @property
-    def database_name(self) -> str | None:
-        return f"gp_{self.name}" if self.database else None
-
-    def port(self, base_port: int = DEFAULT_BASE_PORT) -> int:
-        return base_port + self.port_offset
-
-    def url(self, base_port: int = DEFAULT_BASE_PORT) -> str:
-        return f"http://{HOST}:{self.port(base_port)}"
-
-    def is_built(self) -> bool:
-        try:
-            return importlib.util.find_spec(f"{self.module}.__main__") is not None
-        except ModuleNotFoundError:
-            return False
+def port(service: Service, base_port: int = DEFAULT_BASE_PORT) -> int:
+    return base_port + service.port_offset
 
 
-# Order matters: services start in this order and the gateway comes first in every listing.
-SERVICES: tuple[Service, ...] = (
-    Service("gateway", "gameplane.gateway", 0, database=False),
-    Service("players", "gameplane.players", 1, database=True),
-    Service("wallet", "gameplane.wallet", 2, database=True),
-    Service("games", "gameplane.games", 3, database=True),
-    Service("sessions", "gameplane.sessions", 4, database=True),
-    Service("rgs", "gameplane.simulators.rgs", 100, database=False),
-)
+def url(service: Service, base_port: int = DEFAULT_BASE_PORT) -> str:
+    return f"http://{HOST}:{port(service, base_port)}"
 
-PORT_OFFSETS: tuple[int, ...] = tuple(s.port_offset for s in SERVICES)
+
+SERVICES: tuple[Service, ...] = catalog.SERVICES
+PORT_OFFSETS: tuple[int, ...] = catalog.PORT_OFFSETS
 
 
 def available(only: list[str] | None = None) -> list[Service]:
@@ -62,11 +33,14 @@ def available(only: list[str] | None = None) -> list[Service]:
         unknown = sorted(set(only) - known)
         if unknown:
             raise ValueError(f"unknown service(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return [s for s in SERVICES if (not only or s.name in only) and s.is_built()]
+        unbuilt = sorted(n for n in only if not next(s for s in SERVICES if s.name == n).built)
+        if unbuilt:
+            raise ValueError(f"not built yet in this release: {', '.join(unbuilt)}")
+    return [s for s in SERVICES if (not only or s.name in only) and s.built]
 
 
 def endpoints(services: list[Service], base_port: int = DEFAULT_BASE_PORT) -> dict[str, str]:
-    return {s.name: s.url(base_port) for s in services}
+    return {s.name: url(s, base_port) for s in services}
 
 
 def service_env(
@@ -83,7 +57,7 @@ def service_env(
     p = service.env_prefix
     env = {
         f"{p}HOST": HOST,
-        f"{p}PORT": str(service.port(base_port)),
+        f"{p}PORT": str(port(service, base_port)),
         f"{p}NATS_URL": nats_url,
         f"{p}SERVICE_TOKEN_SECRET": service_token_secret,
         f"{p}PLAYER_TOKEN_SECRET": player_token_secret,

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import httpx
 
-from gameplane.kit.devinfra import group_alive
+from gameplane.devtools.infra import group_alive
 
 log = logging.getLogger("gameplane.supervisor")
 

@@ -29,7 +29,7 @@ from rich.table import Table
 
 from gameplane.cli import registry
 from gameplane.cli.supervisor import ProcessSpec, Supervisor
-from gameplane.kit.devinfra import PG_TEMPLATE_CACHE, EmbeddedPostgres, NatsServer, kill_group, port_is_free
+from gameplane.devtools.infra import PG_TEMPLATE_CACHE, EmbeddedPostgres, NatsServer, kill_group, port_is_free
 
 READY_MARKER = "GAMEPLANE READY"
 
@@ -81,7 +81,8 @@ def run_up(opts: UpOptions, console: Console) -> int:
         _reap_leftovers(layout.pids, console)
         for stale in layout.hold.glob("*"):  # a hold is meant for one run, never the next
             stale.unlink()
-        busy = [f"{s.name} ({s.port(opts.base_port)})" for s in services if not port_is_free(s.port(opts.base_port))]
+        busy = [f"{s.name} ({registry.port(s, opts.base_port)})" for s in services
+                if not port_is_free(registry.port(s, opts.base_port))]
         if busy:
             console.print(f"[red]ports in use: {', '.join(busy)}; try --base-port")
             return 1
@@ -197,7 +198,7 @@ def _specs(
             argv=[sys.executable, "-m", s.module],
             env={**base_env, **env},
             log_path=layout.logs / f"{s.name}.log",
-            ready_url=f"{s.url(opts.base_port)}/readyz",
+            ready_url=f"{registry.url(s, opts.base_port)}/readyz",
         ))
     return specs
 

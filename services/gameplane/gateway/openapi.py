@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from gameplane.gateway.routes import Access, BadPath, Blocked, RouteTable
+from gameplane.gateway.routes import Access, BadPath, Blocked, NotRunning, RouteTable
 
 log = logging.getLogger("gameplane.gateway.openapi")
 
@@ -84,7 +84,7 @@ def _exposed_operations(service: str, path: str, item: Doc, table: RouteTable) -
             continue
         try:
             route = table.resolve(method.upper(), path)
-        except (Blocked, BadPath):
+        except (Blocked, BadPath, NotRunning):
             continue
         if route is None or route.target != service:
             continue

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from yarl import URL
 
 from gameplane.gateway.ratelimit import TokenBuckets, retry_after
-from gameplane.gateway.routes import Access, BadPath, Blocked, Route, RouteTable, client_ip
+from gameplane.gateway.routes import Access, BadPath, Blocked, NotRunning, Route, RouteTable, client_ip
 from gameplane.gateway.settings import GatewaySettings
 from gameplane.gateway.tokens import PlayerTokens, ServiceTokens
 from gameplane.kit import metrics, telemetry
@@ -68,7 +68,7 @@ class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.upstreams: dict[str, str] = {}
-        self.table = RouteTable(())
+        self.table = RouteTable((), known=settings.routed_services)
         self.breakers: dict[str, CircuitBreaker] = {}
         self.timeouts: dict[str, aiohttp.ClientTimeout] = {}
         self.refresh_endpoints()
@@ -203,6 +203,11 @@ class GatewayMiddleware:
         except BadPath:
             await _send_problem(send, scope, Problem(400, "bad-path", "Malformed path",
                                                      "dot segments are not allowed"), uuid.uuid4().hex)
+            return
+        except NotRunning as absent:
+            await _send_problem(send, scope, _unavailable(absent.service, "is not running in this platform",
+                                                          self.gw.settings.endpoints_refresh_seconds),
+                                uuid.uuid4().hex)
             return
         if route is None:
             await self.app(scope, receive, send)

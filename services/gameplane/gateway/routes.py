@@ -66,17 +66,29 @@ class BadPath(Exception):
     """The path is malformed in a way that could trick a server behind the gateway."""
 
 
+class NotRunning(Exception):
+    """The path belongs to a service of the platform that is not running here (not deployed,
+    disabled, or left out with `gameplane up --only`): 503 naming it, not a 404 that would
+    suggest the route does not exist."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(service)
+        self.service = service
+
+
 class RouteTable:
     def __init__(self, services: Iterable[str], *, public: tuple[Rule, ...] = PUBLIC_RULES,
-                 play: tuple[Rule, ...] = PLAY_RULES) -> None:
+                 play: tuple[Rule, ...] = PLAY_RULES, known: Iterable[str] = ()) -> None:
         self.services = frozenset(services)
+        self.known = frozenset(known)  # the platform's routable services, running or not
         self.public = public
         self.play = play
 
     def resolve(self, method: str, path: str) -> Route | None:
         """The route for a request, None when the gateway does not proxy the path (its own
-        endpoints, or a service this platform does not run). Raises Blocked for /internal and
-        BadPath for dot segments, which a normalising server behind us could resolve elsewhere."""
+        endpoints, or a path no service of the platform owns). Raises Blocked for /internal,
+        BadPath for dot segments, which a normalising server behind us could resolve elsewhere,
+        and NotRunning for a known service that has no endpoint here."""
         head, _, rest = path[1:].partition("/")
         if head == "internal":
             raise Blocked(path)
@@ -87,6 +99,8 @@ class RouteTable:
             target = FIXED_PREFIXES.get(head, "")
             label = f"/{head}"
         if target not in self.services:
+            if target in self.known:
+                raise NotRunning(target)
             return None
         if "/." in path and any(seg in (".", "..") for seg in path.split("/")):
             raise BadPath(path)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from gameplane import catalog
 from gameplane.kit.settings import ServiceSettings, settings_config
 
 # Services a player may reach through the gateway. Simulators (rgs, psp) are external parties
 # and are never exposed even when they appear in the endpoint map.
-PLATFORM_SERVICES = ["players", "wallet", "games", "sessions", "payments", "bonus", "risk",
-                     "affiliates", "analytics"]
+PLATFORM_SERVICES = [s.name for s in catalog.SERVICES if s.kind == "service" and s.name != "gateway"]
 
 
 class GatewaySettings(ServiceSettings):

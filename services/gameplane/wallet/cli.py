@@ -11,7 +11,7 @@ from gameplane.kit.db import Database
 from gameplane.wallet.reconcile import reconcile as run_checks
 from gameplane.wallet.schemas import ReconciliationReport
 
-app = typer.Typer(help="The wallet's ledger tools.", no_args_is_help=True)
+app = typer.Typer(help="The wallet's ledger tools.", no_args_is_help=True, rich_markup_mode=None)
 
 
 async def _reconcile(url: str) -> ReconciliationReport:
@@ -29,7 +29,9 @@ def reconcile(
                                       help="postgresql+asyncpg://... of the wallet database"),
     as_json: bool = typer.Option(False, "--json", help="print the full report as JSON"),
 ) -> None:
-    """Check every ledger invariant over the whole database; exit 1 on any breach."""
+    """Check the ledger invariants.
+
+    Every invariant over the whole wallet database; exits 1 on any breach."""
     try:
         report = asyncio.run(_reconcile(database_url))
     except Exception as exc:  # unreachable or not a wallet database: say so, don't dump a traceback

@@ -389,7 +389,8 @@ def _cli() -> Any:
     from gameplane.contracts.games import DEV_PROVIDER_SECRET
     from gameplane.kit.settings import ServiceSettings
 
-    app = typer.Typer(help="Tools for game providers integrating with gameplane.", no_args_is_help=True)
+    app = typer.Typer(help="Tools for game providers integrating with gameplane.", no_args_is_help=True,
+                      rich_markup_mode=None)
 
     @app.command()
     def conformance(
@@ -409,7 +410,9 @@ def _cli() -> Any:
         stake: int = typer.Option(10, help="stake of the probing bets, minor units"),
         check: list[str] = typer.Option([], help=f"run only these checks: {', '.join(check_names())}"),
     ) -> None:
-        """Run the adversarial suite and print a pass/fail table; exit 1 on any failure."""
+        """Attack a platform's seamless-wallet API.
+
+        Runs the adversarial suite and prints a pass/fail table; exits 1 on any failure."""
         if bootstrap:
             factory = gateway_bootstrap(url, wallet_url, service_token_secret, game_id=game, currency=currency,
                                         deposit=deposit)

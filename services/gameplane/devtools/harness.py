@@ -23,7 +23,7 @@ import psutil
 
 from gameplane.cli.registry import PORT_OFFSETS
 from gameplane.cli.up import READY_MARKER
-from gameplane.kit.devinfra import free_port_block
+from gameplane.devtools.infra import free_port_block
 
 READY_TIMEOUT = float(os.environ.get("GAMEPLANE_READY_TIMEOUT", "90"))
 
