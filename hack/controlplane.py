@@ -44,7 +44,9 @@ KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
 METRICS_SERVER_VERSION = "v0.9.0"
 COREDNS_VERSION = "v1.15.0"
-SKAFFOLD_VERSION = "v2.19.0"
+# v2.16.1: the newest release whose checksum the Go checksum database serves here (v2.16.0 and
+# v2.17+ answer 404), so the build stays verified.
+SKAFFOLD_VERSION = "v2.16.1"
 
 # k8s.io/kubernetes points every staging module at ./staging/src/...; a replace directive is ignored
 # outside the main module, so the wrapper module must pin each one to its published version.
@@ -61,6 +63,9 @@ ETCD_SIBLINGS = ("api/v3", "client/pkg/v3", "client/v3", "pkg/v3")
 CACHE = Path(os.environ.get("GAMEPLANE_CACHE", Path.home() / ".cache" / "gameplane"))
 STATE = Path(os.environ.get("GAMEPLANE_CLUSTER_DIR", CACHE / "cluster"))
 HOST = "127.0.0.1"
+# The real node's pod bridge gateway: Pods reach the API server (and cluster DNS) there.
+NODE_BRIDGE_IP = "10.89.0.1"
+SERVICE_CIDR = "10.0.0.0/24"
 
 
 @dataclass(frozen=True)
@@ -171,16 +176,10 @@ BUILDS: tuple[GoBuild, ...] = (
         replaces={m: f"{m} {v}" for m, v in (
             ("github.com/alessio/shellescape", "v1.4.2"),
             ("github.com/imdario/mergo", "v0.3.16"),
+            ("github.com/docker/docker", "v27.5.1+incompatible"),
+            ("github.com/docker/cli", "v27.5.1+incompatible"),
+            ("github.com/spf13/viper", "v1.19.0"),
             ("github.com/buildpacks/lifecycle", "v0.20.5"),
-            ("github.com/buildpacks/pack", "v0.38.2"),
-            ("github.com/buildpacks/imgutil", "v0.0.0-20250909162057-9db16db815e3"),
-            ("github.com/google/go-containerregistry", "v0.21.2"),
-            ("github.com/dprotaso/go-yit", "v0.0.0-20240618133044-5a0af90af097"),
-            ("k8s.io/apimachinery", "v0.33.4"),
-            ("k8s.io/api", "v0.33.4"),
-            ("k8s.io/client-go", "v0.33.4"),
-            ("k8s.io/kubectl", "v0.33.4"),
-            ("k8s.io/kube-openapi", "v0.0.0-20250628140032-d90c4fd18f59"),
         )},
         excludes=("github.com/karrick/godirwalk v1.17.0",),
         ldflags=(f"-X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version={SKAFFOLD_VERSION}",),
@@ -275,8 +274,13 @@ def build_one(b: GoBuild, log: bool = True) -> float:
         return took
 
 
-def build_all(log: bool = True) -> dict[str, float]:
-    return {b.key: build_one(b, log) for b in BUILDS}
+def build_all(log: bool = True, keys: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Build every tool (or the builds named in `keys`); returns seconds spent per build."""
+    return {b.key: build_one(b, log) for b in BUILDS if keys is None or b.key in keys}
+
+
+# What `ControlPlane.start` needs; the node, helm and skaffold are built by their users.
+PLANE_BUILDS = ("kubernetes", "etcd", "kwok")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,7 +344,7 @@ def _write_pki(pki: Path) -> None:
                 x509.SubjectAlternativeName(
                     [x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default",
                                                "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")]
-                    + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in (HOST, "10.0.0.1")]
+                    + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in (HOST, "10.0.0.1", NODE_BRIDGE_IP)]
                 ),
                 critical=False,
             )  # fmt: skip
@@ -354,11 +358,45 @@ def _write_pki(pki: Path) -> None:
     issue("controller-manager", "system:kube-controller-manager", None, server=False)
     issue("scheduler", "system:kube-scheduler", None, server=False)
     issue("kwok", "kwok-controller", "system:masters", server=False)
+    # The API server's identity towards kubelets (logs, exec, port-forward): the bootstrap policy
+    # binds system:kubelet-api-admin to nobody, so the node harness binds it to this name.
+    issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", None, server=False)
+    # The aggregation layer (metrics-server): a CA of its own, so that no ordinary client
+    # certificate can assert X-Remote-User headers.
+    _write_front_proxy(pki, now, key_pem, name)
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (pki / "sa.key").write_bytes(key_pem(sa_key))
     (pki / "sa.pub").write_bytes(
         sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
+
+
+def _write_front_proxy(pki: Path, now: dt.datetime, key_pem: Callable[..., bytes], name: Callable[..., object]) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = name("gameplane-front-proxy-ca")
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder().subject_name(name("front-proxy-client")).issuer_name(ca_name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number()).not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    (pki / "front-proxy-ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (pki / "front-proxy-client.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (pki / "front-proxy-client.key").write_bytes(key_pem(key))
 
 
 def _kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
@@ -553,7 +591,7 @@ class ControlPlane:
             return r.status == 200 and r.read().strip() == b"ok"
 
     def start(self, timeout: float = 120.0) -> ControlPlane:
-        build_all()
+        build_all(keys=PLANE_BUILDS)
         if self.state.exists():
             shutil.rmtree(self.state)
         self.state.mkdir(parents=True)
@@ -580,11 +618,27 @@ class ControlPlane:
             "--bind-address", HOST, "--advertise-address", HOST, "--secure-port", str(self.ports["apiserver"]),
             "--tls-cert-file", str(pki / "apiserver.crt"), "--tls-private-key-file", str(pki / "apiserver.key"),
             "--client-ca-file", str(pki / "ca.crt"),
-            "--authorization-mode", "RBAC",
+            # Node: kubelets may read only what their own Pods need; NodeRestriction: and write only
+            # their own Node and Pods.
+            "--authorization-mode", "Node,RBAC", "--enable-admission-plugins", "NodeRestriction",
+            "--kubelet-client-certificate", str(pki / "apiserver-kubelet-client.crt"),
+            "--kubelet-client-key", str(pki / "apiserver-kubelet-client.key"),
+            "--kubelet-certificate-authority", str(pki / "ca.crt"),
+            "--kubelet-preferred-address-types", "InternalIP",
+            # The aggregation layer (metrics.k8s.io from metrics-server); requests go straight to
+            # the extension server's Pod rather than through its ClusterIP.
+            "--requestheader-client-ca-file", str(pki / "front-proxy-ca.crt"),
+            "--requestheader-allowed-names", "front-proxy-client",
+            "--requestheader-username-headers", "X-Remote-User",
+            "--requestheader-group-headers", "X-Remote-Group",
+            "--requestheader-extra-headers-prefix", "X-Remote-Extra-",
+            "--proxy-client-cert-file", str(pki / "front-proxy-client.crt"),
+            "--proxy-client-key-file", str(pki / "front-proxy-client.key"),
+            "--enable-aggregator-routing=true",
             "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
             "--service-account-key-file", str(pki / "sa.pub"),
             "--service-account-signing-key-file", str(pki / "sa.key"),
-            "--service-cluster-ip-range", "10.0.0.0/24",
+            "--service-cluster-ip-range", SERVICE_CIDR,
             # The loopback address may not be published as the `kubernetes` Service's endpoint.
             "--endpoint-reconciler-type", "none",
             "--audit-policy-file", str(self.state / "audit-policy.yaml"),
@@ -609,7 +663,7 @@ class ControlPlane:
             "--service-account-private-key-file", str(pki / "sa.key"),
             "--root-ca-file", str(pki / "ca.crt"),
             "--cluster-signing-cert-file", str(pki / "ca.crt"), "--cluster-signing-key-file", str(pki / "ca.key"),
-            "--service-cluster-ip-range", "10.0.0.0/24",
+            "--service-cluster-ip-range", SERVICE_CIDR,
             # GC and ReplicaSets react fast in a test cluster; the HPA controller syncs every 15 s.
             "--concurrent-gc-syncs", "10", "--concurrent-deployment-syncs", "10",
             "--concurrent-replicaset-syncs", "10",
