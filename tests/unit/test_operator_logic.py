@@ -1,4 +1,5 @@
-"""The operator's pure parts (no cluster): spec -> values, the no-op-write check, status, queue."""
+"""The operator's pure parts (no cluster): spec -> values, referenced Secrets, the no-op-write
+check, status, Events, queue."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import copy
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from gameplane_operator.desired import contains, prepare, up_to_date
+from gameplane_operator.refs import Resolution, resolve, secret_refs
 from gameplane_operator.scheduler import Scheduler
-from gameplane_operator.status import Outcome, WorkloadInfo, compute, transitions
-from gameplane_operator.values import chart_values, enabled_services
+from gameplane_operator.status import Outcome, WorkloadInfo, compute, events
+from gameplane_operator.values import Defaults, chart_values, enabled_services
 
 KEYS = {"service-token-secret": "s", "player-token-secret": "p", "postgres-password": "pw"}
 PLATFORM: dict[str, Any] = {
@@ -23,11 +27,20 @@ PLATFORM: dict[str, Any] = {
 
 
 def test_enabled_services_defaults_and_overrides() -> None:
-    assert enabled_services({"version": "1.0.0"})[:2] == ["gateway", "players"]
+    assert enabled_services({"version": "1.0.0"}) == ["gateway", "players", "wallet", "games", "sessions"]
     assert "rgs" not in enabled_services({})
-    spec = {"services": [{"name": "rgs", "enabled": True}, {"name": "bonus", "enabled": False}]}
-    names = enabled_services(spec)
-    assert "rgs" in names and "bonus" not in names and len(names) == 10
+    spec = {"services": [{"name": "rgs", "enabled": True}, {"name": "sessions", "enabled": False}]}
+    assert enabled_services(spec) == ["gateway", "players", "wallet", "games", "rgs"]
+
+
+def test_a_service_that_is_not_built_never_renders_even_if_the_spec_asks() -> None:
+    # A platform stored before the CRD's rule existed: the operator still renders no Deployment of
+    # code the image does not have.
+    spec = {"version": "0.1.0", "services": [{"name": "payments", "enabled": True}, {"name": "psp", "enabled": True}]}
+    v = chart_values("demo", spec, KEYS)
+    assert v["payments"]["enabled"] is False and v["psp"]["enabled"] is False
+    assert "payments" not in enabled_services(spec)
+    assert v["wallet"]["enabled"] is True  # negative control: a built service stays on
 
 
 def test_chart_values_map_the_spec() -> None:
@@ -115,7 +128,7 @@ def test_status_counts_ready_services_and_keeps_transition_times() -> None:
     assert second == first  # nothing changed: identical status, so no write
     done = WorkloadInfo("wallet", "demo-wallet", 2, 2, 2, True, "")
     third = _status({"gateway": ready, "wallet": done}, platform={**PLATFORM, "status": first}, now=later)
-    assert ("Ready", "True", "AllServicesReady") in transitions(first, third)
+    assert ("Normal", "AllServicesReady", "all 2 services ready") in events(first, third)
     assert {c["type"]: c for c in third["conditions"]}["Ready"]["lastTransitionTime"] == "2026-01-02T00:00:00Z"
 
 
@@ -160,3 +173,156 @@ def test_status_never_claims_a_generation_it_has_not_reconciled() -> None:
                 outcome=Outcome(True, "Applied", "ok"), paused=False, dashboards=[], observed_generation=1)  # fmt: skip
     assert s["observedGeneration"] == 1  # the platform is at generation 2: not reconciled yet
     assert {c["observedGeneration"] for c in s["conditions"]} == {1}
+
+
+KWOK = {"nodeSelector": {"type": "kwok"},
+        "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]}
+
+
+def test_scheduling_maps_platform_wide_and_per_service_keys_as_given() -> None:
+    spec = {"version": "0.1.0", "scheduling": {**KWOK, "priorityClassName": "casino", "topologySpread": False},
+            "services": [{"name": "wallet", "scheduling": {"tolerations": [], "topologySpread": True}},
+                         {"name": "games", "replicas": 2}]}  # fmt: skip
+    v = chart_values("demo", spec, KEYS)
+    assert v["global"]["scheduling"] == {**KWOK, "priorityClassName": "casino", "topologySpread": False}
+    # A key the service sets (even empty) is passed, so it overrides; unset keys stay out and inherit.
+    assert v["wallet"]["scheduling"] == {"tolerations": [], "topologySpread": True}
+    assert "scheduling" not in v["games"] and "scheduling" not in v["players"]
+    assert "scheduling" not in chart_values("demo", {"version": "0.1.0"}, KEYS)["global"]
+
+
+def test_backend_images_come_from_the_spec_then_the_operator_defaults() -> None:
+    base = {"version": "0.1.0"}
+    assert "image" not in chart_values("d", base, KEYS)["postgres"]  # the chart's public default
+    local = Defaults(postgres_image="gameplane/dev-postgres:17", nats_image="gameplane/dev-nats:2.11")
+    v = chart_values("d", base, KEYS, local)
+    assert v["postgres"]["image"] == "gameplane/dev-postgres:17" and v["nats"]["image"] == "gameplane/dev-nats:2.11"
+    own = {**base, "database": {"mode": "embedded", "embedded": {"image": "postgres:18-alpine"}},
+           "messaging": {"mode": "embedded", "embedded": {"image": "nats:2.12-alpine"}}}  # fmt: skip
+    v = chart_values("d", own, KEYS, local)
+    assert v["postgres"]["image"] == "postgres:18-alpine" and v["nats"]["image"] == "nats:2.12-alpine"
+    external = {**base, "database": {"mode": "external", "external": {"secretRef": {"name": "db"}}},
+                "messaging": {"mode": "external", "url": "nats://nats:4222"}}  # fmt: skip
+    v = chart_values("d", external, KEYS, local)
+    assert v["postgres"] == {"enabled": False} and v["nats"] == {"enabled": False}
+
+
+FULL_REFS_SPEC: dict[str, Any] = {
+    "version": "0.1.0",
+    "database": {"mode": "external", "external": {"secretRef": {"name": "casino-db", "key": "url"}}},
+    "messaging": {"mode": "external", "url": "nats://n:4222", "credentialsSecretRef": {"name": "nats-creds"}},
+    "providers": [{"name": "acme", "baseUrl": "https://a", "secretRef": {"name": "acme-keys"}}],
+    "paymentProviders": [{"name": "payfast", "baseUrl": "https://p", "secretRef": {"name": "payfast-keys"}}],
+    "gateway": {"host": "c.example", "ingress": {"enabled": True, "tlsSecretName": "casino-tls"}},
+}
+
+
+def test_secret_references_name_the_secret_key_namespace_and_field() -> None:
+    refs = secret_refs(FULL_REFS_SPEC)
+    assert [(r.name, r.key) for r in refs] == [("casino-db", "url"), ("nats-creds", "nats.creds"),
+                                               ("acme-keys", None), ("payfast-keys", None), ("casino-tls", "tls.crt")]
+    nothing = resolve(refs, "casino", lambda name: None)
+    assert (nothing.ok, nothing.reason) == (False, "SecretNotFound")
+    assert "Secret casino-db not found in namespace casino (spec.database.external.secretRef)" in nothing.message
+    assert "spec.paymentProviders[0].secretRef (payfast)" in nothing.message
+    present = {"casino-db": frozenset({"dsn"}), "nats-creds": frozenset({"nats.creds"}), "acme-keys": frozenset(),
+               "payfast-keys": frozenset({"secret"}), "casino-tls": frozenset({"tls.crt", "tls.key"})}  # fmt: skip
+    wrong_key = resolve(refs, "casino", present.get)
+    assert (wrong_key.ok, wrong_key.reason) == (False, "SecretKeyNotFound")
+    assert wrong_key.message == ("Secret casino-db in namespace casino has no key url "
+                                 "(spec.database.external.secretRef)")  # fmt: skip
+    present["casino-db"] = frozenset({"url"})
+    assert resolve(refs, "casino", present.get).ok
+    # A platform with embedded backends and no integrations references nothing.
+    assert resolve(secret_refs({"version": "0.1.0"}), "casino", lambda n: None) == Resolution(
+        True, "NoSecretsReferenced", "the platform references no Secret of its own")
+    # Only what is used: an Ingress without TLS and an embedded database reference no Secret.
+    assert secret_refs({"gateway": {"host": "h", "ingress": {"enabled": True}},
+                        "database": {"mode": "embedded", "external": {"secretRef": {"name": "x"}}}}) == []
+
+
+def _full(**kw: Any) -> dict[str, Any]:
+    ready = WorkloadInfo("gateway", "demo-gateway", 1, 1, 1, True, "", total=1)
+    args: dict[str, Any] = dict(platform=PLATFORM, services=["gateway"], workloads={"gateway": ready},
+                                autoscalers={}, endpoints={}, outcome=Outcome(True, "Applied", "ok"), paused=False,
+                                dashboards=[], now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))  # fmt: skip
+    args.update(kw)
+    return compute(**args)
+
+
+def _cond(status: dict[str, Any], ctype: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == ctype)
+
+
+def test_a_missing_secret_blocks_ready_with_its_own_condition() -> None:
+    missing = Resolution(False, "SecretNotFound", "Secret casino-db not found in namespace casino (...)")
+    s = _full(secrets=missing)
+    assert (_cond(s, "Ready")["status"], _cond(s, "Ready")["reason"]) == ("False", "SecretNotFound")
+    assert (_cond(s, "SecretsResolved")["status"], _cond(s, "SecretsResolved")["reason"]) == ("False", "SecretNotFound")
+    assert _cond(s, "Ready")["message"] == missing.message
+    fine = _full(secrets=Resolution(True, "AllSecretsFound", "1 referenced Secrets found: casino-db"))
+    assert _cond(fine, "Ready")["status"] == "True" and _cond(fine, "SecretsResolved")["status"] == "True"
+
+
+def test_platform_waits_for_its_development_postgres_and_nats() -> None:
+    starting = WorkloadInfo("postgres", "demo-postgres", 1, 0, 1, True, "", total=1)
+    nats = WorkloadInfo("nats", "demo-nats", 1, 1, 1, True, "", total=1)
+    gateway = WorkloadInfo("gateway", "demo-gateway", 1, 1, 1, True, "", total=1)
+    s = _full(workloads={"gateway": gateway, "postgres": starting, "nats": nats}, backends=("postgres", "nats"))
+    ready = _cond(s, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "BackendsNotReady")
+    assert "waiting for the development PostgreSQL" in ready["message"] and s["serviceSummary"] == "1/1"
+    up = WorkloadInfo("postgres", "demo-postgres", 1, 1, 1, True, "", total=1)
+    s = _full(workloads={"gateway": gateway, "postgres": up, "nats": nats}, backends=("postgres", "nats"))
+    assert _cond(s, "Ready")["status"] == "True"
+    # An external database: no PostgreSQL of its own to wait for (negative control).
+    s = _full(workloads={"gateway": gateway, "nats": nats}, backends=("nats",))
+    assert _cond(s, "Ready")["status"] == "True"
+
+
+@pytest.mark.parametrize(
+    ("ready", "updated", "total", "done"),
+    [
+        (2, 1, 3, False),  # surge: 2 old ready, 1 new starting
+        (2, 2, 3, False),  # 2 new (1 ready) + 1 old ready: readyReplicas says 2, the rollout is not done
+        (2, 2, 2, True),  # old ones gone, both new ones ready
+        (1, 2, 2, False),  # new ones in place, one not ready yet
+    ],
+)
+def test_a_rollout_counts_only_when_new_pods_are_the_ready_ones(ready: int, updated: int, total: int,
+                                                                 done: bool) -> None:  # fmt: skip
+    w = WorkloadInfo("wallet", "demo-wallet", 2, ready, updated, True, "", total=total)
+    s = _full(services=["wallet"], workloads={"wallet": w})
+    assert (_cond(s, "Ready")["status"] == "True") is done
+    assert s["services"][0]["updatedReplicas"] == updated
+
+
+def _with(status: dict[str, Any], **conds: tuple[str, str]) -> dict[str, Any]:
+    return {"conditions": [{"type": t, "status": v, "reason": r, "message": f"{t} {r}"} for t, (v, r) in conds.items()]}
+
+
+def test_warning_events_only_for_real_problems() -> None:
+    empty: dict[str, Any] = {}
+    starting = _with(empty, Ready=("False", "ServicesNotReady"), Reconciled=("True", "Applied"),
+                     SecretsResolved=("True", "NoSecretsReferenced"), Degraded=("False", "AsExpected"),
+                     FaultsActive=("False", "NoFaults"))  # fmt: skip
+    # A platform starting up: Normal, and nothing for conditions that merely begin True/False.
+    assert events(empty, starting) == [("Normal", "ServicesNotReady", "Ready ServicesNotReady")]
+    ready = _with(empty, Ready=("True", "AllServicesReady"))
+    assert events(starting, ready) == [("Normal", "AllServicesReady", "Ready AllServicesReady")]
+    broken = _with(empty, Ready=("False", "ApplyFailed"), Reconciled=("False", "ApplyFailed"),
+                   Degraded=("True", "ApplyFailed"))  # fmt: skip
+    assert {e[0] for e in events(starting, broken)} == {"Warning"}
+    secretless = _with(empty, Ready=("False", "SecretNotFound"), SecretsResolved=("False", "SecretNotFound"))
+    assert events(_with(empty, Ready=("True", "AllServicesReady"), SecretsResolved=("True", "AllSecretsFound")),
+                  secretless) == [("Warning", "SecretNotFound", "Ready SecretNotFound"),
+                                  ("Warning", "SecretNotFound", "SecretsResolved SecretNotFound")]  # fmt: skip
+    found = _with(empty, SecretsResolved=("True", "AllSecretsFound"))
+    assert events(secretless, found) == [("Normal", "AllSecretsFound", "SecretsResolved AllSecretsFound")]
+    stuck = _with(empty, Degraded=("True", "RolloutStuck"))
+    assert events(_with(empty, Degraded=("False", "AsExpected")), stuck)[0][0] == "Warning"
+    assert events(stuck, _with(empty, Degraded=("False", "AsExpected")))[0][:2] == ("Normal", "Recovered")
+    paused = _with(empty, Ready=("False", "Paused"), Reconciled=("False", "Paused"))
+    assert {e[0] for e in events(starting, paused)} == {"Normal"}
+    drill = _with(empty, FaultsActive=("True", "FaultsInjected"))
+    assert events(_with(empty, FaultsActive=("False", "NoFaults")), drill)[0][0] == "Normal"
