@@ -54,6 +54,7 @@ class Memo:
     outcome: Outcome
     generation: int  # the metadata.generation that reconcile applied
     dashboards: list[dict[str, str]] = field(default_factory=list)
+    ready: bool = False  # the Ready condition the last status computed
 
 
 @dataclass
@@ -281,6 +282,8 @@ async def run_platform(key: Key, full: bool) -> bool:
     if _differs(old, status):
         await rt.kube.patch_status(ns, name, _with_removals(old, status))
     _post_events(platform, old, status, applied, pruned)
+    if memo is not None:
+        memo.ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status["conditions"])
     _count_ready()
     return outcome.ok
 
@@ -319,7 +322,8 @@ def _post_events(platform: dict[str, Any], old: dict[str, Any], new: dict[str, A
 
 def _count_ready() -> None:
     rt = runtime()
-    metrics.PLATFORMS_READY.set(sum(1 for m in rt.memo.values() if m.outcome.ok))
+    # Ready as the status says (a platform applied without error may still miss a Secret or Pods).
+    metrics.PLATFORMS_READY.set(sum(1 for m in rt.memo.values() if m.ready))
 
 
 # -- GamingPlatform handlers ----------------------------------------------------------------------

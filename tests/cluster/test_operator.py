@@ -253,6 +253,12 @@ def test_pause_annotation_stops_reconciling(demo: dict[str, Any], api: dict[str,
 SECRETS_NS = "op-secrets"
 
 
+def _platforms_ready(operator: dict[str, int]) -> float:
+    text = _get(f"http://127.0.0.1:{operator['metrics']}/metrics")
+    return float(next(line.split()[-1] for line in text.splitlines()
+                      if line.startswith("gameplane_operator_platforms_ready ")))  # fmt: skip
+
+
 def _secret(name: str, data: dict[str, str], kind: str = "Opaque") -> dict[str, Any]:
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": kind, "data": encoded}
@@ -292,6 +298,7 @@ def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], 
         (d.status.ready_replicas or 0) >= (d.spec.replicas or 1)
         for d in api["apps"].list_namespaced_deployment(SECRETS_NS).items), 60)  # fmt: skip
     assert condition(casino(), "Ready")["status"] == "False"  # ...and still not Ready: the kwok Pods lie
+    ready_without = _platforms_ready(operator)  # the metric agrees with the condition
     events = core.list_namespaced_event(SECRETS_NS, field_selector="involvedObject.name=casino").items
     warnings = [e for e in events if e.type == "Warning"]
     assert {e.reason for e in warnings} == {"SecretNotFound"}, [(e.type, e.reason) for e in events]
@@ -311,6 +318,7 @@ def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], 
     obj = wait_for("casino Ready", lambda: casino() if condition(casino(), "Ready").get("status") == "True" else None,
                    60)  # fmt: skip
     assert obj["metadata"]["generation"] == before  # nobody touched the platform
+    wait_for("platforms_ready counts casino", lambda: _platforms_ready(operator) == ready_without + 1, 10)
     assert condition(obj, "SecretsResolved")["reason"] == "AllSecretsFound"
     events = core.list_namespaced_event(SECRETS_NS, field_selector="involvedObject.name=casino").items
     assert ("Normal", "AllSecretsFound") in {(e.type, e.reason) for e in events}
