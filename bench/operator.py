@@ -33,7 +33,12 @@ REPO = Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "gameplane.io", "v1alpha1", "gamingplatforms"
 OPERATOR_USER = "system:serviceaccount:gameplane-system:gameplane-operator"
 WRITE_VERBS = {"create", "update", "patch", "delete"}
-SPEC = {"version": "0.1.0", "services": [{"name": "wallet", "replicas": 2}]}
+# kwok's fake nodes are tainted (real workloads belong on a real node): the bench's Pods go there.
+KWOK_SCHEDULING = {
+    "nodeSelector": {"type": "kwok"},
+    "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"}],
+}
+SPEC = {"version": "0.1.0", "services": [{"name": "wallet", "replicas": 2}], "scheduling": KWOK_SCHEDULING}
 
 
 def load_controlplane() -> Any:

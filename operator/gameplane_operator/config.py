@@ -7,6 +7,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .values import Defaults
+
 GROUP = "gameplane.io"
 VERSION = "v1alpha1"
 PLURAL = "gamingplatforms"
@@ -43,3 +45,10 @@ class Config:
     metrics_port: int = field(default_factory=lambda: int(os.environ.get("GAMEPLANE_OPERATOR_METRICS_PORT", "0")))
     metrics_host: str = field(default_factory=lambda: os.environ.get("GAMEPLANE_OPERATOR_METRICS_HOST", "0.0.0.0"))
     kubeconfig: str | None = field(default_factory=lambda: os.environ.get("KUBECONFIG") or None)
+    # Images of the development backends for platforms that do not choose (operator chart:
+    # platformDefaults.*); empty means the gameplane chart's own defaults.
+    postgres_image: str = field(default_factory=lambda: os.environ.get("GAMEPLANE_OPERATOR_POSTGRES_IMAGE", ""))
+    nats_image: str = field(default_factory=lambda: os.environ.get("GAMEPLANE_OPERATOR_NATS_IMAGE", ""))
+
+    def defaults(self) -> Defaults:
+        return Defaults(postgres_image=self.postgres_image, nats_image=self.nats_image)

@@ -3,9 +3,12 @@
 - create / update / resume run a full reconcile and make kopf retry it when it fails;
 - delete only forgets the platform: its children carry ownerReferences, so the API server's
   garbage collector removes them (no finalizer, so deletion never waits for the operator);
-- Deployments, HPAs and Services of every platform are indexed: status comes from the indexes;
+- Deployments, StatefulSets, HPAs and Services of every platform are indexed: status comes from
+  the indexes; so are the names and keys (never the values) of Secrets, to tell whether the
+  Secrets a platform references exist;
 - any change to a child nudges its platform: drift (a deleted object, a hand-scaled Deployment)
-  is repaired, and status follows readiness. Status-only changes skip the render-and-apply step.
+  is repaired, and status follows readiness. Status-only changes skip the render-and-apply step;
+- a change to a Secret a platform references (created at last, a key added) refreshes its status.
 
 Run with `kopf run -m gameplane_operator.handlers` or `gameplane-operator` (see __main__.py).
 """
@@ -13,13 +16,15 @@ Run with `kopf run -m gameplane_operator.handlers` or `gameplane-operator` (see 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
-from . import metrics
+from . import metrics, refs
 from .config import (
     GROUP,
     HASH_ANNOTATION,
@@ -34,7 +39,7 @@ from .kube import Kube, connection_info, load_api_client
 from .reconcile import reconcile
 from .render import Renderer
 from .scheduler import Key, Scheduler
-from .status import AutoscalerInfo, EndpointInfo, Outcome, WorkloadInfo, compute, transitions
+from .status import AutoscalerInfo, EndpointInfo, Outcome, WorkloadInfo, compute, events
 from .values import MANAGED_BY, enabled_services
 
 log = logging.getLogger(__name__)
@@ -49,6 +54,7 @@ class Memo:
     outcome: Outcome
     generation: int  # the metadata.generation that reconcile applied
     dashboards: list[dict[str, str]] = field(default_factory=list)
+    ready: bool = False  # the Ready condition the last status computed
 
 
 @dataclass
@@ -60,6 +66,7 @@ class Runtime:
     indexes: dict[str, Any] = field(default_factory=dict)
     memo: dict[Key, Memo] = field(default_factory=dict)
     generations: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    referenced: dict[Key, set[str]] = field(default_factory=dict)  # platform -> Secret names it uses
 
 
 RT: Runtime | None = None
@@ -74,7 +81,7 @@ def runtime() -> Runtime:
 def _remember_indexes(kwargs: dict[str, Any]) -> None:
     # kopf hands indexes to handlers only; they are live views, so keeping the latest is enough.
     if RT is not None:
-        for name in ("gp_workloads", "gp_autoscalers", "gp_endpoints"):
+        for name in ("gp_workloads", "gp_statefulsets", "gp_autoscalers", "gp_endpoints", "gp_secrets"):
             if name in kwargs:
                 RT.indexes[name] = kwargs[name]
 
@@ -93,6 +100,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     config = Config()
     # Handler logs stay logs: only warnings become Kubernetes Events (Events are API writes).
     settings.posting.level = logging.WARNING
+    # Events name the operator, not the framework: `kubectl describe` shows "From gameplane-operator".
+    settings.posting.reporting_component = MANAGED_BY
+    settings.posting.reporting_instance = os.environ.get("GAMEPLANE_OPERATOR_POD_NAME") or socket.gethostname()
+    settings.posting.event_name_prefix = f"{MANAGED_BY}-"
     # Our schema has no status.kopf: kopf keeps its bookkeeping in annotations. Its prefix must not
     # be gameplane.io: kopf ignores every annotation under its storage prefix when it diffs, and the
     # pause annotation (gameplane.io/paused) has to count as a change.
@@ -149,8 +160,32 @@ def gp_workloads(namespace: str | None, name: str, labels: Any, meta: Any, spec:
         updated=int(status.get("updatedReplicas") or 0),
         current=int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0),
         failure=failure,
+        total=int(status.get("replicas") or 0),
     )
     return {_platform_key(namespace, labels): info}
+
+
+@kopf.index("apps", "v1", "statefulsets", labels=CHILD)
+def gp_statefulsets(namespace: str | None, name: str, labels: Any, meta: Any, spec: Any, status: Any,
+                    **_: Any) -> Any:  # fmt: skip
+    # The development PostgreSQL: the platform is not ready while it is not.
+    info = WorkloadInfo(
+        component=labels.get(COMPONENT, name),
+        name=name,
+        desired=int(spec.get("replicas", 1)),
+        ready=int(status.get("readyReplicas") or 0),
+        updated=int(status.get("updatedReplicas") or 0),
+        current=int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0),
+        failure="",
+        total=int(status.get("replicas") or 0),
+    )
+    return {_platform_key(namespace, labels): info}
+
+
+@kopf.index("", "v1", "secrets")
+def gp_secrets(namespace: str | None, name: str, body: Any, **_: Any) -> Any:
+    # Names and keys only: whether a referenced Secret (and its key) exists. Values stay out.
+    return {(namespace or "", name): frozenset((body.get("data") or {}).keys())}
 
 
 @kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=CHILD)
@@ -182,6 +217,23 @@ def _by_component(index_name: str, key: Key) -> dict[str, Any]:
     return {item.component: item for item in index[key]}
 
 
+def _secret_keys(namespace: str, name: str) -> frozenset[str] | None:
+    index = runtime().indexes.get("gp_secrets")
+    if index is None or (namespace, name) not in index:
+        return None
+    return next(iter(index[(namespace, name)]), frozenset())
+
+
+def _backends(spec: dict[str, Any]) -> tuple[str, ...]:
+    """The platform's own PostgreSQL and NATS (by component label), when it runs them."""
+    out = []
+    if (spec.get("database") or {}).get("mode", "embedded") == "embedded":
+        out.append("postgres")
+    if (spec.get("messaging") or {}).get("mode", "embedded") == "embedded":
+        out.append("nats")
+    return tuple(out)
+
+
 # -- one platform: reconcile (full) or status refresh --------------------------------------------
 async def run_platform(key: Key, full: bool) -> bool:
     rt = runtime()
@@ -190,6 +242,7 @@ async def run_platform(key: Key, full: bool) -> bool:
     if platform is None or platform["metadata"].get("deletionTimestamp"):
         rt.scheduler.forget(key)
         rt.memo.pop(key, None)
+        rt.referenced.pop(key, None)
         return True
     metrics.PLATFORMS.set(rt.scheduler.known())
     paused = (platform["metadata"].get("annotations") or {}).get(PAUSE_ANNOTATION) == "true"
@@ -201,7 +254,7 @@ async def run_platform(key: Key, full: bool) -> bool:
         outcome = memo.outcome if memo else Outcome(True, "Paused", "paused before the first reconcile")
     elif full or memo is None or memo.generation != generation:
         # (A status refresh that finds a newer spec than the last reconcile applied does the reconcile.)
-        outcome, result = await reconcile(rt.kube, rt.renderer, platform)
+        outcome, result = await reconcile(rt.kube, rt.renderer, platform, rt.config.defaults())
         applied, pruned = outcome.applied, outcome.pruned
         metrics.RECONCILES.labels(reason=outcome.reason).inc()
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
@@ -210,21 +263,27 @@ async def run_platform(key: Key, full: bool) -> bool:
     else:
         outcome = memo.outcome
     spec = platform.get("spec") or {}
+    secret_refs = refs.secret_refs(spec)
+    rt.referenced[key] = {r.name for r in secret_refs}
     status = compute(
         platform=platform,
         services=enabled_services(spec),
-        workloads=_by_component("gp_workloads", key),
+        workloads={**_by_component("gp_statefulsets", key), **_by_component("gp_workloads", key)},
         autoscalers=_by_component("gp_autoscalers", key),
         endpoints=_by_component("gp_endpoints", key),
         outcome=outcome,
         paused=paused,
         dashboards=memo.dashboards if memo else [],
         observed_generation=memo.generation if memo else None,
+        backends=_backends(spec),
+        secrets=refs.resolve(secret_refs, ns, lambda secret: _secret_keys(ns, secret)),
     )
     old = platform.get("status") or {}
     if _differs(old, status):
         await rt.kube.patch_status(ns, name, _with_removals(old, status))
     _post_events(platform, old, status, applied, pruned)
+    if memo is not None:
+        memo.ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status["conditions"])
     _count_ready()
     return outcome.ok
 
@@ -257,20 +316,14 @@ def _post_events(platform: dict[str, Any], old: dict[str, Any], new: dict[str, A
     body = {k: platform[k] for k in ("apiVersion", "kind", "metadata")}
     if applied or pruned:
         kopf.event(body, type="Normal", reason="Applied", message=f"applied {applied} objects, pruned {pruned}")
-    conds = {c["type"]: c for c in new["conditions"]}
-    for ctype, value, reason in transitions(old, new):
-        if ctype == "Ready":
-            kopf.event(body, type="Normal" if value == "True" else "Warning", reason=reason,
-                       message=conds[ctype]["message"])  # fmt: skip
-        elif ctype in ("Degraded", "Reconciled") and (value == "True") == (ctype == "Degraded"):
-            kopf.event(body, type="Warning", reason=reason, message=conds[ctype]["message"])
-        elif ctype == "FaultsActive" and value == "True":
-            kopf.event(body, type="Warning", reason=reason, message=conds[ctype]["message"])
+    for etype, reason, message in events(old, new):
+        kopf.event(body, type=etype, reason=reason, message=message)
 
 
 def _count_ready() -> None:
     rt = runtime()
-    metrics.PLATFORMS_READY.set(sum(1 for m in rt.memo.values() if m.outcome.ok))
+    # Ready as the status says (a platform applied without error may still miss a Secret or Pods).
+    metrics.PLATFORMS_READY.set(sum(1 for m in rt.memo.values() if m.ready))
 
 
 # -- GamingPlatform handlers ----------------------------------------------------------------------
@@ -303,6 +356,7 @@ async def on_delete(namespace: str | None, name: str | None, **_: Any) -> None:
     key = (namespace or "", name or "")
     rt.scheduler.forget(key)
     rt.memo.pop(key, None)
+    rt.referenced.pop(key, None)
     log.info("platform %s/%s deleted; its children are garbage-collected by ownerReferences", *key)
 
 
@@ -347,3 +401,23 @@ for _group, _version, _plural, _gen in (
     ("", "v1", "serviceaccounts", False),
 ):
     kopf.on.event(_group, _version, _plural, labels=CHILD, id=f"child-{_plural}")(_child_handler(_plural, _gen))
+
+
+# -- Secrets the platforms reference (not theirs: no label to select them by) ----------------------
+def _platforms_referencing(namespace: str | None, name: str | None) -> list[Key]:
+    if RT is None:
+        return []
+    return [key for key, names in RT.referenced.items() if key[0] == (namespace or "") and name in names]
+
+
+def _is_referenced(namespace: str | None, name: str | None, **_: Any) -> bool:
+    return bool(_platforms_referencing(namespace, name))
+
+
+@kopf.on.event("", "v1", "secrets", when=_is_referenced, id="referenced-secrets")
+async def on_referenced_secret(namespace: str | None, name: str | None, **kwargs: Any) -> None:
+    # A Secret created (or given its key) after the platform: its status follows without any edit
+    # of the platform. Pods retry missing Secrets themselves; the operator only re-evaluates.
+    _remember_indexes(kwargs)
+    for key in _platforms_referencing(namespace, name):
+        RT.scheduler.nudge(key, full=False)  # type: ignore[union-attr]

@@ -22,7 +22,7 @@ from .config import MANAGED_BY_LABEL, PLATFORM_LABEL
 from .kube import Kube
 from .render import Capabilities, Renderer, RenderError
 from .status import Outcome
-from .values import MANAGED_BY, SECRETS_SUFFIX, chart_values
+from .values import MANAGED_BY, SECRETS_SUFFIX, Defaults, chart_values
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,14 @@ def _owned_by(obj: d.Obj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
 
-async def apply_platform(kube: Kube, renderer: Renderer, platform: dict[str, Any], concurrency: int = 6) -> Applied:
+async def apply_platform(
+    kube: Kube, renderer: Renderer, platform: dict[str, Any], defaults: Defaults | None = None, concurrency: int = 6
+) -> Applied:
     meta = platform["metadata"]
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
     caps = await kube.capabilities()
     keys = await platform_secrets(kube, ns, name)
-    values = chart_values(name, platform.get("spec") or {}, keys)
+    values = chart_values(name, platform.get("spec") or {}, keys, defaults)
     rendered = await renderer.render(name, ns, values, caps)
     want = sorted(d.prepare(rendered, platform), key=lambda o: KIND_ORDER.get(o["kind"], 99))
 
@@ -111,10 +113,12 @@ def monitoring_outcome(spec: dict[str, Any], caps: Capabilities) -> tuple[bool, 
     )
 
 
-async def reconcile(kube: Kube, renderer: Renderer, platform: dict[str, Any]) -> tuple[Outcome, Applied | None]:
+async def reconcile(
+    kube: Kube, renderer: Renderer, platform: dict[str, Any], defaults: Defaults | None = None
+) -> tuple[Outcome, Applied | None]:
     spec = platform.get("spec") or {}
     try:
-        applied = await apply_platform(kube, renderer, platform)
+        applied = await apply_platform(kube, renderer, platform, defaults)
     except RenderError as exc:
         return Outcome(False, "RenderFailed", str(exc)[:1000]), None
     except Exception as exc:  # the API refused an object: report it truthfully, retry later

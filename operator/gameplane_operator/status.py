@@ -10,18 +10,26 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from .refs import ALL_FOUND, Resolution
+
+# Ready=False reasons that describe a platform on its way (starting, rolling out, paused by its
+# owner): their Events are Normal. Every other False reason is a problem and a Warning.
+PROGRESSING = frozenset({"ServicesNotReady", "BackendsNotReady", "Paused"})
+_BACKEND_NAMES = {"postgres": "PostgreSQL", "nats": "NATS"}
+
 
 @dataclass(frozen=True)
 class WorkloadInfo:
-    """What the operator keeps (in a kopf index) about one Deployment of a platform."""
+    """What the operator keeps (in a kopf index) about one Deployment or StatefulSet of a platform."""
 
     component: str
     name: str
     desired: int
-    ready: int
-    updated: int
+    ready: int  # Pods passing readiness, old and new template together
+    updated: int  # Pods of the current template
     current: bool  # the controller has seen the latest spec (observedGeneration == generation)
     failure: str  # non-empty when the rollout is stuck (ProgressDeadlineExceeded, ReplicaFailure)
+    total: int = 0  # all non-terminating Pods, old template included
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,10 @@ class Outcome:
 
 
 def workload_ready(w: WorkloadInfo) -> bool:
-    return w.current and w.updated >= w.desired and w.ready >= max(w.desired, 1)
+    """A finished rollout, as `kubectl rollout status` judges one: every desired replica runs the
+    current template, no old replica is left, and as many replicas pass readiness. The ready
+    count alone would also count Pods of the old template while new ones are still starting."""
+    return w.current and w.updated >= w.desired and w.total <= w.updated and w.ready >= max(w.desired, 1)
 
 
 def _condition(
@@ -84,10 +95,14 @@ def compute(
     dashboards: list[dict[str, str]],
     observed_generation: int | None = None,
     now: dt.datetime | None = None,
+    backends: tuple[str, ...] = (),
+    secrets: Resolution | None = None,
 ) -> dict[str, Any]:
     """`observed_generation`: the generation the outcome is about (default: the platform's own).
 
     A status refresh between a spec change and its reconcile must not claim the new generation.
+    `backends`: the platform's own PostgreSQL / NATS workloads (by component), which must be
+    ready too. `secrets`: whether the Secrets the spec references exist.
     """
     meta, spec = platform["metadata"], platform.get("spec") or {}
     generation = int(meta.get("generation") or 0) if observed_generation is None else observed_generation
@@ -101,6 +116,7 @@ def compute(
         row: dict[str, Any] = {"name": svc, "ready": bool(w and workload_ready(w))}
         row["replicas"] = w.desired if w else 0
         row["readyReplicas"] = w.ready if w else 0
+        row["updatedReplicas"] = w.updated if w else 0
         if svc in endpoints:
             row["endpoint"] = endpoints[svc].url
         if svc in autoscalers:
@@ -118,14 +134,27 @@ def compute(
         if w and w.failure:
             failing.append(f"{svc}: {w.failure}")
     ready_count = len(services) - len(waiting)
+    backends_waiting = []
+    for name in backends:
+        b = workloads.get(name)
+        if not (b and workload_ready(b)):
+            backends_waiting.append(name)
+        if b and b.failure:
+            failing.append(f"{name}: {b.failure}")
+    secrets = secrets or Resolution(True, ALL_FOUND, "")
 
     if paused:
         ready = (False, "Paused", "reconciliation is paused by the gameplane.io/paused annotation")
     elif not outcome.ok:
         ready = (False, outcome.reason, outcome.message)
+    elif not secrets.ok:
+        ready = (False, secrets.reason, secrets.message)
     elif waiting:
-        summary = f"{ready_count}/{len(services)} services ready; waiting for {', '.join(waiting)}"
+        summary = f"{ready_count}/{len(services)} services ready; waiting for {', '.join(waiting + backends_waiting)}"
         ready = (False, "ServicesNotReady", summary)
+    elif backends_waiting:
+        ready = (False, "BackendsNotReady", f"all {len(services)} services ready; waiting for "
+                 f"the development {' and '.join(_BACKEND_NAMES.get(b, b) for b in backends_waiting)}")  # fmt: skip
     else:
         ready = (True, "AllServicesReady", f"all {len(services)} services ready")
     if paused:
@@ -150,6 +179,7 @@ def compute(
     conds = [
         _condition(old, "Ready", *ready, generation, stamp),
         _condition(old, "Reconciled", *reconciled, generation, stamp),
+        _condition(old, "SecretsResolved", secrets.ok, secrets.reason, secrets.message, generation, stamp),
         _condition(old, "MonitoringConfigured", *outcome.monitoring, generation, stamp),
         _condition(old, "Degraded", *degraded, generation, stamp),
         _condition(old, "FaultsActive", *faults_cond, generation, stamp),
@@ -171,9 +201,36 @@ def compute(
     return status
 
 
-def transitions(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(condition type, new status, reason) for every condition whose status changed."""
+def events(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(type, reason, message) of the Events a status change deserves.
+
+    Warnings only for real problems: a failed render or apply, a missing Secret, a stuck rollout.
+    A platform starting up, waiting for its Pods, paused by its owner or running a fault drill it
+    asked for is reported as Normal. A recovery is Normal; a first True of a condition that was
+    never False (SecretsResolved, Degraded=False at creation) says nothing new and is not posted.
+    """
     before = {c["type"]: c["status"] for c in old.get("conditions") or []}
-    return [
-        (c["type"], c["status"], c["reason"]) for c in new["conditions"] if before.get(c["type"]) != c["status"]
-    ]
+    out = []
+    for c in new["conditions"]:
+        ctype, value, reason, message = c["type"], c["status"], c["reason"], c.get("message", "")
+        prev = before.get(ctype)
+        if prev == value:
+            continue
+        if ctype == "Ready":
+            problem = value == "False" and reason not in PROGRESSING
+            out.append(("Warning" if problem else "Normal", reason, message))
+        elif ctype == "Reconciled" and value == "False":
+            out.append(("Normal" if reason == "Paused" else "Warning", reason, message))
+        elif ctype == "SecretsResolved":
+            if value == "False":
+                out.append(("Warning", reason, message))
+            elif prev == "False":
+                out.append(("Normal", reason, message))
+        elif ctype == "Degraded":
+            if value == "True":
+                out.append(("Warning", reason, message))
+            elif prev == "True":
+                out.append(("Normal", "Recovered", message))
+        elif ctype == "FaultsActive" and (value == "True" or prev == "True"):
+            out.append(("Normal", reason, message))
+    return out

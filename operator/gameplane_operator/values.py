@@ -6,6 +6,7 @@ from the charts, the operator only decides their values. Pure functions, no I/O.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from gameplane import catalog
@@ -17,6 +18,26 @@ MANAGED_BY = "gameplane-operator"
 SECRETS_SUFFIX = "-secrets"
 
 Values = dict[str, Any]
+# spec.scheduling / services[].scheduling -> the charts' scheduling keys (the same names).
+SCHEDULING_KEYS = ("nodeSelector", "tolerations", "affinity", "priorityClassName", "topologySpread")
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Operator-wide defaults for what a platform leaves unset (operator chart: platformDefaults).
+
+    Empty means the umbrella chart's own default (the public postgres and nats images).
+    """
+
+    postgres_image: str = ""
+    nats_image: str = ""
+
+
+def _scheduling(block: dict[str, Any] | None) -> Values:
+    """The scheduling keys a spec block sets, unchanged: the chart treats a key that is present
+    (even empty) as an override, so keys the user left out must stay out."""
+    block = block or {}
+    return {k: block[k] for k in SCHEDULING_KEYS if k in block}
 
 
 def enabled_services(spec: dict[str, Any]) -> list[str]:
@@ -74,17 +95,24 @@ def _service_values(name: str, entry: dict[str, Any], enabled: bool, spec: dict[
         v["providers"] = [
             {"name": p["name"], "baseUrl": p["baseUrl"], "secretName": p["secretRef"]["name"]} for p in providers
         ]
+    scheduling = _scheduling(entry.get("scheduling"))
+    if scheduling:
+        v["scheduling"] = scheduling
     # The operator applies test hooks never; `helm test` is for chart users.
     v["tests"] = {"enabled": False}
     return v
 
 
-def chart_values(name: str, spec: dict[str, Any], secrets: dict[str, str]) -> Values:
+def chart_values(
+    name: str, spec: dict[str, Any], secrets: dict[str, str], defaults: Defaults | None = None
+) -> Values:
     """Values for `helm template <name> charts/gameplane` that realise `spec`.
 
     `secrets` carries the platform's generated keys (read back from the cluster, or new), so that
-    rendering is deterministic and a re-render never rotates a key.
+    rendering is deterministic and a re-render never rotates a key. `defaults` fills in what the
+    spec leaves to the operator (the development backends' images).
     """
+    defaults = defaults or Defaults()
     overrides = {s["name"]: s for s in spec.get("services") or []}
     enabled = set(enabled_services(spec))
     values: Values = {
@@ -123,6 +151,9 @@ def chart_values(name: str, spec: dict[str, Any], secrets: dict[str, str]) -> Va
         g["database"] = {"secretName": ref["name"], "secretKey": ref.get("key", "url")}
     if external_nats:
         g["natsUrl"] = msg["url"]
+    scheduling = _scheduling(spec.get("scheduling"))
+    if scheduling:
+        g["scheduling"] = scheduling
     values["global"] = g
     values["secrets"] = {
         "create": True,
@@ -130,9 +161,15 @@ def chart_values(name: str, spec: dict[str, Any], secrets: dict[str, str]) -> Va
         "playerTokenSecret": secrets["player-token-secret"],
         "postgresPassword": "" if external_db else secrets["postgres-password"],
     }
+    embedded_db, embedded_nats = db.get("embedded") or {}, msg.get("embedded") or {}
     values["postgres"] = {"enabled": not external_db}
-    if not external_db and (db.get("embedded") or {}).get("storageSize"):
-        values["postgres"]["storageSize"] = db["embedded"]["storageSize"]
+    if not external_db:
+        if embedded_db.get("storageSize"):
+            values["postgres"]["storageSize"] = embedded_db["storageSize"]
+        if image := embedded_db.get("image") or defaults.postgres_image:
+            values["postgres"]["image"] = image
     values["nats"] = {"enabled": not external_nats}
+    if not external_nats and (image := embedded_nats.get("image") or defaults.nats_image):
+        values["nats"]["image"] = image
     values["dashboards"] = {"enabled": bool(mon.get("dashboards", True))}
     return values

@@ -59,3 +59,19 @@ def restricted_namespace(kubectl: Run, name: str) -> None:
     kubectl("create", "namespace", name)
     for mode in ("enforce", "warn", "audit"):
         kubectl("label", "namespace", name, f"pod-security.kubernetes.io/{mode}=restricted")
+
+
+# kwok's fake nodes carry this taint (hack/controlplane.py) so that real workloads land on a real
+# node; Pods that only need to reach Running (no container runs on kwok) are sent there explicitly.
+KWOK_SCHEDULING: dict[str, Any] = {
+    "nodeSelector": {"type": "kwok"},
+    "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"}],
+}
+
+
+def kwok_values(key: str) -> list[str]:
+    """helm arguments that put a chart's Pods on kwok: `key` is where the chart reads scheduling
+    settings ("global.scheduling" for the platform charts; "" for the operator chart's top level)."""
+    if not key:
+        return [arg for k, v in KWOK_SCHEDULING.items() for arg in ("--set-json", f"{k}={json.dumps(v)}")]
+    return ["--set-json", f"{key}={json.dumps(KWOK_SCHEDULING)}"]

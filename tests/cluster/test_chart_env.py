@@ -19,6 +19,7 @@ import pytest
 import yaml
 from clusterlib import Run
 
+from gameplane import catalog
 from gameplane.kit.settings import ServiceSettings
 
 PROVIDERS = ["--set", "games.providers[0].name=acme", "--set", "games.providers[0].baseUrl=https://acme.example",
@@ -66,11 +67,12 @@ def test_every_built_service_accepts_the_environment_the_chart_renders(
     checked = []
     for dep in (d for d in rendered if d["kind"] == "Deployment"):
         container = dep["spec"]["template"]["spec"]["containers"][0]
-        command = " ".join(container.get("command", []) + container.get("args", []))
-        match = re.search(r"-m (gameplane\.[\w.]+)", command)
-        if match is None:
-            continue  # postgres, nats
-        cls = _settings_class(match.group(1))
+        # The image's launcher (`python -m gameplane <service>`) runs the catalogue's module.
+        args = container.get("args") or []
+        if not args or args[-1] not in catalog.BY_NAME:
+            continue  # nats
+        module = catalog.get(args[-1]).module
+        cls = _settings_class(module)
         if cls is None:
             continue
         env = _container_env(container, configmaps)
@@ -83,6 +85,6 @@ def test_every_built_service_accepts_the_environment_the_chart_renders(
         settings = cls()
         assert settings.port == 8000 and settings.host == "0.0.0.0"
         assert settings.endpoints_file == Path("/etc/gameplane/endpoints/endpoints.json")
-        checked.append(match.group(1))
+        checked.append(module)
     assert {"gameplane.gateway", "gameplane.players", "gameplane.wallet", "gameplane.games",
             "gameplane.sessions"} <= set(checked), checked

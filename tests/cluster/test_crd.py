@@ -83,6 +83,16 @@ def test_explain_reads_well(crd: None, kubectl: Run) -> None:
         assert f"  {field}\t" in out, out
     deep = kubectl("explain", "gp.spec.services.autoscaling.rpsTarget").stdout
     assert "requests per second" in deep
+    scheduling = kubectl("explain", "gp.spec.scheduling").stdout
+    assert "Where the platform's Pods run" in scheduling
+    for field in ("affinity", "nodeSelector", "priorityClassName", "tolerations", "topologySpread"):
+        assert f"  {field}\t" in scheduling, scheduling
+    assert "ScheduleAnyway" in kubectl("explain", "gp.spec.scheduling.topologySpread").stdout
+    assert "replaces the" in kubectl("explain", "gp.spec.services.scheduling").stdout
+    for path, text in (("gp.spec.database.embedded.image", "platformDefaults.postgresImage"),
+                       ("gp.spec.messaging.embedded.image", "platformDefaults.natsImage"),
+                       ("gp.status.services.updatedReplicas", "current Pod template")):  # fmt: skip
+        assert text in kubectl("explain", path).stdout, path
 
 
 VALID: dict[str, Any] = {"version": "0.1.0"}
@@ -116,9 +126,24 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("ingress-without-host", {**VALID, "gateway": {"ingress": {"enabled": True}}}, "gateway.host is required"),
     ("ingress-and-route", {**VALID, "gateway": {"host": "a.example", "ingress": {"enabled": True},
                                                 "gatewayAPI": {"enabled": True}}}, "choose one of gateway.ingress"),
-    ("fault-on-disabled", {**VALID, "services": [{"name": "bonus", "enabled": False}],
-                           "faults": [{"scenario": "latency", "service": "bonus"}]},
+    ("fault-on-disabled", {**VALID, "services": [{"name": "games", "enabled": False}],
+                           "faults": [{"scenario": "latency", "service": "games"}]},
      "a fault may only target an enabled service"),
+    ("fault-on-unbuilt", {**VALID, "faults": [{"scenario": "latency", "service": "bonus"}]},
+     "a fault may only target an enabled service"),
+    ("fault-on-unlisted-simulator", {**VALID, "faults": [{"scenario": "errors", "service": "rgs"}]},
+     "a fault may only target an enabled service"),
+    # Services without code in this release: refused by name, with the release.
+    ("unbuilt-by-default", {**VALID, "services": [{"name": "payments"}]},
+     "spec.services[0].enabled: Forbidden: payments is not built in gameplane 0.1.0 and cannot be enabled yet"),
+    ("unbuilt-simulator", {**VALID, "services": [{"name": "rgs", "enabled": True}, {"name": "psp", "enabled": True}]},
+     "psp is not built in gameplane 0.1.0 and cannot be enabled yet"),
+    ("bad-toleration", {**VALID, "scheduling": {"tolerations": [{"key": "a", "operator": "Maybe"}]}},
+     'Unsupported value: "Maybe"'),
+    ("affinity-typo", {**VALID, "scheduling": {"affinity": {"nodeAfinity": {}}}},
+     'unknown field "spec.scheduling.affinity.nodeAfinity"'),
+    ("service-scheduling-typo", {**VALID, "services": [{"name": "wallet", "scheduling": {"nodeSelektor": {}}}]},
+     'unknown field "spec.services[0].scheduling.nodeSelektor"'),
     ("bad-jurisdiction", {**VALID, "jurisdiction": "atlantis"}, 'Unsupported value: "atlantis"'),
     ("a-platform-name-that-is-far-too-long-to-prefix", VALID, "at most 40 characters"),
     ("1st-casino", VALID, "must be a DNS label starting with a letter"),
@@ -137,9 +162,17 @@ def test_invalid_platform_is_refused(
 
 
 def test_valid_platform_passes_the_same_checks(ns: str, custom: kubernetes.client.CustomObjectsApi) -> None:
-    # The rules refuse the cases above, not everything: the full sample is valid.
+    # The rules refuse the cases above, not everything: the full sample is valid...
     full = yaml.safe_load((REPO / "k8s" / "samples" / "full.yaml").read_text())
     create(custom, full)
+    # ...so are services that are not built, listed as disabled, and a fault on a listed simulator.
+    listed = {**VALID, "services": [{"name": n, "enabled": False} for n in
+                                    ("payments", "bonus", "risk", "affiliates", "analytics", "psp")]
+              + [{"name": "rgs", "enabled": True}], "faults": [{"scenario": "errors", "service": "rgs"}]}  # fmt: skip
+    create(custom, gp("listed-but-off", listed))
+    # Defaults: the platform-wide spread is on unless turned off.
+    made = create(custom, gp("spread", {**VALID, "scheduling": {"nodeSelector": {"pool": "casino"}}}))
+    assert made["spec"]["scheduling"] == {"nodeSelector": {"pool": "casino"}, "topologySpread": True}
 
 
 def test_immutable_fields_cannot_change(ns: str, custom: kubernetes.client.CustomObjectsApi) -> None:

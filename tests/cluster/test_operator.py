@@ -1,32 +1,40 @@
 """The operator (kopf.testing.KopfRunner, with its own ServiceAccount's token) against the real
-control plane: reconcile, Pod Security "restricted", drift repair, prune, pause, garbage collection.
+control plane: reconcile, Pod Security "restricted", drift repair, prune, pause, garbage collection,
+Secrets a platform references but does not have, and the Events it posts.
 
-The tests of this module run in order on one platform, like an operator's day.
+The tests of this module run in order on one platform, like an operator's day. Its Pods go to kwok's
+(tainted) fake nodes through spec.scheduling.
 """
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 import os
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
-from clusterlib import OPERATOR_USER, Run, free_port, restricted_namespace, wait_for
+import yaml
+from clusterlib import KWOK_SCHEDULING, OPERATOR_USER, Run, free_port, restricted_namespace, wait_for
 from kopf.testing import KopfRunner
 
 NS = "op-demo"
 NAME = "demo"
 GROUP, VERSION, PLURAL = "gameplane.io", "v1alpha1", "gamingplatforms"
-SERVICES = ["gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates", "analytics"]
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ["gateway", "players", "wallet", "games", "sessions"]  # every built service, nothing else
 SPEC: dict[str, Any] = {
     "version": "0.1.0",
     "services": [
         {"name": "gateway", "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 4}},
         {"name": "wallet", "replicas": 2},
     ],
+    "scheduling": KWOK_SCHEDULING,
 }
 SELECTOR = f"gameplane.io/platform={NAME},app.kubernetes.io/managed-by=gameplane-operator"
 
@@ -105,8 +113,10 @@ def demo(operator: dict[str, int], kubectl: Run, api: dict[str, Any]) -> dict[st
 
 def test_platform_reconciles_to_ready(demo: dict[str, Any], api: dict[str, Any]) -> None:
     status = demo["status"]
-    assert status["serviceSummary"] == "10/10"
-    assert {c["type"] for c in status["conditions"]} >= {"Ready", "Reconciled", "MonitoringConfigured", "Degraded"}
+    assert status["serviceSummary"] == "5/5"
+    assert {c["type"] for c in status["conditions"]} >= {"Ready", "Reconciled", "SecretsResolved",
+                                                          "MonitoringConfigured", "Degraded"}  # fmt: skip
+    assert condition(demo, "SecretsResolved")["reason"] == "NoSecretsReferenced"
     assert condition(demo, "Reconciled")["reason"] == "Applied"
     assert condition(demo, "Degraded")["status"] == "False"
     # No Prometheus Operator in this cluster: reported, not hidden.
@@ -136,12 +146,19 @@ def test_platform_reconciles_to_ready(demo: dict[str, Any], api: dict[str, Any])
     assert rows["gateway"]["autoscaler"]["minReplicas"] == 2
     assert status["gatewayUrl"] == endpoints["gateway"]
 
-    # Pods really run (kwok): 2 gateway + 2 wallet + 8 others + NATS + PostgreSQL.
+    # Pods really run (kwok): 2 gateway + 2 wallet + 3 others + NATS + PostgreSQL, on kwok's nodes.
     def running() -> bool:
         pods = api["core"].list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/instance={NAME}").items
-        return len(pods) == 14 and all(p.status.phase == "Running" for p in pods)
+        return len(pods) == 9 and all(p.status.phase == "Running" for p in pods)
 
-    wait_for("14 Pods Running", running, 60)
+    wait_for("9 Pods Running", running, 60)
+    pods = api["core"].list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/instance={NAME}").items
+    assert all(p.spec.node_name.startswith("kwok-node-") for p in pods)
+    wallet = deps[f"{NAME}-wallet"].spec.template.spec
+    assert wallet.node_selector == {"type": "kwok"}
+    assert [c.topology_key for c in wallet.topology_spread_constraints] == [
+        "kubernetes.io/hostname", "topology.kubernetes.io/zone"]  # fmt: skip
+    assert pdbs[f"{NAME}-wallet"].spec.unhealthy_pod_eviction_policy == "AlwaysAllow"
 
     # Every child is owned by the platform and applied by the operator's own field manager.
     uid = demo["metadata"]["uid"]
@@ -168,6 +185,9 @@ def test_everything_admitted_under_restricted_pod_security(demo: dict[str, Any],
 def test_events_metrics_and_liveness(demo: dict[str, Any], api: dict[str, Any], operator: dict[str, int]) -> None:
     events = api["core"].list_namespaced_event(NS, field_selector=f"involvedObject.name={NAME}").items
     assert {"Applied", "AllServicesReady"} <= {e.reason for e in events}
+    # Attributed to the operator by name, not to the framework; a platform starting up is not a problem.
+    assert {(e.reporting_component, e.source.component) for e in events} == {("gameplane-operator",) * 2}
+    assert {e.type for e in events} == {"Normal"}, [(e.type, e.reason, e.message) for e in events]
     text = _get(f"http://127.0.0.1:{operator['metrics']}/metrics")
     assert 'gameplane_operator_reconciles_total{reason="Applied"}' in text
     assert "gameplane_operator_api_writes_total" in text
@@ -193,27 +213,27 @@ def test_hand_scaled_deployment_returns_to_spec(demo: dict[str, Any], api: dict[
 def test_spec_change_rolls_only_the_affected_service(demo: dict[str, Any], api: dict[str, Any]) -> None:
     wait_for("platform Ready", lambda: ready_and_current(api), 60)
     before = {n: d.metadata.generation for n, d in deployments(api).items()}
-    services = [*SPEC["services"], {"name": "bonus", "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}}}]
+    services = [*SPEC["services"], {"name": "games", "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}}}]
     patch_platform(api, {"spec": {"services": services}})
     after_obj = wait_for("Ready at the new generation", lambda: ready_and_current(api), 60)
     after = {n: d.metadata.generation for n, d in deployments(api).items()}
     changed = {n for n in before if after[n] != before[n]}
-    assert changed == {f"{NAME}-bonus"}
-    bonus = deployments(api)[f"{NAME}-bonus"].spec.template.spec.containers[0].resources.requests
-    assert bonus == {"cpu": "200m", "memory": "256Mi"}
-    assert after_obj["status"]["serviceSummary"] == "10/10"
+    assert changed == {f"{NAME}-games"}
+    games = deployments(api)[f"{NAME}-games"].spec.template.spec.containers[0].resources.requests
+    assert games == {"cpu": "200m", "memory": "256Mi"}
+    assert after_obj["status"]["serviceSummary"] == "5/5"
 
 
 def test_disabling_a_service_prunes_its_objects(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:
-    services = [*SPEC["services"], {"name": "affiliates", "enabled": False}]
+    services = [*SPEC["services"], {"name": "sessions", "enabled": False}]
     patch_platform(api, {"spec": {"services": services}})
-    obj = wait_for("Ready without affiliates", lambda: ready_and_current(api), 60)
-    assert obj["status"]["serviceSummary"] == "9/9"
+    obj = wait_for("Ready without sessions", lambda: ready_and_current(api), 60)
+    assert obj["status"]["serviceSummary"] == "4/4"
     kinds = "deployments,services,configmaps,serviceaccounts,poddisruptionbudgets,networkpolicies"
-    left = kubectl("get", kinds, "-n", NS, "-l", "app.kubernetes.io/name=affiliates", "-o", "name").stdout
+    left = kubectl("get", kinds, "-n", NS, "-l", "app.kubernetes.io/name=sessions", "-o", "name").stdout
     assert left.strip() == ""
     endpoints = json.loads(api["core"].read_namespaced_config_map(f"{NAME}-endpoints", NS).data["endpoints.json"])
-    assert "affiliates" not in endpoints and len(endpoints) == 9
+    assert "sessions" not in endpoints and len(endpoints) == 4
 
 
 def test_pause_annotation_stops_reconciling(demo: dict[str, Any], api: dict[str, Any]) -> None:
@@ -221,13 +241,88 @@ def test_pause_annotation_stops_reconciling(demo: dict[str, Any], api: dict[str,
 
     patch_platform(api, {"metadata": {"annotations": {"gameplane.io/paused": "true"}}})
     wait_for("Reconciled=False/Paused", lambda: condition(platform(api), "Reconciled").get("reason") == "Paused", 30)
-    api["core"].delete_namespaced_service(f"{NAME}-risk", NS)
+    api["core"].delete_namespaced_service(f"{NAME}-players", NS)
     time.sleep(3)  # long enough for ~10 debounced reconciles, had the operator not been paused
     names = {s.metadata.name for s in api["core"].list_namespaced_service(NS, label_selector=SELECTOR).items}
-    assert f"{NAME}-risk" not in names
+    assert f"{NAME}-players" not in names
     patch_platform(api, {"metadata": {"annotations": {"gameplane.io/paused": None}}})
-    wait_for("risk Service back", lambda: api["core"].read_namespaced_service(f"{NAME}-risk", NS), 30)
+    wait_for("players Service back", lambda: api["core"].read_namespaced_service(f"{NAME}-players", NS), 30)
     wait_for("Reconciled again", lambda: condition(platform(api), "Reconciled").get("reason") == "Applied", 30)
+
+
+SECRETS_NS = "op-secrets"
+
+
+def _platforms_ready(operator: dict[str, int]) -> float:
+    text = _get(f"http://127.0.0.1:{operator['metrics']}/metrics")
+    return float(next(line.split()[-1] for line in text.splitlines()
+                      if line.startswith("gameplane_operator_platforms_ready ")))  # fmt: skip
+
+
+def _secret(name: str, data: dict[str, str], kind: str = "Opaque") -> dict[str, Any]:
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": kind, "data": encoded}
+
+
+def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], kubectl: Run,
+                                                      api: dict[str, Any]) -> None:  # fmt: skip
+    """k8s/samples/full.yaml references four Secrets. Without them it is not Ready and says which
+    ones; creating them (no edit of the platform) is enough to bring it to Ready."""
+    restricted_namespace(kubectl, SECRETS_NS)
+    body = yaml.safe_load((REPO / "k8s" / "samples" / "full.yaml").read_text())
+    body["spec"]["scheduling"] = copy.deepcopy(KWOK_SCHEDULING)  # kwok, instead of the sample's pools
+    for svc in body["spec"]["services"]:
+        svc.pop("scheduling", None)
+    custom, core = api["custom"], api["core"]
+    custom.create_namespaced_custom_object(GROUP, VERSION, SECRETS_NS, PLURAL, body)
+
+    def casino() -> dict[str, Any]:
+        return custom.get_namespaced_custom_object(GROUP, VERSION, SECRETS_NS, PLURAL, "casino")
+
+    def reason_is(reason: str) -> dict[str, Any] | None:
+        obj = casino()
+        return obj if condition(obj, "SecretsResolved").get("reason") == reason else None
+
+    obj = wait_for("SecretsResolved=False", lambda: reason_is("SecretNotFound"), 60)
+    secrets, ready = condition(obj, "SecretsResolved"), condition(obj, "Ready")
+    assert secrets["status"] == "False"
+    for name, field in (("casino-db", "spec.database.external.secretRef"),
+                        ("acme-slots-credentials", "spec.providers[0].secretRef (acme-slots)"),
+                        ("payfast-credentials", "spec.paymentProviders[0].secretRef (payfast)"),
+                        ("casino-tls", "spec.gateway.ingress.tlsSecretName")):  # fmt: skip
+        assert f"Secret {name} not found in namespace {SECRETS_NS} ({field})" in secrets["message"], secrets
+    assert (ready["status"], ready["reason"]) == ("False", "SecretNotFound")
+    # Everything else is applied meanwhile (and, on kwok, its Pods "run"): only the Secrets are missing.
+    assert condition(obj, "Reconciled")["status"] == "True"
+    wait_for("casino Deployments all ready", lambda: all(
+        (d.status.ready_replicas or 0) >= (d.spec.replicas or 1)
+        for d in api["apps"].list_namespaced_deployment(SECRETS_NS).items), 60)  # fmt: skip
+    assert condition(casino(), "Ready")["status"] == "False"  # ...and still not Ready: the kwok Pods lie
+    ready_without = _platforms_ready(operator)  # the metric agrees with the condition
+    events = core.list_namespaced_event(SECRETS_NS, field_selector="involvedObject.name=casino").items
+    warnings = [e for e in events if e.type == "Warning"]
+    assert {e.reason for e in warnings} == {"SecretNotFound"}, [(e.type, e.reason) for e in events]
+    assert all(e.reporting_component == "gameplane-operator" for e in events)
+
+    # The database Secret with the wrong key: still not resolved, and the message says which key.
+    core.create_namespaced_secret(SECRETS_NS, _secret("casino-db", {"dsn": "postgresql+asyncpg://u:p@db:5432"}))
+    for name in ("acme-slots-credentials", "payfast-credentials"):
+        core.create_namespaced_secret(SECRETS_NS, _secret(name, {"secret": "k" * 32}))
+    core.create_namespaced_secret(SECRETS_NS, _secret("casino-tls", {"tls.crt": "c", "tls.key": "k"},
+                                                      "kubernetes.io/tls"))  # fmt: skip
+    obj = wait_for("SecretKeyNotFound", lambda: reason_is("SecretKeyNotFound"), 30)
+    assert condition(obj, "SecretsResolved")["message"] == (
+        f"Secret casino-db in namespace {SECRETS_NS} has no key url (spec.database.external.secretRef)")
+    before = casino()["metadata"]["generation"]
+    core.patch_namespaced_secret("casino-db", SECRETS_NS, {"stringData": {"url": "postgresql+asyncpg://u:p@db:5432"}})
+    obj = wait_for("casino Ready", lambda: casino() if condition(casino(), "Ready").get("status") == "True" else None,
+                   60)  # fmt: skip
+    assert obj["metadata"]["generation"] == before  # nobody touched the platform
+    wait_for("platforms_ready counts casino", lambda: _platforms_ready(operator) == ready_without + 1, 10)
+    assert condition(obj, "SecretsResolved")["reason"] == "AllSecretsFound"
+    events = core.list_namespaced_event(SECRETS_NS, field_selector="involvedObject.name=casino").items
+    assert ("Normal", "AllSecretsFound") in {(e.type, e.reason) for e in events}
+    custom.delete_namespaced_custom_object(GROUP, VERSION, SECRETS_NS, PLURAL, "casino")
 
 
 def test_deleting_the_platform_collects_everything(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:

@@ -15,3 +15,13 @@ app.kubernetes.io/part-of: gameplane
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
+
+{{/* nodeSelector, tolerations, affinity: the operator Pod and its test Pod go to the same nodes. */}}
+{{- define "gpo.placement" -}}
+{{- range $key := list "nodeSelector" "tolerations" "affinity" }}
+{{- with get $.Values $key }}
+{{ $key }}:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end -}}

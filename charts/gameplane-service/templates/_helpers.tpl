@@ -62,3 +62,52 @@ gameplane.io/platform: {{ .Release.Name }}
 {{- define "gp.hasPrometheusOperator" -}}
 {{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor" }}true{{ end -}}
 {{- end -}}
+
+{{/* One scheduling setting: the service's own when its `scheduling` block has the key (even empty),
+     else global.scheduling's. Returns YAML; callers fromYaml it. */}}
+{{- define "gp.schedulingKey" -}}
+{{- $own := .root.Values.scheduling | default dict -}}
+{{- $global := .root.Values.global.scheduling | default dict -}}
+{{- toYaml (dict "v" (hasKey $own .key | ternary (get $own .key) (get $global .key))) -}}
+{{- end -}}
+
+{{/* Pod-level placement shared by the service's Pods and its test Pod: nodeSelector, tolerations,
+     affinity (priorityClassName and the spread belong to the service's own Pods only). */}}
+{{- define "gp.placement" -}}
+{{- range $key := list "nodeSelector" "tolerations" "affinity" }}
+{{- with (fromYaml (include "gp.schedulingKey" (dict "root" $ "key" $key))).v }}
+{{ $key }}:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* topologySpreadConstraints: the explicit ones (labelSelector filled in when missing), else the
+     default spread over nodes and zones for a service with more than one replica or an HPA. The
+     spread is a preference (ScheduleAnyway): a single node or zone never leaves a Pod pending.
+     matchLabelKeys pod-template-hash spreads each rollout's new Pods on their own. */}}
+{{- define "gp.topologySpread" -}}
+{{- $explicit := (fromYaml (include "gp.schedulingKey" (dict "root" . "key" "topologySpreadConstraints"))).v -}}
+{{- $enabled := (fromYaml (include "gp.schedulingKey" (dict "root" . "key" "topologySpread"))).v -}}
+{{- $selector := dict "matchLabels" (fromYaml (include "gp.selectorLabels" .)) -}}
+{{- $out := list -}}
+{{- if $explicit -}}
+{{- range $explicit -}}
+{{- $out = append $out (merge (deepCopy .) (dict "labelSelector" $selector)) -}}
+{{- end -}}
+{{- else if and $enabled (or .Values.autoscaling.enabled (gt (int .Values.replicas) 1)) -}}
+{{- range $key := list "kubernetes.io/hostname" "topology.kubernetes.io/zone" -}}
+{{- $out = append $out (dict "maxSkew" 1 "topologyKey" $key "whenUnsatisfiable" "ScheduleAnyway"
+      "labelSelector" $selector "matchLabelKeys" (list "pod-template-hash")) -}}
+{{- end -}}
+{{- end -}}
+{{- with $out }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Whether the development reload mode is on for this service. */}}
+{{- define "gp.devReload" -}}
+{{- if or (.Values.dev | default dict).reload ((.Values.global.dev | default dict).reload) }}true{{ end -}}
+{{- end -}}

@@ -26,9 +26,27 @@ gateway players wallet games sessions payments bonus risk affiliates analytics r
 {{/* A Secret value: the one given in values, else the one already in the cluster (helm upgrade),
      else a new random one. The operator always passes values, so its renders are deterministic. */}}
 {{- define "gpu.secretValue" -}}
-{{- $existing := (lookup "v1" "Secret" .root.Release.Namespace (printf "%s-secrets" .root.Release.Name)).data | default dict -}}
+{{- $existing := (lookup "v1" "Secret" .root.Release.Namespace (include "gpu.secretsName" .root)).data | default dict -}}
 {{- if .value -}}{{ .value }}
 {{- else if hasKey $existing .key -}}{{ get $existing .key | b64dec }}
 {{- else -}}{{ randAlphaNum 48 }}
 {{- end -}}
+{{- end -}}
+
+{{/* The platform Secret (token keys, dev database password and DSN): global.secretsName, the same
+     name the services read (gp.secretsName in the service chart). */}}
+{{- define "gpu.secretsName" -}}
+{{- .Values.global.secretsName | default (printf "%s-secrets" .Release.Name) -}}
+{{- end -}}
+
+{{/* Placement of the platform-level Pods (development PostgreSQL and NATS, the discovery test):
+     global.scheduling's nodeSelector, tolerations and affinity. */}}
+{{- define "gpu.placement" -}}
+{{- $s := .Values.global.scheduling | default dict -}}
+{{- range $key := list "nodeSelector" "tolerations" "affinity" }}
+{{- with get $s $key }}
+{{ $key }}:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
 {{- end -}}
