@@ -47,12 +47,14 @@ bench: $(STAMP)
 	@set -e; if [ -n "$(B)" ]; then $(PY) bench/$(B).py; else \
 	  for f in bench/*.py; do case $$f in */_*) continue;; esac; $(PY) $$f; done; fi
 
-## make cluster: build (cached) and start a local Kubernetes control plane (etcd, apiserver, kwok ...)
+## make cluster: build (cached) and start the local Kubernetes cluster: a control plane, one real
+## node (containerd, kubelet, kube-proxy, CoreDNS, metrics-server) with the images loaded, kwok nodes
 cluster: $(STAMP)
-	$(PY) hack/controlplane.py up
+	$(PY) hack/cluster.py up
 
+## make cluster-down: stop it and put the host back as it was (fails if anything is left)
 cluster-down: $(STAMP)
-	$(PY) hack/controlplane.py down
+	$(PY) hack/cluster.py down
 
 clean:
 	rm -rf $(VENV) .gameplane .pytest_cache .ruff_cache

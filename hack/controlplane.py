@@ -732,9 +732,12 @@ class ControlPlane:
         ]  # fmt: skip
         return len(ready) >= FAKE_NODES
 
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM in reverse start order, SIGKILL what outlives the grace period."""
+    def stop(self, grace: float = 10.0, only: tuple[str, ...] = ()) -> None:
+        """SIGTERM in reverse start order, SIGKILL what outlives the grace period. `only`: stop just
+        these processes (a node drains with the controllers stopped, so nothing replaces its Pods)."""
         for name in reversed(list(self.pids)):
+            if only and name not in only:
+                continue
             pid = self.pids[name]
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
@@ -748,7 +751,7 @@ class ControlPlane:
                     os.killpg(pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-        self.pids = {}
+        self.pids = {n: pid for n, pid in self.pids.items() if only and n not in only}
         if self.state.exists():
             self._save()
 

@@ -389,7 +389,7 @@ class Node:
         }  # fmt: skip
         (cni / "net.d" / "10-gameplane.conflist").write_text(json.dumps(conflist, indent=2))
 
-        pause = _images().PAUSE_IMAGE
+        pause = _images().BY_KEY["pause"].tag
         (self.state / "containerd.toml").write_text(f"""\
 version = 2
 root = "{self.containerd_root}"
@@ -516,7 +516,8 @@ oom_score = 0
 
             self._spawn("containerd", ["containerd", "--config", str(self.state / "containerd.toml")], lock_fd)
             self._wait("containerd", lambda: _run(self._ctr("version"), check=False).returncode == 0, 30)
-            _images().load_into_containerd(str(self.containerd_socket), [_images().PAUSE_IMAGE, *(images or [])])
+            pause = _images().BY_KEY["pause"].tag
+            _images().load_into_containerd(str(self.containerd_socket), list(dict.fromkeys([pause, *(images or [])])))
             t_images = time.monotonic() - t0
 
             # Pods reach the API server at the bridge address (kubernetes.default.svc's endpoint).
@@ -550,7 +551,7 @@ oom_score = 0
         """metrics-server as a Pod on this node; returns once `kubectl top node` has numbers."""
         manifest = (HERE / "manifests" / "metrics-server.yaml").read_text()
         plane = self.plane
-        manifest = manifest.replace("METRICS_SERVER_IMAGE", _images().METRICS_SERVER_IMAGE)
+        manifest = manifest.replace("METRICS_SERVER_IMAGE", _images().BY_KEY["metrics-server"].tag)
         plane.kubectl("apply", "-f", "-", input=manifest)
         self._wait("metrics.k8s.io serving node metrics",
                    lambda: plane.kubectl("top", "node", NODE_NAME, check=False).returncode == 0, timeout)  # fmt: skip
