@@ -97,6 +97,11 @@ class Docker:
         finally:
             self("rm", "--force", "--volumes", cid, check=False)
 
+    def init_command(self, cid: str) -> list[str]:
+        """The command line of the container's PID 1, read from the host's /proc."""
+        pid = int(self("inspect", "--format", "{{.State.Pid}}", cid).stdout)
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().rstrip("\0").split("\0")
+
     def logs(self, cid: str) -> str:
         r = self("logs", cid, check=False)
         return r.stdout + r.stderr

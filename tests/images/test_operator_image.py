@@ -92,7 +92,7 @@ def test_stops_on_sigterm_as_pid_1(docker: Docker, tag: str, tmp_path: Path) -> 
     with docker.container(tag, "--health-port", "0", "--metrics-port", "0", opts=opts) as cid:
         wait_for("kopf's startup", lambda: "Activity 'startup' failed" in docker.logs(cid), timeout=90,
                  logs=lambda: docker.logs(cid))  # fmt: skip
-        assert "gameplane-operator" in docker("top", cid).stdout
+        assert docker.init_command(cid)[1:4] == ["/opt/gameplane/bin/gameplane-operator", "--health-port", "0"]
         seconds, code = docker.stop_seconds(cid)
     note(f"operator image: SIGTERM to exit {seconds:.2f}s (exit code {code})")
     assert code != 137 and seconds < SIGTERM_BOUND_S

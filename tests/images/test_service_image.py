@@ -149,7 +149,7 @@ def test_gateway_read_only_answers_livez_and_stops_on_sigterm(docker: Docker, ta
     env = ("--env", "GP_GATEWAY_HOST=0.0.0.0", "--env", f"GP_GATEWAY_PORT={port}")
     with docker.container(tag, "gateway", opts=("--read-only", "--tmpfs", "/tmp", *env)) as cid:
         wait_for("gateway /livez", lambda: livez(port), logs=lambda: docker.logs(cid))
-        assert docker("top", cid).stdout.count("python -m gameplane gateway") == 1  # PID 1, no wrapper
+        assert docker.init_command(cid) == ["python", "-m", "gameplane", "gateway"]  # PID 1, no wrapper
         seconds, code = docker.stop_seconds(cid)
     note(f"service image: SIGTERM to exit {seconds:.2f}s (gateway, exit code {code})")
     assert code in (0, 143)  # it ended itself: 137 would be docker's SIGKILL after the grace period
