@@ -669,6 +669,20 @@ def pause_version() -> str:
     return m.group(1)
 
 
+def _download_kubernetes_module() -> None:
+    """Fetch the k8s.io/kubernetes module source into the shared Go module cache (no build): what
+    `hack/controlplane.py build` would fetch first anyway."""
+    cp = _load_controlplane()
+    go = cp.go_binary()
+    if go is None:
+        raise RuntimeError(f"{pause_source()} is missing and there is no `go` to fetch k8s.io/kubernetes")
+    with _flock(CACHE / "locks" / f"gomod-kubernetes-{cp.K8S_VERSION}.lock"):
+        if not pause_source().exists():
+            log(f"fetching k8s.io/kubernetes@{cp.K8S_VERSION} (pause.c)")
+            subprocess.run([go, "mod", "download", f"k8s.io/kubernetes@{cp.K8S_VERSION}"], env=cp.go_env(),
+                           cwd=CACHE, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+
+
 def git_revision() -> str:
     r = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
     if r.returncode != 0:
@@ -761,8 +775,7 @@ def stage(image: Image) -> str:
     if image.key == "pause":
         src = pause_source()
         if not src.exists():
-            raise RuntimeError(f"{src} is missing: the k8s.io/kubernetes module is fetched by "
-                               "`python hack/controlplane.py build`")  # fmt: skip
+            _download_kubernetes_module()
         version = pause_version()
         out = image.context / "pause"
         stamp = image.context / ".recipe"
