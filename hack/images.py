@@ -984,6 +984,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only")
     args = parser.parse_args(argv)
 
+    try:
+        select(_only(getattr(args, "only", None)))
+    except ValueError as e:
+        parser.error(str(e))
+    try:
+        return _command(args)
+    except RuntimeError as e:
+        print(f"hack/images.py: {e}", file=sys.stderr)
+        return 1
+
+
+def _command(args: argparse.Namespace) -> int:
     daemon = Daemon()
     if args.command == "load":
         tags = args.tags or [t for i in IMAGES for t in i.tags()]

@@ -16,6 +16,7 @@ import os
 import shutil
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,6 +54,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         STATE.report.insert(0, f"images built in {STATE.build_seconds:.1f}s (every cached level included)")
     except Exception:
         STATE.error = traceback.format_exc()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    # The tier's tests run together: stop the engine after its last one, not at the end of `make test`.
+    here = Path(__file__).parent
+    if item.path.parent == here and (nextitem is None or nextitem.path.parent != here):
+        STATE.stack.close()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
