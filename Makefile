@@ -7,7 +7,11 @@ STAMP := $(VENV)/.installed
 B ?=
 ARGS ?=
 
-.PHONY: run test test-unit test-services test-system test-cluster lint bench cluster cluster-down clean
+.PHONY: run test test-unit test-services test-system test-cluster test-images lint bench cluster cluster-down \
+	images host-deps clean
+
+# Debian packages the images and cluster tiers need (Docker engine, containerd, runc, CNI, debootstrap ...).
+HOST_PACKAGES := docker.io containerd runc containernetworking-plugins debootstrap iptables conntrack socat tini gcc
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,8 +26,24 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/gameplane up $(ARGS)
 
-## make test: every tier (lint, unit, services, system, cluster)
-test: $(STAMP)
+## make host-deps: install the Debian packages the tiers need, when any is missing (root; no daemon
+## is started by the installation). Elsewhere it only says what is missing: those tiers then skip.
+host-deps:
+	@missing=$$(for p in $(HOST_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	missing=$$(echo $$missing); \
+	if ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ]; then \
+	  echo "host-deps: missing $$missing (needs root on Debian/Ubuntu: sudo make host-deps)" >&2; exit 0; fi; \
+	echo "host-deps: installing $$missing"; \
+	created=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && created=1; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
+	if [ -n "$$created" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc
+
+## make test: every tier (lint, unit, services, system, cluster, images)
+test: $(STAMP) host-deps
 	$(VENV)/bin/ruff check services operator tests bench hack
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
@@ -39,6 +59,9 @@ test-system: $(STAMP)
 test-cluster: $(STAMP)
 	$(PY) -m pytest -q tests/cluster
 
+test-images: $(STAMP) host-deps
+	$(PY) -m pytest -q tests/images
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check services operator tests bench hack
 
@@ -47,9 +70,14 @@ bench: $(STAMP)
 	@set -e; if [ -n "$(B)" ]; then $(PY) bench/$(B).py; else \
 	  for f in bench/*.py; do case $$f in */_*) continue;; esac; $(PY) $$f; done; fi
 
+## make images: build the service and operator images on the local Debian base (cached) and print
+## their sizes (root: Debian's Docker engine, started and stopped by hack/images.py)
+images: $(STAMP)
+	$(PY) hack/images.py build --only service,operator --sizes
+
 ## make cluster: build (cached) and start the local Kubernetes cluster: a control plane, one real
 ## node (containerd, kubelet, kube-proxy, CoreDNS, metrics-server) with the images loaded, kwok nodes
-cluster: $(STAMP)
+cluster: $(STAMP) host-deps
 	$(PY) hack/cluster.py up
 
 ## make cluster-down: stop it and put the host back as it was (fails if anything is left)
