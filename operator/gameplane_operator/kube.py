@@ -63,12 +63,16 @@ def connection_info(kubeconfig: str | None) -> dict[str, Any]:
     """kopf's connection settings from the same source as our own client (see handlers.login)."""
     cfg = load_api_client(kubeconfig).configuration
     keys = cfg.api_key or {}
-    token = keys.get("BearerToken") or keys.get("authorization") or ""
+    token = (keys.get("BearerToken") or keys.get("authorization") or "").strip()
+    # In-cluster config stores "bearer <token>" (lower case), a kubeconfig "Bearer <token>".
+    scheme, _, value = token.partition(" ")
+    if value and scheme.lower() == "bearer":
+        token = value.strip()
     return {
         "server": cfg.host,
         "ca_path": cfg.ssl_ca_cert,
         "insecure": not cfg.verify_ssl,
-        "token": token.removeprefix("Bearer ").strip() or None,
+        "token": token or None,
         "scheme": "Bearer" if token else None,
         "certificate_path": cfg.cert_file,
         "private_key_path": cfg.key_file,
