@@ -1,9 +1,15 @@
-"""Cluster tier: one real control plane (hack/controlplane.py) for the whole session.
+"""Cluster tier: one real control plane (hack/controlplane.py) for the whole session, and one
+real node (hack/node.py) when a test asks for it.
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler are built from the Kubernetes Go
-modules (cached in ~/.cache/gameplane), kwok provides fake nodes so Pods reach Running, and the
-real `kubectl` and `helm` binaries drive it. A cold build takes ~15 min on 2 cores; it runs before
-the first test (not inside a test, so no per-test timeout applies), a warm start takes ~10 s.
+modules (cached in ~/.cache/gameplane), kwok provides fake (tainted) nodes for tests that only need
+Pods to reach Running, and the real `kubectl` and `helm` binaries drive it. The real node runs
+containerd, a kubelet, kube-proxy, CoreDNS and metrics-server on this machine, with the images of
+hack/images.py loaded: real containers, real probes. Builds run before the first test (not inside
+a test, so no per-test timeout applies); warm, the plane starts in ~10 s and the node in a few.
+
+GAMEPLANE_TEST_CLUSTER=<state dir of a running `make cluster`> runs the tier against that cluster
+instead of starting one (a fast inner loop while writing cluster tests); nothing is stopped then.
 """
 
 from __future__ import annotations
@@ -36,6 +42,29 @@ def _load_controlplane() -> ModuleType:
 
 cp_module = _load_controlplane()
 _unavailable: str | None = None
+EXTERNAL = Path(os.environ["GAMEPLANE_TEST_CLUSTER"]) if os.environ.get("GAMEPLANE_TEST_CLUSTER") else None
+
+
+def _load_hack(name: str) -> ModuleType:
+    key = f"gameplane_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, REPO / "hack" / f"{name}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+cluster_module = _load_hack("cluster")
+node_module, images_module = cluster_module.node_mod, cluster_module.images
+
+
+class NodeSetup:
+    """What the collection hook prepared for the real node: the built images, or why not."""
+
+    unavailable: str | None = None
+    tags: list[str] = []
 
 
 def _missing_reason() -> str | None:
@@ -65,21 +94,70 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             return
         if any(took.values()):
             print(f"\ncluster tier: built {took} in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    if _unavailable is None and EXTERNAL is None and any("real_node" in getattr(i, "fixturenames", ()) for i in items):
+        _prepare_node()
+
+
+def _prepare_node() -> None:
+    """Build every image the node runs (cached: seconds when warm), before any test starts."""
+    missing = node_module.missing_prerequisites()
+    if missing:
+        NodeSetup.unavailable = "no real node on this machine: missing " + "; ".join(missing)
+        return
+    started = time.monotonic()
+    try:
+        daemon = images_module.Daemon()
+        with daemon.session():
+            NodeSetup.tags = [t for b in images_module.build(daemon) for t in b.tags]
+    except Exception as exc:  # reported by the real_node fixture: a failure in CI, a loud skip elsewhere
+        NodeSetup.unavailable = f"building the images failed: {exc}"
+        return
+    print(f"\ncluster tier: images ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
+
+
+def _skip_or_fail(reason: str) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"cluster tier cannot run in CI: {reason}")
+    print(f"\n*** CLUSTER TIER SKIPPED: {reason} ***", file=sys.stderr)
+    pytest.skip(f"CLUSTER TIER SKIPPED: {reason}")
 
 
 @pytest.fixture(scope="session")
 def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if _unavailable:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"cluster tier cannot run in CI: {_unavailable}")
-        print(f"\n*** CLUSTER TIER SKIPPED: {_unavailable} ***", file=sys.stderr)
-        pytest.skip(f"CLUSTER TIER SKIPPED: {_unavailable}")
+        _skip_or_fail(_unavailable)
+    if EXTERNAL is not None:
+        yield cp_module.ControlPlane.load(EXTERNAL)
+        return
     cp = cp_module.ControlPlane(state=tmp_path_factory.mktemp("controlplane"))
     try:
         cp.start()
         yield cp
     finally:
         cp.stop()
+
+
+@pytest.fixture(scope="session")
+def real_node(controlplane: Any) -> Iterator[Any]:
+    """The real node (containerd, kubelet, kube-proxy, CoreDNS, metrics-server) with every image of
+    hack/images.py in its containerd. At the end the controllers stop first, the node drains and
+    stops, and the host must be exactly as before: anything left fails the session."""
+    if EXTERNAL is not None:
+        yield node_module.Node.load(EXTERNAL)
+        return
+    if NodeSetup.unavailable:
+        _skip_or_fail(NodeSetup.unavailable)
+    node = node_module.Node(plane_state=controlplane.state)
+    try:
+        node.start(images=NodeSetup.tags)
+        node.deploy_metrics_server()
+    except node_module.NodeError as exc:
+        left = node.stop()
+        pytest.fail(f"the real node did not start: {exc}" + (f"\nleft behind: {left}" if left else ""))
+    yield node
+    controlplane.stop(only=cluster_module.CONTROLLERS)
+    left = node.stop()
+    assert not left, f"the node left this behind on the host: {left}"
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,8 @@ def operator(operator_env: dict[str, str]) -> Iterator[dict[str, int]]:
     os.environ.update({k: operator_env[k] for k in keys})
     os.environ["GAMEPLANE_OPERATOR_METRICS_PORT"] = str(ports["metrics"])
     os.environ["GAMEPLANE_OPERATOR_METRICS_HOST"] = "127.0.0.1"
-    args = ["run", "--standalone", "--all-namespaces", "--liveness", f"http://127.0.0.1:{ports['health']}/healthz",
+    # Its own namespaces only: a second operator (the real node's, as a Pod) may run in this cluster.
+    args = ["run", "--standalone", "--namespace=op-*", "--liveness", f"http://127.0.0.1:{ports['health']}/healthz",
             "-m", "gameplane_operator.handlers"]  # fmt: skip
     try:
         with KopfRunner(args, timeout=60) as runner:

@@ -44,7 +44,7 @@ class OperatorProcess:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gameplane_operator", "--health-port", str(self.port), "--metrics-port", "0",
-             "--bind", "127.0.0.1"],
+             "--bind", "127.0.0.1", "--namespace", NS],
             env=self.env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for("operator liveness", self.healthy, 60)
