@@ -232,3 +232,34 @@ def operator_env(tool_env: dict[str, str], operator_kubeconfig: Path) -> dict[st
     env["GAMEPLANE_OPERATOR_HELM"] = str(cp_module.tool("helm"))
     env["GAMEPLANE_OPERATOR_DEBOUNCE_SECONDS"] = "0.2"
     return env
+
+
+@pytest.fixture(scope="session")
+def pod_operator(real_node: Any, crd: None, helm: Run, kubectl: Run) -> Iterator[dict[str, Any]]:
+    """The operator chart installed as a DevOps engineer would, with the built operator image: the
+    operator runs as a Pod with the chart's RBAC. It watches the real-* namespaces; the local dev
+    backend images are the only values beyond the chart's defaults."""
+    from realnode import OPERATOR_NAMESPACE, OPERATOR_RELEASE, WATCHED, local_backends
+
+    helm("uninstall", OPERATOR_RELEASE, "-n", OPERATOR_NAMESPACE, "--ignore-not-found", "--wait")
+    started = time.monotonic()
+    helm("install", OPERATOR_RELEASE, "charts/gameplane-operator", "-n", OPERATOR_NAMESPACE, "--create-namespace",
+         "--set-json", f'watchNamespaces=["{WATCHED}"]', *local_backends(images_module), "--wait", "--timeout", "180s")
+    yield {"release": OPERATOR_RELEASE, "namespace": OPERATOR_NAMESPACE, "install_seconds": time.monotonic() - started}
+    helm("uninstall", OPERATOR_RELEASE, "-n", OPERATOR_NAMESPACE, "--wait", check=False)
+    kubectl("delete", "namespace", OPERATOR_NAMESPACE, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def demo(pod_operator: dict[str, Any], kubectl: Run) -> Iterator[dict[str, Any]]:
+    """k8s/samples/minimal.yaml, unchanged, in a namespace enforcing Pod Security "restricted";
+    shared by the real-node modules (those that change it put it back)."""
+    from realnode import restricted, wait_ready
+
+    ns = "real-casino"
+    restricted(kubectl, ns)
+    kubectl("apply", "-n", ns, "-f", str(REPO / "k8s" / "samples" / "minimal.yaml"))
+    took = wait_ready(kubectl, ns, "demo", timeout=240)
+    print(f"\nreal node: minimal platform Ready {took:.1f}s after kubectl apply", file=sys.stderr)
+    yield {"namespace": ns, "name": "demo", "ready_seconds": took}
+    kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -223,3 +223,18 @@ def test_aggregator_renders_answers_and_errors_in_its_units_and_codes() -> None:
     assert err["status"] == "RS_ERROR_NOT_ENOUGH_MONEY" and err["balance"] == 5000
     from gameplane.contracts.games import ERROR_CODES
     assert set(ERROR_CODES) - {"unknown-provider"} <= set(aggregator.STATUS)
+
+
+def test_a_regulated_jurisdiction_offers_only_games_certified_for_it() -> None:
+    from gameplane.contracts.jurisdiction import game_allowed
+
+    assert game_allowed(["ukgc", "mga"], "ukgc") and game_allowed(["ukgc", "mga"], "MGA")
+    assert not game_allowed(["mga"], "ukgc") and not game_allowed([], "mga")
+
+
+def test_no_jurisdiction_has_no_certification_list_to_enforce() -> None:
+    # The CRD's default profile: a platform without a regulator offers every enabled game (a
+    # real node showed the opposite rule refusing every launch of the minimal sample).
+    from gameplane.contracts.jurisdiction import game_allowed
+
+    assert game_allowed(["ukgc"], "none") and game_allowed([], "none")

@@ -23,6 +23,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, StrictInt
 
+from gameplane.contracts.jurisdiction import game_allowed
+
 PATH_GAME = "/internal/games/{game_id}"
 SIGNATURE_HEADER = "X-Gameplane-Signature"
 PROVIDER_OPERATIONS = ("authenticate", "balance", "bet", "win", "rollback")
@@ -54,7 +56,7 @@ class GameView(GameUpsert):
     updated_at: datetime
 
     def available_in(self, jurisdiction: str) -> bool:
-        return self.enabled and jurisdiction in self.jurisdictions
+        return self.enabled and game_allowed(self.jurisdictions, jurisdiction)
 
 
 # ---- canonical provider API ----------------------------------------------------------------------

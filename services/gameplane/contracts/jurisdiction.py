@@ -27,6 +27,8 @@ class JurisdictionProfile(BaseModel):
     self_exclusion_min_months: int = Field(description="shortest self-exclusion, in calendar months")
     self_exclusion_max_months: int = Field(description="longest self-exclusion a player may choose")
     deposit_limit_prompt_at_registration: bool
+    certified_games_only: bool = Field(
+        default=True, description="a game must list this jurisdiction among those it is certified for")
     reality_check_mandatory: bool = Field(description="a reality-check interval must always be set")
     reality_check_default_minutes: int | None = Field(description="interval set for a new player")
     reality_check_intervals_minutes: tuple[int, ...] = Field(description="intervals a player may choose")
@@ -48,7 +50,8 @@ PROFILES: dict[str, JurisdictionProfile] = {
     # player-protection.md — 18+, 24 h cooling-off, time-outs, 6-month self-exclusion — and no
     # regulator-specific stake, spin or bonus caps.
     "none": JurisdictionProfile(
-        name="none", minimum_age=18, limit_increase_cooling_off=timedelta(hours=24),
+        # No regulator, no certification list to check a game against: every enabled game is offered.
+        name="none", certified_games_only=False, minimum_age=18, limit_increase_cooling_off=timedelta(hours=24),
         timeout_min=timedelta(hours=24), timeout_max=timedelta(weeks=6),
         self_exclusion_min_months=6, self_exclusion_max_months=60,
         deposit_limit_prompt_at_registration=True,
@@ -84,6 +87,11 @@ PROFILES: dict[str, JurisdictionProfile] = {
         kyc_aml_threshold_minor=200_000, kyc_aml_threshold_currency="EUR",
     ),
 }
+
+
+def game_allowed(game_jurisdictions: list[str], jurisdiction: str) -> bool:
+    """Whether a game certified for `game_jurisdictions` may be offered under `jurisdiction`."""
+    return not profile(jurisdiction).certified_games_only or jurisdiction.lower() in game_jurisdictions
 
 
 def profile(name: str) -> JurisdictionProfile:

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameplane.contracts.games import GameUpsert, GameView
+from gameplane.contracts.jurisdiction import game_allowed
 from gameplane.games.models import Game
 from gameplane.games.seamless import game_view
 from gameplane.kit.db import Database, utcnow
@@ -34,7 +35,7 @@ async def listing(s: AsyncSession, *, category: str | None, provider: str | None
     if provider:
         q = q.where(Game.provider == provider)
     views = [game_view(r) for r in (await s.scalars(q)).all()]
-    return [v for v in views if jurisdiction is None or jurisdiction in v.jurisdictions]
+    return [v for v in views if jurisdiction is None or game_allowed(v.jurisdictions, jurisdiction)]
 
 
 def bundled() -> list[tuple[str, GameUpsert]]:

@@ -1,0 +1,87 @@
+"""Helpers of the real-node tests: platforms, Services reached from this host, the operator as a Pod.
+
+The host reaches every Service's ClusterIP directly (kube-proxy's rules cover traffic from the node
+itself) and Pod IPs through the node's bridge, so tests can talk to a platform the way a Pod would,
+without port-forwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from clusterlib import Run, wait_for
+
+OPERATOR_RELEASE = "gp-real"
+OPERATOR_NAMESPACE = "gameplane-real"
+OPERATOR_ACCOUNT = f"{OPERATOR_RELEASE}-gameplane-operator"  # the chart's <release>-<chart> name
+# The operator Pod watches these namespaces only: the kwok tests run their own operators elsewhere.
+WATCHED = "real-*"
+
+
+def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == ctype), {})
+
+
+def get_json(kubectl: Run, *args: str) -> dict[str, Any]:
+    return json.loads(kubectl("get", *args, "-o", "json").stdout)  # type: ignore[no-any-return]
+
+
+def platform(kubectl: Run, ns: str, name: str) -> dict[str, Any]:
+    return get_json(kubectl, "gamingplatform", name, "-n", ns)
+
+
+def wait_ready(kubectl: Run, ns: str, name: str, timeout: float = 180, generation: int | None = None) -> float:
+    """Seconds until the platform reports Ready=True for its current (or the given) generation."""
+    start = time.monotonic()
+
+    def ready() -> bool:
+        gp = platform(kubectl, ns, name)
+        gen = generation if generation is not None else gp["metadata"]["generation"]
+        cond = condition(gp, "Ready")
+        return cond.get("status") == "True" and gp["status"].get("observedGeneration") == gen
+
+    try:
+        wait_for(f"platform {ns}/{name} Ready", ready, timeout, interval=0.5)
+    except AssertionError:
+        gp = platform(kubectl, ns, name)
+        pods = kubectl("get", "pods", "-n", ns, "-o", "wide", check=False).stdout
+        raise AssertionError(f"{ns}/{name} not Ready after {timeout}s: {json.dumps(gp.get('status'), indent=1)}"
+                             f"\n{pods}") from None  # fmt: skip
+    return time.monotonic() - start
+
+
+def service_url(kubectl: Run, ns: str, name: str, port_name: str = "http") -> str:
+    svc = get_json(kubectl, "service", name, "-n", ns)
+    port = next(p["port"] for p in svc["spec"]["ports"] if p.get("name") == port_name)
+    return f"http://{svc['spec']['clusterIP']}:{port}"
+
+
+def secret_value(kubectl: Run, ns: str, name: str, key: str) -> str:
+    data = get_json(kubectl, "secret", name, "-n", ns)["data"]
+    return base64.b64decode(data[key]).decode()
+
+
+def pods(kubectl: Run, ns: str, selector: str = "") -> list[dict[str, Any]]:
+    args = ["pods", "-n", ns] + (["-l", selector] if selector else [])
+    return get_json(kubectl, *args)["items"]  # type: ignore[no-any-return]
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    return condition(pod, "Ready").get("status") == "True" and pod["metadata"].get("deletionTimestamp") is None
+
+
+def restricted(kubectl: Run, name: str) -> None:
+    """A namespace enforcing Pod Security "restricted", deleted first if a previous run left it."""
+    kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=120s")
+    kubectl("create", "namespace", name)
+    for mode in ("enforce", "warn", "audit"):
+        kubectl("label", "namespace", name, f"pod-security.kubernetes.io/{mode}=restricted")
+
+
+def local_backends(images: Any) -> list[str]:
+    """helm arguments pointing the operator's platforms at the locally built dev PostgreSQL/NATS."""
+    return ["--set", f"platformDefaults.postgresImage={images.BY_KEY['dev-postgres'].tag}",
+            "--set", f"platformDefaults.natsImage={images.BY_KEY['dev-nats'].tag}"]  # fmt: skip
