@@ -53,7 +53,8 @@ def test_journey_inside_the_cluster(demo: dict[str, Any], kubectl: Run) -> None:
         # Discovery is a mounted ConfigMap: the kubelet refreshes it in the running sessions Pod
         # within its sync period, and sessions builds the launch URL from it.
         [sessions] = pods(kubectl, ns, "app.kubernetes.io/component=sessions")
-        mounted = ("exec", "-n", ns, sessions["metadata"]["name"], "--", "cat", "/etc/gameplane/endpoints/endpoints.json")
+        endpoints_file = "/etc/gameplane/endpoints/endpoints.json"
+        mounted = ("exec", "-n", ns, sessions["metadata"]["name"], "--", "cat", endpoints_file)
         wait_for("the endpoint map in the sessions Pod to name rgs", lambda: '"rgs"' in kubectl(*mounted).stdout,
                  timeout=120, interval=2)
         kubectl("create", "configmap", "journey", "-n", ns, f"--from-file=journey.py={JOB_SCRIPT}")
