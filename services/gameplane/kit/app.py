@@ -66,6 +66,8 @@ class Runtime:
         return self._clients[target]
 
     async def start(self) -> None:
+        if self.db is not None and self.settings.db_wait_seconds > 0:
+            await self.db.wait_reachable(self.settings.db_wait_seconds)
         if self.db is not None and self.migrations and self.settings.migrate_on_start:
             await migrate.upgrade_async(self.migrations, self.db.url)
         if self.db is not None and self.hot_pool:

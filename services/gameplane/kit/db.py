@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,9 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, MetaData, String, Tab
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
+
+log = logging.getLogger(__name__)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -103,6 +107,19 @@ class Database:
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+    async def wait_reachable(self, timeout: float) -> None:
+        """Ping until the server answers or `timeout` seconds pass (then the last error is raised).
+
+        A platform's Pods start together and PostgreSQL is often the slowest: waiting here keeps a
+        service from exiting and being restarted by its supervisor only because it came up first.
+        """
+        async for attempt in AsyncRetrying(stop=stop_after_delay(timeout), reraise=True,
+                                           wait=wait_exponential(multiplier=0.25, max=3)):  # fmt: skip
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    log.info("waiting for the database (attempt %d)", attempt.retry_state.attempt_number)
+                await self.ping()
 
     async def dispose(self) -> None:
         if self._pool is not None:

@@ -36,6 +36,8 @@ class ServiceSettings(BaseSettings):
                                   "services that have one (wallet bets/wins, games provider calls); a "
                                   "process may hold db_pool_size + db_hot_pool_size connections")
     relay_batch: int = 200
+    db_wait_seconds: float = Field(default=40.0, ge=0, description="how long start-up waits for the database "
+                                   "to answer (under the charts' 60 s start-up probe budget); 0: fail at once")
     migrate_on_start: bool = True
 
     def endpoint(self, service: str) -> str:
