@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import time
 from typing import Any
 
@@ -71,6 +72,13 @@ def pods(kubectl: Run, ns: str, selector: str = "") -> list[dict[str, Any]]:
 
 def pod_ready(pod: dict[str, Any]) -> bool:
     return condition(pod, "Ready").get("status") == "True" and pod["metadata"].get("deletionTimestamp") is None
+
+
+def container_pid(node: Any, container_id: str) -> int:
+    """The host PID of a container's main process, from the node's containerd."""
+    out = subprocess.run(["ctr", "--address", str(node.containerd_socket), "-n", "k8s.io", "tasks", "ps",
+                          container_id.removeprefix("containerd://")], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[2])  # a header "PID INFO", then the task's first process
 
 
 def restricted(kubectl: Run, name: str) -> None:

@@ -7,7 +7,6 @@ Nothing here is faked: the kubelet runs the containers, readiness comes from the
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from realnode import (
     OPERATOR_NAMESPACE,
     OPERATOR_RELEASE,
     condition,
+    container_pid,
     get_json,
     platform,
     pod_ready,
@@ -97,13 +97,6 @@ def test_status_counts_only_pods_that_passed_readiness(demo: dict[str, Any], kub
     wait_ready(kubectl, ns, name, timeout=180)
 
 
-def _container_process(real_node: Any, container_id: str) -> int:
-    """The host PID of a container's main process, from the node's containerd."""
-    out = subprocess.run(["ctr", "--address", str(real_node.containerd_socket), "-n", "k8s.io", "tasks", "ps",
-                          container_id.removeprefix("containerd://")], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[2])  # header "PID INFO", then the first process
-
-
 def test_every_pod_is_restricted_non_root_and_read_only(demo: dict[str, Any], kubectl: Run, real_node: Any) -> None:
     ns = demo["namespace"]
     labels = get_json(kubectl, "namespace", ns)["metadata"]["labels"]
@@ -117,7 +110,7 @@ def test_every_pod_is_restricted_non_root_and_read_only(demo: dict[str, Any], ku
             assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False, name
             assert sc["capabilities"]["drop"] == ["ALL"], name
             # What the kernel says about the running process, not what the spec asks for.
-            pid = _container_process(real_node, status["containerID"])
+            pid = container_pid(real_node, status["containerID"])
             proc = Path(f"/proc/{pid}")
             uids = next(ln.split()[1:] for ln in (proc / "status").read_text().splitlines() if ln.startswith("Uid:"))
             assert all(int(u) != 0 for u in uids), (name, uids)

@@ -1,0 +1,67 @@
+"""The umbrella chart without the operator, on the real node: `helm install --wait` waits for real
+readiness, and `helm test` runs real Pods that call every service's /readyz through its Service —
+and fails when a service's readiness is broken (the negative control)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from clusterlib import Run, wait_for
+from realnode import pod_ready, pods, restricted
+
+pytestmark = pytest.mark.cluster
+NS, RELEASE = "real-umbrella", "casino"
+
+
+@pytest.fixture(scope="module")
+def umbrella(real_node: Any, helm: Run, kubectl: Run) -> Iterator[str]:
+    from conftest import images_module
+
+    restricted(kubectl, NS)
+    helm("install", RELEASE, "charts/gameplane", "-n", NS,
+         "--set", f"postgres.image={images_module.BY_KEY['dev-postgres'].tag}",
+         "--set", f"nats.image={images_module.BY_KEY['dev-nats'].tag}",
+         "--wait", "--timeout", "300s", timeout=360)  # fmt: skip
+    yield RELEASE
+    helm("uninstall", RELEASE, "-n", NS, "--wait", check=False)
+    kubectl("delete", "namespace", NS, "--wait=false", check=False)
+
+
+def _sql(kubectl: Run, statement: str) -> None:
+    kubectl("exec", "-n", NS, f"{RELEASE}-postgres-0", "--", "psql", "-U", "gameplane", "-d", "postgres",
+            "-v", "ON_ERROR_STOP=1", "-Atc", statement)  # fmt: skip
+
+
+def test_install_waits_for_real_readiness(umbrella: str, kubectl: Run) -> None:
+    running = pods(kubectl, NS)
+    assert running and all(pod_ready(p) and p["spec"]["nodeName"] == "gameplane-node" for p in running)
+    components = {p["metadata"]["labels"]["app.kubernetes.io/component"] for p in running}
+    assert components == {"gateway", "players", "wallet", "games", "sessions", "postgres", "nats"}, components
+
+
+def test_helm_test_passes_with_real_test_pods(umbrella: str, helm: Run) -> None:
+    out = helm("test", RELEASE, "-n", NS, "--timeout", "180s")
+    suites = [ln for ln in out.stdout.splitlines() if ln.startswith("TEST SUITE:")]
+    phases = [ln.split()[-1] for ln in out.stdout.splitlines() if ln.startswith("Phase:")]
+    # one hook per service plus the discovery check, every one run by the kubelet to completion
+    assert len(suites) >= 6 and phases == ["Succeeded"] * len(suites), out.stdout
+
+
+def test_helm_test_fails_when_a_readiness_probe_breaks(umbrella: str, helm: Run, kubectl: Run) -> None:
+    """players' /readyz pings its database: PostgreSQL refusing gp_players breaks that probe."""
+    _sql(kubectl, "ALTER DATABASE gp_players ALLOW_CONNECTIONS false")
+    _sql(kubectl, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'gp_players'")
+    try:
+        wait_for("players not ready", lambda: not any(
+            pod_ready(p) for p in pods(kubectl, NS, "app.kubernetes.io/component=players")), timeout=90)  # fmt: skip
+        out = helm("test", RELEASE, "-n", NS, "--timeout", "120s", check=False)
+        assert out.returncode != 0, out.stdout
+        failed = [ln for ln in out.stdout.splitlines() + out.stderr.splitlines() if "players" in ln]
+        assert failed, out.stdout + out.stderr  # the broken service's hook is the one that failed
+    finally:
+        _sql(kubectl, "ALTER DATABASE gp_players ALLOW_CONNECTIONS true")
+    wait_for("players ready again", lambda: all(
+        pod_ready(p) for p in pods(kubectl, NS, "app.kubernetes.io/component=players")), timeout=120)  # fmt: skip
+    assert helm("test", RELEASE, "-n", NS, "--timeout", "180s").returncode == 0
