@@ -1,14 +1,23 @@
-"""Operator benchmark on the local control plane (hack/controlplane.py).
+"""Operator benchmark on the local cluster (hack/controlplane.py, hack/node.py).
 
-Measures, with the operator running as its own process under its ServiceAccount:
+On kwok's fake nodes (no container runs; what is measured is the operator and the API server),
+with the operator as its own process under its ServiceAccount:
   ready_1_s            apply -> Ready for one GamingPlatform
   ready_20_s           apply -> all Ready for 20 GamingPlatforms created at once
   writes_per_platform  API write calls by the operator (audit log) per platform, for the 20
   operator_rss_mb      operator resident memory with the 20 platforms, after BENCH_SECONDS idle
+On the real node (containerd, kubelet: real containers and probes), with the operator as a Pod
+installed from its chart:
+  real_ready_s         kubectl apply of k8s/samples/minimal.yaml -> Ready: PostgreSQL, NATS and
+                       every service started and passing /readyz
+  real_roll_s          a new image tag for one service (wallet) -> rolled out and Ready again
+  real_pods            Pods of the minimal platform
 
-Targets (issue 5): ready_1 < 15 s, ready_20 < 120 s, RSS < 150 MB.
+Targets: ready_1 < 15 s, ready_20 < 120 s, RSS < 150 MB (issue 5); real_ready < 60 s (issue 12).
 BENCH_SECONDS (default 10) is the idle time before RSS is read; writes during it are reported too.
-The last line is `RESULT operator ready_1_s=... ready_20_s=... writes_per_platform=... operator_rss_mb=...`.
+BENCH_REAL=0 skips the real node (needs root and Debian's containerd: `make host-deps`).
+The last line is `RESULT operator ready_1_s=... ready_20_s=... writes_per_platform=...
+operator_rss_mb=... real_ready_s=... real_roll_s=... real_pods=...`.
 """
 
 from __future__ import annotations
@@ -88,6 +97,67 @@ def create_and_wait(custom: Any, core: Any, names: list[tuple[str, str]], timeou
     return time.monotonic() - started
 
 
+def real_node_phase(cp: Any, custom: Any, core: Any) -> dict[str, float]:
+    """The minimal sample on the real node, the operator a Pod: apply -> Ready, then one roll."""
+    spec = importlib.util.spec_from_file_location("gameplane_cluster", REPO / "hack" / "cluster.py")
+    assert spec and spec.loader
+    cluster = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = cluster
+    spec.loader.exec_module(cluster)
+    images, node_mod, cpm = cluster.images, cluster.node_mod, cluster.cp
+    daemon = images.Daemon()
+    with daemon.session():
+        tags = [t for b in images.build(daemon) for t in b.tags]
+        hotfix = images.BY_KEY["service"].tag.rsplit(":", 1)[0] + ":0.1.0-bench"
+        daemon.docker("tag", images.BY_KEY["service"].tag, hotfix)
+    node = node_mod.Node(plane_state=cp.state)
+    try:
+        node.start(images=[*tags, hotfix])
+        helm = [str(cpm.tool("helm")), "--kubeconfig", str(cp.kubeconfig)]
+        subprocess.run([*helm, "install", "gp-bench", str(REPO / "charts" / "gameplane-operator"), "-n",
+                        "gameplane-bench", "--create-namespace", "--set-json", 'watchNamespaces=["real-bench"]',
+                        "--set", f"platformDefaults.postgresImage={images.BY_KEY['dev-postgres'].tag}",
+                        "--set", f"platformDefaults.natsImage={images.BY_KEY['dev-nats'].tag}",
+                        "--wait", "--timeout", "180s"], check=True, capture_output=True)  # fmt: skip
+        ns = "real-bench"
+        core.create_namespace({"metadata": {"name": ns}})
+        started = time.monotonic()
+        cp.kubectl("apply", "-n", ns, "-f", str(REPO / "k8s" / "samples" / "minimal.yaml"))
+        wait_ready(custom, ns, "demo", 300)
+        ready = time.monotonic() - started
+        pods = core.list_namespaced_pod(ns).items
+        print(f"real node: minimal platform Ready in {ready:.1f}s ({len(pods)} Pods)", flush=True)
+        started = time.monotonic()
+        patched = custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "demo", {"spec": {
+            "services": [{"name": "wallet", "image": {"tag": hotfix.rsplit(":", 1)[1]}}]}})
+        wait_ready(custom, ns, "demo", 300, generation=patched["metadata"]["generation"], rolled=(core, hotfix))
+        roll = time.monotonic() - started
+        print(f"real node: wallet rolled to a new image and Ready in {roll:.1f}s", flush=True)
+        return {"real_ready_s": ready, "real_roll_s": roll, "real_pods": float(len(pods))}
+    finally:
+        cp.stop(only=cluster.CONTROLLERS)
+        left = node.stop()
+        if left:
+            print(f"the node left this on the host: {left}", flush=True)
+
+
+def wait_ready(custom: Any, ns: str, name: str, timeout: float, generation: int | None = None,
+               rolled: tuple[Any, str] | None = None) -> None:  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+        done = is_ready(obj) and (generation is None or obj["metadata"]["generation"] == generation)
+        if done and rolled is not None:
+            core, image = rolled
+            wallet = core.list_namespaced_pod(ns, label_selector="app.kubernetes.io/component=wallet").items
+            done = bool(wallet) and all(p.spec.containers[0].image == image and p.metadata.deletion_timestamp is None
+                                        for p in wallet)  # fmt: skip
+        if done:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{ns}/{name} not Ready after {timeout}s")
+
+
 def main() -> None:
     idle = float(os.environ.get("BENCH_SECONDS", "10"))
     cpm = load_controlplane()
@@ -141,10 +211,18 @@ def main() -> None:
         idle_writes = operator_writes(cp.audit_log, idle_since)
         rss = psutil.Process(operator.pid).memory_info().rss / 2**20
         print(f"operator writes: {writes} for 20 platforms; {idle_writes} during {idle:.0f}s idle", flush=True)
+        # The in-process operator watches every namespace: it stops before the operator Pod starts.
+        operator.send_signal(signal.SIGTERM)
+        operator.wait(30)
+        real = {"real_ready_s": float("nan"), "real_roll_s": float("nan"), "real_pods": float("nan")}
+        if os.environ.get("BENCH_REAL", "1") != "0":
+            real = real_node_phase(cp, custom, core)
         api.close()
         print(
             f"RESULT operator ready_1_s={ready_1:.1f} ready_20_s={ready_20:.1f} "
-            f"writes_per_platform={writes / 20:.1f} operator_rss_mb={rss:.0f}"
+            f"writes_per_platform={writes / 20:.1f} operator_rss_mb={rss:.0f} "
+            f"real_ready_s={real['real_ready_s']:.1f} real_roll_s={real['real_roll_s']:.1f} "
+            f"real_pods={real['real_pods']:.0f}"
         )
     finally:
         if operator and operator.poll() is None:

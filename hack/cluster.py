@@ -100,8 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kubeconfig     {plane.kubeconfig}\nlogs           {plane.state / 'logs'}, "
               f"{plane.state / 'node' / 'logs'}")  # fmt: skip
         print("Use it:\n" + cp.env_lines(plane))
-        print("Install the operator (its image is on the node already):\n"
-              "  helm install gameplane-operator charts/gameplane-operator -n gameplane-system --create-namespace")
+        # The charts default to the public postgres/nats images, which no registry here serves.
+        print("Install the operator (its image is on the node already; the two values point platforms at\n"
+              "the locally built development PostgreSQL and NATS):\n"
+              "  helm install gameplane-operator charts/gameplane-operator -n gameplane-system --create-namespace \\\n"
+              f"    --set platformDefaults.postgresImage={images.BY_KEY['dev-postgres'].tag} \\\n"
+              f"    --set platformDefaults.natsImage={images.BY_KEY['dev-nats'].tag}")
         return 0
     if not (args.state / "cluster.json").exists():
         print("no cluster was started here", file=sys.stderr)

@@ -46,7 +46,7 @@ class JurisdictionProfile(BaseModel):
 _REALITY_CHECK_INTERVALS = (10, 15, 20, 30, 45, 60, 90, 120)
 
 PROFILES: dict[str, JurisdictionProfile] = {
-    # No regulator selected (the CRD's default): the player-protection floor of reference/
+    # No regulator selected (the CRD's default): the player-protection floor of docs/reference/
     # player-protection.md — 18+, 24 h cooling-off, time-outs, 6-month self-exclusion — and no
     # regulator-specific stake, spin or bonus caps.
     "none": JurisdictionProfile(

@@ -1,4 +1,4 @@
-"""wallet: the ledger, and the only writer of money (docs: ../shared/reference/ledger.md).
+"""wallet: the ledger, and the only writer of money (docs/reference/ledger.md).
 
 Modules: `ledger` (pure posting rules, splits, in-memory invariants), `protection` (pure
 responsible-gaming rules), `store` (Core SQL: idempotency claim, guarded balance moves, the

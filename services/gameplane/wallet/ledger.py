@@ -1,5 +1,5 @@
 """Pure ledger rules: who pays whom for each operation, how stakes and wins split between cash and
-bonus, and the invariants of docs (reference/ledger.md) over entries held in memory. No I/O here.
+bonus, and the invariants of docs/reference/ledger.md over entries held in memory. No I/O here.
 
 An account is named by a `Ref`: (owner, kind, currency, shard). Player refs use the player's UUID
 as owner; platform refs use "platform". The storage layer resolves refs to rows.

@@ -1,4 +1,4 @@
-"""Reconciliation: every invariant of reference/ledger.md, checked over the whole database in one
+"""Reconciliation: every invariant of docs/reference/ledger.md, checked over the whole database in one
 consistent snapshot. Each query returns the offending rows (capped), so a breach names its culprit."""
 
 from __future__ import annotations
