@@ -22,7 +22,6 @@ operator_rss_mb=... real_ready_s=... real_roll_s=... real_pods=...`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -39,6 +38,7 @@ import kubernetes
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # hack.* (the local cluster's tooling)
 GROUP, VERSION, PLURAL = "gameplane.io", "v1alpha1", "gamingplatforms"
 OPERATOR_USER = "system:serviceaccount:gameplane-system:gameplane-operator"
 WRITE_VERBS = {"create", "update", "patch", "delete"}
@@ -51,12 +51,9 @@ SPEC = {"version": "0.1.0", "services": [{"name": "wallet", "replicas": 2}], "sc
 
 
 def load_controlplane() -> Any:
-    spec = importlib.util.spec_from_file_location("gameplane_controlplane", REPO / "hack" / "controlplane.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    from hack import controlplane
+
+    return controlplane
 
 
 def utcnow() -> str:
@@ -99,11 +96,8 @@ def create_and_wait(custom: Any, core: Any, names: list[tuple[str, str]], timeou
 
 def real_node_phase(cp: Any, custom: Any, core: Any) -> dict[str, float]:
     """The minimal sample on the real node, the operator a Pod: apply -> Ready, then one roll."""
-    spec = importlib.util.spec_from_file_location("gameplane_cluster", REPO / "hack" / "cluster.py")
-    assert spec and spec.loader
-    cluster = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = cluster
-    spec.loader.exec_module(cluster)
+    from hack import cluster
+
     images, node_mod, cpm = cluster.images, cluster.node_mod, cluster.cp
     daemon = images.Daemon()
     with daemon.session():

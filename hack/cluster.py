@@ -15,33 +15,18 @@ imported into the node's containerd). docs/cluster.md explains it all.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
+if __package__ in (None, ""):  # run as `python hack/cluster.py`: make `hack.*` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def load(name: str) -> ModuleType:
-    """hack/<name>.py as module gameplane_<name> (one instance per process, shared by all users)."""
-    key = f"gameplane_{name}"
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, HERE / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cp = load("controlplane")
-node_mod = load("node")
-images = load("images")
+from hack import controlplane as cp
+from hack import images
+from hack import node as node_mod
 
 # Processes that would replace a Pod the node is draining.
 CONTROLLERS = ("kube-controller-manager", "kube-scheduler", "kwok")

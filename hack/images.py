@@ -26,7 +26,6 @@ import contextlib
 import fcntl
 import hashlib
 import http.client
-import importlib.util
 import json
 import os
 import re
@@ -41,6 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+if __package__ in (None, ""):  # run as `python hack/images.py`: make `hack.*` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("GAMEPLANE_CACHE", Path.home() / ".cache" / "gameplane"))
 IMAGE_CACHE = CACHE / "images"
@@ -54,15 +56,9 @@ MB = 1_000_000  # docker's unit in `docker images`
 
 def _load_controlplane() -> ModuleType:
     """hack/controlplane.py: the pinned Go builds (helm, metrics-server) and the Go module cache."""
-    name = "gameplane_controlplane"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("controlplane.py"))
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    from hack import controlplane
+
+    return controlplane
 
 
 def log(msg: str) -> None:

@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import datetime as dt
 import fcntl
-import importlib.util
 import ipaddress
 import json
 import os
@@ -46,20 +45,10 @@ from types import ModuleType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+if __package__ in (None, ""):  # run as `python hack/node.py`: make `hack.*` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _load(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name.removeprefix('gameplane_')}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cp = _load("gameplane_controlplane")
+from hack import controlplane as cp  # noqa: E402
 
 NODE_NAME = "gameplane-node"
 BRIDGE = "gp0"
@@ -595,7 +584,9 @@ oom_score = 0
 
 
 def _images() -> ModuleType:
-    return _load("gameplane_images")
+    from hack import images  # the node imports images only to load them; images needs no node
+
+    return images
 
 
 def _write_kubeconfig(path: Path, server: str, pki: Path, stem: str) -> None:

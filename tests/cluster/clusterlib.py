@@ -31,7 +31,7 @@ def audit_writes(controlplane: Any, user: str, since: str = "", until: str = "")
 
 
 def free_port() -> int:
-    from gameplane_controlplane import free_port as pick  # loaded by conftest.py
+    from hack.controlplane import free_port as pick
 
     return int(pick())
 

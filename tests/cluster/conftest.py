@@ -14,49 +14,27 @@ instead of starting one (a fast inner loop while writing cluster tests); nothing
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import kubernetes
 import pytest
 from clusterlib import OPERATOR_NS, OPERATOR_SA, Run
 
+from hack import cluster as cluster_module
+from hack import controlplane as cp_module
+
 REPO = Path(__file__).resolve().parents[2]
 
-
-def _load_controlplane() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gameplane_controlplane", REPO / "hack" / "controlplane.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-cp_module = _load_controlplane()
 _unavailable: str | None = None
 EXTERNAL = Path(os.environ["GAMEPLANE_TEST_CLUSTER"]) if os.environ.get("GAMEPLANE_TEST_CLUSTER") else None
 
 
-def _load_hack(name: str) -> ModuleType:
-    key = f"gameplane_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, REPO / "hack" / f"{name}.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-cluster_module = _load_hack("cluster")
 node_module, images_module = cluster_module.node_mod, cluster_module.images
 
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from packaging.requirements import Requirement
@@ -22,20 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 SIGTERM_BOUND_S = 5.0  # the charts' grace period is 30 s: a pod must be gone well before
 
 
-def _load_images() -> ModuleType:
-    """hack/images.py, loaded once under one name (the conftest and every test share it)."""
-    name = "gameplane_images"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "hack" / "images.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-images = _load_images()
+from hack import images  # noqa: E402  (after REPO: the one module instance)
 
 
 @dataclass
