@@ -15,6 +15,8 @@ ALL_SERVICES = catalog.NAMES
 # Services without a database of their own (everything else owns gp_<service>).
 STATELESS = frozenset(s.name for s in catalog.SERVICES if not s.database)
 MANAGED_BY = "gameplane-operator"
+# The service image's repository: the CRD's default for spec.image.repository, and the chart's.
+DEFAULT_REPOSITORY = "gameplane/gameplane"
 SECRETS_SUFFIX = "-secrets"
 
 Values = dict[str, Any]
@@ -128,8 +130,9 @@ def chart_values(
     }
     image = spec.get("image") or {}
     # A platform that names its image keeps it whole: the operator's default repository and tag
-    # apply only together, to platforms that chose neither.
-    chosen = bool(image.get("repository") or image.get("tag"))
+    # apply only together, to platforms that chose neither. The API server stores the CRD's default
+    # repository in every platform, so that one does not count as a choice.
+    chosen = bool(image.get("tag")) or image.get("repository", DEFAULT_REPOSITORY) not in ("", DEFAULT_REPOSITORY)
     repository = image.get("repository") if chosen else defaults.image_repository
     tag = image.get("tag", "") if chosen else defaults.image_tag
     db = spec.get("database") or {}
@@ -140,7 +143,7 @@ def chart_values(
     g: Values = {
         "version": spec["version"],
         "image": {
-            "repository": repository or "gameplane/gameplane",
+            "repository": repository or DEFAULT_REPOSITORY,
             "tag": tag or "",
             "pullPolicy": image.get("pullPolicy", "IfNotPresent"),
             "pullSecrets": list(image.get("pullSecrets", [])),

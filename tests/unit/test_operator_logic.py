@@ -335,6 +335,11 @@ def test_service_image_comes_from_the_spec_else_the_operator_default_as_a_whole(
     built = Defaults(image_repository="dev/gameplane", image_tag="0f3a9c")
     g = chart_values("d", base, KEYS, built)["global"]["image"]
     assert (g["repository"], g["tag"]) == ("dev/gameplane", "0f3a9c")
+    # What the API server stores for a platform that set nothing: the CRD's default repository,
+    # which is no choice of the platform's.
+    stored = {**base, "image": {"repository": "gameplane/gameplane", "pullPolicy": "IfNotPresent"}}
+    g = chart_values("d", stored, KEYS, built)["global"]["image"]
+    assert (g["repository"], g["tag"], g["pullPolicy"]) == ("dev/gameplane", "0f3a9c", "IfNotPresent")
     # A platform that names a repository or a tag keeps its choice; the default tag never lands on
     # someone else's repository, nor the default repository under the platform's own tag.
     own_repo = chart_values("d", {**base, "image": {"repository": "reg.example/gp"}}, KEYS, built)["global"]["image"]
