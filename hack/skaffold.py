@@ -67,17 +67,18 @@ def stage_helm() -> None:
     cached) where Go or the built binary is here; else a Linux `helm` from PATH (a kind user's)."""
     images, cp = _load("images"), _load("controlplane")
     staged = images.STAGE / "helm"
-    if cp.TOOLS["helm"].built() or cp.go_binary():
+    # Elsewhere (macOS) Go would build a helm for the host, which cannot run in the image.
+    if sys.platform == "linux" and (cp.TOOLS["helm"].built() or cp.go_binary()):
         images.stage(images.BY_KEY["operator"])
         return
+    if staged.exists() and _is_elf(staged):
+        return  # put there by hand
     found = shutil.which("helm")
     if found and _is_elf(Path(found)):
         staged.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(found, staged)
         log(f"staged {found} (no Go toolchain to build helm {cp.HELM_VERSION})")
         return
-    if staged.exists():
-        return  # put there by hand
     raise RuntimeError(
         f"the operator image needs a Linux helm binary at {staged}: install Go (helm is then built from its "
         "module) or copy one there (the release for your engine's architecture)"
@@ -207,11 +208,14 @@ def env_lines() -> str:
         log(f"no `make cluster` at {state}: KUBECONFIG left as it is")
     if not cp.TOOLS["skaffold"].built():
         log("skaffold is not built yet: python3 hack/skaffold.py build")
+    dev = {i.key: i.tag for i in images.select(["dev"])}
     lines += [
         f"export PATH={bin_dir()}:$PATH",
         f"export DOCKER_HOST={images.Daemon().host}",
         "export DOCKER_BUILDKIT=1",
         f"export GAMEPLANE_BASE_IMAGE={images.BASE.alias}",
+        # The dev backends `make cluster` loads onto the node (no registry to pull the public ones).
+        f"export GAMEPLANE_POSTGRES_IMAGE={dev['dev-postgres']} GAMEPLANE_NATS_IMAGE={dev['dev-nats']}",
         # No version check against the internet (it cannot get through here) and no survey prompts.
         "export SKAFFOLD_UPDATE_CHECK=false SKAFFOLD_INTERACTIVE=false",
     ]

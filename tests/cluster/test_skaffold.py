@@ -137,6 +137,13 @@ def test_every_profile_renders_and_the_api_server_accepts_it(
             # The built tag (64 hex digits) is in the image; the version label is cut to 63.
             image = pod["containers"][0]["image"]
             assert image.startswith("gameplane/gameplane:") and len(image.rsplit(":", 1)[1]) == 64
+            # Without GAMEPLANE_POSTGRES_IMAGE/NATS_IMAGE: the chart's own defaults (skaffold.yaml
+            # repeats them, since an empty value would blank the image).
+            chart = yaml.safe_load((REPO / "charts" / "gameplane" / "values.yaml").read_text())
+            rendered = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["image"]
+                        for d in docs if d["kind"] in ("Deployment", "StatefulSet")}  # fmt: skip
+            assert (rendered["demo-postgres"], rendered["demo-nats"]) == (chart["postgres"]["image"],
+                                                                          chart["nats"]["image"])  # fmt: skip
         else:
             release = "skaffold-ci" if profile == "ci" else "dev"
             operator = deployments[f"{release}-gameplane-operator"]["spec"]["template"]["spec"]["containers"][0]
@@ -154,6 +161,8 @@ def test_every_profile_renders_and_the_api_server_accepts_it(
                 # The dev backends hack/images.py builds: the ci profile's tags must follow them.
                 local = {t for i in images_module.select(["dev"]) for t in i.tags()}
                 assert {env["GAMEPLANE_OPERATOR_POSTGRES_IMAGE"], env["GAMEPLANE_OPERATOR_NATS_IMAGE"]} <= local
+            else:  # unset in this environment: the platform gets the chart's public images
+                assert "GAMEPLANE_OPERATOR_POSTGRES_IMAGE" not in env and "GAMEPLANE_OPERATOR_NATS_IMAGE" not in env
         manifest = "\n---\n".join(yaml.safe_dump(d) for d in docs)
         out = kubectl("apply", "--dry-run=server", "-n", ns, "-f", "-", input=manifest, check=False)
         assert out.returncode == 0, out.stderr
