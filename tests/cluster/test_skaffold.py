@@ -79,7 +79,10 @@ def skaffold_env(real_node: Any, tool_env: dict[str, str]) -> Iterator[dict[str,
         PATH=f"{bin_dir}:{env['PATH']}", DOCKER_HOST=daemon.host, DOCKER_BUILDKIT="1",
         SKAFFOLD_UPDATE_CHECK="false", SKAFFOLD_INTERACTIVE="false",
     )  # fmt: skip
-    env.pop("GAMEPLANE_BASE_IMAGE", None)  # the ci profile names its base itself
+    # A shell that ran `hack/skaffold.py env` must not change what the tests see: the ci profile
+    # names its images itself, the render test sets what it needs.
+    for name in ("GAMEPLANE_BASE_IMAGE", "GAMEPLANE_POSTGRES_IMAGE", "GAMEPLANE_NATS_IMAGE"):
+        env.pop(name, None)
     with daemon.session():
         out = subprocess.run(["python3", "hack/skaffold.py", "prepare"], cwd=REPO, env=env, capture_output=True,
                              text=True, timeout=900)  # fmt: skip
