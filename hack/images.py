@@ -449,6 +449,12 @@ class Rootfs:
         return f"gameplane/{self.name}:{self.suite}-{self.recipe()}"
 
     @property
+    def alias(self) -> str:
+        """A stable name for the current recipe's image (skaffold.yaml passes gameplane/base:bookworm
+        as BASE_IMAGE: a build argument cannot compute the recipe)."""
+        return f"gameplane/{self.name}:{self.suite}"
+
+    @property
     def tarball(self) -> Path:
         return IMAGE_CACHE / f"{self.name}-{self.suite}-{self.recipe()}.tar"
 
@@ -529,7 +535,15 @@ class Rootfs:
             raise RuntimeError(f"{step} of {self.name} failed; log: {logfile}\n{logfile.read_text()[-3000:]}")
 
     def load(self, daemon: Daemon) -> float:
-        """Build (cached) and `docker import` the tarball unless the tag exists; seconds spent."""
+        """Build (cached) and `docker import` the tarball unless the tag exists, and point the alias
+        at it; seconds spent."""
+        took = self._import(daemon)
+        image_id = daemon.image_id(self.tag)
+        if daemon.image_id(self.alias) != image_id:
+            daemon.docker("tag", self.tag, self.alias)
+        return took
+
+    def _import(self, daemon: Daemon) -> float:
         if daemon.image_id(self.tag):
             return 0.0
         took = self.build()
@@ -540,7 +554,7 @@ class Rootfs:
         daemon.docker(*args, str(self.tarball), self.tag)
         repo = self.tag.split(":")[0]
         for ref in daemon.out("images", "--format", "{{.Repository}}:{{.Tag}}", repo).split():
-            if ref != self.tag:  # an older recipe's image: untag it (layers in use stay)
+            if ref not in (self.tag, self.alias):  # an older recipe's image: untag it (layers in use stay)
                 daemon.docker("rmi", ref, check=False)
         return took + time.monotonic() - start
 

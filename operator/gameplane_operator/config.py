@@ -25,6 +25,11 @@ def _default_chart() -> Path:
     return here if here.is_dir() else Path("/charts/gameplane")
 
 
+def _flag(value: str) -> bool:
+    """An environment switch: true/1/yes/on (any case) is on, anything else off."""
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 def _default_helm() -> str:
     return shutil.which("helm") or "helm"
 
@@ -49,6 +54,17 @@ class Config:
     # platformDefaults.*); empty means the gameplane chart's own defaults.
     postgres_image: str = field(default_factory=lambda: os.environ.get("GAMEPLANE_OPERATOR_POSTGRES_IMAGE", ""))
     nats_image: str = field(default_factory=lambda: os.environ.get("GAMEPLANE_OPERATOR_NATS_IMAGE", ""))
+    # The service image of platforms that do not choose one (platformDefaults.image.*).
+    image_repository: str = field(default_factory=lambda: os.environ.get("GAMEPLANE_OPERATOR_IMAGE_REPOSITORY", ""))
+    image_tag: str = field(default_factory=lambda: os.environ.get("GAMEPLANE_OPERATOR_IMAGE_TAG", ""))
+    # Development only (platformDefaults.devReload): every platform's services run with --reload.
+    dev_reload: bool = field(default_factory=lambda: _flag(os.environ.get("GAMEPLANE_OPERATOR_DEV_RELOAD", "")))
 
     def defaults(self) -> Defaults:
-        return Defaults(postgres_image=self.postgres_image, nats_image=self.nats_image)
+        return Defaults(
+            postgres_image=self.postgres_image,
+            nats_image=self.nats_image,
+            image_repository=self.image_repository,
+            image_tag=self.image_tag,
+            dev_reload=self.dev_reload,
+        )

@@ -15,6 +15,8 @@ ALL_SERVICES = catalog.NAMES
 # Services without a database of their own (everything else owns gp_<service>).
 STATELESS = frozenset(s.name for s in catalog.SERVICES if not s.database)
 MANAGED_BY = "gameplane-operator"
+# The service image's repository: the CRD's default for spec.image.repository, and the chart's.
+DEFAULT_REPOSITORY = "gameplane/gameplane"
 SECRETS_SUFFIX = "-secrets"
 
 Values = dict[str, Any]
@@ -26,11 +28,19 @@ SCHEDULING_KEYS = ("nodeSelector", "tolerations", "affinity", "priorityClassName
 class Defaults:
     """Operator-wide defaults for what a platform leaves unset (operator chart: platformDefaults).
 
-    Empty means the umbrella chart's own default (the public postgres and nats images).
+    Empty means the umbrella chart's own default (the public postgres and nats images, the
+    service image gameplane/gameplane:<spec.version>).
     """
 
     postgres_image: str = ""
     nats_image: str = ""
+    # The service image of platforms whose spec.image names neither a repository nor a tag (a dev
+    # loop points every platform at the image it just built).
+    image_repository: str = ""
+    image_tag: str = ""
+    # Development only: every service of every platform runs from a synced copy of its sources
+    # with --reload (the umbrella chart's global.dev.reload).
+    dev_reload: bool = False
 
 
 def _scheduling(block: dict[str, Any] | None) -> Values:
@@ -119,6 +129,12 @@ def chart_values(
         svc: _service_values(svc, overrides.get(svc, {}), svc in enabled, spec) for svc in ALL_SERVICES
     }
     image = spec.get("image") or {}
+    # A platform that names its image keeps it whole: the operator's default repository and tag
+    # apply only together, to platforms that chose neither. The API server stores the CRD's default
+    # repository in every platform, so that one does not count as a choice.
+    chosen = bool(image.get("tag")) or image.get("repository", DEFAULT_REPOSITORY) not in ("", DEFAULT_REPOSITORY)
+    repository = image.get("repository") if chosen else defaults.image_repository
+    tag = image.get("tag", "") if chosen else defaults.image_tag
     db = spec.get("database") or {}
     msg = spec.get("messaging") or {}
     mon = spec.get("monitoring") or {}
@@ -127,8 +143,8 @@ def chart_values(
     g: Values = {
         "version": spec["version"],
         "image": {
-            "repository": image.get("repository", "gameplane/gameplane"),
-            "tag": image.get("tag", ""),
+            "repository": repository or DEFAULT_REPOSITORY,
+            "tag": tag or "",
             "pullPolicy": image.get("pullPolicy", "IfNotPresent"),
             "pullSecrets": list(image.get("pullSecrets", [])),
         },
@@ -154,6 +170,8 @@ def chart_values(
     scheduling = _scheduling(spec.get("scheduling"))
     if scheduling:
         g["scheduling"] = scheduling
+    if defaults.dev_reload:
+        g["dev"] = {"reload": True}
     values["global"] = g
     values["secrets"] = {
         "create": True,

@@ -326,3 +326,54 @@ def test_warning_events_only_for_real_problems() -> None:
     assert {e[0] for e in events(starting, paused)} == {"Normal"}
     drill = _with(empty, FaultsActive=("True", "FaultsInjected"))
     assert events(_with(empty, FaultsActive=("False", "NoFaults")), drill)[0][0] == "Normal"
+
+
+def test_service_image_comes_from_the_spec_else_the_operator_default_as_a_whole() -> None:
+    base = {"version": "0.1.0"}
+    plain = chart_values("d", base, KEYS)["global"]["image"]
+    assert (plain["repository"], plain["tag"]) == ("gameplane/gameplane", "")  # tag "" = spec.version
+    built = Defaults(image_repository="dev/gameplane", image_tag="0f3a9c")
+    g = chart_values("d", base, KEYS, built)["global"]["image"]
+    assert (g["repository"], g["tag"]) == ("dev/gameplane", "0f3a9c")
+    # What the API server stores for a platform that set nothing: the CRD's default repository,
+    # which is no choice of the platform's.
+    stored = {**base, "image": {"repository": "gameplane/gameplane", "pullPolicy": "IfNotPresent"}}
+    g = chart_values("d", stored, KEYS, built)["global"]["image"]
+    assert (g["repository"], g["tag"], g["pullPolicy"]) == ("dev/gameplane", "0f3a9c", "IfNotPresent")
+    # A platform that names a repository or a tag keeps its choice; the default tag never lands on
+    # someone else's repository, nor the default repository under the platform's own tag.
+    own_repo = chart_values("d", {**base, "image": {"repository": "reg.example/gp"}}, KEYS, built)["global"]["image"]
+    assert (own_repo["repository"], own_repo["tag"]) == ("reg.example/gp", "")
+    own_tag = chart_values("d", {**base, "image": {"tag": "0.1.1"}}, KEYS, built)["global"]["image"]
+    assert (own_tag["repository"], own_tag["tag"]) == ("gameplane/gameplane", "0.1.1")
+    # Only a repository as default: the tag stays the platform's version.
+    repo_only = chart_values("d", base, KEYS, Defaults(image_repository="mirror/gp"))["global"]["image"]
+    assert (repo_only["repository"], repo_only["tag"]) == ("mirror/gp", "")
+    # Per-service images are the spec's own and untouched by the defaults.
+    svc = {**base, "services": [{"name": "wallet", "image": {"tag": "hotfix"}}]}
+    assert chart_values("d", svc, KEYS, built)["wallet"]["image"] == {"tag": "hotfix"}
+
+
+def test_dev_reload_is_set_only_by_the_operator_default() -> None:
+    assert "dev" not in chart_values("d", {"version": "0.1.0"}, KEYS)["global"]
+    assert "dev" not in chart_values("d", {"version": "0.1.0"}, KEYS, Defaults())["global"]
+    v = chart_values("d", {"version": "0.1.0"}, KEYS, Defaults(dev_reload=True))
+    assert v["global"]["dev"] == {"reload": True}
+
+
+@pytest.mark.parametrize(("raw", "on"), [("true", True), ("1", True), ("TRUE", True), ("yes", True),
+                                         ("", False), ("false", False), ("0", False), ("nope", False)])  # fmt: skip
+def test_operator_config_reads_the_dev_defaults_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, raw: str, on: bool
+) -> None:
+    from gameplane_operator.config import Config
+
+    monkeypatch.setenv("GAMEPLANE_OPERATOR_IMAGE_REPOSITORY", "gameplane/gameplane")
+    monkeypatch.setenv("GAMEPLANE_OPERATOR_IMAGE_TAG", "abc")
+    monkeypatch.setenv("GAMEPLANE_OPERATOR_DEV_RELOAD", raw)
+    d = Config().defaults()
+    assert (d.image_repository, d.image_tag, d.dev_reload) == ("gameplane/gameplane", "abc", on)
+    monkeypatch.delenv("GAMEPLANE_OPERATOR_IMAGE_REPOSITORY")
+    monkeypatch.delenv("GAMEPLANE_OPERATOR_IMAGE_TAG")
+    monkeypatch.delenv("GAMEPLANE_OPERATOR_DEV_RELOAD")
+    assert Config().defaults() == Defaults()

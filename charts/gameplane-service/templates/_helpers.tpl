@@ -13,9 +13,11 @@ app.kubernetes.io/name: {{ .Values.name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* app.kubernetes.io/version is the image tag cut to a label value's 63 characters, ending
+     alphanumeric: a tag may be longer (skaffold tags local builds with the 64-hex image id). */}}
 {{- define "gp.labels" -}}
 {{ include "gp.selectorLabels" . }}
-app.kubernetes.io/version: {{ include "gp.tag" . | quote }}
+app.kubernetes.io/version: {{ regexReplaceAll "[-_.]+$" (include "gp.tag" . | trunc 63) "" | quote }}
 app.kubernetes.io/component: {{ .Values.name }}
 app.kubernetes.io/part-of: gameplane
 app.kubernetes.io/managed-by: {{ .Values.global.managedBy | default .Release.Service }}

@@ -2,7 +2,7 @@
 {{- define "gpu.labels" -}}
 app.kubernetes.io/name: {{ .component }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
-app.kubernetes.io/version: {{ .root.Values.global.image.tag | default .root.Values.global.version | quote }}
+app.kubernetes.io/version: {{ regexReplaceAll "[-_.]+$" (.root.Values.global.image.tag | default .root.Values.global.version | trunc 63) "" | quote }}
 app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/part-of: gameplane
 app.kubernetes.io/managed-by: {{ .root.Values.global.managedBy | default .root.Release.Service }}
