@@ -17,7 +17,7 @@ Standard library only: skaffold runs them with whatever `python3` is on PATH.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import os
 import shutil
 import subprocess
@@ -36,15 +36,10 @@ SERVICE, OPERATOR = "gameplane/gameplane", "gameplane/operator"
 
 
 def _load(name: str) -> ModuleType:
-    """hack/<name>.py, under the name hack/cluster.py gives it (one instance per process)."""
-    key = f"gameplane_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, HERE / f"{name}.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
+    """hack.<name>, imported only when a command needs it (skaffold runs the hooks on every build)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    return importlib.import_module(f"hack.{name}")
 
 
 def log(msg: str) -> None:
