@@ -621,6 +621,11 @@ def _ensure_bridge() -> None:
     addr = f"{BRIDGE_IP}/{POD_CIDR.split('/')[1]}"
     if addr not in _run(["ip", "-o", "addr", "show", "dev", BRIDGE]).stdout:
         _run(["ip", "addr", "add", addr, "dev", BRIDGE])
+    # Service IPs exist only in kube-proxy's rules. Without a route of their own, a packet for a
+    # Service with no ready endpoint (a Pod being replaced) follows the default route off the
+    # machine, and whatever answers there (this sandbox's egress proxy answers HTTP 404) looks
+    # like the service. Routed onto the bridge, it stays on the node. Goes with the bridge.
+    _run(["ip", "route", "replace", cp.SERVICE_CIDR, "dev", BRIDGE])
 
 
 def _stop_pid(pid: int | None, grace: float = 10) -> None:

@@ -65,9 +65,11 @@ def secret_value(kubectl: Run, ns: str, name: str, key: str) -> str:
     return base64.b64decode(data[key]).decode()
 
 
-def pods(kubectl: Run, ns: str, selector: str = "") -> list[dict[str, Any]]:
+def pods(kubectl: Run, ns: str, selector: str = "", terminating: bool = False) -> list[dict[str, Any]]:
+    """Pods of `ns` (by label selector); those already being deleted only when asked for."""
     args = ["pods", "-n", ns] + (["-l", selector] if selector else [])
-    return get_json(kubectl, *args)["items"]  # type: ignore[no-any-return]
+    items: list[dict[str, Any]] = get_json(kubectl, *args)["items"]
+    return [p for p in items if terminating or not p["metadata"].get("deletionTimestamp")]
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:
