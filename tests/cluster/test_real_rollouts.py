@@ -34,7 +34,7 @@ HOTFIX = "0.1.0-hotfix"
 @pytest.fixture(scope="module")
 def hotfix_image(real_node: Any) -> str:
     """The service image under a second tag, in the node's containerd: what a CI pipeline would push."""
-    from conftest import images_module
+    from hack import images as images_module
 
     source = images_module.BY_KEY["service"].tag
     target = f"{source.rsplit(':', 1)[0]}:{HOTFIX}"

@@ -17,7 +17,7 @@ NS, RELEASE = "real-umbrella", "casino"
 
 @pytest.fixture(scope="module")
 def umbrella(real_node: Any, helm: Run, kubectl: Run) -> Iterator[str]:
-    from conftest import images_module
+    from hack import images as images_module
 
     restricted(kubectl, NS)
     helm("install", RELEASE, "charts/gameplane", "-n", NS,

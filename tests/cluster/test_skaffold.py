@@ -226,7 +226,9 @@ def test_skaffold_run_ci_builds_loads_and_deploys_a_ready_platform(
 ) -> None:
     kubectl("delete", "namespace", CI_NAMESPACE, "--ignore-not-found", "--wait=true", "--timeout=180s")
     start = time.monotonic()
-    out = skaffold(skaffold_env, "run", "-p", "ci")
+    # The node is new for this session: skaffold's cache would skip the build, and with it the hook
+    # that imports the images into the node's containerd. Layers stay cached, so this costs seconds.
+    out = skaffold(skaffold_env, "run", "-p", "ci", "--cache-artifacts=false")
     took = time.monotonic() - start
     print(f"\nskaffold run -p ci: {took:.1f}s (build, import into containerd, deploy, platform Ready)")
     log = out.stdout + out.stderr
@@ -260,7 +262,8 @@ class _Dev:
 
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
         self.lines: list[str] = []
-        self.proc = subprocess.Popen(["skaffold", "dev", "-p", "ci", "--port-forward=off"], cwd=cwd, env=env,
+        self.proc = subprocess.Popen(["skaffold", "dev", "-p", "ci", "--port-forward=off", "--cache-artifacts=false"],
+                                     cwd=cwd, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True)  # fmt: skip
         self._reader = threading.Thread(target=self._read, daemon=True)
