@@ -5,6 +5,7 @@
     python hack/cluster.py down     # stop everything; lists anything left on the host and exits 1 if so
     python hack/cluster.py env      # export KUBECONFIG / PATH for a running cluster
     python hack/cluster.py status
+    python hack/cluster.py build    # every tool (skaffold too) and image, nothing started (make test)
 
 Pieces: hack/controlplane.py (etcd, API server, controllers, kwok's fake nodes for scale),
 hack/node.py (containerd, kubelet, kube-proxy, CoreDNS, metrics-server on this machine) and
@@ -37,6 +38,15 @@ def build(log: bool = True) -> dict[str, float]:
     return cp.build_all(log=log, keys=(*cp.PLANE_BUILDS, "coredns", "metrics-server", "helm"))
 
 
+def build_everything() -> None:
+    """What `make test`'s cluster and images tiers need, skaffold included: every Go tool, then
+    every image (the node's pause and metrics-server images need their Go builds first)."""
+    cp.build_all(log=True)
+    daemon = images.Daemon()
+    with daemon.session():
+        images.build(daemon)
+
+
 def start(state: Path, metrics_server: bool = True) -> tuple[Any, Any]:
     """Control plane, then the images, then the node (with the images in its containerd)."""
     t0 = time.monotonic()
@@ -67,9 +77,12 @@ def stop(plane: Any, node: Any) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "env", "status"])
+    parser.add_argument("command", choices=["up", "down", "env", "status", "build"])
     parser.add_argument("--state", type=Path, default=cp.STATE, help="pki, logs, kubeconfig and node state")
     args = parser.parse_args(argv)
+    if args.command == "build":
+        build_everything()
+        return 0
     running = (args.state / "cluster.json").exists() and cp.ControlPlane.load(args.state).alive("kube-apiserver")
     if args.command == "up":
         if running:
