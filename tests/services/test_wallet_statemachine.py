@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -62,10 +62,12 @@ class Harness:
     loop: asyncio.AbstractEventLoop
     app: Any
     client: httpx.AsyncClient
-    headers: dict[str, str] = field(default_factory=dict)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        return self.loop.run_until_complete(self.client.request(method, W + path, json=body, headers=self.headers))
+        # A service token lives 60 s and 2,000 steps can take longer on a busy machine: a fresh one
+        # per call (an expired one turned a step into a 401 and the run into "flaky" data).
+        headers = as_service(self.app, "games")
+        return self.loop.run_until_complete(self.client.request(method, W + path, json=body, headers=headers))
 
 
 def slug(r: httpx.Response) -> str:
@@ -339,7 +341,7 @@ def test_wallet_state_machine(new_database: Any, nats_server: Any) -> None:
     ctx = running(app)
     try:
         client = loop.run_until_complete(ctx.__aenter__())
-        WalletMachine.h = Harness(loop, app, client, as_service(app, "games"))
+        WalletMachine.h = Harness(loop, app, client)
         run_state_machine_as_test(WalletMachine, settings=settings(
             max_examples=EXAMPLES, stateful_step_count=STEPS, derandomize=True, database=None, deadline=None,
             suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.reuse, Phase.generate]))

@@ -18,7 +18,11 @@ class Wallet:
     def __init__(self, app: Any, client: httpx.AsyncClient) -> None:
         self.app = app
         self.client = client
-        self.headers = as_service(app, "games")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """A fresh service token per call: one lives 60 s, a slow module outlives it."""
+        return as_service(self.app, "games")
 
     async def post(self, path: str, body: dict[str, Any], status: int = 200) -> dict[str, Any]:
         r = await self.client.post(W + path, json=body, headers=self.headers)
