@@ -144,15 +144,9 @@ def _platform_key(namespace: str | None, labels: Any) -> Key:
     return (namespace or "", labels[PLATFORM_LABEL])
 
 
-@kopf.index("apps", "v1", "deployments", labels=CHILD)
-def gp_workloads(namespace: str | None, name: str, labels: Any, meta: Any, spec: Any, status: Any, **_: Any) -> Any:
-    conds = {c.get("type"): c for c in status.get("conditions") or []}
-    failure = ""
-    if (conds.get("Progressing") or {}).get("reason") == "ProgressDeadlineExceeded":
-        failure = conds["Progressing"].get("message", "progress deadline exceeded")
-    elif (conds.get("ReplicaFailure") or {}).get("status") == "True":
-        failure = conds["ReplicaFailure"].get("message", "replica failure")
-    info = WorkloadInfo(
+def _workload(name: str, labels: Any, meta: Any, spec: Any, status: Any, failure: str = "") -> WorkloadInfo:
+    """What a Deployment's or StatefulSet's own status says about its readiness."""
+    return WorkloadInfo(
         component=labels.get(COMPONENT, name),
         name=name,
         desired=int(spec.get("replicas", 1)),
@@ -162,24 +156,24 @@ def gp_workloads(namespace: str | None, name: str, labels: Any, meta: Any, spec:
         failure=failure,
         total=int(status.get("replicas") or 0),
     )
-    return {_platform_key(namespace, labels): info}
+
+
+@kopf.index("apps", "v1", "deployments", labels=CHILD)
+def gp_workloads(namespace: str | None, name: str, labels: Any, meta: Any, spec: Any, status: Any, **_: Any) -> Any:
+    conds = {c.get("type"): c for c in status.get("conditions") or []}
+    failure = ""
+    if (conds.get("Progressing") or {}).get("reason") == "ProgressDeadlineExceeded":
+        failure = conds["Progressing"].get("message", "progress deadline exceeded")
+    elif (conds.get("ReplicaFailure") or {}).get("status") == "True":
+        failure = conds["ReplicaFailure"].get("message", "replica failure")
+    return {_platform_key(namespace, labels): _workload(name, labels, meta, spec, status, failure)}
 
 
 @kopf.index("apps", "v1", "statefulsets", labels=CHILD)
 def gp_statefulsets(namespace: str | None, name: str, labels: Any, meta: Any, spec: Any, status: Any,
                     **_: Any) -> Any:  # fmt: skip
     # The development PostgreSQL: the platform is not ready while it is not.
-    info = WorkloadInfo(
-        component=labels.get(COMPONENT, name),
-        name=name,
-        desired=int(spec.get("replicas", 1)),
-        ready=int(status.get("readyReplicas") or 0),
-        updated=int(status.get("updatedReplicas") or 0),
-        current=int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0),
-        failure="",
-        total=int(status.get("replicas") or 0),
-    )
-    return {_platform_key(namespace, labels): info}
+    return {_platform_key(namespace, labels): _workload(name, labels, meta, spec, status)}
 
 
 @kopf.index("", "v1", "secrets")
