@@ -44,15 +44,16 @@ host-deps:
 
 ## make test: every tier (lint, unit, services, system, cluster, images). What the cluster and
 ## images tiers build from source (Go tools, images; cached, so seconds when warm) is built in the
-## background while the first three tiers run: cold, that overlap saves minutes.
+## background from the start: cold, it overlaps the first three tiers, and skaffold (built last)
+## the cluster tier's first tests; each tier waits for just what it needs (the builds' locks).
 test: $(STAMP) host-deps
 	$(VENV)/bin/ruff check services operator tests bench hack
 	@mkdir -p .gameplane; \
 	$(PY) hack/cluster.py build > .gameplane/prebuild.log 2>&1 & pre=$$!; \
 	rc=0; $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/services tests/system || rc=$$?; \
-	wait $$pre || echo "background build failed (.gameplane/prebuild.log); the tiers below rebuild and report it" >&2; \
-	$(PY) -m pytest -q -p no:cacheprovider tests/cluster tests/images || rc2=$$?; \
-	if [ $$rc -eq 0 ]; then rc=$${rc2:-0}; fi; exit $$rc
+	rc2=0; $(PY) -m pytest -q -p no:cacheprovider tests/cluster tests/images || rc2=$$?; \
+	wait $$pre || echo "background build failed (.gameplane/prebuild.log); the tiers rebuilt what they needed" >&2; \
+	if [ $$rc -eq 0 ]; then rc=$$rc2; fi; exit $$rc
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

@@ -867,7 +867,13 @@ def _postgres_version(daemon: Daemon) -> str:
 
 
 def build(daemon: Daemon, only: Iterable[str] | None = None, verbose: bool = False) -> list[Built]:
-    """Build the selected images (cached at every level); the base images first, when needed."""
+    """Build the selected images (cached at every level); the base images first, when needed.
+    One build at a time on this machine: a second caller waits and then finds the cache warm."""
+    with _flock(CACHE / "locks" / "images-build.lock"):
+        return _build(daemon, only, verbose)
+
+
+def _build(daemon: Daemon, only: Iterable[str] | None, verbose: bool) -> list[Built]:
     images = select(only)
     done: list[Built] = []
     base: str | None = None

@@ -193,6 +193,12 @@ def bin_dir() -> Path:
     return out
 
 
+# No version check against the internet (it cannot get through here), no survey prompts, and no
+# pruning: skaffold removes the images it built by id, with force, when `dev` stops; its build of an
+# unchanged tree has the same id as `make images`' gameplane/gameplane:<version>, which went with it.
+SETTINGS = {"SKAFFOLD_UPDATE_CHECK": "false", "SKAFFOLD_INTERACTIVE": "false", "SKAFFOLD_NO_PRUNE": "true"}
+
+
 def env_lines() -> str:
     cp, images = _load("controlplane"), _load("images")
     lines = []
@@ -211,8 +217,7 @@ def env_lines() -> str:
         f"export GAMEPLANE_BASE_IMAGE={images.BASE.alias}",
         # The dev backends `make cluster` loads onto the node (no registry to pull the public ones).
         f"export GAMEPLANE_POSTGRES_IMAGE={dev['dev-postgres']} GAMEPLANE_NATS_IMAGE={dev['dev-nats']}",
-        # No version check against the internet (it cannot get through here) and no survey prompts.
-        "export SKAFFOLD_UPDATE_CHECK=false SKAFFOLD_INTERACTIVE=false",
+        "export " + " ".join(f"{k}={v}" for k, v in SETTINGS.items()),
     ]
     return "\n".join(lines)
 

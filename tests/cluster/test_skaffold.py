@@ -10,12 +10,10 @@ measured times are printed (pytest -s shows them).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,7 +25,12 @@ import pytest
 import yaml
 from clusterlib import Run, wait_for
 
-pytestmark = pytest.mark.cluster
+from hack import controlplane as cp_module
+from hack import images as images_module
+from hack import skaffold as skaffold_module
+
+# Longer than the suite's 600 s: the first test may wait for skaffold's own build (Go, ~8 min cold).
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
 REPO = Path(__file__).resolve().parents[2]
 
 CI_NAMESPACE = "skaffold-ci"  # the ci profile's namespace (skaffold.yaml)
@@ -51,19 +54,6 @@ def _skip_or_fail(reason: str) -> None:
     pytest.skip(f"SKAFFOLD TESTS SKIPPED: {reason}")
 
 
-def _hack(name: str) -> Any:
-    """hack/<name>.py under the module name conftest.py and hack/cluster.py give it (one instance)."""
-    key = f"gameplane_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, REPO / "hack" / f"{name}.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-cp_module, images_module = _hack("controlplane"), _hack("images")
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +61,17 @@ def skaffold_env(real_node: Any, tool_env: dict[str, str]) -> Iterator[dict[str,
     """Environment for skaffold on this cluster: what `hack/skaffold.py env` exports, with the
     tier's kubeconfig. Holds a session of hack/images.py's engine for the whole module, so the
     engine skaffold builds with stays up between its runs."""
-    if not cp_module.TOOLS["skaffold"].built():
-        _skip_or_fail("skaffold is not built (python3 hack/skaffold.py build; it needs Go)")
+    # Built last by `make test`'s background build, while the tests before these ran: this waits
+    # for it (the build's lock) or builds it (hence the module's long timeout).
+    try:
+        cp_module.build_one(cp_module.TOOLS["skaffold"])
+    except (subprocess.CalledProcessError, RuntimeError) as exc:
+        _skip_or_fail(f"skaffold cannot be built here: {exc}")
     daemon = images_module.Daemon()
     env = dict(tool_env)
-    bin_dir = _hack("skaffold").bin_dir()  # skaffold, kubectl, helm and the engine's docker CLI
+    bin_dir = skaffold_module.bin_dir()  # skaffold, kubectl, helm and the engine's docker CLI
     env.update(
-        PATH=f"{bin_dir}:{env['PATH']}", DOCKER_HOST=daemon.host, DOCKER_BUILDKIT="1",
-        SKAFFOLD_UPDATE_CHECK="false", SKAFFOLD_INTERACTIVE="false",
+        PATH=f"{bin_dir}:{env['PATH']}", DOCKER_HOST=daemon.host, DOCKER_BUILDKIT="1", **skaffold_module.SETTINGS,
     )  # fmt: skip
     # A shell that ran `hack/skaffold.py env` must not change what the tests see: the ci profile
     # names its images itself, the render test sets what it needs.
@@ -372,6 +365,8 @@ def test_skaffold_dev_syncs_an_edit_into_the_running_service_which_reloads(
     output = dev.output()
     assert "Cleaning up..." in output, output[-3000:]
     assert code == 0, output[-3000:]
+    # Its build of this tree shares an id with `make images`' tag; stopping must not take that tag along.
+    assert images_module.Daemon().image_id(images_module.service_tag()), "skaffold dev removed the stock image"
     # What it deployed is gone: the release, the platform, and (garbage-collected) its children.
     helm_list = subprocess.run(["helm", "list", "-n", CI_NAMESPACE, "-q"], env=skaffold_env, capture_output=True,
                                text=True, check=True).stdout.split()  # fmt: skip
