@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import jwt
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader
 
 from gameplane.kit.problems import Problem
 
@@ -104,6 +105,11 @@ def verify_staff_token(key: str, token: str) -> StaffContext:
     return StaffContext(staff_id, claims["name"], tuple(r for r in ROLES if r in roles))
 
 
+# Declared as a security scheme so every back-office route's OpenAPI entry names the header.
+_STAFF_SCHEME = APIKeyHeader(name=STAFF_HEADER, scheme_name="StaffToken", auto_error=False,
+                             description="staff token from POST /internal/players/staff/login")
+
+
 def staff_key(request: Request) -> str:
     return str(request.app.state.runtime.settings.player_token_secret)
 
@@ -116,8 +122,8 @@ def staff(*accepted: Role) -> Callable[[Request], Awaitable[StaffContext]]:
     if not accepted or any(r not in ROLES for r in accepted):
         raise ValueError(f"staff() needs roles among {ROLES}, got {accepted}")
 
-    async def dependency(request: Request) -> StaffContext:
-        token = request.headers.get(STAFF_HEADER, "").strip()
+    async def dependency(request: Request, token: str | None = Security(_STAFF_SCHEME)) -> StaffContext:
+        token = (token or "").strip()
         if not token:
             raise StaffUnauthenticated(f"this route needs a staff token in the {STAFF_HEADER} header")
         who = verify_staff_token(staff_key(request), token)
