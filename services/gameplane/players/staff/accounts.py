@@ -111,11 +111,11 @@ async def update(ctx: PlayersContext, by: Actor, staff_id: uuid.UUID, req: Staff
         await s.execute(select(func.pg_advisory_xact_lock(0x57AFF)))
         a = await _lock(s, staff_id)
         before = _public(a)
+        was_admin = a.active and "admin" in a.roles
         if req.roles is not None:
             a.roles = list(req.roles)
         if req.active is not None:
             a.active = req.active
-        was_admin = "admin" in before["roles"] and bool(before["active"])  # type: ignore[operator]
         if was_admin and not (a.active and "admin" in a.roles) and not await _active_admins(s, besides=staff_id):
             raise LastAdmin()
         after = _public(a)
