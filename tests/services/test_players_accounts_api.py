@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from gameplane.devtools.testing import ManualClock as Clock
-from gameplane.devtools.testing import as_service, running, stored_events
+from gameplane.devtools.testing import as_service, as_staff, running, stored_events
 from gameplane.kit.auth import issue_service_token, verify_player_token
 from gameplane.players.app import build_app
 from gameplane.players.settings import PlayersSettings
@@ -33,6 +33,10 @@ class Players:
 
     def svc(self, player_id: uuid.UUID | str | None = None, caller: str = "gateway") -> dict[str, str]:
         return as_service(self.app, caller, uuid.UUID(str(player_id)) if player_id else None)
+
+    def risk(self) -> dict[str, str]:
+        """A KYC decision's headers: the back office calling for a staff member of the risk team."""
+        return as_staff(self.app, "risk", username="risk-officer")
 
     def registration(self, **overrides: Any) -> dict[str, Any]:
         body: dict[str, Any] = {"email": f"p-{uuid.uuid4().hex[:10]}@example.com", "password": PASSWORD,
@@ -279,27 +283,27 @@ async def test_kyc_state_machine(players):
     doc = {"document_type": "passport", "document_reference": "vendor-123"}
 
     # nothing submitted yet: a decision has nothing to decide
-    problem(await players.client.post(decide, json={"state": "verified"}, headers=players.svc(caller="payments")),
+    problem(await players.client.post(decide, json={"state": "verified"}, headers=players.risk()),
             409, "invalid-kyc-transition")
     r = await players.client.post("/v1/players/me/kyc", json=doc, headers=me)
     assert r.status_code == 202 and r.json()["state"] == "pending"
     problem(await players.client.post("/v1/players/me/kyc", json=doc, headers=me), 409, "invalid-kyc-transition")
 
     r = await players.client.post(decide, json={"state": "rejected", "reason": "blurry scan"},
-                                  headers=players.svc(caller="backoffice"))
+                                  headers=players.risk())
     assert r.json()["state"] == "rejected"
     kyc = (await players.client.get("/v1/players/me/kyc", headers=me)).json()
     assert kyc["state"] == "rejected" and kyc["last_reason"] == "blurry scan"
 
     assert (await players.client.post("/v1/players/me/kyc", json=doc, headers=me)).json()["state"] == "pending"
-    r = await players.client.post(decide, json={"state": "verified"}, headers=players.svc(caller="payments"))
+    r = await players.client.post(decide, json={"state": "verified"}, headers=players.risk())
     assert r.json()["state"] == "verified"
-    problem(await players.client.post(decide, json={"state": "rejected"}, headers=players.svc(caller="payments")),
+    problem(await players.client.post(decide, json={"state": "rejected"}, headers=players.risk()),
             409, "invalid-kyc-transition")
     problem(await players.client.post("/v1/players/me/kyc", json=doc, headers=me), 409, "invalid-kyc-transition")
 
     # a player cannot decide their own KYC through a player route or the decision's body
-    r = await players.client.post(decide, json={"state": "pending"}, headers=players.svc(caller="payments"))
+    r = await players.client.post(decide, json={"state": "pending"}, headers=players.risk())
     problem(r, 422, "validation-error")
     elig = (await players.client.get(f"/internal/players/{p['id']}/eligibility",
                                      headers=players.svc(caller="payments"))).json()

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from gameplane.devtools.testing import as_service, running
+from gameplane.devtools.testing import as_service, as_staff, running
 from gameplane.wallet.app import build_app
 from gameplane.wallet.settings import WalletSettings
 
@@ -66,7 +66,7 @@ class Harness:
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         # A service token lives 60 s and 2,000 steps can take longer on a busy machine: a fresh one
         # per call (an expired one turned a step into a 401 and the run into "flaky" data).
-        headers = as_service(self.app, "games")
+        headers = as_staff(self.app, "finance") if path == "/adjustments" else as_service(self.app, "games")
         return self.loop.run_until_complete(self.client.request(method, W + path, json=body, headers=headers))
 
 
@@ -294,8 +294,7 @@ class WalletMachine(RuleBasedStateMachine):
     def adjust(self, i: int, magnitude: int, credit: bool) -> None:
         value = magnitude if credit else -magnitude
         p = self.players[i % 2]
-        body = {"idempotency_key": self.key("adj"), **self.money(i), "amount": value, "reason": "correction",
-                "actor": "ops"}
+        body = {"idempotency_key": self.key("adj"), **self.money(i), "amount": value, "reason": "correction"}
         if p.cash + value < 0:
             self.send("/adjustments", body, 402, "insufficient-funds")
             return

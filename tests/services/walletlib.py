@@ -7,9 +7,10 @@ from typing import Any
 
 import httpx
 
-from gameplane.devtools.testing import as_service
+from gameplane.devtools.testing import as_service, as_staff
 
 W = "/internal/wallet"
+FINANCE = "finance-clerk"
 
 
 class Wallet:
@@ -25,9 +26,15 @@ class Wallet:
         return as_service(self.app, "games")
 
     async def post(self, path: str, body: dict[str, Any], status: int = 200) -> dict[str, Any]:
-        r = await self.client.post(W + path, json=body, headers=self.headers)
+        r = await self.client.post(W + path, json=body, headers=self.headers_for(path))
         assert r.status_code == status, r.text
         return r.json()  # type: ignore[no-any-return]
+
+    def headers_for(self, path: str) -> dict[str, str]:
+        """Adjustments are a back-office action: the back office calls for a finance staff member."""
+        if path == "/adjustments":
+            return as_staff(self.app, "finance", username=FINANCE)
+        return self.headers
 
     async def get(self, path: str, status: int = 200, **params: Any) -> Any:
         r = await self.client.get(W + path, params=params, headers=self.headers)

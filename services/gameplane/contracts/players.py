@@ -107,7 +107,8 @@ class PlayerSummary(BaseModel):
 
 
 class KycDecision(BaseModel):
-    """Back-office or payments deciding a pending KYC check."""
+    """A back-office decision on a pending KYC check: the route also needs a staff token with the
+    role risk or admin (gameplane.kit.staff), and the decision is audited."""
 
     model_config = ConfigDict(extra="forbid")
     state: Literal["verified", "rejected"]

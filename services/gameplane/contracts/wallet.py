@@ -16,6 +16,7 @@ Internal routes (service token, audience "wallet"):
   POST /internal/wallet/bonuses/{grant_id}/convert   BonusSettleRequest    -> OperationResult
   POST /internal/wallet/bonuses/{grant_id}/forfeit   BonusSettleRequest    -> OperationResult
   POST /internal/wallet/adjustments                  AdjustmentRequest     -> OperationResult
+       (a back-office route: also a staff token with the role finance or admin, see gameplane.kit.staff)
 Refusals are problems with these slugs: insufficient-funds (402; carries `balance`), duplicate-transaction
 (409), bet-rolled-back (409; a tombstone refuses a late bet), round-closed (409), round-settled (409;
 rollback after payout), bet-not-found (404), player-blocked (403; limits / time-out / self-exclusion;
@@ -145,7 +146,7 @@ class AdjustmentRequest(BaseModel):
     currency: str
     amount: Amount = Field(description="signed: > 0 credits cash, < 0 debits it")
     reason: str = Field(min_length=3, max_length=500)
-    actor: str = Field(min_length=1, max_length=200)
+    # No `actor`: the staff token (X-Staff-Token) says who adjusts; a body cannot.
 
 
 class OperationResult(BaseModel):

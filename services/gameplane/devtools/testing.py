@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from gameplane.kit.auth import PLAYER_HEADER, issue_service_token
+from gameplane.kit.staff import STAFF_HEADER, Role, issue_staff_token
 
 
 @asynccontextmanager
@@ -31,6 +32,17 @@ def as_service(app: FastAPI, caller: str = "gateway", player_id: uuid.UUID | Non
     if player_id is not None:
         headers[PLAYER_HEADER] = str(player_id)
     return headers
+
+
+def as_staff(app: FastAPI, *roles: Role, username: str = "ops", staff_id: uuid.UUID | None = None,
+             caller: str = "backoffice") -> dict[str, str]:
+    """Headers of a back-office call: the back office's service token plus a staff token minted with
+    the platform's token key, as players issues one after a login (for tests about what a staff
+    member does, not about how they log in)."""
+    rt = app.state.runtime
+    token = issue_staff_token(rt.settings.player_token_secret, staff_id or uuid.uuid5(uuid.NAMESPACE_URL, username),
+                              username, list(roles))
+    return {**as_service(app, caller), STAFF_HEADER: token}
 
 
 class ManualClock:

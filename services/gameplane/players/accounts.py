@@ -13,6 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameplane.contracts.players import KycChanged, KycDecision, KycState, PlayerRegistered
+from gameplane.kit import audit
+from gameplane.kit.audit import Actor, target_of
 from gameplane.kit.auth import issue_player_token
 from gameplane.players import kyc, lockout, tokens
 from gameplane.players.age import check_adult
@@ -254,7 +256,7 @@ async def submit_kyc(ctx: PlayersContext, player_id: uuid.UUID, req: KycSubmit) 
         return KycOut(state="pending", updated_at=now)
 
 
-async def decide_kyc(ctx: PlayersContext, player_id: uuid.UUID, decision: KycDecision, decided_by: str) -> KycOut:
+async def decide_kyc(ctx: PlayersContext, player_id: uuid.UUID, decision: KycDecision, by: Actor) -> KycOut:
     now = ctx.now()
     async with ctx.db.transaction() as s:
         player = await _lock_player(s, player_id)
@@ -263,8 +265,10 @@ async def decide_kyc(ctx: PlayersContext, player_id: uuid.UUID, decision: KycDec
         player.kyc_updated_at = now
         await s.execute(update(KycSubmission)
                         .where(KycSubmission.player_id == player_id, KycSubmission.decision.is_(None))
-                        .values(decision=decision.state, reason=decision.reason, decided_by=decided_by,
+                        .values(decision=decision.state, reason=decision.reason, decided_by=f"staff:{by.name}",
                                 decided_at=now))
+        await audit.record(s, by, "players.kyc_decision", target_of("player", player_id),
+                           {"kyc_state": previous}, {"kyc_state": decision.state, "reason": decision.reason}, at=now)
         await emit(s, KycChanged(player_id=player_id, previous=previous, state=decision.state,
                                  reason=decision.reason))
         return KycOut(state=decision.state, updated_at=now, last_reason=decision.reason)

@@ -3,6 +3,8 @@
 public   /v1/players/register|login|token/refresh|logout   (service token: the gateway's)
 player   /v1/players/me...                                   (service token + X-Player-Id)
 internal /internal/players/...                               (service token, for other services)
+back office /internal/players/{id}/kyc/decision              (service token + staff token: risk, admin)
+staff    /internal/players/staff/..., /internal/players/audit (gameplane.players.staff.api)
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request, Response
 
 from gameplane.contracts.players import Eligibility, KycDecision, PlayerSummary, ProtectionView
+from gameplane.kit.audit import Actor
 from gameplane.kit.auth import PlayerContext, player_context, service_caller
+from gameplane.kit.staff import StaffContext, staff
 from gameplane.players import accounts, safeguards
 from gameplane.players.context import PlayersContext
 from gameplane.players.limits import LimitKind, LimitPeriod
@@ -178,10 +182,13 @@ async def protection(player_id: uuid.UUID, _caller: str = Depends(service_caller
     return await safeguards.read_protection(ctx, player_id)
 
 
-@internal.post("/{player_id}/kyc/decision", response_model=KycOut, responses={404: PROBLEM, 409: PROBLEM})
-async def decide_kyc(player_id: uuid.UUID, body: KycDecision, caller: str = Depends(service_caller),
+@internal.post("/{player_id}/kyc/decision", response_model=KycOut,
+               responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM})
+async def decide_kyc(player_id: uuid.UUID, body: KycDecision, _caller: str = Depends(service_caller),
+                     who: StaffContext = Depends(staff("risk", "admin")),
                      ctx: PlayersContext = Depends(players_context)) -> KycOut:
-    return await accounts.decide_kyc(ctx, player_id, body, caller)
+    """A back-office decision: staff roles risk or admin (support may look, not decide); audited."""
+    return await accounts.decide_kyc(ctx, player_id, body, Actor.of(who))
 
 
 routers = (public, me, internal)

@@ -13,9 +13,11 @@ from gameplane.players.context import Clock, PlayersContext, system_clock
 from gameplane.players.passwords import Passwords
 from gameplane.players.safeguards import sweep_forever
 from gameplane.players.settings import PlayersSettings
+from gameplane.players.staff.api import routers as staff_routers
 
 DESCRIPTION = ("Accounts, credentials (argon2id, access JWT + rotating refresh tokens), KYC state and "
-               "responsible-gaming settings: limits, time-outs, self-exclusion, reality checks.")
+               "responsible-gaming settings: limits, time-outs, self-exclusion, reality checks; staff "
+               "(back-office) identities: password + TOTP, roles, staff tokens, audit log.")
 
 
 def build_app(settings: PlayersSettings | None = None, *, clock: Clock = system_clock) -> FastAPI:
@@ -38,6 +40,7 @@ def build_app(settings: PlayersSettings | None = None, *, clock: Clock = system_
                          passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib,
                                              settings.argon2_parallelism),
                          clock=clock)
-    app = create_app(runtime, routers, title="gameplane players", description=DESCRIPTION)
+    # Staff routes first: /internal/players/audit must not be taken for a player id.
+    app = create_app(runtime, [*staff_routers, *routers], title="gameplane players", description=DESCRIPTION)
     app.state.players = ctx
     return app

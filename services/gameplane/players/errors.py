@@ -81,3 +81,25 @@ class RefreshRefused(Problem):
 class WrongPassword(Problem):
     def __init__(self) -> None:
         super().__init__(403, "wrong-password", "Current password is wrong")
+
+
+class InvalidStaffCredentials(Problem):
+    def __init__(self) -> None:
+        # One answer whichever factor failed: telling "wrong code" would confirm the password.
+        super().__init__(401, "invalid-staff-credentials", "Username, password or code is wrong")
+
+
+class StaffNotFound(Problem):
+    def __init__(self) -> None:
+        super().__init__(404, "staff-not-found", "No such staff account")
+
+
+class UsernameTaken(Problem):
+    def __init__(self) -> None:
+        super().__init__(409, "username-taken", "Username already in use")
+
+
+class LastAdmin(Problem):
+    def __init__(self) -> None:
+        super().__init__(409, "last-admin", "The last active admin cannot lose the admin role",
+                         "give another active account the admin role first")

@@ -1,4 +1,5 @@
-"""Tables of the players database: accounts, refresh tokens, KYC submissions, protections."""
+"""Tables of the players database: accounts, refresh tokens, KYC submissions, protections, staff
+accounts and the staff audit log."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from sqlalchemy import (
     String,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gameplane.kit.audit import add_audit_table
 from gameplane.kit.db import make_base
 
 Base = make_base()
+add_audit_table(Base.metadata)
 
 TS = DateTime(timezone=True)
 
@@ -114,3 +117,29 @@ class LimitRow(Base):
     pending_value: Mapped[int | None] = mapped_column(BigInteger)
     pending_effective_at: Mapped[datetime | None] = mapped_column(TS)
     pending_removal: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StaffAccount(Base):
+    """A member of the operator's staff (back office): password, TOTP second factor, roles."""
+
+    __tablename__ = "staff_accounts"
+    __table_args__ = (
+        CheckConstraint("""jsonb_typeof(roles) = 'array' AND jsonb_array_length(roles) > 0 """
+                        """AND roles <@ '["support","risk","finance","admin"]'::jsonb""", name="roles_known"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    username: Mapped[str] = mapped_column(String(64), unique=True)  # stored normalised (lower case)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    roles: Mapped[list[str]] = mapped_column(JSONB)
+    totp_secret: Mapped[str] = mapped_column(String(64))
+    # The newest TOTP time step a login used: a code of that step or an older one is not taken again.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(TS)
+    last_login_at: Mapped[datetime | None] = mapped_column(TS)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    failed_window_started_at: Mapped[datetime | None] = mapped_column(TS)
+    locked_until: Mapped[datetime | None] = mapped_column(TS)

@@ -21,6 +21,9 @@ class PlayersSettings(ServiceSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
     login_lock_seconds: int = Field(default=900, ge=1)
+    staff_token_ttl_seconds: int = Field(default=600, ge=60, le=3600,
+                                         description="life of a staff (back-office) token; no refresh: log in again")
+    staff_totp_issuer: str = Field(default="gameplane", description="issuer shown in staff authenticator apps")
     # argon2id costs; the defaults follow argon2-cffi's, tests lower them to keep the suite quick.
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=1024)

@@ -1,4 +1,5 @@
-"""HTTP routes: /internal/wallet/... for services (service token), /v1/wallet/... for players."""
+"""HTTP routes: /internal/wallet/... for services (service token), /v1/wallet/... for players; the
+back-office ones (adjustments, audit) also need a staff token (gameplane.kit.staff)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameplane.contracts import wallet as c
 from gameplane.kit.app import Runtime
+from gameplane.kit.audit import PROBLEM, Actor, audit_router
 from gameplane.kit.auth import PlayerContext, player_context, service_caller
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, json_reply
+from gameplane.kit.staff import StaffContext, staff
 from gameplane.wallet import bonuses, cashier, fastplay, play, queries, store
 from gameplane.wallet.reconcile import reconcile
 from gameplane.wallet.rules import Context, check_currency
@@ -29,6 +32,7 @@ RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock, serialization failure: saf
 
 internal = APIRouter(prefix="/internal/wallet", tags=["internal"], dependencies=[Depends(service_caller)])
 public = APIRouter(prefix="/v1/wallet", tags=["player"])
+backoffice = audit_router("/internal/wallet")
 
 
 def _runtime(request: Request) -> Runtime:
@@ -132,9 +136,12 @@ async def forfeit_bonus(grant_id: str, body: c.BonusSettleRequest, request: Requ
     return await answer(request, lambda s, ctx: bonuses.settle(s, grant_id, body, ctx, convert=False))
 
 
-@internal.post("/adjustments", response_model=c.OperationResult)
-async def adjust(body: c.AdjustmentRequest, request: Request) -> Any:
-    return await answer(request, lambda s, ctx: cashier.adjust(s, body, ctx))
+@internal.post("/adjustments", response_model=c.OperationResult,
+               responses={401: PROBLEM, 403: PROBLEM, 402: PROBLEM, 409: PROBLEM, 422: PROBLEM})
+async def adjust(body: c.AdjustmentRequest, request: Request,
+                 who: StaffContext = Depends(staff("finance", "admin"))) -> Any:
+    """A back-office action: staff roles finance or admin; audited (GET /internal/wallet/audit)."""
+    return await answer(request, lambda s, ctx: cashier.adjust(s, body, ctx, Actor.of(who)))
 
 
 # The hottest two, also answered ahead of FastAPI (gameplane.kit.fastroutes): first by the one

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from gameplane.kit import fastroutes
 from gameplane.kit.app import Runtime, create_app
-from gameplane.wallet.api import expire_holds, fast_routes, internal, public
+from gameplane.wallet.api import backoffice, expire_holds, fast_routes, internal, public
 from gameplane.wallet.events import consumers
 from gameplane.wallet.rules import Context
 from gameplane.wallet.settings import WalletSettings
@@ -49,7 +49,8 @@ def build_app(settings: WalletSettings | None = None) -> FastAPI:
     runtime = Runtime("wallet", settings, migrations="gameplane.wallet", consumers=consumers,
                       hot_pool=settings.sql_fast_path, on_start=[_start_sweeper], on_stop=[_stop_sweeper])
     runtime.state["ctx"] = Context(house_shards=settings.house_shards, hold_ttl_seconds=settings.hold_ttl_seconds)
-    app = create_app(runtime, [internal, public], title="gameplane wallet", app_class=fastroutes.FastRoutesApp,
+    app = create_app(runtime, [internal, public, backoffice], title="gameplane wallet",
+                     app_class=fastroutes.FastRoutesApp,
                      description="The ledger: double-entry, idempotent, the only writer of money.")
     fastroutes.install(app, runtime, fast_routes(runtime, sql_fast_path=settings.sql_fast_path))
     return app

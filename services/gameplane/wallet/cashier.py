@@ -21,6 +21,8 @@ from gameplane.contracts.wallet import (
     WithdrawalVoided,
     WithdrawalVoidRequest,
 )
+from gameplane.kit import audit
+from gameplane.kit.audit import Actor, target_of
 from gameplane.kit.outbox import publish
 from gameplane.kit.problems import Problem
 from gameplane.wallet import ledger, store
@@ -149,19 +151,30 @@ def expiry_key(hold_id: uuid.UUID) -> str:
     return f"wallet:hold-expiry:{hold_id}"
 
 
-async def adjust(s: AsyncSession, req: AdjustmentRequest, ctx: Context) -> OperationResult:
+async def adjust(s: AsyncSession, req: AdjustmentRequest, ctx: Context, by: Actor) -> OperationResult:
+    """A staff member's manual correction of a player's cash, audited with the balances before and
+    after in the same transaction. A replayed key answers from the idempotency record, unaudited."""
     check_currency(req.currency)
     if req.amount == 0:
         raise Problem(422, "validation-error", "An adjustment must move money", "amount is 0")
     now = ctx.now()
+    actor = f"staff:{by.name}"
     await store.claim(s, req.idempotency_key, "adjustment", store.request_hash("adjustment", req))
     postings = ledger.adjustment(req.player_id, req.currency, req.amount)
     applied = await store.apply(s, postings, req.player_id, req.currency)
     result = OperationResult(transaction_id=uuid.uuid4(), kind="adjustment", idempotency_key=req.idempotency_key,
                              player_id=req.player_id, currency=req.currency, amount=req.amount,
                              balance=applied.balance, created_at=now)
-    await store.record(s, result, applied.ids, postings, details={"reason": req.reason, "actor": req.actor})
+    await store.record(s, result, applied.ids, postings, details={"reason": req.reason, "actor": actor})
     await publish(s, Adjusted(transaction_id=result.transaction_id, player_id=req.player_id, currency=req.currency,
                               amount=req.amount, cash=req.amount, bonus=0, occurred_at=now, reason=req.reason,
-                              actor=req.actor), producer=PRODUCER)
+                              actor=actor), producer=PRODUCER)
+    # The postings move the player's cash and nothing else of theirs, so the balances before are
+    # the ones after less the amount on cash (read under the same row locks).
+    after = applied.balance
+    before = after.model_copy(update={"cash": after.cash - req.amount})
+    await audit.record(s, by, "wallet.adjustment", target_of("player", req.player_id),
+                       {"balance": before},
+                       {"balance": after, "amount": req.amount, "reason": req.reason,
+                        "transaction_id": result.transaction_id, "idempotency_key": req.idempotency_key}, at=now)
     return result

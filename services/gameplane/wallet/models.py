@@ -9,6 +9,7 @@ rounds        game round state for the rollback/close rules
 holds         withdrawal holds (two-phase)
 bonus_grants  grant bookkeeping (the money sits in the player's single bonus account)
 protection    the newest responsible-gaming snapshot per player, fed by players events
+audit_log     staff actions (manual adjustments), append-only (gameplane.kit.audit)
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
+from gameplane.kit.audit import add_audit_table
 from gameplane.kit.db import make_base
 
 Base = make_base()
 md = Base.metadata
+add_audit_table(md)
 
 PLAYER_KINDS = ("cash", "bonus", "withdrawal_hold")
 PLATFORM_KINDS = ("house", "psp_clearing", "provider_clearing", "bonus_liability", "bonus_cost",

@@ -1,0 +1,135 @@
+"""Staff (back-office) access: the staff token and the `staff(*roles)` route dependency.
+
+A person of the operator's staff logs in at the players service (username, password, TOTP) and
+gets a short-lived staff token: a JWT with `typ` "staff", `sub` the staff account's id, `name`
+its username and `roles`. Back-office routes are internal routes: the calling service proves
+itself with its service token (`Authorization`), the person behind the call with the staff
+token in `X-Staff-Token`, and each route names the roles it accepts:
+
+    @internal.post("/adjustments")
+    async def adjust(..., who: StaffContext = Depends(staff("finance", "admin"))): ...
+
+Missing, malformed or expired staff token: 401 `staff-unauthenticated`. A valid token without
+an accepted role: 403 `staff-role-forbidden`, naming the roles the route accepts.
+
+Staff tokens are signed and checked only by `issue_staff_token` / `verify_staff_token` below,
+with the players service's access-token key (`_sign` / `_verify`: today the same HS256 secret as
+player access tokens, `ServiceSettings.player_token_secret`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import jwt
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader
+
+from gameplane.kit.problems import Problem
+
+Role = Literal["support", "risk", "finance", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
+STAFF_HEADER = "X-Staff-Token"
+STAFF_TOKEN_TTL = 600
+# Who the token is for: a staff token presented where a player access token is expected fails
+# PyJWT's audience check, and `typ` tells them apart a second time.
+STAFF_AUDIENCE = "backoffice"
+ISSUER = "players"
+
+
+@dataclass(frozen=True, slots=True)
+class StaffContext:
+    """Who is acting, from a verified staff token."""
+
+    id: uuid.UUID
+    username: str
+    roles: tuple[Role, ...]
+
+    @property
+    def actor(self) -> str:
+        return f"staff:{self.username}"
+
+
+class StaffUnauthenticated(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(401, "staff-unauthenticated", "Staff authentication required", detail,
+                         headers={"WWW-Authenticate": f'StaffToken header="{STAFF_HEADER}"'})
+
+
+class StaffRoleForbidden(Problem):
+    def __init__(self, accepted: tuple[Role, ...], held: tuple[Role, ...]) -> None:
+        super().__init__(403, "staff-role-forbidden", "Staff role not allowed here",
+                         f"this action needs one of the roles {', '.join(accepted)}; "
+                         f"the token has {', '.join(held) or 'none'}",
+                         accepted_roles=list(accepted), roles=list(held))
+
+
+# -- the signing mechanism: the one place to switch to the players service's asymmetric key ----
+
+def _sign(key: str, payload: dict[str, Any]) -> str:
+    return jwt.encode(payload, key, algorithm="HS256")
+
+
+def _verify(key: str, token: str) -> dict[str, Any]:
+    return jwt.decode(token, key, algorithms=["HS256"], audience=STAFF_AUDIENCE, issuer=ISSUER, leeway=5,
+                      required=["sub", "exp", "iat", "aud", "iss", "roles"])
+
+
+def issue_staff_token(key: str, staff_id: uuid.UUID, username: str, roles: tuple[Role, ...] | list[Role],
+                      ttl: int = STAFF_TOKEN_TTL) -> str:
+    now = int(time.time())
+    return _sign(key, {"sub": str(staff_id), "name": username, "roles": sorted(roles), "typ": "staff",
+                       "iss": ISSUER, "aud": STAFF_AUDIENCE, "iat": now, "exp": now + ttl,
+                       "jti": uuid.uuid4().hex})
+
+
+def verify_staff_token(key: str, token: str) -> StaffContext:
+    try:
+        claims = _verify(key, token)
+    except jwt.ExpiredSignatureError:
+        raise StaffUnauthenticated("the staff token has expired; log in again")
+    except jwt.PyJWTError:
+        raise StaffUnauthenticated("the staff token is not valid")
+    roles = claims.get("roles")
+    if claims.get("typ") != "staff" or not isinstance(roles, list) or not isinstance(claims.get("name"), str):
+        raise StaffUnauthenticated("not a staff token")
+    try:
+        staff_id = uuid.UUID(str(claims["sub"]))
+    except ValueError:
+        raise StaffUnauthenticated("not a staff token")
+    # Unknown role names (a newer issuer) grant nothing here rather than failing the token.
+    return StaffContext(staff_id, claims["name"], tuple(r for r in ROLES if r in roles))
+
+
+# Declared as a security scheme so every back-office route's OpenAPI entry names the header.
+_STAFF_SCHEME = APIKeyHeader(name=STAFF_HEADER, scheme_name="StaffToken", auto_error=False,
+                             description="staff token from POST /internal/players/staff/login")
+
+
+def staff_key(request: Request) -> str:
+    return str(request.app.state.runtime.settings.player_token_secret)
+
+
+def staff(*accepted: Role) -> Callable[[Request], Awaitable[StaffContext]]:
+    """Dependency of a back-office route: the staff member acting, who must hold one of `accepted`.
+
+    The service token is checked by the route's own dependency (the caller that forwards it); this
+    one checks the person."""
+    if not accepted or any(r not in ROLES for r in accepted):
+        raise ValueError(f"staff() needs roles among {ROLES}, got {accepted}")
+
+    async def dependency(request: Request, token: str | None = Security(_STAFF_SCHEME)) -> StaffContext:
+        token = (token or "").strip()
+        if not token:
+            raise StaffUnauthenticated(f"this route needs a staff token in the {STAFF_HEADER} header")
+        who = verify_staff_token(staff_key(request), token)
+        if not any(r in who.roles for r in accepted):
+            raise StaffRoleForbidden(accepted, who.roles)
+        return who
+
+    dependency.__name__ = f"staff_{'_'.join(accepted)}"
+    return dependency
