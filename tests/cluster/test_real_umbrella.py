@@ -1,9 +1,15 @@
 """The umbrella chart without the operator, on the real node: `helm install --wait` waits for real
 readiness, and `helm test` runs real Pods that call every service's /readyz through its Service —
-and fails when a service's readiness is broken (the negative control)."""
+and fails when a service's readiness is broken (the negative control). NATS keeps its JetStream
+store on a PersistentVolume (the node has no dynamic provisioner: a static hostPath volume of
+this module's own, see docs/cluster.md), so its stream outlives the Pod."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +19,20 @@ from realnode import pod_ready, pods, restricted
 
 pytestmark = pytest.mark.cluster
 NS, RELEASE = "real-umbrella", "casino"
+STATIC_CLASS = "gameplane-static"  # no provisioner: the PersistentVolume below is made by hand
+
+
+def _static_volume(kubectl: Run, name: str) -> str:
+    """A hostPath PersistentVolume on the node (everything runs on this machine) that any
+    non-root Pod can write, for the chart's NATS volume claim."""
+    path = tempfile.mkdtemp(prefix=f"gp-{name}-")
+    os.chmod(path, 0o777)  # the dev NATS runs as uid 1000 and cannot chown (restricted Pods)
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                   "persistentVolumeReclaimPolicy": "Retain", "storageClassName": STATIC_CLASS,
+                   "hostPath": {"path": path, "type": "Directory"}}}  # fmt: skip
+    kubectl("apply", "-f", "-", input=json.dumps(pv))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +40,41 @@ def umbrella(real_node: Any, helm: Run, kubectl: Run) -> Iterator[str]:
     from hack import images as images_module
 
     restricted(kubectl, NS)
+    store = _static_volume(kubectl, f"{NS}-nats")
     helm("install", RELEASE, "charts/gameplane", "-n", NS,
          "--set", f"postgres.image={images_module.BY_KEY['dev-postgres'].tag}",
          "--set", f"nats.image={images_module.BY_KEY['dev-nats'].tag}",
+         "--set", f"nats.storageClassName={STATIC_CLASS}",
          "--wait", "--timeout", "300s", timeout=360)  # fmt: skip
     yield RELEASE
     helm("uninstall", RELEASE, "-n", NS, "--wait", check=False)
     kubectl("delete", "namespace", NS, "--wait=false", check=False)
+    kubectl("delete", "pv", f"{NS}-nats", "--wait=false", check=False)
+    shutil.rmtree(store, ignore_errors=True)
+
+
+def _stream(kubectl: Run) -> dict[str, Any]:
+    """The GAMEPLANE stream as NATS' monitoring port reports it (through the API server's pod proxy:
+    the dev image is FROM scratch, nothing to exec)."""
+    raw = kubectl("get", "--raw", f"/api/v1/namespaces/{NS}/pods/{RELEASE}-nats-0:8222/proxy/jsz?streams=true").stdout
+    streams = [s for acc in json.loads(raw).get("account_details") or [] for s in acc.get("stream_detail") or []]
+    return next(s for s in streams if s["name"] == "GAMEPLANE")
+
+
+def test_nats_keeps_its_stream_across_a_pod_restart(umbrella: str, kubectl: Run) -> None:
+    pvc = json.loads(kubectl("get", "pvc", "-n", NS, "-o", "json").stdout)["items"]
+    assert [c["status"]["phase"] for c in pvc] == ["Bound"], pvc
+    before = _stream(kubectl)
+    kubectl("delete", "pod", "-n", NS, f"{RELEASE}-nats-0", "--wait=true")
+    wait_for("nats back", lambda: any(pod_ready(p) for p in pods(kubectl, NS, "app.kubernetes.io/component=nats")),
+             timeout=120)  # fmt: skip
+    after = _stream(kubectl)
+    # The same stream, not one a service re-created on an empty store (that one would be newer),
+    # holding at least every message it held before.
+    assert after["created"] == before["created"], (before, after)
+    assert after["state"]["last_seq"] >= before["state"]["last_seq"]
+    print(f"\nNATS restart: stream created {before['created']}, messages {before['state']['messages']} -> "
+          f"{after['state']['messages']}")
 
 
 def _sql(kubectl: Run, statement: str) -> None:
