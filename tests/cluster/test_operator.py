@@ -349,6 +349,10 @@ def test_deleting_the_platform_collects_everything(demo: dict[str, Any], api: di
         ("delete", "namespaces", False),
         ("update", "customresourcedefinitions.apiextensions.k8s.io", False),
         ("create", "pods/exec", False),
+        ("list", "pods", True),  # the Pods whose fault reports FaultsActive reads ...
+        ("get", "pods/proxy", True),  # ... through the Pod proxy, GET only
+        ("create", "pods/proxy", False),
+        ("watch", "pods", False),
     ],
 )
 def test_operator_identity_is_least_privilege(operator_kubeconfig: Any, kubectl: Run, verb: str, resource: str,
