@@ -70,7 +70,8 @@ def test_a_pod_that_does_not_answer_keeps_the_condition_unsettled() -> None:
 
 
 def _platform(faults: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"metadata": {"name": "p", "namespace": "n", "generation": 1}, "spec": {"version": "0.1.0", "faults": faults}}
+    return {"metadata": {"name": "p", "namespace": "n", "generation": 1},
+            "spec": {"version": "0.1.0", "faults": faults}}
 
 
 def _faults_active(platform: dict[str, Any], faults: tuple[bool, str, str] | None) -> dict[str, Any]:
