@@ -3,6 +3,7 @@ every service uses: health, metrics, request ids, tracing, problem+json."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import inspect
 import logging
@@ -82,6 +83,12 @@ class Runtime:
                 self.relay.start()
             if self.db is not None and self.consumers:
                 self.consumers.start(self.name, self.db, self.bus, self.faults)
+            # Usually NATS answers at once and the stream exists before the first request; if it is
+            # down, start anyway after a short wait: the outbox holds events until it is back.
+            try:
+                await asyncio.wait_for(self.bus.ready.wait(), self.settings.nats_wait_seconds)
+            except TimeoutError:
+                log.warning("%s starts without NATS (%s); events wait in the outbox", self.name, self.bus.url)
         for hook in self.on_start:
             await hook(self)
         # Everything alive now (imported modules, models, routes) lives as long as the process:
