@@ -124,7 +124,7 @@ def test_platform_reconciles_to_ready(demo: dict[str, Any], api: dict[str, Any])
     assert condition(demo, "MonitoringConfigured")["reason"] == "PrometheusOperatorMissing"
 
     deps = deployments(api)
-    assert set(deps) == {f"{NAME}-{s}" for s in SERVICES} | {f"{NAME}-nats"}
+    assert set(deps) == {f"{NAME}-{s}" for s in SERVICES}  # PostgreSQL and NATS are StatefulSets
     svcs = {s.metadata.name for s in api["core"].list_namespaced_service(NS, label_selector=SELECTOR).items}
     assert svcs == {f"{NAME}-{s}" for s in SERVICES} | {f"{NAME}-nats", f"{NAME}-postgres"}
     hpas = api["autoscaling"].list_namespaced_horizontal_pod_autoscaler(NS, label_selector=SELECTOR).items
