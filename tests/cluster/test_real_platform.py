@@ -40,7 +40,7 @@ def test_the_operator_runs_as_a_pod_with_its_charts_identity(pod_operator: dict[
     assert "gameplane operator started: chart /charts/gameplane" in logs, logs[-2000:]
     # The Pod's token is the chart's ServiceAccount: it may list Pods and GET through their proxy
     # (the fault drills' reports), but not read their logs (the chart grants no such right).
-    can = kubectl("auth", "can-i", "get", "pods/log", "--as",
+    can = kubectl("auth", "can-i", "get", "pods", "--subresource=log", "--as",
                   f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}", check=False)  # fmt: skip
     assert can.stdout.strip() == "no"
 

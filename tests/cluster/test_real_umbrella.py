@@ -10,12 +10,14 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from clusterlib import Run, wait_for
-from realnode import pod_ready, pods, restricted
+from realnode import pod_ready, pods, restricted, service_url
 
 pytestmark = pytest.mark.cluster
 NS, RELEASE = "real-umbrella", "casino"
@@ -64,7 +66,14 @@ def _stream(kubectl: Run) -> dict[str, Any]:
 def test_nats_keeps_its_stream_across_a_pod_restart(umbrella: str, kubectl: Run) -> None:
     pvc = json.loads(kubectl("get", "pvc", "-n", NS, "-o", "json").stdout)["items"]
     assert [c["status"]["phase"] for c in pvc] == ["Bound"], pvc
-    before = _stream(kubectl)
+    # Events in the stream first: a registration publishes players' snapshot events.
+    gateway = service_url(kubectl, NS, f"{RELEASE}-gateway")
+    reg = httpx.post(gateway + "/v1/players/register", timeout=30, json={
+        "email": f"store-{uuid.uuid4().hex[:10]}@example.com", "password": "store-In-Cluster-2026",
+        "date_of_birth": "1990-01-02", "country": "MT", "currency": "EUR"})  # fmt: skip
+    assert reg.status_code == 201, reg.text
+    before = wait_for("events in the stream", lambda: (s := _stream(kubectl))["state"]["messages"] > 0 and s,
+                      timeout=60, interval=1)  # fmt: skip
     kubectl("delete", "pod", "-n", NS, f"{RELEASE}-nats-0", "--wait=true")
     wait_for("nats back", lambda: any(pod_ready(p) for p in pods(kubectl, NS, "app.kubernetes.io/component=nats")),
              timeout=120)  # fmt: skip
@@ -73,6 +82,7 @@ def test_nats_keeps_its_stream_across_a_pod_restart(umbrella: str, kubectl: Run)
     # holding at least every message it held before.
     assert after["created"] == before["created"], (before, after)
     assert after["state"]["last_seq"] >= before["state"]["last_seq"]
+    assert after["state"]["messages"] >= before["state"]["messages"] > 0
     print(f"\nNATS restart: stream created {before['created']}, messages {before['state']['messages']} -> "
           f"{after['state']['messages']}")
 
