@@ -188,8 +188,11 @@ class FrontedApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.front is not None and scope["type"] == "http":
-            # Fault drills judge a request once, here, before the fast routes answer it.
-            await self.state.runtime.faults.gate(self.front, scope, receive, send)
+            if getattr(self.front, "applies_faults", False):
+                await self.front(scope, receive, send)  # inside its own RED metrics (kit.fastroutes)
+            else:
+                # Fault drills judge a request once, here, before the front answers it.
+                await self.state.runtime.faults.gate(self.front, scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 

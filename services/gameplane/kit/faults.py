@@ -178,17 +178,23 @@ class Faults:
             out.append(row)
         return out
 
-    async def gate(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run `app` for one ASGI request, delayed or refused as the active faults say."""
+    async def before(self, scope: Scope) -> Problem | None:
+        """Judge one HTTP request (once): wait if `latency` hits it, and return the problem to
+        answer instead of serving it if `errors` does. None: serve it."""
         if scope["type"] != "http" or scope.get(_CHECKED) or scope["path"] in HEALTH_PATHS or not self.active:
-            await app(scope, receive, send)
-            return
+            return None
         scope[_CHECKED] = True
         if self.hit("latency"):
             await asyncio.sleep(self.active["latency"].latency_ms / 1000)
         if self.hit("errors"):
-            problem = Problem(500, "fault-injected", "Injected fault",
-                              f"an `errors` fault drill is active on {self.service}", service=self.service)
+            return Problem(500, "fault-injected", "Injected fault",
+                           f"an `errors` fault drill is active on {self.service}", service=self.service)
+        return None
+
+    async def gate(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run `app` for one ASGI request, delayed or refused as the active faults say."""
+        problem = await self.before(scope)
+        if problem is not None:
             body = json.dumps(problem.body(scope["path"])).encode()
             await send({"type": "http.response.start", "status": 500,
                         "headers": [(b"content-type", PROBLEM_JSON.encode()),

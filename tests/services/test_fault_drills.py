@@ -97,12 +97,16 @@ async def test_errors_answer_a_problem_and_turn_off_through_the_settings_file(se
 async def test_errors_reach_the_fast_routes_too(wallet: tuple[Any, httpx.AsyncClient]) -> None:
     app, client = wallet
     before = _injected("wallet", "errors")
+    red = {"service": "wallet", "method": "POST", "route": "/internal/wallet/bets", "status": "500"}
+    red_before = REGISTRY.get_sample_value("gameplane_http_requests_total", red) or 0.0
     # A bet body the fast route refuses with 422 when it gets to see it: every second one is
     # stopped by the drill first. Ratio 0.5 is exact, so four calls give two of each.
     statuses = [(await client.post("/internal/wallet/bets", json={},
                                    headers=as_service(app, caller="games"))).status_code for _ in range(4)]
     assert sorted(statuses) == [422, 422, 500, 500]
     assert _injected("wallet", "errors") - before == 2
+    # ... and counted in the route's RED metrics, as on FastAPI routes: the alerts see the drill.
+    assert (REGISTRY.get_sample_value("gameplane_http_requests_total", red) or 0.0) - red_before == 2
 
 
 async def test_unavailable_fails_readiness_only(sessions_settings: Any) -> None:
