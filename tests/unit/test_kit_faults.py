@@ -102,3 +102,22 @@ async def test_gate_answers_a_problem_for_errors_and_leaves_health_routes_alone(
     faults.set([])
     assert (await call("/v1/games"))[0] == 200  # negative control: off means served
     assert served == ["/readyz", "/livez", "/v1/games"]
+
+
+def test_the_crd_and_the_chart_offer_exactly_the_scenarios_the_services_apply():
+    import yaml
+
+    from gameplane.kit.faults import SCENARIOS
+
+    repo = Path(__file__).resolve().parents[2]
+    crd = yaml.safe_load((repo / "k8s" / "crds" / "gamingplatforms.gameplane.io.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    item = spec["properties"]["faults"]["items"]["properties"]
+    assert item["scenario"]["enum"] == list(SCENARIOS)
+    chart = json.loads((repo / "charts" / "gameplane-service" / "values.schema.json").read_text())
+    faults = chart["properties"]["global"]["properties"]["faults"]["items"]["properties"]
+    assert faults["scenario"]["enum"] == list(SCENARIOS)
+    # The chart's ratio and latency bounds are the CRD's.
+    assert faults["ratio"]["pattern"] == item["ratio"]["pattern"]
+    assert (faults["latencyMs"]["minimum"], faults["latencyMs"]["maximum"]) == (
+        item["latencyMs"]["minimum"], item["latencyMs"]["maximum"])
