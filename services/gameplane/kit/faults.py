@@ -9,6 +9,9 @@ Scenarios (the CRD's enum, `gameplane.kit.faults.SCENARIOS`):
   JetStream redelivers them after its ack wait (nothing is lost: they run once the fault ends).
 
 The health routes (/livez, /readyz, /metrics) are never delayed or failed by `latency`/`errors`.
+A request is judged inside the service's RED metrics (FastAPI routes and kit.fastroutes alike),
+so dashboards and alerts see a drill; the gateway's proxy front is judged before its own metrics
+(clients see the drill there, `gameplane_fault_injected_total` counts it).
 "Every `ratio`-th" is counted, not drawn at random: a ratio of 0.5 hits exactly every second
 request, so a drill's effect is what was asked for, not what luck gives.
 
