@@ -75,6 +75,12 @@ PLATFORM_VALUES: Schema = {
                 "description": "its image: nats:2.11-alpine, or one built locally (gameplane/dev-nats:<version>)",
                 "minLength": 1,
             },
+            "storageSize": {
+                "type": "string",
+                "description": "JetStream store volume size, e.g. 1Gi; empty: an emptyDir (a restart loses the stream)",
+                "pattern": "^([0-9]+(Mi|Gi|Ti))?$",
+            },
+            "storageClassName": {"type": "string", "description": "StorageClass of that volume; empty: the default"},
         },
     },
     "dashboards": {

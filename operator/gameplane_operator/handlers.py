@@ -24,6 +24,7 @@ from typing import Any
 
 import kopf
 
+from . import faults as drills
 from . import metrics, refs
 from .config import (
     GROUP,
@@ -259,6 +260,7 @@ async def run_platform(key: Key, full: bool) -> bool:
     spec = platform.get("spec") or {}
     secret_refs = refs.secret_refs(spec)
     rt.referenced[key] = {r.name for r in secret_refs}
+    faults = await _faults_condition(rt, key, platform, paused)
     status = compute(
         platform=platform,
         services=enabled_services(spec),
@@ -271,6 +273,7 @@ async def run_platform(key: Key, full: bool) -> bool:
         observed_generation=memo.generation if memo else None,
         backends=_backends(spec),
         secrets=refs.resolve(secret_refs, ns, lambda secret: _secret_keys(ns, secret)),
+        faults=faults,
     )
     old = platform.get("status") or {}
     if _differs(old, status):
@@ -280,6 +283,32 @@ async def run_platform(key: Key, full: bool) -> bool:
         memo.ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status["conditions"])
     _count_ready()
     return outcome.ok
+
+
+async def _faults_condition(rt: Runtime, key: Key, platform: dict[str, Any],
+                            paused: bool) -> tuple[bool, str, str] | None:  # fmt: skip
+    """FaultsActive from the Pods' own reports, asked only while a drill is asked for or was last
+    seen applied. Until what they report matches the spec, the platform is looked at again soon:
+    no watch event tells the operator that a Pod re-read its settings file."""
+    spec = platform.get("spec") or {}
+    asked = drills.wanted(spec, enabled_services(spec))
+    was = any(c.get("type") == "FaultsActive" and c.get("status") == "True"
+              for c in (platform.get("status") or {}).get("conditions") or [])  # fmt: skip
+    if paused or not (asked or was):
+        return None
+    try:
+        seen = await drills.observe(rt.kube, key[0], key[1], sorted(set(asked) | set(enabled_services(spec))))
+    except Exception as exc:  # listing Pods failed: keep the last word, look again soon
+        log.warning("fault reports of %s/%s unreadable: %s", *key, exc)
+        rt.scheduler.recheck(key, FAULT_RECHECK_SECONDS)
+        return None
+    status, reason, message, settled = drills.condition(asked, seen)
+    if not settled:
+        rt.scheduler.recheck(key, FAULT_RECHECK_SECONDS)
+    return status, reason, message
+
+
+FAULT_RECHECK_SECONDS = 5.0
 
 
 def _differs(old: dict[str, Any], new: dict[str, Any]) -> bool:

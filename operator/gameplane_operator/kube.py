@@ -8,6 +8,7 @@ with nothing changed writes nothing" is a property the tests and the benchmark c
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -143,6 +144,33 @@ class Kube:
                 item.setdefault("apiVersion", api_version)
                 item.setdefault("kind", kind)
             return items
+
+        return await asyncio.to_thread(call)
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        def call() -> list[dict[str, Any]]:
+            pods = kubernetes.client.CoreV1Api(self.api).list_namespaced_pod(namespace, label_selector=selector)
+            return [self.api.sanitize_for_serialization(p) for p in pods.items]
+
+        return await asyncio.to_thread(call)
+
+    async def pod_get(self, namespace: str, pod: str, port: int, path: str) -> dict[str, Any]:
+        """GET a Pod's own HTTP endpoint through the API server's Pod proxy, as JSON. A non-2xx
+        answer with a JSON body (a failing /readyz: 503 problem+json) is returned, not raised."""
+
+        def call() -> dict[str, Any]:
+            try:
+                # Raw bytes: the client would otherwise "deserialize" a JSON body into a str of a dict.
+                resp = kubernetes.client.CoreV1Api(self.api).connect_get_namespaced_pod_proxy_with_path(
+                    f"{pod}:{port}", namespace, path, _request_timeout=3, _preload_content=False)
+            except kubernetes.client.ApiException as exc:
+                if exc.status and exc.status >= 500 and exc.body:
+                    try:
+                        return dict(json.loads(exc.body))
+                    except ValueError:
+                        pass
+                raise
+            return dict(json.loads(resp.data))
 
         return await asyncio.to_thread(call)
 

@@ -32,6 +32,7 @@ class Scheduler:
         self._drains: dict[Key, asyncio.Task[None]] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
+        self._rechecks: dict[Key, asyncio.TimerHandle] = {}
 
     def known(self) -> int:
         return len(self._locks)
@@ -86,19 +87,28 @@ class Scheduler:
         self._timers[key] = loop.call_later(delay, self.nudge, key, True)
         return True
 
+    def recheck(self, key: Key, delay: float) -> None:
+        """A status refresh in `delay` seconds (something the operator waits for raises no watch
+        event, e.g. a Pod applying a fault drill); one pending at a time per platform."""
+        old = self._rechecks.pop(key, None)
+        if old:
+            old.cancel()
+        self._rechecks[key] = asyncio.get_running_loop().call_later(delay, self.nudge, key, False)
+
     def forget(self, key: Key) -> None:
         self._dirty.pop(key, None)
         self._failures.pop(key, None)
         self._locks.pop(key, None)
-        timer = self._timers.pop(key, None)
-        if timer:
-            timer.cancel()
+        for timers in (self._timers, self._rechecks):
+            timer = timers.pop(key, None)
+            if timer:
+                timer.cancel()
         task = self._drains.pop(key, None)
         if task and task is not asyncio.current_task():
             task.cancel()
 
     async def close(self) -> None:
-        for timer in self._timers.values():
+        for timer in [*self._timers.values(), *self._rechecks.values()]:
             timer.cancel()
         tasks = [t for t in self._drains.values() if not t.done()]
         for t in tasks:

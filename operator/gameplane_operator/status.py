@@ -97,12 +97,15 @@ def compute(
     now: dt.datetime | None = None,
     backends: tuple[str, ...] = (),
     secrets: Resolution | None = None,
+    faults: tuple[bool, str, str] | None = None,
 ) -> dict[str, Any]:
     """`observed_generation`: the generation the outcome is about (default: the platform's own).
 
     A status refresh between a spec change and its reconcile must not claim the new generation.
     `backends`: the platform's own PostgreSQL / NATS workloads (by component), which must be
-    ready too. `secrets`: whether the Secrets the spec references exist.
+    ready too. `secrets`: whether the Secrets the spec references exist. `faults`: FaultsActive as
+    the Pods report it (faults.condition); None when they were not asked (then a drill in the
+    spec is only pending: the condition never says True on the spec's word alone).
     """
     meta, spec = platform["metadata"], platform.get("spec") or {}
     generation = int(meta.get("generation") or 0) if observed_generation is None else observed_generation
@@ -170,12 +173,12 @@ def compute(
         if not outcome.ok
         else (False, "AsExpected", "no failure observed")
     )
-    faults = [f for f in spec.get("faults") or [] if f.get("enabled", True)]
-    faults_cond = (
-        (True, "FaultsInjected", ", ".join(f"{f['scenario']}@{f.get('service') or 'all'}" for f in faults))
-        if faults
-        else (False, "NoFaults", "no fault scenario is active")
-    )
+    if faults is not None:
+        faults_cond = faults
+    elif any(f.get("enabled", True) for f in spec.get("faults") or []):
+        faults_cond = (False, "FaultsPending", "no Pod has reported the asked faults yet")
+    else:
+        faults_cond = (False, "NoFaults", "no fault scenario is applied")
     conds = [
         _condition(old, "Ready", *ready, generation, stamp),
         _condition(old, "Reconciled", *reconciled, generation, stamp),

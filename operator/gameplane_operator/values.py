@@ -152,7 +152,8 @@ def chart_values(
         "managedBy": MANAGED_BY,
         "jurisdiction": spec.get("jurisdiction", "none"),
         "faults": [
-            {"scenario": f["scenario"], "service": f.get("service", ""), "ratio": f.get("ratio", "1")}
+            {"scenario": f["scenario"], "service": f.get("service", ""), "ratio": f.get("ratio", "1"),
+             **({"latencyMs": int(f["latencyMs"])} if f.get("latencyMs") else {})}
             for f in spec.get("faults") or []
             if f.get("enabled", True)
         ],
@@ -187,6 +188,10 @@ def chart_values(
         if image := embedded_db.get("image") or defaults.postgres_image:
             values["postgres"]["image"] = image
     values["nats"] = {"enabled": not external_nats}
+    if not external_nats:
+        # Like the development PostgreSQL: a volume only when the spec sizes one (the chart's own
+        # default is a 1Gi volume, which needs a StorageClass the cluster may not have).
+        values["nats"]["storageSize"] = embedded_nats.get("storageSize", "")
     if not external_nats and (image := embedded_nats.get("image") or defaults.nats_image):
         values["nats"]["image"] = image
     values["dashboards"] = {"enabled": bool(mon.get("dashboards", True))}

@@ -124,7 +124,7 @@ def test_platform_reconciles_to_ready(demo: dict[str, Any], api: dict[str, Any])
     assert condition(demo, "MonitoringConfigured")["reason"] == "PrometheusOperatorMissing"
 
     deps = deployments(api)
-    assert set(deps) == {f"{NAME}-{s}" for s in SERVICES} | {f"{NAME}-nats"}
+    assert set(deps) == {f"{NAME}-{s}" for s in SERVICES}  # PostgreSQL and NATS are StatefulSets
     svcs = {s.metadata.name for s in api["core"].list_namespaced_service(NS, label_selector=SELECTOR).items}
     assert svcs == {f"{NAME}-{s}" for s in SERVICES} | {f"{NAME}-nats", f"{NAME}-postgres"}
     hpas = api["autoscaling"].list_namespaced_horizontal_pod_autoscaler(NS, label_selector=SELECTOR).items
@@ -349,10 +349,17 @@ def test_deleting_the_platform_collects_everything(demo: dict[str, Any], api: di
         ("delete", "namespaces", False),
         ("update", "customresourcedefinitions.apiextensions.k8s.io", False),
         ("create", "pods/exec", False),
+        ("list", "pods", True),  # the Pods whose fault reports FaultsActive reads ...
+        ("get", "pods/proxy", True),  # ... through the Pod proxy, GET only
+        ("create", "pods/proxy", False),
+        ("watch", "pods", False),
     ],
 )
 def test_operator_identity_is_least_privilege(operator_kubeconfig: Any, kubectl: Run, verb: str, resource: str,
                                               allowed: bool) -> None:  # fmt: skip
     # The API server's own authorizer answers, for the ServiceAccount the operator tests run as.
-    out = kubectl("auth", "can-i", verb, resource, "-A", "--as", OPERATOR_USER, check=False)
+    # `kubectl auth can-i get pods/proxy` would ask about a Pod *named* proxy: a subresource is a flag.
+    kind, _, sub = resource.partition("/") if resource.startswith("pods/") else (resource, "", "")
+    extra = [f"--subresource={sub}"] if sub else []
+    out = kubectl("auth", "can-i", verb, kind, *extra, "-A", "--as", OPERATOR_USER, check=False)
     assert out.stdout.strip() == ("yes" if allowed else "no"), (verb, resource, out.stdout, out.stderr)

@@ -1,18 +1,40 @@
 """The umbrella chart without the operator, on the real node: `helm install --wait` waits for real
 readiness, and `helm test` runs real Pods that call every service's /readyz through its Service —
-and fails when a service's readiness is broken (the negative control)."""
+and fails when a service's readiness is broken (the negative control). NATS keeps its JetStream
+store on a PersistentVolume (the node has no dynamic provisioner: a static hostPath volume of
+this module's own, see docs/cluster.md), so its stream outlives the Pod."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from clusterlib import Run, wait_for
-from realnode import pod_ready, pods, restricted
+from realnode import pod_ready, pods, restricted, service_url
 
 pytestmark = pytest.mark.cluster
 NS, RELEASE = "real-umbrella", "casino"
+STATIC_CLASS = "gameplane-static"  # no provisioner: the PersistentVolume below is made by hand
+
+
+def _static_volume(kubectl: Run, name: str) -> str:
+    """A hostPath PersistentVolume on the node (everything runs on this machine) that any
+    non-root Pod can write, for the chart's NATS volume claim."""
+    path = tempfile.mkdtemp(prefix=f"gp-{name}-")
+    os.chmod(path, 0o777)  # the dev NATS runs as uid 1000 and cannot chown (restricted Pods)
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                   "persistentVolumeReclaimPolicy": "Retain", "storageClassName": STATIC_CLASS,
+                   "hostPath": {"path": path, "type": "Directory"}}}  # fmt: skip
+    kubectl("apply", "-f", "-", input=json.dumps(pv))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +42,49 @@ def umbrella(real_node: Any, helm: Run, kubectl: Run) -> Iterator[str]:
     from hack import images as images_module
 
     restricted(kubectl, NS)
+    store = _static_volume(kubectl, f"{NS}-nats")
     helm("install", RELEASE, "charts/gameplane", "-n", NS,
          "--set", f"postgres.image={images_module.BY_KEY['dev-postgres'].tag}",
          "--set", f"nats.image={images_module.BY_KEY['dev-nats'].tag}",
+         "--set", f"nats.storageClassName={STATIC_CLASS}",
          "--wait", "--timeout", "300s", timeout=360)  # fmt: skip
     yield RELEASE
     helm("uninstall", RELEASE, "-n", NS, "--wait", check=False)
     kubectl("delete", "namespace", NS, "--wait=false", check=False)
+    kubectl("delete", "pv", f"{NS}-nats", "--wait=false", check=False)
+    shutil.rmtree(store, ignore_errors=True)
+
+
+def _stream(kubectl: Run) -> dict[str, Any]:
+    """The GAMEPLANE stream as NATS' monitoring port reports it (through the API server's pod proxy:
+    the dev image is FROM scratch, nothing to exec)."""
+    raw = kubectl("get", "--raw", f"/api/v1/namespaces/{NS}/pods/{RELEASE}-nats-0:8222/proxy/jsz?streams=true").stdout
+    streams = [s for acc in json.loads(raw).get("account_details") or [] for s in acc.get("stream_detail") or []]
+    return next(s for s in streams if s["name"] == "GAMEPLANE")
+
+
+def test_nats_keeps_its_stream_across_a_pod_restart(umbrella: str, kubectl: Run) -> None:
+    pvc = json.loads(kubectl("get", "pvc", "-n", NS, "-o", "json").stdout)["items"]
+    assert [c["status"]["phase"] for c in pvc] == ["Bound"], pvc
+    # Events in the stream first: a registration publishes players' snapshot events.
+    gateway = service_url(kubectl, NS, f"{RELEASE}-gateway")
+    reg = httpx.post(gateway + "/v1/players/register", timeout=30, json={
+        "email": f"store-{uuid.uuid4().hex[:10]}@example.com", "password": "store-In-Cluster-2026",
+        "date_of_birth": "1990-01-02", "country": "MT", "currency": "EUR"})  # fmt: skip
+    assert reg.status_code == 201, reg.text
+    before = wait_for("events in the stream", lambda: (s := _stream(kubectl))["state"]["messages"] > 0 and s,
+                      timeout=60, interval=1)  # fmt: skip
+    kubectl("delete", "pod", "-n", NS, f"{RELEASE}-nats-0", "--wait=true")
+    wait_for("nats back", lambda: any(pod_ready(p) for p in pods(kubectl, NS, "app.kubernetes.io/component=nats")),
+             timeout=120)  # fmt: skip
+    after = _stream(kubectl)
+    # The same stream, not one a service re-created on an empty store (that one would be newer),
+    # holding at least every message it held before.
+    assert after["created"] == before["created"], (before, after)
+    assert after["state"]["last_seq"] >= before["state"]["last_seq"]
+    assert after["state"]["messages"] >= before["state"]["messages"] > 0
+    print(f"\nNATS restart: stream created {before['created']}, messages {before['state']['messages']} -> "
+          f"{after['state']['messages']}")
 
 
 def _sql(kubectl: Run, statement: str) -> None:

@@ -3,6 +3,7 @@ every service uses: health, metrics, request ids, tracing, problem+json."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import inspect
 import logging
@@ -23,6 +24,7 @@ from gameplane.kit import logs, metrics, migrate, problems, telemetry
 from gameplane.kit.bus import Bus
 from gameplane.kit.consumer import Consumers
 from gameplane.kit.db import Database
+from gameplane.kit.faults import FaultMiddleware, Faults, parse
 from gameplane.kit.http import DependencyError, ServiceClient
 from gameplane.kit.outbox import OutboxRelay
 from gameplane.kit.settings import ServiceSettings
@@ -50,6 +52,7 @@ class Runtime:
             if settings.database_url else None
         self.bus: Bus | None = Bus(settings.nats_url, name) if settings.nats_url else None
         self.relay: OutboxRelay | None = None
+        self.faults = Faults(name, parse(settings.faults), settings.faults_file)
         self._clients: dict[str, ServiceClient] = {}
         self.state: dict[str, Any] = {}
 
@@ -66,6 +69,7 @@ class Runtime:
         return self._clients[target]
 
     async def start(self) -> None:
+        self.faults.start()
         if self.db is not None and self.settings.db_wait_seconds > 0:
             await self.db.wait_reachable(self.settings.db_wait_seconds)
         if self.db is not None and self.migrations and self.settings.migrate_on_start:
@@ -78,7 +82,13 @@ class Runtime:
                 self.relay = OutboxRelay(self.name, self.db, self.bus, batch=self.settings.relay_batch)
                 self.relay.start()
             if self.db is not None and self.consumers:
-                self.consumers.start(self.name, self.db, self.bus)
+                self.consumers.start(self.name, self.db, self.bus, self.faults)
+            # Usually NATS answers at once and the stream exists before the first request; if it is
+            # down, start anyway after a short wait: the outbox holds events until it is back.
+            try:
+                await asyncio.wait_for(self.bus.ready.wait(), self.settings.nats_wait_seconds)
+            except TimeoutError:
+                log.warning("%s starts without NATS (%s); events wait in the outbox", self.name, self.bus.url)
         for hook in self.on_start:
             await hook(self)
         # Everything alive now (imported modules, models, routes) lives as long as the process:
@@ -89,6 +99,7 @@ class Runtime:
     async def stop(self) -> None:
         for hook in self.on_stop:
             await hook(self)
+        await self.faults.stop()
         await self.consumers.stop()
         if self.relay is not None:
             await self.relay.stop()
@@ -100,6 +111,9 @@ class Runtime:
             await self.db.dispose()
 
     async def readiness(self) -> dict[str, str]:
+        """What must hold for the Pod to take traffic: its own database, and no `unavailable` drill.
+        A broker outage is not on the list: the outbox keeps events until NATS is back, so a NATS
+        blip must not take every endpoint of the platform away (see `notes`)."""
         checks: dict[str, str] = {}
         if self.db is not None:
             try:
@@ -107,9 +121,19 @@ class Runtime:
                 checks["database"] = "ok"
             except Exception as exc:
                 checks["database"] = f"failing: {exc.__class__.__name__}"
-        if self.bus is not None:
-            checks["nats"] = "ok" if self.bus.connected and self.bus.ready.is_set() else "failing: not connected"
+        if self.faults.unavailable:
+            checks["faults"] = "failing: an `unavailable` fault drill is active"
         return checks
+
+    def notes(self) -> dict[str, str]:
+        """Conditions worth showing on /readyz that do not make the Pod unready."""
+        out: dict[str, str] = {}
+        if self.bus is not None:
+            if self.bus.connected and self.bus.ready.is_set():
+                out["nats"] = "ok"
+            else:
+                out["nats"] = "not connected: events wait in the outbox, consumers resume on reconnect"
+        return out
 
 
 class ObservabilityMiddleware:
@@ -164,7 +188,11 @@ class FrontedApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.front is not None and scope["type"] == "http":
-            await self.front(scope, receive, send)
+            if getattr(self.front, "applies_faults", False):
+                await self.front(scope, receive, send)  # inside its own RED metrics (kit.fastroutes)
+            else:
+                # Fault drills judge a request once, here, before the front answers it.
+                await self.state.runtime.faults.gate(self.front, scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
@@ -207,11 +235,13 @@ def create_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str, de
     async def readyz() -> Response:
         checks = await runtime.readiness()
         ok = all(v == "ok" for v in checks.values())
+        # `faults`: the drill scenarios this process applies now (the operator's FaultsActive).
+        extra = {"notes": runtime.notes(), "faults": runtime.faults.report()}
         if ok:
-            return JSONResponse({"status": "ok", "checks": checks})
+            return JSONResponse({"status": "ok", "checks": checks, **extra})
         return problems.problem_response(problems.Problem(
             503, "not-ready", f"{runtime.name} is not ready",
-            ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok"), checks=checks))
+            ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok"), checks=checks, **extra))
 
     @health.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:
@@ -225,7 +255,8 @@ def create_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str, de
     app.include_router(health)
     for r in routers:
         app.include_router(r)
-    app.add_middleware(ObservabilityMiddleware, service=runtime.name)
+    app.add_middleware(FaultMiddleware, faults=runtime.faults)
+    app.add_middleware(ObservabilityMiddleware, service=runtime.name)  # outermost: sees injected faults
     return app
 
 

@@ -1,4 +1,10 @@
-"""The NATS connection of a service: connects in the background, survives server restarts."""
+"""The NATS connection of a service: connects in the background, survives server restarts.
+
+The GAMEPLANE stream is ensured on the first connect and again on every reconnect: a server that
+came back without its store (a development NATS on an emptyDir, a wiped volume) gets the stream
+back before the outbox relay's next publish, instead of answering "no responders" until every
+service restarts. Consumers re-create their durable consumers likewise (gameplane.kit.consumer).
+"""
 
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ class Bus:
         # Bumped on every connect, disconnect and reconnect: what a listener heard under one epoch
         # says nothing about what it may have missed since (core NATS does not replay).
         self.epoch = 0
+        self.stream_ensures = 0  # reconnects that ensured the stream (for tests and logs)
 
     @property
     def connected(self) -> bool:
@@ -72,6 +79,28 @@ class Bus:
     async def _bump(self) -> None:
         self.epoch += 1
 
+    async def _reconnected(self) -> None:
+        self.epoch += 1
+        self.stream_ensures += 1
+        task = asyncio.get_running_loop().create_task(self._ensure_stream_after_reconnect())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _ensure_stream_after_reconnect(self) -> None:
+        # A restarted server may answer JetStream requests a moment after it accepts clients.
+        delay = 0.2
+        for _ in range(30):
+            if self._js is None or not self.connected:
+                return  # the next reconnect tries again
+            try:
+                await ensure_stream(self._js)
+                log.info("NATS reconnected; stream %s ensured", STREAM_NAME)
+                return
+            except Exception as exc:
+                log.warning("ensuring stream %s after reconnect failed (%s); retrying", STREAM_NAME, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._connect_forever(), name=f"{self.name}-nats-connect")
 
@@ -83,7 +112,7 @@ class Bus:
                 self.nc = await nats.connect(
                     self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                     connect_timeout=2, allow_reconnect=True, disconnected_cb=self._bump,
-                    reconnected_cb=self._bump)
+                    reconnected_cb=self._reconnected)
                 self.epoch += 1
                 self._js = self.nc.jetstream(timeout=5)
                 await ensure_stream(self._js)

@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import FetchTimeoutError
+from nats.js.errors import FetchTimeoutError, NotFoundError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameplane.kit import metrics, telemetry
 from gameplane.kit.bus import Bus
 from gameplane.kit.db import Database
-from gameplane.kit.events import Envelope, Event
+from gameplane.kit.events import STREAM_NAME, Envelope, Event
+from gameplane.kit.faults import Faults
 
 log = logging.getLogger("gameplane.consumer")
 
@@ -77,10 +78,10 @@ class Consumers:
     def __bool__(self) -> bool:
         return bool(self._handlers)
 
-    def start(self, service: str, db: Database, bus: Bus) -> None:
+    def start(self, service: str, db: Database, bus: Bus, faults: Faults | None = None) -> None:
         for reg in self._handlers:
             self._tasks.append(asyncio.create_task(
-                _consume(service, db, bus, reg), name=f"{service}-consume-{reg.durable}"))
+                _consume(service, db, bus, reg, faults), name=f"{service}-consume-{reg.durable}"))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -102,27 +103,37 @@ async def handle_once(service: str, db: Database, env: Envelope, handler: _Regis
     return True
 
 
-async def _consume(service: str, db: Database, bus: Bus, reg: _Registration) -> None:
+async def _consume(service: str, db: Database, bus: Bus, reg: _Registration, faults: Faults | None = None) -> None:
     await bus.ready.wait()
     durable = f"{service}-{reg.durable}"
     while True:
+        sub = await _subscribe(bus, reg, durable)
         try:
-            sub = await bus.js.pull_subscribe(
+            await _fetch_loop(service, db, sub, durable, reg, faults, bus)
+        except _Resubscribe:
+            log.warning("consumer %s is gone on the server (a store lost?); creating it again", durable)
+        finally:
+            # a pull subscription left behind makes the connection's drain wait its full timeout (30 s)
+            try:
+                await asyncio.wait_for(sub.unsubscribe(), timeout=2)
+            except (Exception, asyncio.CancelledError):
+                log.warning("unsubscribe of %s did not complete", durable)
+
+
+async def _subscribe(bus: Bus, reg: _Registration, durable: str) -> Any:
+    while True:
+        try:
+            return await bus.js.pull_subscribe(
                 reg.event.subject(), durable=durable,
                 config=ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
                                       deliver_policy=DeliverPolicy.ALL, max_deliver=-1, ack_wait=30))
-            break
         except Exception as exc:
             log.warning("subscribe %s failed: %s", durable, exc)
             await asyncio.sleep(1)
-    try:
-        await _fetch_loop(service, db, sub, durable, reg)
-    finally:
-        # a pull subscription left behind makes the connection's drain wait its full timeout (30 s)
-        try:
-            await asyncio.wait_for(sub.unsubscribe(), timeout=2)
-        except (Exception, asyncio.CancelledError):
-            log.warning("unsubscribe of %s did not complete", durable)
+
+
+class _Resubscribe(Exception):
+    """The durable consumer no longer exists on the server: subscribe (and so create it) again."""
 
 
 async def handle_batch(service: str, db: Database, items: list[tuple[Envelope, Event, Any]],
@@ -147,8 +158,22 @@ async def handle_batch(service: str, db: Database, items: list[tuple[Envelope, E
     return ran
 
 
-async def _fetch_loop(service: str, db: Database, sub: Any, durable: str, reg: _Registration) -> None:
+async def _fetch_loop(service: str, db: Database, sub: Any, durable: str, reg: _Registration,
+                      faults: Faults | None = None, bus: Bus | None = None) -> None:
+    seen = bus.epoch if bus is not None else 0
     while True:
+        if bus is not None and bus.epoch != seen and bus.connected:
+            # After a reconnect: a fetch from a consumer the server no longer has just times out
+            # ("no responders" counts as temporary), so ask the server whether it still exists.
+            try:
+                await bus.js.consumer_info(STREAM_NAME, durable)
+                seen = bus.epoch
+            except NotFoundError as exc:
+                raise _Resubscribe() from exc
+            except Exception as exc:
+                log.warning("consumer %s: info after reconnect failed: %s", durable, exc)
+                await asyncio.sleep(0.5)
+                continue
         try:
             msgs = await sub.fetch(batch=100, timeout=1)
         except (FetchTimeoutError, TimeoutError):
@@ -162,6 +187,10 @@ async def _fetch_loop(service: str, db: Database, sub: Any, durable: str, reg: _
         items: list[tuple[Envelope, Event, Any]] = []
         good = []
         for msg in msgs:
+            if faults is not None and faults.hit("drop-events"):
+                # The drill: neither handled nor acknowledged; JetStream redelivers it after ack_wait.
+                metrics.EVENTS_CONSUMED.labels(service, reg.event.event_type, "dropped").inc()
+                continue
             try:
                 env = Envelope.model_validate_json(msg.data)
                 items.append((env, env.open(), telemetry.extract(dict(msg.headers or {}))))

@@ -118,6 +118,8 @@ class FastRoute:
 class FastRoutes:
     """The pure-ASGI layer; `app` is the FastAPI app itself (its own __call__, see FastRoutesApp)."""
 
+    applies_faults = True  # fault drills are judged inside the metrics below, as FastAPI's are
+
     def __init__(self, app: ASGIApp, runtime: Runtime, routes: Sequence[FastRoute]) -> None:
         self.app = app
         self.runtime = runtime
@@ -165,7 +167,11 @@ class FastRoutes:
         try:
             with self.tracer.start_as_current_span(f"{method} {scope['path']}", kind=trace.SpanKind.SERVER) as span:
                 request = FastRequest(method, scope["path"], Headers(raw=raw_headers), params, b"")
-                status, body, headers = await self._answer(route, request, receive)
+                drill = await self.runtime.faults.before(scope) if self.runtime.faults.active else None
+                if drill is not None:
+                    status, body, headers = _problem(drill, request.path)
+                else:
+                    status, body, headers = await self._answer(route, request, receive)
                 await send({"type": "http.response.start", "status": status,
                             "headers": [*headers, (b"x-request-id", rid.encode())]})
                 await send({"type": "http.response.body", "body": body})

@@ -1,6 +1,9 @@
 """Transactional outbox: the event row commits with the business change; a relay publishes it.
 
-The relay takes a batch of rows (FOR UPDATE SKIP LOCKED, so several relays share the work),
+A row stays in the table until JetStream acknowledged it: while NATS is down the table is the
+buffer (readiness does not fail on it; `gameplane_outbox_pending` and
+`gameplane_outbox_oldest_age_seconds` show the backlog), and it drains oldest first once NATS is
+back. The relay takes a batch of rows (FOR UPDATE SKIP LOCKED, so several relays share the work),
 publishes them all without waiting in between, and deletes them in the same transaction once
 JetStream acknowledged every one; JetStream (the durable log) is where events live afterwards.
 A failure rolls the delete back and the batch goes out again: JetStream de-duplicates on
@@ -145,9 +148,13 @@ class OutboxRelay:
         return len(rows)
 
     async def pending(self) -> int:
+        """The backlog: rows not yet acknowledged by JetStream, and how long the oldest has waited
+        (both exported at every scrape; the GameplaneOutboxBacklog alert watches them)."""
         async with self.db.session() as s:
-            n = (await s.execute(text("SELECT count(*) FROM outbox"))).scalar_one()
+            n, age = (await s.execute(text(
+                "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) FROM outbox"))).one()
         metrics.OUTBOX_PENDING.labels(self.service).set(n)
+        metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(float(age))
         return int(n)
 
 

@@ -39,6 +39,12 @@ class ServiceSettings(BaseSettings):
     db_wait_seconds: float = Field(default=40.0, ge=0, description="how long start-up waits for the database "
                                    "to answer (under the charts' 60 s start-up probe budget); 0: fail at once")
     migrate_on_start: bool = True
+    nats_wait_seconds: float = Field(default=5.0, ge=0, description="how long start-up waits for NATS before "
+                                     "going on without it (readiness never waits for NATS)")
+    faults: list[dict[str, Any]] = Field(default_factory=list, description="fault drill scenarios "
+                                         "(gameplane.kit.faults), e.g. [{'scenario': 'latency', 'ratio': '0.5'}]")
+    faults_file: Path | None = Field(default=None, description="a JSON file of fault scenarios, re-read every "
+                                     "2 s; in Kubernetes the service's faults ConfigMap")
 
     def endpoint(self, service: str) -> str:
         """Base URL of another service: env map first, then the discovery file."""
