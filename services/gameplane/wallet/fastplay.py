@@ -1,5 +1,5 @@
 """Bets and wins in one database round trip (sql/0002_fast_play.sql), for the common case, sent in
-batches (sql/0004_fast_batch.sql).
+batches (sql/0004_fast_batch.sql; called by their versioned names of sql/0005_fast_path_v2.sql).
 
 The Python path (`play.bet` / `play.win`) is a transaction of four round trips: BEGIN, a statement
 that claims the key and locks round and accounts, one that writes everything, COMMIT. Here one
@@ -46,7 +46,8 @@ _OUTCOMES = {(op, out): FAST_PATH.labels(op, out) for op in ("bet", "win") for o
 BATCH_SIZE = Histogram("gameplane_wallet_fast_batch_size", "Bets and wins per fast-path database call",
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
-_BATCH = "SELECT wallet_fast_batch($1, $2)"
+# a hot-path function is called by its versioned name, whose meaning never changes (docs/upgrades.md)
+_BATCH = "SELECT wallet_fast_batch_v2($1, $2)"
 
 Pending = tuple[dict[str, Any], "asyncio.Future[str]"]
 
