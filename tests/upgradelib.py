@@ -26,11 +26,13 @@ class Load:
         self.acked: dict[str, dict[str, Any]] = {}
         self.refused: dict[int, int] = {}
 
-    async def send(self, client: httpx.AsyncClient, path: str, body: dict[str, Any],
+    async def send(self, clients: Sequence[httpx.AsyncClient], path: str, body: dict[str, Any],
                    allowed: tuple[int, ...] = (200, 402, 404, 409)) -> None:
-        while True:  # a client that got no answer (a wallet going away) retries the same key
+        """To a wallet picked at random each try: a client that got no answer (its wallet going
+        away in a roll) sends the same key again, to whichever wallet is there now."""
+        while True:
             try:
-                r = await client.post(W + path, json=body)
+                r = await self.rng.choice(clients).post(W + path, json=body)
             except httpx.TransportError:
                 await asyncio.sleep(0.05)
                 continue
@@ -45,22 +47,25 @@ class Load:
             return
 
     async def deposits(self, clients: Sequence[httpx.AsyncClient], amount: int = 100_000) -> None:
-        await asyncio.gather(*(self.send(clients[i % len(clients)], "/deposits",
+        await asyncio.gather(*(self.send(clients, "/deposits",
                                          {"idempotency_key": f"d-{p}", "player_id": p, "currency": "EUR",
                                           "amount": amount}, (200,))
-                               for i, p in enumerate(self.players)))
+                               for p in self.players))
 
-    async def play(self, clients: Sequence[httpx.AsyncClient], rounds: int, tag: str) -> None:
-        """Every player plays `rounds` rounds (a bet, then a win or none), all players at once,
-        each call to a client picked at random."""
+    async def play(self, clients: Sequence[httpx.AsyncClient], rounds: int, tag: str,
+                   until: asyncio.Event | None = None) -> None:
+        """Every player plays `rounds` rounds (a bet, then a win or none), and on until `until` is
+        set, all players at once; `clients` may change meanwhile (wallets joining and leaving)."""
 
         async def player(p: str) -> None:
-            for i in range(rounds):
+            i = 0
+            while i < rounds or (until is not None and not until.is_set()):
+                i += 1
                 rnd = {"player_id": p, "currency": "EUR", "round_id": f"{tag}-{i}", "game_id": "g", "provider": "rgs"}
-                await self.send(self.rng.choice(clients), "/bets",
+                await self.send(clients, "/bets",
                                 {**rnd, "idempotency_key": f"b-{tag}-{i}-{p}", "amount": self.rng.randint(1, 500)})
                 if self.rng.random() < 0.6:
-                    await self.send(self.rng.choice(clients), "/wins",
+                    await self.send(clients, "/wins",
                                     {**rnd, "idempotency_key": f"w-{tag}-{i}-{p}", "amount": self.rng.randint(0, 900),
                                      "close_round": True})
 

@@ -71,9 +71,8 @@ async def test_negative_control_code_before_0004_on_a_database_at_0004_misposts(
     load_statuses = (200, 402, 404, 409, 500)
     original = load.send
 
-    async def send(client: httpx.AsyncClient, path: str, body: dict[str, Any],
-                   allowed: tuple[int, ...] = load_statuses) -> None:
-        await original(client, path, body, load_statuses if path != "/deposits" else allowed)
+    async def send(clients: Any, path: str, body: dict[str, Any], allowed: tuple[int, ...] = load_statuses) -> None:
+        await original(clients, path, body, load_statuses if path != "/deposits" else allowed)
 
     load.send = send  # type: ignore[method-assign]
     await play_on(before, url, nats_server.url, tmp_path / "wallet.log", load, house_shards="4")
