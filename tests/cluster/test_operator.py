@@ -328,7 +328,7 @@ def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], 
 
 def test_deleting_the_platform_collects_everything(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:
     api["custom"].delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, NAME)
-    kinds = ("deployments,statefulsets,services,configmaps,secrets,serviceaccounts,"
+    kinds = ("deployments,statefulsets,jobs,services,configmaps,secrets,serviceaccounts,"
              "poddisruptionbudgets,networkpolicies,hpa")
 
     def gone() -> bool:
