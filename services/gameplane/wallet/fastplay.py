@@ -3,7 +3,7 @@ batches (sql/0004_fast_batch.sql; called by their versioned names of sql/0005_fa
 
 The Python path (`play.bet` / `play.win`) is a transaction of four round trips: BEGIN, a statement
 that claims the key and locks round and accounts, one that writes everything, COMMIT. Here one
-`wallet_fast_bet(...)` does the same work inside the database. It either completes the operation
+`wallet_fast_bet_v2(...)` does the same work inside the database. It either completes the operation
 and returns the answer's JSON, or declines (SQLSTATE GPF01) having changed nothing: a taken key,
 a protection state that matters, a round that is unknown, closed or in another currency, funds
 that do not cover the stake, a zero stake. A declined (or deadlocked, or failed) operation comes
@@ -69,7 +69,7 @@ class Batcher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, op: dict[str, Any]) -> asyncio.Future[str]:
-        """Queue one operation (the parameters of wallet_fast_bet / _win by name, and "op"); its
+        """Queue one operation (the parameters of wallet_fast_bet_v2 / _win_v2 by name, and "op"); its
         future is the answer's JSON, or '!<SQLSTATE> <message>' if it was not done."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str] = loop.create_future()
