@@ -93,3 +93,9 @@ def test_the_operator_keeps_the_jobs_that_helm_template_renders() -> None:
     kept = parse_manifests(out)  # what the operator applies
     assert {j["spec"]["template"]["spec"]["containers"][0]["args"][1] for j in kept if j["kind"] == "Job"} == \
         {s.name for s in catalog.SERVICES if s.built and s.database and s.enabled_by_default}
+
+
+def test_in_the_dev_reload_mode_the_pods_migrate_themselves() -> None:
+    # synced sources may carry migrations the image's Job does not have
+    configmaps = [d for d in render("global.dev.reload=true") if d["kind"] == "ConfigMap"]
+    assert configmaps and not any(k.endswith("_MIGRATE_ON_START") for c in configmaps for k in c.get("data") or {})
