@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -19,6 +20,8 @@ from gameplane.devtools.testing import running
 from gameplane.kit import migrate
 from gameplane.wallet.app import build_app
 from gameplane.wallet.settings import WalletSettings
+
+HEAD = str(ScriptDirectory.from_config(migrate.alembic_config("gameplane.wallet", "postgresql://x")).get_current_head())
 
 
 def launcher(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -41,10 +44,10 @@ async def test_the_migrate_command_brings_the_database_to_head_once(service_sett
     env = {"GP_WALLET_DATABASE_URL": url}
     first = await asyncio.to_thread(launcher, "migrate", "wallet", env=env)
     assert first.returncode == 0, first.stderr
-    assert "wallet is at revision 0005" in first.stderr
-    assert await migrate.current_revision(url) == "0005"
+    assert f"wallet is at revision {HEAD}" in first.stderr
+    assert await migrate.current_revision(url) == HEAD
     again = await asyncio.to_thread(launcher, "migrate", "wallet", env=env)  # a re-run Job: nothing to do
-    assert again.returncode == 0 and await migrate.current_revision(url) == "0005"
+    assert again.returncode == 0 and await migrate.current_revision(url) == HEAD
 
 
 @pytest.mark.parametrize(("service", "env", "error"), [
@@ -59,7 +62,7 @@ def test_the_migrate_command_refuses_what_it_cannot_do(service: str, env: dict[s
 
 async def test_a_pod_that_does_not_migrate_refuses_an_unmigrated_database(service_settings: Any) -> None:
     settings = service_settings(WalletSettings, migrate_on_start=False, db_wait_seconds=0.5)
-    with pytest.raises(migrate.SchemaBehind, match="revision None, this code needs 0005"):
+    with pytest.raises(migrate.SchemaBehind, match=f"revision None, this code needs {HEAD}"):
         async with running(build_app(settings)):
             pass
     assert await migrate.current_revision(settings.database_url) is None  # it did not migrate

@@ -7,6 +7,7 @@ reconciliation break, so a clean result above is not vacuous."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ from gameplane.kit import migrate
 
 SECRET = "previous-release-service-secret-0123"
 
-pytestmark = pytest.mark.skipif(releases.source_root() is None, reason="earlier releases come from git; "
-                                "this is not a git checkout of gameplane")
+# CI runs from a full clone and must run this; elsewhere a checkout without the history skips, saying why
+MISSING = releases.missing(releases.PREVIOUS_RELEASE, releases.BEFORE_0004)
+pytestmark = pytest.mark.skipif(not os.environ.get("CI") and MISSING is not None, reason=str(MISSING))
 
 
 def head() -> str:
@@ -51,7 +53,7 @@ async def test_previous_release_plays_on_the_new_schema_and_reconciles(
     assert "wallet_fast_batch($1, $2)" in (previous / "gameplane/wallet/fastplay.py").read_text()  # really the old code
     url = new_database("wallet_prev")
     await migrate.upgrade_async("gameplane.wallet", url)
-    assert head() == "0005"
+    assert await migrate.current_revision(url) == head() not in ("0004", None)  # past the previous release's
     load = Load(players=24)
     served = await play_on(previous, url, nats_server.url, tmp_path / "wallet.log", load)
     bets = sum(1 for d in load.acked.values() if d["kind"] == "bet")

@@ -25,8 +25,9 @@ from gameplane.kit.auth import issue_service_token
 
 SECRET = "rolling-upgrade-service-secret-01234"
 
-pytestmark = pytest.mark.skipif(releases.source_root() is None, reason="earlier releases come from git; "
-                                "this is not a git checkout of gameplane")
+# CI runs from a full clone and must run this; elsewhere a checkout without the history skips, saying why
+pytestmark = pytest.mark.skipif(not os.environ.get("CI") and releases.missing(releases.PREVIOUS_RELEASE) is not None,
+                                reason=str(releases.missing(releases.PREVIOUS_RELEASE)))
 
 
 async def wait_acked(load: Load, n: int) -> None:

@@ -37,6 +37,19 @@ def source_root() -> Path | None:
     return Path(top) if (Path(top) / "services" / "gameplane").is_dir() else None
 
 
+def missing(*commits: str) -> str | None:
+    """Why these commits cannot be read here (None when they can): not a git checkout, or a
+    shallow clone without them."""
+    root = source_root()
+    if root is None:
+        return "not a git checkout of gameplane: earlier releases come from git"
+    for commit in commits:
+        if subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root,
+                          capture_output=True).returncode != 0:
+            return f"commit {commit[:12]} is not in this clone (shallow? `git fetch --unshallow`)"
+    return None
+
+
 def extract(commit: str, dest: Path) -> Path:
     """The `gameplane` package of `commit`, written under dest; returns the PYTHONPATH entry that makes
     `import gameplane` load it (ahead of the editable install of the current code)."""
