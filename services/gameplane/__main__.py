@@ -65,13 +65,23 @@ def migrate(service: catalog.Service) -> int:
     """Apply the service's migrations; 0 when its database is at this code's head."""
     import asyncio
 
+    from pydantic_settings import BaseSettings
+
     from gameplane.kit import migrate as kit_migrate
     from gameplane.kit.db import Database
-    from gameplane.kit.settings import ServiceSettings, settings_config
+    from gameplane.kit.settings import settings_config
 
     if not service.database:
         raise UsageError(f"service {service.name!r} owns no database: nothing to migrate")
-    settings = type("Settings", (ServiceSettings,), {"model_config": settings_config(service.name)})()
+
+    class MigrateSettings(BaseSettings):
+        """Only what a migration reads (the Job has no keys or endpoints; their checks are the service's)."""
+
+        model_config = settings_config(service.name)
+        database_url: str | None = None
+        db_wait_seconds: float = 40.0
+
+    settings = MigrateSettings()
     if not settings.database_url:
         raise UsageError(f"{service.env_prefix}DATABASE_URL is not set")
     url = settings.database_url
