@@ -415,6 +415,7 @@ def _child_handler(kind: str, has_generation: bool) -> Any:
 for _group, _version, _plural, _gen in (
     ("apps", "v1", "deployments", True),
     ("apps", "v1", "statefulsets", True),
+    ("batch", "v1", "jobs", True),
     ("autoscaling", "v2", "horizontalpodautoscalers", True),
     ("policy", "v1", "poddisruptionbudgets", True),
     ("networking.k8s.io", "v1", "networkpolicies", True),

@@ -25,6 +25,7 @@ from .render import Capabilities
 CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "Deployment"),
     ("apps/v1", "StatefulSet"),
+    ("batch/v1", "Job"),  # each service's migration Job (docs/upgrades.md)
     ("v1", "Service"),
     ("v1", "ServiceAccount"),
     ("v1", "ConfigMap"),
@@ -124,7 +125,7 @@ class Kube:
         return caps
 
     def served_child_kinds(self) -> list[tuple[str, str]]:
-        return [k for k in CHILD_KINDS if self._served.get(k, k[0] in ("v1", "apps/v1"))]
+        return [k for k in CHILD_KINDS if self._served.get(k, k[0] in ("v1", "apps/v1", "batch/v1"))]
 
     # -- reads -------------------------------------------------------------------------------
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 KIND_ORDER = {
     k: i
     for i, k in enumerate(
-        ["Secret", "ConfigMap", "ServiceAccount", "Service", "NetworkPolicy", "StatefulSet", "Deployment"]
+        ["Secret", "ConfigMap", "ServiceAccount", "Service", "NetworkPolicy", "StatefulSet", "Job", "Deployment"]
     )
 }
 SECRET_KEYS = ("service-token-secret", "player-token-secret", "postgres-password")

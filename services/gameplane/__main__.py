@@ -1,5 +1,9 @@
 """`python -m gameplane [--reload DIR] <service>`: run one service of the catalogue (the image's entrypoint).
 
+`python -m gameplane migrate <service>`: bring the service's database to this release's head and
+exit (the chart's migration Job, once per release; docs/upgrades.md). It waits for the database as
+a starting service does; the DSN is the service's own setting (GP_<SERVICE>_DATABASE_URL).
+
 The service comes from the argument, else from $GP_SERVICE; it must be a built service or simulator
 of `gameplane.catalog`. Its module runs as `__main__`, in this process: no extra interpreter, and
 signals reach the service directly.
@@ -57,6 +61,45 @@ def run(service: catalog.Service) -> None:
     runpy.run_module(service.module, run_name="__main__", alter_sys=True)
 
 
+def migrate(service: catalog.Service) -> int:
+    """Apply the service's migrations; 0 when its database is at this code's head."""
+    import asyncio
+
+    from pydantic_settings import BaseSettings
+
+    from gameplane.kit import migrate as kit_migrate
+    from gameplane.kit.db import Database
+    from gameplane.kit.settings import settings_config
+
+    if not service.database:
+        raise UsageError(f"service {service.name!r} owns no database: nothing to migrate")
+
+    class MigrateSettings(BaseSettings):
+        """Only what a migration reads (the Job has no keys or endpoints; their checks are the service's)."""
+
+        model_config = settings_config(service.name)
+        database_url: str | None = None
+        db_wait_seconds: float = 40.0
+
+    settings = MigrateSettings()
+    if not settings.database_url:
+        raise UsageError(f"{service.env_prefix}DATABASE_URL is not set")
+    url = settings.database_url
+
+    async def run() -> str | None:
+        db = Database(url, pool_size=1)
+        try:
+            await db.wait_reachable(settings.db_wait_seconds)
+        finally:
+            await db.dispose()
+        await kit_migrate.upgrade_async(service.module, url)
+        return await kit_migrate.current_revision(url)
+
+    revision = asyncio.run(run())
+    print(f"{PROG} migrate: {service.name} is at revision {revision}", file=sys.stderr, flush=True)
+    return 0
+
+
 def reload(service: catalog.Service, directory: Path) -> int:
     """Run the service as a child and restart it on every change of a .py file under `directory`."""
     from watchfiles import PythonFilter, run_process
@@ -75,6 +118,9 @@ def reload(service: catalog.Service, directory: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["migrate"]:
+        return _migrate_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Run one gameplane service (or simulator) from the catalogue.",
@@ -95,6 +141,18 @@ def main(argv: list[str] | None = None) -> int:
         return reload(service, args.reload)
     run(service)
     return 0
+
+
+def _migrate_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"{PROG} migrate",
+                                     description="Bring one service's database to this release's head, then exit.")
+    parser.add_argument("service", nargs="?", help="service name (default: $GP_SERVICE)")
+    args = parser.parse_args(argv)
+    try:
+        return migrate(resolve(args.service or os.environ.get("GP_SERVICE")))
+    except UsageError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return USAGE_EXIT
 
 
 if __name__ == "__main__":

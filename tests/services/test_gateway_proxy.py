@@ -139,6 +139,7 @@ async def gateway(upstreams: dict[str, Any]) -> AsyncIterator[Callable[..., Any]
         app.state.gateway.tracing = tracing
         async with serving(app, **UVICORN_OPTIONS) as url, \
                 httpx.AsyncClient(base_url=url, timeout=10) as client:
+            client.gateway = app.state.gateway  # type: ignore[attr-defined]  # for tests that turn its clocks
             yield client
 
     yield start
@@ -437,13 +438,21 @@ async def test_service_comes_back_after_the_circuit_resets(gateway: Any, upstrea
     port = free_port()
     eps = {**upstreams["endpoints"], "wallet": f"http://127.0.0.1:{port}"}
     token = player_token()
-    async with gateway(endpoints=eps, breaker_failure_threshold=1, breaker_reset_timeout=0.3) as gw:
+    async with gateway(endpoints=eps, breaker_failure_threshold=1, breaker_reset_timeout=30) as gw:
         assert (await gw.get("/v1/wallet/x", headers=bearer(token))).status_code == 503
+        breaker = gw.gateway.breakers["wallet"]
         async with serving(upstream_app("wallet"), port):
-            assert (await gw.get("/v1/wallet/x", headers=bearer(token))).status_code == 503  # still open
-            await asyncio.sleep(0.35)
+            still = await gw.get("/v1/wallet/x", headers=bearer(token))  # up again, but the circuit is open
+            assert breaker.opened_at is not None
+            breaker.opened_at -= 29  # 29 of the 30 s have passed: still open
+            early = await gw.get("/v1/wallet/x", headers=bearer(token))
+            assert "circuit open" in assert_problem(early, 503, "service-unavailable")["detail"]
+            breaker.opened_at -= 1  # the reset timeout has passed: one probe goes through
             back = await gw.get("/v1/wallet/x", headers=bearer(token))
+            after = await gw.get("/v1/wallet/x", headers=bearer(token))
+    assert "circuit open" in assert_problem(still, 503, "service-unavailable")["detail"]
     assert back.status_code == 200 and back.json()["service"] == "wallet"
+    assert after.status_code == 200 and breaker.opened_at is None  # closed again
 
 
 async def test_endpoint_map_file_is_reread(gateway: Any, upstreams: dict[str, Any], tmp_path: Any) -> None:

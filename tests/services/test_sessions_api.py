@@ -143,16 +143,26 @@ async def test_self_exclusion_ends_open_sessions(platform: LocalPlatform, sessio
 
 async def test_sessions_expire_and_the_session_limit_caps_them(platform: LocalPlatform,
                                                                sessions: httpx.AsyncClient) -> None:
+    from gameplane.sessions import sweeper
+
     player = await new_player(platform, platform.extras["nats"], 0)
-    short = await launch(platform, player, ttl_seconds=1)
+    short = await launch(platform, player, ttl_seconds=90)
+    started, expires = (datetime.fromisoformat(short[k]) for k in ("started_at", "expires_at"))
+    db = runtime(platform).database
+    assert expires - started == timedelta(seconds=90)
+    await sweeper.sweep_once(db, expires - timedelta(seconds=1))  # not yet
 
-    async def expired() -> bool:
+    async def status() -> tuple[str, str | None]:
         r = await sessions.get(f"/internal/sessions/{short['token']}", headers=platform.headers("sessions", "games"))
-        return bool(r.json()["status"] == "ended" and r.json()["end_reason"] == "expired")
+        return r.json()["status"], r.json()["end_reason"]
 
-    assert await wait_for(expired)
+    assert await status() == ("active", None)
+    # a sweep that runs 40 s late ends the session at its expiry, not when it noticed
+    await sweeper.sweep_once(db, expires + timedelta(seconds=40))
+    assert await status() == ("ended", "expired")
     ended = await published(platform, "gameplane.sessions.ended", short["session_id"])
-    assert ended[0]["duration_seconds"] in (1, 2)
+    assert ended[0]["duration_seconds"] == 90
+    assert datetime.fromisoformat(ended[0]["ended_at"]) == expires
 
     limited = uuid.uuid4()
     await announce_player(platform.extras["nats"], limited, limits=[

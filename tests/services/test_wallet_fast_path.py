@@ -258,7 +258,7 @@ async def test_an_operation_that_fails_inside_a_batch_is_rolled_back_alone(fast:
     ops = [bet("ok-1", 100), bet("bad-uuid", 200, tx="not-a-uuid"), {"op": "refund"}, bet("broke", 5000),
            bet("ok-2", 300)]
     async with fast.app.state.runtime.database.pool.acquire() as con:
-        answers = await con.fetchval("SELECT wallet_fast_batch($1, 1)", json.dumps(ops))
+        answers = await con.fetchval("SELECT wallet_fast_batch_v2($1, 1)", json.dumps(ops))
     assert [a[:6] for a in answers[1:4]] == ["!22P02", "!GPF01", "!GPF01"]
     assert [json.loads(a)["balance"]["cash"] for a in (answers[0], answers[4])] == [900, 600]
     async with fast.app.state.runtime.database.session() as s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -220,16 +221,25 @@ async def test_withdrawal_full_post_and_refusals(wallet: Wallet, player: uuid.UU
 
 
 async def test_expired_holds_are_voided_by_the_sweep(wallet: Wallet, player: uuid.UUID) -> None:
-    await wallet.deposit(player, 100)
-    hold = await wallet.post("/withdrawals", {"idempotency_key": f"h-{player}", "player_id": str(player),
-                                              "currency": "EUR", "amount": 70, "expires_in_seconds": 1})
-    await asyncio.sleep(1.1)
-    late = await wallet.post(f"/withdrawals/{hold['hold_id']}/post", {"idempotency_key": f"p-{player}"}, 409)
-    assert slug(late) == "hold-closed" and late["state"] == "expired"
-    swept = await wallet.post("/withdrawals/expire", {})
-    assert hold["hold_id"] in swept["expired"]
-    assert await wallet.balance(player) == {"currency": "EUR", "cash": 100, "bonus": 0, "withdrawal_hold": 0}
-    assert (await wallet.post("/withdrawals/expire", {}))["expired"] == []
+    rt = wallet.app.state.runtime
+    real = rt.state["ctx"]
+    now = [datetime.now(UTC)]
+    rt.state["ctx"] = dataclasses.replace(real, clock=lambda: now[0])  # the wallet's time is the test's
+    try:
+        await wallet.deposit(player, 100)
+        hold = await wallet.post("/withdrawals", {"idempotency_key": f"h-{player}", "player_id": str(player),
+                                                  "currency": "EUR", "amount": 70, "expires_in_seconds": 60})
+        now[0] += timedelta(seconds=59)
+        assert hold["hold_id"] not in (await wallet.post("/withdrawals/expire", {}))["expired"]  # not yet
+        now[0] += timedelta(seconds=2)
+        late = await wallet.post(f"/withdrawals/{hold['hold_id']}/post", {"idempotency_key": f"p-{player}"}, 409)
+        assert slug(late) == "hold-closed" and late["state"] == "expired"
+        swept = await wallet.post("/withdrawals/expire", {})
+        assert hold["hold_id"] in swept["expired"]
+        assert await wallet.balance(player) == {"currency": "EUR", "cash": 100, "bonus": 0, "withdrawal_hold": 0}
+        assert hold["hold_id"] not in (await wallet.post("/withdrawals/expire", {}))["expired"]
+    finally:
+        rt.state["ctx"] = real
 
 
 async def test_bonus_convert_and_forfeit(wallet: Wallet, player: uuid.UUID) -> None:
@@ -348,6 +358,17 @@ async def _protect(wallet: Wallet, player: uuid.UUID, revision: int, **fields: A
     raise AssertionError("protection event never arrived")
 
 
+async def _processed(wallet: Wallet, event_id: uuid.UUID) -> None:
+    """Wait until the wallet's consumer has recorded the event as processed (same transaction as its effect)."""
+    for _ in range(400):
+        async with wallet.app.state.runtime.database.session() as s:
+            if (await s.execute(text("SELECT 1 FROM processed_events WHERE event_id = :e"),
+                                {"e": event_id})).first() is not None:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"event {event_id} was never processed")
+
+
 async def test_self_exclusion_and_timeout_block_bets_and_deposits(wallet: Wallet, player: uuid.UUID) -> None:
     await wallet.deposit(player, 100)
     now = datetime.now(UTC)
@@ -365,7 +386,11 @@ async def test_self_exclusion_and_timeout_block_bets_and_deposits(wallet: Wallet
     env = Envelope.wrap(event, "players")
     bus = wallet.app.state.runtime.bus
     await bus.js.publish(event.subject(), env.model_dump_json().encode(), headers={"Nats-Msg-Id": str(env.id)})
-    await asyncio.sleep(0.5)
+    await _processed(wallet, env.id)  # handled and committed, so what follows sees its effect, if any
+    async with wallet.app.state.runtime.database.session() as s:
+        held = (await s.execute(text("SELECT revision, timeout_until FROM protection WHERE player_id = :p"),
+                                {"p": player})).one()
+    assert tuple(held) == (3, None)
     assert (await wallet.post("/bets", wallet.bet_body(player, 10, "r1")))["balance"]["cash"] == 90
     # withdrawals and wins are never blocked by protection
     await _protect(wallet, player, 4, self_excluded_until=now + timedelta(days=180))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-import jwt
 import pytest
+import time_machine
 
 from gameplane.gateway.tokens import PlayerTokens, ServiceTokens
 from gameplane.kit.auth import issue_player_token, verify_service_token
@@ -29,17 +29,25 @@ def test_service_token_per_audience_and_renewed_before_expiry() -> None:
     assert tokens.header("players") is not a  # minted anew (same bytes within the same second)
 
 
-def test_player_token_verified_and_cached_until_expiry() -> None:
+def test_player_token_cached_until_expiry_then_the_same_token_is_refused(
+        time_machine: time_machine.TimeMachineFixture) -> None:
+    """Past `exp` the cache no longer vouches: the very token it holds is verified anew, and refused.
+    time-machine moves the one clock both the cache and the token check read."""
+    time_machine.move_to(1_900_000_000, tick=False)
     pid = uuid.uuid4()
     token = issue_player_token(SECRET, pid, ttl=60)
-    now = [0.0]
-    cache = PlayerTokens(SECRET, clock=lambda: now[0])
-    now[0] = jwt.decode(token, options={"verify_signature": False})["exp"] - 30
+    cache = PlayerTokens(SECRET)
+    first = cache.verify(token)
+    assert first["sub"] == str(pid)
+    time_machine.shift(59)
+    assert cache.verify(token) is first  # served from the cache, not verified again
+    time_machine.shift(1 + 6)  # past exp and the verifier's 5 s of leeway
+    with pytest.raises(Problem) as expired:
+        cache.verify(token)
+    assert expired.value.status == 401
+    assert token not in cache._cache  # and it is forgotten
+    time_machine.shift(-10)  # negative control: within its lifetime the same token is good again
     assert cache.verify(token)["sub"] == str(pid)
-    assert cache.verify(token)["sub"] == str(pid)
-    now[0] += 31  # past exp: the cache no longer vouches; the kit decides (and it says expired)
-    with pytest.raises(Problem):
-        cache.verify(issue_player_token(SECRET, pid, ttl=-60))
 
 
 @pytest.mark.parametrize("token", ["garbage", issue_player_token("x" * 32, uuid.uuid4()),

@@ -113,3 +113,83 @@ topologySpreadConstraints:
 {{- define "gp.devReload" -}}
 {{- if or (.Values.dev | default dict).reload ((.Values.global.dev | default dict).reload) }}true{{ end -}}
 {{- end -}}
+
+{{/* Labels of the migration Job and its Pod: the platform's (so default-deny and the database's
+     allow apply to it) but not the service's selector labels (the Service, PDB and NetworkPolicy
+     of the service must not select a Job's Pod). */}}
+{{- define "gp.migrateLabels" -}}
+app.kubernetes.io/name: {{ .Values.name }}-migrate
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ regexReplaceAll "[-_.]+$" (include "gp.tag" . | trunc 63) "" | quote }}
+app.kubernetes.io/component: migrate
+app.kubernetes.io/part-of: gameplane
+app.kubernetes.io/managed-by: {{ .Values.global.managedBy | default .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+gameplane.io/platform: {{ .Release.Name }}
+{{- with .Values.global.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The migration Job's Pod template (its hash names the Job). */}}
+{{- define "gp.migratePod" -}}
+{{- $p := include "gp.envPrefix" . -}}
+metadata:
+  labels:
+    {{- include "gp.migrateLabels" . | nindent 4 }}
+spec:
+  restartPolicy: OnFailure
+  serviceAccountName: {{ include "gp.fullname" . }}
+  automountServiceAccountToken: false
+  enableServiceLinks: false
+  {{- with .Values.global.image.pullSecrets }}
+  imagePullSecrets:
+    {{- range . }}
+    - name: {{ . }}
+    {{- end }}
+  {{- end }}
+  {{- with (include "gp.placement" . | trim) }}
+  {{- . | nindent 2 }}
+  {{- end }}
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 10001
+    runAsGroup: 10001
+    seccompProfile:
+      type: RuntimeDefault
+  containers:
+    - name: migrate
+      image: {{ include "gp.image" . | quote }}
+      imagePullPolicy: {{ .Values.global.image.pullPolicy }}
+      args: ["migrate", {{ .Values.name | quote }}]
+      env:
+        - name: GP_DATABASE_SERVER_URL
+          valueFrom:
+            secretKeyRef:
+              name: {{ .Values.global.database.secretName | default (include "gp.secretsName" .) }}
+              key: {{ .Values.global.database.secretKey }}
+        - name: {{ $p }}DATABASE_URL
+          value: "$(GP_DATABASE_SERVER_URL)/gp_{{ .Values.name }}"
+        - name: {{ $p }}DB_WAIT_SECONDS
+          value: "300"
+        - name: {{ $p }}LOG_JSON
+          value: "true"
+      resources:
+        requests: {cpu: 50m, memory: 128Mi}
+        limits: {cpu: 500m, memory: 256Mi}
+      securityContext:
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        runAsNonRoot: true
+        capabilities:
+          drop: ["ALL"]
+        seccompProfile:
+          type: RuntimeDefault
+      volumeMounts:
+        - name: tmp
+          mountPath: /tmp
+  volumes:
+    - name: tmp
+      emptyDir:
+        sizeLimit: 64Mi
+{{- end -}}

@@ -74,6 +74,8 @@ class Runtime:
             await self.db.wait_reachable(self.settings.db_wait_seconds)
         if self.db is not None and self.migrations and self.settings.migrate_on_start:
             await migrate.upgrade_async(self.migrations, self.db.url)
+        elif self.db is not None and self.migrations:  # the release's migration job migrates (docs/upgrades.md)
+            await migrate.wait_for_schema(self.migrations, self.db.url, self.settings.db_wait_seconds)
         if self.db is not None and self.hot_pool:
             await self.db.open_pool(self.settings.db_hot_pool_size)
         if self.bus is not None:

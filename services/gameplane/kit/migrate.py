@@ -1,4 +1,6 @@
-"""Alembic migrations per service, applied at start under a Postgres advisory lock.
+"""Alembic migrations per service: applied at start under a Postgres advisory lock (`gameplane up`,
+tests), or once per release by `python -m gameplane migrate <service>` (the chart's migration Job),
+the pods then waiting until their database is at their code's head (docs/upgrades.md).
 
 Each service keeps `migrations/env.py` (two lines calling `run_env`) and `migrations/versions/`.
 """
@@ -6,11 +8,14 @@ Each service keeps `migrations/env.py` (two lines calling `run_env`) and `migrat
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import zlib
 from importlib import resources
 
 from alembic import command, context
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -33,6 +38,53 @@ def upgrade(service_package: str, url: str, revision: str = "head") -> None:
 
 async def upgrade_async(service_package: str, url: str) -> None:
     await asyncio.to_thread(upgrade, service_package, url)
+
+
+log = logging.getLogger(__name__)
+
+
+class SchemaBehind(RuntimeError):
+    """The database is at an older revision than this code's head: its migrations have not run."""
+
+
+async def current_revision(url: str) -> str | None:
+    """The database's Alembic revision; None before the first migration."""
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as conn:
+            exists = (await conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL"))).scalar()
+            if not exists:
+                return None
+            return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    finally:
+        await engine.dispose()
+
+
+def schema_ready(service_package: str, revision: str | None) -> bool:
+    """Whether code of this head may serve on a database at `revision`: its head, or a revision it
+    does not know, which a later release's migration wrote (expand only, so this code still fits:
+    the previous release's pods serve on during a rolling update)."""
+    script = ScriptDirectory.from_config(alembic_config(service_package, "postgresql://unused"))
+    if revision is None:
+        return False
+    known = {r.revision for r in script.walk_revisions()}
+    return revision == script.get_current_head() or revision not in known
+
+
+async def wait_for_schema(service_package: str, url: str, timeout: float, interval: float = 1.0) -> None:
+    """Wait until the release's migration (the chart's Job) has brought the database to this code's
+    head; SchemaBehind after `timeout` seconds, so the pod restarts and tries again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        revision = await current_revision(url)
+        if schema_ready(service_package, revision):
+            return
+        if time.monotonic() >= deadline:
+            head = ScriptDirectory.from_config(alembic_config(service_package, "postgresql://unused")).get_current_head()
+            raise SchemaBehind(f"{service_package}: the database is at revision {revision}, this code needs {head}; "
+                               f"the release's migration job (python -m gameplane migrate) has not run or failed")
+        log.info("%s: database at revision %s, waiting for the migration job", service_package, revision)
+        await asyncio.sleep(interval)
 
 
 def run_env(target_metadata: MetaData) -> None:

@@ -38,7 +38,9 @@ class ServiceSettings(BaseSettings):
     relay_batch: int = 200
     db_wait_seconds: float = Field(default=40.0, ge=0, description="how long start-up waits for the database "
                                    "to answer (under the charts' 60 s start-up probe budget); 0: fail at once")
-    migrate_on_start: bool = True
+    migrate_on_start: bool = Field(default=True, description="apply the migrations at start (`gameplane up`, "
+                                   "tests); false in Kubernetes, where the release's migration Job runs them "
+                                   "once and pods wait until their database is at their code's head")
     nats_wait_seconds: float = Field(default=5.0, ge=0, description="how long start-up waits for NATS before "
                                      "going on without it (readiness never waits for NATS)")
     faults: list[dict[str, Any]] = Field(default_factory=list, description="fault drill scenarios "

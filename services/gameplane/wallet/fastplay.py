@@ -1,9 +1,9 @@
 """Bets and wins in one database round trip (sql/0002_fast_play.sql), for the common case, sent in
-batches (sql/0004_fast_batch.sql).
+batches (sql/0004_fast_batch.sql; called by their versioned names of sql/0005_fast_path_v2.sql).
 
 The Python path (`play.bet` / `play.win`) is a transaction of four round trips: BEGIN, a statement
 that claims the key and locks round and accounts, one that writes everything, COMMIT. Here one
-`wallet_fast_bet(...)` does the same work inside the database. It either completes the operation
+`wallet_fast_bet_v2(...)` does the same work inside the database. It either completes the operation
 and returns the answer's JSON, or declines (SQLSTATE GPF01) having changed nothing: a taken key,
 a protection state that matters, a round that is unknown, closed or in another currency, funds
 that do not cover the stake, a zero stake. A declined (or deadlocked, or failed) operation comes
@@ -46,7 +46,8 @@ _OUTCOMES = {(op, out): FAST_PATH.labels(op, out) for op in ("bet", "win") for o
 BATCH_SIZE = Histogram("gameplane_wallet_fast_batch_size", "Bets and wins per fast-path database call",
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
-_BATCH = "SELECT wallet_fast_batch($1, $2)"
+# a hot-path function is called by its versioned name, whose meaning never changes (docs/upgrades.md)
+_BATCH = "SELECT wallet_fast_batch_v2($1, $2)"
 
 Pending = tuple[dict[str, Any], "asyncio.Future[str]"]
 
@@ -68,7 +69,7 @@ class Batcher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, op: dict[str, Any]) -> asyncio.Future[str]:
-        """Queue one operation (the parameters of wallet_fast_bet / _win by name, and "op"); its
+        """Queue one operation (the parameters of wallet_fast_bet_v2 / _win_v2 by name, and "op"); its
         future is the answer's JSON, or '!<SQLSTATE> <message>' if it was not done."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str] = loop.create_future()

@@ -1,15 +1,15 @@
 """wallet: the append-only staff audit log (manual adjustments are staff actions).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
 
 from gameplane.kit.audit import create_audit_table, drop_audit_table
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
