@@ -18,7 +18,11 @@ from gameplane.games.seamless import Seamless, game_view
 from gameplane.kit.app import Runtime
 from gameplane.kit.auth import service_caller
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, response_reply
-from gameplane.kit.problems import Problem
+from gameplane.kit.problems import Problem, ProblemType
+from gameplane.kit.problems import responses as refusals
+
+GAME_NOT_FOUND = ProblemType(404, "game-not-found", "No such game")
+UNKNOWN_PROVIDER = ProblemType(422, "unknown-provider", "Unknown provider")
 
 public = APIRouter(prefix="/v1/games", tags=["games"])
 internal = APIRouter(prefix="/internal/games", tags=["internal"])
@@ -55,15 +59,15 @@ async def _one(request: Request, game_id: str) -> GameView:
     async with _rt(request).database.session() as s:
         row = await s.get(Game, game_id)
     if row is None:
-        raise Problem(404, "game-not-found", "No such game", f"game {game_id!r} is not in the catalog")
+        raise GAME_NOT_FOUND(f"game {game_id!r} is not in the catalog")
     return game_view(row)
 
 
-@public.get("/{game_id}", response_model=GameView)
+@public.get("/{game_id}", response_model=GameView, responses=refusals(GAME_NOT_FOUND))
 async def get_game(game_id: str, request: Request) -> GameView:
     game = await _one(request, game_id)
     if not game.enabled:
-        raise Problem(404, "game-not-found", "No such game", f"game {game_id!r} is not in the catalog")
+        raise GAME_NOT_FOUND(f"game {game_id!r} is not in the catalog")
     return game
 
 
@@ -73,18 +77,17 @@ async def list_providers(request: Request, caller: str = Depends(service_caller)
     return [ProviderInfo(name=name, dialect=a.dialect) for name, a in sorted(adapters.items())]
 
 
-@internal.get("/{game_id}", response_model=GameView)
+@internal.get("/{game_id}", response_model=GameView, responses=refusals(GAME_NOT_FOUND))
 async def get_game_internal(game_id: str, request: Request, caller: str = Depends(service_caller)) -> GameView:
     return await _one(request, game_id)
 
 
-@internal.put("/{game_id}", response_model=GameView)
+@internal.put("/{game_id}", response_model=GameView, responses=refusals(UNKNOWN_PROVIDER))
 async def upsert_game(game_id: str, body: GameUpsert, request: Request,
                       caller: str = Depends(service_caller)) -> GameView:
     rt = _rt(request)
     if body.provider not in rt.state["adapters"]:
-        raise Problem(422, "unknown-provider", "Unknown provider",
-                      f"{body.provider!r} is not configured (GP_GAMES_PROVIDERS)")
+        raise UNKNOWN_PROVIDER(f"{body.provider!r} is not configured (GP_GAMES_PROVIDERS)")
     for currency, stake in body.stakes.items():
         if stake.min > stake.max:
             raise Problem(422, "validation-error", "Invalid stake range", f"{currency}: min above max")

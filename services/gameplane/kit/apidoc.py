@@ -74,9 +74,10 @@ def _declared_types(response: dict[str, Any]) -> tuple[set[str], set[int]]:
     return set((props.get("type") or {}).get("enum", [])), set((props.get("status") or {}).get("enum", []))
 
 
-def problem_answers(operation: dict[str, Any], types: Iterable[ProblemType]) -> None:
+def problem_answers(operation: dict[str, Any], types: Iterable[ProblemType], *,
+                    schema_ref: str = problems.PROBLEM_SCHEMA_REF) -> None:
     """Add these problem types to an operation's answers (merging with what is declared), and
-    make every error answer problem+json."""
+    make every error answer problem+json. `schema_ref`: where the document keeps the Problem schema."""
     responses = operation.setdefault("responses", {})
     for t in types:
         entry = responses.setdefault(str(t.status), {"description": t.title})
@@ -87,11 +88,11 @@ def problem_answers(operation: dict[str, Any], types: Iterable[ProblemType]) -> 
             if t.title not in entry.get("description", ""):
                 entry["description"] = f"{entry.get('description', '')}; {t.title}".strip("; ")
         entry["content"] = {PROBLEM_JSON: {"schema": {
-            "allOf": [{"$ref": problems.PROBLEM_SCHEMA_REF}],
+            "allOf": [{"$ref": schema_ref}],
             "properties": {"type": {"enum": sorted(uris)}, "status": {"enum": sorted(statuses)}}}}}
     for status, entry in responses.items():
         if status[:1] in "45" and PROBLEM_JSON not in (entry.get("content") or {}):
-            entry["content"] = {PROBLEM_JSON: {"schema": {"$ref": problems.PROBLEM_SCHEMA_REF}}}
+            entry["content"] = {PROBLEM_JSON: {"schema": {"$ref": schema_ref}}}
 
 
 def document(app: FastAPI) -> dict[str, Any]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -18,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_BASE = "https://gameplane.io/problems/"
 PROBLEM_JSON = "application/problem+json"
@@ -48,9 +48,9 @@ class Problem(Exception):
         return body
 
 
-@dataclass(frozen=True)
-class ProblemType:
-    """One kind of refusal: its status, stable slug and title."""
+class ProblemType(NamedTuple):
+    """One kind of refusal: its status, stable slug and title (a tuple, so a Problem subclass can
+    start from one: `super().__init__(*NOT_FOUND, detail)`)."""
 
     status: int
     slug: str
@@ -173,6 +173,19 @@ _HTTP_SLUGS = {400: "bad-request", 401: "unauthenticated", 403: "forbidden", 404
                405: "method-not-allowed", 409: "conflict", 429: "rate-limited", 503: "unavailable"}
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(app: FastAPI, scope: Mapping[str, Any]) -> list[str]:
+    """Every method some route of `app` answers on this path."""
+    allowed = []
+    for method in _METHODS:
+        probe = {**scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -184,7 +197,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(http_problem(exc.status_code, exc.detail, exc.headers), request)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path; several
+            # routes may share it (GET and POST /kyc are two routes): name them all.
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+        return problem_response(http_problem(exc.status_code, exc.detail, headers), request)
 
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         # Registered by class (not left to the catch-all) so a refusal is answered as a 4xx
