@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from gameplane.contracts.games import GameUpsert, GameView
+from gameplane.contracts.jurisdiction import JurisdictionName
 from gameplane.games import catalog
 from gameplane.games.canonical import error_response
 from gameplane.games.models import Game
@@ -49,8 +50,9 @@ def _rt(request: Request) -> Runtime:
 
 
 @public.get("", response_model=list[GameView])
-async def list_games(request: Request, category: str | None = None, provider: str | None = None,
-                     jurisdiction: str | None = None) -> list[GameView]:
+async def list_games(request: Request, category: str | None = Query(None, max_length=100),
+                     provider: str | None = Query(None, max_length=100),
+                     jurisdiction: JurisdictionName | None = None) -> list[GameView]:
     async with _rt(request).database.session() as s:
         return await catalog.listing(s, category=category, provider=provider, jurisdiction=jurisdiction)
 
