@@ -151,7 +151,8 @@ class WithdrawalHoldRequest(_Bounded):
     player_id: uuid.UUID
     currency: str
     amount: Amount = Field(gt=0)
-    expires_in_seconds: int | None = Field(default=None, gt=0, description="default: the wallet's hold TTL")
+    expires_in_seconds: int | None = Field(default=None, gt=0, le=366 * 86_400,
+                                           description="default: the wallet's hold TTL; at most a year")
 
 
 class WithdrawalPostRequest(BaseModel):

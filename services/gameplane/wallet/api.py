@@ -195,8 +195,9 @@ async def balances(player_id: uuid.UUID, request: Request) -> Balances:
 
 @internal.get("/players/{player_id}/transactions", response_model=HistoryPage,
               responses=refusals(c.INVALID_CURSOR))
-async def player_history(player_id: uuid.UUID, request: Request, cursor: str | None = None,
-                         currency: str | None = None, limit: int = Query(50, ge=1, le=500)) -> HistoryPage:
+async def player_history(player_id: uuid.UUID, request: Request, cursor: str | None = Query(None, max_length=100),
+                         currency: str | None = Query(None, max_length=3),
+                         limit: int = Query(50, ge=1, le=500)) -> HistoryPage:
     async with _runtime(request).database.session() as s:
         return await queries.history(s, player_id, cursor=cursor, limit=limit, currency=currency)
 
@@ -222,7 +223,8 @@ async def my_balances(request: Request, who: PlayerContext = Depends(player_cont
 
 @public.get("/transactions", response_model=HistoryPage,
             responses=refusals(c.INVALID_CURSOR))
-async def my_history(request: Request, cursor: str | None = None, currency: str | None = None,
+async def my_history(request: Request, cursor: str | None = Query(None, max_length=100),
+                     currency: str | None = Query(None, max_length=3),
                      limit: int = Query(50, ge=1, le=200),
                      who: PlayerContext = Depends(player_context)) -> HistoryPage:
     async with _runtime(request).database.session() as s:
