@@ -57,8 +57,19 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # work on issue 13: until they land, its routes are held to "no 5xx, errors are problem+json" only.
 # Remove this once games documents them.
 PARTNER_CHECKS = [not_a_server_error]
-# Who calls an internal route in the real platform (the caller named in each service token).
-INTERNAL_CALLERS = {"wallet": "games", "players": "sessions", "sessions": "games", "games": "sessions"}
+# Who calls an internal route in the real platform (the caller named in each service token): the
+# first prefix that matches. Internal routes will accept only their own callers (issue 13).
+INTERNAL_CALLERS = [
+    ("/internal/wallet/deposits", "payments"), ("/internal/wallet/withdrawals", "payments"),
+    ("/internal/wallet/bonuses", "bonus"), ("/internal/wallet/adjustments", "backoffice"),
+    ("/internal/wallet/reconciliation", "backoffice"), ("/internal/wallet/", "games"),
+    ("/internal/players/{player_id}/kyc/decision", "backoffice"), ("/internal/players/", "sessions"),
+    ("/internal/sessions/", "games"), ("/internal/games/", "sessions"),
+]
+
+
+def internal_caller(path: str) -> str:
+    return next(caller for prefix, caller in INTERNAL_CALLERS if path.startswith(prefix))
 
 
 @dataclass
@@ -117,7 +128,7 @@ async def platform(pg: EmbeddedPostgres, nats_server: NatsServer) -> AsyncIterat
         def service_headers(name: str) -> Callable[[str], Awaitable[dict[str, str]]]:
             async def headers(path: str) -> dict[str, str]:
                 if path.startswith("/internal/"):
-                    return as_service(apps[name], INTERNAL_CALLERS[name])
+                    return as_service(apps[name], internal_caller(path))
                 return as_service(apps[name], "gateway", player_id)
             return headers
 

@@ -20,7 +20,9 @@ Refusals are problems with these slugs: insufficient-funds (402; carries `balanc
 (409), bet-rolled-back (409; a tombstone refuses a late bet), round-closed (409), round-settled (409;
 rollback after payout), bet-not-found (404), player-blocked (403; limits / time-out / self-exclusion;
 carries `reason`), currency-mismatch (409), hold-not-found (404), hold-closed (409; posted, voided or
-expired), hold-exceeded (409), grant-not-found (404), grant-closed (409), grant-exists (409).
+expired), hold-exceeded (409), grant-not-found (404), grant-closed (409), grant-exists (409);
+each is a ProblemType below. An amount beyond its currency's bound (gameplane.kit.money.max_amount,
+docs/api/limits.md) is a 422 validation-error.
 """
 
 from __future__ import annotations
