@@ -80,8 +80,7 @@ def responses(*types: ProblemType) -> dict[int | str, dict[str, Any]]:
     out: dict[int | str, dict[str, Any]] = {}
     for status, group in _by_status(types).items():
         out[status] = {"description": "; ".join(t.title for t in group),
-                       "content": {PROBLEM_JSON: {"schema": problem_schema(group)}},
-                       "x-problem-types": [t.slug for t in group]}
+                       "content": {PROBLEM_JSON: {"schema": problem_schema(group)}}}
     return out
 
 
