@@ -84,3 +84,19 @@ def test_database_refusals_of_the_input_are_422_and_others_are_not() -> None:
     assert problems.input_problem(wrapped) is not None
     assert problems.input_problem(asyncpg.exceptions.DeadlockDetectedError("deadlock detected")) is None
     assert problems.input_problem(ValueError("something else")) is None
+
+
+def test_a_dependency_can_carry_its_problem_types() -> None:
+    role = ProblemType(403, "role-required", "Role required")
+
+    def needs_role() -> None: ...
+
+    needs_role.problem_types = (role,)  # type: ignore[attr-defined]
+    app = FastAPI()
+
+    @app.get("/guarded")
+    async def guarded(_: None = Depends(needs_role)) -> dict[str, str]:
+        return {}
+
+    apidoc.install(app)
+    assert _types(app.openapi()["paths"]["/guarded"]["get"], "403") == {BASE + "role-required"}

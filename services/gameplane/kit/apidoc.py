@@ -20,7 +20,8 @@ from gameplane.kit import problems
 from gameplane.kit.problems import PROBLEM_JSON, ProblemType
 
 # Dependencies that refuse requests themselves (a service token, a player context): each is
-# registered with the problem types it raises, so every route that uses one documents them.
+# registered with the problem types it raises (or carries them as `problem_types`), so every
+# route that uses one documents them.
 _DEPENDENCY_PROBLEMS: dict[Callable[..., Any], tuple[ProblemType, ...]] = {}
 
 
@@ -58,7 +59,9 @@ def route_problems(route: Any) -> list[ProblemType]:
     if any(d.body_params for d in dependants):
         found.append(problems.BAD_REQUEST)
     for d in dependants:
-        found.extend(_DEPENDENCY_PROBLEMS.get(d.call, ()))  # type: ignore[arg-type]
+        # registered, or carried by the dependency itself (what a factory such as a role check
+        # returns: `dependency.problem_types = (UNAUTHENTICATED, FORBIDDEN)`)
+        found.extend(_DEPENDENCY_PROBLEMS.get(d.call, ()) or getattr(d.call, "problem_types", ()))  # type: ignore[arg-type]
     return found
 
 
