@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gameplane.contracts.games import GameUpsert
 from gameplane.devtools.testing import as_service, running
 from gameplane.games.app import build_app as build_games
 from gameplane.games.settings import GamesSettings, ProviderSettings
@@ -175,3 +176,12 @@ async def test_lifting_a_protection_still_has_its_own_answers(players: Edge, pla
             "https://gameplane.io/problems/timeout-cannot-be-lifted")
     refused(await players.client.delete("/v1/players/me/self-exclusion", headers=player), 422,
             "https://gameplane.io/problems/no-active-self-exclusion")
+
+
+async def test_no_game_can_take_the_id_of_the_provider_listing(games: Edge) -> None:
+    headers = as_service(games.app, "backoffice")
+    game = (await games.client.get("/internal/games/fruit-fives", headers=headers)).json()
+    body = {k: game[k] for k in GameUpsert.model_fields}
+    refused(await games.client.put("/internal/games/providers", headers=headers, json=body))
+    ok = await games.client.put("/internal/games/fruit-fives-2", headers=headers, json=body)  # control
+    assert ok.status_code == 200, ok.text

@@ -88,6 +88,8 @@ async def get_game_internal(game_id: str, request: Request, caller: str = Depend
 async def upsert_game(game_id: str, body: GameUpsert, request: Request,
                       caller: str = Depends(service_caller)) -> GameView:
     rt = _rt(request)
+    if game_id == "providers":  # GET /internal/games/providers lists providers: the id could not be read
+        raise Problem(422, "validation-error", "Reserved game id", "'providers' names the provider listing")
     if body.provider not in rt.state["adapters"]:
         raise UNKNOWN_PROVIDER(f"{body.provider!r} is not configured (GP_GAMES_PROVIDERS)")
     for currency, stake in body.stakes.items():

@@ -65,7 +65,11 @@ async def _game(rt: Runtime, game_id: str) -> GameView:
     if resp.status_code != 200:
         raise Problem(503, "dependency-unavailable", "Service games is unavailable",
                       f"catalog answered {resp.status_code}", dependency="games")
-    return GameView.model_validate(resp.json())
+    body = resp.json()
+    # `/internal/games/providers` is the provider listing, not a game: no game has that id.
+    if not isinstance(body, dict):
+        raise GAME_NOT_FOUND(f"game {game_id!r} is not in the catalog")
+    return GameView.model_validate(body)
 
 
 async def _protection(rt: Runtime, row: PlayerProtection | None, player_id: uuid.UUID) -> logic.Protection | None:
