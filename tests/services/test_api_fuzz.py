@@ -9,9 +9,13 @@ NUL characters, huge numbers). Every answer must be:
 - for errors, application/problem+json whose `type` is one the document lists for that status
   (the problem schema of the documented answer enumerates its types, so schema conformance checks it).
 
-Bounded for CI: `GP_FUZZ_EXAMPLES` cases per operation and mode (default 15), derandomized so
-every run sends the same requests; `GP_FUZZ_SEED=random` explores new ones (with more examples
-for a long run, e.g. `GP_FUZZ_EXAMPLES=500 GP_FUZZ_SEED=random`).
+Bounded for CI: `GP_FUZZ_EXAMPLES` cases per operation and mode (default 15: about 2,000
+requests, two to three minutes on two cores), derandomized so every run sends the same requests.
+`GP_FUZZ_SEED=random` explores new ones, `GP_FUZZ_SEED=<n>` replays a run Hypothesis reported;
+`GP_FUZZ_REPORT=<file>` collects every finding. A long run, e.g.
+`GP_FUZZ_EXAMPLES=500 GP_FUZZ_SEED=random pytest tests/services/test_api_fuzz.py --basetemp=/tmp/fuzz`,
+wants a basetemp of its own on a shared machine: pytest keeps only the last three of its default
+temporary directories, and a newer session deleting this one takes its Postgres data with it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
@@ -48,7 +52,7 @@ from gameplane.players.app import build_app as build_players
 from gameplane.players.settings import PlayersSettings
 
 EXAMPLES = int(os.environ.get("GP_FUZZ_EXAMPLES", "15"))
-RANDOM = os.environ.get("GP_FUZZ_SEED", "") == "random"
+SEED = os.environ.get("GP_FUZZ_SEED", "")
 PLAYER_SECRET = "fuzz-player-token-secret-0123456789abcdef"
 PROVIDER_SECRET = "fuzz-provider-secret-0123456789abcdef"
 PASSWORD = "fuzz-Password-12345"
@@ -168,7 +172,7 @@ def _runner(target: Target, op: Any, mode: GenerationMode, loop: asyncio.Abstrac
     label = f"{target.name} {op.method.upper()} {op.path}"
     headers = asyncio.run_coroutine_threadsafe(target.headers(op.path), loop).result(60)
 
-    @settings(max_examples=EXAMPLES, derandomize=not RANDOM, database=None, deadline=None,
+    @settings(max_examples=EXAMPLES, derandomize=not SEED, database=None, deadline=None,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(case=op.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
@@ -199,7 +203,7 @@ def _runner(target: Target, op: Any, mode: GenerationMode, loop: asyncio.Abstrac
             elif not str(response.json().get("type", "")).startswith(PROBLEM_BASE):
                 found.failures.setdefault((label, f"{response.status_code} no type"), response.text)
 
-    return run
+    return seed(int(SEED))(run) if SEED.isdigit() else run
 
 
 def _append(path: str, text: str) -> None:
