@@ -85,6 +85,12 @@ async def test_launch_refusals(platform: LocalPlatform, sessions: httpx.AsyncCli
     unknown_game = await sessions.post("/v1/sessions", json={"game_id": "nope"},
                                        headers=platform.headers("sessions", player_id=uuid.uuid4()))
     assert unknown_game.status_code == 404 and unknown_game.json()["type"].endswith("/game-not-found")
+    # the id of the catalogue's provider listing (GET /internal/games/providers) is no game either
+    # (found by the fuzzer: it was a 500)
+    for game_id in ("providers", "fruit\x00fives"):
+        named = await sessions.post("/v1/sessions", json={"game_id": game_id},
+                                    headers=platform.headers("sessions", player_id=uuid.uuid4()))
+        assert named.status_code == 404 and named.json()["type"].endswith("/game-not-found"), named.text
     # No protection state and no players service to ask: refuse rather than let an excluded player in.
     unknown_player = await sessions.post("/v1/sessions", json={"game_id": "fruit-fives"},
                                          headers=platform.headers("sessions", player_id=uuid.uuid4()))

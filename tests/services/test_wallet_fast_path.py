@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -267,3 +268,37 @@ async def test_an_operation_that_fails_inside_a_batch_is_rolled_back_alone(fast:
     assert keys == ["ok-1", "ok-2"]  # the failed ones left nothing, not even their key
     assert await _house(fast) - house0 == 400
     assert (await fast.reconcile())["ok"] is True
+
+
+async def test_one_poisoned_bet_fails_alone_and_its_batch_neighbours_are_served(
+        one_slot: Wallet, caplog: pytest.LogCaptureFixture) -> None:
+    """A NUL character (which PostgreSQL cannot store) in one bet makes the batch call fail as a
+    whole; the batch then goes again one by one: the others are served exactly, the bad one is a 4xx."""
+    players = [uuid.uuid4() for _ in range(12)]
+    for p in players:
+        await one_slot.deposit(p, 1000)
+    house0 = await _house(one_slot)
+    bodies = [one_slot.bet_body(p, 10 + n, f"poison-r{n}") for n, p in enumerate(players[:-1])]
+    poisoned = one_slot.bet_body(players[-1], 50, "poison-\x00-round")
+    bodies.insert(6, poisoned)  # neither first (which may go out alone) nor last
+    caplog.set_level(logging.WARNING, logger="gameplane.wallet.fastplay")
+    responses = await asyncio.gather(*[one_slot.client.post(W + "/bets", json=b, headers=one_slot.headers)
+                                       for b in bodies])
+    # the poisoned bet really shared a failed batch (else this test would prove nothing)
+    failed = [r.args[0] for r in caplog.records if r.msg.startswith("a batch of")]
+    assert failed and all(size >= 2 for size in failed), caplog.text
+    bad = responses.pop(6)
+    bodies.pop(6)
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json", bad.text
+    assert bad.json()["type"] == "https://gameplane.io/problems/validation-error"
+    assert [r.status_code for r in responses] == [200] * len(responses), [r.text for r in responses]
+    assert [r.json()["balance"]["cash"] for r in responses] == [1000 - 10 - n for n in range(len(responses))]
+    for n, p in enumerate(players[:-1]):
+        assert (await one_slot.balance(p))["cash"] == 1000 - 10 - n
+    assert (await one_slot.balance(players[-1]))["cash"] == 1000  # nothing moved for the poisoned one
+    async with one_slot.app.state.runtime.database.session() as s:
+        stored = (await s.execute(text("SELECT count(*) FROM operations WHERE key = :k"),
+                                  {"k": poisoned["idempotency_key"]})).scalar_one()
+    assert stored == 0
+    assert await _house(one_slot) - house0 == sum(10 + n for n in range(len(responses)))
+    assert (await one_slot.reconcile())["ok"] is True

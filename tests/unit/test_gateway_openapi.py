@@ -141,3 +141,38 @@ async def test_cache_refetches_after_ttl_and_sooner_when_something_is_missing() 
     now[0] = 67.0
     await cache.get()
     assert sorted(calls) == ["games", "players"]
+
+
+def _problem_types(op: dict[str, Any], status: str) -> set[str]:
+    content = op["responses"][status]["content"]
+    assert list(content) == ["application/problem+json"], content
+    return set(content["application/problem+json"]["schema"]["properties"]["type"]["enum"])
+
+
+def test_the_gateways_own_answers_are_problems_with_their_types(merged: dict[str, Any]) -> None:
+    base = "https://gameplane.io/problems/"
+    me = merged["paths"]["/v1/players/me"]["get"]
+    assert _problem_types(me, "401") == {base + "unauthenticated", base + "token-expired"}
+    assert _problem_types(me, "429") == {base + "rate-limited"}
+    assert _problem_types(me, "503") == {base + "service-unavailable"}
+    assert _problem_types(me, "413") == {base + "payload-too-large"}
+    # a public route: no token, so no 401 of the gateway's
+    assert "401" not in merged["paths"]["/v1/players/register"]["post"]["responses"]
+    # the problem schema referred to is the publishing service's, under its merged name
+    ref = me["responses"]["401"]["content"]["application/problem+json"]["schema"]["allOf"][0]["$ref"]
+    assert ref == "#/components/schemas/players.Problem"
+
+
+def test_a_services_problem_answer_merges_with_the_gateways() -> None:
+    problem = {"allOf": [{"$ref": "#/components/schemas/Problem"}],
+               "properties": {"type": {"enum": ["https://gameplane.io/problems/invalid-credentials"]},
+                              "status": {"enum": [401]}}}
+    login = _op("login")
+    login["responses"]["401"] = {"description": "Email or password is wrong",
+                                 "content": {"application/problem+json": {"schema": problem}}}
+    doc = _doc({"/v1/players/me": {"get": login}}, {"Problem": {"type": "object"}})
+    out = merge({"players": doc}, RouteTable(["players"]))["paths"]["/v1/players/me"]["get"]
+    assert _problem_types(out, "401") == {"https://gameplane.io/problems/" + s
+                                          for s in ("invalid-credentials", "unauthenticated", "token-expired")}
+    assert doc["paths"]["/v1/players/me"]["get"]["responses"]["401"]["content"]["application/problem+json"][
+        "schema"] is problem  # the service's own document is left alone

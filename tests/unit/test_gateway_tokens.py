@@ -66,3 +66,28 @@ def test_cache_is_bounded() -> None:
     for _ in range(50):
         cache.verify(issue_player_token(SECRET, uuid.uuid4()))
     assert len(cache._cache) <= 10
+
+
+def _signed(**claims: object) -> str:
+    return jwt.encode({"typ": "access", "iss": "players", **claims}, SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize("claims", [
+    {"sub": str(uuid.uuid4())},  # no exp
+    {"sub": str(uuid.uuid4()), "exp": 10**400},  # too large for a float
+    {"sub": str(uuid.uuid4()), "exp": True},
+    {"exp": 4_000_000_000},  # no sub
+    {"sub": "bob\x00", "exp": 4_000_000_000},  # not a player id (would become X-Player-Id)
+], ids=["no-exp", "huge-exp", "bool-exp", "no-sub", "sub-not-uuid"])
+def test_correctly_signed_tokens_missing_claims_are_401(claims: dict[str, object]) -> None:
+    cache = PlayerTokens(SECRET)
+    for _ in range(2):  # and never cached
+        with pytest.raises(Problem) as exc:
+            cache.verify(_signed(**claims))
+        assert exc.value.status == 401
+
+
+def test_a_complete_token_passes_the_claims_check() -> None:
+    # Negative control for the test above: the same construction with every claim present is accepted.
+    pid = str(uuid.uuid4())
+    assert PlayerTokens(SECRET).verify(_signed(sub=pid, exp=4_000_000_000))["sub"] == pid

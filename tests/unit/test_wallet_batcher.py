@@ -19,7 +19,8 @@ from gameplane.wallet.fastplay import Batcher
 
 class Calls:
     """Stands where the asyncpg pool is: each call waits for `release` and answers every
-    operation with its own key, or raises the next of `failures` (None: no failure)."""
+    operation with its own key, or raises the next of `failures` (None: no failure), or, when
+    it carries an operation whose key is in `poisoned`, what PostgreSQL raises for a NUL."""
 
     def __init__(self) -> None:
         self.batches: list[tuple[list[dict[str, Any]], int]] = []
@@ -27,6 +28,7 @@ class Calls:
         self.most_in_flight = 0
         self.release = asyncio.Event()
         self.failures: list[BaseException | None] = []
+        self.poisoned: set[str] = set()
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[Calls]:
@@ -43,6 +45,8 @@ class Calls:
             self.in_flight -= 1
         if self.failures and (failure := self.failures.pop(0)) is not None:
             raise failure
+        if any(op["key"] in self.poisoned for op in ops):
+            raise asyncpg.exceptions.UntranslatableCharacterError("unsupported Unicode escape sequence")
         return [json.dumps({"key": op["key"]}) if op["amount"] > 0 else "!GPF01 fast path declined: zero stake"
                 for op in ops]
 
@@ -111,19 +115,40 @@ async def test_a_declined_operation_does_not_decline_its_neighbours() -> None:
     assert [a.startswith("!GPF01") for a in answers] == [True, False] * 3
 
 
-async def test_a_failed_call_fails_every_operation_of_that_batch_and_no_other() -> None:
+async def test_a_failed_call_goes_again_one_by_one_and_touches_no_other_batch() -> None:
     calls = Calls()
-    calls.failures = [asyncpg.exceptions.DeadlockDetectedError("deadlock detected"), None]
+    calls.failures = [asyncpg.exceptions.DeadlockDetectedError("deadlock detected")]
     b = batcher(calls, slots=1)
     first = [b.submit(op("k0", player="p0")), b.submit(op("k1", player="p1"))]
     await settle()  # [k0, k1] in flight
     second = [b.submit(op("k2", player="p2")), b.submit(op("k3", player="p3"))]
     calls.release.set()
-    for future in first:
-        with pytest.raises(asyncpg.exceptions.DeadlockDetectedError):
-            await future
+    assert [json.loads(await f)["key"] for f in first] == ["k0", "k1"]
     assert [json.loads(await f)["key"] for f in second] == ["k2", "k3"]
-    assert [[o["key"] for o in ops] for ops, _ in calls.batches] == [["k0", "k1"], ["k2", "k3"]]
+    assert [[o["key"] for o in ops] for ops, _ in calls.batches] == [["k0", "k1"], ["k0"], ["k1"], ["k2", "k3"]]
+
+
+async def test_one_poisoned_operation_fails_only_its_own_caller() -> None:
+    calls = Calls()
+    calls.poisoned = {"k2"}
+    calls.release.set()
+    b = batcher(calls, slots=1)
+    futures = [b.submit(op(f"k{i}", player=f"p{i}")) for i in range(5)]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert isinstance(results[2], asyncpg.exceptions.UntranslatableCharacterError)
+    assert [json.loads(r)["key"] for i, r in enumerate(results) if i != 2] == ["k0", "k1", "k3", "k4"]
+    # one call with all five, then each alone: the poisoned one fails its own call only
+    assert [[o["key"] for o in ops] for ops, _ in calls.batches] == [
+        ["k0", "k1", "k2", "k3", "k4"], ["k0"], ["k1"], ["k2"], ["k3"], ["k4"]]
+
+
+async def test_a_lone_operation_that_fails_gets_its_error() -> None:
+    calls = Calls()
+    calls.poisoned = {"k0"}
+    calls.release.set()
+    with pytest.raises(asyncpg.exceptions.UntranslatableCharacterError):
+        await batcher(calls).submit(op("k0"))
+    assert len(calls.batches) == 1  # not sent twice
 
 
 async def test_a_caller_that_goes_away_leaves_the_rest_answered() -> None:

@@ -21,18 +21,22 @@ Refusals are problems with these slugs: insufficient-funds (402; carries `balanc
 (409), bet-rolled-back (409; a tombstone refuses a late bet), round-closed (409), round-settled (409;
 rollback after payout), bet-not-found (404), player-blocked (403; limits / time-out / self-exclusion;
 carries `reason`), currency-mismatch (409), hold-not-found (404), hold-closed (409; posted, voided or
-expired), hold-exceeded (409), grant-not-found (404), grant-closed (409), grant-exists (409).
+expired), hold-exceeded (409), grant-not-found (404), grant-closed (409), grant-exists (409);
+each is a ProblemType below. An amount beyond its currency's bound (gameplane.kit.money.max_amount,
+docs/api/limits.md) is a 422 validation-error.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictInt, model_validator
 
 from gameplane.kit.events import Event
+from gameplane.kit.money import MAX_AMOUNT_MINOR, CurrencyError, max_amount
+from gameplane.kit.problems import ProblemType
 
 PATH_BETS = "/internal/wallet/bets"
 PATH_WINS = "/internal/wallet/wins"
@@ -48,7 +52,44 @@ PATH_BONUS_FORFEIT = "/internal/wallet/bonuses/{grant_id}/forfeit"
 PATH_ADJUSTMENTS = "/internal/wallet/adjustments"
 
 IdempotencyKey = str
-Amount = StrictInt
+Amount = Annotated[StrictInt, Field(le=MAX_AMOUNT_MINOR, description="minor units; at most the currency's bound "
+                                    "(gameplane.kit.money.max_amount, docs/api/limits.md)")]
+
+# The wallet's refusals: raised by the wallet, documented on its routes, read by its callers.
+INSUFFICIENT_FUNDS = ProblemType(402, "insufficient-funds", "Insufficient funds")
+DUPLICATE_TRANSACTION = ProblemType(409, "duplicate-transaction",
+                                    "Idempotency key already used for a different request")
+BET_ROLLED_BACK = ProblemType(409, "bet-rolled-back", "Bet was rolled back before it arrived")
+ROUND_CLOSED = ProblemType(409, "round-closed", "Round is closed")
+ROUND_SETTLED = ProblemType(409, "round-settled", "Round already paid out")
+BET_NOT_FOUND = ProblemType(404, "bet-not-found", "Bet not found")
+PLAYER_BLOCKED = ProblemType(403, "player-blocked", "Player protection refuses this operation")
+CURRENCY_MISMATCH = ProblemType(409, "currency-mismatch", "Currency does not match")
+UNSUPPORTED_CURRENCY = ProblemType(422, "unsupported-currency", "Unsupported currency")
+HOLD_NOT_FOUND = ProblemType(404, "hold-not-found", "Withdrawal hold not found")
+HOLD_CLOSED = ProblemType(409, "hold-closed", "Withdrawal hold is closed")
+HOLD_EXCEEDED = ProblemType(409, "hold-exceeded", "Amount exceeds the hold")
+GRANT_NOT_FOUND = ProblemType(404, "grant-not-found", "Bonus grant not found")
+GRANT_CLOSED = ProblemType(409, "grant-closed", "Bonus grant is closed")
+GRANT_EXISTS = ProblemType(409, "grant-exists", "Bonus grant already exists")
+TRANSACTION_NOT_FOUND = ProblemType(404, "transaction-not-found", "Transaction not found")
+INVALID_CURSOR = ProblemType(400, "invalid-cursor", "Invalid cursor")
+
+
+class _Bounded(BaseModel):
+    """An amount in a currency: at most that currency's bound (a 422 validation-error)."""
+
+    @model_validator(mode="after")
+    def _amount_within_bound(self) -> Any:
+        amount, currency = getattr(self, "amount", None), getattr(self, "currency", None)
+        if isinstance(amount, int) and isinstance(currency, str):
+            try:
+                bound = max_amount(currency)
+            except CurrencyError:
+                return self  # refused as unsupported-currency by the wallet's rules
+            if abs(amount) > bound:
+                raise ValueError(f"amount {amount} is beyond the bound of {bound} minor units for {currency}")
+        return self
 
 
 class Balance(BaseModel):
@@ -67,7 +108,7 @@ class Split(BaseModel):
     bonus: int
 
 
-class BetRequest(BaseModel):
+class BetRequest(_Bounded):
     idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
     player_id: uuid.UUID
     currency: str
@@ -78,7 +119,7 @@ class BetRequest(BaseModel):
     session_id: uuid.UUID | None = None
 
 
-class WinRequest(BaseModel):
+class WinRequest(_Bounded):
     idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
     player_id: uuid.UUID
     currency: str
@@ -99,7 +140,7 @@ class RollbackRequest(BaseModel):
     provider: str = Field(min_length=1, max_length=100)
 
 
-class DepositRequest(BaseModel):
+class DepositRequest(_Bounded):
     idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
     player_id: uuid.UUID
     currency: str
@@ -108,12 +149,13 @@ class DepositRequest(BaseModel):
     psp_reference: str | None = None
 
 
-class WithdrawalHoldRequest(BaseModel):
+class WithdrawalHoldRequest(_Bounded):
     idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
     player_id: uuid.UUID
     currency: str
     amount: Amount = Field(gt=0)
-    expires_in_seconds: int | None = Field(default=None, gt=0, description="default: the wallet's hold TTL")
+    expires_in_seconds: int | None = Field(default=None, gt=0, le=366 * 86_400,
+                                           description="default: the wallet's hold TTL; at most a year")
 
 
 class WithdrawalPostRequest(BaseModel):
@@ -125,7 +167,7 @@ class WithdrawalVoidRequest(BaseModel):
     idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
 
 
-class BonusGrantRequest(BaseModel):
+class BonusGrantRequest(_Bounded):
     idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
     grant_id: str = Field(min_length=1, max_length=200)
     player_id: uuid.UUID
@@ -140,11 +182,11 @@ class BonusSettleRequest(BaseModel):
     amount: Amount | None = Field(default=None, gt=0, description="default: the whole bonus balance")
 
 
-class AdjustmentRequest(BaseModel):
+class AdjustmentRequest(_Bounded):
     idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
     player_id: uuid.UUID
     currency: str
-    amount: Amount = Field(description="signed: > 0 credits cash, < 0 debits it")
+    amount: Amount = Field(ge=-MAX_AMOUNT_MINOR, description="signed: > 0 credits cash, < 0 debits it")
     reason: str = Field(min_length=3, max_length=500)
     # No `actor`: the staff token (X-Staff-Token) says who adjusts; a body cannot.
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from gameplane.contracts.games import GameUpsert, GameView
+from gameplane.contracts.jurisdiction import JurisdictionName
 from gameplane.games import catalog
 from gameplane.games.canonical import error_response
 from gameplane.games.models import Game
@@ -18,7 +19,11 @@ from gameplane.games.seamless import Seamless, game_view
 from gameplane.kit.app import Runtime
 from gameplane.kit.auth import service_caller
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, response_reply
-from gameplane.kit.problems import Problem
+from gameplane.kit.problems import Problem, ProblemType
+from gameplane.kit.problems import responses as refusals
+
+GAME_NOT_FOUND = ProblemType(404, "game-not-found", "No such game")
+UNKNOWN_PROVIDER = ProblemType(422, "unknown-provider", "Unknown provider")
 
 public = APIRouter(prefix="/v1/games", tags=["games"])
 internal = APIRouter(prefix="/internal/games", tags=["internal"])
@@ -45,8 +50,9 @@ def _rt(request: Request) -> Runtime:
 
 
 @public.get("", response_model=list[GameView])
-async def list_games(request: Request, category: str | None = None, provider: str | None = None,
-                     jurisdiction: str | None = None) -> list[GameView]:
+async def list_games(request: Request, category: str | None = Query(None, max_length=100),
+                     provider: str | None = Query(None, max_length=100),
+                     jurisdiction: JurisdictionName | None = None) -> list[GameView]:
     async with _rt(request).database.session() as s:
         return await catalog.listing(s, category=category, provider=provider, jurisdiction=jurisdiction)
 
@@ -55,15 +61,15 @@ async def _one(request: Request, game_id: str) -> GameView:
     async with _rt(request).database.session() as s:
         row = await s.get(Game, game_id)
     if row is None:
-        raise Problem(404, "game-not-found", "No such game", f"game {game_id!r} is not in the catalog")
+        raise GAME_NOT_FOUND(f"game {game_id!r} is not in the catalog")
     return game_view(row)
 
 
-@public.get("/{game_id}", response_model=GameView)
+@public.get("/{game_id}", response_model=GameView, responses=refusals(GAME_NOT_FOUND))
 async def get_game(game_id: str, request: Request) -> GameView:
     game = await _one(request, game_id)
     if not game.enabled:
-        raise Problem(404, "game-not-found", "No such game", f"game {game_id!r} is not in the catalog")
+        raise GAME_NOT_FOUND(f"game {game_id!r} is not in the catalog")
     return game
 
 
@@ -73,18 +79,19 @@ async def list_providers(request: Request, caller: str = Depends(service_caller)
     return [ProviderInfo(name=name, dialect=a.dialect) for name, a in sorted(adapters.items())]
 
 
-@internal.get("/{game_id}", response_model=GameView)
+@internal.get("/{game_id}", response_model=GameView, responses=refusals(GAME_NOT_FOUND))
 async def get_game_internal(game_id: str, request: Request, caller: str = Depends(service_caller)) -> GameView:
     return await _one(request, game_id)
 
 
-@internal.put("/{game_id}", response_model=GameView)
+@internal.put("/{game_id}", response_model=GameView, responses=refusals(UNKNOWN_PROVIDER))
 async def upsert_game(game_id: str, body: GameUpsert, request: Request,
                       caller: str = Depends(service_caller)) -> GameView:
     rt = _rt(request)
+    if game_id == "providers":  # GET /internal/games/providers lists providers: the id could not be read
+        raise Problem(422, "validation-error", "Reserved game id", "'providers' names the provider listing")
     if body.provider not in rt.state["adapters"]:
-        raise Problem(422, "unknown-provider", "Unknown provider",
-                      f"{body.provider!r} is not configured (GP_GAMES_PROVIDERS)")
+        raise UNKNOWN_PROVIDER(f"{body.provider!r} is not configured (GP_GAMES_PROVIDERS)")
     for currency, stake in body.stakes.items():
         if stake.min > stake.max:
             raise Problem(422, "validation-error", "Invalid stake range", f"{currency}: min above max")

@@ -15,7 +15,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from gameplane.gateway import problems as gateway_problems
 from gameplane.gateway.routes import Access, BadPath, Blocked, NotRunning, RouteTable
+from gameplane.kit import apidoc
 
 log = logging.getLogger("gameplane.gateway.openapi")
 
@@ -99,13 +101,12 @@ def _exposed_operations(service: str, path: str, item: Doc, table: RouteTable) -
         else:
             op.pop("parameters", None)
         op["security"] = [] if route.access is Access.PUBLIC else [{SECURITY_SCHEME: []}]
-        if route.play:
-            op.setdefault("responses", {}).setdefault("403", {
-                "description": "Play is blocked for this player (self-exclusion, time-out)"})
-        if route.access is Access.PLAYER:
-            op.setdefault("responses", {}).setdefault("401", {"description": "Missing or invalid access token"})
-        op.setdefault("responses", {}).setdefault("429", {"description": "Rate limited; see Retry-After"})
-        op["responses"].setdefault("503", {"description": f"{service} is unavailable; see Retry-After"})
+        # The gateway's own answers, merged with the service's (one 401 may carry either's types).
+        ours = [*gateway_problems.EVERY_ROUTE,
+                *(gateway_problems.PLAYER_ROUTE if route.access is Access.PLAYER else ()),
+                *(gateway_problems.PLAY_ROUTE if route.play else ())]
+        op["responses"] = copy.deepcopy(op.get("responses", {}))
+        apidoc.problem_answers(op, ours, schema_ref=f"#/components/schemas/{service}.Problem")
         op["x-gameplane-service"] = service
         out[method] = op
     if out:

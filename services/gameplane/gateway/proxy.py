@@ -27,6 +27,16 @@ from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 from yarl import URL
 
+from gameplane.gateway.problems import (
+    BAD_CONTENT_LENGTH,
+    BAD_PATH,
+    NOT_ROUTED,
+    PAYLOAD_TOO_LARGE,
+    PLAY_BLOCKED,
+    SERVICE_UNAVAILABLE,
+    TOKEN_REQUIRED,
+)
+from gameplane.gateway.problems import RATE_LIMITED as RATE_LIMITED_PROBLEM
 from gameplane.gateway.ratelimit import TokenBuckets, retry_after
 from gameplane.gateway.routes import Access, BadPath, Blocked, NotRunning, Route, RouteTable, client_ip
 from gameplane.gateway.settings import GatewaySettings
@@ -196,13 +206,11 @@ class GatewayMiddleware:
         try:
             route = self.gw.table.resolve(scope["method"], scope["path"])
         except Blocked:
-            await _send_problem(send, scope, Problem(404, "not-found", "Not Found",
-                                                     "internal routes are not reachable from outside"),
+            await _send_problem(send, scope, NOT_ROUTED("internal routes are not reachable from outside"),
                                 uuid.uuid4().hex)
             return
         except BadPath:
-            await _send_problem(send, scope, Problem(400, "bad-path", "Malformed path",
-                                                     "dot segments are not allowed"), uuid.uuid4().hex)
+            await _send_problem(send, scope, BAD_PATH("dot segments are not allowed"), uuid.uuid4().hex)
             return
         except NotRunning as absent:
             await _send_problem(send, scope, _unavailable(absent.service, "is not running in this platform",
@@ -280,7 +288,7 @@ class GatewayMiddleware:
         wait = buckets.take(key, now)
         if wait:
             RATE_LIMITED.labels(limit).inc()
-            raise Problem(429, "rate-limited", "Too many requests", "per-address rate limit exceeded",
+            raise RATE_LIMITED_PROBLEM("per-address rate limit exceeded",
                           headers={"Retry-After": retry_after(wait)}, limit=limit)
 
         player_id: str | None = None
@@ -288,26 +296,23 @@ class GatewayMiddleware:
             claims = gw.player_tokens.verify(_bearer(auth))
             player_id = str(claims["sub"])
             if route.play and claims.get("play") is False:
-                raise Problem(403, "play-blocked", "Play is blocked",
-                              "this account may not start games right now (self-exclusion or time-out)")
+                raise PLAY_BLOCKED("this account may not start games right now (self-exclusion or time-out)")
             wait = gw.player_limits.take(player_id, now)
             if wait:
                 RATE_LIMITED.labels("player").inc()
-                raise Problem(429, "rate-limited", "Too many requests", "per-player rate limit exceeded",
+                raise RATE_LIMITED_PROBLEM("per-player rate limit exceeded",
                               headers={"Retry-After": retry_after(wait)}, limit="player")
 
         body: bytes | None = None
         if chunked or (content_length is not None and content_length != 0):
             if content_length is not None and content_length < 0:
-                raise Problem(400, "bad-request", "Malformed Content-Length")
+                raise BAD_CONTENT_LENGTH()
             if content_length is not None and content_length > settings.max_body_bytes:
-                raise Problem(413, "payload-too-large", "Request body too large",
-                              f"at most {settings.max_body_bytes} bytes")
+                raise PAYLOAD_TOO_LARGE(f"at most {settings.max_body_bytes} bytes")
             try:
                 body = await _read_body(receive, settings.max_body_bytes)
             except _TooLarge:
-                raise Problem(413, "payload-too-large", "Request body too large",
-                              f"at most {settings.max_body_bytes} bytes")
+                raise PAYLOAD_TOO_LARGE(f"at most {settings.max_body_bytes} bytes")
             except _ClientGone:
                 return 499  # nobody to answer; nginx's code for "client closed request"
 
@@ -410,12 +415,11 @@ def _bearer(auth: bytes | None) -> str:
         token = token.strip()
         if scheme.lower() == "bearer" and token:
             return token
-    raise Problem(401, "unauthenticated", "Access token required", "send Authorization: Bearer <access token>",
-                  headers={"WWW-Authenticate": "Bearer"})
+    raise TOKEN_REQUIRED("send Authorization: Bearer <access token>", headers={"WWW-Authenticate": "Bearer"})
 
 
 def _unavailable(target: str, reason: str, retry_in: float) -> Problem:
-    return Problem(503, "service-unavailable", f"Service {target} is unavailable", f"{target} {reason}",
+    return Problem(*SERVICE_UNAVAILABLE[:2], f"Service {target} is unavailable", f"{target} {reason}",
                    headers={"Retry-After": retry_after(retry_in)}, service=target)
 
 

@@ -4,10 +4,16 @@ and one service token per target reused until close to its expiry."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+from gameplane.gateway.problems import TOKEN_REQUIRED
 from gameplane.kit.auth import SERVICE_TOKEN_TTL, issue_service_token, verify_player_token
+from gameplane.kit.problems import Problem
+
+# The latest `exp` taken seriously (year 9999): beyond it a float cannot hold the second exactly.
+_MAX_EXP = 253_402_300_799
 
 
 class ServiceTokens:
@@ -53,10 +59,33 @@ class PlayerTokens:
             if self._now() < hit[1]:
                 return hit[0]
             del self._cache[token]
-        claims = verify_player_token(self._secret, token)  # raises Problem 401
+        claims = _complete(verify_player_token(self._secret, token))  # raises Problem 401
         if self._size:
             if len(self._cache) >= self._size:
                 for stale in list(self._cache)[: max(1, self._size // 10)]:
                     del self._cache[stale]
             self._cache[token] = (claims, float(claims["exp"]))
         return claims
+
+
+def _complete(claims: dict[str, Any]) -> dict[str, Any]:
+    """A correctly signed token still has to carry what the gateway relies on: an integer `exp`
+    and a player id in `sub` (forwarded as X-Player-Id). Anything else is a 401, never a 500."""
+    exp, sub = claims.get("exp"), claims.get("sub")
+    if isinstance(exp, bool) or not isinstance(exp, int) or not 0 < exp <= _MAX_EXP:
+        raise _incomplete("`exp` is missing or not a time")
+    if not isinstance(sub, str) or not _is_uuid(sub):
+        raise _incomplete("`sub` is missing or not a player id")
+    return claims
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _incomplete(detail: str) -> Problem:
+    return Problem(*TOKEN_REQUIRED[:2], "Invalid access token", detail, headers={"WWW-Authenticate": "Bearer"})

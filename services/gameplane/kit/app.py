@@ -20,7 +20,7 @@ from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gameplane.kit import logs, metrics, migrate, problems, telemetry
+from gameplane.kit import apidoc, logs, metrics, migrate, problems, telemetry
 from gameplane.kit.bus import Bus
 from gameplane.kit.consumer import Consumers
 from gameplane.kit.db import Database
@@ -222,6 +222,7 @@ def create_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str, de
     app = app_class(title=title, description=description, version=version, lifespan=lifespan, **native)
     app.state.runtime = runtime
     problems.install(app)
+    apidoc.install(app)
 
     @app.exception_handler(DependencyError)
     async def _dependency(request: Request, exc: DependencyError) -> JSONResponse:

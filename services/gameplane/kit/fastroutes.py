@@ -211,7 +211,10 @@ class FastRoutes:
             return _problem(exc.problem(), request.path)
         except StarletteHTTPException as exc:
             return _problem(problems.http_problem(exc.status_code, exc.detail, exc.headers), request.path)
-        except Exception:
+        except Exception as exc:
+            refused = problems.input_problem(exc)
+            if refused is not None:
+                return _problem(refused, request.path)
             log.exception("unhandled error on %s %s", request.method, request.path)
             return _problem(Problem(500, "internal-error", "Internal error"), request.path)
 

@@ -17,6 +17,23 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 }
 
 
+# The largest amount one operation may carry, in minor units, per currency: a billion units of the
+# currency (a hundred billion for those without minor units, whose unit is worth little). Every
+# bound stays far below what a bigint balance holds after millions of such operations, so no sum
+# the ledger makes can overflow. Integrators read these in docs/api/limits.md (checked by a test).
+MAX_AMOUNT_MAJOR_UNITS = 1_000_000_000
+MAX_AMOUNT_MAJOR_UNITS_NO_MINOR = 100_000_000_000
+
+
+def max_amount(currency: str) -> int:
+    exp = CURRENCY_EXPONENTS[currency] if currency in CURRENCY_EXPONENTS else exponent(currency)
+    return (MAX_AMOUNT_MAJOR_UNITS_NO_MINOR if exp == 0 else MAX_AMOUNT_MAJOR_UNITS) * 10**exp
+
+
+# The largest bound of any currency: what a schema without the currency at hand can state.
+MAX_AMOUNT_MINOR = max(max_amount(c) for c in CURRENCY_EXPONENTS)
+
+
 class CurrencyError(ValueError):
     pass
 

@@ -18,7 +18,9 @@ from gameplane.contracts.players import Eligibility, KycDecision, PlayerSummary,
 from gameplane.kit.audit import Actor
 from gameplane.kit.auth import PlayerContext, player_context, service_caller
 from gameplane.kit.staff import StaffContext, staff
+from gameplane.kit.problems import responses as refusals
 from gameplane.players import accounts, safeguards
+from gameplane.players import errors as e
 from gameplane.players.context import PlayersContext
 from gameplane.players.limits import LimitKind, LimitPeriod
 from gameplane.players.models import Player
@@ -38,7 +40,7 @@ from gameplane.players.schemas import (
     TokenResponse,
 )
 
-PROBLEM = {"content": {"application/problem+json": {}}}
+NOT_FOUND = refusals(e.PLAYER_NOT_FOUND)
 
 
 def players_context(request: Request) -> PlayersContext:
@@ -57,17 +59,17 @@ public = APIRouter(prefix="/v1/players", tags=["players"], dependencies=[Depends
 
 
 @public.post("/register", status_code=201, response_model=PlayerOut,
-             responses={409: PROBLEM, 422: PROBLEM})
+             responses=refusals(e.EMAIL_TAKEN, e.UNDERAGE, e.WEAK_PASSWORD, e.INVALID_DATE_OF_BIRTH))
 async def register(body: RegisterRequest, ctx: PlayersContext = Depends(players_context)) -> PlayerOut:
     return player_out(await accounts.register(ctx, body))
 
 
-@public.post("/login", response_model=TokenResponse, responses={401: PROBLEM, 429: PROBLEM})
+@public.post("/login", response_model=TokenResponse, responses=refusals(e.INVALID_CREDENTIALS, e.ACCOUNT_LOCKED))
 async def login(body: LoginRequest, ctx: PlayersContext = Depends(players_context)) -> TokenResponse:
     return await accounts.login(ctx, body.email, body.password)
 
 
-@public.post("/token/refresh", response_model=TokenResponse, responses={401: PROBLEM})
+@public.post("/token/refresh", response_model=TokenResponse, responses=refusals(*e.REFRESH_REFUSALS.values()))
 async def refresh(body: RefreshRequest, ctx: PlayersContext = Depends(players_context)) -> TokenResponse:
     return await accounts.refresh(ctx, body.refresh_token)
 
@@ -81,78 +83,96 @@ async def logout(body: RefreshRequest, ctx: PlayersContext = Depends(players_con
 me = APIRouter(prefix="/v1/players/me", tags=["players: me"])
 
 
-@me.get("", response_model=PlayerOut)
+@me.get("", response_model=PlayerOut, responses=NOT_FOUND)
 async def read_me(who: PlayerContext = Depends(player_context),
                   ctx: PlayersContext = Depends(players_context)) -> PlayerOut:
     return player_out(await accounts.get_player(ctx, who.player_id))
 
 
-@me.patch("", response_model=PlayerOut, responses={422: PROBLEM})
+@me.patch("", response_model=PlayerOut, responses=NOT_FOUND)
 async def update_me(body: ProfileUpdate, who: PlayerContext = Depends(player_context),
                     ctx: PlayersContext = Depends(players_context)) -> PlayerOut:
     return player_out(await accounts.update_profile(ctx, who.player_id, body))
 
 
-@me.post("/password", status_code=204, responses={403: PROBLEM, 422: PROBLEM})
+@me.post("/password", status_code=204,
+         responses=refusals(e.WRONG_PASSWORD, e.WEAK_PASSWORD, e.PLAYER_NOT_FOUND))
 async def change_password(body: PasswordChange, who: PlayerContext = Depends(player_context),
                           ctx: PlayersContext = Depends(players_context)) -> Response:
     await accounts.change_password(ctx, who.player_id, body)
     return Response(status_code=204)
 
 
-@me.get("/kyc", response_model=KycOut)
+@me.get("/kyc", response_model=KycOut, responses=NOT_FOUND)
 async def read_kyc(who: PlayerContext = Depends(player_context),
                    ctx: PlayersContext = Depends(players_context)) -> KycOut:
     return await accounts.kyc_status(ctx, who.player_id)
 
 
-@me.post("/kyc", status_code=202, response_model=KycOut, responses={409: PROBLEM})
+@me.post("/kyc", status_code=202, response_model=KycOut,
+         responses=refusals(e.INVALID_KYC_TRANSITION, e.PLAYER_NOT_FOUND))
 async def submit_kyc(body: KycSubmit, who: PlayerContext = Depends(player_context),
                      ctx: PlayersContext = Depends(players_context)) -> KycOut:
     return await accounts.submit_kyc(ctx, who.player_id, body)
 
 
-@me.get("/protection", response_model=ProtectionView)
+@me.get("/protection", response_model=ProtectionView, responses=NOT_FOUND)
 async def read_protection(who: PlayerContext = Depends(player_context),
                           ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
     return await safeguards.read_protection(ctx, who.player_id)
 
 
-@me.put("/limits", response_model=ProtectionView, responses={422: PROBLEM})
+@me.put("/limits", response_model=ProtectionView, responses=refusals(e.INVALID_LIMIT, e.PLAYER_NOT_FOUND))
 async def set_limit(body: LimitRequest, who: PlayerContext = Depends(player_context),
                     ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
     """A first limit or a decrease applies at once; an increase waits the cooling-off period."""
     return await safeguards.change_limit(ctx, who.player_id, body.kind, body.period, body.value)
 
 
-@me.delete("/limits/{kind}/{period}", response_model=ProtectionView, responses={422: PROBLEM})
+@me.delete("/limits/{kind}/{period}", response_model=ProtectionView,
+           responses=refusals(e.INVALID_LIMIT, e.PLAYER_NOT_FOUND))
 async def remove_limit(kind: LimitKind, period: LimitPeriod, who: PlayerContext = Depends(player_context),
                        ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
     """Removal is a loosening: it takes effect after the cooling-off period."""
     return await safeguards.change_limit(ctx, who.player_id, kind, period, None)
 
 
-@me.post("/timeout", response_model=ProtectionView, responses={409: PROBLEM, 422: PROBLEM})
+@me.post("/timeout", response_model=ProtectionView,
+         responses=refusals(e.ALREADY_SELF_EXCLUDED, e.TIMEOUT_CANNOT_BE_SHORTENED, e.INVALID_TIMEOUT,
+                            e.PLAYER_NOT_FOUND))
 async def take_timeout(body: TimeoutRequest, who: PlayerContext = Depends(player_context),
                        ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
     return await safeguards.take_timeout(ctx, who.player_id, body.days)
 
 
-@me.post("/self-exclusion", response_model=ProtectionView, responses={409: PROBLEM, 422: PROBLEM})
+@me.post("/self-exclusion", response_model=ProtectionView,
+         responses=refusals(e.SELF_EXCLUSION_CANNOT_BE_SHORTENED, e.INVALID_SELF_EXCLUSION, e.PLAYER_NOT_FOUND))
 async def self_exclude(body: SelfExclusionRequest, who: PlayerContext = Depends(player_context),
                        ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
     return await safeguards.self_exclude(ctx, who.player_id, body.months)
 
 
-@me.delete("/{kind}", status_code=204, responses={409: PROBLEM, 422: PROBLEM})
-async def lift(kind: Literal["timeout", "self-exclusion"], who: PlayerContext = Depends(player_context),
-               ctx: PlayersContext = Depends(players_context)) -> Response:
-    """Always refused while active: a break taken cannot be undone early (this answers with its end)."""
-    await safeguards.refuse_lifting(ctx, who.player_id, kind)
-    return Response(status_code=204)  # unreachable: refuse_lifting always raises
+def _lifting(kind: Literal["timeout", "self-exclusion"]) -> None:
+    # One route per protection rather than DELETE /me/{kind}: a path parameter there would also
+    # match DELETE /me/limits, /me/kyc, ... and answer 422 where 405 (with their methods) belongs.
+    async def lift(who: PlayerContext = Depends(player_context),
+                   ctx: PlayersContext = Depends(players_context)) -> Response:
+        await safeguards.refuse_lifting(ctx, who.player_id, kind)
+        return Response(status_code=204)  # unreachable: refuse_lifting always raises
+
+    me.add_api_route(f"/{kind}", lift, methods=["DELETE"], status_code=204, name=f"lift_{kind.replace('-', '_')}",
+                     summary=f"Lift a {kind}",
+                     description="Always refused while active: a break taken cannot be undone early "
+                                 "(this answers with its end).",
+                     responses=refusals(e.CANNOT_BE_LIFTED[kind], e.NOTHING_TO_LIFT[kind], e.PLAYER_NOT_FOUND))
 
 
-@me.put("/reality-check", response_model=ProtectionView, responses={422: PROBLEM})
+_lifting("timeout")
+_lifting("self-exclusion")
+
+
+@me.put("/reality-check", response_model=ProtectionView,
+         responses=refusals(e.REALITY_CHECK_REQUIRED, e.INVALID_REALITY_CHECK, e.PLAYER_NOT_FOUND))
 async def set_reality_check(body: RealityCheckRequest, who: PlayerContext = Depends(player_context),
                             ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
     return await safeguards.set_reality_check(ctx, who.player_id, body.minutes)
@@ -161,7 +181,7 @@ async def set_reality_check(body: RealityCheckRequest, who: PlayerContext = Depe
 internal = APIRouter(prefix="/internal/players", tags=["internal"])
 
 
-@internal.get("/{player_id}", response_model=PlayerSummary, responses={404: PROBLEM})
+@internal.get("/{player_id}", response_model=PlayerSummary, responses=NOT_FOUND)
 async def player_summary(player_id: uuid.UUID, _caller: str = Depends(service_caller),
                          ctx: PlayersContext = Depends(players_context)) -> PlayerSummary:
     p = await accounts.get_player(ctx, player_id)
@@ -170,20 +190,20 @@ async def player_summary(player_id: uuid.UUID, _caller: str = Depends(service_ca
                          registered_at=p.registered_at)
 
 
-@internal.get("/{player_id}/eligibility", response_model=Eligibility, responses={404: PROBLEM})
+@internal.get("/{player_id}/eligibility", response_model=Eligibility, responses=NOT_FOUND)
 async def eligibility(player_id: uuid.UUID, _caller: str = Depends(service_caller),
                       ctx: PlayersContext = Depends(players_context)) -> Eligibility:
     return await safeguards.eligibility(ctx, player_id)
 
 
-@internal.get("/{player_id}/protection", response_model=ProtectionView, responses={404: PROBLEM})
+@internal.get("/{player_id}/protection", response_model=ProtectionView, responses=NOT_FOUND)
 async def protection(player_id: uuid.UUID, _caller: str = Depends(service_caller),
                      ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
     return await safeguards.read_protection(ctx, player_id)
 
 
 @internal.post("/{player_id}/kyc/decision", response_model=KycOut,
-               responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM})
+               responses=refusals(e.PLAYER_NOT_FOUND, e.INVALID_KYC_TRANSITION))
 async def decide_kyc(player_id: uuid.UUID, body: KycDecision, _caller: str = Depends(service_caller),
                      who: StaffContext = Depends(staff("risk", "admin")),
                      ctx: PlayersContext = Depends(players_context)) -> KycOut:

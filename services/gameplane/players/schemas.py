@@ -13,8 +13,10 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from gameplane.contracts.players import KycState
-from gameplane.kit.money import validate_currency
+from gameplane.kit.money import MAX_AMOUNT_MINOR, validate_currency
 from gameplane.players.limits import LimitKind, LimitPeriod
+
+MAX_BREAK_DAYS = 36_500  # a hundred years: far past any jurisdiction's longest break
 
 
 class Request(BaseModel):
@@ -35,9 +37,9 @@ def normalise_email(value: str) -> str:
 class DepositLimitPrompt(Request):
     """Deposit limits offered at registration, in minor units of the chosen currency."""
 
-    day: StrictInt | None = Field(default=None, gt=0)
-    week: StrictInt | None = Field(default=None, gt=0)
-    month: StrictInt | None = Field(default=None, gt=0)
+    day: StrictInt | None = Field(default=None, gt=0, le=MAX_AMOUNT_MINOR)
+    week: StrictInt | None = Field(default=None, gt=0, le=MAX_AMOUNT_MINOR)
+    month: StrictInt | None = Field(default=None, gt=0, le=MAX_AMOUNT_MINOR)
 
 
 class RegisterRequest(Request):
@@ -143,16 +145,21 @@ class KycOut(BaseModel):
 class LimitRequest(Request):
     kind: LimitKind
     period: LimitPeriod
-    value: StrictInt = Field(gt=0, description="minor units of the player's currency; minutes for a session limit")
+    value: StrictInt = Field(gt=0, le=MAX_AMOUNT_MINOR,
+                             description="minor units of the player's currency; minutes for a session limit")
 
 
 class TimeoutRequest(Request):
-    days: StrictInt = Field(gt=0, description="length of the break; the jurisdiction bounds it (1 day to 6 weeks)")
+    # The schema's ceilings only keep the arithmetic in range; the jurisdiction profile decides.
+    days: StrictInt = Field(gt=0, le=MAX_BREAK_DAYS,
+                            description="length of the break; the jurisdiction bounds it (1 day to 6 weeks)")
 
 
 class SelfExclusionRequest(Request):
-    months: StrictInt = Field(gt=0, description="calendar months; at least the jurisdiction's minimum (6)")
+    months: StrictInt = Field(gt=0, le=MAX_BREAK_DAYS // 30,
+                              description="calendar months; at least the jurisdiction's minimum (6)")
 
 
 class RealityCheckRequest(Request):
-    minutes: StrictInt | None = Field(description="interval between reality checks; null turns them off")
+    minutes: StrictInt | None = Field(le=MAX_BREAK_DAYS * 24 * 60,
+                                      description="interval between reality checks; null turns them off")

@@ -17,7 +17,8 @@ from gameplane.kit.app import Runtime
 from gameplane.kit.auth import PlayerContext, player_context, service_caller
 from gameplane.kit.db import utcnow
 from gameplane.kit.outbox import publish
-from gameplane.kit.problems import Problem
+from gameplane.kit.problems import Problem, ProblemType
+from gameplane.kit.problems import responses as refusals
 from gameplane.sessions import logic
 from gameplane.sessions.events import PRODUCER, end_session
 from gameplane.sessions.models import GameSession, PlayerProtection
@@ -26,6 +27,20 @@ from gameplane.sessions.settings import SessionsSettings
 
 public = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 internal = APIRouter(prefix="/internal/sessions", tags=["internal"])
+
+GAME_NOT_FOUND = ProblemType(404, "game-not-found", "No such game")
+SESSION_NOT_FOUND = ProblemType(404, "session-not-found", "No such session")
+GAME_UNAVAILABLE = ProblemType(403, "game-unavailable", "Game not available")
+PLAYER_UNKNOWN = ProblemType(403, "player-unknown", "Player not known")
+SELF_EXCLUDED = ProblemType(403, "self-excluded", "Player is self-excluded")
+TIMED_OUT = ProblemType(403, "timed-out", "Player is on a time-out")
+PLAYER_BLOCKED = ProblemType(403, "player-blocked", "Player may not play")
+SESSION_LIMIT_REACHED = ProblemType(403, "session-limit-reached", "Session-time limit reached")
+CURRENCY_REQUIRED = ProblemType(422, "currency-required", "Currency required")
+CURRENCY_NOT_SUPPORTED = ProblemType(422, "currency-not-supported", "Currency not supported by this game")
+DEPENDENCY_UNAVAILABLE = ProblemType(503, "dependency-unavailable", "A service this one needs is unavailable")
+LAUNCH_REFUSALS = (GAME_NOT_FOUND, GAME_UNAVAILABLE, PLAYER_UNKNOWN, SELF_EXCLUDED, TIMED_OUT, PLAYER_BLOCKED,
+                   SESSION_LIMIT_REACHED, CURRENCY_REQUIRED, CURRENCY_NOT_SUPPORTED, DEPENDENCY_UNAVAILABLE)
 
 _REASON_SLUGS = {"self-excluded": ("self-excluded", "Player is self-excluded"),
                  "timed-out": ("timed-out", "Player is on a time-out")}
@@ -44,12 +59,17 @@ def view(row: GameSession) -> SessionView:
 
 async def _game(rt: Runtime, game_id: str) -> GameView:
     resp = await rt.client("games").get(PATH_GAME.format(game_id=quote(game_id, safe="")))
-    if resp.status_code == 404:
-        raise Problem(404, "game-not-found", "No such game", f"game {game_id!r} is not in the catalog")
+    # 422: an id the catalogue refuses outright (a NUL character, say) names no game either.
+    if resp.status_code in (404, 422):
+        raise GAME_NOT_FOUND(f"game {game_id!r} is not in the catalog")
     if resp.status_code != 200:
         raise Problem(503, "dependency-unavailable", "Service games is unavailable",
                       f"catalog answered {resp.status_code}", dependency="games")
-    return GameView.model_validate(resp.json())
+    body = resp.json()
+    # `/internal/games/providers` is the provider listing, not a game: no game has that id.
+    if not isinstance(body, dict):
+        raise GAME_NOT_FOUND(f"game {game_id!r} is not in the catalog")
+    return GameView.model_validate(body)
 
 
 async def _protection(rt: Runtime, row: PlayerProtection | None, player_id: uuid.UUID) -> logic.Protection | None:
@@ -95,7 +115,7 @@ def _launch_url(settings: SessionsSettings, provider: str, token: str, game_id: 
     return f"{base}{settings.launch_path}?{urlencode({'token': token, 'game': game_id})}"
 
 
-@public.post("", status_code=201, response_model=Launch)
+@public.post("", status_code=201, response_model=Launch, responses=refusals(*LAUNCH_REFUSALS))
 async def launch(body: LaunchRequest, request: Request, player: PlayerContext = Depends(player_context)) -> Launch:
     rt = _rt(request)
     settings: SessionsSettings = rt.settings  # type: ignore[assignment]
@@ -153,33 +173,33 @@ async def my_sessions(request: Request, player: PlayerContext = Depends(player_c
     return [view(r) for r in rows]
 
 
-@public.get("/{session_id}", response_model=SessionView)
+@public.get("/{session_id}", response_model=SessionView, responses=refusals(SESSION_NOT_FOUND))
 async def my_session(session_id: uuid.UUID, request: Request,
                      player: PlayerContext = Depends(player_context)) -> SessionView:
     async with _rt(request).database.session() as s:
         row = await s.get(GameSession, session_id)
     # Another player's session answers like a missing one: no probing of ids.
     if row is None or row.player_id != player.player_id:
-        raise Problem(404, "session-not-found", "No such session")
+        raise SESSION_NOT_FOUND()
     return view(row)
 
 
-@public.post("/{session_id}/end", response_model=SessionView)
+@public.post("/{session_id}/end", response_model=SessionView, responses=refusals(SESSION_NOT_FOUND))
 async def end_my_session(session_id: uuid.UUID, request: Request,
                          player: PlayerContext = Depends(player_context)) -> SessionView:
     async with _rt(request).database.transaction() as s:
         row = await s.get(GameSession, session_id, with_for_update=True)
         if row is None or row.player_id != player.player_id:
-            raise Problem(404, "session-not-found", "No such session")
+            raise SESSION_NOT_FOUND()
         if row.status == "active":
             await end_session(s, row, "player", utcnow())
         return view(row)
 
 
-@internal.get("/{token}", response_model=SessionView)
+@internal.get("/{token}", response_model=SessionView, responses=refusals(SESSION_NOT_FOUND))
 async def by_token(token: str, request: Request, caller: str = Depends(service_caller)) -> SessionView:
     async with _rt(request).database.session() as s:
         row = await s.scalar(select(GameSession).where(GameSession.token == token))
     if row is None:
-        raise Problem(404, "session-not-found", "No such session token")
+        raise SESSION_NOT_FOUND("no session has this token")
     return view(row)

@@ -12,7 +12,8 @@ class LaunchRequest(BaseModel):
     game_id: str = Field(min_length=1, max_length=100)
     currency: str | None = Field(default=None, min_length=3, max_length=3,
                                  description="defaults to the player's account currency")
-    ttl_seconds: int | None = Field(default=None, gt=0, description="shorter session life (test kits)")
+    ttl_seconds: int | None = Field(default=None, gt=0, le=86_400,
+                                    description="shorter session life (test kits); at most a day")
 
 
 class Launch(SessionView):

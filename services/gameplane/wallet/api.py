@@ -19,6 +19,7 @@ from gameplane.kit.audit import PROBLEM, Actor, audit_router
 from gameplane.kit.auth import PlayerContext, player_context, service_caller
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, json_reply
 from gameplane.kit.staff import StaffContext, staff
+from gameplane.kit.problems import responses as refusals
 from gameplane.wallet import bonuses, cashier, fastplay, play, queries, store
 from gameplane.wallet.reconcile import reconcile
 from gameplane.wallet.rules import Context, check_currency
@@ -81,27 +82,35 @@ async def expire_holds(rt: Runtime, limit: int = 100) -> list[uuid.UUID]:
 
 # ---- money operations --------------------------------------------------------------------
 
-@internal.post("/bets", response_model=c.OperationResult)
+@internal.post("/bets", response_model=c.OperationResult,
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.PLAYER_BLOCKED, c.CURRENCY_MISMATCH, c.INSUFFICIENT_FUNDS,
+                                    c.ROUND_CLOSED, c.DUPLICATE_TRANSACTION, c.BET_ROLLED_BACK))
 async def place_bet(body: c.BetRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: play.bet(s, body, ctx))
 
 
-@internal.post("/wins", response_model=c.OperationResult)
+@internal.post("/wins", response_model=c.OperationResult,
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.CURRENCY_MISMATCH, c.BET_NOT_FOUND, c.ROUND_CLOSED,
+                                    c.DUPLICATE_TRANSACTION))
 async def settle_win(body: c.WinRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: play.win(s, body, ctx))
 
 
-@internal.post("/rollbacks", response_model=c.OperationResult)
+@internal.post("/rollbacks", response_model=c.OperationResult,
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.CURRENCY_MISMATCH, c.BET_NOT_FOUND, c.ROUND_SETTLED,
+                                    c.DUPLICATE_TRANSACTION))
 async def roll_back(body: c.RollbackRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: play.rollback(s, body, ctx))
 
 
-@internal.post("/deposits", response_model=c.OperationResult)
+@internal.post("/deposits", response_model=c.OperationResult,
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.PLAYER_BLOCKED, c.DUPLICATE_TRANSACTION))
 async def credit_deposit(body: c.DepositRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: cashier.deposit(s, body, ctx))
 
 
-@internal.post("/withdrawals", response_model=c.OperationResult)
+@internal.post("/withdrawals", response_model=c.OperationResult,
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.INSUFFICIENT_FUNDS, c.DUPLICATE_TRANSACTION))
 async def hold_withdrawal(body: c.WithdrawalHoldRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: cashier.withdrawal_hold(s, body, ctx))
 
@@ -111,33 +120,38 @@ async def sweep_holds(request: Request) -> SweepResult:
     return SweepResult(expired=await expire_holds(_runtime(request)))
 
 
-@internal.post("/withdrawals/{hold_id}/post", response_model=c.OperationResult)
+@internal.post("/withdrawals/{hold_id}/post", response_model=c.OperationResult,
+               responses=refusals(c.HOLD_NOT_FOUND, c.HOLD_CLOSED, c.HOLD_EXCEEDED, c.DUPLICATE_TRANSACTION))
 async def post_withdrawal(hold_id: uuid.UUID, body: c.WithdrawalPostRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: cashier.withdrawal_post(s, hold_id, body, ctx))
 
 
-@internal.post("/withdrawals/{hold_id}/void", response_model=c.OperationResult)
+@internal.post("/withdrawals/{hold_id}/void", response_model=c.OperationResult,
+               responses=refusals(c.HOLD_NOT_FOUND, c.HOLD_CLOSED, c.DUPLICATE_TRANSACTION))
 async def void_withdrawal(hold_id: uuid.UUID, body: c.WithdrawalVoidRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: cashier.withdrawal_void(s, hold_id, body, ctx))
 
 
-@internal.post("/bonuses", response_model=c.OperationResult)
+@internal.post("/bonuses", response_model=c.OperationResult,
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.GRANT_EXISTS, c.DUPLICATE_TRANSACTION))
 async def grant_bonus(body: c.BonusGrantRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: bonuses.grant(s, body, ctx))
 
 
-@internal.post("/bonuses/{grant_id}/convert", response_model=c.OperationResult)
+@internal.post("/bonuses/{grant_id}/convert", response_model=c.OperationResult,
+               responses=refusals(c.GRANT_NOT_FOUND, c.GRANT_CLOSED, c.DUPLICATE_TRANSACTION))
 async def convert_bonus(grant_id: str, body: c.BonusSettleRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: bonuses.settle(s, grant_id, body, ctx, convert=True))
 
 
-@internal.post("/bonuses/{grant_id}/forfeit", response_model=c.OperationResult)
+@internal.post("/bonuses/{grant_id}/forfeit", response_model=c.OperationResult,
+               responses=refusals(c.GRANT_NOT_FOUND, c.GRANT_CLOSED, c.DUPLICATE_TRANSACTION))
 async def forfeit_bonus(grant_id: str, body: c.BonusSettleRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: bonuses.settle(s, grant_id, body, ctx, convert=False))
 
 
 @internal.post("/adjustments", response_model=c.OperationResult,
-               responses={401: PROBLEM, 403: PROBLEM, 402: PROBLEM, 409: PROBLEM, 422: PROBLEM})
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.INSUFFICIENT_FUNDS, c.DUPLICATE_TRANSACTION))
 async def adjust(body: c.AdjustmentRequest, request: Request,
                  who: StaffContext = Depends(staff("finance", "admin"))) -> Any:
     """A back-office action: staff roles finance or admin; audited (GET /internal/wallet/audit)."""
@@ -171,7 +185,8 @@ def fast_routes(rt: Runtime, *, sql_fast_path: bool) -> list[FastRoute]:
 
 # ---- reads -------------------------------------------------------------------------------
 
-@internal.get("/players/{player_id}/balances/{currency}", response_model=c.Balance)
+@internal.get("/players/{player_id}/balances/{currency}", response_model=c.Balance,
+              responses=refusals(c.UNSUPPORTED_CURRENCY))
 async def balance(player_id: uuid.UUID, currency: str, request: Request) -> c.Balance:
     check_currency(currency)
     async with _runtime(request).database.session() as s:
@@ -184,14 +199,17 @@ async def balances(player_id: uuid.UUID, request: Request) -> Balances:
         return Balances(player_id=player_id, balances=await queries.all_balances(s, player_id))
 
 
-@internal.get("/players/{player_id}/transactions", response_model=HistoryPage)
-async def player_history(player_id: uuid.UUID, request: Request, cursor: str | None = None,
-                         currency: str | None = None, limit: int = Query(50, ge=1, le=500)) -> HistoryPage:
+@internal.get("/players/{player_id}/transactions", response_model=HistoryPage,
+              responses=refusals(c.INVALID_CURSOR))
+async def player_history(player_id: uuid.UUID, request: Request, cursor: str | None = Query(None, max_length=100),
+                         currency: str | None = Query(None, max_length=3),
+                         limit: int = Query(50, ge=1, le=500)) -> HistoryPage:
     async with _runtime(request).database.session() as s:
         return await queries.history(s, player_id, cursor=cursor, limit=limit, currency=currency)
 
 
-@internal.get("/transactions/{tx_id}", response_model=TransactionView)
+@internal.get("/transactions/{tx_id}", response_model=TransactionView,
+              responses=refusals(c.TRANSACTION_NOT_FOUND))
 async def get_transaction(tx_id: uuid.UUID, request: Request) -> TransactionView:
     async with _runtime(request).database.session() as s:
         return await queries.transaction(s, tx_id)
@@ -209,15 +227,18 @@ async def my_balances(request: Request, who: PlayerContext = Depends(player_cont
         return Balances(player_id=who.player_id, balances=await queries.all_balances(s, who.player_id))
 
 
-@public.get("/transactions", response_model=HistoryPage)
-async def my_history(request: Request, cursor: str | None = None, currency: str | None = None,
+@public.get("/transactions", response_model=HistoryPage,
+            responses=refusals(c.INVALID_CURSOR))
+async def my_history(request: Request, cursor: str | None = Query(None, max_length=100),
+                     currency: str | None = Query(None, max_length=3),
                      limit: int = Query(50, ge=1, le=200),
                      who: PlayerContext = Depends(player_context)) -> HistoryPage:
     async with _runtime(request).database.session() as s:
         return await queries.history(s, who.player_id, cursor=cursor, limit=limit, currency=currency)
 
 
-@public.get("/transactions/{tx_id}", response_model=TransactionView)
+@public.get("/transactions/{tx_id}", response_model=TransactionView,
+            responses=refusals(c.TRANSACTION_NOT_FOUND))
 async def my_transaction(tx_id: uuid.UUID, request: Request,
                          who: PlayerContext = Depends(player_context)) -> TransactionView:
     async with _runtime(request).database.session() as s:

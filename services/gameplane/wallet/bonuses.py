@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.wallet import (
     BonusConverted,
     BonusForfeited,
@@ -17,7 +18,6 @@ from gameplane.contracts.wallet import (
     Split,
 )
 from gameplane.kit.outbox import publish
-from gameplane.kit.problems import Problem
 from gameplane.wallet import ledger, store
 from gameplane.wallet.rules import PRODUCER, Context, check_currency
 
@@ -33,7 +33,7 @@ async def grant(s: AsyncSession, req: BonusGrantRequest, ctx: Context) -> Operat
     await store.claim(s, req.idempotency_key, "bonus_grant", store.request_hash("bonus_grant", req))
     if (await s.execute(_NEW_GRANT, {"g": req.grant_id, "p": req.player_id, "c": req.currency,
                                      "a": req.amount})).first() is None:
-        raise Problem(409, "grant-exists", "Bonus grant already exists", f"grant {req.grant_id} exists",
+        raise wallet_api.GRANT_EXISTS(f"grant {req.grant_id} exists",
                       grant_id=req.grant_id)
     postings = ledger.bonus_grant(req.player_id, req.currency, req.amount)
     applied = await store.apply(s, postings, req.player_id, req.currency)
@@ -56,9 +56,9 @@ async def settle(s: AsyncSession, grant_id: str, req: BonusSettleRequest, ctx: C
     await store.claim(s, req.idempotency_key, kind, store.request_hash(kind, req, grant_id=grant_id))
     g = (await s.execute(_LOCK_GRANT, {"g": grant_id})).one_or_none()
     if g is None:
-        raise Problem(404, "grant-not-found", "Bonus grant not found", f"no grant {grant_id}", grant_id=grant_id)
+        raise wallet_api.GRANT_NOT_FOUND(f"no grant {grant_id}", grant_id=grant_id)
     if g.state != "active":
-        raise Problem(409, "grant-closed", "Bonus grant is closed", f"grant {grant_id} is {g.state}",
+        raise wallet_api.GRANT_CLOSED(f"grant {grant_id} is {g.state}",
                       grant_id=grant_id, state=g.state)
     held = await store.balances(s, g.player_id, g.currency, lock=("bonus", "cash"))
     amount = min(req.amount if req.amount is not None else held.bonus, held.bonus)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.wallet import (
     Adjusted,
     AdjustmentRequest,
@@ -83,12 +84,12 @@ async def withdrawal_hold(s: AsyncSession, req: WithdrawalHoldRequest, ctx: Cont
 async def _open_hold(s: AsyncSession, hold_id: uuid.UUID, ctx: Context, *, for_expiry: bool = False):  # type: ignore[no-untyped-def]
     hold = (await s.execute(_LOCK_HOLD, {"id": hold_id})).one_or_none()
     if hold is None:
-        raise Problem(404, "hold-not-found", "Withdrawal hold not found", f"no hold {hold_id}", hold_id=str(hold_id))
+        raise wallet_api.HOLD_NOT_FOUND(f"no hold {hold_id}", hold_id=str(hold_id))
     if hold.state != "open":
-        raise Problem(409, "hold-closed", "Withdrawal hold is closed", f"hold {hold_id} is {hold.state}",
+        raise wallet_api.HOLD_CLOSED(f"hold {hold_id} is {hold.state}",
                       hold_id=str(hold_id), state=hold.state)
     if not for_expiry and hold.expires_at <= ctx.now():
-        raise Problem(409, "hold-closed", "Withdrawal hold expired", f"hold {hold_id} expired at {hold.expires_at}",
+        raise wallet_api.HOLD_CLOSED(f"hold {hold_id} expired at {hold.expires_at}",
                       hold_id=str(hold_id), state="expired")
     return hold
 
@@ -101,8 +102,7 @@ async def withdrawal_post(s: AsyncSession, hold_id: uuid.UUID, req: WithdrawalPo
     hold = await _open_hold(s, hold_id, ctx)
     amount = req.amount if req.amount is not None else hold.remaining
     if amount > hold.remaining:
-        raise Problem(409, "hold-exceeded", "Amount exceeds the hold",
-                      f"{amount} requested, {hold.remaining} still held", remaining=hold.remaining)
+        raise wallet_api.HOLD_EXCEEDED(f"{amount} requested, {hold.remaining} still held", remaining=hold.remaining)
     remaining = hold.remaining - amount
     postings = ledger.withdrawal_post(hold.player_id, hold.currency, amount)
     applied = await store.apply(s, postings, hold.player_id, hold.currency)

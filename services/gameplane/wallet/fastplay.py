@@ -13,7 +13,9 @@ with its exact problem.
 `Batcher` sends the operations: at most `slots` transactions in flight, and whatever arrived
 while they were busy goes out as the next call, one transaction, one operation per
 subtransaction. A lone request on an idle wallet goes out at once, alone; under load the
-per-transaction cost (round trip, snapshot, commit, WAL flush) is shared by the whole batch."""
+per-transaction cost (round trip, snapshot, commit, WAL flush) is shared by the whole batch.
+A batch whose call fails as a whole goes again one operation at a time, so one bad operation
+fails only its own caller."""
 
 from __future__ import annotations
 
@@ -113,7 +115,17 @@ class Batcher:
         try:
             async with self._pool().acquire() as con:
                 answers: list[str] = await con.fetchval(_BATCH, json.dumps([op for op, _ in batch]), shard)
-        except Exception as exc:  # the whole batch, uncommitted or unknown: every caller gets the error
+        except Exception as exc:
+            if len(batch) > 1:
+                # One operation the call as a whole could not take (text PostgreSQL cannot store,
+                # say) must not fail the others: each goes again alone and gets its own answer.
+                # Nothing of the batch committed, or, had the connection died in the commit, all
+                # of it did and each key then answers as the replay it is.
+                log.warning("a batch of %d failed (%s: %s); its operations go again one by one",
+                            len(batch), type(exc).__name__, exc)
+                for pending in batch:
+                    await self._send([pending], shard)
+                return
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)

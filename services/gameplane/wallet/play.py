@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.wallet import (
     Balance,
     BetPlaced,
@@ -39,7 +40,7 @@ def _round_key(provider: str, player_id: uuid.UUID, round_id: str) -> dict[str, 
 
 
 def _mismatch(expected: str, got: str) -> Problem:
-    return Problem(409, "currency-mismatch", "Currency does not match", f"expected {expected}, got {got}",
+    return wallet_api.CURRENCY_MISMATCH(f"expected {expected}, got {got}",
                    expected=expected, currency=got)
 
 
@@ -78,7 +79,7 @@ _WIN_COMMIT = store.commit_with(
 
 
 def _closed(round_id: str) -> Problem:
-    return Problem(409, "round-closed", "Round is closed", f"round {round_id} is closed", round_id=round_id)
+    return wallet_api.ROUND_CLOSED(f"round {round_id} is closed", round_id=round_id)
 
 
 async def bet(s: AsyncSession, req: BetRequest, ctx: Context) -> OperationResult:
@@ -101,8 +102,7 @@ async def bet(s: AsyncSession, req: BetRequest, ctx: Context) -> OperationResult
     try:
         sp = ledger.split_stake(req.amount, held.cash, held.bonus)
     except InsufficientFunds:
-        raise Problem(402, "insufficient-funds", "Insufficient funds",
-                      f"stake {req.amount} exceeds playable balance {held.cash + held.bonus}",
+        raise wallet_api.INSUFFICIENT_FUNDS(f"stake {req.amount} exceeds playable balance {held.cash + held.bonus}",
                       balance=held.model_dump())
     postings = ledger.bet(req.player_id, req.currency, sp, ledger.house_shard(req.idempotency_key, ctx.house_shards))
     after = Balance(currency=req.currency, cash=held.cash - sp.cash, bonus=held.bonus - sp.bonus,
@@ -130,8 +130,7 @@ async def win(s: AsyncSession, req: WinRequest, ctx: Context) -> OperationResult
     if row.claimed is None:
         await store.answered(s, req.idempotency_key, "win", store.request_hash("win", req))
     if row.round_currency is None:
-        raise Problem(404, "bet-not-found", "No bet in this round",
-                      f"round {req.round_id} has no bet from this player", round_id=req.round_id)
+        raise wallet_api.BET_NOT_FOUND(f"round {req.round_id} has no bet from this player", round_id=req.round_id)
     if row.round_currency != req.currency:
         raise _mismatch(row.round_currency, req.currency)
     if row.closed:
@@ -188,20 +187,19 @@ async def rollback(s: AsyncSession, req: RollbackRequest, ctx: Context) -> Opera
     if op.kind == "tombstone":
         return await noop(None)
     if op.kind != "bet":
-        raise Problem(404, "bet-not-found", "Not a bet", f"{req.bet_idempotency_key!r} is a {op.kind}, not a bet")
+        raise wallet_api.BET_NOT_FOUND(f"{req.bet_idempotency_key!r} is a {op.kind}, not a bet")
     if op.rolled_back_by is not None:
         return await noop(op.transaction_id)
     bet_tx = (await s.execute(_BET_TX, {"tx": op.transaction_id})).one()
     if bet_tx.player_id != req.player_id:
-        raise Problem(404, "bet-not-found", "Bet not found", "the bet belongs to another player")
+        raise wallet_api.BET_NOT_FOUND("the bet belongs to another player")
     if bet_tx.currency != req.currency:
         raise _mismatch(bet_tx.currency, req.currency)
     details = bet_tx.details or {}
     rk = _round_key(details["provider"], req.player_id, details["round_id"])
     rnd = (await s.execute(_ROUND_LOCK, rk)).one()
     if rnd.paid_out:
-        raise Problem(409, "round-settled", "Round already paid out",
-                      f"round {details['round_id']} has a win; its bets can no longer be rolled back",
+        raise wallet_api.ROUND_SETTLED(f"round {details['round_id']} has a win; its bets can no longer be rolled back",
                       round_id=details["round_id"])
     bet_postings = [Posting(Ref(r.owner, r.kind, r.currency, r.shard), r.amount)
                     for r in (await s.execute(_BET_ENTRIES, {"tx": op.transaction_id})).all()]

@@ -8,8 +8,8 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.wallet import Balance
-from gameplane.kit.problems import Problem
 from gameplane.wallet.schemas import EntryView, HistoryPage, TransactionView
 
 _COLUMNS = "id, seq, kind, idempotency_key, player_id, currency, amount, cash, bonus, reverses, details, created_at"
@@ -37,7 +37,7 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError(prefix)
         return int(value)
     except (ValueError, UnicodeDecodeError):
-        raise Problem(400, "invalid-cursor", "Invalid cursor", "use the next_cursor of a previous page")
+        raise wallet_api.INVALID_CURSOR("use the next_cursor of a previous page")
 
 
 async def history(s: AsyncSession, player_id: uuid.UUID, *, cursor: str | None, limit: int,
@@ -57,7 +57,7 @@ async def transaction(s: AsyncSession, tx_id: uuid.UUID, *, player_id: uuid.UUID
     row = (await s.execute(text(f"SELECT {_COLUMNS} FROM transactions WHERE id = :id"), {"id": tx_id})).one_or_none()
     # a player asking for someone else's transaction learns nothing, not even that it exists
     if row is None or (player_id is not None and row.player_id != player_id):
-        raise Problem(404, "transaction-not-found", "Transaction not found", f"no transaction {tx_id}")
+        raise wallet_api.TRANSACTION_NOT_FOUND(f"no transaction {tx_id}")
     entries = (await s.execute(text(
         "SELECT a.owner, a.kind, a.currency, a.shard, e.amount FROM entries e JOIN accounts a ON a.id = e.account_id "
         "WHERE e.transaction_id = :id ORDER BY e.id"), {"id": tx_id})).all()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gameplane.contracts import wallet as wallet_api
 from gameplane.kit.money import CurrencyError, exponent
 from gameplane.kit.problems import Problem
 from gameplane.wallet import protection
@@ -31,11 +32,11 @@ def check_currency(currency: str) -> None:
     try:
         exponent(currency)
     except CurrencyError as exc:
-        raise Problem(422, "unsupported-currency", "Unsupported currency", str(exc), currency=currency)
+        raise wallet_api.UNSUPPORTED_CURRENCY(str(exc), currency=currency)
 
 
 def refuse(refusal: Refusal) -> Problem:
-    return Problem(403, "player-blocked", "Player protection refuses this operation", refusal.detail,
+    return wallet_api.PLAYER_BLOCKED(refusal.detail,
                    reason=refusal.reason)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.wallet import Balance, OperationResult
 from gameplane.kit.events import Event
 from gameplane.kit.outbox import staged
@@ -40,8 +41,7 @@ class Replay(Exception):
 
 
 def duplicate(key: str) -> Problem:
-    return Problem(409, "duplicate-transaction", "Idempotency key already used for a different request",
-                   f"key {key!r} was used with a different request", idempotency_key=key)
+    return wallet_api.DUPLICATE_TRANSACTION(f"key {key!r} was used with a different request", idempotency_key=key)
 
 
 _CLAIM = text(
@@ -71,8 +71,8 @@ async def answered(s: AsyncSession, key: str, kind: str, hash_: str) -> NoReturn
     with anything it did speculatively, rolls back)."""
     prior = (await s.execute(_EXISTING, {"key": key})).one()
     if prior.kind == "tombstone" and kind == "bet":
-        raise Problem(409, "bet-rolled-back", "Bet was rolled back before it arrived",
-                      f"a rollback for {key!r} was processed first; the bet is refused", idempotency_key=key)
+        raise wallet_api.BET_ROLLED_BACK(f"a rollback for {key!r} was processed first; the bet is refused",
+                                         idempotency_key=key)
     if prior.kind != kind or prior.request_hash != hash_ or prior.response is None:
         raise duplicate(key)
     raise Replay(OperationResult.model_validate(prior.response))
@@ -140,7 +140,7 @@ async def apply(s: AsyncSession, postings: list[Posting], player_id: uuid.UUID, 
         rows = (await s.execute(_APPLY, params)).all()
     except IntegrityError as exc:  # the CHECK caught what the guard should have: still a refusal
         if "player_non_negative" in str(exc):
-            raise Problem(402, "insufficient-funds", "Insufficient funds", "the account has no funds")
+            raise wallet_api.INSUFFICIENT_FUNDS("the account has no funds")
         raise
     debits = {p.ref for p in merged if p.amount < 0 and p.ref.is_player}
     ids: dict[Ref, int] = {}
@@ -154,8 +154,7 @@ async def apply(s: AsyncSession, postings: list[Posting], player_id: uuid.UUID, 
     balance = Balance(currency=currency, cash=bal["cash"], bonus=bal["bonus"], withdrawal_hold=bal["withdrawal_hold"])
     if len(ids) != len(merged):
         short = [p for p in merged if p.ref not in ids]
-        raise Problem(402, "insufficient-funds", "Insufficient funds",
-                      f"{short[0].ref.kind} cannot cover {-short[0].amount} {currency}",
+        raise wallet_api.INSUFFICIENT_FUNDS(f"{short[0].ref.kind} cannot cover {-short[0].amount} {currency}",
                       balance=balance.model_dump())
     return Applied(ids, balance)
 
@@ -245,7 +244,7 @@ async def commit(s: AsyncSession, result: OperationResult, postings: list[Postin
         params.update(extra_params)
     row = (await s.execute(stmt, params)).one()
     if row.applied != len(merged):  # the guard refused a debit: nothing of this may commit
-        raise Problem(402, "insufficient-funds", "Insufficient funds", "a balance changed under the operation",
+        raise wallet_api.INSUFFICIENT_FUNDS("a balance changed under the operation",
                       balance=result.balance.model_dump())
 
 
