@@ -29,7 +29,7 @@ import jwt
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 
-from gameplane.kit.problems import Problem
+from gameplane.kit.problems import Problem, ProblemType
 
 Role = Literal["support", "risk", "finance", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -54,15 +54,19 @@ class StaffContext:
         return f"staff:{self.username}"
 
 
+STAFF_UNAUTHENTICATED = ProblemType(401, "staff-unauthenticated", "Staff authentication required")
+STAFF_ROLE_FORBIDDEN = ProblemType(403, "staff-role-forbidden", "Staff role not allowed here")
+
+
 class StaffUnauthenticated(Problem):
     def __init__(self, detail: str) -> None:
-        super().__init__(401, "staff-unauthenticated", "Staff authentication required", detail,
+        super().__init__(*STAFF_UNAUTHENTICATED, detail,
                          headers={"WWW-Authenticate": f'StaffToken header="{STAFF_HEADER}"'})
 
 
 class StaffRoleForbidden(Problem):
     def __init__(self, accepted: tuple[Role, ...], held: tuple[Role, ...]) -> None:
-        super().__init__(403, "staff-role-forbidden", "Staff role not allowed here",
+        super().__init__(*STAFF_ROLE_FORBIDDEN,
                          f"this action needs one of the roles {', '.join(accepted)}; "
                          f"the token has {', '.join(held) or 'none'}",
                          accepted_roles=list(accepted), roles=list(held))
@@ -76,7 +80,7 @@ def _sign(key: str, payload: dict[str, Any]) -> str:
 
 def _verify(key: str, token: str) -> dict[str, Any]:
     return jwt.decode(token, key, algorithms=["HS256"], audience=STAFF_AUDIENCE, issuer=ISSUER, leeway=5,
-                      required=["sub", "exp", "iat", "aud", "iss", "roles"])
+                      options={"require": ["sub", "exp", "iat", "aud", "iss", "roles"]})
 
 
 def issue_staff_token(key: str, staff_id: uuid.UUID, username: str, roles: tuple[Role, ...] | list[Role],
@@ -132,4 +136,5 @@ def staff(*accepted: Role) -> Callable[[Request], Awaitable[StaffContext]]:
         return who
 
     dependency.__name__ = f"staff_{'_'.join(accepted)}"
+    dependency.problem_types = (STAFF_UNAUTHENTICATED, STAFF_ROLE_FORBIDDEN)  # type: ignore[attr-defined]
     return dependency

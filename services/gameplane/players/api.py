@@ -17,8 +17,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from gameplane.contracts.players import Eligibility, KycDecision, PlayerSummary, ProtectionView
 from gameplane.kit.audit import Actor
 from gameplane.kit.auth import PlayerContext, player_context, service_caller
-from gameplane.kit.staff import StaffContext, staff
 from gameplane.kit.problems import responses as refusals
+from gameplane.kit.staff import StaffContext, staff
 from gameplane.players import accounts, safeguards
 from gameplane.players import errors as e
 from gameplane.players.context import PlayersContext

@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameplane.contracts import wallet as c
 from gameplane.kit.app import Runtime
-from gameplane.kit.audit import PROBLEM, Actor, audit_router
+from gameplane.kit.audit import Actor, audit_router
 from gameplane.kit.auth import PlayerContext, player_context, service_caller
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, json_reply
-from gameplane.kit.staff import StaffContext, staff
 from gameplane.kit.problems import responses as refusals
+from gameplane.kit.staff import StaffContext, staff
 from gameplane.wallet import bonuses, cashier, fastplay, play, queries, store
 from gameplane.wallet.reconcile import reconcile
 from gameplane.wallet.rules import Context, check_currency
