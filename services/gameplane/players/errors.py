@@ -117,23 +117,28 @@ class WrongPassword(Problem):
         super().__init__(*WRONG_PASSWORD)
 
 
+# One answer whichever factor failed: telling "wrong code" would confirm the password.
+INVALID_STAFF_CREDENTIALS = ProblemType(401, "invalid-staff-credentials", "Username, password or code is wrong")
+STAFF_NOT_FOUND = ProblemType(404, "staff-not-found", "No such staff account")
+USERNAME_TAKEN = ProblemType(409, "username-taken", "Username already in use")
+LAST_ADMIN = ProblemType(409, "last-admin", "The last active admin cannot lose the admin role")
+
+
 class InvalidStaffCredentials(Problem):
     def __init__(self) -> None:
-        # One answer whichever factor failed: telling "wrong code" would confirm the password.
-        super().__init__(401, "invalid-staff-credentials", "Username, password or code is wrong")
+        super().__init__(*INVALID_STAFF_CREDENTIALS)
 
 
 class StaffNotFound(Problem):
     def __init__(self) -> None:
-        super().__init__(404, "staff-not-found", "No such staff account")
+        super().__init__(*STAFF_NOT_FOUND)
 
 
 class UsernameTaken(Problem):
     def __init__(self) -> None:
-        super().__init__(409, "username-taken", "Username already in use")
+        super().__init__(*USERNAME_TAKEN)
 
 
 class LastAdmin(Problem):
     def __init__(self) -> None:
-        super().__init__(409, "last-admin", "The last active admin cannot lose the admin role",
-                         "give another active account the admin role first")
+        super().__init__(*LAST_ADMIN, "give another active account the admin role first")

@@ -18,8 +18,10 @@ from fastapi import APIRouter, Depends
 
 from gameplane.kit.audit import Actor, audit_router
 from gameplane.kit.auth import service_caller
+from gameplane.kit.problems import responses as refusals
 from gameplane.kit.staff import ROLES, StaffContext, staff
-from gameplane.players.api import PROBLEM, players_context
+from gameplane.players import errors as e
+from gameplane.players.api import players_context
 from gameplane.players.context import PlayersContext
 from gameplane.players.staff import accounts
 from gameplane.players.staff.schemas import (
@@ -31,43 +33,41 @@ from gameplane.players.staff.schemas import (
     StaffView,
 )
 
-GUARDED = {401: PROBLEM, 403: PROBLEM}
-
 router = APIRouter(prefix="/internal/players/staff", tags=["back office"], dependencies=[Depends(service_caller)])
 
 
-@router.post("/login", response_model=StaffToken, responses={401: PROBLEM, 422: PROBLEM, 429: PROBLEM})
+@router.post("/login", response_model=StaffToken, responses=refusals(e.INVALID_STAFF_CREDENTIALS, e.ACCOUNT_LOCKED))
 async def login(body: StaffLogin, ctx: PlayersContext = Depends(players_context)) -> StaffToken:
     return await accounts.login(ctx, body.username, body.password, body.totp)
 
 
-@router.get("/me", response_model=StaffView, responses={**GUARDED, 404: PROBLEM})
+@router.get("/me", response_model=StaffView, responses=refusals(e.STAFF_NOT_FOUND))
 async def me(who: StaffContext = Depends(staff(*ROLES)),
              ctx: PlayersContext = Depends(players_context)) -> StaffView:
     return await accounts.get(ctx, who.id)
 
 
 @router.post("/accounts", status_code=201, response_model=StaffEnrolment,
-             responses={**GUARDED, 409: PROBLEM, 422: PROBLEM})
+             responses=refusals(e.USERNAME_TAKEN, e.WEAK_PASSWORD))
 async def enrol(body: StaffCreate, who: StaffContext = Depends(staff("admin")),
                 ctx: PlayersContext = Depends(players_context)) -> StaffEnrolment:
     return await accounts.create(ctx, Actor.of(who), body)
 
 
-@router.get("/accounts", response_model=list[StaffView], responses=GUARDED)
+@router.get("/accounts", response_model=list[StaffView])
 async def list_accounts(_who: StaffContext = Depends(staff("admin")),
                         ctx: PlayersContext = Depends(players_context)) -> list[StaffView]:
     return await accounts.list_accounts(ctx)
 
 
 @router.patch("/accounts/{staff_id}", response_model=StaffView,
-              responses={**GUARDED, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM})
+              responses=refusals(e.STAFF_NOT_FOUND, e.LAST_ADMIN))
 async def update(staff_id: uuid.UUID, body: StaffUpdate, who: StaffContext = Depends(staff("admin")),
                  ctx: PlayersContext = Depends(players_context)) -> StaffView:
     return await accounts.update(ctx, Actor.of(who), staff_id, body)
 
 
-@router.post("/accounts/{staff_id}/totp", response_model=StaffEnrolment, responses={**GUARDED, 404: PROBLEM})
+@router.post("/accounts/{staff_id}/totp", response_model=StaffEnrolment, responses=refusals(e.STAFF_NOT_FOUND))
 async def reset_totp(staff_id: uuid.UUID, who: StaffContext = Depends(staff("admin")),
                      ctx: PlayersContext = Depends(players_context)) -> StaffEnrolment:
     return await accounts.reset_totp(ctx, Actor.of(who), staff_id)
