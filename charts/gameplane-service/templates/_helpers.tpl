@@ -113,3 +113,23 @@ topologySpreadConstraints:
 {{- define "gp.devReload" -}}
 {{- if or (.Values.dev | default dict).reload ((.Values.global.dev | default dict).reload) }}true{{ end -}}
 {{- end -}}
+
+{{/* One egress rule to addresses outside the cluster: {cidrs, ports}. No cidrs means the ports
+     to any address (what the spec says when it names only ports). */}}
+{{- define "gp.egressRule" -}}
+{{- $r := .rule }}
+{{- if not $r.ports }}{{ fail (printf "%s needs ports" .comment) }}{{ end }}
+    # {{ .comment }}
+    - ports:
+        {{- range $r.ports }}
+        - port: {{ . }}
+          protocol: TCP
+        {{- end }}
+      {{- with $r.cidrs }}
+      to:
+        {{- range . }}
+        - ipBlock:
+            cidr: {{ . }}
+        {{- end }}
+      {{- end }}
+{{- end -}}

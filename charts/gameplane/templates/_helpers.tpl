@@ -50,3 +50,14 @@ gateway players wallet games sessions payments bonus risk affiliates analytics r
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* JSON list of the enabled services with a database of their own: the only clients of the
+     development PostgreSQL and NATS. */}}
+{{- define "gpu.backendUsers" -}}
+{{- $out := list -}}
+{{- range $svc := splitList " " (include "gpu.serviceNames" .) -}}
+{{- $v := get $.Values $svc -}}
+{{- if and $v.enabled $v.database.enabled -}}{{- $out = append $out $svc -}}{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
