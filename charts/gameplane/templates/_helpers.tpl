@@ -61,3 +61,9 @@ gateway players wallet games sessions payments bonus risk affiliates analytics r
 {{- end -}}
 {{- toJson $out -}}
 {{- end -}}
+
+{{/* The development PostgreSQL password of the role gp_<service>: sha256("<server password>:gp_<service>"),
+     48 hex digits; postgres.yaml's init script computes the same with sha256sum. */}}
+{{- define "gpu.rolePassword" -}}
+{{- printf "%s:gp_%s" .password .service | sha256sum | trunc 48 -}}
+{{- end -}}
