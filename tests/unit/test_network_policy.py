@@ -282,3 +282,38 @@ def test_the_graph_above_is_the_catalogue_among_built_services() -> None:
     # The hand-written expectation and the catalogue agree: a change of either must update both.
     built = set(PLATFORM)
     assert API_CALLS == {(s.name, c) for s in catalog.SERVICES if s.name in built for c in s.calls if c in built}
+
+
+def test_a_gaming_platform_spec_reaches_the_policies_through_the_operator(tmp_path: Path) -> None:
+    from gameplane_operator.values import chart_values
+
+    spec = {
+        "version": "0.1.0",
+        "gateway": {"trustedProxyHops": 2, "ingressFrom": {"namespaces": ["edge"]}},
+        "monitoring": {"scrapeFrom": {"namespaces": ["observability"], "podLabels": {"app": "prom"}}},
+        "database": {"mode": "external", "external": {
+            "secretRef": {"name": "db", "key": "url"},
+            "tls": {"mode": "verify-full", "caSecretRef": {"name": "db-ca"}}}},
+        "egress": {"database": {"cidrs": ["10.20.0.0/16"], "ports": [5432]}},
+    }
+    values = chart_values("p", spec, {"service-token-secret": "s" * 32, "player-token-secret": "p" * 32,
+                                      "postgres-password": "pw"})
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    docs = helm_template("-f", str(path))
+    policies = policies_of(docs)
+    NS_LABELS.update({"observability": {"kubernetes.io/metadata.name": "observability"},
+                      "edge": {"kubernetes.io/metadata.name": "edge"}})
+    wallet = PLATFORM["wallet"]
+    assert allowed(policies, Pod("prom", "observability", {"app": "prom"}), wallet, 9090)
+    assert not allowed(policies, PROMETHEUS, wallet, 9090)
+    assert allowed(policies, Pod("envoy", "edge", {}), PLATFORM["gateway"], 8000)
+    assert not allowed(policies, INGRESS, PLATFORM["gateway"], 8000)
+    assert allowed(policies, wallet, Address("10.20.0.5"), 5432)
+    assert not allowed(policies, wallet, Address("10.99.0.5"), 5432)
+    gateway_cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "p-gateway")
+    assert gateway_cm["data"]["GP_GATEWAY_FORWARDED_FOR_HOPS"] == "2"
+    wallet_deploy = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "p-wallet")
+    env = {e["name"]: e.get("value") for e in wallet_deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["GP_WALLET_DATABASE_URL"].endswith(
+        "/gp_wallet?sslmode=verify-full&sslrootcert=/etc/gameplane/database-ca/ca.crt")

@@ -133,3 +133,12 @@ topologySpreadConstraints:
         {{- end }}
       {{- end }}
 {{- end -}}
+
+{{/* Query of the service's DSN from global.database.tls: sslmode, and sslrootcert where the CA
+     Secret is mounted (the kit hands both to every connection: gameplane.kit.db.libpq_dsn). */}}
+{{- define "gp.databaseOptions" -}}
+{{- $tls := .Values.global.database.tls | default dict -}}
+{{- if $tls.mode -}}
+?sslmode={{ $tls.mode }}{{ if $tls.caSecretName }}&sslrootcert=/etc/gameplane/database-ca/ca.crt{{ end }}
+{{- end -}}
+{{- end -}}
