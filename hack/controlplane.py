@@ -773,7 +773,7 @@ def operator_identity(cp: ControlPlane, namespace: str = "gameplane-system", nam
         [str(tool("helm")), "template", name, str(repo / "charts" / "gameplane-operator"), "--namespace", namespace,
          *only, *helm_args], capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    cp.kubectl("apply", "-n", namespace, "-f", "-", input=rendered)
+    cp.kubectl("apply", "-f", "-", input=rendered)  # every object names its namespace (Roles: the watched ones)
     token = cp.kubectl("create", "token", name, "-n", namespace, "--duration", "12h").stdout.strip()
     admin = yaml.safe_load(cp.kubeconfig.read_text())
     cfg = {

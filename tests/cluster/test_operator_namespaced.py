@@ -50,9 +50,11 @@ def test_rights_in_the_watched_namespace_only(identity: Path, kubectl: Run, verb
     assert not _can(kubectl, verb, resource, "-A")
 
 
-def test_cluster_wide_it_reads_crds_and_nothing_else(identity: Path, kubectl: Run) -> None:
+def test_cluster_wide_it_reads_crds_and_namespaces_and_nothing_else(identity: Path, kubectl: Run) -> None:
+    # kopf lists both even when it watches plain names (without them it logs 403s and retries).
     assert _can(kubectl, "list", "customresourcedefinitions.apiextensions.k8s.io")
-    for verb, resource in (("list", "namespaces"), ("create", "clusterroles.rbac.authorization.k8s.io"),
+    assert _can(kubectl, "watch", "namespaces")
+    for verb, resource in (("delete", "namespaces"), ("create", "clusterroles.rbac.authorization.k8s.io"),
                            ("get", "nodes"), ("update", "customresourcedefinitions.apiextensions.k8s.io")):
         assert not _can(kubectl, verb, resource), (verb, resource)
 
