@@ -757,11 +757,13 @@ class ControlPlane:
 
 
 def operator_identity(cp: ControlPlane, namespace: str = "gameplane-system", name: str = "gameplane-operator",
-                      repo: Path = Path(__file__).resolve().parents[1]) -> Path:  # fmt: skip
+                      repo: Path = Path(__file__).resolve().parents[1],
+                      helm_args: tuple[str, ...] = ()) -> Path:  # fmt: skip
     """Install the operator's ServiceAccount and RBAC from its chart; return a kubeconfig with its token.
 
     Used by the cluster tests and bench/operator.py, so that the operator they run holds exactly
-    the permissions a real installation grants (no admin shortcuts).
+    the permissions a real installation grants (no admin shortcuts). `helm_args` are values of the
+    chart (e.g. watchNamespaces, whose namespaces must exist: the Roles go there).
     """
     import yaml
 
@@ -769,9 +771,9 @@ def operator_identity(cp: ControlPlane, namespace: str = "gameplane-system", nam
     only = ["--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml"]
     rendered = subprocess.run(
         [str(tool("helm")), "template", name, str(repo / "charts" / "gameplane-operator"), "--namespace", namespace,
-         *only], capture_output=True, text=True, check=True,
+         *only, *helm_args], capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    cp.kubectl("apply", "-n", namespace, "-f", "-", input=rendered)
+    cp.kubectl("apply", "-f", "-", input=rendered)  # every object names its namespace (Roles: the watched ones)
     token = cp.kubectl("create", "token", name, "-n", namespace, "--duration", "12h").stdout.strip()
     admin = yaml.safe_load(cp.kubeconfig.read_text())
     cfg = {
@@ -782,7 +784,7 @@ def operator_identity(cp: ControlPlane, namespace: str = "gameplane-system", nam
         "contexts": [{"name": "operator", "context": {"cluster": "gameplane", "user": name}}],
         "current-context": "operator",
     }
-    path = cp.state / "operator.kubeconfig"
+    path = cp.state / f"operator-{namespace}.kubeconfig"
     path.write_text(yaml.safe_dump(cfg))
     path.chmod(0o600)
     return path

@@ -85,6 +85,7 @@ def _service_values(name: str, entry: dict[str, Any], enabled: bool, spec: dict[
     if name == "gateway":
         v["exposed"] = True
         gw = spec.get("gateway") or {}
+        v["trustedProxyHops"] = gw.get("trustedProxyHops", 0)
         ing, route = gw.get("ingress") or {}, gw.get("gatewayAPI") or {}
         if ing.get("enabled"):
             v["ingress"] = {
@@ -111,6 +112,20 @@ def _service_values(name: str, entry: dict[str, Any], enabled: bool, spec: dict[
     # The operator applies test hooks never; `helm test` is for chart users.
     v["tests"] = {"enabled": False}
     return v
+
+
+def network_policy_values(spec: dict[str, Any]) -> Values:
+    """spec.gateway.ingressFrom and spec.egress -> global.networkPolicy (what the spec leaves out
+    keeps the chart's default)."""
+    out: Values = {"enabled": True}
+    if src := (spec.get("gateway") or {}).get("ingressFrom"):
+        out["ingressFrom"] = {"namespaces": list(src.get("namespaces") or []),
+                              "podLabels": dict(src.get("podLabels") or {}), "cidrs": list(src.get("cidrs") or [])}
+    egress = {k: {"cidrs": list(d.get("cidrs") or []), "ports": list(d["ports"])}
+              for k, d in (spec.get("egress") or {}).items() if d and d.get("ports")}
+    if egress:
+        out["egress"] = egress
+    return out
 
 
 def chart_values(
@@ -166,6 +181,14 @@ def chart_values(
     if external_db:
         ref = db["external"]["secretRef"]
         g["database"] = {"secretName": ref["name"], "secretKey": ref.get("key", "url")}
+        if tls := db["external"].get("tls"):
+            ca = tls.get("caSecretRef") or {}
+            g["database"]["tls"] = {"mode": tls.get("mode", "verify-full"), "caSecretName": ca.get("name", ""),
+                                    "caKey": ca.get("key", "ca.crt")}
+    if scrape := mon.get("scrapeFrom"):
+        g["monitoring"]["scrapeFrom"] = {"namespaces": list(scrape.get("namespaces") or []),
+                                         "podLabels": dict(scrape.get("podLabels") or {})}
+    g["networkPolicy"] = network_policy_values(spec)
     if external_nats:
         g["natsUrl"] = msg["url"]
     scheduling = _scheduling(spec.get("scheduling"))

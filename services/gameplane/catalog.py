@@ -66,6 +66,7 @@ SERVICES: tuple[Service, ...] = (
     Service("analytics", "gameplane.analytics", 9, database=True, built=False,
             summary="fact tables and KPIs that reconcile with the ledger"),
     Service("rgs", "gameplane.simulators.rgs", 100, database=False, built=True, kind="simulator",
+            calls=("gateway",),
             summary="simulated third-party game studio (remote game server)"),
     Service("psp", "gameplane.simulators.psp", 101, database=False, built=False, kind="simulator",
             summary="simulated payment service provider"),

@@ -123,3 +123,42 @@ def test_helm_test_fails_when_a_readiness_probe_breaks(umbrella: str, helm: Run,
     wait_for("players ready again", lambda: all(
         pod_ready(p) for p in pods(kubectl, NS, "app.kubernetes.io/component=players")), timeout=120)  # fmt: skip
     assert helm("test", RELEASE, "-n", NS, "--timeout", "180s").returncode == 0
+
+
+def _secret_url(kubectl: Run, service: str) -> str:
+    import base64
+
+    raw = kubectl("get", "secret", f"{RELEASE}-secrets", "-n", NS, "-o",
+                  f"jsonpath={{.data.database-url-{service}}}").stdout  # fmt: skip
+    return base64.b64decode(raw).decode()
+
+
+def test_each_service_has_its_own_database_role_on_the_real_image(umbrella: str, kubectl: Run) -> None:
+    """The image's init script made gp_<service> roles whose passwords are the Secret's: the wallet's
+    role opens gp_wallet over TCP (scram-sha-256) and is refused gp_players."""
+    import re
+
+    url = _secret_url(kubectl, "wallet")
+    user, password = re.match(r"postgresql\+asyncpg://([^:]+):([^@]+)@", url).groups()  # type: ignore[union-attr]
+    assert user == "gp_wallet"
+
+    def psql(database: str) -> Any:
+        return kubectl("exec", "-n", NS, f"{RELEASE}-postgres-0", "--", "env", f"PGPASSWORD={password}",
+                       "psql", "-h", "127.0.0.1", "-U", user, "-d", database, "-Atc", "SELECT current_user",
+                       check=False)  # fmt: skip
+
+    own = psql("gp_wallet")
+    assert own.returncode == 0 and own.stdout.strip() == "gp_wallet", own.stderr
+    other = psql("gp_players")
+    assert other.returncode != 0 and "permission denied for database" in other.stderr, other.stderr
+
+
+def test_metrics_answer_on_the_metrics_port_only(umbrella: str, kubectl: Run) -> None:
+    pod = pods(kubectl, NS, "app.kubernetes.io/component=wallet")[0]["metadata"]["name"]
+    probe = ("import urllib.request, urllib.error, sys\n"
+             "def get(u):\n"
+             "    try: return urllib.request.urlopen(u, timeout=5).status\n"
+             "    except urllib.error.HTTPError as e: return e.code\n"
+             "print(get('http://127.0.0.1:9090/metrics'), get('http://127.0.0.1:8000/metrics'))")
+    out = kubectl("exec", "-n", NS, pod, "--", "python", "-c", probe).stdout.split()
+    assert out == ["200", "404"], out

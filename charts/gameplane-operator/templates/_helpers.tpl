@@ -25,3 +25,52 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* The operator's rights on what a platform consists of: in a Role per watched namespace, or in its ClusterRole. */}}
+{{- define "gpo.namespacedRules" -}}
+# The custom resource: watched, annotated by kopf (last handled spec), status written.
+- apiGroups: [gameplane.io]
+  resources: [gamingplatforms]
+  verbs: [get, list, watch, patch]
+- apiGroups: [gameplane.io]
+  resources: [gamingplatforms/status]
+  verbs: [get, patch]
+# Events on transitions.
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+# FaultsActive: the services' own report of the fault drills they apply (GET /readyz through
+# the API server's Pod proxy). Read-only: list to find a service's Pods, get on the proxy (a GET
+# reaches no state-changing route; create, i.e. POST through the proxy, is not granted).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+- apiGroups: [""]
+  resources: [pods/proxy]
+  verbs: [get]
+# What the gameplane chart renders: applied (server-side apply = patch), pruned (delete).
+- apiGroups: [""]
+  resources: [configmaps, secrets, services, serviceaccounts]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [batch]
+  resources: [jobs]  # each service's migration Job
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies, ingresses]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [monitoring.coreos.com]
+  resources: [servicemonitors, prometheusrules]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, list, watch, create, patch, delete]
+{{- end -}}

@@ -163,13 +163,7 @@ spec:
       imagePullPolicy: {{ .Values.global.image.pullPolicy }}
       args: ["migrate", {{ .Values.name | quote }}]
       env:
-        - name: GP_DATABASE_SERVER_URL
-          valueFrom:
-            secretKeyRef:
-              name: {{ .Values.global.database.secretName | default (include "gp.secretsName" .) }}
-              key: {{ .Values.global.database.secretKey }}
-        - name: {{ $p }}DATABASE_URL
-          value: "$(GP_DATABASE_SERVER_URL)/gp_{{ .Values.name }}"
+        {{- include "gp.databaseEnv" . | nindent 8 }}
         - name: {{ $p }}DB_WAIT_SECONDS
           value: "300"
         - name: {{ $p }}LOG_JSON
@@ -188,8 +182,95 @@ spec:
       volumeMounts:
         - name: tmp
           mountPath: /tmp
+        {{- include "gp.databaseMounts" . | nindent 8 }}
   volumes:
     - name: tmp
       emptyDir:
         sizeLimit: 64Mi
+    {{- include "gp.databaseVolumes" . | nindent 4 }}
+{{- end -}}
+
+{{/* One egress rule to addresses outside the cluster: {cidrs, ports}. No cidrs means the ports
+     to any address (what the spec says when it names only ports). */}}
+{{- define "gp.egressRule" -}}
+{{- $r := .rule }}
+{{- if not $r.ports }}{{ fail (printf "%s needs ports" .comment) }}{{ end }}
+    # {{ .comment }}
+    - ports:
+        {{- range $r.ports }}
+        - port: {{ . }}
+          protocol: TCP
+        {{- end }}
+      {{- with $r.cidrs }}
+      to:
+        {{- range . }}
+        - ipBlock:
+            cidr: {{ . }}
+        {{- end }}
+      {{- end }}
+{{- end -}}
+
+{{/* Query of the service's DSN from global.database.tls: sslmode, and sslrootcert where the CA
+     Secret is mounted (the kit hands both to every connection: gameplane.kit.db.libpq_dsn). */}}
+{{- define "gp.databaseOptions" -}}
+{{- $tls := .Values.global.database.tls | default dict -}}
+{{- if $tls.mode -}}
+?sslmode={{ $tls.mode }}{{ if $tls.caSecretName }}&sslrootcert=/etc/gameplane/database-ca/ca.crt{{ end }}
+{{- end -}}
+{{- end -}}
+
+{{/* The service's database DSN, the same for its pods and its migration Job. The Secret holds the
+     server DSN; each service appends its own database name. The platform's own Secret (the
+     development PostgreSQL) has one per service: its role. */}}
+{{- define "gp.databaseEnv" -}}
+- name: GP_DATABASE_SERVER_URL
+  valueFrom:
+    secretKeyRef:
+      {{- if .Values.global.database.secretName }}
+      name: {{ .Values.global.database.secretName }}
+      key: {{ .Values.global.database.secretKey }}
+      {{- else }}
+      name: {{ include "gp.secretsName" . }}
+      key: database-url-{{ .Values.name }}
+      {{- end }}
+- name: {{ include "gp.envPrefix" . }}DATABASE_URL
+  value: "$(GP_DATABASE_SERVER_URL)/gp_{{ .Values.name }}{{ include "gp.databaseOptions" . }}"
+{{- end -}}
+
+{{/* The database CA (global.database.tls.caSecretName), where sslrootcert points. */}}
+{{- define "gp.databaseMounts" -}}
+{{- if .Values.global.database.tls.caSecretName }}
+- name: database-ca
+  mountPath: /etc/gameplane/database-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "gp.databaseVolumes" -}}
+{{- if .Values.global.database.tls.caSecretName }}
+- name: database-ca
+  secret:
+    secretName: {{ .Values.global.database.tls.caSecretName }}
+    items:
+      - key: {{ .Values.global.database.tls.caKey }}
+        path: ca.crt
+{{- end }}
+{{- end -}}
+
+{{/* Egress to the service's PostgreSQL, for its pods and its migration Job. */}}
+{{- define "gp.databaseEgress" -}}
+{{- $np := .Values.global.networkPolicy }}
+{{- if .Values.global.database.secretName }}
+{{- include "gp.egressRule" (dict "comment" "The external PostgreSQL (global.networkPolicy.egress.database)." "rule" $np.egress.database) }}
+{{- else }}
+    # The platform's development PostgreSQL.
+    - to:
+        - podSelector:
+            matchLabels:
+              app.kubernetes.io/name: postgres
+              app.kubernetes.io/instance: {{ .Release.Name }}
+      ports:
+        - port: 5432
+          protocol: TCP
+{{- end }}
 {{- end -}}

@@ -50,3 +50,20 @@ gateway players wallet games sessions payments bonus risk affiliates analytics r
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* JSON list of the enabled services with a database of their own: the only clients of the
+     development PostgreSQL and NATS. */}}
+{{- define "gpu.backendUsers" -}}
+{{- $out := list -}}
+{{- range $svc := splitList " " (include "gpu.serviceNames" .) -}}
+{{- $v := get $.Values $svc -}}
+{{- if and $v.enabled $v.database.enabled -}}{{- $out = append $out $svc -}}{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* The development PostgreSQL password of the role gp_<service>: sha256("<server password>:gp_<service>"),
+     48 hex digits; postgres.yaml's init script computes the same with sha256sum. */}}
+{{- define "gpu.rolePassword" -}}
+{{- printf "%s:gp_%s" .password .service | sha256sum | trunc 48 -}}
+{{- end -}}

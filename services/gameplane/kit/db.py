@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from sqlalchemy import JSON, BigInteger, Column, DateTime, MetaData, String, Table, func, text
@@ -58,17 +61,40 @@ def add_kit_tables(metadata: MetaData) -> None:
     )
 
 
+def libpq_dsn(url: str) -> str:
+    """The DSN every connection is opened with, in libpq's form, which asyncpg reads whole:
+    `sslmode`, `sslrootcert`, `sslcert`, `sslkey` (and `host`/`port` of a Unix socket) are
+    honoured as libpq does. A DSN that names no sslmode (and no PGSSLMODE in the environment)
+    gets sslmode=disable: the development servers speak no TLS, and production DSNs say
+    sslmode=verify-full (docs/production.md)."""
+    dsn = re.sub(r"^postgresql\+\w+://", "postgresql://", url)
+    if not re.search(r"[?&]sslmode=", dsn) and "PGSSLMODE" not in os.environ:
+        dsn += ("&" if "?" in dsn else "?") + "sslmode=disable"
+    return dsn
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """A SQLAlchemy engine whose connections asyncpg opens from `libpq_dsn(url)` (SQLAlchemy's own
+    URL translation would pass sslmode to asyncpg as an unknown argument, or drop it)."""
+    dsn = libpq_dsn(url)
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(dsn)
+
+    return create_async_engine(url.split("?", 1)[0], async_creator=connect, **kwargs)
+
+
 class Database:
     """Engine + session factory of one service database."""
 
     def __init__(self, url: str, *, pool_size: int = 20, echo: bool = False) -> None:
         self.url = url
+        self.dsn = libpq_dsn(url)
         # A fixed-size pool: overflow connections would be opened and closed under every burst (each
         # one a TCP + auth handshake), and pre-ping would add a round trip to every checkout. A
         # connection broken by a database restart is invalidated on its first error instead.
-        self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=0, pool_timeout=10, pool_recycle=1800, echo=echo,
-            connect_args={"ssl": False} if "ssl" not in url else {})
+        self.engine: AsyncEngine = create_engine(
+            url, pool_size=pool_size, max_overflow=0, pool_timeout=10, pool_recycle=1800, echo=echo)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._pool: asyncpg.Pool | None = None
 
@@ -81,8 +107,7 @@ class Database:
         one more round trip, `RESET ALL; UNLISTEN *; ...`, per use), so nothing may SET, LISTEN or
         take session advisory locks on it. An open transaction is still rolled back on release."""
         if self._pool is None:
-            pool = await asyncpg.create_pool(self.url.replace("postgresql+asyncpg://", "postgresql://"),
-                                             min_size=min(2, size), max_size=size, ssl=False, reset=_keep_session)
+            pool = await asyncpg.create_pool(self.dsn, min_size=min(2, size), max_size=size, reset=_keep_session)
             assert pool is not None
             self._pool = pool
         return self._pool

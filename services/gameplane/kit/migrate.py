@@ -18,9 +18,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from gameplane.kit.db import NAMING, add_kit_tables
+from gameplane.kit.db import NAMING, add_kit_tables, create_engine
 
 
 def alembic_config(service_package: str, url: str) -> Config:
@@ -49,7 +48,7 @@ class SchemaBehind(RuntimeError):
 
 async def current_revision(url: str) -> str | None:
     """The database's Alembic revision; None before the first migration."""
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(url, poolclass=pool.NullPool)  # the DSN's TLS settings too
     try:
         async with engine.connect() as conn:
             exists = (await conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL"))).scalar()
@@ -113,7 +112,7 @@ def run_env(target_metadata: MetaData) -> None:
             connection.commit()
 
     async def run_async() -> None:
-        engine = create_async_engine(url, poolclass=pool.NullPool)
+        engine = create_engine(url, poolclass=pool.NullPool)  # the DSN's TLS settings, as every pool
         async with engine.connect() as conn:
             await conn.run_sync(do_run)
         await engine.dispose()

@@ -98,9 +98,8 @@ class OutboxRelay:
             await self._listener.close()
 
     async def _listen(self) -> None:
-        dsn = self.db.url.replace("postgresql+asyncpg://", "postgresql://")
         try:
-            self._listener = await asyncpg.connect(dsn)
+            self._listener = await asyncpg.connect(self.db.dsn)
             await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
         except Exception as exc:  # polling still delivers; the listener only cuts latency
             log.warning("outbox LISTEN unavailable: %s", exc)

@@ -29,6 +29,9 @@ class ServiceSettings(BaseSettings):
     endpoints: dict[str, str] = Field(default_factory=dict)
     endpoints_file: Path | None = None
     otlp_endpoint: str | None = None
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="serve /metrics on this port only, "
+                              "apart from the API (the charts: NetworkPolicies open it to Prometheus "
+                              "alone); 0: /metrics on the API port (local runs)")
     log_level: str = "INFO"
     log_json: bool = False
     db_pool_size: int = Field(default=20, ge=1, description="SQLAlchemy pool (fixed size, opened on demand)")
