@@ -26,7 +26,7 @@ SELECT
      WHERE provider = $1 AND transaction_id = $4) b) AS ref,
   EXISTS (SELECT 1 FROM provider_transactions WHERE provider = $1 AND operation = 'rollback'
           AND bet_transaction_id = $3) AS tombstoned,
-  (SELECT row_to_json(x) FROM (SELECT player_id, game_id, status, wins FROM rounds
+  (SELECT row_to_json(x) FROM (SELECT player_id, game_id, status, wins, bet_total, win_total FROM rounds
      WHERE provider = $1 AND player_id = $5 AND round_id = COALESCE($6,
        (SELECT round_id FROM provider_transactions WHERE provider = $1 AND transaction_id = $4))) x) AS round
 """
@@ -99,7 +99,8 @@ async def known(pool: asyncpg.Pool, *, provider: str, request_id: str, player_id
     assert row is not None
     rnd = _obj(row["round"])
     return Known(_obj(row["request"]), _obj(row["txn"]), _obj(row["ref"]), bool(row["tombstoned"]),
-                 RoundState(uuid.UUID(str(rnd["player_id"])), rnd["game_id"], rnd["status"], rnd["wins"])
+                 RoundState(uuid.UUID(str(rnd["player_id"])), rnd["game_id"], rnd["status"], rnd["wins"],
+                            int(rnd["bet_total"]), int(rnd["win_total"]))
                  if rnd else None)
 
 
@@ -115,3 +116,21 @@ async def settle(pool: asyncpg.Pool, *, provider: str, request_id: str, operatio
         m.get("currency", ""), bool(m.get("noop", False)), json.dumps(m.get("answer")) if m else None,
         m.get("game_id"), bool(m.get("closed", False)))
 
+
+
+_PRUNE = """
+DELETE FROM provider_requests WHERE ctid = ANY (ARRAY(
+  SELECT ctid FROM provider_requests WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))
+"""
+
+
+async def prune_requests(pool: asyncpg.Pool, older_than_seconds: float, batch: int = 5000) -> int:
+    """Delete request-id records older than `older_than_seconds`, in batches (short locks, short WAL
+    bursts). Their money is safe without them: transaction ids are kept for good."""
+    total = 0
+    while True:
+        status = await pool.execute(_PRUNE, float(older_than_seconds), batch)
+        deleted = int(status.rsplit(" ", 1)[-1])
+        total += deleted
+        if deleted < batch:
+            return total
