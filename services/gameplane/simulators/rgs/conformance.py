@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -403,7 +404,6 @@ def fixed_tokens(tokens: list[str]) -> SessionFactory:
 
 def _cli() -> Any:
     import os
-    from pathlib import Path
 
     import typer
     from rich.console import Console
@@ -425,7 +425,7 @@ def _cli() -> Any:
         service_token_secret: str | None = typer.Option(
             None, help="signs the deposit call (--bootstrap) [env GP_SERVICE_TOKEN_SECRET; default: the local "
                        "platform's, from <data-dir>/secrets.json]"),
-        data_dir: Path = typer.Option(
+        data_dir: Path | None = typer.Option(
             None, help="data dir of the local platform (`gameplane up`/`make run`) whose secrets to use "
                        "[env GAMEPLANE_DATA_DIR; default .gameplane]"),
         game: str = typer.Option("fruit-fives", help="game to launch (--bootstrap)"),
