@@ -30,7 +30,7 @@ def test_chart_provider_list_reads_keys_from_the_mounted_secrets(tmp_path, monke
 def test_a_provider_whose_secret_is_missing_refuses_to_start(tmp_path, monkeypatch):
     monkeypatch.setenv("GP_GAMES_PROVIDERS_DIR", str(tmp_path))
     monkeypatch.setenv("GP_GAMES_PROVIDERS", json.dumps([{"name": "ghost", "baseUrl": "x", "secretName": "s"}]))
-    with pytest.raises(ValidationError, match="no `secret` or `public_key_pem` in .*ghost"):
+    with pytest.raises(ValidationError, match=r"no `secret` or `public_key_pem` in .*ghost"):
         GamesSettings()
 
 

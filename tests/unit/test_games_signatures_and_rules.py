@@ -64,6 +64,17 @@ def test_the_signing_string_is_method_path_timestamp_and_body() -> None:
     assert sign(SECRET, "POST", "/providers/acme/bet", "1764633600", b'{"a":1}') == expected
 
 
+def test_the_worked_example_in_the_integration_guide_is_right() -> None:
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "integration" / "providers.md").read_text()
+    documented = guide.split("X-Gameplane-Signature: ", 1)[1][:64]
+    assert documented == sign("k3y-0f-acme-0123456789abcdef", "POST", "/providers/acme/bet", "1764633600",
+                              b'{"request_id":"req-81"}')
+    assert "signs the 59 bytes" in guide
+    assert len(signing_string("POST", "/providers/acme/bet", "1764633600", b'{"request_id":"req-81"}')) == 59
+
+
 def test_hmac_signature_covers_method_path_timestamp_and_every_byte_of_the_body() -> None:
     body, ts = bet_body(), stamp()
     sig = sign(SECRET, "POST", BET_PATH, ts, body)
