@@ -427,3 +427,62 @@ async def test_request_records_older_than_twice_the_window_are_pruned_and_money_
         task.cancel()
     # The service started its loop at start-up.
     assert not rt.state["prune_task"].done()
+
+
+# ---- the OpenAPI document describes what the provider routes really answer -------------------------------
+
+async def test_every_provider_answer_is_documented_with_its_status_media_type_and_schema(
+        platform: LocalPlatform, games: httpx.AsyncClient) -> None:
+    from gameplane.contracts.games import ProviderAnswer, ProviderProblem
+
+    doc = (await games.get("/openapi.json")).json()
+    _, session = await player_with_session(platform, 300)
+    p = Provider(games, session["token"])
+    bet = await p.bet(100, "DOC")
+    seen = {
+        "bet": [bet, await p.bet(400, "DOC2"), await p.bet(5, "DOC3"), await p.bet(2**63, "DOC4"),
+                await games.post("/providers/rgs/bet", content=b"{}")],
+        "win": [await p.win(100 * 500 + 1, "DOC"), await p.win(10, "DOC")],
+        "rollback": [await p.rollback(uuid.uuid4().hex)],
+        "authenticate": [await p.call("authenticate"), await Provider(games, "nobody").call("authenticate")],
+    }
+    seen["bet"].append(await games.post("/providers/nobody/bet", content=b"{}"))
+    statuses = set()
+    for op, answers in seen.items():
+        operation = doc["paths"][f"/providers/{{provider}}/{op}"]["post"]
+        assert operation["requestBody"]["content"]["application/json"]["schema"]["required"]
+        assert {p["name"] for p in operation["parameters"]} >= {"X-Gameplane-Timestamp", "X-Gameplane-Signature"}
+        for resp in answers:
+            documented = operation["responses"].get(str(resp.status_code))
+            assert documented is not None, (op, resp.status_code, list(operation["responses"]))
+            media = resp.headers["content-type"].split(";")[0]
+            assert media in documented["content"], (op, resp.status_code, media)
+            model = ProviderAnswer if resp.status_code == 200 else ProviderProblem
+            assert set(resp.json()) <= set(model.model_fields), (op, resp.json())
+            model.model_validate(resp.json())
+            statuses.add(resp.status_code)
+    assert statuses >= {200, 400, 401, 402, 404, 422}  # the sample covers success and refusals
+    for path in ("user/info", "user/balance", "transaction/bet", "transaction/win", "transaction/rollback"):
+        operation = doc["paths"][f"/providers/{{provider}}/{path}"]["post"]
+        assert set(operation["responses"]) == {"200", "503"}
+        assert {p["name"] for p in operation["parameters"]} >= {"X-Aggregator-Timestamp", "X-Aggregator-Signature"}
+
+
+async def test_the_fastapi_routes_answer_provider_calls_like_the_fast_layer(platform: LocalPlatform,
+                                                                             games: httpx.AsyncClient) -> None:
+    """The documented routes are also live (an app mounted under a root path is served by them)."""
+    app = platform.apps["games"]
+    player, session = await player_with_session(platform, 500)
+    body = json.dumps({"request_id": uuid.uuid4().hex, "token": session["token"], "transaction_id": uuid.uuid4().hex,
+                       "round_id": "FA1", "game_id": "fruit-fives", "amount": 100, "currency": "EUR"}).encode()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app.inner), base_url="http://games") as inner:
+        ok = await inner.post("/providers/rgs/bet", content=body,
+                              headers=signed_headers(SECRET, "/providers/rgs/bet", body))
+        assert ok.status_code == 200 and ok.json()["balance"] == 400
+        at_win = await inner.post("/providers/rgs/win", content=body,
+                                  headers=signed_headers(SECRET, "/providers/rgs/bet", body))
+        assert at_win.status_code == 401 and at_win.json()["code"] == "invalid-signature"
+        odd = await inner.post("/providers/rgs/refund", content=body,
+                               headers=signed_headers(SECRET, "/providers/rgs/refund", body))
+        assert odd.status_code == 422 and odd.json()["code"] == "validation-error"
+    assert (await wallet_balance(platform, player))["cash"] == 400
