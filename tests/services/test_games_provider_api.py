@@ -486,3 +486,19 @@ async def test_the_fastapi_routes_answer_provider_calls_like_the_fast_layer(plat
                                headers=signed_headers(SECRET, "/providers/rgs/refund", body))
         assert odd.status_code == 422 and odd.json()["code"] == "validation-error"
     assert (await wallet_balance(platform, player))["cash"] == 400
+
+
+async def test_a_game_whose_provider_has_no_credentials_is_not_offered(platform: LocalPlatform,
+                                                                       games: httpx.AsyncClient) -> None:
+    pool = platform.apps["games"].state.runtime.database.pool
+    # A row left from a time the provider was configured (or written past the API).
+    await pool.execute("INSERT INTO games (game_id, provider, title, category, rtp_bp, volatility, "
+                       "wagering_contribution_pct, stakes, jurisdictions, enabled, updated_at) VALUES "
+                       "('orphan-reels', 'gone', 'Orphan Reels', 'slots', 9500, 'low', 100, '{}', '[]', true, now()) "
+                       "ON CONFLICT DO NOTHING")
+    assert "orphan-reels" not in [g["game_id"] for g in (await games.get("/v1/games")).json()]
+    assert (await games.get("/v1/games/orphan-reels")).status_code == 404
+    internal = await games.get("/internal/games/orphan-reels", headers=platform.headers("games", caller="sessions"))
+    assert internal.status_code == 200 and internal.json()["enabled"] is False
+    # Negative control: a configured provider's game is offered.
+    assert (await games.get("/v1/games/fruit-fives")).json()["enabled"] is True

@@ -52,11 +52,21 @@ def _rt(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
+def _playable(rt: Runtime, view: GameView) -> GameView:
+    """A game whose provider has no credentials here cannot be played, whatever its row says (a row
+    seeded or edited while the provider was configured, say)."""
+    if view.enabled and view.provider not in rt.state["adapters"]:
+        return view.model_copy(update={"enabled": False})
+    return view
+
+
 @public.get("", response_model=list[GameView])
 async def list_games(request: Request, category: str | None = None, provider: str | None = None,
                      jurisdiction: str | None = None) -> list[GameView]:
-    async with _rt(request).database.session() as s:
-        return await catalog.listing(s, category=category, provider=provider, jurisdiction=jurisdiction)
+    rt = _rt(request)
+    async with rt.database.session() as s:
+        listed = await catalog.listing(s, category=category, provider=provider, jurisdiction=jurisdiction)
+    return [v for v in listed if _playable(rt, v).enabled]
 
 
 async def _one(request: Request, game_id: str) -> GameView:
@@ -64,7 +74,7 @@ async def _one(request: Request, game_id: str) -> GameView:
         row = await s.get(Game, game_id)
     if row is None:
         raise Problem(404, "game-not-found", "No such game", f"game {game_id!r} is not in the catalog")
-    return game_view(row)
+    return _playable(_rt(request), game_view(row))
 
 
 @public.get("/{game_id}", response_model=GameView)
