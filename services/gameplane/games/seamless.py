@@ -233,7 +233,7 @@ class Seamless:
         code = rules.WALLET_SLUGS.get(slug)
         if code is None:
             log.error("wallet refused %s with %s %s", path, resp.status_code, problem)
-            raise ProviderError("validation-error", problem.get("detail") or f"wallet refused: {slug}")
+            raise await self.refuse("validation-error", session, problem.get("detail") or f"wallet refused: {slug}")
         balance = problem.get("balance")
         if isinstance(balance, dict):
             balance = int(balance.get("cash", 0)) + int(balance.get("bonus", 0))
