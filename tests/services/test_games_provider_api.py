@@ -502,3 +502,25 @@ async def test_a_game_whose_provider_has_no_credentials_is_not_offered(platform:
     assert internal.status_code == 200 and internal.json()["enabled"] is False
     # Negative control: a configured provider's game is offered.
     assert (await games.get("/v1/games/fruit-fives")).json()["enabled"] is True
+
+
+async def test_parallel_wins_of_one_round_never_pass_its_cap_together(platform: LocalPlatform,
+                                                                      games: httpx.AsyncClient) -> None:
+    player, session = await player_with_session(platform, 1000)
+    p = Provider(games, session["token"])
+    assert (await p.bet(100, "PAR")).status_code == 200           # cap: 100 x 500 = 50,000
+    # Eight wins of 10,000 at once: each alone is under the cap; together only five fit.
+    answers = await asyncio.gather(*(p.win(10_000, "PAR", closed=False) for _ in range(8)))
+    paid = [a for a in answers if a.status_code == 200]
+    refused = [a for a in answers if a.status_code != 200]
+    assert len(paid) == 5, [a.text for a in answers]
+    assert all(a.json()["code"] == "max-win-exceeded" for a in refused), [a.text for a in refused]
+    assert (await wallet_balance(platform, player))["cash"] == 900 + 50_000
+    pool = platform.apps["games"].state.runtime.database.pool
+    row = await pool.fetchrow("SELECT win_total, win_pending FROM rounds WHERE player_id = $1 AND round_id = 'PAR'",
+                              player)
+    assert (row["win_total"], row["win_pending"]) == (50_000, 0)   # nothing left held
+    # A retry of a paid win is a replay (same balance), not a refusal, though the round is full.
+    again = await p.call("win", **{k: v for k, v in json.loads(paid[0].request.content).items()
+                                   if k not in ("request_id", "token")})
+    assert again.status_code == 200 and again.json()["balance"] == paid[0].json()["balance"]

@@ -90,6 +90,8 @@ class Round(Base):
     status: Mapped[str] = mapped_column(String(16))  # open | closed
     bet_total: Mapped[int] = mapped_column(BigInteger, default=0)
     win_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Wins being paid right now, held against the round's cap (gameplane.games.records.reserve_win).
+    win_pending: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     wins: Mapped[int] = mapped_column(Integer, default=0)
     opened_at: Mapped[datetime] = mapped_column(TS, server_default=text("now()"))
     closed_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)

@@ -288,17 +288,38 @@ class Seamless:
         if refusal:
             raise await self.refuse(refusal, session, f"round {call.round_id}")
         game = await self.game(call.game_id)
-        if game is not None:
+        reserved = 0
+        if game is not None and known.round is not None:
             above = rules.win_cap_refusal(known.round, call.amount, game.max_win_multiplier)
+            if above is None and call.amount and not await records.reserve_win(
+                    self.pool, provider=provider, player_id=session.player_id, round_id=call.round_id,
+                    amount=call.amount, max_multiplier=game.max_win_multiplier):
+                # Other wins of the round were paid or are in flight since it was read; a twin of this
+                # very win settling meanwhile is a replay, not a refusal.
+                again = await records.known(self.pool, provider=provider, request_id=call.request_id,
+                                            player_id=session.player_id, transaction_id=call.transaction_id,
+                                            round_id=call.round_id)
+                replay = await self._replay(again, digest, call, session)
+                if replay is not None:
+                    return replay, None
+                above = "the round's wins, paid and in flight, would pass its cap"
             if above:
                 raise await self.refuse("max-win-exceeded", session, above)
-        result = await self._move(wallet_api.PATH_WINS, wallet_api.WinRequest(
-            idempotency_key=f"{provider}:{call.transaction_id}", player_id=session.player_id,
-            currency=session.currency, amount=call.amount, round_id=call.round_id,
-            game_id=call.game_id, provider=provider, close_round=call.round_closed), session)
+            reserved = call.amount
+        try:
+            result = await self._move(wallet_api.PATH_WINS, wallet_api.WinRequest(
+                idempotency_key=f"{provider}:{call.transaction_id}", player_id=session.player_id,
+                currency=session.currency, amount=call.amount, round_id=call.round_id,
+                game_id=call.game_id, provider=provider, close_round=call.round_closed), session)
+        except BaseException:
+            if reserved:
+                await records.release_win(self.pool, provider=provider, player_id=session.player_id,
+                                          round_id=call.round_id, amount=reserved)
+            raise
         answer = self._answer(call, session, result.balance.playable, result)
-        return answer, self._movement(call.transaction_id, digest, session, answer, call.round_id, None,
-                                      call.amount, result.noop, call.game_id, closed=call.round_closed)
+        return answer, {**self._movement(call.transaction_id, digest, session, answer, call.round_id, None,
+                                         call.amount, result.noop, call.game_id, closed=call.round_closed),
+                        "reserved": reserved}
 
     async def rollback(self, provider: str, call: RollbackCall, session: SessionView,
                        known: records.Known) -> tuple[ProviderAnswer, dict[str, Any] | None]:
