@@ -268,13 +268,13 @@ class AggregatorAdapter:
         call: _Call | None = None
         try:
             self.verify(method, path, body, headers)
-            operation, call = parse(operation, body)
-            canonical = translate(operation, call)
+            core_op, call = parse(operation, body)  # `operation` is this dialect's: "transaction/bet"
+            canonical = translate(core_op, call)
             # The aggregator names the player as well as the token: both must agree before money moves.
             session = await core.session(self.name, call.token)
             if str(session.player_id) != call.user:
                 raise ProviderError("invalid-token", "token does not belong to this user")
-            answer = await core.execute(self.name, operation, canonical)
+            answer = await core.execute(self.name, core_op, canonical)
         except ProviderError as exc:
             return JSONResponse(render_error(exc, call), status_code=503 if exc.transient else 200)
         return JSONResponse(render_answer(answer, call))
