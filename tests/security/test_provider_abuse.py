@@ -54,11 +54,11 @@ def render(*set_args: str) -> tuple[str, list[dict[str, Any]]]:
     return out.stdout, [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
-def games_env(docs: list[dict[str, Any]]) -> dict[str, str]:
+def games_env(docs: list[dict[str, Any]], deployment: str = "p-games") -> dict[str, str]:
     """The games container's environment as the kubelet would build it (ConfigMap envFrom, literal
     values with $(VAR) expansion), Secret references as stand-in values."""
     configmaps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
-    [dep] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "p-games"]
+    [dep] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == deployment]
     container = dep["spec"]["template"]["spec"]["containers"][0]
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
@@ -227,6 +227,26 @@ async def test_with_its_own_secret_a_chart_games_refuses_the_players_signature(
         pool = app.state.runtime.database.pool
         assert await pool.fetchval("SELECT count(*) FROM provider_requests") == 0
     assert await cash(control, player) == before
+
+
+def test_the_simulated_studio_from_a_chart_has_no_key_but_the_secret_it_is_given(tmp_path: Path) -> None:
+    from gameplane.simulators.rgs.app import build_app
+    from gameplane.simulators.rgs.settings import RgsSettings
+
+    _, docs = render("rgs.enabled=true")
+    env = {**games_env(docs, "p-rgs"), "GP_RGS_PROVIDERS_DIR": str(tmp_path)}
+    with environment(env), pytest.raises(RuntimeError, match="no key for provider 'rgs'"):
+        build_app(RgsSettings())
+    _, docs = render("rgs.enabled=true", "rgs.providers[0].name=rgs", "rgs.providers[0].baseUrl=http://p-rgs",
+                     "rgs.providers[0].secretName=rgs-credentials")
+    [dep] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "p-rgs"]
+    mounts = {m["mountPath"] for m in dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert "/etc/gameplane/providers/rgs" in mounts
+    (tmp_path / "rgs").mkdir()
+    key = os.urandom(32).hex()
+    (tmp_path / "rgs" / "secret").write_text(key + "\n")
+    with environment({**games_env(docs, "p-rgs"), "GP_RGS_PROVIDERS_DIR": str(tmp_path)}):
+        assert RgsSettings().secret() == key
 
 
 # ---- a captured signed request is worth nothing elsewhere or later ------------------------------------
