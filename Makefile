@@ -50,7 +50,7 @@ test: $(STAMP) host-deps
 	$(VENV)/bin/ruff check services operator tests bench hack
 	@mkdir -p .gameplane; \
 	$(PY) hack/cluster.py build > .gameplane/prebuild.log 2>&1 & pre=$$!; \
-	rc=0; $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/services tests/system || rc=$$?; \
+	rc=0; $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/services tests/system tests/security || rc=$$?; \
 	rc2=0; $(PY) -m pytest -q -p no:cacheprovider tests/cluster tests/images || rc2=$$?; \
 	wait $$pre || echo "background build failed (.gameplane/prebuild.log); the tiers rebuilt what they needed" >&2; \
 	if [ $$rc -eq 0 ]; then rc=$$rc2; fi; exit $$rc

@@ -22,19 +22,18 @@ import os
 import statistics
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import httpx
 import psutil
 from _common import CpuMeter, bench_seconds, cpu_report, log, open_loop, percentile, platform, result_line
 
 from gameplane.contracts import wallet as wallet_api
-from gameplane.contracts.games import DEV_PROVIDER_SECRET, SIGNATURE_HEADER, sign
+from gameplane.contracts.games import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from gameplane.devtools import localsecrets
 from gameplane.kit.auth import issue_service_token
 
 RATE = float(os.environ.get("BENCH_PROVIDERS_RATE", "300"))
 CONNECTIONS = int(os.environ.get("BENCH_PROVIDERS_CONNECTIONS", "64"))
-SECRET = os.environ.get("GP_RGS_PROVIDER_SECRET", DEV_PROVIDER_SECRET)
 # 96 players at 300 calls/s is a bet every ~3 s each (fast autoplay): few enough to set up in
 # about half a minute (registration hashes passwords), many enough that no cache sees one hot player.
 PLAYERS = int(os.environ.get("BENCH_PROVIDERS_PLAYERS", "96"))
@@ -68,10 +67,11 @@ async def setup_players(gateway: str, wallet: str, secret: str) -> list[str]:
     return tokens
 
 
-def signed_request(host: str, path: str, body: bytes) -> bytes:
+def signed_request(secret: str, host: str, path: str, stamp: str, body: bytes) -> bytes:
     """The whole HTTP/1.1 request, signed as the studio signs it."""
     return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"{SIGNATURE_HEADER}: {sign(SECRET, body)}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+            f"{TIMESTAMP_HEADER}: {stamp}\r\n{SIGNATURE_HEADER}: {sign(secret, 'POST', path, stamp, body)}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
 async def _worker(host: str, port: int, queue: asyncio.Queue[tuple[float, bytes] | None],
@@ -103,7 +103,7 @@ async def _worker(host: str, port: int, queue: asyncio.Queue[tuple[float, bytes]
         statuses[status] = statuses.get(status, 0) + 1
 
 
-async def load(target: str, tokens: list[str], seconds: float) -> tuple[list[float], int, int, float]:
+async def load(target: str, secret: str, tokens: list[str], seconds: float) -> tuple[list[float], int, int, float]:
     """Open loop (`open_loop`) of signed bet calls at RATE."""
     url = httpx.URL(target)
     queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
@@ -114,10 +114,9 @@ async def load(target: str, tokens: list[str], seconds: float) -> tuple[list[flo
     total = int(RATE * seconds)
     # Built and signed before the clock starts (each stamped with the time it is due): the
     # studio's own CPU is not the platform's, and here both share two cores.
-    start = datetime.now(UTC)
-    requests = [signed_request(url.host, "/providers/rgs/bet", json.dumps({
-        "request_id": uuid.uuid4().hex, "timestamp": (start + timedelta(seconds=i / RATE)).isoformat(),
-        "token": tokens[i % len(tokens)],
+    start = time.time()
+    requests = [signed_request(secret, url.host, "/providers/rgs/bet", str(int(start + i / RATE)), json.dumps({
+        "request_id": uuid.uuid4().hex, "token": tokens[i % len(tokens)],
         "transaction_id": uuid.uuid4().hex, "round_id": uuid.uuid4().hex, "game_id": "fruit-fives",
         "amount": STAKE, "currency": "EUR"}).encode()) for i in range(total)]
     elapsed = await open_loop(requests, RATE, queue, workers)
@@ -133,17 +132,18 @@ def main() -> None:
         pid = int(p.state()["wallet"]["pid"])
         secret = psutil.Process(pid).environ()["GP_WALLET_SERVICE_TOKEN_SECRET"]
         target = p.url("games") if os.environ.get("BENCH_PROVIDERS_TARGET") == "games" else p.gateway
+        provider_secret = localsecrets.read(p.data_dir)["providers"]["rgs"]["secret"]
         log(f"setting up {PLAYERS} players with sessions")
         tokens = asyncio.run(setup_players(p.gateway, p.url("wallet"), secret))
         log("warm-up")
-        asyncio.run(load(target, tokens, 2.0))
+        asyncio.run(load(target, provider_secret, tokens, 2.0))
         # The studio runs on other machines in real life; here it shares two cores with the
         # platform, so it yields the CPU first.
         os.nice(10)
         log(f"{RATE:.0f} bet calls/s for {seconds:.0f}s against {target}")
         meter = CpuMeter([p.proc.pid])
         meter.start()
-        lat, errors, total, elapsed = asyncio.run(load(target, tokens, seconds))
+        lat, errors, total, elapsed = asyncio.run(load(target, provider_secret, tokens, seconds))
         cpu = meter.stop()
     ms = [x * 1000 for x in lat]
     log(f"{total} calls in {elapsed:.1f}s; mean {statistics.mean(ms):.1f} ms, max {max(ms):.1f} ms")

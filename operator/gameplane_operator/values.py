@@ -101,7 +101,9 @@ def _service_values(name: str, entry: dict[str, Any], enabled: bool, spec: dict[
                 "parentName": route.get("parentName", ""),
                 "parentNamespace": route.get("parentNamespace", ""),
             }
-    providers = {"games": spec.get("providers"), "payments": spec.get("paymentProviders")}.get(name)
+    # The RGS simulator signs as the provider named "rgs": it gets that entry's Secret, nothing else.
+    rgs = [p for p in spec.get("providers") or [] if p["name"] == "rgs"]
+    providers = {"games": spec.get("providers"), "payments": spec.get("paymentProviders"), "rgs": rgs}.get(name)
     if providers:
         v["providers"] = [
             {"name": p["name"], "baseUrl": p["baseUrl"], "secretName": p["secretRef"]["name"]} for p in providers

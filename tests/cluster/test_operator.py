@@ -273,7 +273,7 @@ def _secret(name: str, data: dict[str, str], kind: str = "Opaque") -> dict[str, 
 
 def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], kubectl: Run,
                                                       api: dict[str, Any]) -> None:  # fmt: skip
-    """k8s/samples/full.yaml references four Secrets. Without them it is not Ready and says which
+    """k8s/samples/full.yaml references five Secrets. Without them it is not Ready and says which
     ones; creating them (no edit of the platform) is enough to bring it to Ready."""
     restricted_namespace(kubectl, SECRETS_NS)
     body = yaml.safe_load((REPO / "k8s" / "samples" / "full.yaml").read_text())
@@ -295,6 +295,7 @@ def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], 
     assert secrets["status"] == "False"
     for name, field in (("casino-db", "spec.database.external.secretRef"),
                         ("acme-slots-credentials", "spec.providers[0].secretRef (acme-slots)"),
+                        ("rgs-credentials", "spec.providers[1].secretRef (rgs)"),
                         ("payfast-credentials", "spec.paymentProviders[0].secretRef (payfast)"),
                         ("casino-tls", "spec.gateway.ingress.tlsSecretName")):  # fmt: skip
         assert f"Secret {name} not found in namespace {SECRETS_NS} ({field})" in secrets["message"], secrets
@@ -313,7 +314,7 @@ def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], 
 
     # The database Secret with the wrong key: still not resolved, and the message says which key.
     core.create_namespaced_secret(SECRETS_NS, _secret("casino-db", {"dsn": "postgresql+asyncpg://u:p@db:5432"}))
-    for name in ("acme-slots-credentials", "payfast-credentials"):
+    for name in ("acme-slots-credentials", "rgs-credentials", "payfast-credentials"):
         core.create_namespaced_secret(SECRETS_NS, _secret(name, {"secret": "k" * 32}))
     core.create_namespaced_secret(SECRETS_NS, _secret("casino-tls", {"tls.crt": "c", "tls.key": "k"},
                                                       "kubernetes.io/tls"))  # fmt: skip

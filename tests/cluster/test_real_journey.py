@@ -4,6 +4,7 @@ plays 20 spins through the RGS simulator's Pod; balance, history and reconciliat
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,14 @@ def job_manifest(ns: str, platform: str, spins: int) -> dict[str, Any]:
 
 def test_journey_inside_the_cluster(demo: dict[str, Any], kubectl: Run) -> None:
     ns, name = demo["namespace"], demo["name"]
+    # No default key reaches a cluster: the simulated studio is onboarded like any provider, with a
+    # Secret of its own that games and the simulator both mount.
+    kubectl("create", "secret", "generic", "rgs-credentials", "-n", ns, "--from-literal=dialect=canonical",
+            f"--from-literal=secret={secrets.token_hex(32)}")
     kubectl("patch", "gamingplatform", name, "-n", ns, "--type=merge",
-            "-p", json.dumps({"spec": {"services": [{"name": "rgs", "enabled": True}]}}))  # fmt: skip
+            "-p", json.dumps({"spec": {"services": [{"name": "rgs", "enabled": True}],
+                                       "providers": [{"name": "rgs", "baseUrl": f"http://{name}-rgs.{ns}.svc",
+                                                      "secretRef": {"name": "rgs-credentials"}}]}}))  # fmt: skip
     try:
         wait_ready(kubectl, ns, name, timeout=180)
         [rgs] = pods(kubectl, ns, "app.kubernetes.io/component=rgs")
@@ -80,5 +87,7 @@ def test_journey_inside_the_cluster(demo: dict[str, Any], kubectl: Run) -> None:
     finally:
         kubectl("delete", "job", "journey", "-n", ns, "--ignore-not-found", "--wait=false")
         kubectl("delete", "configmap", "journey", "-n", ns, "--ignore-not-found")
-        kubectl("patch", "gamingplatform", name, "-n", ns, "--type=merge", "-p", '{"spec": {"services": null}}')
+        kubectl("patch", "gamingplatform", name, "-n", ns, "--type=merge",
+                "-p", '{"spec": {"services": null, "providers": null}}')
         wait_ready(kubectl, ns, name, timeout=180)
+        kubectl("delete", "secret", "rgs-credentials", "-n", ns, "--ignore-not-found")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,13 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from gameplane.contracts.games import SIGNATURE_HEADER, signature_valid
+from gameplane.contracts.games import (
+    PROVIDER_OPERATIONS,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    signature_valid,
+    unix_timestamp,
+)
 from gameplane.devtools.inprocess import LocalPlatform, launch, local_platform, new_player
 from gameplane.simulators.rgs.client import PlatformClient
 from gameplane.simulators.rgs.conformance import Kit, SessionFactory, check_names
@@ -83,12 +90,20 @@ class BrokenPlatform:
 
     async def handle(self, provider: str, op: str, request: Request) -> JSONResponse:
         raw = await request.body()
-        if not self.broken("bad signature") and not signature_valid(SECRET, raw, request.headers.get(SIGNATURE_HEADER)):
+        stamp, sig = request.headers.get(TIMESTAMP_HEADER) or "", request.headers.get(SIGNATURE_HEADER)
+        # Broken: a signature made for any endpoint will do (as when only the body was signed).
+        paths = [f"/providers/{provider}/{o}" for o in PROVIDER_OPERATIONS] \
+            if self.broken("signature bound to its endpoint") else [request.url.path]
+        if not self.broken("bad signature") and \
+                not any(signature_valid(SECRET, "POST", path, stamp, raw, sig) for path in paths):
             return JSONResponse(self.error(401, "invalid-signature")[1], status_code=401)
         call = json.loads(raw)
-        if not self.broken("clock skew") and \
-                abs(datetime.fromisoformat(call["timestamp"]) - datetime.now(UTC)) > timedelta(minutes=5):
-            return JSONResponse(self.error(401, "stale-request")[1], status_code=401)
+        if not self.broken("clock skew"):
+            sent = unix_timestamp(stamp)
+            if sent is None:
+                return JSONResponse(self.error(401, "invalid-signature")[1], status_code=401)
+            if abs(sent - time.time()) > 300:
+                return JSONResponse(self.error(401, "stale-request")[1], status_code=401)
         digest = json.dumps({k: v for k, v in call.items() if k != "timestamp"}, sort_keys=True)
         if call["request_id"] in self.requests and not self.broken("duplicates"):
             seen_digest, status, body = self.requests[call["request_id"]]

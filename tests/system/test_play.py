@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -100,13 +101,35 @@ def test_two_hundred_spins_and_the_money_agrees(platform: Any) -> None:
         assert report.json()["ok"], report.json()["breaches"]
 
 
-def test_the_conformance_kit_passes_through_the_gateway(platform: Any) -> None:
+def test_the_documented_conformance_command_works_against_a_local_platform(platform: Any, tmp_path: Path) -> None:
+    """docs/integration/providers.md's command, as written, next to `make run`'s data dir: no secret
+    on the command line or in the environment (only the ports of this run differ)."""
     for service in ("players", "wallet", "games", "sessions"):
         platform.url(service)
+    (tmp_path / ".gameplane").symlink_to(platform.data_dir)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GP_SERVICE_TOKEN_SECRET", "GP_RGS_PROVIDER_SECRET", "GAMEPLANE_DATA_DIR")}
     run = subprocess.run(
         [sys.executable, "-m", "gameplane.cli", "providers", "conformance", "--url", platform.gateway,
          "--provider", "rgs", "--bootstrap", "--wallet-url", platform.url("wallet")],
-        env={**os.environ, "GP_SERVICE_TOKEN_SECRET": service_secret(platform), "COLUMNS": "200"},
-        capture_output=True, text=True, timeout=300)
+        env={**env, "COLUMNS": "200"}, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "9/9 checks passed" in run.stdout, run.stdout
+    assert "10/10 checks passed" in run.stdout, run.stdout
+    # Negative control: away from the platform's data dir there is no secret to use, and it says so.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-m", "gameplane.cli", "providers", "conformance", "--url", platform.gateway,
+         "--provider", "rgs", "--bootstrap", "--wallet-url", platform.url("wallet")],
+        env={**env, "COLUMNS": "200"}, cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "no secret for provider 'rgs'" in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+def test_the_wallet_reconciles_against_the_local_platform_without_a_dsn(platform: Any, tmp_path: Path) -> None:
+    platform.url("wallet")
+    (tmp_path / ".gameplane").symlink_to(platform.data_dir)
+    env = {k: v for k, v in os.environ.items() if k not in ("GP_WALLET_DATABASE_URL", "GAMEPLANE_DATA_DIR")}
+    run = subprocess.run([sys.executable, "-m", "gameplane.cli", "wallet", "reconcile"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("checked ") and "OK" in run.stdout, run.stdout

@@ -82,6 +82,11 @@ def fakes(tmp_path: Path) -> dict[str, Any]:
             "env": {"PYTHONPATH": str(root), "GPFAKE_SERVICES": "alpha:db,beta"}}
 
 
+def secrets_of(path: Path) -> tuple[int, dict[str, Any]]:
+    """The file's permission bits and content."""
+    return path.stat().st_mode & 0o777, json.loads(path.read_text())
+
+
 def get(url: str) -> dict[str, str]:
     with urllib.request.urlopen(url, timeout=5) as resp:
         return dict(json.loads(resp.read()))
@@ -107,6 +112,15 @@ async def test_up_runs_supervises_and_stops_services(
     for key in ("SERVICE_TOKEN_SECRET", "PLAYER_TOKEN_SECRET"):
         assert alpha[key] == beta[key] and len(alpha[key]) >= 32
     assert alpha["SERVICE_TOKEN_SECRET"] != alpha["PLAYER_TOKEN_SECRET"]
+    # The run's secrets, for the developer and the CLI only: a file no other user can read.
+    secrets_file = Path(str(info["secrets_file"]))
+    assert secrets_file == platform.data_dir / "secrets.json"
+    mode, kept = secrets_of(secrets_file)
+    assert mode == 0o600
+    assert kept["service_token_secret"] == alpha["SERVICE_TOKEN_SECRET"]
+    assert kept["player_token_secret"] == alpha["PLAYER_TOKEN_SECRET"]
+    assert kept["databases"]["alpha"] == alpha["DATABASE_URL"] and kept["services"] == info["services"]
+    assert len(kept["providers"]["rgs"]["secret"]) >= 32
 
     conn = await asyncpg.connect(alpha["DATABASE_URL"].replace("+asyncpg", ""))
     assert await conn.fetchval("SELECT current_database()") == "gp_alpha"

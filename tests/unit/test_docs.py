@@ -39,3 +39,16 @@ def test_nothing_refers_to_material_beside_the_repository() -> None:
     offenders = [str(p.relative_to(REPO)) for p in _tracked("*.md", "*.py", "*.yaml", "*.tpl", "Makefile")
                  if p.is_file() and "../shared" in p.read_text(errors="replace") and p.name != "test_docs.py"]
     assert offenders == []
+
+
+def test_the_integrators_limits_table_states_the_amount_bounds_the_provider_api_enforces() -> None:
+    from gameplane.contracts.games import MAX_AMOUNT_MINOR
+
+    limits = (REPO / "docs" / "integration" / "limits.md").read_text()
+    rows = [line for line in limits.splitlines() if line.startswith("| ") and line.count("|") == 4]
+    documented: dict[str, int] = {}
+    for row in rows:
+        currencies, _, maximum = (cell.strip() for cell in row.strip("|").split("|"))
+        if maximum.replace(",", "").isdigit():
+            documented.update({c.strip(): int(maximum.replace(",", "")) for c in currencies.split(",")})
+    assert documented == MAX_AMOUNT_MINOR

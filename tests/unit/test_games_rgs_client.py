@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from gameplane.contracts.games import SIGNATURE_HEADER, sign
+from gameplane.contracts.games import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from gameplane.simulators.rgs.client import PlatformClient, Refused, Unanswered
 
 SECRET = "unit-test-provider-secret"
@@ -23,7 +23,9 @@ async def test_transient_answers_are_retried_with_the_same_ids_and_fresh_signatu
     seen: list[dict] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        assert request.headers[SIGNATURE_HEADER] == sign(SECRET, request.content)
+        assert request.url.path == "/providers/rgs/bet"
+        assert request.headers[SIGNATURE_HEADER] == sign(SECRET, "POST", "/providers/rgs/bet",
+                                                         request.headers[TIMESTAMP_HEADER], request.content)
         body = json.loads(request.content)
         seen.append(body)
         if len(seen) == 1:
@@ -65,3 +67,19 @@ async def test_refusals_are_not_retried_and_unanswered_calls_give_up() -> None:
     with pytest.raises(Unanswered):
         await client.call("win", {"token": "t"})
     await client.aclose()
+
+
+async def test_a_base_url_with_a_path_is_part_of_what_is_signed() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answer(json.loads(request.content))
+
+    client = PlatformClient("http://platform/casino", "rgs", SECRET, transport=httpx.MockTransport(handler))
+    await client.call("balance", {"token": "t"})
+    await client.aclose()
+    [request] = seen
+    assert request.url.path == "/casino/providers/rgs/balance"
+    assert request.headers[SIGNATURE_HEADER] == sign(SECRET, "POST", "/casino/providers/rgs/balance",
+                                                     request.headers[TIMESTAMP_HEADER], request.content)

@@ -30,10 +30,35 @@ def test_chart_provider_list_reads_keys_from_the_mounted_secrets(tmp_path, monke
 def test_a_provider_whose_secret_is_missing_refuses_to_start(tmp_path, monkeypatch):
     monkeypatch.setenv("GP_GAMES_PROVIDERS_DIR", str(tmp_path))
     monkeypatch.setenv("GP_GAMES_PROVIDERS", json.dumps([{"name": "ghost", "baseUrl": "x", "secretName": "s"}]))
-    with pytest.raises(ValidationError, match="needs `secret`"):
+    with pytest.raises(ValidationError, match=r"no `secret` or `public_key_pem` in .*ghost"):
         GamesSettings()
 
 
 def test_the_json_map_form_still_works(monkeypatch):
     monkeypatch.setenv("GP_GAMES_PROVIDERS", json.dumps({"rgs": {"secret": "k" * 32}}))
     assert GamesSettings().providers["rgs"].secret == "k" * 32
+
+
+def test_no_provider_is_configured_unless_one_is_named(monkeypatch):
+    for key in [k for k in __import__("os").environ if k.startswith("GP_GAMES_")]:
+        monkeypatch.delenv(key)
+    assert GamesSettings().providers == {}
+    assert GamesSettings().dev_mode is False
+
+
+def test_the_published_development_secret_is_refused_outside_dev_mode(tmp_path, monkeypatch):
+    from gameplane.contracts.games import DEV_PROVIDER_SECRET
+
+    monkeypatch.setenv("GP_GAMES_PROVIDERS", json.dumps({"rgs": {"secret": DEV_PROVIDER_SECRET}}))
+    with pytest.raises(ValidationError, match="published development secret"):
+        GamesSettings()
+    # ... also when it comes from a mounted Secret (the chart's form) ...
+    (tmp_path / "rgs").mkdir()
+    (tmp_path / "rgs" / "secret").write_text(DEV_PROVIDER_SECRET + "\n")
+    monkeypatch.setenv("GP_GAMES_PROVIDERS_DIR", str(tmp_path))
+    monkeypatch.setenv("GP_GAMES_PROVIDERS", json.dumps([{"name": "rgs", "baseUrl": "x", "secretName": "s"}]))
+    with pytest.raises(ValidationError, match="published development secret"):
+        GamesSettings()
+    # ... and accepted only when a development run says so.
+    monkeypatch.setenv("GP_GAMES_DEV_MODE", "true")
+    assert GamesSettings().providers["rgs"].secret == DEV_PROVIDER_SECRET

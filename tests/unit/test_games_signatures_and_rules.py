@@ -3,7 +3,10 @@ translation of the aggregator dialect into the canonical core."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,13 +14,18 @@ from typing import Any
 import pytest
 
 from gameplane.contracts.games import (
+    MAX_AMOUNT_MINOR,
     SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
     BetCall,
     ProviderAnswer,
     RollbackCall,
     WinCall,
     sign,
     signature_valid,
+    signed_headers,
+    signing_string,
+    unix_timestamp,
 )
 from gameplane.games import aggregator, canonical, rules
 from gameplane.games.rules import ProviderError, RoundState
@@ -25,6 +33,7 @@ from gameplane.games.rules import ProviderError, RoundState
 SECRET = "unit-test-provider-secret"
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 PLAYER = uuid.uuid4()
+BET_PATH = "/providers/rgs/bet"
 
 
 class UntouchableCore:
@@ -35,105 +44,180 @@ class UntouchableCore:
 
 
 def bet_body(**over: Any) -> bytes:
-    payload = {"request_id": "r1", "timestamp": datetime.now(UTC).isoformat(), "token": "tok",
-               "transaction_id": "t1", "round_id": "R1", "game_id": "fruit-fives", "amount": 100, "currency": "EUR"}
+    payload = {"request_id": "r1", "token": "tok", "transaction_id": "t1", "round_id": "R1",
+               "game_id": "fruit-fives", "amount": 100, "currency": "EUR"}
     return json.dumps({**payload, **over}).encode()
+
+
+def stamp(offset: float = 0) -> str:
+    return str(int(time.time() + offset))
 
 
 # ---- signatures ---------------------------------------------------------------------------------
 
-def test_hmac_signature_covers_every_byte_of_the_body() -> None:
-    body = bet_body()
-    sig = sign(SECRET, body)
-    assert signature_valid(SECRET, body, sig)
-    assert not signature_valid(SECRET, body + b" ", sig)
-    assert not signature_valid("another-secret-of-length", body, sig)
-    assert not signature_valid(SECRET, body, None)
-    assert not signature_valid(SECRET, body, "")
+def test_the_signing_string_is_method_path_timestamp_and_body() -> None:
+    # Written out by hand, as docs/integration/providers.md shows it to integrators.
+    assert signing_string("post", "/providers/acme/bet", "1764633600", b'{"a":1}') == \
+        b'POST\n/providers/acme/bet\n1764633600\n{"a":1}'
+    expected = hmac.new(SECRET.encode(), b'POST\n/providers/acme/bet\n1764633600\n{"a":1}',
+                        hashlib.sha256).hexdigest()
+    assert sign(SECRET, "POST", "/providers/acme/bet", "1764633600", b'{"a":1}') == expected
+
+
+def test_the_worked_example_in_the_integration_guide_is_right() -> None:
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "integration" / "providers.md").read_text()
+    documented = guide.split("X-Gameplane-Signature: ", 1)[1][:64]
+    assert documented == sign("k3y-0f-acme-0123456789abcdef", "POST", "/providers/acme/bet", "1764633600",
+                              b'{"request_id":"req-81"}')
+    assert "signs the 59 bytes" in guide
+    assert len(signing_string("POST", "/providers/acme/bet", "1764633600", b'{"request_id":"req-81"}')) == 59
+
+
+def test_hmac_signature_covers_method_path_timestamp_and_every_byte_of_the_body() -> None:
+    body, ts = bet_body(), stamp()
+    sig = sign(SECRET, "POST", BET_PATH, ts, body)
+    assert signature_valid(SECRET, "POST", BET_PATH, ts, body, sig)
+    assert not signature_valid(SECRET, "POST", BET_PATH, ts, body + b" ", sig)
+    assert not signature_valid(SECRET, "POST", "/providers/rgs/win", ts, body, sig)
+    assert not signature_valid(SECRET, "PUT", BET_PATH, ts, body, sig)
+    assert not signature_valid(SECRET, "POST", BET_PATH, str(int(ts) + 1), body, sig)
+    assert not signature_valid("another-secret-of-length", "POST", BET_PATH, ts, body, sig)
+    assert not signature_valid(SECRET, "POST", BET_PATH, ts, body, None)
+    assert not signature_valid(SECRET, "POST", BET_PATH, ts, body, "")
 
 
 @pytest.mark.parametrize("body", [bet_body(), b"not json at all", b"{}"])
 async def test_canonical_adapter_refuses_a_bad_signature_before_anything_else(body: bytes) -> None:
     adapter = canonical.CanonicalAdapter("rgs", SECRET, timedelta(minutes=5))
-    resp = await adapter.handle(UntouchableCore(), "bet", body, {SIGNATURE_HEADER: "ab" * 32})  # type: ignore[arg-type]
+    headers = {TIMESTAMP_HEADER: stamp(), SIGNATURE_HEADER: "ab" * 32}
+    resp = await adapter.handle(UntouchableCore(), "bet", body, headers, BET_PATH)  # type: ignore[arg-type]
     assert resp.status_code == 401
     assert json.loads(resp.body)["code"] == "invalid-signature"
 
 
-async def test_canonical_adapter_refuses_stale_requests_before_the_core() -> None:
+async def test_a_signed_bet_is_refused_at_another_endpoint_before_the_core() -> None:
     adapter = canonical.CanonicalAdapter("rgs", SECRET, timedelta(minutes=5))
-    body = bet_body(timestamp=(datetime.now(UTC) - timedelta(minutes=6)).isoformat())
-    resp = await adapter.handle(UntouchableCore(), "bet", body, {SIGNATURE_HEADER: sign(SECRET, body)})  # type: ignore[arg-type]
+    body = bet_body()
+    headers = signed_headers(SECRET, BET_PATH, body)
+    for op in ("win", "rollback"):
+        resp = await adapter.handle(UntouchableCore(), op, body, headers, f"/providers/rgs/{op}")  # type: ignore[arg-type]
+        assert resp.status_code == 401 and json.loads(resp.body)["code"] == "invalid-signature", op
+
+
+@pytest.mark.parametrize("offset", [-301, 301, -86400])
+async def test_canonical_adapter_refuses_stale_requests_before_the_core(offset: int) -> None:
+    adapter = canonical.CanonicalAdapter("rgs", SECRET, timedelta(minutes=5))
+    body = bet_body()
+    headers = signed_headers(SECRET, BET_PATH, body, timestamp=stamp(offset))
+    resp = await adapter.handle(UntouchableCore(), "bet", body, headers, BET_PATH)  # type: ignore[arg-type]
+    assert resp.status_code == 401
+    assert json.loads(resp.body)["code"] == "stale-request"
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "1.5e9", "-5", "2026-11-24T10:00:00Z", None])
+async def test_a_missing_or_malformed_timestamp_is_refused_even_when_signed(bad: str | None) -> None:
+    adapter = canonical.CanonicalAdapter("rgs", SECRET, timedelta(minutes=5))
+    body = bet_body()
+    # The attacker signs exactly what is sent (an empty timestamp included): the signature holds.
+    headers = {SIGNATURE_HEADER: sign(SECRET, "POST", BET_PATH, bad or "", body)}
+    if bad is not None:
+        headers[TIMESTAMP_HEADER] = bad
+    resp = await adapter.handle(UntouchableCore(), "bet", body, headers, BET_PATH)  # type: ignore[arg-type]
     assert resp.status_code == 401
     out = json.loads(resp.body)
-    assert out["code"] == "stale-request" and out["request_id"] == "r1"
+    assert out["code"] == "invalid-signature" and TIMESTAMP_HEADER in out["detail"]
+
+
+def test_the_window_holds_both_ways_and_its_edges() -> None:
+    window = timedelta(seconds=300)
+    now = 1_764_633_600.0
+    rules.check_clock(int(now) - 300, now, window, TIMESTAMP_HEADER)
+    rules.check_clock(int(now) + 300, now, window, TIMESTAMP_HEADER)
+    for off in (301, -301, 86400):
+        with pytest.raises(ProviderError) as err:
+            rules.check_clock(int(now) + off, now, window, TIMESTAMP_HEADER)
+        assert err.value.code == "stale-request"
+    with pytest.raises(ProviderError) as err:
+        rules.check_clock(None, now, window, TIMESTAMP_HEADER)
+    assert err.value.code == "invalid-signature"
+    assert unix_timestamp("1764633600") == 1764633600
+    assert [unix_timestamp(v) for v in (None, "", " 1", "1e9", "0x10", "1" * 13)] == [None] * 6
 
 
 async def test_canonical_adapter_refuses_malformed_signed_bodies_as_validation_errors() -> None:
     adapter = canonical.CanonicalAdapter("rgs", SECRET, timedelta(minutes=5))
-    for body in (bet_body(amount=-1), bet_body(amount=1.5), b"[1,2]"):
-        resp = await adapter.handle(UntouchableCore(), "bet", body, {SIGNATURE_HEADER: sign(SECRET, body)})  # type: ignore[arg-type]
+    bad_bodies = (bet_body(amount=-1), bet_body(amount=1.5), bet_body(amount=2**63), bet_body(amount=10**30),
+                  b"[1,2]", bet_body(token="to\u0000k"), bet_body(request_id="r\u00001"),
+                  bet_body(transaction_id="t 1"), bet_body(round_id="\u00e9"), bet_body(currency="E\u0000R"),
+                  bet_body(request_id="r" * 101))
+    for body in bad_bodies:
+        resp = await adapter.handle(UntouchableCore(), "bet", body, signed_headers(SECRET, BET_PATH, body),  # type: ignore[arg-type]
+                                    BET_PATH)
         assert resp.status_code == 422, body
         assert json.loads(resp.body)["code"] == "validation-error"
+        assert resp.headers["content-type"] == "application/problem+json"
 
 
-def test_rsa_signatures_of_the_aggregator_dialect() -> None:
+def test_rsa_signatures_of_the_aggregator_dialect_cover_the_same_string() -> None:
     private, public = aggregator.new_key_pair()
     other_private, _ = aggregator.new_key_pair()
-    adapter = aggregator.AggregatorAdapter("agg", public)
+    adapter = aggregator.AggregatorAdapter("agg", public, timedelta(minutes=5))
+    path = "/providers/agg/transaction/bet"
     body = b'{"user":"u"}'
-    adapter.verify(body, {aggregator.SIGNATURE_HEADER: aggregator.sign(private, body)})
-    for bad in (aggregator.sign(other_private, body), "not base64!", "", None):
-        headers = {} if bad is None else {aggregator.SIGNATURE_HEADER: bad}
+    adapter.verify("POST", path, body, aggregator.signed_headers(private, path, body))
+    ts = stamp()
+    for bad in (aggregator.sign(other_private, "POST", path, ts, body), "not base64!", "", None):
+        headers = {aggregator.TIMESTAMP_HEADER: ts}
+        if bad is not None:
+            headers[aggregator.SIGNATURE_HEADER] = bad
         with pytest.raises(ProviderError) as err:
-            adapter.verify(body, headers)
+            adapter.verify("POST", path, body, headers)
         assert err.value.code == "invalid-signature"
-    with pytest.raises(ProviderError):
-        adapter.verify(body + b" ", {aggregator.SIGNATURE_HEADER: aggregator.sign(private, body)})
+    good = aggregator.signed_headers(private, path, body)
+    for method, where, what in (("POST", path, body + b" "), ("POST", "/providers/agg/transaction/win", body),
+                                ("GET", path, body)):
+        with pytest.raises(ProviderError) as err:
+            adapter.verify(method, where, what, good)
+        assert err.value.code == "invalid-signature"
+    stale = aggregator.signed_headers(private, path, body, timestamp=stamp(-301))
+    with pytest.raises(ProviderError) as err:
+        adapter.verify("POST", path, body, stale)
+    assert err.value.code == "stale-request"
+    unstamped = {aggregator.SIGNATURE_HEADER: aggregator.sign(private, "POST", path, "", body)}
+    with pytest.raises(ProviderError) as err:
+        adapter.verify("POST", path, body, unstamped)
+    assert err.value.code == "invalid-signature"
 
 
 async def test_aggregator_adapter_answers_a_bad_signature_in_its_own_dialect() -> None:
     _, public = aggregator.new_key_pair()
-    adapter = aggregator.AggregatorAdapter("agg", public)
-    resp = await adapter.handle(UntouchableCore(), "transaction/bet", b"{}", {})  # type: ignore[arg-type]
+    adapter = aggregator.AggregatorAdapter("agg", public, timedelta(minutes=5))
+    resp = await adapter.handle(UntouchableCore(), "transaction/bet", b"{}", {},  # type: ignore[arg-type]
+                                "/providers/agg/transaction/bet")
     assert resp.status_code == 200
     assert json.loads(resp.body)["status"] == "RS_ERROR_INVALID_SIGNATURE"
-
-
-# ---- clock skew ---------------------------------------------------------------------------------
-
-def test_clock_skew_window_both_ways() -> None:
-    window = timedelta(seconds=300)
-    rules.check_clock(NOW - timedelta(seconds=299), NOW, window)
-    rules.check_clock(NOW + timedelta(seconds=300), NOW, window)
-    for off in (timedelta(seconds=301), timedelta(seconds=-301), timedelta(days=1)):
-        with pytest.raises(ProviderError) as err:
-            rules.check_clock(NOW + off, NOW, window)
-        assert err.value.code == "stale-request"
-    with pytest.raises(ProviderError) as err:
-        rules.check_clock(NOW.replace(tzinfo=None), NOW, window)
-    assert err.value.code == "validation-error"
 
 
 # ---- fingerprints ---------------------------------------------------------------------------------
 
 def _bet(**over: Any) -> BetCall:
-    base = {"request_id": "r1", "timestamp": NOW, "token": "tok", "transaction_id": "t1", "round_id": "R1",
+    base = {"request_id": "r1", "token": "tok", "transaction_id": "t1", "round_id": "R1",
             "game_id": "g", "amount": 100, "currency": "EUR"}
     return BetCall(**{**base, **over})
 
 
-def test_request_fingerprint_ignores_only_the_timestamp() -> None:
+def test_request_fingerprint_is_the_whole_request() -> None:
     a = rules.request_fingerprint("bet", _bet())
-    assert a == rules.request_fingerprint("bet", _bet(timestamp=NOW + timedelta(seconds=9)))
+    assert a == rules.request_fingerprint("bet", _bet())
     assert a != rules.request_fingerprint("bet", _bet(amount=101))
     assert a != rules.request_fingerprint("win", _bet())
 
 
 def test_transaction_fingerprint_is_the_money_movement() -> None:
     a = rules.transaction_fingerprint("bet", PLAYER, _bet())
-    assert a == rules.transaction_fingerprint("bet", PLAYER, _bet(request_id="r2", token="tok2",
-                                                                  timestamp=NOW + timedelta(seconds=5)))
+    assert a == rules.transaction_fingerprint("bet", PLAYER, _bet(request_id="r2", token="tok2"))
     assert a != rules.transaction_fingerprint("bet", PLAYER, _bet(amount=200))
     assert a != rules.transaction_fingerprint("bet", PLAYER, _bet(round_id="R2"))
     assert a != rules.transaction_fingerprint("bet", uuid.uuid4(), _bet())
@@ -157,6 +241,28 @@ def test_round_rules() -> None:
     assert rules.rollback_round_refusal(open_round) is None
     assert rules.rollback_round_refusal(RoundState(PLAYER, "g", "open", 1)) == "round-settled"
     assert rules.rollback_round_refusal(RoundState(PLAYER, "g", "closed", 0)) == "round-settled"
+
+
+def test_wins_of_a_round_are_capped_by_its_stakes_times_the_maximum_multiplier() -> None:
+    staked = RoundState(PLAYER, "g", "open", 0, bet_total=100, win_total=0)
+    assert rules.win_cap_refusal(staked, 50_000, 500) is None            # exactly 500 x 100
+    assert rules.win_cap_refusal(staked, 50_001, 500) is not None
+    paid = RoundState(PLAYER, "g", "open", 1, bet_total=100, win_total=49_000)
+    assert rules.win_cap_refusal(paid, 1_000, 500) is None               # wins add up to the cap
+    assert rules.win_cap_refusal(paid, 1_001, 500) is not None
+    # A round without any stake caps every win at zero; a round never seen goes on to the wallet.
+    assert rules.win_cap_refusal(RoundState(PLAYER, "g", "open", 0), 1, 500) is not None
+    assert rules.win_cap_refusal(RoundState(PLAYER, "g", "open", 0), 0, 500) is None
+    assert rules.win_cap_refusal(None, 10**12, 500) is None
+
+
+def test_amounts_above_the_currency_maximum_are_refused() -> None:
+    assert MAX_AMOUNT_MINOR["EUR"] == 100_000_000_000 and MAX_AMOUNT_MINOR["JPY"] == 1_000_000_000
+    assert MAX_AMOUNT_MINOR["KWD"] == 1_000_000_000_000
+    assert rules.amount_refusal(100_000_000_000, "EUR") is None
+    assert rules.amount_refusal(100_000_000_001, "eur") is not None
+    assert rules.amount_refusal(1_000_000_001, "JPY") is not None
+    assert all(limit < 2**63 // 1_000_000 for limit in MAX_AMOUNT_MINOR.values())  # a round's sums stay storable
 
 
 def test_provider_errors_are_typed_and_round_trip() -> None:

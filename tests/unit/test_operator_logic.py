@@ -70,6 +70,18 @@ def test_chart_values_map_the_spec() -> None:
     assert v["global"]["managedBy"] == "gameplane-operator"
 
 
+def test_no_spec_providers_means_no_provider_for_games_or_the_simulator() -> None:
+    spec = {"version": "0.2.0", "services": [{"name": "rgs", "enabled": True}]}
+    v = chart_values("demo", spec, KEYS)
+    assert "providers" not in v["games"] and "providers" not in v["rgs"]
+    spec["providers"] = [{"name": "acme", "baseUrl": "https://acme", "secretRef": {"name": "acme-keys"}},
+                         {"name": "rgs", "baseUrl": "http://demo-rgs", "secretRef": {"name": "rgs-keys"}}]
+    v = chart_values("demo", spec, KEYS)
+    assert [p["name"] for p in v["games"]["providers"]] == ["acme", "rgs"]
+    # The simulator signs as "rgs": it is handed that Secret and no other provider's.
+    assert v["rgs"]["providers"] == [{"name": "rgs", "baseUrl": "http://demo-rgs", "secretName": "rgs-keys"}]
+
+
 def test_prepare_owns_and_hashes_and_turns_string_data_into_data() -> None:
     rendered = [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-secrets"}, "stringData": {"k": "v"}}]
     (obj,) = prepare(rendered, PLATFORM)

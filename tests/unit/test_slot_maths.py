@@ -26,6 +26,17 @@ def test_stated_rtp_is_the_catalog_rtp() -> None:
     assert entry["rtp_bp"] == slot.rtp_basis_points()
 
 
+def test_no_spin_can_win_more_than_the_catalogued_maximum_multiplier() -> None:
+    """games refuses wins above stake x max_win_multiplier: the game's own ceiling must sit below it.
+    Ceiling: every line paying the best line pay (in line bets, stake/lines each) plus the best scatter pay."""
+    ceiling = max(p for pays in slot.LINE_PAYS.values() for p in pays) + max(slot.SCATTER_PAYS.values())
+    seed = json.loads(resources.files("gameplane.games").joinpath("catalog_seed.json").read_text())
+    entry = next(g for g in seed if g["game_id"] == slot.GAME_ID)
+    assert ceiling <= entry["max_win_multiplier"] < 10 * ceiling
+    rng = random.Random(11)
+    assert max(slot.spin(rng).win_amount(10) for _ in range(50_000)) <= 10 * entry["max_win_multiplier"]
+
+
 def test_exact_rtp_splits_into_lines_and_scatters() -> None:
     assert slot.exact_rtp() == slot.line_rtp() + slot.scatter_rtp()
     dist = slot.scatter_distribution()

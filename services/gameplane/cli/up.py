@@ -29,6 +29,7 @@ from rich.table import Table
 
 from gameplane.cli import registry
 from gameplane.cli.supervisor import ProcessSpec, Supervisor
+from gameplane.devtools import localsecrets
 from gameplane.devtools.infra import PG_TEMPLATE_CACHE, EmbeddedPostgres, NatsServer, kill_group, port_is_free
 
 READY_MARKER = "GAMEPLANE READY"
@@ -181,6 +182,14 @@ def _specs(
     endpoint_map = registry.endpoints(services, opts.base_port)
     # Fresh per run: nothing signed by a previous run (tokens) stays valid.
     service_secret, player_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    providers = {"rgs": {"dialect": "canonical", "secret": secrets.token_hex(32)}}
+    localsecrets.write(layout.root, {
+        "service_token_secret": service_secret, "player_token_secret": player_secret, "providers": providers,
+        "services": endpoint_map,
+        "databases": {s.name: pg.dsn(s.database_name, local=True) for s in services if s.database_name}})
+    # The simulated studio and games share the run's provider key; games runs in dev mode.
+    per_service = {"games": {"GP_GAMES_PROVIDERS": json.dumps(providers), "GP_GAMES_DEV_MODE": "true"},
+                   "rgs": {"GP_RGS_PROVIDER_SECRET": providers["rgs"]["secret"]}}
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     specs = []
     for s in services:
@@ -196,7 +205,7 @@ def _specs(
         specs.append(ProcessSpec(
             name=s.name,
             argv=[sys.executable, "-m", s.module],
-            env={**base_env, **env},
+            env={**base_env, **env, **per_service.get(s.name, {})},
             log_path=layout.logs / f"{s.name}.log",
             ready_url=f"{registry.url(s, opts.base_port)}/readyz",
         ))
@@ -243,6 +252,7 @@ def _ready_info(
         "logs": str(layout.logs),
         "hold_dir": str(layout.hold),
         "pid_file": str(layout.pids),
+        "secrets_file": str(localsecrets.path(layout.root)),
         "pids": {"supervisor": os.getpid(), "postgres": pg.pid, "nats": nats.pid, "services": supervisor.pids()},
     }
 

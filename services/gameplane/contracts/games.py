@@ -8,7 +8,10 @@ Internal routes (service token, audience "games"):
 
 Canonical provider routes (signed by the provider, no service token):
   POST /providers/{provider}/authenticate | balance | bet | win | rollback
-The body is JSON; header `X-Gameplane-Signature` carries hex HMAC-SHA256(secret, raw body).
+The body is JSON. Header `X-Gameplane-Timestamp` carries the Unix time of sending (seconds) and
+`X-Gameplane-Signature` the hex HMAC-SHA256 of `signing_string(method, path, timestamp, body)`:
+the signature binds the body to one operation and one moment, so a signed bet body is worthless
+at /win and after the clock-skew window.
 Success is 200 with `ProviderAnswer`; a refusal is problem+json whose `code` member is one of
 `ERROR_CODES` and which carries `balance` and `currency` whenever the player is known.
 """
@@ -17,19 +20,40 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import time
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictInt, StringConstraints
 
 from gameplane.contracts.jurisdiction import game_allowed
+from gameplane.kit.money import CURRENCY_EXPONENTS
 
 PATH_GAME = "/internal/games/{game_id}"
 SIGNATURE_HEADER = "X-Gameplane-Signature"
+TIMESTAMP_HEADER = "X-Gameplane-Timestamp"
 PROVIDER_OPERATIONS = ("authenticate", "balance", "bet", "win", "rollback")
-# Shared default of games (GP_GAMES_PROVIDERS) and the simulator (GP_RGS_PROVIDER_SECRET) for local runs only.
+# Published in this repository, so known to everyone: accepted only by a games service started with
+# GP_GAMES_DEV_MODE=true (tests, benches); any other games refuses to start with it.
 DEV_PROVIDER_SECRET = "dev-provider-secret-change-me"
+KNOWN_DEV_SECRETS = frozenset({DEV_PROVIDER_SECRET})
+
+# ---- limits of the provider API (docs/integration/limits.md lists them for integrators) ----------
+# Ids and tokens: printable ASCII without spaces. Nothing else can be a NUL (which PostgreSQL cannot
+# store) or a lone surrogate, and nothing needs to be.
+ID_PATTERN = r"^[\x21-\x7E]+$"
+ID_MAX = 100
+TOKEN_MAX = 200
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=TOKEN_MAX, pattern=ID_PATTERN)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")]
+# Anything a bigint column can hold is a well-formed amount; above the per-currency maximum it is
+# refused by rule (`amount-out-of-range`, with the balance), below zero or past 2^63 as malformed.
+AMOUNT_STORABLE_MAX = 2**63 - 1
+MAX_AMOUNT_MAJOR = 1_000_000_000  # one billion major units of any currency in one operation
+MAX_AMOUNT_MINOR: dict[str, int] = {c: MAX_AMOUNT_MAJOR * 10**e for c, e in CURRENCY_EXPONENTS.items()}
 
 Volatility = Literal["low", "medium", "high"]
 
@@ -40,7 +64,7 @@ class StakeRange(BaseModel):
 
 
 class GameUpsert(BaseModel):
-    provider: str = Field(min_length=1, max_length=100)
+    provider: Ident
     title: str = Field(min_length=1, max_length=200)
     category: str = Field(default="slots", max_length=50)
     rtp_bp: int = Field(ge=0, le=10000, description="certified RTP in basis points (9640 = 96.40 %)")
@@ -49,6 +73,9 @@ class GameUpsert(BaseModel):
     stakes: dict[str, StakeRange] = Field(default_factory=dict, description="currency -> min/max stake in minor units")
     jurisdictions: list[str] = Field(default_factory=list, description="jurisdiction profiles where it is enabled")
     enabled: bool = True
+    max_win_multiplier: int = Field(default=5000, ge=1, le=1_000_000,
+                                    description="the wins of one round may total at most the round's stakes times "
+                                                "this (the game's certified maximum win)")
 
 
 class GameView(GameUpsert):
@@ -61,18 +88,46 @@ class GameView(GameUpsert):
 
 # ---- canonical provider API ----------------------------------------------------------------------
 
-def sign(secret: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+_UNIX_SECONDS = re.compile(r"^[0-9]{1,12}$")
 
 
-def signature_valid(secret: str, body: bytes, signature: str | None) -> bool:
-    return bool(signature) and hmac.compare_digest(sign(secret, body), signature or "")
+def signing_string(method: str, path: str, timestamp: str, body: bytes) -> bytes:
+    """What a provider signs (both dialects): `METHOD\\nPATH\\nTIMESTAMP\\n` followed by the raw body.
+    PATH is the request path as sent (`/providers/acme/bet`, no query); TIMESTAMP the value of the
+    timestamp header, Unix seconds."""
+    return f"{method.upper()}\n{path}\n{timestamp}\n".encode() + body
+
+
+def unix_timestamp(value: str | None) -> int | None:
+    """The timestamp header as an int; None when missing, empty or not plain Unix seconds."""
+    if not value or not _UNIX_SECONDS.match(value):
+        return None
+    return int(value)
+
+
+def now_timestamp() -> str:
+    return str(int(time.time()))
+
+
+def sign(secret: str, method: str, path: str, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), signing_string(method, path, timestamp, body), hashlib.sha256).hexdigest()
+
+
+def signature_valid(secret: str, method: str, path: str, timestamp: str, body: bytes,
+                    signature: str | None) -> bool:
+    return bool(signature) and hmac.compare_digest(sign(secret, method, path, timestamp, body), signature or "")
+
+
+def signed_headers(secret: str, path: str, body: bytes, *, timestamp: str | None = None,
+                   method: str = "POST") -> dict[str, str]:
+    """The two headers of a canonical call (what a studio sends)."""
+    ts = now_timestamp() if timestamp is None else timestamp
+    return {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(secret, method, path, ts, body)}
 
 
 class ProviderRequest(BaseModel):
-    request_id: str = Field(min_length=1, max_length=100)
-    timestamp: datetime = Field(description="when the provider sent it; refused outside the clock-skew window")
-    token: str = Field(min_length=1, max_length=200, description="the session token given at launch")
+    request_id: Ident = Field(description="unique per request; a repeat gets the same answer")
+    token: Token = Field(description="the session token given at launch")
 
 
 class AuthenticateCall(ProviderRequest):
@@ -84,11 +139,12 @@ class BalanceCall(ProviderRequest):
 
 
 class BetCall(ProviderRequest):
-    transaction_id: str = Field(min_length=1, max_length=100)
-    round_id: str = Field(min_length=1, max_length=100)
-    game_id: str = Field(min_length=1, max_length=100)
-    amount: StrictInt = Field(ge=0, description="minor units")
-    currency: str = Field(min_length=3, max_length=3)
+    transaction_id: Ident
+    round_id: Ident
+    game_id: Ident
+    amount: StrictInt = Field(ge=0, le=AMOUNT_STORABLE_MAX,
+                              description="minor units; at most MAX_AMOUNT_MINOR of the currency")
+    currency: Currency
 
 
 class WinCall(BetCall):
@@ -96,10 +152,10 @@ class WinCall(BetCall):
 
 
 class RollbackCall(ProviderRequest):
-    transaction_id: str = Field(min_length=1, max_length=100)
-    bet_transaction_id: str = Field(min_length=1, max_length=100)
-    round_id: str | None = Field(default=None, max_length=100)
-    game_id: str | None = Field(default=None, max_length=100)
+    transaction_id: Ident
+    bet_transaction_id: Ident
+    round_id: Ident | None = None
+    game_id: Ident | None = None
 
 
 class ProviderAnswer(BaseModel):
@@ -112,6 +168,20 @@ class ProviderAnswer(BaseModel):
     transaction_id: str | None = Field(default=None, description="the provider's transaction id")
     platform_transaction_id: uuid.UUID | None = None
     noop: bool = Field(default=False, description="nothing moved (rollback of a bet never seen)")
+
+
+class ProviderProblem(BaseModel):
+    """A refusal of the canonical dialect (media type application/problem+json)."""
+
+    type: str = Field(description="https://gameplane.io/problems/<code>")
+    title: str
+    status: int
+    code: str = Field(description="one of the documented codes (docs/integration/providers.md)")
+    detail: str | None = None
+    instance: str | None = Field(default=None, description="the request path")
+    request_id: str | None = Field(default=None, description="the request's `request_id`, once the body parsed")
+    balance: int | None = Field(default=None, description="playable balance, minor units, whenever the player is known")
+    currency: str | None = None
 
 
 # code -> HTTP status of the canonical dialect
@@ -133,6 +203,8 @@ ERROR_CODES: dict[str, int] = {
     "currency-mismatch": 400,
     "game-mismatch": 400,
     "stake-out-of-range": 400,
+    "amount-out-of-range": 400,
+    "max-win-exceeded": 400,
     "validation-error": 422,
     "dependency-unavailable": 503,
 }

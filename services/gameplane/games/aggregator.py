@@ -5,9 +5,10 @@ Differences from the canonical dialect, all absorbed here:
 * field names `user`, `request_uuid`, `transaction_uuid`, `reference_transaction_uuid`, `round`,
   `game_code`;
 * amounts are integers in 1/100000 of the currency's major unit (10.00 EUR = 1000000);
-* the body is signed with the provider's RSA key (PKCS#1 v1.5, SHA-256, base64 in
-  `X-Aggregator-Signature`); there is no timestamp, so no clock-skew window: replays are
-  caught by `request_uuid` and `transaction_uuid` instead;
+* the provider's RSA key (PKCS#1 v1.5, SHA-256, base64 in `X-Aggregator-Signature`) signs the
+  same string as the canonical dialect's HMAC (`gameplane.contracts.games.signing_string`: method,
+  path, the `X-Aggregator-Timestamp` header and the body), so a signed body is bound to its
+  endpoint and refused outside the clock-skew window;
 * every answer is HTTP 200 with a `status` of `RS_OK` or an `RS_ERROR_*` code (HTTP 503 only for
   a transient failure, which the provider must retry).
 """
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import Mapping
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,20 +29,27 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from gameplane.contracts.games import (
+    AMOUNT_STORABLE_MAX,
     AuthenticateCall,
     BalanceCall,
     BetCall,
+    Currency,
+    Ident,
     ProviderAnswer,
     ProviderRequest,
     RollbackCall,
+    Token,
     WinCall,
+    now_timestamp,
+    signing_string,
+    unix_timestamp,
 )
-from gameplane.games.rules import ProviderError
+from gameplane.games.rules import ProviderError, check_clock
 from gameplane.games.seamless import Seamless
-from gameplane.kit.db import utcnow
 from gameplane.kit.money import CurrencyError, exponent
 
 SIGNATURE_HEADER = "X-Aggregator-Signature"
+TIMESTAMP_HEADER = "X-Aggregator-Timestamp"
 SCALE = 100_000  # aggregator amount units per major unit
 
 OPERATIONS = {"user/info": "authenticate", "user/balance": "balance", "transaction/bet": "bet",
@@ -61,8 +71,10 @@ STATUS: dict[str, str] = {
     "currency-mismatch": "RS_ERROR_WRONG_CURRENCY",
     "game-mismatch": "RS_ERROR_WRONG_GAME",
     "stake-out-of-range": "RS_ERROR_LIMIT_REACHED",
+    "amount-out-of-range": "RS_ERROR_LIMIT_REACHED",
+    "max-win-exceeded": "RS_ERROR_LIMIT_REACHED",
     "validation-error": "RS_ERROR_WRONG_TYPES",
-    "stale-request": "RS_ERROR_WRONG_TYPES",
+    "stale-request": "RS_ERROR_INVALID_SIGNATURE",
     "unknown-provider": "RS_ERROR_UNKNOWN",
     "dependency-unavailable": "RS_ERROR_UNKNOWN",
 }
@@ -70,10 +82,10 @@ STATUS: dict[str, str] = {
 
 class _Call(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    user: str = Field(min_length=1, max_length=100)
-    token: str = Field(min_length=1, max_length=200)
-    request_uuid: str = Field(min_length=1, max_length=100)
-    game_code: str | None = Field(default=None, max_length=100)
+    user: Ident
+    token: Token
+    request_uuid: Ident
+    game_code: Ident | None = None
 
 
 class UserCall(_Call):
@@ -81,22 +93,45 @@ class UserCall(_Call):
 
 
 class TransactionCall(_Call):
-    transaction_uuid: str = Field(min_length=1, max_length=100)
-    round: str = Field(min_length=1, max_length=100)
-    game_code: str = Field(min_length=1, max_length=100)
-    currency: str = Field(min_length=3, max_length=3)
-    amount: StrictInt = Field(ge=0)
+    transaction_uuid: Ident
+    round: Ident
+    game_code: Ident
+    currency: Currency
+    amount: StrictInt = Field(ge=0, le=AMOUNT_STORABLE_MAX, description="1/100000 of the major unit")
 
 
 class WinTransactionCall(TransactionCall):
-    reference_transaction_uuid: str | None = Field(default=None, max_length=100)
+    reference_transaction_uuid: Ident | None = None
     round_closed: bool = True
 
 
 class RollbackTransactionCall(_Call):
-    transaction_uuid: str = Field(min_length=1, max_length=100)
-    reference_transaction_uuid: str = Field(min_length=1, max_length=100)
-    round: str | None = Field(default=None, max_length=100)
+    transaction_uuid: Ident
+    reference_transaction_uuid: Ident
+    round: Ident | None = None
+
+
+class AggregatorAnswer(BaseModel):
+    """What the aggregator dialect answers on success (HTTP 200)."""
+
+    status: Literal["RS_OK"]
+    request_uuid: str
+    user: str
+    currency: str
+    balance: int = Field(description="playable balance in 1/100000 of the major unit")
+    transaction_uuid: str | None = None
+    reference_transaction_uuid: str | None = Field(default=None, description="the platform's transaction id")
+
+
+class AggregatorError(BaseModel):
+    """A refusal of the aggregator dialect (HTTP 200; 503 for a transient one)."""
+
+    status: str = Field(description="RS_ERROR_*")
+    request_uuid: str | None = None
+    user: str | None = None
+    balance: int | None = Field(default=None, description="playable balance whenever the player is known")
+    currency: str | None = None
+    message: str | None = None
 
 
 MODELS: dict[str, type[_Call]] = {"authenticate": UserCall, "balance": UserCall, "bet": TransactionCall,
@@ -120,8 +155,8 @@ def from_minor(minor: int, currency: str) -> int:
 
 
 def translate(operation: str, call: _Call) -> ProviderRequest:
-    """The aggregator call as a canonical call (the timestamp is ours: this dialect has none)."""
-    base: dict[str, Any] = {"request_id": call.request_uuid, "timestamp": utcnow(), "token": call.token}
+    """The aggregator call as a canonical call."""
+    base: dict[str, Any] = {"request_id": call.request_uuid, "token": call.token}
     if operation == "authenticate":
         return AuthenticateCall(**base)
     if operation == "balance":
@@ -174,17 +209,27 @@ def render_error(error: ProviderError, call: _Call | None) -> dict[str, Any]:
 
 # ---- RSA signatures -----------------------------------------------------------------------------
 
-def sign(private_key_pem: str, body: bytes) -> str:
+def sign(private_key_pem: str, method: str, path: str, timestamp: str, body: bytes) -> str:
     key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
-    return base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()
+    return base64.b64encode(key.sign(signing_string(method, path, timestamp, body), padding.PKCS1v15(),
+                                     hashes.SHA256())).decode()
 
 
-def signature_valid(public_key: rsa.RSAPublicKey, body: bytes, signature: str | None) -> bool:
+def signed_headers(private_key_pem: str, path: str, body: bytes, *, timestamp: str | None = None,
+                   method: str = "POST") -> dict[str, str]:
+    """The two headers of an aggregator call (what a studio sends)."""
+    ts = now_timestamp() if timestamp is None else timestamp
+    return {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(private_key_pem, method, path, ts, body)}
+
+
+def signature_valid(public_key: rsa.RSAPublicKey, method: str, path: str, timestamp: str, body: bytes,
+                    signature: str | None) -> bool:
     if not signature:
         return False
     try:
-        public_key.verify(base64.b64decode(signature, validate=True), body, padding.PKCS1v15(), hashes.SHA256())
+        public_key.verify(base64.b64decode(signature, validate=True), signing_string(method, path, timestamp, body),
+                          padding.PKCS1v15(), hashes.SHA256())
     except (InvalidSignature, binascii.Error, ValueError):
         return False
     return True
@@ -203,29 +248,33 @@ def new_key_pair() -> tuple[str, str]:
 class AggregatorAdapter:
     dialect = "aggregator"
 
-    def __init__(self, name: str, public_key_pem: str) -> None:
+    def __init__(self, name: str, public_key_pem: str, clock_skew: timedelta) -> None:
         self.name = name
         key = serialization.load_pem_public_key(public_key_pem.encode())
         if not isinstance(key, rsa.RSAPublicKey):
             raise ValueError(f"provider {name}: public key is not RSA")
         self._key = key
+        self.clock_skew = clock_skew
 
-    def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
-        if not signature_valid(self._key, body, headers.get(SIGNATURE_HEADER)):
-            raise ProviderError("invalid-signature", f"{SIGNATURE_HEADER} does not verify")
+    def verify(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> None:
+        stamp = headers.get(TIMESTAMP_HEADER) or ""
+        if not signature_valid(self._key, method, path, stamp, body, headers.get(SIGNATURE_HEADER)):
+            raise ProviderError("invalid-signature", f"{SIGNATURE_HEADER} does not verify over method, path, "
+                                                     f"{TIMESTAMP_HEADER} and body")
+        check_clock(unix_timestamp(stamp), time.time(), self.clock_skew, TIMESTAMP_HEADER)
 
-    async def handle(self, core: Seamless, path: str, body: bytes, headers: Mapping[str, str],
-                     instance: str | None = None) -> JSONResponse:
+    async def handle(self, core: Seamless, operation: str, body: bytes, headers: Mapping[str, str],
+                     path: str, method: str = "POST") -> JSONResponse:
         call: _Call | None = None
         try:
-            self.verify(body, headers)
-            operation, call = parse(path, body)
-            canonical = translate(operation, call)
+            self.verify(method, path, body, headers)
+            core_op, call = parse(operation, body)  # `operation` is this dialect's: "transaction/bet"
+            canonical = translate(core_op, call)
             # The aggregator names the player as well as the token: both must agree before money moves.
             session = await core.session(self.name, call.token)
             if str(session.player_id) != call.user:
                 raise ProviderError("invalid-token", "token does not belong to this user")
-            answer = await core.execute(self.name, operation, canonical)
+            answer = await core.execute(self.name, core_op, canonical)
         except ProviderError as exc:
             return JSONResponse(render_error(exc, call), status_code=503 if exc.transient else 200)
         return JSONResponse(render_answer(answer, call))

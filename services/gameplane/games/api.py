@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from gameplane.contracts.games import GameUpsert, GameView
+from gameplane.contracts.games import (
+    ERROR_CODES,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    GameUpsert,
+    GameView,
+    ProviderAnswer,
+    ProviderProblem,
+)
 from gameplane.contracts.jurisdiction import JurisdictionName
-from gameplane.games import catalog
+from gameplane.games import aggregator, canonical, catalog
 from gameplane.games.canonical import error_response
 from gameplane.games.models import Game
 from gameplane.games.rules import ProviderError
@@ -19,7 +27,7 @@ from gameplane.games.seamless import Seamless, game_view
 from gameplane.kit.app import Runtime
 from gameplane.kit.auth import service_caller
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, response_reply
-from gameplane.kit.problems import Problem, ProblemType
+from gameplane.kit.problems import PROBLEM_JSON, Problem, ProblemType
 from gameplane.kit.problems import responses as refusals
 
 GAME_NOT_FOUND = ProblemType(404, "game-not-found", "No such game")
@@ -34,8 +42,8 @@ class Adapter(Protocol):
     name: str
     dialect: str
 
-    async def handle(self, core: Seamless, operation: str, body: bytes, headers: dict[str, str] | object,
-                     instance: str | None = None) -> JSONResponse: ...
+    async def handle(self, core: Seamless, operation: str, body: bytes, headers: Mapping[str, str],
+                     path: str, method: str = "POST") -> JSONResponse: ...
 
 
 class ProviderInfo(BaseModel):
@@ -49,12 +57,22 @@ def _rt(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
+def _playable(rt: Runtime, view: GameView) -> GameView:
+    """A game whose provider has no credentials here cannot be played, whatever its row says (a row
+    seeded or edited while the provider was configured, say)."""
+    if view.enabled and view.provider not in rt.state["adapters"]:
+        return view.model_copy(update={"enabled": False})
+    return view
+
+
 @public.get("", response_model=list[GameView])
 async def list_games(request: Request, category: str | None = Query(None, max_length=100),
                      provider: str | None = Query(None, max_length=100),
                      jurisdiction: JurisdictionName | None = None) -> list[GameView]:
-    async with _rt(request).database.session() as s:
-        return await catalog.listing(s, category=category, provider=provider, jurisdiction=jurisdiction)
+    rt = _rt(request)
+    async with rt.database.session() as s:
+        listed = await catalog.listing(s, category=category, provider=provider, jurisdiction=jurisdiction)
+    return [v for v in listed if _playable(rt, v).enabled]
 
 
 async def _one(request: Request, game_id: str) -> GameView:
@@ -62,7 +80,7 @@ async def _one(request: Request, game_id: str) -> GameView:
         row = await s.get(Game, game_id)
     if row is None:
         raise GAME_NOT_FOUND(f"game {game_id!r} is not in the catalog")
-    return game_view(row)
+    return _playable(_rt(request), game_view(row))
 
 
 @public.get("/{game_id}", response_model=GameView, responses=refusals(GAME_NOT_FOUND))
@@ -99,23 +117,84 @@ async def upsert_game(game_id: str, body: GameUpsert, request: Request,
         return await catalog.upsert(s, game_id, body)
 
 
-@providers.post("/{provider}/{operation:path}", include_in_schema=True)
+# ---- provider callbacks ------------------------------------------------------------------------------
+# The fast route below answers them; these FastAPI routes describe them (and answer them too when the
+# app runs without its fast layer). No body parameter: the body is verified as bytes before parsing.
+
+def _signed_headers(timestamp: str, signature: str, how: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "provider", "in": "path", "required": True, "schema": {"type": "string"},
+         "description": "your provider name on the platform"},
+        {"name": timestamp, "in": "header", "required": True, "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+         "description": "Unix time (seconds) of signing; refused outside the clock-skew window (300 s)"},
+        {"name": signature, "in": "header", "required": True, "schema": {"type": "string"},
+         "description": f"{how} of `METHOD\\nPATH\\nTIMESTAMP\\n` + raw body"},
+    ]
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}
+
+
+_PROBLEM_SCHEMA = ProviderProblem.model_json_schema()
+_CANONICAL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": ", ".join(sorted(c for c, st in ERROR_CODES.items() if st == status)),
+             "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+    for status in sorted(set(ERROR_CODES.values()))
+}
+_AGG_ERROR_SCHEMA = aggregator.AggregatorError.model_json_schema()
+_AGGREGATOR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "`RS_OK` with the balance, or a refusal `RS_ERROR_*`",
+          "content": {"application/json": {"schema": {"anyOf": [aggregator.AggregatorAnswer.model_json_schema(),
+                                                                 _AGG_ERROR_SCHEMA]}}}},
+    503: {"description": "transient (`RS_ERROR_UNKNOWN`): retry the same call",
+          "content": {"application/json": {"schema": _AGG_ERROR_SCHEMA}}},
+}
+
+
+def _provider_route(operation: str) -> Callable[[Request], Awaitable[JSONResponse]]:
+    # No declared parameter: FastAPI validates nothing before the adapter checks the signature (and
+    # invents no 422 the route never gives); the path parameter is documented in openapi_extra.
+    async def call(request: Request) -> JSONResponse:
+        return await provider_answer(_rt(request), request.path_params["provider"], operation,
+                                     await request.body(), request.headers, request.url.path)
+    return call
+
+
+for _op, _model in canonical.CALLS.items():
+    providers.add_api_route(
+        f"/{{provider}}/{_op}", _provider_route(_op), methods=["POST"], response_model=ProviderAnswer,
+        tags=["providers (canonical dialect)"], summary=f"{_op} (canonical dialect)",
+        responses=_CANONICAL_RESPONSES, operation_id=f"provider_{_op}",
+        openapi_extra={"parameters": _signed_headers(TIMESTAMP_HEADER, SIGNATURE_HEADER, "hex HMAC-SHA256"),
+                       "requestBody": _body(_model)})
+for _path, _op in aggregator.OPERATIONS.items():
+    providers.add_api_route(
+        f"/{{provider}}/{_path}", _provider_route(_path), methods=["POST"], tags=["providers (aggregator dialect)"],
+        summary=f"{_op} (aggregator dialect)", responses=_AGGREGATOR_RESPONSES,
+        operation_id=f"provider_aggregator_{_op}",
+        openapi_extra={"parameters": _signed_headers(aggregator.TIMESTAMP_HEADER, aggregator.SIGNATURE_HEADER,
+                                                     "base64 RSA PKCS#1 v1.5 SHA-256 signature"),
+                       "requestBody": _body(aggregator.MODELS[_op])})
+
+
+@providers.post("/{provider}/{operation:path}", include_in_schema=False)
 async def provider_call(provider: str, operation: str, request: Request) -> JSONResponse:
-    """Every provider callback. The provider's dialect adapter checks the signature first."""
+    """Every other provider path: the adapter answers (an unknown operation is a refusal in its dialect)."""
     return await provider_answer(_rt(request), provider, operation, await request.body(), request.headers,
                                  request.url.path)
 
 
 async def provider_answer(rt: Runtime, provider: str, operation: str, body: bytes, headers: Mapping[str, str],
-                          instance: str) -> JSONResponse:
+                          path: str) -> JSONResponse:
     adapter: Adapter | None = rt.state["adapters"].get(provider)
     if adapter is None:
-        return error_response(ProviderError("unknown-provider", f"no provider {provider!r}"), None, instance)
-    return await adapter.handle(rt.state["seamless"], operation, body, headers, instance)
+        return error_response(ProviderError("unknown-provider", f"no provider {provider!r}"), None, path)
+    return await adapter.handle(rt.state["seamless"], operation, body, headers, path)
 
 
 def fast_routes(rt: Runtime) -> list[FastRoute]:
-    """Provider calls answered ahead of FastAPI (gameplane.kit.fastroutes); the route above stays
+    """Provider calls answered ahead of FastAPI (gameplane.kit.fastroutes); the routes above stay
     their OpenAPI description. No service token: each adapter checks its provider's signature."""
 
     async def fast_provider_call(request: FastRequest) -> Reply:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 
 from fastapi import FastAPI
 
-from gameplane.games import catalog
+from gameplane.games import catalog, records
 from gameplane.games.aggregator import AggregatorAdapter
 from gameplane.games.api import Adapter, fast_routes, internal, providers, public
 from gameplane.games.canonical import CanonicalAdapter
@@ -21,14 +23,28 @@ log = logging.getLogger("gameplane.games")
 
 def adapters(settings: GamesSettings) -> dict[str, Adapter]:
     out: dict[str, Adapter] = {}
+    window = timedelta(seconds=settings.clock_skew_seconds)
     for name, cfg in settings.providers.items():
         if cfg.dialect == "canonical":
             assert cfg.secret is not None
-            out[name] = CanonicalAdapter(name, cfg.secret, timedelta(seconds=settings.clock_skew_seconds))
+            out[name] = CanonicalAdapter(name, cfg.secret, window)
         else:
             assert cfg.public_key_pem is not None
-            out[name] = AggregatorAdapter(name, cfg.public_key_pem)
+            out[name] = AggregatorAdapter(name, cfg.public_key_pem, window)
     return out
+
+
+async def prune_loop(rt: Runtime, settings: GamesSettings) -> None:
+    """Request-id records matter only while a signed request can still be replayed (twice the
+    clock-skew window); every replica prunes, the deletes are idempotent."""
+    while True:
+        try:
+            deleted = await records.prune_requests(rt.database.pool, settings.replay_retention_seconds)
+            if deleted:
+                log.info("pruned %d request-id records older than %d s", deleted, settings.replay_retention_seconds)
+        except Exception:  # a failed prune is retried on the next tick; it never stops the service
+            log.exception("pruning request-id records failed")
+        await asyncio.sleep(settings.replay_prune_interval_seconds)
 
 
 def build_app(settings: GamesSettings | None = None) -> FastAPI:
@@ -37,12 +53,20 @@ def build_app(settings: GamesSettings | None = None) -> FastAPI:
     async def start(rt: Runtime) -> None:
         assert settings.database_url, "games needs GP_GAMES_DATABASE_URL"
         rt.state["seamless"] = Seamless(rt)
+        if not settings.providers:
+            log.warning("no game provider is configured (GP_GAMES_PROVIDERS): no provider call can move money")
         if settings.seed_catalog:
-            added = await catalog.seed(rt.database)
+            added = await catalog.seed(rt.database, providers=set(settings.providers))
             if added:
                 log.info("catalog seeded with %d bundled games", added)
+        rt.state["prune_task"] = asyncio.create_task(prune_loop(rt, settings))
 
     async def stop(rt: Runtime) -> None:
+        task = rt.state.pop("prune_task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         client = rt.state.pop("wallet_client", None)
         if client is not None:
             await client.aclose()

@@ -1,11 +1,13 @@
 """The canonical dialect: gameplane's own provider API, spoken natively by the core.
 
-POST /providers/<provider>/<operation> with a JSON body and `X-Gameplane-Signature: <hex HMAC-SHA256
-of the raw body>`. The signature is checked before the body is even parsed.
+POST /providers/<provider>/<operation> with a JSON body, `X-Gameplane-Timestamp: <Unix seconds>` and
+`X-Gameplane-Signature: <hex HMAC-SHA256 of signing_string(method, path, timestamp, body)>`. The
+signature and the timestamp window are checked before the body is even parsed.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -15,6 +17,7 @@ from pydantic import ValidationError
 
 from gameplane.contracts.games import (
     SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
     AuthenticateCall,
     BalanceCall,
     BetCall,
@@ -23,10 +26,10 @@ from gameplane.contracts.games import (
     RollbackCall,
     WinCall,
     signature_valid,
+    unix_timestamp,
 )
 from gameplane.games.rules import TITLES, ProviderError, check_clock
 from gameplane.games.seamless import Seamless
-from gameplane.kit.db import utcnow
 from gameplane.kit.problems import PROBLEM_BASE, PROBLEM_JSON
 
 CALLS: dict[str, type[ProviderRequest]] = {
@@ -76,18 +79,22 @@ class CanonicalAdapter:
         self._secret = secret
         self.clock_skew = clock_skew
 
-    def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
-        if not signature_valid(self._secret, body, headers.get(SIGNATURE_HEADER)):
-            raise ProviderError("invalid-signature", f"{SIGNATURE_HEADER} does not match the body")
+    def verify(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> None:
+        """Signature over method, path, timestamp and body; then the timestamp's window."""
+        stamp = headers.get(TIMESTAMP_HEADER) or ""
+        if not signature_valid(self._secret, method, path, stamp, body, headers.get(SIGNATURE_HEADER)):
+            raise ProviderError("invalid-signature", f"{SIGNATURE_HEADER} does not match the request "
+                                                     f"(method, path, {TIMESTAMP_HEADER} and body)")
+        check_clock(unix_timestamp(stamp), time.time(), self.clock_skew, TIMESTAMP_HEADER)
 
     async def handle(self, core: Seamless, operation: str, body: bytes, headers: Mapping[str, str],
-                     instance: str | None = None) -> JSONResponse:
+                     path: str, method: str = "POST") -> JSONResponse:
         request_id: str | None = None
+        instance = path
         try:
-            self.verify(body, headers)
+            self.verify(method, path, body, headers)
             call = parse(operation, body)
             request_id = call.request_id
-            check_clock(call.timestamp, utcnow(), self.clock_skew)
             answer: ProviderAnswer = await core.execute(self.name, operation, call)
         except ProviderError as exc:
             return error_response(exc, request_id, instance)

@@ -43,11 +43,15 @@ def bundled() -> list[tuple[str, GameUpsert]]:
     return [(item.pop("game_id"), GameUpsert.model_validate(item)) for item in raw]
 
 
-async def seed(db: Database) -> int:
-    """Insert bundled games that are missing; an operator's later edits are never overwritten."""
+async def seed(db: Database, providers: set[str]) -> int:
+    """Insert bundled games that are missing; an operator's later edits are never overwritten. Only
+    games of `providers` (those with credentials) are inserted: a game whose provider nobody
+    configured would be listed and launched, and every call for it refused."""
     added = 0
     async with db.transaction() as s:
         for game_id, body in bundled():
+            if body.provider not in providers:
+                continue
             res = await s.execute(insert(Game).values(game_id=game_id, updated_at=utcnow(),
                                                       **body.model_dump(mode="json"))
                                   .on_conflict_do_nothing().returning(Game.game_id))

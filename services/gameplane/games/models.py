@@ -33,6 +33,7 @@ class Game(Base):
     stakes: Mapped[dict[str, Any]] = mapped_column(JSONB)
     jurisdictions: Mapped[list[str]] = mapped_column(JSONB)
     enabled: Mapped[bool] = mapped_column(Boolean)
+    max_win_multiplier: Mapped[int] = mapped_column(Integer, server_default=text("5000"))
     updated_at: Mapped[datetime] = mapped_column(TS, server_default=text("now()"))
 
 
@@ -47,6 +48,9 @@ class ProviderRequest(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(TS, server_default=text("now()"))
+
+    # The pruning of records past the replay window scans by age.
+    __table_args__ = (Index("ix_provider_requests_created_at", "created_at"),)
 
 
 class ProviderTransaction(Base):
@@ -86,6 +90,8 @@ class Round(Base):
     status: Mapped[str] = mapped_column(String(16))  # open | closed
     bet_total: Mapped[int] = mapped_column(BigInteger, default=0)
     win_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Wins being paid right now, held against the round's cap (gameplane.games.records.reserve_win).
+    win_pending: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     wins: Mapped[int] = mapped_column(Integer, default=0)
     opened_at: Mapped[datetime] = mapped_column(TS, server_default=text("now()"))
     closed_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)

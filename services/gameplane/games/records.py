@@ -26,7 +26,7 @@ SELECT
      WHERE provider = $1 AND transaction_id = $4) b) AS ref,
   EXISTS (SELECT 1 FROM provider_transactions WHERE provider = $1 AND operation = 'rollback'
           AND bet_transaction_id = $3) AS tombstoned,
-  (SELECT row_to_json(x) FROM (SELECT player_id, game_id, status, wins FROM rounds
+  (SELECT row_to_json(x) FROM (SELECT player_id, game_id, status, wins, bet_total, win_total FROM rounds
      WHERE provider = $1 AND player_id = $5 AND round_id = COALESCE($6,
        (SELECT round_id FROM provider_transactions WHERE provider = $1 AND transaction_id = $4))) x) AS round
 """
@@ -39,7 +39,7 @@ WITH args AS (
          CAST($7 AS varchar) AS tx_hash, CAST($8 AS uuid) AS player_id,
          CAST($9 AS varchar) AS round_id, CAST($10 AS varchar) AS ref, CAST($11 AS bigint) AS amount,
          CAST($12 AS varchar) AS currency, CAST($13 AS boolean) AS noop, CAST($14 AS jsonb) AS answer,
-         CAST($15 AS varchar) AS game_id, CAST($16 AS boolean) AS closed
+         CAST($15 AS varchar) AS game_id, CAST($16 AS boolean) AS closed, CAST($17 AS bigint) AS reserved
 ), txn AS (
   INSERT INTO provider_transactions (provider, transaction_id, operation, request_hash, player_id, round_id,
                                      bet_transaction_id, amount, currency, noop, answer)
@@ -59,8 +59,15 @@ WITH args AS (
   WHERE op = 'win' AND EXISTS (SELECT 1 FROM txn)
   ON CONFLICT (provider, player_id, round_id) DO UPDATE SET
     win_total = rounds.win_total + EXCLUDED.win_total, wins = rounds.wins + 1,
+    win_pending = rounds.win_pending - (SELECT reserved FROM args),
     status = CASE WHEN EXCLUDED.status = 'closed' THEN 'closed' ELSE rounds.status END,
     closed_at = COALESCE(rounds.closed_at, EXCLUDED.closed_at)
+  RETURNING 1
+), win_release AS (
+  -- a twin of this win settled first: its reservation is given back all the same
+  UPDATE rounds SET win_pending = rounds.win_pending - args.reserved FROM args
+  WHERE args.op = 'win' AND args.reserved > 0 AND NOT EXISTS (SELECT 1 FROM txn)
+    AND rounds.provider = args.provider AND rounds.player_id = args.player_id AND rounds.round_id = args.round_id
   RETURNING 1
 ), rollback_round AS (
   UPDATE rounds SET bet_total = rounds.bet_total - args.amount FROM args
@@ -73,6 +80,7 @@ WITH args AS (
   ON CONFLICT DO NOTHING RETURNING 1
 )
 SELECT (SELECT count(*) FROM txn) + (SELECT count(*) FROM bet_round) + (SELECT count(*) FROM win_round)
+       + (SELECT count(*) FROM win_release)
        + (SELECT count(*) FROM rollback_round) + (SELECT count(*) FROM request)
 """
 
@@ -99,7 +107,8 @@ async def known(pool: asyncpg.Pool, *, provider: str, request_id: str, player_id
     assert row is not None
     rnd = _obj(row["round"])
     return Known(_obj(row["request"]), _obj(row["txn"]), _obj(row["ref"]), bool(row["tombstoned"]),
-                 RoundState(uuid.UUID(str(rnd["player_id"])), rnd["game_id"], rnd["status"], rnd["wins"])
+                 RoundState(uuid.UUID(str(rnd["player_id"])), rnd["game_id"], rnd["status"], rnd["wins"],
+                            int(rnd["bet_total"]), int(rnd["win_total"]))
                  if rnd else None)
 
 
@@ -107,11 +116,56 @@ async def settle(pool: asyncpg.Pool, *, provider: str, request_id: str, operatio
                  outcome: dict[str, Any], movement: dict[str, Any] | None = None) -> None:
     """Record the answer to a request and, for a money movement that happened, the transaction and
     its round (one statement, so one implicit transaction). `movement` keys: tx, tx_hash,
-    player_id, round_id, ref, amount, currency, noop, answer, game_id, closed."""
+    player_id, round_id, ref, amount, currency, noop, answer, game_id, closed, reserved (a win's
+    reservation against the round's cap, given back here)."""
     m = movement or {}
     await pool.execute(
         _SETTLE, provider, request_id, operation, request_hash, json.dumps(outcome), m.get("tx"),
         m.get("tx_hash", ""), m.get("player_id"), m.get("round_id"), m.get("ref"), int(m.get("amount", 0)),
         m.get("currency", ""), bool(m.get("noop", False)), json.dumps(m.get("answer")) if m else None,
-        m.get("game_id"), bool(m.get("closed", False)))
+        m.get("game_id"), bool(m.get("closed", False)), int(m.get("reserved", 0)))
 
+
+# The cap's atomic gate: concurrent wins of one round update the same row, so each one sees the
+# reservations of those before it (PostgreSQL re-checks the WHERE on the row it waited for).
+_RESERVE_WIN = """
+UPDATE rounds SET win_pending = win_pending + $4
+WHERE provider = $1 AND player_id = $2 AND round_id = $3
+  AND CAST(win_total AS numeric) + win_pending + $4 <= CAST(bet_total AS numeric) * $5
+RETURNING 1
+"""
+_RELEASE_WIN = """
+UPDATE rounds SET win_pending = win_pending - $4 WHERE provider = $1 AND player_id = $2 AND round_id = $3
+"""
+
+
+async def reserve_win(pool: asyncpg.Pool, *, provider: str, player_id: uuid.UUID, round_id: str, amount: int,
+                      max_multiplier: int) -> bool:
+    """Hold `amount` of the round's cap (stakes x max_multiplier) while the wallet pays it: False when
+    the round's wins, paid and in flight, would pass the cap."""
+    return await pool.fetchval(_RESERVE_WIN, provider, player_id, round_id, amount, max_multiplier) is not None
+
+
+async def release_win(pool: asyncpg.Pool, *, provider: str, player_id: uuid.UUID, round_id: str,
+                      amount: int) -> None:
+    """Give back a reservation whose win was not paid (a refusal, the wallet out of reach)."""
+    await pool.execute(_RELEASE_WIN, provider, player_id, round_id, amount)
+
+
+
+_PRUNE = """
+DELETE FROM provider_requests WHERE ctid = ANY (ARRAY(
+  SELECT ctid FROM provider_requests WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))
+"""
+
+
+async def prune_requests(pool: asyncpg.Pool, older_than_seconds: float, batch: int = 5000) -> int:
+    """Delete request-id records older than `older_than_seconds`, in batches (short locks, short WAL
+    bursts). Their money is safe without them: transaction ids are kept for good."""
+    total = 0
+    while True:
+        status = await pool.execute(_PRUNE, float(older_than_seconds), batch)
+        deleted = int(status.rsplit(" ", 1)[-1])
+        total += deleted
+        if deleted < batch:
+            return total

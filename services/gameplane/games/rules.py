@@ -7,12 +7,12 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
-from gameplane.contracts.games import ERROR_CODES
+from gameplane.contracts.games import ERROR_CODES, MAX_AMOUNT_MINOR
 
 TITLES = {
     "invalid-signature": "Invalid signature",
@@ -32,6 +32,8 @@ TITLES = {
     "currency-mismatch": "Currency differs from the session's",
     "game-mismatch": "Game differs from the session's",
     "stake-out-of-range": "Stake outside the game's limits",
+    "amount-out-of-range": "Amount above the maximum for the currency",
+    "max-win-exceeded": "Win above the game's maximum for the round",
     "validation-error": "Malformed request",
     "dependency-unavailable": "Temporarily unavailable, retry",
 }
@@ -98,13 +100,35 @@ def transaction_fingerprint(operation: str, player_id: uuid.UUID, call: BaseMode
                                    **call.model_dump(mode="json", exclude={"timestamp", "request_id", "token"})})
 
 
-def check_clock(sent_at: datetime, now: datetime, window: timedelta) -> None:
-    if sent_at.tzinfo is None:
-        raise ProviderError("validation-error", "timestamp must carry a UTC offset")
+def check_clock(sent_at: int | None, now: float, window: timedelta, header: str) -> None:
+    """`sent_at`: the signed timestamp header in Unix seconds (None: missing, empty or malformed)."""
+    if sent_at is None:
+        raise ProviderError("invalid-signature", f"{header} must carry the Unix time (seconds) the call was signed")
     skew = sent_at - now
-    if abs(skew) > window:
-        raise ProviderError("stale-request", f"timestamp is {skew.total_seconds():+.0f} s from server time; "
+    if abs(skew) > window.total_seconds():
+        raise ProviderError("stale-request", f"timestamp is {skew:+.0f} s from server time; "
                                              f"the window is ±{window.total_seconds():.0f} s")
+
+
+def amount_refusal(amount: int, currency: str) -> str | None:
+    """Amounts above the per-currency maximum (MAX_AMOUNT_MINOR) are refused before any lookup
+    in the wallet; an unknown currency is left to the session check (`currency-mismatch`)."""
+    limit = MAX_AMOUNT_MINOR.get(currency.upper())
+    if limit is not None and amount > limit:
+        return f"{amount} is above the maximum of {limit} minor units of {currency.upper()} per operation"
+    return None
+
+
+def win_cap_refusal(state: RoundState | None, amount: int, max_multiplier: int) -> str | None:
+    """The wins of a round may total at most its stakes times the game's maximum multiplier. A win
+    for a round without a bet goes on to the wallet, which refuses it (`bet-not-found`)."""
+    if state is None:
+        return None
+    cap = state.bet_total * max_multiplier
+    if state.win_total + amount > cap:
+        return (f"wins of the round would total {state.win_total + amount}; the cap is the round's stakes "
+                f"{state.bet_total} x {max_multiplier} = {cap}")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +137,8 @@ class RoundState:
     game_id: str
     status: str  # open | closed
     wins: int
+    bet_total: int = 0
+    win_total: int = 0
 
 
 def bet_round_refusal(state: RoundState | None, player_id: uuid.UUID, game_id: str) -> str | None:

@@ -101,8 +101,8 @@ class Seamless:
             round_id=None if operation == "rollback" else getattr(call, "round_id", None))
         if known.request is not None:
             if known.request["request_hash"] != digest or known.request["operation"] != operation:
-                raise ProviderError("request-id-reused",
-                                    f"request {call.request_id} was a different {known.request['operation']}")
+                raise await self.refuse("request-id-reused", session,
+                                        f"request {call.request_id} was a different {known.request['operation']}")
             outcome = known.request["outcome"]
             if "error" in outcome:
                 raise ProviderError.from_dict(outcome["error"])
@@ -233,7 +233,7 @@ class Seamless:
         code = rules.WALLET_SLUGS.get(slug)
         if code is None:
             log.error("wallet refused %s with %s %s", path, resp.status_code, problem)
-            raise ProviderError("validation-error", problem.get("detail") or f"wallet refused: {slug}")
+            raise await self.refuse("validation-error", session, problem.get("detail") or f"wallet refused: {slug}")
         balance = problem.get("balance")
         if isinstance(balance, dict):
             balance = int(balance.get("cash", 0)) + int(balance.get("bonus", 0))
@@ -245,13 +245,16 @@ class Seamless:
 
     async def bet(self, provider: str, call: BetCall, session: SessionView,
                   known: records.Known) -> tuple[ProviderAnswer, dict[str, Any] | None]:
-        self._same_session(call, session)
+        await self._same_session(call, session)
         digest = rules.transaction_fingerprint("bet", session.player_id, call)
         replay = await self._replay(known, digest, call, session)
         if replay is not None:
             return replay, None
         if known.tombstoned:
             raise await self.refuse("bet-rolled-back", session, f"bet {call.transaction_id} was rolled back before")
+        too_large = rules.amount_refusal(call.amount, call.currency)
+        if too_large:
+            raise await self.refuse("amount-out-of-range", session, too_large)
         if not session.accepts_bets(utcnow()):
             raise await self.refuse("session-expired", session)
         refusal = rules.bet_round_refusal(known.round, session.player_id, call.game_id)
@@ -273,21 +276,50 @@ class Seamless:
     async def win(self, provider: str, call: WinCall, session: SessionView,
                   known: records.Known) -> tuple[ProviderAnswer, dict[str, Any] | None]:
         # No expiry check: the money is owed to the player even after the session ended.
-        self._same_session(call, session)
+        await self._same_session(call, session)
         digest = rules.transaction_fingerprint("win", session.player_id, call)
         replay = await self._replay(known, digest, call, session)
         if replay is not None:
             return replay, None
+        too_large = rules.amount_refusal(call.amount, call.currency)
+        if too_large:
+            raise await self.refuse("amount-out-of-range", session, too_large)
         refusal = rules.win_round_refusal(known.round, session.player_id)
         if refusal:
             raise await self.refuse(refusal, session, f"round {call.round_id}")
-        result = await self._move(wallet_api.PATH_WINS, wallet_api.WinRequest(
-            idempotency_key=f"{provider}:{call.transaction_id}", player_id=session.player_id,
-            currency=session.currency, amount=call.amount, round_id=call.round_id,
-            game_id=call.game_id, provider=provider, close_round=call.round_closed), session)
+        game = await self.game(call.game_id)
+        reserved = 0
+        if game is not None and known.round is not None:
+            above = rules.win_cap_refusal(known.round, call.amount, game.max_win_multiplier)
+            if above is None and call.amount and not await records.reserve_win(
+                    self.pool, provider=provider, player_id=session.player_id, round_id=call.round_id,
+                    amount=call.amount, max_multiplier=game.max_win_multiplier):
+                # Other wins of the round were paid or are in flight since it was read; a twin of this
+                # very win settling meanwhile is a replay, not a refusal.
+                again = await records.known(self.pool, provider=provider, request_id=call.request_id,
+                                            player_id=session.player_id, transaction_id=call.transaction_id,
+                                            round_id=call.round_id)
+                replay = await self._replay(again, digest, call, session)
+                if replay is not None:
+                    return replay, None
+                above = "the round's wins, paid and in flight, would pass its cap"
+            if above:
+                raise await self.refuse("max-win-exceeded", session, above)
+            reserved = call.amount
+        try:
+            result = await self._move(wallet_api.PATH_WINS, wallet_api.WinRequest(
+                idempotency_key=f"{provider}:{call.transaction_id}", player_id=session.player_id,
+                currency=session.currency, amount=call.amount, round_id=call.round_id,
+                game_id=call.game_id, provider=provider, close_round=call.round_closed), session)
+        except BaseException:
+            if reserved:
+                await records.release_win(self.pool, provider=provider, player_id=session.player_id,
+                                          round_id=call.round_id, amount=reserved)
+            raise
         answer = self._answer(call, session, result.balance.playable, result)
-        return answer, self._movement(call.transaction_id, digest, session, answer, call.round_id, None,
-                                      call.amount, result.noop, call.game_id, closed=call.round_closed)
+        return answer, {**self._movement(call.transaction_id, digest, session, answer, call.round_id, None,
+                                         call.amount, result.noop, call.game_id, closed=call.round_closed),
+                        "reserved": reserved}
 
     async def rollback(self, provider: str, call: RollbackCall, session: SessionView,
                        known: records.Known) -> tuple[ProviderAnswer, dict[str, Any] | None]:
@@ -315,12 +347,11 @@ class Seamless:
 
     # ---- helpers --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _same_session(call: BetCall, session: SessionView) -> None:
+    async def _same_session(self, call: BetCall, session: SessionView) -> None:
         if call.currency.upper() != session.currency:
-            raise ProviderError("currency-mismatch", f"session plays in {session.currency}", currency=session.currency)
+            raise await self.refuse("currency-mismatch", session, f"session plays in {session.currency}")
         if call.game_id != session.game_id:
-            raise ProviderError("game-mismatch", f"session plays {session.game_id}", currency=session.currency)
+            raise await self.refuse("game-mismatch", session, f"session plays {session.game_id}")
 
     @staticmethod
     def _answer(call: ProviderRequest, session: SessionView, balance: int,
@@ -345,5 +376,6 @@ def game_view(row: Game) -> GameView:
     return GameView(game_id=row.game_id, provider=row.provider, title=row.title, category=row.category,
                     rtp_bp=row.rtp_bp, volatility=row.volatility,  # type: ignore[arg-type]
                     wagering_contribution_pct=row.wagering_contribution_pct, stakes=row.stakes,
-                    jurisdictions=row.jurisdictions, enabled=row.enabled, updated_at=row.updated_at)
+                    jurisdictions=row.jurisdictions, enabled=row.enabled, max_win_multiplier=row.max_win_multiplier,
+                    updated_at=row.updated_at)
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
-from gameplane.contracts.games import DEV_PROVIDER_SECRET
+from gameplane.contracts.games import KNOWN_DEV_SECRETS
 from gameplane.kit.settings import ServiceSettings, settings_config
 
 Dialect = Literal["canonical", "aggregator"]
@@ -34,14 +34,21 @@ class GamesSettings(ServiceSettings):
     model_config = settings_config("games")
 
     port: int = 8003
+    dev_mode: bool = Field(default=False, description="a development run (`gameplane up`, tests, benches): "
+                           "accept the published development provider secret. The charts never set it.")
     # Declared before `providers`: its validator reads this value.
     providers_dir: Path = Path("/etc/gameplane/providers")
     providers: dict[str, ProviderSettings] = Field(
-        default_factory=lambda: {"rgs": ProviderSettings(dialect="canonical", secret=DEV_PROVIDER_SECRET)},
+        default_factory=dict,
         description="provider name -> dialect and key, JSON in GP_GAMES_PROVIDERS; or, as the Helm chart "
                     "writes it, a list of {name, baseUrl, secretName} whose keys are files in "
-                    "<providers_dir>/<name>/ (the provider's Secret mounted there)")
-    clock_skew_seconds: int = Field(default=300, ge=1, description="accepted |provider clock - our clock|")
+                    "<providers_dir>/<name>/ (the provider's Secret mounted there). None by default: "
+                    "no provider, no provider call moves money")
+    clock_skew_seconds: int = Field(default=300, ge=1, le=3600,
+                                    description="accepted |provider clock - our clock| of the signed timestamp")
+    replay_prune_interval_seconds: float = Field(default=60.0, gt=0,
+                                                 description="how often request-id records older than twice the "
+                                                             "clock-skew window are deleted")
     session_cache_seconds: float = Field(default=1.0, ge=0,
                                          description="how long an open session looked up in sessions is reused "
                                                      "while games is not hearing sessions.ended events")
@@ -54,6 +61,23 @@ class GamesSettings(ServiceSettings):
     wallet_timeout_seconds: float = Field(default=1.2, gt=0, description="per attempt at the wallet")
     wallet_attempts: int = Field(default=2, ge=1, description="attempts x timeout stay below the ~3 s after "
                                                               "which providers give up and retry themselves")
+
+    @model_validator(mode="after")
+    def _no_published_secret(self) -> GamesSettings:
+        """A deployment must never run with a key printed in this repository: anyone could sign bets."""
+        if not self.dev_mode:
+            for name, cfg in self.providers.items():
+                if cfg.secret in KNOWN_DEV_SECRETS:
+                    raise ValueError(f"provider {name!r} is configured with the published development secret; "
+                                     "give it its own secret (`openssl rand -hex 32`) in its Secret, or set "
+                                     "GP_GAMES_DEV_MODE=true on a development machine")
+        return self
+
+    @property
+    def replay_retention_seconds(self) -> int:
+        """A signed request is accepted up to the window after its timestamp, and its timestamp may be
+        up to the window ahead of ours: after twice the window nobody can replay it."""
+        return 2 * self.clock_skew_seconds
 
     @field_validator("providers", mode="before")
     @classmethod
@@ -69,5 +93,8 @@ class GamesSettings(ServiceSettings):
             folder = root / name
             keys = {f.name: f.read_text().strip() for f in folder.iterdir() if f.is_file()} \
                 if folder.is_dir() else {}
+            if not ({"secret", "public_key_pem"} & keys.keys()):
+                raise ValueError(f"provider {name!r}: no `secret` or `public_key_pem` in {folder} (its Secret "
+                                 f"{entry.get('secretName', '?')!r} missing or without keys)")
             out[name] = {k: v for k, v in keys.items() if k in ("dialect", "secret", "public_key_pem")}
         return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import typer
 
@@ -25,13 +26,22 @@ async def _reconcile(url: str) -> ReconciliationReport:
 
 @app.command()
 def reconcile(
-    database_url: str = typer.Option(..., "--database-url", envvar="GP_WALLET_DATABASE_URL",
-                                      help="postgresql+asyncpg://... of the wallet database"),
+    database_url: str | None = typer.Option(
+        None, "--database-url", envvar="GP_WALLET_DATABASE_URL",
+        help="postgresql+asyncpg://... of the wallet database [default: the local platform's (`gameplane up`), "
+             "from <data-dir>/secrets.json]"),
+    data_dir: Path | None = typer.Option(None, help="data dir of the local platform [default .gameplane]"),
     as_json: bool = typer.Option(False, "--json", help="print the full report as JSON"),
 ) -> None:
     """Check the ledger invariants.
 
     Every invariant over the whole wallet database; exits 1 on any breach."""
+    from gameplane.devtools import localsecrets  # a laptop's file; the image may run without devtools
+
+    database_url = database_url or localsecrets.read(data_dir).get("databases", {}).get("wallet")
+    if not database_url:
+        typer.echo("no wallet database: pass --database-url (or run next to a running `gameplane up`)", err=True)
+        raise typer.Exit(2)
     try:
         report = asyncio.run(_reconcile(database_url))
     except Exception as exc:  # unreachable or not a wallet database: say so, don't dump a traceback

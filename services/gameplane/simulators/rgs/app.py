@@ -38,7 +38,7 @@ def _client(rt: Runtime) -> PlatformClient:
     client = rt.state.get("client")
     if client is None:
         s: RgsSettings = rt.settings  # type: ignore[assignment]
-        client = PlatformClient(s.platform(), s.provider, s.provider_secret, timeout=s.request_timeout_seconds,
+        client = PlatformClient(s.platform(), s.provider, s.secret(), timeout=s.request_timeout_seconds,
                                 attempts=s.attempts, backoff=s.retry_backoff_seconds,
                                 transport=rt.state.get("transport"))
         rt.state["client"] = client
@@ -127,6 +127,7 @@ async def table_state(token: str, request: Request) -> dict:
 
 def build_app(settings: RgsSettings | None = None) -> FastAPI:
     settings = settings or RgsSettings()
+    settings.secret()  # refuse to start without a key
 
     async def close_client(rt: Runtime) -> None:
         client = rt.state.pop("client", None)

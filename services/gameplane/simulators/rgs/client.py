@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from gameplane.contracts.games import SIGNATURE_HEADER, ProviderAnswer, sign
+from gameplane.contracts.games import SIGNATURE_HEADER, TIMESTAMP_HEADER, ProviderAnswer, now_timestamp, sign
 
 
 class Refused(Exception):
@@ -30,10 +29,6 @@ class Refused(Exception):
 
 class Unanswered(Exception):
     """No answer after every attempt (timeouts, connection errors, 5xx)."""
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def new_id(prefix: str) -> str:
@@ -60,18 +55,29 @@ class PlatformClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def send_raw(self, operation: str, body: bytes, signature: str | None = None) -> httpx.Response:
-        """One signed POST, no retries (the conformance kit uses it to send exactly what it wants)."""
-        sig = sign(self._secret, body) if signature is None else signature
+    def path(self, operation: str) -> str:
+        """The path the platform sees (and the signature covers); a base URL's own path comes first."""
+        return f"{self.http.base_url.raw_path.decode().rstrip('/')}/providers/{self.provider}/{operation}"
+
+    def sign(self, operation: str, timestamp: str, body: bytes) -> str:
+        return sign(self._secret, "POST", self.path(operation), timestamp, body)
+
+    async def send_raw(self, operation: str, body: bytes, signature: str | None = None, *,
+                       timestamp: str | None = None, signed_operation: str | None = None) -> httpx.Response:
+        """One signed POST, no retries (the conformance kit uses it to send exactly what it wants:
+        its own signature or timestamp, or a signature made for another operation)."""
+        ts = now_timestamp() if timestamp is None else timestamp
+        sig = self.sign(signed_operation or operation, ts, body) if signature is None else signature
         return await self.http.post(f"/providers/{self.provider}/{operation}", content=body,
-                                    headers={"content-type": "application/json", SIGNATURE_HEADER: sig})
+                                    headers={"content-type": "application/json", TIMESTAMP_HEADER: ts,
+                                             SIGNATURE_HEADER: sig})
 
     def body(self, payload: dict[str, Any]) -> bytes:
-        return json.dumps({"timestamp": now_iso(), **payload}, separators=(",", ":")).encode()
+        return json.dumps(payload, separators=(",", ":")).encode()
 
     async def call(self, operation: str, payload: dict[str, Any]) -> ProviderAnswer:
-        """Send with retries. The request id is fixed across attempts; each attempt is re-signed with
-        a fresh timestamp so a long retry stays inside the platform's clock-skew window."""
+        """Send with retries. The request id is fixed across attempts; each attempt is signed with a
+        fresh timestamp so a long retry stays inside the platform's clock-skew window."""
         payload = {"request_id": new_id("req"), **payload}
         last: Exception | None = None
         wait = 0.0

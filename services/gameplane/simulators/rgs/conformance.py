@@ -19,11 +19,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from gameplane.contracts.games import now_timestamp
 from gameplane.simulators.rgs.client import PlatformClient, new_id
 
 # A session factory returns the token of a freshly launched session for a player holding some
@@ -83,12 +84,13 @@ class Kit:
 
     # ---- protocol helpers -----------------------------------------------------------------------
 
-    async def send(self, operation: str, payload: dict[str, Any], *, timestamp: datetime | None = None,
-                   signature: str | None = None, body: bytes | None = None) -> Reply:
+    async def send(self, operation: str, payload: dict[str, Any], *, timestamp: str | None = None,
+                   signature: str | None = None, body: bytes | None = None,
+                   signed_operation: str | None = None) -> Reply:
         payload = {"request_id": new_id("req"), **payload}
-        ts = (timestamp or datetime.now(UTC)).isoformat()
-        raw = body if body is not None else json.dumps({"timestamp": ts, **payload}, separators=(",", ":")).encode()
-        resp = await self.client.send_raw(operation, raw, signature)
+        raw = body if body is not None else json.dumps(payload, separators=(",", ":")).encode()
+        resp = await self.client.send_raw(operation, raw, signature, timestamp=timestamp,
+                                          signed_operation=signed_operation)
         try:
             data = resp.json()
         except ValueError:
@@ -139,11 +141,12 @@ class Kit:
     async def check_bad_signature(self, p: Player) -> str:
         before = await self.balance(p)
         payload = self.bet_payload(p)
-        body = json.dumps({"timestamp": datetime.now(UTC).isoformat(), "request_id": new_id("req"), **payload}).encode()
+        body = json.dumps({"request_id": new_id("req"), **payload}).encode()
         r = await self.send("bet", payload, signature="0" * 64)
         self.refused(r, "invalid-signature", "bet with a forged signature")
         tampered = body.replace(f'"amount": {self.stake}'.encode(), f'"amount": {self.stake * 2}'.encode())
-        r = await self.send("bet", payload, body=tampered, signature=self.client_sign(body))
+        ts = now_timestamp()
+        r = await self.send("bet", payload, body=tampered, timestamp=ts, signature=self.client.sign("bet", ts, body))
         self.refused(r, "invalid-signature", "bet whose body changed after signing")
         r = await self.send("bet", payload, signature="")
         self.refused(r, "invalid-signature", "unsigned bet")
@@ -154,22 +157,41 @@ class Kit:
         await self.must("rollback", self.rollback_payload(p, payload["transaction_id"]))
         return "forged, tampered and missing signatures refused before any effect"
 
-    def client_sign(self, body: bytes) -> str:
-        from gameplane.contracts.games import sign
-
-        return sign(self.client._secret, body)
+    async def check_other_endpoint(self, p: Player) -> str:
+        before = await self.balance(p)
+        bet = {"request_id": new_id("req"), **self.bet_payload(p)}
+        body = json.dumps(bet, separators=(",", ":")).encode()
+        ts = now_timestamp()
+        sig = self.client.sign("bet", ts, body)
+        first = await self.client.send_raw("bet", body, sig, timestamp=ts)
+        expect(first.status_code == 200, f"a valid bet was refused: HTTP {first.status_code} {first.text[:200]}")
+        # The same signed bytes at /win would pay the stake back as a win, at /rollback refund it.
+        for other in ("win", "rollback"):
+            resp = await self.client.send_raw(other, body, sig, timestamp=ts)
+            r = Reply(resp.status_code, resp.json())
+            self.refused(r, "invalid-signature", f"a signed bet body replayed at /{other}")
+        win = {"request_id": new_id("req"), **self.win_payload(p, bet["round_id"], self.stake * 100)}
+        raw = json.dumps(win, separators=(",", ":")).encode()
+        r = await self.send("win", win, body=raw, signed_operation="bet")
+        self.refused(r, "invalid-signature", "a win signed for the bet endpoint")
+        expect(await self.balance(p) == before - self.stake, "a body signed for another endpoint moved money")
+        await self.must("win", self.win_payload(p, bet["round_id"], 0))
+        return "a signed body is refused at any endpoint but its own"
 
     async def check_clock_skew(self, p: Player) -> str:
         before = await self.balance(p)
         payload = self.bet_payload(p)
-        for delta in (timedelta(hours=-1), timedelta(hours=1)):
-            r = await self.send("bet", payload, timestamp=datetime.now(UTC) + delta)
-            self.refused(r, "stale-request", f"bet stamped {delta} away")
-        expect(await self.balance(p) == before, "money moved on a stale request")
+        for delta in (-3600, 3600):
+            r = await self.send("bet", payload, timestamp=str(int(time.time()) + delta))
+            self.refused(r, "stale-request", f"bet stamped {delta:+d} s away")
+        for stamp, what in (("", "an empty"), ("yesterday", "a malformed")):
+            r = await self.send("bet", payload, timestamp=stamp)
+            self.refused(r, "invalid-signature", f"bet with {what} timestamp")
+        expect(await self.balance(p) == before, "money moved on a stale or unstamped request")
         ok = await self.must("bet", payload)
         expect(ok.body["balance"] == before - self.stake, "fresh retry of a stale bet debited the wrong amount")
         await self.must("rollback", self.rollback_payload(p, payload["transaction_id"]))
-        return "requests ±1 h off refused; the fresh retry accepted"
+        return "requests ±1 h off, unstamped or badly stamped refused; the fresh retry accepted"
 
     async def check_duplicates(self, p: Player) -> str:
         before = await self.balance(p)
@@ -290,6 +312,7 @@ class Kit:
 
     CHECKS: tuple[tuple[str, str], ...] = (
         ("bad signature", "check_bad_signature"),
+        ("signature bound to its endpoint", "check_other_endpoint"),
         ("clock skew", "check_clock_skew"),
         ("duplicates", "check_duplicates"),
         ("conflicting duplicates", "check_conflicting_duplicates"),
@@ -386,9 +409,6 @@ def _cli() -> Any:
     from rich.console import Console
     from rich.table import Table
 
-    from gameplane.contracts.games import DEV_PROVIDER_SECRET
-    from gameplane.kit.settings import ServiceSettings
-
     app = typer.Typer(help="Tools for game providers integrating with gameplane.", no_args_is_help=True,
                       rich_markup_mode=None)
 
@@ -396,14 +416,18 @@ def _cli() -> Any:
     def conformance(
         url: str = typer.Option(..., help="platform URL the provider calls (the gateway)"),
         provider: str = typer.Option("rgs", help="provider name on the platform"),
-        secret: str = typer.Option(os.environ.get("GP_RGS_PROVIDER_SECRET", DEV_PROVIDER_SECRET),
-                                   help="the provider's HMAC secret [env GP_RGS_PROVIDER_SECRET]"),
+        secret: str | None = typer.Option(
+            None, help="the provider's HMAC secret [env GP_RGS_PROVIDER_SECRET; default: the local platform's, "
+                       "from <data-dir>/secrets.json]"),
         token: list[str] = typer.Option([], help="session tokens to use instead of --bootstrap"),
         bootstrap: bool = typer.Option(False, help="create players, test deposits and sessions on the platform"),
         wallet_url: str = typer.Option("http://127.0.0.1:8002", help="wallet URL for the test deposit (--bootstrap)"),
-        service_token_secret: str = typer.Option(
-            os.environ.get("GP_SERVICE_TOKEN_SECRET", ServiceSettings.model_fields["service_token_secret"].default),
-            help="signs the deposit call (--bootstrap) [env GP_SERVICE_TOKEN_SECRET]"),
+        service_token_secret: str | None = typer.Option(
+            None, help="signs the deposit call (--bootstrap) [env GP_SERVICE_TOKEN_SECRET; default: the local "
+                       "platform's, from <data-dir>/secrets.json]"),
+        data_dir: Path | None = typer.Option(
+            None, help="data dir of the local platform (`gameplane up`/`make run`) whose secrets to use "
+                       "[env GAMEPLANE_DATA_DIR; default .gameplane]"),
         game: str = typer.Option("fruit-fives", help="game to launch (--bootstrap)"),
         currency: str = typer.Option("EUR", help="currency of the test players (--bootstrap)"),
         deposit: int = typer.Option(5000, help="test deposit per player in minor units (--bootstrap)"),
@@ -413,7 +437,21 @@ def _cli() -> Any:
         """Attack a platform's seamless-wallet API.
 
         Runs the adversarial suite and prints a pass/fail table; exits 1 on any failure."""
+        from gameplane.devtools import localsecrets  # a laptop's file: not in the service image
+
+        local = localsecrets.read(data_dir)
+        secret = secret or os.environ.get("GP_RGS_PROVIDER_SECRET") or \
+            local.get("providers", {}).get(provider, {}).get("secret")
+        if not secret:
+            raise typer.BadParameter(f"no secret for provider {provider!r}: pass --secret (or run against a "
+                                     f"local platform whose {localsecrets.path(data_dir)} names it)")
+        service_token_secret = service_token_secret or os.environ.get("GP_SERVICE_TOKEN_SECRET") or \
+            local.get("service_token_secret")
+        if bootstrap and not service_token_secret:
+            raise typer.BadParameter("--bootstrap needs the platform's service-token secret: pass "
+                                     "--service-token-secret (or run against a local platform)")
         if bootstrap:
+            assert service_token_secret is not None
             factory = gateway_bootstrap(url, wallet_url, service_token_secret, game_id=game, currency=currency,
                                         deposit=deposit)
         elif token:
@@ -422,6 +460,7 @@ def _cli() -> Any:
             raise typer.BadParameter("pass --bootstrap or at least one --token")
 
         async def go() -> list[CheckResult]:
+            assert secret is not None
             client = PlatformClient(url, provider, secret, timeout=5.0, attempts=1)
             try:
                 return await Kit(client, factory, stake=stake).run(check or None)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from gameplane.contracts.games import DEV_PROVIDER_SECRET
 from gameplane.kit.settings import ServiceSettings, settings_config
 
 
@@ -19,12 +19,27 @@ class RgsSettings(ServiceSettings):
     platform_url: str | None = Field(
         default=None, description="where the platform's /providers API is; default: the gateway, else games")
     provider: str = Field(default="rgs", description="our provider name on the platform")
-    provider_secret: str = Field(default=DEV_PROVIDER_SECRET, min_length=16)
+    provider_secret: str | None = Field(default=None, min_length=16, description="our HMAC key on the platform; "
+                                        "else the `secret` of our entry in `providers` (the chart's form)")
+    providers_dir: Path = Path("/etc/gameplane/providers")
+    providers: list[dict[str, Any]] = Field(default_factory=list, description="as the Helm chart writes it: "
+                                            "[{name, baseUrl, secretName}], Secret mounted in <providers_dir>/<name>/")
     request_timeout_seconds: float = Field(default=3.0, gt=0, description="give up on one attempt after this")
     attempts: int = Field(default=4, ge=1, description="tries of one call (same transaction id) before giving up")
     retry_backoff_seconds: float = Field(default=0.2, ge=0)
     seed: int | None = Field(default=None, description="fixed RNG seed for reproducible play (per session token)")
     max_spins_per_call: int = Field(default=1000, ge=1)
+
+    def secret(self) -> str:
+        """The provider key, or a clear refusal: a studio without its key cannot sign anything."""
+        if self.provider_secret:
+            return self.provider_secret
+        mounted = self.providers_dir / self.provider / "secret"
+        if any(p.get("name") == self.provider for p in self.providers) and mounted.is_file():
+            return mounted.read_text().strip()
+        raise RuntimeError(f"the RGS simulator has no key for provider {self.provider!r}: set GP_RGS_PROVIDER_SECRET "
+                           f"(`gameplane up` does), or list it in GP_RGS_PROVIDERS with its Secret mounted "
+                           f"at {mounted.parent}")
 
     def platform(self) -> str:
         if self.platform_url:
