@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import json
 import os
-import secrets
 import signal
 import sys
 import time
@@ -29,6 +28,7 @@ from rich.table import Table
 
 from gameplane.cli import registry
 from gameplane.cli.supervisor import ProcessSpec, Supervisor
+from gameplane.devtools import identities
 from gameplane.devtools.infra import PG_TEMPLATE_CACHE, EmbeddedPostgres, NatsServer, kill_group, port_is_free
 
 READY_MARKER = "GAMEPLANE READY"
@@ -64,6 +64,11 @@ class Layout:
     @property
     def lock(self) -> Path:
         return self.root / "up.lock"
+
+    @property
+    def identities(self) -> Path:
+        """Every identity's private key (mode 0600): local tools act as payments or the back office."""
+        return self.root / identities.FILE_NAME
 
 
 def run_up(opts: UpOptions, console: Console) -> int:
@@ -179,8 +184,9 @@ def _specs(
     nats: NatsServer,
 ) -> list[ProcessSpec]:
     endpoint_map = registry.endpoints(services, opts.base_port)
-    # Fresh per run: nothing signed by a previous run (tokens) stays valid.
-    service_secret, player_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    # Fresh key pairs per run: nothing signed by a previous run (tokens) stays valid.
+    ids = identities.Identities.generate()
+    ids.save(layout.identities)
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     specs = []
     for s in services:
@@ -190,8 +196,7 @@ def _specs(
             endpoint_map=endpoint_map,
             database_url=pg.dsn(s.database_name, local=True) if s.database_name else None,
             nats_url=nats.url,
-            service_token_secret=service_secret,
-            player_token_secret=player_secret,
+            identity_env=ids.env(s.name) if s.name in ids.keys else {},  # simulators are third parties
         )
         specs.append(ProcessSpec(
             name=s.name,
@@ -240,6 +245,7 @@ def _ready_info(
         "nats": nats.url,
         "nats_monitor": nats.monitor_url,
         "data_dir": str(layout.root),
+        "identities": str(layout.identities),
         "logs": str(layout.logs),
         "hold_dir": str(layout.hold),
         "pid_file": str(layout.pids),

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from gameplane.kit.auth import PLAYER_HEADER, issue_service_token
+from gameplane.devtools.identities import dev_identities
+from gameplane.kit.auth import PLAYER_HEADER
 
 
 @asynccontextmanager
@@ -25,9 +26,11 @@ async def running(app: FastAPI, base_url: str = "http://service") -> AsyncIterat
 
 
 def as_service(app: FastAPI, caller: str = "gateway", player_id: uuid.UUID | None = None) -> dict[str, str]:
-    """Headers of an internal call from `caller` (and, for player routes, the player it vouches for)."""
+    """Headers of an internal call from `caller`, signed with its key of the test identities (the
+    service trusts them when its settings came from `dev_identities`, as tests/conftest.py wires
+    them), and, for player routes, the player it vouches for."""
     rt = app.state.runtime
-    headers = {"authorization": "Bearer " + issue_service_token(rt.settings.service_token_secret, caller, rt.name)}
+    headers = dev_identities().bearer(caller, rt.name)
     if player_id is not None:
         headers[PLAYER_HEADER] = str(player_id)
     return headers

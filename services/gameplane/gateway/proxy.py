@@ -32,7 +32,10 @@ from gameplane.gateway.routes import Access, BadPath, Blocked, NotRunning, Route
 from gameplane.gateway.settings import GatewaySettings
 from gameplane.gateway.tokens import PlayerTokens, ServiceTokens
 from gameplane.kit import metrics, telemetry
+from gameplane.kit.app import load_identity
+from gameplane.kit.auth import PLAYERS
 from gameplane.kit.breaker import CircuitBreaker, CircuitOpen
+from gameplane.kit.jwks import RemoteKeys
 from gameplane.kit.problems import PROBLEM_JSON, Problem
 
 log = logging.getLogger("gameplane.gateway")
@@ -78,8 +81,13 @@ class Gateway:
                                           max_keys=settings.rate_limit_max_keys)
         self.partner_limits = TokenBuckets(settings.rate_limit_partner_rate, settings.rate_limit_partner_burst,
                                            max_keys=settings.rate_limit_max_keys)
-        self.service_tokens = ServiceTokens(settings.service_token_secret)
-        self.player_tokens = PlayerTokens(settings.player_token_secret, size=settings.player_token_cache)
+        # The gateway's own key opens only routes that accept the gateway (gameplane.kit.auth.callers);
+        # player tokens it checks against players' published keys, never a key of its own.
+        self.service_tokens = ServiceTokens(load_identity("gateway", settings))
+        self.players_keys = RemoteKeys(PLAYERS, lambda: settings.endpoint(PLAYERS),
+                                       min_interval=settings.jwks_min_refresh_seconds,
+                                       max_age=settings.jwks_max_age_seconds)
+        self.player_tokens = PlayerTokens(self.players_keys, size=settings.player_token_cache)
         self.tracing = bool(settings.otlp_endpoint)
         self.tracer = telemetry.tracer("gameplane.gateway")
         self._session: aiohttp.ClientSession | None = None
@@ -285,7 +293,7 @@ class GatewayMiddleware:
 
         player_id: str | None = None
         if route.access is Access.PLAYER:
-            claims = gw.player_tokens.verify(_bearer(auth))
+            claims = await gw.player_tokens.verify(_bearer(auth))
             player_id = str(claims["sub"])
             if route.play and claims.get("play") is False:
                 raise Problem(403, "play-blocked", "Play is blocked",

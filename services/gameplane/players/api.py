@@ -1,19 +1,21 @@
 """Routes of the players service.
 
 public   /v1/players/register|login|token/refresh|logout   (service token: the gateway's)
-player   /v1/players/me...                                   (service token + X-Player-Id)
-internal /internal/players/...                               (service token, for other services)
+player   /v1/players/me...                                   (the gateway's service token + X-Player-Id)
+internal /internal/players/...                               (service token of the callers each route names)
+keys     /.well-known/jwks.json                              (no auth: players' public keys)
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from gameplane.contracts.players import Eligibility, KycDecision, PlayerSummary, ProtectionView
-from gameplane.kit.auth import PlayerContext, player_context, service_caller
+from gameplane.kit.auth import PlayerContext, callers, player_context
+from gameplane.kit.keys import KeySet
 from gameplane.players import accounts, safeguards
 from gameplane.players.context import PlayersContext
 from gameplane.players.limits import LimitKind, LimitPeriod
@@ -49,7 +51,7 @@ def player_out(p: Player) -> PlayerOut:
                      registered_at=p.registered_at)
 
 
-public = APIRouter(prefix="/v1/players", tags=["players"], dependencies=[Depends(service_caller)])
+public = APIRouter(prefix="/v1/players", tags=["players"], dependencies=[Depends(callers("gateway"))])
 
 
 @public.post("/register", status_code=201, response_model=PlayerOut,
@@ -158,7 +160,7 @@ internal = APIRouter(prefix="/internal/players", tags=["internal"])
 
 
 @internal.get("/{player_id}", response_model=PlayerSummary, responses={404: PROBLEM})
-async def player_summary(player_id: uuid.UUID, _caller: str = Depends(service_caller),
+async def player_summary(player_id: uuid.UUID, _caller: str = Depends(callers("sessions", "backoffice")),
                          ctx: PlayersContext = Depends(players_context)) -> PlayerSummary:
     p = await accounts.get_player(ctx, player_id)
     return PlayerSummary(player_id=p.id, email=p.email, country=p.country, currency=p.currency,
@@ -167,21 +169,34 @@ async def player_summary(player_id: uuid.UUID, _caller: str = Depends(service_ca
 
 
 @internal.get("/{player_id}/eligibility", response_model=Eligibility, responses={404: PROBLEM})
-async def eligibility(player_id: uuid.UUID, _caller: str = Depends(service_caller),
+async def eligibility(player_id: uuid.UUID, _caller: str = Depends(callers("sessions")),
                       ctx: PlayersContext = Depends(players_context)) -> Eligibility:
     return await safeguards.eligibility(ctx, player_id)
 
 
 @internal.get("/{player_id}/protection", response_model=ProtectionView, responses={404: PROBLEM})
-async def protection(player_id: uuid.UUID, _caller: str = Depends(service_caller),
+async def protection(player_id: uuid.UUID, _caller: str = Depends(callers("backoffice")),
                      ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
     return await safeguards.read_protection(ctx, player_id)
 
 
 @internal.post("/{player_id}/kyc/decision", response_model=KycOut, responses={404: PROBLEM, 409: PROBLEM})
-async def decide_kyc(player_id: uuid.UUID, body: KycDecision, caller: str = Depends(service_caller),
+async def decide_kyc(player_id: uuid.UUID, body: KycDecision, caller: str = Depends(callers("backoffice")),
                      ctx: PlayersContext = Depends(players_context)) -> KycOut:
     return await accounts.decide_kyc(ctx, player_id, body, caller)
 
 
-routers = (public, me, internal)
+keys = APIRouter(tags=["keys"])
+
+
+@keys.get("/.well-known/jwks.json")
+async def jwks(request: Request) -> dict[str, Any]:
+    """Players' public keys (RFC 7517): what the gateway checks player access tokens against.
+    The signing key and, during a rotation, the other keys of players that are still trusted."""
+    rt = request.app.state.runtime
+    published = rt.trusted_keys.owned_by("players")
+    own = KeySet.of({"players": [rt.identity.public]})
+    return {"keys": [*own.jwks()["keys"], *(k for k in published.jwks()["keys"] if k["kid"] != rt.identity.kid)]}
+
+
+routers = (public, me, internal, keys)

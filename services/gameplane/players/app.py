@@ -37,7 +37,7 @@ def build_app(settings: PlayersSettings | None = None, *, clock: Clock = system_
     ctx = PlayersContext(db=runtime.database, settings=settings,
                          passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib,
                                              settings.argon2_parallelism),
-                         clock=clock)
+                         signing_key=runtime.identity, clock=clock)
     app = create_app(runtime, routers, title="gameplane players", description=DESCRIPTION)
     app.state.players = ctx
     return app
