@@ -63,8 +63,8 @@ def verify_service_token(keys: KeySet, token: str, audience: str) -> dict[str, A
     if trusted is None:
         raise _unauthenticated("Invalid service token", "signed with a key this service does not trust")
     try:
-        claims = jwt.decode(token, trusted.public, algorithms=[ALGORITHM], options={"verify_aud": False},
-                            leeway=LEEWAY, required=["iss", "aud", "exp", "iat"])
+        claims = jwt.decode(token, trusted.public, algorithms=[ALGORITHM], leeway=LEEWAY,
+                            options={"verify_aud": False, "require": ["iss", "aud", "exp", "iat"]})
     except jwt.ExpiredSignatureError:
         raise _unauthenticated("Service token expired")
     except jwt.PyJWTError as exc:
@@ -180,7 +180,7 @@ def verify_player_token(keys: KeySet, token: str, *, typ: str = "access") -> dic
                       headers=challenge)
     try:
         claims = jwt.decode(token, trusted.public, algorithms=[ALGORITHM], leeway=LEEWAY, issuer=PLAYERS,
-                            required=["sub", "exp", "iat", "iss", "typ"], options={"verify_aud": False})
+                            options={"verify_aud": False, "require": ["sub", "exp", "iat", "iss", "typ"]})
     except jwt.ExpiredSignatureError:
         raise Problem(401, "token-expired", "Access token expired", headers=challenge)
     except jwt.PyJWTError as exc:
