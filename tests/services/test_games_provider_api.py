@@ -71,7 +71,8 @@ async def player_with_session(platform: LocalPlatform, balance: int, **launch_kw
 
 async def wallet_balance(platform: LocalPlatform, player: uuid.UUID) -> dict[str, int]:
     async with httpx.AsyncClient(base_url=platform.urls["wallet"], timeout=10) as http:
-        r = await http.get(f"/internal/wallet/players/{player}/balances/EUR", headers=platform.headers("wallet", caller="games"))
+        r = await http.get(f"/internal/wallet/players/{player}/balances/EUR",
+                           headers=platform.headers("wallet", caller="games"))
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
@@ -94,7 +95,8 @@ async def test_catalog_is_public_and_edited_through_internal_routes(platform: Lo
     assert (await games.put("/internal/games/agg-reels", json=body)).status_code == 401
     r = await games.put("/internal/games/agg-reels", json=body, headers=platform.headers("games", caller="backoffice"))
     assert r.status_code == 200 and r.json()["wagering_contribution_pct"] == 50
-    bad = await games.put("/internal/games/x", json={**body, "provider": "nobody"}, headers=platform.headers("games", caller="backoffice"))
+    bad = await games.put("/internal/games/x", json={**body, "provider": "nobody"},
+                          headers=platform.headers("games", caller="backoffice"))
     assert bad.status_code == 422 and bad.json()["type"].endswith("/unknown-provider")
     assert [g["game_id"] for g in (await games.get("/v1/games", params={"provider": "agg"})).json()] == ["agg-reels"]
 

@@ -17,10 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.infra import free_port
 from gameplane.gateway.app import UVICORN_OPTIONS, build_app
 from gameplane.gateway.settings import GatewaySettings
-from gameplane.devtools.identities import dev_identities
 from gameplane.kit.auth import issue_player_token, issue_service_token, verify_service_token
 from gameplane.kit.keys import SigningKey
 from gameplane.kit.problems import PROBLEM_BASE, Problem
@@ -270,7 +270,8 @@ async def test_player_id_cannot_be_smuggled(gateway: Any) -> None:
 
 async def test_play_routes_refused_when_play_is_blocked(gateway: Any, upstreams: dict[str, Any]) -> None:
     # players answers only for its keys (JWKS): the token is checked, then play is refused
-    async with gateway(endpoints={"players": upstreams["endpoints"]["players"], "sessions": "http://127.0.0.1:1"}) as gw:
+    eps = {"players": upstreams["endpoints"]["players"], "sessions": "http://127.0.0.1:1"}
+    async with gateway(endpoints=eps) as gw:
         blocked = await gw.post("/v1/sessions", json={}, headers=bearer(player_token(play=False)))
     assert_problem(blocked, 403, "play-blocked")
 

@@ -12,9 +12,9 @@ from fastapi.responses import Response
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
 
+from gameplane.devtools.identities import dev_identities
 from gameplane.kit import fastroutes
 from gameplane.kit.app import Runtime, create_app
-from gameplane.devtools.identities import dev_identities
 from gameplane.kit.auth import callers
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, json_reply
 from gameplane.kit.keys import SigningKey

@@ -12,8 +12,8 @@ import uvicorn
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from gameplane.kit.app import Runtime, create_app
 from gameplane.devtools.identities import dev_identities
+from gameplane.kit.app import Runtime, create_app
 from gameplane.kit.auth import callers, issue_service_token
 from gameplane.kit.breaker import CircuitBreaker, State
 from gameplane.kit.http import DependencyError, ServiceClient

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.testing import ManualClock as Clock
 from gameplane.devtools.testing import as_service, running, stored_events
-from gameplane.devtools.identities import dev_identities
 from gameplane.kit.auth import verify_player_token
 from gameplane.players.app import build_app
 from gameplane.players.settings import PlayersSettings

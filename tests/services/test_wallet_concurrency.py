@@ -13,13 +13,13 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import text
+from walletlib import W, caller_of
 
 from gameplane.devtools.testing import as_service, running
 from gameplane.wallet.app import build_app
 from gameplane.wallet.settings import WalletSettings
 
 CLIENTS, OPS_PER_CLIENT, PLAYERS = 24, 40, 5
-from walletlib import W, caller_of
 
 
 def effect(doc: dict[str, Any]) -> tuple[int, int, int]:
@@ -54,7 +54,8 @@ async def test_concurrent_clients_never_lose_or_double_money(service_settings: A
             for _ in range(tries):
                 together = rng.random() < 0.2
                 if together:  # the same key twice at once: one waits on the other's key row, then replays
-                    rs = await asyncio.gather(*[client.post(W + path, json=body, headers=headers(path)) for _ in range(2)])
+                    rs = await asyncio.gather(*[client.post(W + path, json=body, headers=headers(path))
+                                               for _ in range(2)])
                 else:
                     rs = [await client.post(W + path, json=body, headers=headers(path))]
                 for r in rs:
@@ -113,7 +114,8 @@ async def test_concurrent_clients_never_lose_or_double_money(service_settings: A
             for i, delta in enumerate(effect(doc)):
                 expected[doc["player_id"]][i] += delta
         for p in players:
-            got = (await client.get(f"{W}/players/{p}/balances/EUR", headers=headers(f"/players/{p}/balances/EUR"))).json()
+            got = (await client.get(f"{W}/players/{p}/balances/EUR",
+                                      headers=headers(f"/players/{p}/balances/EUR"))).json()
             assert [got["cash"], got["bonus"], got["withdrawal_hold"]] == expected[str(p)]
     # the run really exercised the races it claims to
     assert len(acked) > CLIENTS * OPS_PER_CLIENT // 2

@@ -16,12 +16,12 @@ import httpx
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from walletlib import W, caller_of
 
 from gameplane.devtools.testing import as_service, running
 from gameplane.wallet.app import build_app
 from gameplane.wallet.settings import WalletSettings
 
-from walletlib import W, caller_of
 # WALLET_SM_EXAMPLES lets a developer run a quick subset; CI runs the full 2,000 steps
 EXAMPLES, STEPS = int(os.environ.get("WALLET_SM_EXAMPLES", "20")), 100
 amount = st.integers(min_value=0, max_value=500)

@@ -20,10 +20,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from gameplane.kit.keys import SigningKey
 from gameplane.simulators.rgs.client import PlatformClient, new_id
 
 # A session factory returns the token of a freshly launched session for a player holding some
@@ -326,10 +328,11 @@ def check_names() -> list[str]:
 
 # ---- bootstrap through a gameplane platform ---------------------------------------------------------
 
-def gateway_bootstrap(url: str, wallet_url: str, service_secret: str, *, game_id: str, currency: str,
+def gateway_bootstrap(url: str, wallet_url: str, payments_key: SigningKey, *, game_id: str, currency: str,
                       deposit: int, transport: httpx.AsyncBaseTransport | None = None) -> SessionFactory:
     """Fresh player per session: register + log in through the gateway, a test deposit through the
-    wallet's internal API (as payments would credit it), then a launch through the gateway."""
+    wallet's internal API (as payments would credit it: signed with payments' key), then a launch
+    through the gateway."""
     from gameplane.contracts import wallet as wallet_api
     from gameplane.kit.auth import issue_service_token
 
@@ -348,7 +351,7 @@ def gateway_bootstrap(url: str, wallet_url: str, service_secret: str, *, game_id
             async with httpx.AsyncClient(base_url=wallet_url, timeout=30) as wallet:
                 body = wallet_api.DepositRequest(idempotency_key=f"conformance:{uuid.uuid4()}", player_id=player_id,
                                                  currency=currency, amount=deposit, psp="conformance")
-                token = issue_service_token(service_secret, "payments", "wallet")
+                token = issue_service_token(payments_key, "payments", "wallet")
                 r = await wallet.post(wallet_api.PATH_DEPOSITS, json=body.model_dump(mode="json"),
                                       headers={"authorization": f"Bearer {token}"})
                 r.raise_for_status()
@@ -387,7 +390,7 @@ def _cli() -> Any:
     from rich.table import Table
 
     from gameplane.contracts.games import DEV_PROVIDER_SECRET
-    from gameplane.kit.settings import ServiceSettings
+    from gameplane.devtools.identities import Identities
 
     app = typer.Typer(help="Tools for game providers integrating with gameplane.", no_args_is_help=True,
                       rich_markup_mode=None)
@@ -401,9 +404,10 @@ def _cli() -> Any:
         token: list[str] = typer.Option([], help="session tokens to use instead of --bootstrap"),
         bootstrap: bool = typer.Option(False, help="create players, test deposits and sessions on the platform"),
         wallet_url: str = typer.Option("http://127.0.0.1:8002", help="wallet URL for the test deposit (--bootstrap)"),
-        service_token_secret: str = typer.Option(
-            os.environ.get("GP_SERVICE_TOKEN_SECRET", ServiceSettings.model_fields["service_token_secret"].default),
-            help="signs the deposit call (--bootstrap) [env GP_SERVICE_TOKEN_SECRET]"),
+        identities: Path = typer.Option(
+            Path(os.environ.get("GP_IDENTITIES_FILE", ".gameplane/identities.json")),
+            help="the identities file of `gameplane up` (its data dir): payments' key signs the deposit "
+                 "call (--bootstrap) [env GP_IDENTITIES_FILE]"),
         game: str = typer.Option("fruit-fives", help="game to launch (--bootstrap)"),
         currency: str = typer.Option("EUR", help="currency of the test players (--bootstrap)"),
         deposit: int = typer.Option(5000, help="test deposit per player in minor units (--bootstrap)"),
@@ -414,7 +418,11 @@ def _cli() -> Any:
 
         Runs the adversarial suite and prints a pass/fail table; exits 1 on any failure."""
         if bootstrap:
-            factory = gateway_bootstrap(url, wallet_url, service_token_secret, game_id=game, currency=currency,
+            if not identities.exists():
+                raise typer.BadParameter(f"{identities} not found: run `gameplane up` or pass --identities",
+                                         param_hint="--identities")
+            payments = Identities.load(identities).key("payments")
+            factory = gateway_bootstrap(url, wallet_url, payments, game_id=game, currency=currency,
                                         deposit=deposit)
         elif token:
             factory = fixed_tokens(token)
