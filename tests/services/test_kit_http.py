@@ -22,7 +22,7 @@ from gameplane.kit.settings import ServiceSettings, settings_config
 
 UPSTREAM, STRANGER = SigningKey.generate(), SigningKey.generate()
 GAMES = dev_identities().key("games")
-service_caller = callers("games")
+from_games = callers("games")
 
 
 class Echo(BaseModel):
@@ -47,11 +47,11 @@ def upstream_app():
     calls = {"flaky": 0, "post": 0, "down": 0}
 
     @router.get("/internal/upstream/whoami")
-    async def whoami(caller: str = Depends(service_caller)) -> dict:
+    async def whoami(caller: str = Depends(from_games)) -> dict:
         return {"caller": caller}
 
     @router.get("/internal/upstream/flaky")
-    async def flaky(caller: str = Depends(service_caller)):
+    async def flaky(caller: str = Depends(from_games)):
         calls["flaky"] += 1
         if calls["flaky"] < 3:
             from fastapi.responses import JSONResponse
@@ -59,19 +59,19 @@ def upstream_app():
         return {"ok": True}
 
     @router.post("/internal/upstream/unsafe")
-    async def unsafe(caller: str = Depends(service_caller)):
+    async def unsafe(caller: str = Depends(from_games)):
         from fastapi.responses import JSONResponse
         calls["post"] += 1
         return JSONResponse({"status": 503}, status_code=503)
 
     @router.get("/internal/upstream/down")
-    async def down(caller: str = Depends(service_caller)):
+    async def down(caller: str = Depends(from_games)):
         from fastapi.responses import JSONResponse
         calls["down"] += 1
         return JSONResponse({"status": 503}, status_code=503)
 
     @router.post("/internal/upstream/echo")
-    async def echo(body: Echo, caller: str = Depends(service_caller)) -> Echo:
+    async def echo(body: Echo, caller: str = Depends(from_games)) -> Echo:
         return body
 
     app = create_app(rt, [router], title="upstream")

@@ -185,7 +185,8 @@ def _specs(
 ) -> list[ProcessSpec]:
     endpoint_map = registry.endpoints(services, opts.base_port)
     # Fresh key pairs per run: nothing signed by a previous run (tokens) stays valid.
-    ids = identities.Identities.generate()
+    ids = identities.Identities.generate(tuple(dict.fromkeys(
+        [*(s.name for s in services if s.kind == "service"), *identities.NAMES])))
     ids.save(layout.identities)
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     specs = []
@@ -196,7 +197,7 @@ def _specs(
             endpoint_map=endpoint_map,
             database_url=pg.dsn(s.database_name, local=True) if s.database_name else None,
             nats_url=nats.url,
-            identity_env=ids.env(s.name) if s.name in ids.keys else {},  # simulators are third parties
+            identity_env=ids.env(s.name) if s.kind == "service" else {},  # simulators are third parties
         )
         specs.append(ProcessSpec(
             name=s.name,
