@@ -130,10 +130,11 @@ async def test_sigkill_mid_load_loses_and_doubles_nothing(new_database: Any, nat
 
             await asyncio.gather(crash(), *[worker(n) for n in range(CLIENTS)])
             assert ambiguous > 0, "the kill interrupted no request; the test proved nothing"
-            report = (await client.get("/internal/wallet/reconciliation", headers=headers("/reconciliation"))).json()
+            report = (await client.get("/internal/wallet/reconciliation",
+                                       headers=headers("/reconciliation"))).json()
             assert report["ok"], report["breaches"]
-            balances = {p: (await client.get(f"/internal/wallet/players/{p}/balances/EUR", headers=headers("/b"))).json()
-                        for p in players}
+            balances = {p: (await client.get(f"/internal/wallet/players/{p}/balances/EUR",
+                                             headers=headers("/balance"))).json() for p in players}
     finally:
         wallet.stop()
 
