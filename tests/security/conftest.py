@@ -17,7 +17,7 @@ from gameplane.devtools.testing import running
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/security/" in str(item.fspath):
+        if "tests/security/" in str(item.path):
             item.add_marker(pytest.mark.security)
 
 

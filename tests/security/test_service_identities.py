@@ -148,7 +148,7 @@ async def test_every_route_is_declared_in_the_table(services: dict[str, Any], se
 
 @pytest.mark.parametrize("service", sorted(CALLERS))
 async def test_each_route_refuses_every_caller_it_does_not_name(services: dict[str, Any], service: str) -> None:
-    app, client = services[service]
+    _, client = services[service]
     failures = []
     for (method, path), allowed in CALLERS[service].items():
         for caller in NAMES:
