@@ -56,6 +56,21 @@ def from_secret_data(data: dict[str, str] | None) -> dict[str, Any] | None:
     return out
 
 
+TRUSTED_SUFFIX = "-trusted-keys"
+
+
+async def trusted_keys(kube: Kube, namespace: str, platform: str) -> dict[str, list[str]]:
+    """secrets.trustedKeys: public keys of callers outside the platform (the back office, a test
+    client), from the ConfigMap <platform>-trusted-keys, one `<caller>.pem` entry per caller (a
+    file of one or more PEMs). Read at each reconcile; absent means none."""
+    live = await kube.get("v1", "ConfigMap", namespace, platform + TRUSTED_SUFFIX)
+    out: dict[str, list[str]] = {}
+    for key, text in ((live or {}).get("data") or {}).items():
+        if key.endswith(".pem"):
+            out[key.removesuffix(".pem")] = [m.group(0) for m in _PEM.finditer(text)]
+    return out
+
+
 async def service_keys(kube: Kube, namespace: str, platform: str, services: list[str]) -> dict[str, dict[str, Any]]:
     """secrets.serviceKeys for the chart: each service's pair as in its Secret, or a new one."""
     out: dict[str, dict[str, Any]] = {}

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import desired as d
 from .config import MANAGED_BY_LABEL, PLATFORM_LABEL
-from .identities import service_keys
+from .identities import service_keys, trusted_keys
 from .kube import Kube
 from .render import Capabilities, Renderer, RenderError
 from .status import Outcome
@@ -68,7 +68,7 @@ async def apply_platform(
     keys = await platform_secrets(kube, ns, name)
     spec = platform.get("spec") or {}
     identities = await service_keys(kube, ns, name, enabled_services(spec))
-    values = chart_values(name, spec, keys, defaults, identities)
+    values = chart_values(name, spec, keys, defaults, identities, await trusted_keys(kube, ns, name))
     rendered = await renderer.render(name, ns, values, caps)
     want = sorted(d.prepare(rendered, platform), key=lambda o: KIND_ORDER.get(o["kind"], 99))
 

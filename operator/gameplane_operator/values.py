@@ -115,7 +115,7 @@ def _service_values(name: str, entry: dict[str, Any], enabled: bool, spec: dict[
 
 def chart_values(
     name: str, spec: dict[str, Any], secrets: dict[str, str], defaults: Defaults | None = None,
-    service_keys: dict[str, dict[str, Any]] | None = None,
+    service_keys: dict[str, dict[str, Any]] | None = None, trusted_keys: dict[str, list[str]] | None = None,
 ) -> Values:
     """Values for `helm template <name> charts/gameplane` that realise `spec`.
 
@@ -179,6 +179,7 @@ def chart_values(
         "create": True,
         "postgresPassword": "" if external_db else secrets["postgres-password"],
         "serviceKeys": dict(service_keys or {}),
+        "trustedKeys": dict(trusted_keys or {}),
     }
     embedded_db, embedded_nats = db.get("embedded") or {}, msg.get("embedded") or {}
     values["postgres"] = {"enabled": not external_db}

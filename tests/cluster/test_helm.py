@@ -282,7 +282,7 @@ def test_operator_values_for_the_full_sample_render(helm: Run, tmp_path: Path) -
     full = yaml.safe_load((REPO / "k8s" / "samples" / "full.yaml").read_text())
     spec = full["spec"]
     spec["services"].append({"name": "players", "scheduling": {"nodeSelector": {}, "topologySpread": False}})
-    keys = {"service-token-secret": "s" * 32, "player-token-secret": "p" * 32, "postgres-password": "pw"}
+    keys = {"postgres-password": "pw"}
     values = chart_values("casino", spec, keys, Defaults(postgres_image="gameplane/dev-postgres:17",
                                                          nats_image="gameplane/dev-nats:2.11"))  # fmt: skip
     path = tmp_path / "values.json"
