@@ -116,9 +116,13 @@ def test_umbrella_chart_installs_and_its_tests_pass(helm: Run, kubectl: Run, crd
     assert suites == {f"casino-{s}-test" for s in BUILT} | {"casino-discovery-test"}, tested
     assert phases == {"Succeeded"}, tested
     # Re-running `helm upgrade` keeps the generated keys (lookup), so no Pod restarts for nothing.
-    before = kubectl("get", "secret", "casino-secrets", "-n", ns, "-o", "jsonpath={.data}").stdout
+    kept = ["casino-secrets", *(f"casino-{s}-identity" for s in BUILT)]
+    before = [kubectl("get", "secret", s, "-n", ns, "-o", "jsonpath={.data}").stdout for s in kept]
+    assert all(b.strip() not in ("", "{}") for b in before)
+    keys = kubectl("get", "configmap", "casino-public-keys", "-n", ns, "-o", "jsonpath={.data}").stdout
     helm("upgrade", "casino", "charts/gameplane", "-n", ns, *kwok, "--wait", "--timeout", "180s")
-    assert kubectl("get", "secret", "casino-secrets", "-n", ns, "-o", "jsonpath={.data}").stdout == before
+    assert [kubectl("get", "secret", s, "-n", ns, "-o", "jsonpath={.data}").stdout for s in kept] == before
+    assert kubectl("get", "configmap", "casino-public-keys", "-n", ns, "-o", "jsonpath={.data}").stdout == keys
     helm("uninstall", "casino", "-n", ns, "--wait")
 
 
@@ -214,6 +218,37 @@ def test_graceful_stop_sleeps_before_sigterm_within_the_grace_period(helm: Run) 
     # A grace period that leaves the server no time to drain after the sleep is refused.
     bad = helm("template", "p", "charts/gameplane-service", "--set", "lifecycle.preStopSleepSeconds=28", check=False)
     assert bad.returncode != 0 and "must be at least preStopSleepSeconds (28) + 5" in bad.stderr, bad.stderr
+
+
+def test_each_service_mounts_only_its_own_key(helm: Run) -> None:
+    rendered = _render(helm, "gameplane", "--set", "rgs.enabled=true")
+    identities = {d["metadata"]["name"] for d in rendered if d["kind"] == "Secret"
+                  and d["metadata"]["name"].endswith("-identity")}
+    assert identities == {f"p-{s}-identity" for s in ("gateway", "players", "wallet", "games", "sessions")}
+    for dep in (d for d in rendered if d["kind"] == "Deployment" and d["metadata"]["name"] != "p-nats"):
+        service = dep["metadata"]["name"].removeprefix("p-")
+        mounted = {v["secret"]["secretName"] for v in dep["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+        mounted = {m for m in mounted if m.endswith("-identity")}
+        assert mounted == ({f"p-{service}-identity"} if service != "rgs" else set()), service
+
+
+def test_operator_key_pairs_render_as_given_and_deterministically(helm: Run, tmp_path: Path) -> None:
+    from gameplane_operator.identities import new_pair
+
+    pairs = {s: new_pair() for s in ("gateway", "players", "wallet", "games", "sessions")}
+    values = chart_values("p", {"version": "0.1.0"}, {"postgres-password": "pw"}, Defaults(), pairs,
+                          {"backoffice": [new_pair()["publicKey"]]})
+    path = tmp_path / "values.json"
+    path.write_text(json.dumps(values))
+    first, second = (helm("template", "p", "charts/gameplane", "--values", str(path), "--skip-tests").stdout
+                     for _ in range(2))
+    assert first == second  # a re-render (every reconcile) never rotates a key
+    rendered = docs(first)
+    wallet = next(d for d in rendered if d["kind"] == "Secret" and d["metadata"]["name"] == "p-wallet-identity")
+    assert wallet["stringData"]["key.pem"] == pairs["wallet"]["privateKey"]
+    keys_map = next(d for d in rendered if d["metadata"]["name"] == "p-public-keys")
+    public = json.loads(keys_map["data"]["public-keys.json"])
+    assert set(public) == {*pairs, "backoffice"} and public["wallet"] == [pairs["wallet"]["publicKey"]]
 
 
 def test_dev_postgres_reads_the_configured_secret(helm: Run) -> None:
