@@ -86,3 +86,13 @@ def test_no_default_secret_or_key_is_left_in_the_settings():
         assert "change-me" not in str(field.default), name
     assert ServiceSettings.model_fields["service_key"].default is None
     assert not {"service_token_secret", "player_token_secret"} & set(ServiceSettings.model_fields)
+
+
+def test_a_service_trusts_its_own_key_and_refuses_a_set_that_gives_it_to_another():
+    own, other = SigningKey.generate(), SigningKey.generate()
+    rt = Runtime("walletlike", WalletLike(service_key=own.pem(), public_keys={"games": [other.public_pem()]},
+                                          nats_url=None))
+    assert rt.trusted_keys.keys[own.kid].owner == "walletlike"
+    with pytest.raises(MissingIdentity, match="listed as 'games'"):
+        Runtime("walletlike", WalletLike(service_key=own.pem(), public_keys={"games": [own.public_pem()]},
+                                         nats_url=None))

@@ -24,7 +24,7 @@ from gameplane.kit.bus import Bus
 from gameplane.kit.consumer import Consumers
 from gameplane.kit.db import Database
 from gameplane.kit.http import DependencyError, ServiceClient
-from gameplane.kit.keys import InvalidKey, KeySet, SigningKey, read_key_set
+from gameplane.kit.keys import InvalidKey, KeySet, SigningKey, TrustedKey, read_key_set
 from gameplane.kit.outbox import OutboxRelay
 from gameplane.kit.settings import ServiceSettings
 
@@ -44,6 +44,11 @@ class Runtime:
         # Read at once: a service without its key, or with a key set it cannot read, never starts.
         self.signing_key: SigningKey | None = load_identity(name, settings) if identity else None
         self.trusted_keys: KeySet = load_trusted_keys(name, settings)
+        if self.signing_key is not None:
+            # A service always trusts its own key (players checks the tokens it signed itself).
+            own = self.trusted_keys.keys.setdefault(self.signing_key.kid, TrustedKey(name, self.signing_key.public))
+            if own.owner != name:
+                raise MissingIdentity(f"{name}: its key is listed as {own.owner!r}'s in the public key set")
         self.migrations = migrations
         self.consumers = consumers or Consumers()
         self.publishes = publishes

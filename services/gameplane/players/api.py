@@ -193,10 +193,8 @@ keys = APIRouter(tags=["keys"])
 async def jwks(request: Request) -> dict[str, Any]:
     """Players' public keys (RFC 7517): what the gateway checks player access tokens against.
     The signing key and, during a rotation, the other keys of players that are still trusted."""
-    rt = request.app.state.runtime
-    published = rt.trusted_keys.owned_by("players")
-    own = KeySet.of({"players": [rt.identity.public]})
-    return {"keys": [*own.jwks()["keys"], *(k for k in published.jwks()["keys"] if k["kid"] != rt.identity.kid)]}
+    keys: KeySet = request.app.state.runtime.trusted_keys  # its own key included (kit.app.Runtime)
+    return keys.owned_by("players").jwks()
 
 
 routers = (public, me, internal, keys)
