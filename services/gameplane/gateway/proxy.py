@@ -92,6 +92,7 @@ class Gateway:
         self.tracer = telemetry.tracer("gameplane.gateway")
         self._session: aiohttp.ClientSession | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[tuple[str, str], Any] = {}
 
@@ -139,8 +140,14 @@ class Gateway:
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"))
         if self.settings.endpoints_file is not None:
             self._refresher = asyncio.create_task(self._refresh_loop(), name="gateway-endpoints")
+        self._warming = asyncio.create_task(self.players_keys.warm(), name="gateway-players-keys")
 
     async def stop(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warming
+            self._warming = None
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -3,7 +3,10 @@
 The gateway checks player access tokens against players' keys this way: it holds no key of its
 own that could sign one. A token naming a kid the cache lacks (players rotated its key) makes it
 fetch again, at most once per `min_interval`, so a stream of made-up kids costs one request per
-interval; the set is also refreshed every `max_age`. A failed fetch keeps the keys it had.
+interval; the set is also refreshed every `max_age`. A failed fetch keeps the keys it had. While
+no set was ever loaded (players starting, or busy hashing passwords) a fetch is retried after
+`cold_interval` instead, and `warm()` loads the set in the background at start, so a slow first
+answer does not refuse every login for `min_interval`.
 """
 
 from __future__ import annotations
@@ -42,10 +45,12 @@ class RemoteKeys:
     """`owner`'s keys from the JWKS at `url()` (a callable: the endpoint map can change)."""
 
     def __init__(self, owner: str, url: Callable[[], str], *, min_interval: float = 10.0, max_age: float = 300.0,
-                 timeout: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 timeout: float = 5.0, cold_interval: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.owner = owner
         self._url = url
         self.min_interval = min_interval
+        self.cold_interval = cold_interval
         self.max_age = max_age
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._now = clock
@@ -61,15 +66,30 @@ class RemoteKeys:
         fresh = now - self._loaded_at < self.max_age
         if keys is not None and fresh and (kid is None or kid in keys.keys):
             return keys
-        if now - self._fetched_at >= self.min_interval:
+        if now - self._fetched_at >= self._interval():
             async with self._lock:
-                if self._fetched_at == float("-inf") or self._now() - self._fetched_at >= self.min_interval:
+                if self._now() - self._fetched_at >= self._interval():
                     await self._fetch()
         if self._keys is None:
             raise Problem(503, "dependency-unavailable", f"Service {self.owner} is unavailable",
                           f"no public keys of {self.owner} could be fetched", headers={"Retry-After": "1"},
                           dependency=self.owner)
         return self._keys
+
+    def _interval(self) -> float:
+        return self.min_interval if self._keys is not None else min(self.min_interval, self.cold_interval)
+
+    async def warm(self, attempts: int = 60) -> None:
+        """Load the set ahead of the first token (a background task at start): retried every
+        `cold_interval` until it loads or `attempts` are spent."""
+        for _ in range(attempts):
+            async with self._lock:
+                if self._keys is not None:
+                    return
+                await self._fetch()
+            if self._keys is not None:
+                return
+            await asyncio.sleep(self.cold_interval)
 
     async def _fetch(self) -> None:
         self._fetched_at = self._now()
