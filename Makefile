@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 B ?=
 ARGS ?=
 
-.PHONY: run test test-unit test-services test-system test-cluster test-images lint bench cluster cluster-down \
+.PHONY: run test test-unit test-services test-security test-system test-cluster test-images lint bench cluster cluster-down \
 	images host-deps clean
 
 # Debian packages the images and cluster tiers need (Docker engine, containerd, runc, CNI, debootstrap ...).
@@ -42,7 +42,7 @@ host-deps:
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
 	if [ -n "$$created" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc
 
-## make test: every tier (lint, unit, services, system, cluster, images). What the cluster and
+## make test: every tier (lint, unit, services, security, system, cluster, images). What the cluster and
 ## images tiers build from source (Go tools, images; cached, so seconds when warm) is built in the
 ## background from the start: cold, it overlaps the first three tiers, and skaffold (built last)
 ## the cluster tier's first tests; each tier waits for just what it needs (the builds' locks).
@@ -60,6 +60,9 @@ test-unit: $(STAMP)
 
 test-services: $(STAMP)
 	$(PY) -m pytest -q tests/services
+
+test-security: $(STAMP)
+	$(PY) -m pytest -q tests/security
 
 test-system: $(STAMP)
 	$(PY) -m pytest -q tests/system

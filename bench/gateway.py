@@ -42,12 +42,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import bench_seconds, infra, log, percentile, result_line
 
+from gameplane.devtools.identities import Identities
 from gameplane.devtools.infra import free_port
 from gameplane.kit.auth import issue_service_token
 
 HOST = "127.0.0.1"
-SERVICE_SECRET = "bench-service-token-secret-0123456789abcdef"
-PLAYER_SECRET = "bench-player-token-secret-0123456789abcdef"
+IDS = Identities.generate(("gateway", "players"))
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 
 
@@ -210,15 +210,14 @@ def main() -> None:
 def run(root: Path, dsn: str, nats_url: str, seconds: float, concurrency: int) -> None:
     players_port, gateway_port = free_port(), free_port()
     players_url, gateway_url = f"http://{HOST}:{players_port}", f"http://{HOST}:{gateway_port}"
-    common = {"SERVICE_TOKEN_SECRET": SERVICE_SECRET, "PLAYER_TOKEN_SECRET": PLAYER_SECRET, "HOST": HOST,
-              "LOG_LEVEL": "WARNING", "LOG_JSON": "true"}
-    players_env = {f"GP_PLAYERS_{k}": v for k, v in {
-        **common, "PORT": str(players_port), "DATABASE_URL": dsn, "NATS_URL": nats_url}.items()}
-    gateway_env = {f"GP_GATEWAY_{k}": v for k, v in {
+    common = {"HOST": HOST, "LOG_LEVEL": "WARNING", "LOG_JSON": "true"}
+    players_env = {**IDS.env("players"), **{f"GP_PLAYERS_{k}": v for k, v in {
+        **common, "PORT": str(players_port), "DATABASE_URL": dsn, "NATS_URL": nats_url}.items()}}
+    gateway_env = {**IDS.env("gateway"), **{f"GP_GATEWAY_{k}": v for k, v in {
         **common, "PORT": str(gateway_port), "ENDPOINTS": json.dumps({"players": players_url}),
         # limits stay on (their cost is part of the hot path) but far above what one player does here
         "RATE_LIMIT_IP_RATE": "1000000", "RATE_LIMIT_IP_BURST": "1000000",
-        "RATE_LIMIT_PLAYER_RATE": "1000000", "RATE_LIMIT_PLAYER_BURST": "1000000"}.items()}
+        "RATE_LIMIT_PLAYER_RATE": "1000000", "RATE_LIMIT_PLAYER_BURST": "1000000"}.items()}}
     with service("gameplane.players", players_env, root / "players.log") as players, \
             service("gameplane.gateway", gateway_env, root / "gateway.log") as gateway:
         wait_ready(players_url, players, root / "players.log")
@@ -231,7 +230,7 @@ def run(root: Path, dsn: str, nats_url: str, seconds: float, concurrency: int) -
         tokens = post_json(gateway_url + "/v1/players/login", {"email": email, "password": password})
         access, player_id = str(tokens["access_token"]), str(tokens["player_id"])
         # The service token lives for the whole run, like the gateway's cached one would be renewed.
-        service_token = issue_service_token(SERVICE_SECRET, "gateway", "players", ttl=int(seconds) + 600)
+        service_token = issue_service_token(IDS.key("gateway"), "gateway", "players", ttl=int(seconds) + 600)
         requests = {
             "gateway": (gateway_port, build_request(gateway_port, "/v1/players/me",
                                                     {"Authorization": f"Bearer {access}"})),

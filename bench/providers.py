@@ -8,10 +8,20 @@ Latency counts from each call's scheduled start, so a stall shows up in the tail
 silently lowering the rate.
 
     .venv/bin/python bench/providers.py
-    RESULT providers rate_per_s=... p50_ms=... p99_ms=... errors=... cpu_ms_per_call=...
+    RESULT providers rate_per_s=... p50_ms=... p99_ms=... errors=... cpu_ms_per_call=... \
+        hs256_sign_us=... hs256_verify_us=... eddsa_sign_us=... eddsa_verify_us=... cached_verify_us=... \
+        token_ms_per_call=...
 
 cpu_ms_per_call: CPU of every platform process (services, Postgres, NATS) and of the load
 generator during the load, per call; the log line before RESULT splits it by component.
+
+The service tokens on the path (gateway -> games, games -> wallet, games -> sessions) are signed
+with each caller's Ed25519 key (EdDSA) since issue 13; before, with one shared HS256 secret. Both
+schemes are measured here in the same run, on the same CPU: microseconds per sign and per
+(uncached) verify, and per cached verify, the cost every call pays. token_ms_per_call is what the
+EdDSA scheme costs per provider call: a caller signs one token per target every 40 s and the
+callee verifies each token once (then remembers its claims), so per call it is
+(sign + verify) x token pairs on the path / (rate x 40 s), plus one cached verify per hop.
 """
 
 from __future__ import annotations
@@ -22,15 +32,17 @@ import os
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 
 import httpx
-import psutil
+import jwt
 from _common import CpuMeter, bench_seconds, cpu_report, log, open_loop, percentile, platform, result_line
 
 from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.games import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from gameplane.devtools import localsecrets
-from gameplane.kit.auth import issue_service_token
+from gameplane.kit.auth import SERVICE_TOKEN_TTL, issue_service_token, verify_service_token
+from gameplane.kit.keys import KeySet, SigningKey
 
 RATE = float(os.environ.get("BENCH_PROVIDERS_RATE", "300"))
 CONNECTIONS = int(os.environ.get("BENCH_PROVIDERS_CONNECTIONS", "64"))
@@ -40,7 +52,48 @@ PLAYERS = int(os.environ.get("BENCH_PROVIDERS_PLAYERS", "96"))
 STAKE = 10
 
 
-async def setup_players(gateway: str, wallet: str, secret: str) -> list[str]:
+HOPS = 3  # service tokens on a provider call: gateway -> games, games -> wallet, games -> sessions
+
+
+def _per_op_us(fn: Callable[[], object], n: int) -> float:
+    start = time.process_time()
+    for _ in range(n):
+        fn()
+    return (time.process_time() - start) * 1e6 / n
+
+
+def token_costs(n: int = 2000) -> dict[str, float]:
+    """CPU microseconds per token operation, HS256 (the shared secret before issue 13, reproduced
+    with PyJWT as the kit did) against EdDSA (the kit now), measured in this process back to back."""
+    secret = "bench-" + uuid.uuid4().hex * 2
+    now = int(time.time())
+    claims = {"iss": "games", "aud": "wallet", "iat": now, "exp": now + 600, "typ": "service"}
+    hs = jwt.encode(claims, secret, algorithm="HS256")
+    key = SigningKey.generate()
+    keys = KeySet.of({"games": [key.public]})
+    ed = issue_service_token(key, "games", "wallet", ttl=600)
+
+    def ed_verify_uncached() -> None:
+        keys.verified.clear()
+        verify_service_token(keys, ed, "wallet")
+
+    out = {
+        "hs256_sign_us": _per_op_us(lambda: jwt.encode(claims, secret, algorithm="HS256"), n),
+        "hs256_verify_us": _per_op_us(lambda: jwt.decode(hs, secret, algorithms=["HS256"], audience="wallet",
+                                                         options={"require": ["iss", "aud", "exp"]}), n),
+        "eddsa_sign_us": _per_op_us(lambda: issue_service_token(key, "games", "wallet"), n),
+        "eddsa_verify_us": _per_op_us(ed_verify_uncached, n),
+    }
+    verify_service_token(keys, ed, "wallet")
+    out["cached_verify_us"] = _per_op_us(lambda: verify_service_token(keys, ed, "wallet"), n * 10)
+    renew = SERVICE_TOKEN_TTL * 2 / 3  # a caller renews its token with a third of its life left
+    out["token_ms_per_call"] = (HOPS * (out["eddsa_sign_us"] + out["eddsa_verify_us"]) / (RATE * renew)
+                                + HOPS * out["cached_verify_us"]) / 1000
+    log("token CPU (us per op): " + ", ".join(f"{k} {v:.1f}" for k, v in out.items() if k.endswith("_us")))
+    return out
+
+
+async def setup_players(gateway: str, wallet: str, payments: SigningKey) -> list[str]:
     async def one(i: int) -> str:
         email = f"bench-{uuid.uuid4().hex[:10]}@example.com"
         password = f"Bench-{uuid.uuid4().hex}"
@@ -54,7 +107,7 @@ async def setup_players(gateway: str, wallet: str, secret: str) -> list[str]:
                                              currency="EUR", amount=10_000_000, psp="bench")
             async with httpx.AsyncClient(base_url=wallet, timeout=60) as w:
                 r = await w.post(wallet_api.PATH_DEPOSITS, json=body.model_dump(mode="json"), headers={
-                    "authorization": "Bearer " + issue_service_token(secret, "payments", "wallet")})
+                    "authorization": "Bearer " + issue_service_token(payments, "payments", "wallet")})
                 r.raise_for_status()
             r = await gw.post("/v1/sessions", json={"game_id": "fruit-fives"},
                               headers={"authorization": f"Bearer {login['access_token']}"})
@@ -126,15 +179,15 @@ async def load(target: str, secret: str, tokens: list[str], seconds: float) -> t
 
 def main() -> None:
     seconds = bench_seconds(20.0)
+    tokens_cpu = token_costs()
     # Provider calls are charged to the gateway's partner limit (1,000/s per address by default),
     # so the bench runs with the gateway's real settings.
     with platform() as p:
-        pid = int(p.state()["wallet"]["pid"])
-        secret = psutil.Process(pid).environ()["GP_WALLET_SERVICE_TOKEN_SECRET"]
         target = p.url("games") if os.environ.get("BENCH_PROVIDERS_TARGET") == "games" else p.gateway
         provider_secret = localsecrets.read(p.data_dir)["providers"]["rgs"]["secret"]
         log(f"setting up {PLAYERS} players with sessions")
-        tokens = asyncio.run(setup_players(p.gateway, p.url("wallet"), secret))
+        # the deposit is signed as payments would sign it (the run's keys, in its data dir)
+        tokens = asyncio.run(setup_players(p.gateway, p.url("wallet"), p.identities().key("payments")))
         log("warm-up")
         asyncio.run(load(target, provider_secret, tokens, 2.0))
         # The studio runs on other machines in real life; here it shares two cores with the
@@ -149,7 +202,7 @@ def main() -> None:
     log(f"{total} calls in {elapsed:.1f}s; mean {statistics.mean(ms):.1f} ms, max {max(ms):.1f} ms")
     cpu_ms = cpu_report(cpu, total, "call")
     result_line("providers", rate_per_s=total / elapsed, p50_ms=percentile(ms, 0.50), p99_ms=percentile(ms, 0.99),
-                errors=errors, cpu_ms_per_call=cpu_ms)
+                errors=errors, cpu_ms_per_call=cpu_ms, **tokens_cpu)
 
 
 if __name__ == "__main__":

@@ -57,10 +57,11 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import CpuMeter, bench_seconds, cpu_report, infra, log, open_loop, percentile, result_line
 
+from gameplane.devtools.identities import Identities
 from gameplane.devtools.infra import free_port
 from gameplane.kit.auth import issue_service_token
 
-SECRET = "bench-service-token-secret-0123456789"
+IDS = Identities.generate(("wallet", "games"))
 PLAYERS = 1000
 SPREAD_CURRENCIES = ("EUR", "USD", "GBP", "CAD", "SEK")
 
@@ -114,7 +115,7 @@ def close_conns(conns: list[Conn], errors: list[str]) -> None:
 
 def start_wallet(db_url: str, nats_url: str, port: int, workers: int, log_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "GP_WALLET_DATABASE_URL": db_url, "GP_WALLET_NATS_URL": nats_url,
-           "GP_WALLET_SERVICE_TOKEN_SECRET": SECRET, "GP_WALLET_LOG_LEVEL": "WARNING",
+           **IDS.env("wallet"), "GP_WALLET_LOG_LEVEL": "WARNING",
            "GP_WALLET_DB_POOL_SIZE": "4", "GP_WALLET_DB_HOT_POOL_SIZE": "16"}
     argv = [sys.executable, "-m", "uvicorn", "gameplane.wallet.app:build_app", "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
@@ -297,7 +298,7 @@ async def main() -> None:
     # (pgbench's tps moves by a third between runs), and interleaving keeps the ratios fair.
     slices = max(1, min(3, int(phase // 2)))
     players = [str(uuid.uuid4()) for _ in range(PLAYERS)]
-    token = issue_service_token(SECRET, "games", "wallet", ttl=3600)
+    token = issue_service_token(IDS.key("games"), "games", "wallet", ttl=3600)
     with infra() as (pg, nats):
         pg.create_database("gp_wallet")
         port = free_port()

@@ -41,9 +41,27 @@ PLATFORM_VALUES: Schema = {
         "additionalProperties": False,
         "properties": {
             "create": {"type": "boolean", "description": "create the platform Secret"},
-            "serviceTokenSecret": {"type": "string", "description": "HMAC key of service tokens; empty generates one"},
-            "playerTokenSecret": {"type": "string", "description": "HMAC key of player JWTs; empty generates one"},
             "postgresPassword": {"type": "string", "description": "dev PostgreSQL password; empty generates one"},
+            "serviceKeys": {
+                "type": "object",
+                "description": "each service's Ed25519 key pair; a service not listed gets one generated once",
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["privateKey", "publicKey"],
+                    "properties": {
+                        "privateKey": {"type": "string", "description": "PKCS#8 PEM", "minLength": 1},
+                        "publicKey": {"type": "string", "description": "SPKI or certificate PEM", "minLength": 1},
+                        "previousPublicKeys": {"type": "array", "items": {"type": "string"},
+                                               "description": "keys still trusted during a rotation"},
+                    },
+                },
+            },
+            "trustedKeys": {
+                "type": "object",
+                "description": "public keys of callers outside the chart (the back office, a test client)",
+                "additionalProperties": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            },
         },
     },
     "postgres": {

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.infra import PG_TEMPLATE_CACHE, EmbeddedPostgres, NatsServer
+
+# Every service built by a test gets its own key of the test identities and trusts all of their
+# public keys (GP_<SVC>_SERVICE_KEY / _PUBLIC_KEYS), as `gameplane up` wires its processes; tests
+# sign as any caller with `dev_identities()`. A test that needs other keys passes them explicitly.
+dev_identities().export()
 
 
 @pytest.fixture(scope="session")

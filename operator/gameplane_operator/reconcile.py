@@ -19,10 +19,11 @@ from typing import Any
 
 from . import desired as d
 from .config import MANAGED_BY_LABEL, PLATFORM_LABEL
+from .identities import service_keys, trusted_keys
 from .kube import Kube
 from .render import Capabilities, Renderer, RenderError
 from .status import Outcome
-from .values import MANAGED_BY, SECRETS_SUFFIX, Defaults, chart_values
+from .values import MANAGED_BY, SECRETS_SUFFIX, Defaults, chart_values, enabled_services
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ KIND_ORDER = {
         ["Secret", "ConfigMap", "ServiceAccount", "Service", "NetworkPolicy", "StatefulSet", "Job", "Deployment"]
     )
 }
-SECRET_KEYS = ("service-token-secret", "player-token-secret", "postgres-password")
+SECRET_KEYS = ("postgres-password",)
 
 
 @dataclass
@@ -65,7 +66,9 @@ async def apply_platform(
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
     caps = await kube.capabilities()
     keys = await platform_secrets(kube, ns, name)
-    values = chart_values(name, platform.get("spec") or {}, keys, defaults)
+    spec = platform.get("spec") or {}
+    identities = await service_keys(kube, ns, name, enabled_services(spec))
+    values = chart_values(name, spec, keys, defaults, identities, await trusted_keys(kube, ns, name))
     rendered = await renderer.render(name, ns, values, caps)
     want = sorted(d.prepare(rendered, platform), key=lambda o: KIND_ORDER.get(o["kind"], 99))
 

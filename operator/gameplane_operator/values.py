@@ -131,13 +131,15 @@ def network_policy_values(spec: dict[str, Any]) -> Values:
 
 
 def chart_values(
-    name: str, spec: dict[str, Any], secrets: dict[str, str], defaults: Defaults | None = None
+    name: str, spec: dict[str, Any], secrets: dict[str, str], defaults: Defaults | None = None,
+    service_keys: dict[str, dict[str, Any]] | None = None, trusted_keys: dict[str, list[str]] | None = None,
 ) -> Values:
     """Values for `helm template <name> charts/gameplane` that realise `spec`.
 
-    `secrets` carries the platform's generated keys (read back from the cluster, or new), so that
-    rendering is deterministic and a re-render never rotates a key. `defaults` fills in what the
-    spec leaves to the operator (the development backends' images).
+    `secrets` carries the platform's generated keys (read back from the cluster, or new), and
+    `service_keys` each service's identity (identities.py), so that rendering is deterministic and
+    a re-render never rotates a key. `defaults` fills in what the spec leaves to the operator (the
+    development backends' images).
     """
     defaults = defaults or Defaults()
     overrides = {s["name"]: s for s in spec.get("services") or []}
@@ -201,9 +203,9 @@ def chart_values(
     values["global"] = g
     values["secrets"] = {
         "create": True,
-        "serviceTokenSecret": secrets["service-token-secret"],
-        "playerTokenSecret": secrets["player-token-secret"],
         "postgresPassword": "" if external_db else secrets["postgres-password"],
+        "serviceKeys": dict(service_keys or {}),
+        "trustedKeys": dict(trusted_keys or {}),
     }
     embedded_db, embedded_nats = db.get("embedded") or {}, msg.get("embedded") or {}
     values["postgres"] = {"enabled": not external_db}

@@ -14,6 +14,7 @@ instead of starting one (a fast inner loop while writing cluster tests); nothing
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -229,6 +230,24 @@ def pod_operator(real_node: Any, crd: None, helm: Run, kubectl: Run) -> Iterator
     kubectl("delete", "namespace", OPERATOR_NAMESPACE, "--wait=false", check=False)
 
 
+TEST_CALLERS = ("payments", "backoffice")  # not built yet: the tests stand in for them
+
+
+def trust_test_callers(kubectl: Run, ns: str, platform: str) -> None:
+    """Before the platform exists: key pairs for the callers the tests stand in for, their private
+    keys in the Secret `test-callers` (for the tests and their Jobs), their public keys in the
+    ConfigMap <platform>-trusted-keys, which the operator adds to the platform's trusted keys."""
+    from gameplane.devtools.identities import Identities
+
+    ids = Identities.generate(TEST_CALLERS)
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "test-callers", "namespace": ns},
+              "stringData": {f"{n}.pem": k.pem() for n, k in ids.keys.items()}}
+    trusted = {"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": f"{platform}-trusted-keys", "namespace": ns},
+               "data": {f"{n}.pem": k.public_pem() for n, k in ids.keys.items()}}
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [secret, trusted]}))
+
+
 @pytest.fixture(scope="session")
 def demo(pod_operator: dict[str, Any], kubectl: Run) -> Iterator[dict[str, Any]]:
     """k8s/samples/minimal.yaml, unchanged, in a namespace enforcing Pod Security "restricted";
@@ -237,6 +256,7 @@ def demo(pod_operator: dict[str, Any], kubectl: Run) -> Iterator[dict[str, Any]]
 
     ns = "real-casino"
     restricted(kubectl, ns)
+    trust_test_callers(kubectl, ns, "demo")
     kubectl("apply", "-n", ns, "-f", str(REPO / "k8s" / "samples" / "minimal.yaml"))
     took = wait_ready(kubectl, ns, "demo", timeout=240)
     print(f"\nreal node: minimal platform Ready {took:.1f}s after kubectl apply", file=sys.stderr)

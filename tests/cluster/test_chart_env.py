@@ -20,6 +20,7 @@ import yaml
 from clusterlib import Run
 
 from gameplane import catalog
+from gameplane.kit.app import load_identity, load_trusted_keys
 from gameplane.kit.settings import ServiceSettings
 
 PROVIDERS = ["--set", "games.providers[0].name=acme", "--set", "games.providers[0].baseUrl=https://acme.example",
@@ -61,6 +62,10 @@ def test_every_built_service_accepts_the_environment_the_chart_renders(
     rendered = _docs(helm("template", "p", "charts/gameplane", "--set", f"global.jurisdiction={jurisdiction}",
                           "--set", "rgs.enabled=true", *PROVIDERS).stdout)
     configmaps = {d["metadata"]["name"]: d.get("data", {}) for d in rendered if d["kind"] == "ConfigMap"}
+    secrets = {d["metadata"]["name"]: d.get("stringData", {}) for d in rendered if d["kind"] == "Secret"}
+    # The public key set as the kubelet would mount it.
+    (tmp_path / "public-keys").mkdir()
+    (tmp_path / "public-keys" / "public-keys.json").write_text(configmaps["p-public-keys"]["public-keys.json"])
     # The provider Secret as the kubelet would mount it.
     (tmp_path / "acme").mkdir()
     (tmp_path / "acme" / "secret").write_text("acme-hmac-key-0123456789abcdefghij")
@@ -82,7 +87,20 @@ def test_every_built_service_accepts_the_environment_the_chart_renders(
             monkeypatch.delenv(key)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
+        if prefix + "SERVICE_KEY_FILE" in env:
+            # its own identity Secret, mounted: the key Helm generated loads, and the public set
+            # (Helm's certificates) binds that key to this service
+            own = tmp_path / args[-1]
+            own.mkdir()
+            (own / "key.pem").write_text(secrets[f"p-{args[-1]}-identity"]["key.pem"])
+            monkeypatch.setenv(prefix + "SERVICE_KEY_FILE", str(own / "key.pem"))
+            monkeypatch.setenv(prefix + "PUBLIC_KEYS_FILE", str(tmp_path / "public-keys" / "public-keys.json"))
         settings = cls()
+        if catalog.get(args[-1]).kind == "service":
+            key = load_identity(args[-1], settings)
+            assert load_trusted_keys(args[-1], settings).keys[key.kid].owner == args[-1]
+        else:
+            assert settings.service_key_file is None  # a simulator (third party) holds no identity
         assert settings.port == 8000 and settings.host == "0.0.0.0"
         assert settings.endpoints_file == Path("/etc/gameplane/endpoints/endpoints.json")
         checked.append(module)

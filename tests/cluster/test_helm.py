@@ -118,9 +118,13 @@ def test_umbrella_chart_installs_and_its_tests_pass(helm: Run, kubectl: Run, crd
     assert suites == {f"casino-{s}-test" for s in BUILT} | {"casino-discovery-test"}, tested
     assert phases == {"Succeeded"}, tested
     # Re-running `helm upgrade` keeps the generated keys (lookup), so no Pod restarts for nothing.
-    before = kubectl("get", "secret", "casino-secrets", "-n", ns, "-o", "jsonpath={.data}").stdout
+    kept = ["casino-secrets", *(f"casino-{s}-identity" for s in BUILT)]
+    before = [kubectl("get", "secret", s, "-n", ns, "-o", "jsonpath={.data}").stdout for s in kept]
+    assert all(b.strip() not in ("", "{}") for b in before)
+    keys = kubectl("get", "configmap", "casino-public-keys", "-n", ns, "-o", "jsonpath={.data}").stdout
     helm("upgrade", "casino", "charts/gameplane", "-n", ns, *kwok, "--wait", "--timeout", "180s")
-    assert kubectl("get", "secret", "casino-secrets", "-n", ns, "-o", "jsonpath={.data}").stdout == before
+    assert [kubectl("get", "secret", s, "-n", ns, "-o", "jsonpath={.data}").stdout for s in kept] == before
+    assert kubectl("get", "configmap", "casino-public-keys", "-n", ns, "-o", "jsonpath={.data}").stdout == keys
     helm("uninstall", "casino", "-n", ns, "--wait")
 
 
@@ -218,13 +222,46 @@ def test_graceful_stop_sleeps_before_sigterm_within_the_grace_period(helm: Run) 
     assert bad.returncode != 0 and "must be at least preStopSleepSeconds (28) + 5" in bad.stderr, bad.stderr
 
 
+def test_each_service_mounts_only_its_own_key(helm: Run) -> None:
+    rendered = _render(helm, "gameplane", "--set", "rgs.enabled=true")
+    identities = {d["metadata"]["name"] for d in rendered if d["kind"] == "Secret"
+                  and d["metadata"]["name"].endswith("-identity")}
+    assert identities == {f"p-{s}-identity" for s in ("gateway", "players", "wallet", "games", "sessions")}
+    for dep in (d for d in rendered if d["kind"] == "Deployment" and d["metadata"]["name"] != "p-nats"):
+        service = dep["metadata"]["name"].removeprefix("p-")
+        mounted = {v["secret"]["secretName"] for v in dep["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+        mounted = {m for m in mounted if m.endswith("-identity")}
+        assert mounted == ({f"p-{service}-identity"} if service != "rgs" else set()), service
+
+
+def test_operator_key_pairs_render_as_given_and_deterministically(helm: Run, tmp_path: Path) -> None:
+    from gameplane_operator.identities import new_pair
+
+    pairs = {s: new_pair() for s in ("gateway", "players", "wallet", "games", "sessions")}
+    values = chart_values("p", {"version": "0.1.0"}, {"postgres-password": "pw"}, Defaults(), pairs,
+                          {"backoffice": [new_pair()["publicKey"]]})
+    path = tmp_path / "values.json"
+    path.write_text(json.dumps(values))
+    first, second = (helm("template", "p", "charts/gameplane", "--values", str(path), "--skip-tests").stdout
+                     for _ in range(2))
+    assert first == second  # a re-render (every reconcile) never rotates a key
+    rendered = docs(first)
+    wallet = next(d for d in rendered if d["kind"] == "Secret" and d["metadata"]["name"] == "p-wallet-identity")
+    assert wallet["stringData"]["key.pem"] == pairs["wallet"]["privateKey"]
+    keys_map = next(d for d in rendered if d["metadata"]["name"] == "p-public-keys")
+    public = json.loads(keys_map["data"]["public-keys.json"])
+    assert set(public) == {*pairs, "backoffice"} and public["wallet"] == [pairs["wallet"]["publicKey"]]
+
+
 def test_dev_postgres_reads_the_configured_secret(helm: Run) -> None:
     rendered = _render(helm, "gameplane", "--set", "global.secretsName=casino-keys")
     (pg,) = _pod_spec(rendered, "StatefulSet", "p-postgres")["containers"]
     password = next(e for e in pg["env"] if e["name"] == "POSTGRES_PASSWORD")
     assert password["valueFrom"]["secretKeyRef"] == {"name": "casino-keys", "key": "postgres-password"}
-    secrets = [d["metadata"]["name"] for d in rendered if d["kind"] == "Secret"]
-    assert secrets == ["casino-keys"]  # the Secret the chart creates is the one everything reads
+    # the platform Secret the chart creates is the one everything reads (beside each service's own key)
+    secrets = [d["metadata"]["name"] for d in rendered if d["kind"] == "Secret"
+               and not d["metadata"]["name"].endswith("-identity")]
+    assert secrets == ["casino-keys"]
     (wallet,) = _pod_spec(rendered, "Deployment", "p-wallet")["containers"]
     refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in wallet["env"] if "valueFrom" in e}
     assert refs == {"casino-keys"}
@@ -284,7 +321,7 @@ def test_operator_values_for_the_full_sample_render(helm: Run, tmp_path: Path) -
     full = yaml.safe_load((REPO / "k8s" / "samples" / "full.yaml").read_text())
     spec = full["spec"]
     spec["services"].append({"name": "players", "scheduling": {"nodeSelector": {}, "topologySpread": False}})
-    keys = {"service-token-secret": "s" * 32, "player-token-secret": "p" * 32, "postgres-password": "pw"}
+    keys = {"postgres-password": "pw"}
     values = chart_values("casino", spec, keys, Defaults(postgres_image="gameplane/dev-postgres:17",
                                                          nats_image="gameplane/dev-nats:2.11"))  # fmt: skip
     path = tmp_path / "values.json"

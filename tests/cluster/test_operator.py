@@ -211,6 +211,34 @@ def test_deleted_child_is_recreated(demo: dict[str, Any], api: dict[str, Any]) -
     wait_for("Service recreated", recreated, 30)
 
 
+def test_each_service_has_its_own_key_and_reconciles_never_rotate_it(demo: dict[str, Any], api: dict[str, Any]) -> None:
+    from gameplane.kit.keys import KeySet, SigningKey
+
+    def identities() -> dict[str, dict[str, str]]:
+        return {s: api["core"].read_namespaced_secret(f"{NAME}-{s}-identity", NS).data for s in SERVICES}
+
+    before = identities()
+    keys = {s: SigningKey.from_pem(base64.b64decode(d["key.pem"]).decode()) for s, d in before.items()}
+    assert len({k.kid for k in keys.values()}) == len(SERVICES)
+    for s in SERVICES:  # each Pod template mounts its own key, none other
+        volumes = api["apps"].read_namespaced_deployment(f"{NAME}-{s}", NS).spec.template.spec.volumes
+        assert [v.secret.secret_name for v in volumes if v.secret] == [f"{NAME}-{s}-identity"]
+    # a reconcile (a deleted child brings one) re-renders everything: the keys stay what they were
+    old = api["core"].read_namespaced_config_map(f"{NAME}-public-keys", NS).metadata.uid
+    api["core"].delete_namespaced_config_map(f"{NAME}-public-keys", NS)
+
+    def recreated() -> Any:
+        try:
+            cm = api["core"].read_namespaced_config_map(f"{NAME}-public-keys", NS)
+        except kubernetes.client.ApiException:
+            return None
+        return cm if cm.metadata.uid != old else None
+
+    published = KeySet.from_pems(json.loads(wait_for("public keys recreated", recreated, 30).data["public-keys.json"]))
+    assert identities() == before
+    assert {s: published.keys[k.kid].owner for s, k in keys.items()} == {s: s for s in SERVICES}
+
+
 def test_hand_scaled_deployment_returns_to_spec(demo: dict[str, Any], api: dict[str, Any]) -> None:
     api["apps"].patch_namespaced_deployment_scale(f"{NAME}-players", NS, {"spec": {"replicas": 4}})
     wait_for("players back to 1 replica",

@@ -23,8 +23,8 @@ def job_manifest(ns: str, platform: str, spins: int) -> dict[str, Any]:
         {"name": "GATEWAY_URL", "value": f"http://{platform}-gateway.{ns}.svc"},
         {"name": "WALLET_URL", "value": f"http://{platform}-wallet.{ns}.svc"},
         {"name": "SPINS", "value": str(spins)},
-        {"name": "SERVICE_TOKEN_SECRET",
-         "valueFrom": {"secretKeyRef": {"name": f"{platform}-secrets", "key": "service-token-secret"}}},
+        {"name": "PAYMENTS_KEY", "valueFrom": {"secretKeyRef": {"name": "test-callers", "key": "payments.pem"}}},
+        {"name": "BACKOFFICE_KEY", "valueFrom": {"secretKeyRef": {"name": "test-callers", "key": "backoffice.pem"}}},
     ]  # fmt: skip
     return {
         "apiVersion": "batch/v1", "kind": "Job",

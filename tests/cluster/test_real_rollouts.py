@@ -26,6 +26,7 @@ from realnode import container_pid, get_json, pod_ready, pods, secret_value, ser
 
 from gameplane.contracts import wallet as wallet_api
 from gameplane.kit.auth import issue_service_token
+from gameplane.kit.keys import SigningKey
 
 pytestmark = pytest.mark.cluster
 HOTFIX = "0.1.0-hotfix"
@@ -145,7 +146,10 @@ def test_the_wallet_killed_under_load_loses_and_doubles_nothing(demo: dict[str, 
                                                                 real_node: Any) -> None:  # fmt: skip
     ns, name = demo["namespace"], demo["name"]
     wallet = service_url(kubectl, ns, f"{name}-wallet")
-    secret = secret_value(kubectl, ns, f"{name}-secrets", "service-token-secret")
+    # games' own key (its identity Secret) for bets and wins; the test callers' for deposits and audits
+    games = SigningKey.from_pem(secret_value(kubectl, ns, f"{name}-games-identity", "key.pem"))
+    payments = SigningKey.from_pem(secret_value(kubectl, ns, "test-callers", "payments.pem"))
+    backoffice_key = SigningKey.from_pem(secret_value(kubectl, ns, "test-callers", "backoffice.pem"))
     victim = _wallet_pod(kubectl, ns)
     players = [uuid.uuid4() for _ in range(12)]
     deposit, stake = 100_000, 100
@@ -156,7 +160,8 @@ def test_the_wallet_killed_under_load_loses_and_doubles_nothing(demo: dict[str, 
         """One money movement, retried with its key until the wallet answers (bounded)."""
         deadline = time.monotonic() + 120
         while True:
-            headers = {"authorization": "Bearer " + issue_service_token(secret, "games", "wallet")}
+            signer, caller = (payments, "payments") if path == wallet_api.PATH_DEPOSITS else (games, "games")
+            headers = {"authorization": "Bearer " + issue_service_token(signer, caller, "wallet")}
             try:
                 r = await client.post(wallet + path, json=body, headers=headers)
                 if r.status_code < 500:
@@ -211,7 +216,7 @@ def test_the_wallet_killed_under_load_loses_and_doubles_nothing(demo: dict[str, 
     replacement = _wallet_pod(kubectl, ns)
     assert replacement["metadata"]["uid"] != victim["metadata"]["uid"]
     assert sum(retries.values()) > 0, "the kill never hit a request: the test proved nothing"
-    token = "Bearer " + issue_service_token(secret, "games", "wallet")
+    token = "Bearer " + issue_service_token(games, "games", "wallet")
     with httpx.Client(base_url=wallet, timeout=30, headers={"authorization": token}) as client:
         for p in players:
             mine = [e for e in settled.values() if e["player"] == p]
@@ -219,7 +224,7 @@ def test_the_wallet_killed_under_load_loses_and_doubles_nothing(demo: dict[str, 
                 e["amount"] for e in mine if e["kind"] == "win")
             bal = client.get(wallet_api.PATH_BALANCE.format(player_id=p, currency="EUR")).json()
             assert bal["cash"] + bal["bonus"] == expected, (p, bal, expected)
-        backoffice = "Bearer " + issue_service_token(secret, "backoffice", "wallet")
+        backoffice = "Bearer " + issue_service_token(backoffice_key, "backoffice", "wallet")
         report = client.get("/internal/wallet/reconciliation", headers={"authorization": backoffice}).json()
     assert report["ok"], report["breaches"]
     print(f"\nwallet killed under load: {len(settled)} keyed operations settled, client retries {dict(retries)}")

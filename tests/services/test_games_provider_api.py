@@ -69,7 +69,8 @@ async def player_with_session(platform: LocalPlatform, balance: int, **launch_kw
 
 async def wallet_balance(platform: LocalPlatform, player: uuid.UUID) -> dict[str, int]:
     async with httpx.AsyncClient(base_url=platform.urls["wallet"], timeout=10) as http:
-        r = await http.get(f"/internal/wallet/players/{player}/balances/EUR", headers=platform.headers("wallet"))
+        r = await http.get(f"/internal/wallet/players/{player}/balances/EUR",
+                           headers=platform.headers("wallet", caller="games"))
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
@@ -92,11 +93,12 @@ async def test_catalog_is_public_and_edited_through_internal_routes(platform: Lo
     assert (await games.put("/internal/games/agg-reels", json=body)).status_code == 401
     r = await games.put("/internal/games/agg-reels", json=body, headers=platform.headers("games", caller="backoffice"))
     assert r.status_code == 200 and r.json()["wagering_contribution_pct"] == 50
-    bad = await games.put("/internal/games/x", json={**body, "provider": "nobody"}, headers=platform.headers("games"))
+    bad = await games.put("/internal/games/x", json={**body, "provider": "nobody"},
+                          headers=platform.headers("games", caller="backoffice"))
     assert bad.status_code == 422 and bad.json()["type"].endswith("/unknown-provider")
     assert [g["game_id"] for g in (await games.get("/v1/games", params={"provider": "agg"})).json()] == ["agg-reels"]
 
-    providers = await games.get("/internal/games/providers", headers=platform.headers("games"))
+    providers = await games.get("/internal/games/providers", headers=platform.headers("games", caller="backoffice"))
     assert providers.json() == [{"name": "agg", "dialect": "aggregator"}, {"name": "rgs", "dialect": "canonical"}]
     assert SECRET not in providers.text and "BEGIN PUBLIC KEY" not in providers.text
 
@@ -188,7 +190,7 @@ async def test_the_aggregator_dialect_plays_through_the_same_core(platform: Loca
                                                                   games: httpx.AsyncClient) -> None:
     body = {"provider": "agg", "title": "Aggregated Reels", "rtp_bp": 9500, "stakes": {"EUR": {"min": 10, "max": 5000}},
             "jurisdictions": ["mga", "ukgc"]}
-    r = await games.put("/internal/games/agg-reels", json=body, headers=platform.headers("games"))
+    r = await games.put("/internal/games/agg-reels", json=body, headers=platform.headers("games", caller="backoffice"))
     assert r.status_code == 200
     player, session = await player_with_session(platform, 2000, game_id="agg-reels")
     assert session["provider"] == "agg"

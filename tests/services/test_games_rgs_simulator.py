@@ -70,7 +70,8 @@ async def open_table(platform: LocalPlatform, balance: int) -> tuple[uuid.UUID, 
 
 async def wallet_cash(platform: LocalPlatform, player: uuid.UUID) -> int:
     async with httpx.AsyncClient(base_url=platform.urls["wallet"]) as http:
-        r = await http.get(f"/internal/wallet/players/{player}/balances/EUR", headers=platform.headers("wallet"))
+        r = await http.get(f"/internal/wallet/players/{player}/balances/EUR",
+                           headers=platform.headers("wallet", caller="games"))
     return int(r.json()["cash"])
 
 

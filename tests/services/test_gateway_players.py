@@ -19,8 +19,6 @@ from gameplane.gateway.settings import GatewaySettings
 from gameplane.players.app import build_app as build_players
 from gameplane.players.settings import PlayersSettings
 
-SERVICE_SECRET = "gateway-players-service-secret-0123456789"
-PLAYER_SECRET = "gateway-players-player-secret-0123456789"
 PASSWORD = "through-The-gateway-123"
 PROBLEMS = "https://gameplane.io/problems/"
 
@@ -47,12 +45,10 @@ async def serving(app: Any, **options: Any) -> AsyncIterator[str]:
 @pytest.fixture(scope="module")
 async def gw(module_service_settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     players = build_players(module_service_settings(
-        PlayersSettings, service_token_secret=SERVICE_SECRET, player_token_secret=PLAYER_SECRET,
-        argon2_time_cost=1, argon2_memory_kib=8192, argon2_parallelism=1))
+        PlayersSettings, argon2_time_cost=1, argon2_memory_kib=8192, argon2_parallelism=1))
     async with serving(players) as players_url:
         # sessions: nobody listens there; play must be refused before the gateway even tries
-        gateway = build_app(GatewaySettings(service_token_secret=SERVICE_SECRET, player_token_secret=PLAYER_SECRET,
-                                            endpoints={"players": players_url,
+        gateway = build_app(GatewaySettings(endpoints={"players": players_url,
                                                        "sessions": f"http://127.0.0.1:{free_port()}"}))
         async with serving(gateway, **UVICORN_OPTIONS) as url, httpx.AsyncClient(base_url=url, timeout=15) as c:
             yield c

@@ -17,14 +17,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.infra import free_port
 from gameplane.gateway.app import UVICORN_OPTIONS, build_app
 from gameplane.gateway.settings import GatewaySettings
 from gameplane.kit.auth import issue_player_token, issue_service_token, verify_service_token
+from gameplane.kit.keys import SigningKey
 from gameplane.kit.problems import PROBLEM_BASE, Problem
 
-SERVICE_SECRET = "test-service-secret-0123456789-abcdef"
-PLAYER_SECRET = "test-player-secret-0123456789-abcdefg"
+IDS = dev_identities()  # the gateway's settings come from them (tests/conftest.py)
+TRUSTED = IDS.key_set()
 
 
 class Me(BaseModel):
@@ -42,13 +44,18 @@ def upstream_app(name: str) -> FastAPI:
         app.state.calls.append(request.url.path)
         auth = request.headers.get("authorization", "")
         try:
-            claims = verify_service_token(SERVICE_SECRET, auth.removeprefix("Bearer "), name)
+            claims = verify_service_token(TRUSTED, auth.removeprefix("Bearer "), name)
         except Problem as exc:
             claims = {"error": exc.slug}
         return {"service": name, "path": request.url.path, "raw_path": request.scope["raw_path"].decode(),
                 "query": request.url.query, "method": request.method,
                 "headers": [[k, v] for k, v in request.headers.items()],
                 "body": (await request.body()).decode(), "claims": claims}
+
+    @app.get("/.well-known/jwks.json", include_in_schema=False)
+    async def jwks() -> dict[str, Any]:
+        app.state.jwks_fetches = getattr(app.state, "jwks_fetches", 0) + 1
+        return TRUSTED.owned_by(name).jwks()  # what players publishes (the others publish nothing)
 
     @app.get(f"/v1/{name}/me", response_model=Me)
     async def me(request: Request) -> Me:
@@ -131,8 +138,7 @@ async def gateway(upstreams: dict[str, Any]) -> AsyncIterator[Callable[..., Any]
 
     @asynccontextmanager
     async def start(tracing: bool = False, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-        fields: dict[str, Any] = {"service_token_secret": SERVICE_SECRET, "player_token_secret": PLAYER_SECRET,
-                                  "endpoints": upstreams["endpoints"], "log_json": False,
+        fields: dict[str, Any] = {"endpoints": upstreams["endpoints"], "log_json": False,
                                   "rate_limit_ip_rate": 0, "rate_limit_player_rate": 0, **overrides}
         app = build_app(GatewaySettings(**fields))
         # What an OTLP endpoint switches on, without exporting anywhere from a test.
@@ -146,7 +152,7 @@ async def gateway(upstreams: dict[str, Any]) -> AsyncIterator[Callable[..., Any]
 
 
 def player_token(player_id: uuid.UUID | None = None, **claims: Any) -> str:
-    return issue_player_token(PLAYER_SECRET, player_id or uuid.uuid4(), **claims)
+    return issue_player_token(IDS.key("players"), player_id or uuid.uuid4(), **claims)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -215,11 +221,13 @@ async def test_request_id_is_minted_when_missing_or_unsafe(gateway: Any) -> None
     (lambda: {"authorization": "Basic dXNlcjpwYXNz"}, "unauthenticated"),
     (lambda: {"authorization": "Bearer"}, "unauthenticated"),
     (lambda: {"authorization": "Bearer not.a.jwt"}, "unauthenticated"),
-    (lambda: bearer(issue_player_token("another-secret-0123456789-abcdefghij", uuid.uuid4())), "unauthenticated"),
+    (lambda: bearer(issue_player_token(SigningKey.generate(), uuid.uuid4())), "unauthenticated"),
+    # signed by a real service of the platform, but not players
+    (lambda: bearer(issue_player_token(IDS.key("wallet"), uuid.uuid4())), "unauthenticated"),
     (lambda: bearer(player_token(ttl=-120)), "token-expired"),
     # a service token is not a player token
-    (lambda: bearer(issue_service_token(PLAYER_SECRET, "x", "gateway")), "unauthenticated"),
-], ids=["none", "basic", "empty-bearer", "garbage", "foreign-key", "expired", "service-token"])
+    (lambda: bearer(issue_service_token(IDS.key("players"), "players", "gateway")), "unauthenticated"),
+], ids=["none", "basic", "empty-bearer", "garbage", "foreign-key", "other-service-key", "expired", "service-token"])
 async def test_missing_bad_or_expired_token_is_401(gateway: Any, upstreams: dict[str, Any],
                                                    make_headers: Callable[[], dict[str, str]], slug: str) -> None:
     headers = make_headers()
@@ -261,8 +269,10 @@ async def test_player_id_cannot_be_smuggled(gateway: Any) -> None:
     assert headers_of(underscored.json(), "x_authorization") == ["Bearer forged"]  # not a field we set
 
 
-async def test_play_routes_refused_when_play_is_blocked(gateway: Any) -> None:
-    async with gateway(endpoints={"sessions": "http://127.0.0.1:1"}) as gw:
+async def test_play_routes_refused_when_play_is_blocked(gateway: Any, upstreams: dict[str, Any]) -> None:
+    # players answers only for its keys (JWKS): the token is checked, then play is refused
+    eps = {"players": upstreams["endpoints"]["players"], "sessions": "http://127.0.0.1:1"}
+    async with gateway(endpoints=eps) as gw:
         blocked = await gw.post("/v1/sessions", json={}, headers=bearer(player_token(play=False)))
     assert_problem(blocked, 403, "play-blocked")
 
@@ -461,6 +471,8 @@ async def test_endpoint_map_file_is_reread(gateway: Any, upstreams: dict[str, An
     path.write_text(json.dumps({"players": eps["players"]}))
     async with gateway(endpoints={}, endpoints_file=path, endpoints_refresh_seconds=0.05) as gw:
         before = await gw.get("/v1/games/catalog")
+        # players' keys fetched while it runs (the gateway keeps them when players goes away)
+        assert (await gw.get("/v1/players/me", headers=bearer(player_token()))).status_code == 200
         path.write_text(json.dumps({"players": eps["players"], "games": eps["games"]}))
         for _ in range(100):
             after = await gw.get("/v1/games/catalog")

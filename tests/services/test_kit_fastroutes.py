@@ -12,14 +12,17 @@ from fastapi.responses import Response
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
 
+from gameplane.devtools.identities import dev_identities
 from gameplane.kit import fastroutes
 from gameplane.kit.app import Runtime, create_app
-from gameplane.kit.auth import issue_service_token, service_caller
+from gameplane.kit.auth import callers
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, json_reply
+from gameplane.kit.keys import SigningKey
 from gameplane.kit.problems import Problem
 from gameplane.kit.settings import ServiceSettings, settings_config
 
-SECRET = "test-secret-for-service-tokens-0123456789"
+THINGS = SigningKey.generate()
+FROM_GAMES = callers("games")
 
 
 class ThingsSettings(ServiceSettings):
@@ -44,11 +47,12 @@ def settle(thing_id: str, stake: Stake, caller: str) -> dict[str, object]:
 
 
 def make_app(fast: bool) -> FastAPI:
-    rt = Runtime("things", ThingsSettings(nats_url=None, database_url=None, service_token_secret=SECRET))
-    router = APIRouter(prefix="/internal/things", dependencies=[Depends(service_caller)])
+    rt = Runtime("things", ThingsSettings(nats_url=None, database_url=None, service_key=THINGS.pem(),
+                                          public_keys=dev_identities().public_keys()))
+    router = APIRouter(prefix="/internal/things")
 
     @router.post("/{thing_id}/stakes")
-    async def stake(thing_id: str, body: Stake, caller: str = Depends(service_caller)) -> Response:
+    async def stake(thing_id: str, body: Stake, caller: str = Depends(FROM_GAMES)) -> Response:
         return Response(json.dumps(settle(thing_id, body, caller)).encode(),
                         media_type="application/json")
 
@@ -60,12 +64,12 @@ def make_app(fast: bool) -> FastAPI:
     app = create_app(rt, [router], title="things", app_class=fastroutes.FastRoutesApp)
     if fast:
         fastroutes.install(app, rt, [FastRoute("POST", "/internal/things/{thing_id}/stakes", fast_stake,
-                                               model=Stake, service_auth=True)])
+                                               model=Stake, callers=FROM_GAMES.allowed)])
     return app
 
 
-def token(audience: str = "things") -> dict[str, str]:
-    return {"authorization": "Bearer " + issue_service_token(SECRET, "games", audience)}
+def token(audience: str = "things", caller: str = "games") -> dict[str, str]:
+    return dev_identities().bearer(caller, audience)
 
 
 @pytest.fixture
@@ -104,7 +108,7 @@ async def test_answers_like_fastapi(clients):
 async def test_auth_problems(clients):
     fast, ref = clients
     for headers, status in (({}, 401), ({"authorization": "Basic abc"}, 401), ({"authorization": "Bearer nope"}, 401),
-                            (token("wallet"), 403)):
+                            (token("wallet"), 403), (token(caller="gateway"), 403)):
         a = await fast.post("/internal/things/t/stakes", json=good(), headers=headers)
         b = await ref.post("/internal/things/t/stakes", json=good(), headers=headers)
         same(a, b)
@@ -207,10 +211,10 @@ async def test_wallet_and_games_still_document_their_fast_routes():
     from gameplane.wallet.app import build_app as wallet_app
     from gameplane.wallet.settings import WalletSettings
 
-    wallet = wallet_app(WalletSettings(nats_url=None, database_url=None, service_token_secret=SECRET))
+    wallet = wallet_app(WalletSettings(nats_url=None, database_url=None))
     paths = wallet.openapi()["paths"]
     assert "/internal/wallet/bets" in paths and "/internal/wallet/wins" in paths
-    games = games_app(GamesSettings(nats_url=None, database_url=None, service_token_secret=SECRET))
+    games = games_app(GamesSettings(nats_url=None, database_url=None))
     provider_paths = {p for p in games.openapi()["paths"] if p.startswith("/providers/")}
     assert {f"/providers/{{provider}}/{op}" for op in ("authenticate", "balance", "bet", "win", "rollback",
                                                       "transaction/bet", "transaction/win")} <= provider_paths

@@ -12,13 +12,17 @@ import uvicorn
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from gameplane.devtools.identities import dev_identities
 from gameplane.kit.app import Runtime, create_app
-from gameplane.kit.auth import issue_service_token, service_caller
+from gameplane.kit.auth import callers, issue_service_token
 from gameplane.kit.breaker import CircuitBreaker, State
 from gameplane.kit.http import DependencyError, ServiceClient
+from gameplane.kit.keys import SigningKey
 from gameplane.kit.settings import ServiceSettings, settings_config
 
-SECRET = "test-secret-for-service-tokens-0123456789"
+UPSTREAM, STRANGER = SigningKey.generate(), SigningKey.generate()
+GAMES = dev_identities().key("games")
+from_games = callers("games")
 
 
 class Echo(BaseModel):
@@ -37,16 +41,17 @@ def _free_port() -> int:
 
 
 def upstream_app():
-    rt = Runtime("upstream", UpSettings(nats_url=None, service_token_secret=SECRET))
+    rt = Runtime("upstream", UpSettings(nats_url=None, service_key=UPSTREAM.pem(),
+                                           public_keys=dev_identities().public_keys()))
     router = APIRouter()
     calls = {"flaky": 0, "post": 0, "down": 0}
 
     @router.get("/internal/upstream/whoami")
-    async def whoami(caller: str = Depends(service_caller)) -> dict:
+    async def whoami(caller: str = Depends(from_games)) -> dict:
         return {"caller": caller}
 
     @router.get("/internal/upstream/flaky")
-    async def flaky(caller: str = Depends(service_caller)):
+    async def flaky(caller: str = Depends(from_games)):
         calls["flaky"] += 1
         if calls["flaky"] < 3:
             from fastapi.responses import JSONResponse
@@ -54,19 +59,19 @@ def upstream_app():
         return {"ok": True}
 
     @router.post("/internal/upstream/unsafe")
-    async def unsafe(caller: str = Depends(service_caller)):
+    async def unsafe(caller: str = Depends(from_games)):
         from fastapi.responses import JSONResponse
         calls["post"] += 1
         return JSONResponse({"status": 503}, status_code=503)
 
     @router.get("/internal/upstream/down")
-    async def down(caller: str = Depends(service_caller)):
+    async def down(caller: str = Depends(from_games)):
         from fastapi.responses import JSONResponse
         calls["down"] += 1
         return JSONResponse({"status": 503}, status_code=503)
 
     @router.post("/internal/upstream/echo")
-    async def echo(body: Echo, caller: str = Depends(service_caller)) -> Echo:
+    async def echo(body: Echo, caller: str = Depends(from_games)) -> Echo:
         return body
 
     app = create_app(rt, [router], title="upstream")
@@ -103,13 +108,13 @@ async def test_internal_routes_require_a_token_for_this_service(upstream):
         assert r.status_code == 401
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["type"].endswith("/unauthenticated")
-        wrong_aud = issue_service_token(SECRET, "games", "wallet")
+        wrong_aud = issue_service_token(GAMES, "games", "wallet")
         r = await c.get("/internal/upstream/whoami", headers={"authorization": f"Bearer {wrong_aud}"})
         assert r.status_code == 403 and r.json()["type"].endswith("/forbidden")
-        forged = issue_service_token("some-other-secret-value-0123456789abcdef", "games", "upstream")
+        forged = issue_service_token(STRANGER, "games", "upstream")
         r = await c.get("/internal/upstream/whoami", headers={"authorization": f"Bearer {forged}"})
         assert r.status_code == 401
-    client = ServiceClient("games", "upstream", base, SECRET)
+    client = ServiceClient("games", "upstream", base, GAMES)
     r = await client.get("/internal/upstream/whoami")
     assert r.status_code == 200 and r.json() == {"caller": "games"}
     await client.aclose()
@@ -117,7 +122,7 @@ async def test_internal_routes_require_a_token_for_this_service(upstream):
 
 def retrying_client(port: int) -> ServiceClient:
     """Three attempts per call, and a breaker that stays closed through them."""
-    return ServiceClient("games", "upstream", f"http://127.0.0.1:{port}", SECRET, retries=3,
+    return ServiceClient("games", "upstream", f"http://127.0.0.1:{port}", GAMES, retries=3,
                          breaker=CircuitBreaker("upstream", failure_threshold=100))
 
 
@@ -141,7 +146,7 @@ async def test_retries_stop_after_the_configured_attempts_and_return_the_last_an
 
 async def test_a_pre_encoded_json_body_is_sent_as_json_and_read_back_as_a_model(upstream):
     _, port = upstream
-    client = ServiceClient("games", "upstream", f"http://127.0.0.1:{port}", SECRET)
+    client = ServiceClient("games", "upstream", f"http://127.0.0.1:{port}", GAMES)
     sent = Echo(key="k-1", amount=250)
     r = await client.post("/internal/upstream/echo", content=sent.model_dump_json().encode(), idempotent=True)
     assert r.status_code == 200 and r.model(Echo) == sent
@@ -153,7 +158,7 @@ async def test_a_pre_encoded_json_body_is_sent_as_json_and_read_back_as_a_model(
 async def test_circuit_opens_on_a_dead_dependency_and_recovers():
     port = _free_port()
     breaker = CircuitBreaker("upstream", failure_threshold=3, reset_timeout=0.5)
-    client = ServiceClient("games", "upstream", f"http://127.0.0.1:{port}", SECRET, retries=1,
+    client = ServiceClient("games", "upstream", f"http://127.0.0.1:{port}", GAMES, retries=1,
                            timeout=0.5, breaker=breaker)
     for _ in range(3):
         with pytest.raises(DependencyError, match="unreachable"):

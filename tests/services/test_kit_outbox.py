@@ -28,7 +28,8 @@ class KitSettings(ServiceSettings):
 
 
 async def _runtime(database_url: str, nats_url: str, consumers: Consumers | None = None) -> Runtime:
-    rt = Runtime("kittest", KitSettings(database_url=database_url, nats_url=nats_url), consumers=consumers)
+    rt = Runtime("kittest", KitSettings(database_url=database_url, nats_url=nats_url), consumers=consumers,
+                 identity=False)  # it calls no other service
     base = make_base()
     async with rt.database.engine.begin() as conn:
         await conn.run_sync(base.metadata.create_all)
@@ -202,7 +203,7 @@ async def test_a_failing_event_in_a_batch_delays_only_itself_and_garbage_is_drop
     await nc.close()
 
     rt = Runtime("kittest", KitSettings(database_url=rt.database.url, nats_url=isolated_nats.url),
-                 consumers=consumers)
+                 consumers=consumers, identity=False)
     await rt.start()
     try:
         for _ in range(100):

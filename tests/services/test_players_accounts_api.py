@@ -14,9 +14,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.testing import ManualClock as Clock
 from gameplane.devtools.testing import as_service, as_staff, running, stored_events
-from gameplane.kit.auth import issue_service_token, verify_player_token
+from gameplane.kit.auth import verify_player_token
 from gameplane.players.app import build_app
 from gameplane.players.settings import PlayersSettings
 
@@ -129,8 +130,7 @@ async def test_registration_rules(players, field, value, slug):
 async def test_public_routes_require_a_service_token(players):
     r = await players.client.post("/v1/players/register", json=players.registration())
     problem(r, 401, "unauthenticated")
-    wrong_audience = {"authorization": "Bearer " + issue_service_token(
-        players.app.state.runtime.settings.service_token_secret, "gateway", "wallet")}
+    wrong_audience = dev_identities().bearer("gateway", "wallet")
     r = await players.client.post("/v1/players/login", json={"email": "a@example.com", "password": "x"},
                                   headers=wrong_audience)
     problem(r, 403, "forbidden")
@@ -144,7 +144,7 @@ async def test_login_issues_a_short_lived_access_token_with_play_and_kyc(players
     r = await players.login(p["email"])
     assert r.status_code == 200, r.text
     tokens = r.json()
-    claims = verify_player_token(players.app.state.runtime.settings.player_token_secret, tokens["access_token"])
+    claims = verify_player_token(players.app.state.runtime.trusted_keys, tokens["access_token"])
     assert claims["sub"] == p["id"]
     assert claims["play"] is True and claims["kyc"] == "unverified"
     assert claims["exp"] - claims["iat"] == 900 == tokens["expires_in"]
@@ -306,19 +306,21 @@ async def test_kyc_state_machine(players):
     r = await players.client.post(decide, json={"state": "pending"}, headers=players.risk())
     problem(r, 422, "validation-error")
     elig = (await players.client.get(f"/internal/players/{p['id']}/eligibility",
-                                     headers=players.svc(caller="payments"))).json()
+                                     headers=players.svc(caller="sessions"))).json()
     assert elig["can_withdraw"] is True and elig["kyc_state"] == "verified"
     access = (await players.login(p["email"])).json()["access_token"]
-    assert verify_player_token(players.app.state.runtime.settings.player_token_secret, access)["kyc"] == "verified"
+    assert verify_player_token(players.app.state.runtime.trusted_keys, access)["kyc"] == "verified"
 
 
 async def test_kyc_decision_is_internal_only(players):
     p = await players.register()
     url = f"/internal/players/{p['id']}/kyc/decision"
     problem(await players.client.post(url, json={"state": "verified"}), 401, "unauthenticated")
-    foreign = {"authorization": "Bearer " + issue_service_token(
-        players.app.state.runtime.settings.service_token_secret, "payments", "wallet")}
+    foreign = dev_identities().bearer("backoffice", "wallet")
     problem(await players.client.post(url, json={"state": "verified"}, headers=foreign), 403, "forbidden")
+    for caller in ("gateway", "payments", "sessions"):  # only the back office decides KYC
+        problem(await players.client.post(url, json={"state": "verified"}, headers=players.svc(caller=caller)),
+                403, "caller-not-allowed")
 
 
 # events ---------------------------------------------------------------------------------------

@@ -161,8 +161,8 @@ async def test_removal_waits_and_the_sweep_applies_and_publishes_it(rg):
     rg.clock.advance(hours=24, seconds=1)
     assert await sweep(ctx) >= 1
     assert await sweep(ctx) == 0  # nothing left to apply
-    # the internal view (for wallet/payments) shows it gone too
-    r = await rg.client.get(f"/internal/players/{pid}/protection", headers=rg.svc(caller="wallet"))
+    # the internal view (for the back office) shows it gone too
+    r = await rg.client.get(f"/internal/players/{pid}/protection", headers=rg.svc(caller="backoffice"))
     assert limit(r.json(), "loss", "month") is None
     published = await snapshots(rg.nats_url, pid, expect=4)
     assert published[-1]["reason"] == "pending-limit-applied" and published[-1]["limits"] == []
@@ -193,8 +193,8 @@ async def test_self_exclusion_blocks_login_to_play_and_cannot_be_lifted_early(rg
     # still able to log in (to withdraw), but the token forbids play
     r = await rg.client.post("/v1/players/login", json=login, headers=rg.svc())
     assert r.status_code == 200 and r.json()["play"] is False
-    secret = rg.app.state.runtime.settings.player_token_secret
-    assert verify_player_token(secret, r.json()["access_token"])["play"] is False
+    keys = rg.app.state.runtime.trusted_keys
+    assert verify_player_token(keys, r.json()["access_token"])["play"] is False
     # a refresh token from before the exclusion does not bring play back
     refreshed = await rg.client.post("/v1/players/token/refresh", json={"refresh_token": before["refresh_token"]},
                                      headers=rg.svc())
@@ -285,7 +285,7 @@ async def test_eligibility_is_internal_and_knows_only_real_players(rg):
     problem(await rg.client.get(f"/internal/players/{uuid.uuid4()}/eligibility", headers=rg.svc(caller="sessions")),
             404, "player-not-found")
     p = await rg.register()
-    summary = (await rg.client.get(f"/internal/players/{p['id']}", headers=rg.svc(caller="wallet"))).json()
+    summary = (await rg.client.get(f"/internal/players/{p['id']}", headers=rg.svc(caller="sessions"))).json()
     assert summary["currency"] == "GBP" and summary["kyc_state"] == "unverified"
 
 

@@ -13,13 +13,13 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import text
+from walletlib import W, caller_of
 
 from gameplane.devtools.testing import as_service, running
 from gameplane.wallet.app import build_app
 from gameplane.wallet.settings import WalletSettings
 
 CLIENTS, OPS_PER_CLIENT, PLAYERS = 24, 40, 5
-W = "/internal/wallet"
 
 
 def effect(doc: dict[str, Any]) -> tuple[int, int, int]:
@@ -45,8 +45,8 @@ async def test_concurrent_clients_never_lose_or_double_money(service_settings: A
     bets: list[tuple[str, uuid.UUID]] = []
 
     async with running(app) as client:
-        def headers() -> dict[str, str]:  # fresh: a service token lives 60 s, a slow run lasts longer
-            return as_service(app, "games")
+        def headers(path: str) -> dict[str, str]:  # fresh: a service token lives 60 s, a slow run lasts longer
+            return as_service(app, caller_of(path))
 
         async def send(path: str, body: dict[str, Any]) -> None:
             key = body["idempotency_key"]
@@ -54,9 +54,10 @@ async def test_concurrent_clients_never_lose_or_double_money(service_settings: A
             for _ in range(tries):
                 together = rng.random() < 0.2
                 if together:  # the same key twice at once: one waits on the other's key row, then replays
-                    rs = await asyncio.gather(*[client.post(W + path, json=body, headers=headers()) for _ in range(2)])
+                    rs = await asyncio.gather(*[client.post(W + path, json=body, headers=headers(path))
+                                               for _ in range(2)])
                 else:
-                    rs = [await client.post(W + path, json=body, headers=headers())]
+                    rs = [await client.post(W + path, json=body, headers=headers(path))]
                 for r in rs:
                     assert r.status_code in (200, 402, 404, 409), r.text
                     if r.status_code == 200:
@@ -97,7 +98,7 @@ async def test_concurrent_clients_never_lose_or_double_money(service_settings: A
                     await send("/withdrawals", {**money, "amount": rng.randint(1, 300)})
 
         await asyncio.gather(*[worker(n) for n in range(CLIENTS)])
-        report = (await client.get(W + "/reconciliation", headers=headers())).json()
+        report = (await client.get(W + "/reconciliation", headers=headers("/reconciliation"))).json()
         assert report["ok"], report["breaches"]
 
         async with app.state.runtime.database.session() as s:
@@ -113,7 +114,8 @@ async def test_concurrent_clients_never_lose_or_double_money(service_settings: A
             for i, delta in enumerate(effect(doc)):
                 expected[doc["player_id"]][i] += delta
         for p in players:
-            got = (await client.get(f"{W}/players/{p}/balances/EUR", headers=headers())).json()
+            got = (await client.get(f"{W}/players/{p}/balances/EUR",
+                                      headers=headers(f"/players/{p}/balances/EUR"))).json()
             assert [got["cash"], got["bonus"], got["withdrawal_hold"]] == expected[str(p)]
     # the run really exercised the races it claims to
     assert len(acked) > CLIENTS * OPS_PER_CLIENT // 2

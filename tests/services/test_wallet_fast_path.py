@@ -233,7 +233,7 @@ async def test_concurrent_bets_share_batches_and_each_is_answered_as_if_alone(on
     tally = Tally()
     bodies = [one_slot.bet_body(p, 10 + n, f"r{n}") for n, p in enumerate(players[1:], 1)]
     bodies += [one_slot.bet_body(players[0], 101, "r-broke"), replayed, {**replayed, "amount": 6}]
-    responses = await asyncio.gather(*[one_slot.client.post(W + "/bets", json=b, headers=one_slot.headers)
+    responses = await asyncio.gather(*[one_slot.client.post(W + "/bets", json=b, headers=one_slot.headers("/bets"))
                                        for b in bodies])
     batches, ops = batch_totals()
     assert ops - ops0 == len(bodies) and batches - batches0 < len(bodies)  # some went out together

@@ -16,12 +16,12 @@ import httpx
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from walletlib import W, caller_of
 
 from gameplane.devtools.testing import as_service, as_staff, running
 from gameplane.wallet.app import build_app
 from gameplane.wallet.settings import WalletSettings
 
-W = "/internal/wallet"
 # WALLET_SM_EXAMPLES lets a developer run a quick subset; CI runs the full 2,000 steps
 EXAMPLES, STEPS = int(os.environ.get("WALLET_SM_EXAMPLES", "20")), 100
 amount = st.integers(min_value=0, max_value=500)
@@ -66,7 +66,7 @@ class Harness:
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         # A service token lives 60 s and 2,000 steps can take longer on a busy machine: a fresh one
         # per call (an expired one turned a step into a 401 and the run into "flaky" data).
-        headers = as_staff(self.app, "finance") if path == "/adjustments" else as_service(self.app, "games")
+        headers = as_staff(self.app, "finance") if path == "/adjustments" else as_service(self.app, caller_of(path))
         return self.loop.run_until_complete(self.client.request(method, W + path, json=body, headers=headers))
 
 

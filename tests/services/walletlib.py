@@ -13,6 +13,18 @@ W = "/internal/wallet"
 FINANCE = "finance-clerk"
 
 
+def caller_of(path: str) -> str:
+    """The service that really makes this internal call (each route accepts only its callers)."""
+    path = path.removeprefix(W)
+    if path.startswith(("/bets", "/wins", "/rollbacks")) or (path.startswith("/players/") and path.count("/") == 4):
+        return "games"
+    if path.startswith(("/deposits", "/withdrawals")):
+        return "payments"
+    if path.startswith("/bonuses"):
+        return "bonus"
+    return "backoffice"  # adjustments, reconciliation, histories
+
+
 class Wallet:
     """A thin caller of the wallet's internal API (as the games/payments/bonus services are)."""
 
@@ -20,10 +32,10 @@ class Wallet:
         self.app = app
         self.client = client
 
-    @property
-    def headers(self) -> dict[str, str]:
-        """A fresh service token per call: one lives 60 s, a slow module outlives it."""
-        return as_service(self.app, "games")
+    def headers(self, path: str) -> dict[str, str]:
+        """A fresh service token per call (one lives 60 s, a slow module outlives it), of the
+        service that makes this call."""
+        return as_service(self.app, caller_of(path))
 
     async def post(self, path: str, body: dict[str, Any], status: int = 200) -> dict[str, Any]:
         r = await self.client.post(W + path, json=body, headers=self.headers_for(path))
@@ -34,10 +46,10 @@ class Wallet:
         """Adjustments are a back-office action: the back office calls for a finance staff member."""
         if path == "/adjustments":
             return as_staff(self.app, "finance", username=FINANCE)
-        return self.headers
+        return self.headers(path)
 
     async def get(self, path: str, status: int = 200, **params: Any) -> Any:
-        r = await self.client.get(W + path, params=params, headers=self.headers)
+        r = await self.client.get(W + path, params=params, headers=self.headers(path))
         assert r.status_code == status, r.text
         return r.json()
 

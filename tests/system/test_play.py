@@ -14,20 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 from gameplane.contracts import wallet as wallet_api
-from gameplane.kit.auth import issue_service_token
 
 PASSWORD = "play-Fruit-Fives-2026"
 DEPOSIT = 20_000
 STAKE = 50
-
-
-def service_secret(platform: Any) -> str:
-    """The run's service-token secret, from the wallet process (`gameplane up` makes one per run)."""
-    pid = int(platform.state()["wallet"]["pid"])
-    return str(psutil.Process(pid).environ()["GP_WALLET_SERVICE_TOKEN_SECRET"])
 
 
 def history(gateway: httpx.Client, token: str) -> list[dict[str, Any]]:
@@ -58,9 +50,8 @@ def test_two_hundred_spins_and_the_money_agrees(platform: Any) -> None:
 
         deposit = wallet_api.DepositRequest(idempotency_key=f"system-test:{uuid.uuid4()}", player_id=player,
                                             currency="EUR", amount=DEPOSIT, psp="test")
-        wallet_token = issue_service_token(service_secret(platform), "payments", "wallet")
         r = httpx.post(platform.url("wallet") + wallet_api.PATH_DEPOSITS, json=deposit.model_dump(mode="json"),
-                       headers={"authorization": f"Bearer {wallet_token}"}, timeout=30)
+                       headers=platform.identities().bearer("payments", "wallet"), timeout=30)
         assert r.status_code in (200, 201), r.text
 
         session = gateway.post("/v1/sessions", json={"game_id": "fruit-fives"}, headers=auth)
@@ -95,8 +86,7 @@ def test_two_hundred_spins_and_the_money_agrees(platform: Any) -> None:
         assert set(by_kind) <= {"bet", "win", "deposit"}
 
         report = httpx.get(platform.url("wallet") + "/internal/wallet/reconciliation", timeout=60,
-                           headers={"authorization": "Bearer " + issue_service_token(
-                               service_secret(platform), "backoffice", "wallet")})
+                           headers=platform.identities().bearer("backoffice", "wallet"))
         assert report.status_code == 200, report.text
         assert report.json()["ok"], report.json()["breaches"]
 

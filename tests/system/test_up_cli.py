@@ -25,6 +25,7 @@ import pytest
 from gameplane.cli.registry import PORT_OFFSETS
 from gameplane.devtools.harness import surviving
 from gameplane.devtools.infra import free_port_block
+from gameplane.kit.keys import KeySet, SigningKey
 
 FAKE_MAIN = textwrap.dedent("""
     import http.server, json, os, socket
@@ -109,16 +110,20 @@ async def test_up_runs_supervises_and_stops_services(
     assert json.loads(alpha["ENDPOINTS"]) == info["services"]
     assert alpha["PORT"] == info["services"]["alpha"].rsplit(":", 1)[1]
     assert alpha["HOST"] == "127.0.0.1" and alpha["LOG_JSON"] == "true"
-    for key in ("SERVICE_TOKEN_SECRET", "PLAYER_TOKEN_SECRET"):
-        assert alpha[key] == beta[key] and len(alpha[key]) >= 32
-    assert alpha["SERVICE_TOKEN_SECRET"] != alpha["PLAYER_TOKEN_SECRET"]
+    # each service its own private key; every service the same public key set, holding both
+    assert alpha["SERVICE_KEY"] != beta["SERVICE_KEY"] and "PRIVATE KEY" in alpha["SERVICE_KEY"]
+    assert alpha["PUBLIC_KEYS"] == beta["PUBLIC_KEYS"]
+    published = KeySet.from_pems(json.loads(alpha["PUBLIC_KEYS"]))
+    for name, env in (("alpha", alpha), ("beta", beta)):
+        own = SigningKey.from_pem(env["SERVICE_KEY"])
+        assert published.keys[own.kid].owner == name
+    assert (platform.data_dir / "identities.json").stat().st_mode & 0o077 == 0  # only its user reads it
     # The run's secrets, for the developer and the CLI only: a file no other user can read.
     secrets_file = Path(str(info["secrets_file"]))
     assert secrets_file == platform.data_dir / "secrets.json"
     mode, kept = secrets_of(secrets_file)
     assert mode == 0o600
-    assert kept["service_token_secret"] == alpha["SERVICE_TOKEN_SECRET"]
-    assert kept["player_token_secret"] == alpha["PLAYER_TOKEN_SECRET"]
+    assert kept["identities"] == str(platform.data_dir / "identities.json")
     assert kept["databases"]["alpha"] == alpha["DATABASE_URL"] and kept["services"] == info["services"]
     assert len(kept["providers"]["rgs"]["secret"]) >= 32
 

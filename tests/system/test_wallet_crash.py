@@ -20,10 +20,9 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.infra import free_port
-from gameplane.kit.auth import issue_service_token
 
-SECRET = "crash-test-service-secret-0123456789"
 CLIENTS, OPS_PER_CLIENT, PLAYERS = 16, 30, 4
 
 
@@ -32,7 +31,7 @@ class WalletProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "GP_WALLET_DATABASE_URL": database_url, "GP_WALLET_NATS_URL": nats_url,
-                    "GP_WALLET_PORT": str(self.port), "GP_WALLET_SERVICE_TOKEN_SECRET": SECRET,
+                    "GP_WALLET_PORT": str(self.port),
                     "GP_WALLET_LOG_LEVEL": "WARNING"}
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
@@ -78,17 +77,21 @@ async def test_sigkill_mid_load_loses_and_doubles_nothing(new_database: Any, nat
     players = [str(uuid.uuid4()) for _ in range(PLAYERS)]
     acked: dict[str, dict[str, Any]] = {}
     ambiguous = 0
-    headers = {"authorization": "Bearer " + issue_service_token(SECRET, "games", "wallet", ttl=600)}
+    ids = dev_identities()  # the wallet's settings come from them (tests/conftest.py)
+
+    def headers(path: str) -> dict[str, str]:
+        caller = {"/deposits": "payments", "/reconciliation": "backoffice"}.get(path, "games")
+        return ids.bearer(caller, "wallet", ttl=600)
     wallet.start()
     try:
         await wallet.ready()
-        async with httpx.AsyncClient(base_url=wallet.url, timeout=5.0, headers=headers) as client:
+        async with httpx.AsyncClient(base_url=wallet.url, timeout=5.0) as client:
 
             async def send(path: str, body: dict[str, Any], allowed: tuple[int, ...] = (200, 402, 409)) -> None:
                 nonlocal ambiguous
                 while True:  # a client that got no answer cannot know what happened: same key again
                     try:
-                        r = await client.post("/internal/wallet" + path, json=body)
+                        r = await client.post("/internal/wallet" + path, json=body, headers=headers(path))
                     except httpx.TransportError:
                         ambiguous += 1
                         await asyncio.sleep(0.1)
@@ -127,9 +130,11 @@ async def test_sigkill_mid_load_loses_and_doubles_nothing(new_database: Any, nat
 
             await asyncio.gather(crash(), *[worker(n) for n in range(CLIENTS)])
             assert ambiguous > 0, "the kill interrupted no request; the test proved nothing"
-            report = (await client.get("/internal/wallet/reconciliation")).json()
+            report = (await client.get("/internal/wallet/reconciliation",
+                                       headers=headers("/reconciliation"))).json()
             assert report["ok"], report["breaches"]
-            balances = {p: (await client.get(f"/internal/wallet/players/{p}/balances/EUR")).json() for p in players}
+            balances = {p: (await client.get(f"/internal/wallet/players/{p}/balances/EUR",
+                                             headers=headers("/balance"))).json() for p in players}
     finally:
         wallet.stop()
 

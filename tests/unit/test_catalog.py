@@ -24,7 +24,7 @@ from gameplane_operator.values import Defaults, chart_values, enabled_services
 REPO = Path(__file__).resolve().parents[2]
 UMBRELLA = REPO / "charts" / "gameplane"
 CRD = REPO / "k8s" / "crds" / "gamingplatforms.gameplane.io.yaml"
-KEYS = {"service-token-secret": "s", "player-token-secret": "p", "postgres-password": "pw"}
+KEYS = {"postgres-password": "pw"}
 
 
 def _has_main(module: str) -> bool:

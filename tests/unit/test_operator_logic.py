@@ -17,7 +17,7 @@ from gameplane_operator.scheduler import Scheduler
 from gameplane_operator.status import Outcome, WorkloadInfo, compute, events
 from gameplane_operator.values import Defaults, chart_values, enabled_services
 
-KEYS = {"service-token-secret": "s", "player-token-secret": "p", "postgres-password": "pw"}
+KEYS = {"postgres-password": "pw"}
 PLATFORM: dict[str, Any] = {
     "apiVersion": "gameplane.io/v1alpha1",
     "kind": "GamingPlatform",

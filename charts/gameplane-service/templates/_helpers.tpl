@@ -36,6 +36,16 @@ gameplane.io/platform: {{ .Release.Name }}
 {{- printf "%s:%s" (.Values.image.repository | default .Values.global.image.repository) (include "gp.tag" .) -}}
 {{- end -}}
 
+{{/* The Secret holding this service's own private key, and the ConfigMap of every public key
+     (both created by the umbrella chart or the operator: charts/gameplane/templates/identities.yaml). */}}
+{{- define "gp.identitySecret" -}}
+{{- printf "%s-%s-identity" .Release.Name .Values.name -}}
+{{- end -}}
+
+{{- define "gp.publicKeysConfigMap" -}}
+{{- printf "%s-public-keys" .Release.Name -}}
+{{- end -}}
+
 {{- define "gp.secretsName" -}}
 {{- .Values.global.secretsName | default (printf "%s-secrets" .Release.Name) -}}
 {{- end -}}

@@ -33,7 +33,7 @@ gateway players wallet games sessions payments bonus risk affiliates analytics r
 {{- end -}}
 {{- end -}}
 
-{{/* The platform Secret (token keys, dev database password and DSN): global.secretsName, the same
+{{/* The platform Secret (dev database password and DSN): global.secretsName, the same
      name the services read (gp.secretsName in the service chart). */}}
 {{- define "gpu.secretsName" -}}
 {{- .Values.global.secretsName | default (printf "%s-secrets" .Release.Name) -}}

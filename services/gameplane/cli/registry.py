@@ -50,19 +50,18 @@ def service_env(
     endpoint_map: dict[str, str],
     database_url: str | None,
     nats_url: str,
-    service_token_secret: str,
-    player_token_secret: str,
+    identity_env: dict[str, str],
 ) -> dict[str, str]:
-    """The GP_<SVC>_* environment of one service (field names of gameplane.kit.settings)."""
+    """The GP_<SVC>_* environment of one service (field names of gameplane.kit.settings);
+    `identity_env`: its key and the public key set (gameplane.devtools.identities)."""
     p = service.env_prefix
     env = {
         f"{p}HOST": HOST,
         f"{p}PORT": str(port(service, base_port)),
         f"{p}NATS_URL": nats_url,
-        f"{p}SERVICE_TOKEN_SECRET": service_token_secret,
-        f"{p}PLAYER_TOKEN_SECRET": player_token_secret,
         f"{p}ENDPOINTS": json.dumps(endpoint_map),
         f"{p}LOG_JSON": "true",
+        **identity_env,
     }
     if database_url is not None:
         env[f"{p}DATABASE_URL"] = database_url

@@ -29,7 +29,7 @@ from rich.table import Table
 
 from gameplane.cli import registry
 from gameplane.cli.supervisor import ProcessSpec, Supervisor
-from gameplane.devtools import localsecrets
+from gameplane.devtools import identities, localsecrets
 from gameplane.devtools.infra import PG_TEMPLATE_CACHE, EmbeddedPostgres, NatsServer, kill_group, port_is_free
 
 READY_MARKER = "GAMEPLANE READY"
@@ -65,6 +65,11 @@ class Layout:
     @property
     def lock(self) -> Path:
         return self.root / "up.lock"
+
+    @property
+    def identities(self) -> Path:
+        """Every identity's private key (mode 0600): local tools act as payments or the back office."""
+        return self.root / identities.FILE_NAME
 
 
 def run_up(opts: UpOptions, console: Console) -> int:
@@ -180,12 +185,13 @@ def _specs(
     nats: NatsServer,
 ) -> list[ProcessSpec]:
     endpoint_map = registry.endpoints(services, opts.base_port)
-    # Fresh per run: nothing signed by a previous run (tokens) stays valid.
-    service_secret, player_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    # Fresh key pairs and provider key per run: nothing signed by a previous run (tokens) stays valid.
+    ids = identities.Identities.generate(tuple(dict.fromkeys(
+        [*(s.name for s in services if s.kind == "service"), *identities.NAMES])))
+    ids.save(layout.identities)
     providers = {"rgs": {"dialect": "canonical", "secret": secrets.token_hex(32)}}
     localsecrets.write(layout.root, {
-        "service_token_secret": service_secret, "player_token_secret": player_secret, "providers": providers,
-        "services": endpoint_map,
+        "identities": str(layout.identities), "providers": providers, "services": endpoint_map,
         "databases": {s.name: pg.dsn(s.database_name, local=True) for s in services if s.database_name}})
     # The simulated studio and games share the run's provider key; games runs in dev mode.
     per_service = {"games": {"GP_GAMES_PROVIDERS": json.dumps(providers), "GP_GAMES_DEV_MODE": "true"},
@@ -199,8 +205,7 @@ def _specs(
             endpoint_map=endpoint_map,
             database_url=pg.dsn(s.database_name, local=True) if s.database_name else None,
             nats_url=nats.url,
-            service_token_secret=service_secret,
-            player_token_secret=player_secret,
+            identity_env=ids.env(s.name) if s.kind == "service" else {},  # simulators are third parties
         )
         specs.append(ProcessSpec(
             name=s.name,
@@ -249,6 +254,7 @@ def _ready_info(
         "nats": nats.url,
         "nats_monitor": nats.monitor_url,
         "data_dir": str(layout.root),
+        "identities": str(layout.identities),
         "logs": str(layout.logs),
         "hold_dir": str(layout.hold),
         "pid_file": str(layout.pids),

@@ -23,6 +23,7 @@ import psutil
 
 from gameplane.cli.registry import PORT_OFFSETS
 from gameplane.cli.up import READY_MARKER
+from gameplane.devtools.identities import FILE_NAME, Identities
 from gameplane.devtools.infra import free_port_block
 
 READY_TIMEOUT = float(os.environ.get("GAMEPLANE_READY_TIMEOUT", "90"))
@@ -65,6 +66,11 @@ class Platform:
         return self.urls[service]
 
     # -- state ----------------------------------------------------------------------------------
+
+    def identities(self) -> Identities:
+        """The run's service keys (`gameplane up` writes them to its data dir, mode 0600): sign as
+        payments or the back office where those are not running yet."""
+        return Identities.load(self.data_dir / FILE_NAME)
 
     def state(self) -> dict[str, dict[str, object]]:
         """Per-service state from the supervisor's pids.json (state, pid, restarts)."""

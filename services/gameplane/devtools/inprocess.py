@@ -19,9 +19,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from gameplane.contracts import wallet as wallet_api
-from gameplane.kit.auth import PLAYER_HEADER, issue_service_token
-
-SECRET = "inprocess-service-token-secret-0123456789"
+from gameplane.devtools.identities import Identities, dev_identities
+from gameplane.kit.auth import PLAYER_HEADER
 
 
 def listener() -> socket.socket:
@@ -63,12 +62,12 @@ async def served(app: FastAPI, sock: socket.socket) -> AsyncIterator[str]:
 class LocalPlatform:
     urls: dict[str, str]
     apps: dict[str, FastAPI]
-    service_secret: str = SECRET
+    identities: Identities = field(default_factory=dev_identities)
     provider_secret: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
 
     def headers(self, target: str, caller: str = "gateway", player_id: uuid.UUID | None = None) -> dict[str, str]:
-        h = {"authorization": "Bearer " + issue_service_token(self.service_secret, caller, target)}
+        h = self.identities.bearer(caller, target)
         if player_id is not None:
             h[PLAYER_HEADER] = str(player_id)
         return h
@@ -94,13 +93,15 @@ async def local_platform(databases: dict[str, str], nats_url: str, *, provider_s
     socks = {n: listener() for n in names}
     ports = {n: s.getsockname()[1] for n, s in socks.items()}
     urls = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
-    common = {"nats_url": nats_url, "service_token_secret": SECRET, "endpoints": urls, "log_level": "WARNING"}
+    ids = dev_identities()
+    common = {"nats_url": nats_url, "endpoints": urls, "log_level": "WARNING"}
     apps: dict[str, FastAPI] = {
-        "wallet": wallet_app(WalletSettings(database_url=databases["wallet"], port=ports["wallet"], **common)),
+        "wallet": wallet_app(WalletSettings(database_url=databases["wallet"], port=ports["wallet"], **common,
+                                            **ids.settings("wallet"))),
         "sessions": sessions_app(SessionsSettings(database_url=databases["sessions"], port=ports["sessions"],
-                                                  **common, **(sessions_overrides or {}))),
+                                                  **common, **ids.settings("sessions"), **(sessions_overrides or {}))),
         "games": games_app(GamesSettings(
-            database_url=databases["games"], port=ports["games"],
+            database_url=databases["games"], port=ports["games"], **ids.settings("games"),
             providers={"rgs": ProviderSettings(dialect="canonical", secret=provider_secret), **(extra_providers or {})},
             **common, **(games_overrides or {}))),
     }

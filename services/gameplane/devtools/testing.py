@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from gameplane.kit.auth import PLAYER_HEADER, issue_service_token
+from gameplane.devtools.identities import dev_identities
+from gameplane.kit.auth import PLAYER_HEADER
 from gameplane.kit.staff import STAFF_HEADER, Role, issue_staff_token
 
 
@@ -26,9 +27,11 @@ async def running(app: FastAPI, base_url: str = "http://service") -> AsyncIterat
 
 
 def as_service(app: FastAPI, caller: str = "gateway", player_id: uuid.UUID | None = None) -> dict[str, str]:
-    """Headers of an internal call from `caller` (and, for player routes, the player it vouches for)."""
+    """Headers of an internal call from `caller`, signed with its key of the test identities (the
+    service trusts them when its settings came from `dev_identities`, as tests/conftest.py wires
+    them), and, for player routes, the player it vouches for."""
     rt = app.state.runtime
-    headers = {"authorization": "Bearer " + issue_service_token(rt.settings.service_token_secret, caller, rt.name)}
+    headers = dev_identities().bearer(caller, rt.name)
     if player_id is not None:
         headers[PLAYER_HEADER] = str(player_id)
     return headers
@@ -37,11 +40,10 @@ def as_service(app: FastAPI, caller: str = "gateway", player_id: uuid.UUID | Non
 def as_staff(app: FastAPI, *roles: Role, username: str = "ops", staff_id: uuid.UUID | None = None,
              caller: str = "backoffice") -> dict[str, str]:
     """Headers of a back-office call: the back office's service token plus a staff token minted with
-    the platform's token key, as players issues one after a login (for tests about what a staff
-    member does, not about how they log in)."""
-    rt = app.state.runtime
-    token = issue_staff_token(rt.settings.player_token_secret, staff_id or uuid.uuid5(uuid.NAMESPACE_URL, username),
-                              username, list(roles))
+    players' key of the test identities, as players issues one after a login (for tests about what
+    a staff member does, not about how they log in)."""
+    token = issue_staff_token(dev_identities().key("players"),
+                              staff_id or uuid.uuid5(uuid.NAMESPACE_URL, username), username, list(roles))
     return {**as_service(app, caller), STAFF_HEADER: token}
 
 

@@ -25,7 +25,7 @@ from gameplane.games.models import Game
 from gameplane.games.rules import ProviderError
 from gameplane.games.seamless import Seamless, game_view
 from gameplane.kit.app import Runtime
-from gameplane.kit.auth import service_caller
+from gameplane.kit.auth import callers
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, response_reply
 from gameplane.kit.problems import PROBLEM_JSON, Problem, ProblemType
 from gameplane.kit.problems import responses as refusals
@@ -92,19 +92,19 @@ async def get_game(game_id: str, request: Request) -> GameView:
 
 
 @internal.get("/providers", response_model=list[ProviderInfo])
-async def list_providers(request: Request, caller: str = Depends(service_caller)) -> list[ProviderInfo]:
+async def list_providers(request: Request, caller: str = Depends(callers("backoffice"))) -> list[ProviderInfo]:
     adapters: dict[str, Adapter] = _rt(request).state["adapters"]
     return [ProviderInfo(name=name, dialect=a.dialect) for name, a in sorted(adapters.items())]
 
 
 @internal.get("/{game_id}", response_model=GameView, responses=refusals(GAME_NOT_FOUND))
-async def get_game_internal(game_id: str, request: Request, caller: str = Depends(service_caller)) -> GameView:
+async def get_game_internal(game_id: str, request: Request, caller: str = Depends(callers("sessions"))) -> GameView:
     return await _one(request, game_id)
 
 
 @internal.put("/{game_id}", response_model=GameView, responses=refusals(UNKNOWN_PROVIDER))
 async def upsert_game(game_id: str, body: GameUpsert, request: Request,
-                      caller: str = Depends(service_caller)) -> GameView:
+                      caller: str = Depends(callers("backoffice"))) -> GameView:
     rt = _rt(request)
     if game_id == "providers":  # GET /internal/games/providers lists providers: the id could not be read
         raise Problem(422, "validation-error", "Reserved game id", "'providers' names the provider listing")

@@ -82,7 +82,7 @@ class Seamless:
         client = self.rt.state.get("wallet_client")
         if client is None:
             client = ServiceClient(self.rt.name, "wallet", self.settings.endpoint("wallet"),
-                                   self.settings.service_token_secret, timeout=self.settings.wallet_timeout_seconds,
+                                   self.rt.identity, timeout=self.settings.wallet_timeout_seconds,
                                    retries=self.settings.wallet_attempts,
                                    max_connections=self.settings.wallet_connections)
             self.rt.state["wallet_client"] = client

@@ -42,7 +42,10 @@ from gameplane.gateway.routes import Access, BadPath, Blocked, NotRunning, Route
 from gameplane.gateway.settings import GatewaySettings
 from gameplane.gateway.tokens import PlayerTokens, ServiceTokens
 from gameplane.kit import metrics, telemetry
+from gameplane.kit.app import load_identity
+from gameplane.kit.auth import PLAYERS
 from gameplane.kit.breaker import CircuitBreaker, CircuitOpen
+from gameplane.kit.jwks import RemoteKeys
 from gameplane.kit.problems import PROBLEM_JSON, Problem
 
 log = logging.getLogger("gameplane.gateway")
@@ -89,12 +92,16 @@ class Gateway:
             *replica_share(settings.rate_limit_player_rate, settings.rate_limit_player_burst, n), max_keys=keys)
         self.partner_limits = TokenBuckets(
             *replica_share(settings.rate_limit_partner_rate, settings.rate_limit_partner_burst, n), max_keys=keys)
-        self.service_tokens = ServiceTokens(settings.service_token_secret)
-        self.player_tokens = PlayerTokens(settings.player_token_secret, size=settings.player_token_cache)
+        self.service_tokens = ServiceTokens(load_identity("gateway", settings))
+        self.players_keys = RemoteKeys(PLAYERS, lambda: settings.endpoint(PLAYERS),
+                                       min_interval=settings.jwks_min_refresh_seconds,
+                                       max_age=settings.jwks_max_age_seconds)
+        self.player_tokens = PlayerTokens(self.players_keys, size=settings.player_token_cache)
         self.tracing = bool(settings.otlp_endpoint)
         self.tracer = telemetry.tracer("gameplane.gateway")
         self._session: aiohttp.ClientSession | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[tuple[str, str], Any] = {}
 
@@ -142,8 +149,14 @@ class Gateway:
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"))
         if self.settings.endpoints_file is not None:
             self._refresher = asyncio.create_task(self._refresh_loop(), name="gateway-endpoints")
+        self._warming = asyncio.create_task(self.players_keys.warm(), name="gateway-players-keys")
 
     async def stop(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warming
+            self._warming = None
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -294,7 +307,7 @@ class GatewayMiddleware:
 
         player_id: str | None = None
         if route.access is Access.PLAYER:
-            claims = gw.player_tokens.verify(_bearer(auth))
+            claims = await gw.player_tokens.verify(_bearer(auth))
             player_id = str(claims["sub"])
             if route.play and claims.get("play") is False:
                 raise PLAY_BLOCKED("this account may not start games right now (self-exclusion or time-out)")

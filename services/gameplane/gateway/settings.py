@@ -53,3 +53,6 @@ class GatewaySettings(ServiceSettings):
     openapi_ttl: float = Field(default=30.0, gt=0, description="seconds the merged OpenAPI is cached")
     openapi_fetch_timeout: float = Field(default=2.0, gt=0)
     player_token_cache: int = Field(default=10_000, ge=0, description="verified access tokens kept")
+    jwks_min_refresh_seconds: float = Field(default=10.0, ge=0, description="least time between two fetches of "
+                                            "players' JWKS (a token with an unknown kid asks for one)")
+    jwks_max_age_seconds: float = Field(default=300.0, gt=0, description="players' JWKS is fetched again after this")

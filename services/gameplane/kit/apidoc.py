@@ -30,11 +30,10 @@ def declare_dependency(dependency: Callable[..., Any], *types: ProblemType) -> N
 
 
 def _register_kit_dependencies() -> None:
-    from gameplane.kit.auth import player_context, service_caller
+    from gameplane.kit.auth import player_context
 
-    auth = (problems.UNAUTHENTICATED, problems.FORBIDDEN)
-    declare_dependency(service_caller, *auth)
-    declare_dependency(player_context, *auth)
+    # `callers(...)` dependencies carry their own `problem_types`.
+    declare_dependency(player_context, problems.UNAUTHENTICATED, problems.FORBIDDEN, problems.CALLER_NOT_ALLOWED)
 
 
 def _routes(app: FastAPI) -> Iterable[Any]:

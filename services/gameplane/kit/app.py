@@ -29,6 +29,7 @@ from gameplane.kit.consumer import Consumers
 from gameplane.kit.db import Database
 from gameplane.kit.faults import FaultMiddleware, Faults, parse
 from gameplane.kit.http import DependencyError, ServiceClient
+from gameplane.kit.keys import InvalidKey, KeySet, SigningKey, TrustedKey, read_key_set
 from gameplane.kit.outbox import OutboxRelay
 from gameplane.kit.settings import ServiceSettings
 
@@ -42,9 +43,17 @@ class Runtime:
 
     def __init__(self, name: str, settings: ServiceSettings, *, migrations: str | None = None,
                  consumers: Consumers | None = None, publishes: bool = True, hot_pool: bool = False,
-                 on_start: Sequence[Hook] = (), on_stop: Sequence[Hook] = ()) -> None:
+                 on_start: Sequence[Hook] = (), on_stop: Sequence[Hook] = (), identity: bool = True) -> None:
         self.name = name
         self.settings = settings
+        # Read at once: a service without its key, or with a key set it cannot read, never starts.
+        self.signing_key: SigningKey | None = load_identity(name, settings) if identity else None
+        self.trusted_keys: KeySet = load_trusted_keys(name, settings)
+        if self.signing_key is not None:
+            # A service always trusts its own key (players checks the tokens it signed itself).
+            own = self.trusted_keys.keys.setdefault(self.signing_key.kid, TrustedKey(name, self.signing_key.public))
+            if own.owner != name:
+                raise MissingIdentity(f"{name}: its key is listed as {own.owner!r}'s in the public key set")
         self.migrations = migrations
         self.consumers = consumers or Consumers()
         self.publishes = publishes
@@ -65,10 +74,16 @@ class Runtime:
             raise RuntimeError(f"{self.name} has no database configured")
         return self.db
 
+    @property
+    def identity(self) -> SigningKey:
+        if self.signing_key is None:
+            raise RuntimeError(f"{self.name} has no service identity")
+        return self.signing_key
+
     def client(self, target: str, *, timeout: float = 2.0) -> ServiceClient:
         if target not in self._clients:
             self._clients[target] = ServiceClient(self.name, target, self.settings.endpoint(target),
-                                                  self.settings.service_token_secret, timeout=timeout)
+                                                  self.identity, timeout=timeout)
         return self._clients[target]
 
     async def start(self) -> None:
@@ -139,6 +154,32 @@ class Runtime:
             else:
                 out["nats"] = "not connected: events wait in the outbox, consumers resume on reconnect"
         return out
+
+
+class MissingIdentity(RuntimeError):
+    """The service's key is missing or unusable: it must not start."""
+
+
+def load_identity(name: str, settings: ServiceSettings) -> SigningKey:
+    prefix = f"GP_{name.upper()}_"
+    try:
+        pem = settings.signing_key_pem()
+    except OSError as exc:
+        raise MissingIdentity(f"{name}: cannot read its service key file: {exc}") from None
+    if not pem:
+        raise MissingIdentity(f"{name} has no service key: set {prefix}SERVICE_KEY (an Ed25519 private key, "
+                              f"PKCS#8 PEM) or {prefix}SERVICE_KEY_FILE; it refuses to start without one")
+    try:
+        return SigningKey.from_pem(pem)
+    except InvalidKey as exc:
+        raise MissingIdentity(f"{name}: unusable service key ({prefix}SERVICE_KEY): {exc}") from None
+
+
+def load_trusted_keys(name: str, settings: ServiceSettings) -> KeySet:
+    try:
+        return read_key_set(settings.public_keys, settings.public_keys_file)
+    except InvalidKey as exc:
+        raise MissingIdentity(f"{name}: unusable public key set: {exc}") from None
 
 
 class ObservabilityMiddleware:

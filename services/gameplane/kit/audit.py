@@ -28,7 +28,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, MetaData, 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gameplane.kit.auth import service_caller
+from gameplane.kit.auth import callers
 from gameplane.kit.db import NAMING
 from gameplane.kit.logs import request_id_var
 from gameplane.kit.staff import Role, StaffContext, staff
@@ -153,7 +153,7 @@ _Text = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]+$")]
 
 def audit_router(prefix: str, roles: Sequence[Role] = ("admin",)) -> APIRouter:
     """`GET {prefix}/audit`: the service's audit records, filtered and paginated (staff `roles`)."""
-    router = APIRouter(prefix=prefix, tags=["back office"], dependencies=[Depends(service_caller)])
+    router = APIRouter(prefix=prefix, tags=["back office"], dependencies=[Depends(callers("backoffice"))])
 
     @router.get("/audit", response_model=AuditPage)
     async def list_audit(request: Request, _who: StaffContext = Depends(staff(*roles)),

@@ -7,8 +7,8 @@ observable behaviour as the FastAPI route they shadow:
 
 - request id header, server span and RED metrics labelled with the route template, as
   `gameplane.kit.app.ObservabilityMiddleware` does;
-- service-token auth as `gameplane.kit.auth.service_caller`, checked at the same point FastAPI
-  checks it (after the JSON decode, before body validation);
+- service-token auth and the route's accepted callers as `gameplane.kit.auth.callers`, checked at
+  the same point FastAPI checks it (after the JSON decode, before body validation);
 - the same 422 `validation-error` problem as FastAPI + `gameplane.kit.problems`, and the same
   problem+json answers for a raised Problem, DependencyError, HTTPException or unexpected error.
 
@@ -16,7 +16,8 @@ The FastAPI route definitions stay where they are (OpenAPI, and the reference be
 tests compare with); everything not in the table goes on into FastAPI untouched.
 
     app = create_app(runtime, routers, title=..., app_class=FastRoutesApp)
-    install(app, runtime, [FastRoute("POST", "/internal/x/bets", handler, model=BetRequest)])
+    install(app, runtime, [FastRoute("POST", "/internal/x/bets", handler, model=BetRequest,
+                                     callers=frozenset({"games"}))])
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gameplane.kit import logs, metrics, problems, telemetry
 from gameplane.kit.app import FrontedApp, Runtime
-from gameplane.kit.auth import bearer_token, verify_service_token
+from gameplane.kit.auth import bearer_token, check_caller, verify_service_token
 from gameplane.kit.http import DependencyError
 from gameplane.kit.problems import Problem
 
@@ -94,13 +95,14 @@ Handler = Callable[[FastRequest], Awaitable[Reply]]
 class FastRoute:
     """`template` is spelled as in the FastAPI route it shadows ("/x/{id}", "/x/{rest:path}"): it is
     the metrics label too. `model`: the JSON body model (FastAPI's single, non-embedded body
-    parameter). `service_auth`: the route's FastAPI twin depends on `service_caller`."""
+    parameter). `callers`: the services the route accepts, as its FastAPI twin's `callers(...)`
+    dependency says (empty: no service auth)."""
 
     method: str
     template: str
     handler: Handler
     model: type[BaseModel] | None = None
-    service_auth: bool = False
+    callers: frozenset[str] = frozenset()
     pattern: re.Pattern[str] | None = field(default=None, init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -191,9 +193,9 @@ class FastRoutes:
                 if route.model is None:
                     raise
                 raise _unparsable()
-            if route.service_auth:
+            if route.callers:
                 try:
-                    request.caller = self._caller(request.headers)
+                    request.caller = self._caller(request.headers, route)
                 except Problem:
                     # FastAPI decodes the JSON body before it solves dependencies: a body that is
                     # not JSON at all is a 422 even without a valid token.
@@ -218,11 +220,12 @@ class FastRoutes:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return _problem(Problem(500, "internal-error", "Internal error"), request.path)
 
-    def _caller(self, headers: Headers) -> str:
-        # gameplane.kit.auth.service_caller, on raw headers instead of a Starlette Request.
+    def _caller(self, headers: Headers, route: FastRoute) -> str:
+        # gameplane.kit.auth.Callers, on raw headers instead of a Starlette Request.
         token = bearer_token(headers.get("authorization", ""))
         rt = self.runtime
-        return str(verify_service_token(rt.settings.service_token_secret, token, rt.name)["iss"])
+        claims = verify_service_token(rt.trusted_keys, token, rt.name)
+        return check_caller(claims, route.callers, f"{route.method} {route.template}")
 
     def _observe(self, method: str, template: str, status: int, elapsed: float) -> None:
         key = (method, template, status)

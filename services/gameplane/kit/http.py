@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from gameplane.kit import metrics, telemetry
 from gameplane.kit.auth import SERVICE_TOKEN_TTL, issue_service_token
 from gameplane.kit.breaker import CircuitBreaker, CircuitOpen
+from gameplane.kit.keys import SigningKey
 from gameplane.kit.logs import request_id_var
 from gameplane.kit.problems import Problem
 
@@ -73,7 +74,7 @@ class _Retryable(Exception):
 
 
 class ServiceClient:
-    def __init__(self, caller: str, target: str, base_url: str, token_secret: str, *,
+    def __init__(self, caller: str, target: str, base_url: str, key: SigningKey, *,
                  timeout: float = 2.0, retries: int = 3, breaker: CircuitBreaker | None = None,
                  max_connections: int = 100) -> None:
         self.caller = caller
@@ -83,7 +84,7 @@ class ServiceClient:
         self.retries = retries
         self.breaker = breaker or CircuitBreaker(target)
         self.max_connections = max_connections
-        self._secret = token_secret
+        self._key = key
         self._token: tuple[str, float] | None = None
         self._http: aiohttp.ClientSession | None = None
         self._circuit_gauge = metrics.CIRCUIT_STATE.labels(caller, target)
@@ -100,7 +101,7 @@ class ServiceClient:
     def _service_token(self) -> str:
         now = time.monotonic()
         if self._token is None or self._token[1] - now < SERVICE_TOKEN_TTL / 3:
-            token = issue_service_token(self._secret, self.caller, self.target)
+            token = issue_service_token(self._key, self.caller, self.target)
             self._token = (token, now + SERVICE_TOKEN_TTL)
         return self._token[0]
 

@@ -70,6 +70,7 @@ VALIDATION = ProblemType(422, "validation-error", "Request validation failed")
 BAD_REQUEST = ProblemType(400, "bad-request", "Malformed request")
 UNAUTHENTICATED = ProblemType(401, "unauthenticated", "Authentication required")
 FORBIDDEN = ProblemType(403, "forbidden", "Forbidden")
+CALLER_NOT_ALLOWED = ProblemType(403, "caller-not-allowed", "Caller not allowed on this route")
 NOT_FOUND = ProblemType(404, "not-found", "Not Found")
 METHOD_NOT_ALLOWED = ProblemType(405, "method-not-allowed", "Method Not Allowed")
 

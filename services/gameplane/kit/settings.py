@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,8 +24,14 @@ class ServiceSettings(BaseSettings):
     port: int = 8000
     database_url: str | None = Field(default=None, description="postgresql+asyncpg DSN of the own DB")
     nats_url: str | None = "nats://127.0.0.1:4222"
-    service_token_secret: str = Field(default="dev-service-token-secret-change-me", min_length=32)
-    player_token_secret: str = Field(default="dev-player-token-secret-change-me", min_length=32)
+    # The service's identity (gameplane.kit.keys): its own Ed25519 private key, and the public keys
+    # of the services it trusts. No default: a service without its key refuses to start.
+    service_key: SecretStr | None = Field(default=None, description="own Ed25519 private key, PKCS#8 PEM")
+    service_key_file: Path | None = Field(default=None, description="file holding service_key (a mounted Secret)")
+    public_keys: dict[str, list[str]] = Field(default_factory=dict, description="trusted public keys: "
+                                              "{service: [SPKI or certificate PEM, ...]}")
+    public_keys_file: Path | None = Field(default=None, description="JSON file of public_keys (a mounted "
+                                          "ConfigMap); inline public_keys add to it")
     endpoints: dict[str, str] = Field(default_factory=dict)
     endpoints_file: Path | None = None
     otlp_endpoint: str | None = None
@@ -50,6 +56,13 @@ class ServiceSettings(BaseSettings):
                                          "(gameplane.kit.faults), e.g. [{'scenario': 'latency', 'ratio': '0.5'}]")
     faults_file: Path | None = Field(default=None, description="a JSON file of fault scenarios, re-read every "
                                      "2 s; in Kubernetes the service's faults ConfigMap")
+
+    def signing_key_pem(self) -> str | None:
+        if self.service_key is not None:
+            return self.service_key.get_secret_value()
+        if self.service_key_file is not None:
+            return self.service_key_file.read_text()
+        return None
 
     def endpoint(self, service: str) -> str:
         """Base URL of another service: env map first, then the discovery file."""

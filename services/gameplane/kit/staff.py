@@ -12,23 +12,23 @@ token in `X-Staff-Token`, and each route names the roles it accepts:
 Missing, malformed or expired staff token: 401 `staff-unauthenticated`. A valid token without
 an accepted role: 403 `staff-role-forbidden`, naming the roles the route accepts.
 
-Staff tokens are signed and checked only by `issue_staff_token` / `verify_staff_token` below,
-with the players service's access-token key (`_sign` / `_verify`: today the same HS256 secret as
-player access tokens, `ServiceSettings.player_token_secret`).
+Staff tokens are signed with the players service's own key, exactly like player access tokens
+(gameplane.kit.auth.issue_player_token with `typ` "staff"), and every service checks them against
+players' public keys only: no other service can mint one.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
-import jwt
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 
+from gameplane.kit.auth import PLAYERS, issue_player_token, verify_player_token
+from gameplane.kit.keys import KeySet, SigningKey
 from gameplane.kit.problems import Problem, ProblemType
 
 Role = Literal["support", "risk", "finance", "admin"]
@@ -72,32 +72,21 @@ class StaffRoleForbidden(Problem):
                          accepted_roles=list(accepted), roles=list(held))
 
 
-# -- the signing mechanism: the one place to switch to the players service's asymmetric key ----
-
-def _sign(key: str, payload: dict[str, Any]) -> str:
-    return jwt.encode(payload, key, algorithm="HS256")
-
-
-def _verify(key: str, token: str) -> dict[str, Any]:
-    return jwt.decode(token, key, algorithms=["HS256"], audience=STAFF_AUDIENCE, issuer=ISSUER, leeway=5,
-                      options={"require": ["sub", "exp", "iat", "aud", "iss", "roles"]})
-
-
-def issue_staff_token(key: str, staff_id: uuid.UUID, username: str, roles: tuple[Role, ...] | list[Role],
+def issue_staff_token(key: SigningKey, staff_id: uuid.UUID, username: str, roles: tuple[Role, ...] | list[Role],
                       ttl: int = STAFF_TOKEN_TTL) -> str:
-    now = int(time.time())
-    return _sign(key, {"sub": str(staff_id), "name": username, "roles": sorted(roles), "typ": "staff",
-                       "iss": ISSUER, "aud": STAFF_AUDIENCE, "iat": now, "exp": now + ttl,
-                       "jti": uuid.uuid4().hex})
+    return issue_player_token(key, staff_id, typ="staff", ttl=ttl, name=username, roles=sorted(roles),
+                              aud=STAFF_AUDIENCE)
 
 
-def verify_staff_token(key: str, token: str) -> StaffContext:
+def verify_staff_token(keys: KeySet, token: str) -> StaffContext:
     try:
-        claims = _verify(key, token)
-    except jwt.ExpiredSignatureError:
-        raise StaffUnauthenticated("the staff token has expired; log in again")
-    except jwt.PyJWTError:
-        raise StaffUnauthenticated("the staff token is not valid")
+        claims = verify_player_token(keys, token, typ="staff")
+    except Problem as exc:
+        expired = exc.slug == "token-expired"
+        raise StaffUnauthenticated("the staff token has expired; log in again" if expired
+                                   else "the staff token is not valid") from None
+    if claims.get("aud") != STAFF_AUDIENCE:
+        raise StaffUnauthenticated("not a staff token")
     roles = claims.get("roles")
     if claims.get("typ") != "staff" or not isinstance(roles, list) or not isinstance(claims.get("name"), str):
         raise StaffUnauthenticated("not a staff token")
@@ -114,8 +103,10 @@ _STAFF_SCHEME = APIKeyHeader(name=STAFF_HEADER, scheme_name="StaffToken", auto_e
                              description="staff token from POST /internal/players/staff/login")
 
 
-def staff_key(request: Request) -> str:
-    return str(request.app.state.runtime.settings.player_token_secret)
+def staff_keys(request: Request) -> KeySet:
+    """Players' public keys among the service's trusted keys (a staff token signed by any other
+    key never verifies)."""
+    return request.app.state.runtime.trusted_keys.owned_by(PLAYERS)
 
 
 def staff(*accepted: Role) -> Callable[[Request], Awaitable[StaffContext]]:
@@ -130,7 +121,7 @@ def staff(*accepted: Role) -> Callable[[Request], Awaitable[StaffContext]]:
         token = (token or "").strip()
         if not token:
             raise StaffUnauthenticated(f"this route needs a staff token in the {STAFF_HEADER} header")
-        who = verify_staff_token(staff_key(request), token)
+        who = verify_staff_token(staff_keys(request), token)
         if not any(r in who.roles for r in accepted):
             raise StaffRoleForbidden(accepted, who.roles)
         return who

@@ -110,7 +110,7 @@ async def _token_response(ctx: PlayersContext, s: AsyncSession, player: Player, 
     assert protection is not None
     play = eligibility_for(player, protection, now).can_play
     ttl = ctx.settings.access_token_ttl_seconds
-    access = issue_player_token(ctx.settings.player_token_secret, player.id, ttl=ttl, play=play,
+    access = issue_player_token(ctx.signing_key, player.id, ttl=ttl, play=play,
                                 kyc=player.kyc_state, currency=player.currency)
     return TokenResponse(access_token=access, expires_in=ttl, refresh_token=refresh_token,
                          refresh_expires_in=ctx.settings.refresh_token_ttl_seconds, player_id=player.id, play=play)

@@ -1,22 +1,24 @@
 """Routes of the players service.
 
 public   /v1/players/register|login|token/refresh|logout   (service token: the gateway's)
-player   /v1/players/me...                                   (service token + X-Player-Id)
-internal /internal/players/...                               (service token, for other services)
+player   /v1/players/me...                                   (the gateway's service token + X-Player-Id)
+internal /internal/players/...                               (service token of the callers each route names)
 back office /internal/players/{id}/kyc/decision              (service token + staff token: risk, admin)
 staff    /internal/players/staff/..., /internal/players/audit (gameplane.players.staff.api)
+keys     /.well-known/jwks.json                              (no auth: players' public keys)
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from gameplane.contracts.players import Eligibility, KycDecision, PlayerSummary, ProtectionView
 from gameplane.kit.audit import Actor
-from gameplane.kit.auth import PlayerContext, player_context, service_caller
+from gameplane.kit.auth import PlayerContext, callers, player_context
+from gameplane.kit.keys import KeySet
 from gameplane.kit.problems import responses as refusals
 from gameplane.kit.staff import StaffContext, staff
 from gameplane.players import accounts, safeguards
@@ -55,7 +57,7 @@ def player_out(p: Player) -> PlayerOut:
                      registered_at=p.registered_at)
 
 
-public = APIRouter(prefix="/v1/players", tags=["players"], dependencies=[Depends(service_caller)])
+public = APIRouter(prefix="/v1/players", tags=["players"], dependencies=[Depends(callers("gateway"))])
 
 
 @public.post("/register", status_code=201, response_model=PlayerOut,
@@ -182,7 +184,7 @@ internal = APIRouter(prefix="/internal/players", tags=["internal"])
 
 
 @internal.get("/{player_id}", response_model=PlayerSummary, responses=NOT_FOUND)
-async def player_summary(player_id: uuid.UUID, _caller: str = Depends(service_caller),
+async def player_summary(player_id: uuid.UUID, _caller: str = Depends(callers("sessions", "backoffice")),
                          ctx: PlayersContext = Depends(players_context)) -> PlayerSummary:
     p = await accounts.get_player(ctx, player_id)
     return PlayerSummary(player_id=p.id, email=p.email, country=p.country, currency=p.currency,
@@ -191,24 +193,35 @@ async def player_summary(player_id: uuid.UUID, _caller: str = Depends(service_ca
 
 
 @internal.get("/{player_id}/eligibility", response_model=Eligibility, responses=NOT_FOUND)
-async def eligibility(player_id: uuid.UUID, _caller: str = Depends(service_caller),
+async def eligibility(player_id: uuid.UUID, _caller: str = Depends(callers("sessions")),
                       ctx: PlayersContext = Depends(players_context)) -> Eligibility:
     return await safeguards.eligibility(ctx, player_id)
 
 
 @internal.get("/{player_id}/protection", response_model=ProtectionView, responses=NOT_FOUND)
-async def protection(player_id: uuid.UUID, _caller: str = Depends(service_caller),
+async def protection(player_id: uuid.UUID, _caller: str = Depends(callers("backoffice")),
                      ctx: PlayersContext = Depends(players_context)) -> ProtectionView:
     return await safeguards.read_protection(ctx, player_id)
 
 
 @internal.post("/{player_id}/kyc/decision", response_model=KycOut,
                responses=refusals(e.PLAYER_NOT_FOUND, e.INVALID_KYC_TRANSITION))
-async def decide_kyc(player_id: uuid.UUID, body: KycDecision, _caller: str = Depends(service_caller),
+async def decide_kyc(player_id: uuid.UUID, body: KycDecision, _caller: str = Depends(callers("backoffice")),
                      who: StaffContext = Depends(staff("risk", "admin")),
                      ctx: PlayersContext = Depends(players_context)) -> KycOut:
     """A back-office decision: staff roles risk or admin (support may look, not decide); audited."""
     return await accounts.decide_kyc(ctx, player_id, body, Actor.of(who))
 
 
-routers = (public, me, internal)
+keys = APIRouter(tags=["keys"])
+
+
+@keys.get("/.well-known/jwks.json")
+async def jwks(request: Request) -> dict[str, Any]:
+    """Players' public keys (RFC 7517): what the gateway checks player access tokens against.
+    The signing key and, during a rotation, the other keys of players that are still trusted."""
+    keys: KeySet = request.app.state.runtime.trusted_keys  # its own key included (kit.app.Runtime)
+    return keys.owned_by("players").jwks()
+
+
+routers = (public, me, internal, keys)

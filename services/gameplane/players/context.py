@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from gameplane.contracts.jurisdiction import JurisdictionProfile
 from gameplane.kit.db import Database
+from gameplane.kit.keys import SigningKey
 from gameplane.players.passwords import Passwords
 from gameplane.players.settings import PlayersSettings
 
@@ -26,6 +27,7 @@ class PlayersContext:
     db: Database
     settings: PlayersSettings
     passwords: Passwords
+    signing_key: SigningKey  # players' own key: signs access (and staff) tokens, published as JWKS
     clock: Clock = field(default=system_clock)
 
     @property

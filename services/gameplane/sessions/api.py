@@ -14,7 +14,7 @@ from gameplane.contracts.games import PATH_GAME, GameView
 from gameplane.contracts.players import PATH_ELIGIBILITY, PATH_PLAYER, Eligibility, PlayerSummary
 from gameplane.contracts.sessions import SessionStarted, SessionView
 from gameplane.kit.app import Runtime
-from gameplane.kit.auth import PlayerContext, player_context, service_caller
+from gameplane.kit.auth import PlayerContext, callers, player_context
 from gameplane.kit.db import utcnow
 from gameplane.kit.outbox import publish
 from gameplane.kit.problems import Problem, ProblemType
@@ -197,7 +197,7 @@ async def end_my_session(session_id: uuid.UUID, request: Request,
 
 
 @internal.get("/{token}", response_model=SessionView, responses=refusals(SESSION_NOT_FOUND))
-async def by_token(token: str, request: Request, caller: str = Depends(service_caller)) -> SessionView:
+async def by_token(token: str, request: Request, caller: str = Depends(callers("games"))) -> SessionView:
     async with _rt(request).database.session() as s:
         row = await s.scalar(select(GameSession).where(GameSession.token == token))
     if row is None:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gameplane.contracts import wallet as c
 from gameplane.kit.app import Runtime
 from gameplane.kit.audit import Actor, audit_router
-from gameplane.kit.auth import PlayerContext, player_context, service_caller
+from gameplane.kit.auth import PlayerContext, callers, player_context
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, json_reply
 from gameplane.kit.problems import responses as refusals
 from gameplane.kit.staff import StaffContext, staff
@@ -31,7 +31,14 @@ log = logging.getLogger("gameplane.wallet")
 T = TypeVar("T")
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock, serialization failure: safe to run again whole
 
-internal = APIRouter(prefix="/internal/wallet", tags=["internal"], dependencies=[Depends(service_caller)])
+internal = APIRouter(prefix="/internal/wallet", tags=["internal"])
+# Who may call each internal route (gameplane.kit.auth.callers): the services whose real call
+# sites use it (the catalogue's `calls`), and the back office for staff work and audits.
+GAMES = callers("games")
+PAYMENTS = callers("payments")
+BONUS = callers("bonus")
+BACKOFFICE = callers("backoffice")
+GAMES_OR_BACKOFFICE = callers("games", "backoffice")
 public = APIRouter(prefix="/v1/wallet", tags=["player"])
 backoffice = audit_router("/internal/wallet")
 
@@ -84,74 +91,85 @@ async def expire_holds(rt: Runtime, limit: int = 100) -> list[uuid.UUID]:
 
 @internal.post("/bets", response_model=c.OperationResult,
                responses=refusals(c.UNSUPPORTED_CURRENCY, c.PLAYER_BLOCKED, c.CURRENCY_MISMATCH, c.INSUFFICIENT_FUNDS,
-                                    c.ROUND_CLOSED, c.DUPLICATE_TRANSACTION, c.BET_ROLLED_BACK))
+                                    c.ROUND_CLOSED, c.DUPLICATE_TRANSACTION, c.BET_ROLLED_BACK),
+               dependencies=[Depends(GAMES)])
 async def place_bet(body: c.BetRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: play.bet(s, body, ctx))
 
 
 @internal.post("/wins", response_model=c.OperationResult,
                responses=refusals(c.UNSUPPORTED_CURRENCY, c.CURRENCY_MISMATCH, c.BET_NOT_FOUND, c.ROUND_CLOSED,
-                                    c.DUPLICATE_TRANSACTION))
+                                    c.DUPLICATE_TRANSACTION),
+               dependencies=[Depends(GAMES)])
 async def settle_win(body: c.WinRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: play.win(s, body, ctx))
 
 
 @internal.post("/rollbacks", response_model=c.OperationResult,
                responses=refusals(c.UNSUPPORTED_CURRENCY, c.CURRENCY_MISMATCH, c.BET_NOT_FOUND, c.ROUND_SETTLED,
-                                    c.DUPLICATE_TRANSACTION))
+                                    c.DUPLICATE_TRANSACTION),
+               dependencies=[Depends(GAMES)])
 async def roll_back(body: c.RollbackRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: play.rollback(s, body, ctx))
 
 
 @internal.post("/deposits", response_model=c.OperationResult,
-               responses=refusals(c.UNSUPPORTED_CURRENCY, c.PLAYER_BLOCKED, c.DUPLICATE_TRANSACTION))
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.PLAYER_BLOCKED, c.DUPLICATE_TRANSACTION),
+               dependencies=[Depends(PAYMENTS)])
 async def credit_deposit(body: c.DepositRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: cashier.deposit(s, body, ctx))
 
 
 @internal.post("/withdrawals", response_model=c.OperationResult,
-               responses=refusals(c.UNSUPPORTED_CURRENCY, c.INSUFFICIENT_FUNDS, c.DUPLICATE_TRANSACTION))
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.INSUFFICIENT_FUNDS, c.DUPLICATE_TRANSACTION),
+               dependencies=[Depends(PAYMENTS)])
 async def hold_withdrawal(body: c.WithdrawalHoldRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: cashier.withdrawal_hold(s, body, ctx))
 
 
-@internal.post("/withdrawals/expire", response_model=SweepResult)
+@internal.post("/withdrawals/expire", response_model=SweepResult, dependencies=[Depends(PAYMENTS)])
 async def sweep_holds(request: Request) -> SweepResult:
     return SweepResult(expired=await expire_holds(_runtime(request)))
 
 
 @internal.post("/withdrawals/{hold_id}/post", response_model=c.OperationResult,
-               responses=refusals(c.HOLD_NOT_FOUND, c.HOLD_CLOSED, c.HOLD_EXCEEDED, c.DUPLICATE_TRANSACTION))
+               responses=refusals(c.HOLD_NOT_FOUND, c.HOLD_CLOSED, c.HOLD_EXCEEDED, c.DUPLICATE_TRANSACTION),
+               dependencies=[Depends(PAYMENTS)])
 async def post_withdrawal(hold_id: uuid.UUID, body: c.WithdrawalPostRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: cashier.withdrawal_post(s, hold_id, body, ctx))
 
 
 @internal.post("/withdrawals/{hold_id}/void", response_model=c.OperationResult,
-               responses=refusals(c.HOLD_NOT_FOUND, c.HOLD_CLOSED, c.DUPLICATE_TRANSACTION))
+               responses=refusals(c.HOLD_NOT_FOUND, c.HOLD_CLOSED, c.DUPLICATE_TRANSACTION),
+               dependencies=[Depends(PAYMENTS)])
 async def void_withdrawal(hold_id: uuid.UUID, body: c.WithdrawalVoidRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: cashier.withdrawal_void(s, hold_id, body, ctx))
 
 
 @internal.post("/bonuses", response_model=c.OperationResult,
-               responses=refusals(c.UNSUPPORTED_CURRENCY, c.GRANT_EXISTS, c.DUPLICATE_TRANSACTION))
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.GRANT_EXISTS, c.DUPLICATE_TRANSACTION),
+               dependencies=[Depends(BONUS)])
 async def grant_bonus(body: c.BonusGrantRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: bonuses.grant(s, body, ctx))
 
 
 @internal.post("/bonuses/{grant_id}/convert", response_model=c.OperationResult,
-               responses=refusals(c.GRANT_NOT_FOUND, c.GRANT_CLOSED, c.DUPLICATE_TRANSACTION))
+               responses=refusals(c.GRANT_NOT_FOUND, c.GRANT_CLOSED, c.DUPLICATE_TRANSACTION),
+               dependencies=[Depends(BONUS)])
 async def convert_bonus(grant_id: str, body: c.BonusSettleRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: bonuses.settle(s, grant_id, body, ctx, convert=True))
 
 
 @internal.post("/bonuses/{grant_id}/forfeit", response_model=c.OperationResult,
-               responses=refusals(c.GRANT_NOT_FOUND, c.GRANT_CLOSED, c.DUPLICATE_TRANSACTION))
+               responses=refusals(c.GRANT_NOT_FOUND, c.GRANT_CLOSED, c.DUPLICATE_TRANSACTION),
+               dependencies=[Depends(BONUS)])
 async def forfeit_bonus(grant_id: str, body: c.BonusSettleRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: bonuses.settle(s, grant_id, body, ctx, convert=False))
 
 
 @internal.post("/adjustments", response_model=c.OperationResult,
-               responses=refusals(c.UNSUPPORTED_CURRENCY, c.INSUFFICIENT_FUNDS, c.DUPLICATE_TRANSACTION))
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.INSUFFICIENT_FUNDS, c.DUPLICATE_TRANSACTION),
+               dependencies=[Depends(BACKOFFICE)])
 async def adjust(body: c.AdjustmentRequest, request: Request,
                  who: StaffContext = Depends(staff("finance", "admin"))) -> Any:
     """A back-office action: staff roles finance or admin; audited (GET /internal/wallet/audit)."""
@@ -177,7 +195,7 @@ def fast_routes(rt: Runtime, *, sql_fast_path: bool) -> list[FastRoute]:
             result = await execute(rt, lambda s, ctx: python(s, body, ctx))
             return json_reply(result.model_dump_json().encode())
 
-        return FastRoute("POST", path, handle, model=model, service_auth=True)
+        return FastRoute("POST", path, handle, model=model, callers=GAMES.allowed)
 
     return [route("/internal/wallet/bets", c.BetRequest, fastplay.bet, play.bet),
             route("/internal/wallet/wins", c.WinRequest, fastplay.win, play.win)]
@@ -186,21 +204,22 @@ def fast_routes(rt: Runtime, *, sql_fast_path: bool) -> list[FastRoute]:
 # ---- reads -------------------------------------------------------------------------------
 
 @internal.get("/players/{player_id}/balances/{currency}", response_model=c.Balance,
-              responses=refusals(c.UNSUPPORTED_CURRENCY))
+              responses=refusals(c.UNSUPPORTED_CURRENCY), dependencies=[Depends(GAMES_OR_BACKOFFICE)])
 async def balance(player_id: uuid.UUID, currency: str, request: Request) -> c.Balance:
     check_currency(currency)
     async with _runtime(request).database.session() as s:
         return await store.balances(s, player_id, currency)
 
 
-@internal.get("/players/{player_id}/balances", response_model=Balances)
+@internal.get("/players/{player_id}/balances", response_model=Balances, dependencies=[Depends(BACKOFFICE)])
 async def balances(player_id: uuid.UUID, request: Request) -> Balances:
     async with _runtime(request).database.session() as s:
         return Balances(player_id=player_id, balances=await queries.all_balances(s, player_id))
 
 
 @internal.get("/players/{player_id}/transactions", response_model=HistoryPage,
-              responses=refusals(c.INVALID_CURSOR))
+              responses=refusals(c.INVALID_CURSOR),
+               dependencies=[Depends(BACKOFFICE)])
 async def player_history(player_id: uuid.UUID, request: Request, cursor: str | None = Query(None, max_length=100),
                          currency: str | None = Query(None, max_length=3),
                          limit: int = Query(50, ge=1, le=500)) -> HistoryPage:
@@ -209,13 +228,14 @@ async def player_history(player_id: uuid.UUID, request: Request, cursor: str | N
 
 
 @internal.get("/transactions/{tx_id}", response_model=TransactionView,
-              responses=refusals(c.TRANSACTION_NOT_FOUND))
+              responses=refusals(c.TRANSACTION_NOT_FOUND),
+               dependencies=[Depends(BACKOFFICE)])
 async def get_transaction(tx_id: uuid.UUID, request: Request) -> TransactionView:
     async with _runtime(request).database.session() as s:
         return await queries.transaction(s, tx_id)
 
 
-@internal.get("/reconciliation", response_model=ReconciliationReport)
+@internal.get("/reconciliation", response_model=ReconciliationReport, dependencies=[Depends(BACKOFFICE)])
 async def reconciliation(request: Request) -> ReconciliationReport:
     async with _runtime(request).database.session() as s:
         return await reconcile(s)

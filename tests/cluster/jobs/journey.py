@@ -17,9 +17,12 @@ import uuid
 import httpx
 
 from gameplane.kit.auth import issue_service_token
+from gameplane.kit.keys import SigningKey
 
 GATEWAY, WALLET = os.environ["GATEWAY_URL"], os.environ["WALLET_URL"]
-SECRET = os.environ["SERVICE_TOKEN_SECRET"]
+# The callers this journey stands in for (not built yet), trusted by the platform for the test.
+PAYMENTS = SigningKey.from_pem(os.environ["PAYMENTS_KEY"])
+BACKOFFICE = SigningKey.from_pem(os.environ["BACKOFFICE_KEY"])
 SPINS, STAKE, DEPOSIT = int(os.environ.get("SPINS", "20")), 50, 10_000
 
 
@@ -37,7 +40,7 @@ def main() -> int:
         player, token = login.json()["player_id"], login.json()["access_token"]
         auth = {"authorization": f"Bearer {token}"}
         dep = httpx.post(f"{WALLET}/internal/wallet/deposits", timeout=30,
-                         headers={"authorization": "Bearer " + issue_service_token(SECRET, "payments", "wallet")},
+                         headers={"authorization": "Bearer " + issue_service_token(PAYMENTS, "payments", "wallet")},
                          json={"idempotency_key": f"journey:{uuid.uuid4()}", "player_id": player, "currency": "EUR",
                                "amount": DEPOSIT, "psp": "test"})
         dep.raise_for_status()
@@ -72,7 +75,7 @@ def main() -> int:
         if sum(i["amount"] for i in kinds["win"]) != p["won"]:
             problems.append("history wins do not match the simulator's")
     rec = httpx.get(f"{WALLET}/internal/wallet/reconciliation", timeout=60,
-                    headers={"authorization": "Bearer " + issue_service_token(SECRET, "backoffice", "wallet")})
+                    headers={"authorization": "Bearer " + issue_service_token(BACKOFFICE, "backoffice", "wallet")})
     rec.raise_for_status()
     out["reconciliation_ok"] = rec.json()["ok"]
     if not rec.json()["ok"]:

@@ -189,7 +189,7 @@ async def login(ctx: PlayersContext, username: str, password: str, code: str) ->
             await audit.record(s, who, "staff.login", target_of("staff", a.id), None,
                                {"roles": sorted(a.roles)}, at=now)
             ttl = ctx.settings.staff_token_ttl_seconds
-            token = issue_staff_token(ctx.settings.player_token_secret, a.id, a.username,
+            token = issue_staff_token(ctx.signing_key, a.id, a.username,
                                       cast(list[Role], a.roles), ttl=ttl)
             return StaffToken(access_token=token, expires_in=ttl, staff=view(a))
     await _refuse(ctx, found, username, f"{verdict}-totp", now)

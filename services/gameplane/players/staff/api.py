@@ -17,7 +17,7 @@ import uuid
 from fastapi import APIRouter, Depends
 
 from gameplane.kit.audit import Actor, audit_router
-from gameplane.kit.auth import service_caller
+from gameplane.kit.auth import callers
 from gameplane.kit.problems import responses as refusals
 from gameplane.kit.staff import ROLES, StaffContext, staff
 from gameplane.players import errors as e
@@ -33,7 +33,8 @@ from gameplane.players.staff.schemas import (
     StaffView,
 )
 
-router = APIRouter(prefix="/internal/players/staff", tags=["back office"], dependencies=[Depends(service_caller)])
+router = APIRouter(prefix="/internal/players/staff", tags=["back office"],
+                   dependencies=[Depends(callers("backoffice"))])
 
 
 @router.post("/login", response_model=StaffToken, responses=refusals(e.INVALID_STAFF_CREDENTIALS, e.ACCOUNT_LOCKED))

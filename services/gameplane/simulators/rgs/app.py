@@ -134,6 +134,7 @@ def build_app(settings: RgsSettings | None = None) -> FastAPI:
         if client is not None:
             await client.aclose()
 
-    runtime = Runtime("rgs", settings, publishes=False, on_stop=[close_client])
+    # A third party: it signs provider calls with its provider secret and holds no service identity.
+    runtime = Runtime("rgs", settings, publishes=False, on_stop=[close_client], identity=False)
     return create_app(runtime, [router], title="gameplane RGS simulator",
                       description="A third-party game studio: Fruit Fives on the seamless-wallet API.")

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from gameplane.contracts.games import now_timestamp
+from gameplane.kit.keys import SigningKey
 from gameplane.simulators.rgs.client import PlatformClient, new_id
 
 # A session factory returns the token of a freshly launched session for a player holding some
@@ -349,10 +350,11 @@ def check_names() -> list[str]:
 
 # ---- bootstrap through a gameplane platform ---------------------------------------------------------
 
-def gateway_bootstrap(url: str, wallet_url: str, service_secret: str, *, game_id: str, currency: str,
+def gateway_bootstrap(url: str, wallet_url: str, payments_key: SigningKey, *, game_id: str, currency: str,
                       deposit: int, transport: httpx.AsyncBaseTransport | None = None) -> SessionFactory:
     """Fresh player per session: register + log in through the gateway, a test deposit through the
-    wallet's internal API (as payments would credit it), then a launch through the gateway."""
+    wallet's internal API (as payments would credit it: signed with payments' key), then a launch
+    through the gateway."""
     from gameplane.contracts import wallet as wallet_api
     from gameplane.kit.auth import issue_service_token
 
@@ -371,7 +373,7 @@ def gateway_bootstrap(url: str, wallet_url: str, service_secret: str, *, game_id
             async with httpx.AsyncClient(base_url=wallet_url, timeout=30) as wallet:
                 body = wallet_api.DepositRequest(idempotency_key=f"conformance:{uuid.uuid4()}", player_id=player_id,
                                                  currency=currency, amount=deposit, psp="conformance")
-                token = issue_service_token(service_secret, "payments", "wallet")
+                token = issue_service_token(payments_key, "payments", "wallet")
                 r = await wallet.post(wallet_api.PATH_DEPOSITS, json=body.model_dump(mode="json"),
                                       headers={"authorization": f"Bearer {token}"})
                 r.raise_for_status()
@@ -409,6 +411,8 @@ def _cli() -> Any:
     from rich.console import Console
     from rich.table import Table
 
+    from gameplane.devtools.identities import Identities
+
     app = typer.Typer(help="Tools for game providers integrating with gameplane.", no_args_is_help=True,
                       rich_markup_mode=None)
 
@@ -422,9 +426,9 @@ def _cli() -> Any:
         token: list[str] = typer.Option([], help="session tokens to use instead of --bootstrap"),
         bootstrap: bool = typer.Option(False, help="create players, test deposits and sessions on the platform"),
         wallet_url: str = typer.Option("http://127.0.0.1:8002", help="wallet URL for the test deposit (--bootstrap)"),
-        service_token_secret: str | None = typer.Option(
-            None, help="signs the deposit call (--bootstrap) [env GP_SERVICE_TOKEN_SECRET; default: the local "
-                       "platform's, from <data-dir>/secrets.json]"),
+        identities: Path | None = typer.Option(
+            None, help="identities file whose payments key signs the deposit call (--bootstrap) [env "
+                       "GP_IDENTITIES_FILE; default: the local platform's, named in <data-dir>/secrets.json]"),
         data_dir: Path | None = typer.Option(
             None, help="data dir of the local platform (`gameplane up`/`make run`) whose secrets to use "
                        "[env GAMEPLANE_DATA_DIR; default .gameplane]"),
@@ -445,14 +449,14 @@ def _cli() -> Any:
         if not secret:
             raise typer.BadParameter(f"no secret for provider {provider!r}: pass --secret (or run against a "
                                      f"local platform whose {localsecrets.path(data_dir)} names it)")
-        service_token_secret = service_token_secret or os.environ.get("GP_SERVICE_TOKEN_SECRET") or \
-            local.get("service_token_secret")
-        if bootstrap and not service_token_secret:
-            raise typer.BadParameter("--bootstrap needs the platform's service-token secret: pass "
-                                     "--service-token-secret (or run against a local platform)")
+        named = os.environ.get("GP_IDENTITIES_FILE") or local.get("identities")
+        identities = identities or (Path(named) if named else None)
         if bootstrap:
-            assert service_token_secret is not None
-            factory = gateway_bootstrap(url, wallet_url, service_token_secret, game_id=game, currency=currency,
+            if identities is None or not identities.exists():
+                raise typer.BadParameter(f"{identities} not found: run `gameplane up` or pass --identities",
+                                         param_hint="--identities")
+            payments = Identities.load(identities).key("payments")
+            factory = gateway_bootstrap(url, wallet_url, payments, game_id=game, currency=currency,
                                         deposit=deposit)
         elif token:
             factory = fixed_tokens(token)

@@ -1,0 +1,205 @@
+"""Named service identities, attacked: every route of every service refuses every caller it does
+not name, whoever signs; a token that claims another service's name is refused; the gateway's
+identity opens no internal route.
+
+The table below is the specification, written here by hand from who really calls what (the
+services' HTTP clients) — not read from the code under test. A route the table does not know
+fails the test, so a new route cannot ship without saying who may call it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.routing import Route
+
+from gameplane.devtools.identities import NAMES, dev_identities
+from gameplane.kit.auth import PLAYER_HEADER, issue_service_token
+from gameplane.kit.keys import SigningKey
+
+PROBLEMS = "https://gameplane.io/problems/"
+
+# Who may call what. "gateway" on /v1 routes: the gateway vouching for a player (or, for
+# register/login, for an anonymous visitor).
+CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
+    "wallet": {
+        ("POST", "/internal/wallet/bets"): {"games"},
+        ("POST", "/internal/wallet/wins"): {"games"},
+        ("POST", "/internal/wallet/rollbacks"): {"games"},
+        ("POST", "/internal/wallet/deposits"): {"payments"},
+        ("POST", "/internal/wallet/withdrawals"): {"payments"},
+        ("POST", "/internal/wallet/withdrawals/expire"): {"payments"},
+        ("POST", "/internal/wallet/withdrawals/{hold_id}/post"): {"payments"},
+        ("POST", "/internal/wallet/withdrawals/{hold_id}/void"): {"payments"},
+        ("POST", "/internal/wallet/bonuses"): {"bonus"},
+        ("POST", "/internal/wallet/bonuses/{grant_id}/convert"): {"bonus"},
+        ("POST", "/internal/wallet/bonuses/{grant_id}/forfeit"): {"bonus"},
+        ("POST", "/internal/wallet/adjustments"): {"backoffice"},
+        ("GET", "/internal/wallet/players/{player_id}/balances/{currency}"): {"games", "backoffice"},
+        ("GET", "/internal/wallet/players/{player_id}/balances"): {"backoffice"},
+        ("GET", "/internal/wallet/players/{player_id}/transactions"): {"backoffice"},
+        ("GET", "/internal/wallet/transactions/{tx_id}"): {"backoffice"},
+        ("GET", "/internal/wallet/reconciliation"): {"backoffice"},
+        ("GET", "/v1/wallet/balances"): {"gateway"},
+        ("GET", "/v1/wallet/transactions"): {"gateway"},
+        ("GET", "/v1/wallet/transactions/{tx_id}"): {"gateway"},
+    },
+    "players": {
+        ("POST", "/v1/players/register"): {"gateway"},
+        ("POST", "/v1/players/login"): {"gateway"},
+        ("POST", "/v1/players/token/refresh"): {"gateway"},
+        ("POST", "/v1/players/logout"): {"gateway"},
+        ("GET", "/v1/players/me"): {"gateway"},
+        ("PATCH", "/v1/players/me"): {"gateway"},
+        ("POST", "/v1/players/me/password"): {"gateway"},
+        ("GET", "/v1/players/me/kyc"): {"gateway"},
+        ("POST", "/v1/players/me/kyc"): {"gateway"},
+        ("GET", "/v1/players/me/protection"): {"gateway"},
+        ("PUT", "/v1/players/me/limits"): {"gateway"},
+        ("DELETE", "/v1/players/me/limits/{kind}/{period}"): {"gateway"},
+        ("POST", "/v1/players/me/timeout"): {"gateway"},
+        ("POST", "/v1/players/me/self-exclusion"): {"gateway"},
+        ("DELETE", "/v1/players/me/{kind}"): {"gateway"},
+        ("PUT", "/v1/players/me/reality-check"): {"gateway"},
+        ("GET", "/internal/players/{player_id}"): {"sessions", "backoffice"},
+        ("GET", "/internal/players/{player_id}/eligibility"): {"sessions"},
+        ("GET", "/internal/players/{player_id}/protection"): {"backoffice"},
+        ("POST", "/internal/players/{player_id}/kyc/decision"): {"backoffice"},
+    },
+    "games": {
+        ("GET", "/internal/games/providers"): {"backoffice"},
+        ("GET", "/internal/games/{game_id}"): {"sessions"},
+        ("PUT", "/internal/games/{game_id}"): {"backoffice"},
+    },
+    "sessions": {
+        ("POST", "/v1/sessions"): {"gateway"},
+        ("GET", "/v1/sessions"): {"gateway"},
+        ("GET", "/v1/sessions/{session_id}"): {"gateway"},
+        ("POST", "/v1/sessions/{session_id}/end"): {"gateway"},
+        ("GET", "/internal/sessions/{token}"): {"games"},
+    },
+}
+
+# Routes with no service token at all, and why.
+OPEN: dict[str, set[tuple[str, str]]] = {
+    "players": {("GET", "/.well-known/jwks.json")},  # public keys, public by nature
+    "games": {("GET", "/v1/games"), ("GET", "/v1/games/{game_id}"),  # the public catalogue
+              ("POST", "/providers/{provider}/{operation:path}")},  # signed by the provider, not a service
+    "wallet": set(),
+    "sessions": set(),
+}
+# The kit's probes and documents, on every service.
+KIT = {("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/docs"),
+       ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc")}
+
+SAMPLE = {"player_id": str(uuid.uuid4()), "currency": "EUR", "hold_id": str(uuid.uuid4()), "grant_id": "g-1",
+          "tx_id": str(uuid.uuid4()), "kind": "timeout", "period": "day", "game_id": "fruit-fives",
+          "session_id": str(uuid.uuid4()), "token": "no-such-token", "provider": "rgs", "operation": "balance"}
+
+
+def routes_of(app: FastAPI) -> set[tuple[str, str]]:
+    """Every (method, full path) the app serves, included routers flattened."""
+    try:  # FastAPI >= 0.16x keeps included routers as such; this walks them with their prefixes
+        from fastapi.routing import iter_route_contexts
+        routes: list[Any] = list(iter_route_contexts(app.routes))
+    except ImportError:
+        routes = [r for r in app.routes if isinstance(r, Route)]
+    found = set()
+    for route in routes:
+        found |= {(m, route.path) for m in (route.methods or ()) if m != "HEAD"}
+    return found
+
+
+def concrete(template: str) -> str:
+    return re.sub(r"{(\w+)(?::path)?}", lambda m: SAMPLE[m.group(1)], template)
+
+
+async def call(client: httpx.AsyncClient, method: str, template: str, headers: dict[str, str]) -> httpx.Response:
+    body = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+    return await client.request(method, concrete(template), headers=headers, **body)
+
+
+def as_caller(caller: str, audience: str, *, key: SigningKey | None = None) -> dict[str, str]:
+    ids = dev_identities()
+    token = issue_service_token(key or ids.key(caller), caller, audience)
+    return {"authorization": f"Bearer {token}", PLAYER_HEADER: SAMPLE["player_id"]}
+
+
+def slug(r: httpx.Response) -> str:
+    if not r.headers.get("content-type", "").startswith("application/problem+json"):
+        return ""
+    return str(r.json().get("type", "")).removeprefix(PROBLEMS)
+
+
+@pytest.mark.parametrize("service", sorted(CALLERS))
+async def test_every_route_is_declared_in_the_table(services: dict[str, Any], service: str) -> None:
+    app, _ = services[service]
+    declared = set(CALLERS[service]) | OPEN[service] | KIT
+    undeclared = routes_of(app) - declared
+    assert not undeclared, f"routes of {service} with no caller rule in this test (add them, with their callers)"
+    missing = declared - routes_of(app) - KIT
+    assert not missing, f"routes in the table that {service} no longer has: {missing}"
+
+
+@pytest.mark.parametrize("service", sorted(CALLERS))
+async def test_each_route_refuses_every_caller_it_does_not_name(services: dict[str, Any], service: str) -> None:
+    _, client = services[service]
+    failures = []
+    for (method, path), allowed in CALLERS[service].items():
+        for caller in NAMES:
+            r = await call(client, method, path, as_caller(caller, service))
+            if caller in allowed:
+                # negative control: the same request from a named caller gets past the identity check
+                if r.status_code in (401, 403) and slug(r) in ("caller-not-allowed", "unauthenticated", "forbidden"):
+                    failures.append(f"{caller} refused on {method} {path}: {r.status_code} {r.text[:200]}")
+            elif r.status_code != 403 or slug(r) != "caller-not-allowed":
+                failures.append(f"{caller} not refused on {method} {path}: {r.status_code} {r.text[:200]}")
+            elif caller not in r.json()["detail"] or f"{method} {path}" not in r.json()["detail"]:
+                failures.append(f"the refusal does not name the rule: {r.json()}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("service", sorted(CALLERS))
+async def test_a_token_signed_with_another_services_key_is_refused(services: dict[str, Any], service: str) -> None:
+    _, client = services[service]
+    ids = dev_identities()
+    failures = []
+    for (method, path), allowed in CALLERS[service].items():
+        for claimed in sorted(allowed):
+            for signer in NAMES:
+                if signer == claimed:
+                    continue
+                r = await call(client, method, path, as_caller(claimed, service, key=ids.key(signer)))
+                if r.status_code != 401 or slug(r) != "unauthenticated":
+                    failures.append(f"{signer}'s key as {claimed} on {method} {path}: {r.status_code}")
+            stranger = await call(client, method, path, as_caller(claimed, service, key=SigningKey.generate()))
+            if stranger.status_code != 401:
+                failures.append(f"an unknown key as {claimed} on {method} {path}: {stranger.status_code}")
+    assert not failures, "\n".join(failures)
+
+
+async def test_the_gateway_identity_reaches_no_internal_route(services: dict[str, Any]) -> None:
+    internal = [(s, m, p) for s, table in CALLERS.items() for (m, p) in table if p.startswith("/internal/")]
+    assert len(internal) >= 20  # the check below is not vacuous
+    for service, method, path in internal:
+        r = await call(services[service][1], method, path, as_caller("gateway", service))
+        assert r.status_code == 403 and slug(r) == "caller-not-allowed", (service, method, path, r.text)
+
+
+async def test_the_fast_path_applies_the_same_rule(services: dict[str, Any]) -> None:
+    """The wallet's bets and wins are answered ahead of FastAPI: same refusals, same bodies."""
+    app, client = services["wallet"]
+    assert app.front is not None  # the fast routes are installed: the requests below meet them
+    for path in ("/internal/wallet/bets", "/internal/wallet/wins"):
+        refused = await call(client, "POST", path, as_caller("payments", "wallet"))
+        assert refused.status_code == 403 and slug(refused) == "caller-not-allowed"
+        assert refused.json()["allowed"] == ["games"] and refused.json()["caller"] == "payments"
+        forged = await call(client, "POST", path, as_caller("games", "wallet", key=dev_identities().key("sessions")))
+        assert forged.status_code == 401
+        accepted = await call(client, "POST", path, as_caller("games", "wallet"))
+        assert accepted.status_code == 422  # past auth, to body validation
