@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
 
 from gameplane.kit import apidoc, problems
-from gameplane.kit.auth import service_caller
+from gameplane.kit.auth import callers
 from gameplane.kit.problems import PROBLEM_JSON, ProblemType
 
 GONE = ProblemType(404, "thing-not-found", "No such thing")
@@ -30,7 +30,7 @@ def _app() -> FastAPI:
         return {}
 
     @router.post("/things/{thing_id}", responses=problems.responses(GONE, TAKEN))
-    async def put_thing(thing_id: int, body: Body, _caller: str = Depends(service_caller)) -> dict[str, str]:
+    async def put_thing(thing_id: int, body: Body, _caller: str = Depends(callers("games"))) -> dict[str, str]:
         return {}
 
     app.include_router(router)
@@ -53,7 +53,7 @@ def test_declared_and_kit_answers_are_documented_as_problems() -> None:
     assert _types(op, "422") == {BASE + "validation-error"}
     assert _types(op, "400") == {BASE + "bad-request"}
     assert _types(op, "401") == {BASE + "unauthenticated"}
-    assert _types(op, "403") == {BASE + "forbidden"}
+    assert _types(op, "403") == {BASE + "forbidden", BASE + "caller-not-allowed"}
     assert doc["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status"]
     assert "HTTPValidationError" not in doc["components"]["schemas"]
 
