@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,51 +20,14 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gameplane.devtools.infra import NatsServer, free_port
+from gameplane.devtools.infra import NatsServer
+from gameplane.devtools.process import ServiceProcess
 from gameplane.kit.auth import PLAYER_HEADER, issue_service_token
 
 SECRET = "nats-outage-service-secret-0123456789"
 PASSWORD = "correct horse battery staple"
 PLAYERS = 60
 CONSUMER = "wallet:players.protection_changed"
-
-
-class ServiceProcess:
-    def __init__(self, service: str, env: dict[str, str], log: Path) -> None:
-        self.service = service
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        prefix = f"GP_{service.upper()}_"
-        self.env = {**os.environ, **{prefix + k: v for k, v in {**env, "PORT": str(self.port)}.items()}}
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", f"gameplane.{self.service}"], env=self.env,
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-    async def ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=1.0) as c:
-            while time.monotonic() < deadline:
-                assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-2000:]
-                try:
-                    if (await c.get(self.url + "/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise TimeoutError(f"{self.service} did not become ready:\n" + self.log.read_text()[-2000:])
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
 
 
 def _metric(body: str, name: str, service: str) -> float:
@@ -117,7 +76,7 @@ async def test_nats_killed_under_load_loses_no_event_and_readiness_holds(new_dat
     try:
         players.start()
         wallet.start()
-        await asyncio.gather(players.ready(), wallet.ready())
+        await asyncio.gather(players.ready(interval=0.2), wallet.ready(interval=0.2))
         async with httpx.AsyncClient(timeout=10.0) as client:
 
             async def journey(n: int) -> None:

@@ -6,12 +6,7 @@ id, no transaction nobody asked for, and balances equal to the sum of the acknow
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,58 +16,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gameplane.devtools.identities import dev_identities
-from gameplane.devtools.infra import free_port
+from gameplane.devtools.process import ServiceProcess
 
 CLIENTS, OPS_PER_CLIENT, PLAYERS = 16, 30, 4
-
-
-class WalletProcess:
-    def __init__(self, database_url: str, nats_url: str, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "GP_WALLET_DATABASE_URL": database_url, "GP_WALLET_NATS_URL": nats_url,
-                    "GP_WALLET_PORT": str(self.port),
-                    "GP_WALLET_LOG_LEVEL": "WARNING"}
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gameplane.wallet"], env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-
-    async def ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=1.0) as c:
-            while time.monotonic() < deadline:
-                assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-2000:]
-                try:
-                    if (await c.get(self.url + "/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError("wallet did not become ready:\n" + self.log.read_text()[-2000:])
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
 
 
 async def test_sigkill_mid_load_loses_and_doubles_nothing(new_database: Any, nats_server: Any,
                                                           tmp_path: Path) -> None:
     db_url = new_database("wallet_crash")
-    wallet = WalletProcess(db_url, nats_server.url, tmp_path / "wallet.log")
+    wallet = ServiceProcess("wallet", {"DATABASE_URL": db_url, "NATS_URL": nats_server.url, "LOG_LEVEL": "WARNING"},
+                            tmp_path / "wallet.log", grace=10.0)
     rng = random.Random(7)
     players = [str(uuid.uuid4()) for _ in range(PLAYERS)]
     acked: dict[str, dict[str, Any]] = {}
@@ -84,7 +37,7 @@ async def test_sigkill_mid_load_loses_and_doubles_nothing(new_database: Any, nat
         return ids.bearer(caller, "wallet", ttl=600)
     wallet.start()
     try:
-        await wallet.ready()
+        await wallet.ready(30.0)
         async with httpx.AsyncClient(base_url=wallet.url, timeout=5.0) as client:
 
             async def send(path: str, body: dict[str, Any], allowed: tuple[int, ...] = (200, 402, 409)) -> None:
@@ -126,7 +79,7 @@ async def test_sigkill_mid_load_loses_and_doubles_nothing(new_database: Any, nat
                 wallet.kill()
                 await asyncio.sleep(0.5)
                 wallet.start()
-                await wallet.ready()
+                await wallet.ready(30.0)
 
             await asyncio.gather(crash(), *[worker(n) for n in range(CLIENTS)])
             assert ambiguous > 0, "the kill interrupted no request; the test proved nothing"

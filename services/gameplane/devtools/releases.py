@@ -7,11 +7,7 @@ it was when issue 13 began. Tag releases and move PREVIOUS_RELEASE with each one
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +15,7 @@ import httpx
 import jwt
 
 import gameplane
+from gameplane.devtools.process import ServiceProcess
 
 PREVIOUS_RELEASE = "9cde51e4ebe7c4893840960da0b7dba6bc549e32"
 # The last commit before wallet migration 0004, which gave wallet_fast_bet/_win a house account id
@@ -70,39 +67,16 @@ def hs256_service_token(secret: str, issuer: str, audience: str, ttl: int = 600)
                       algorithm="HS256")
 
 
-class WalletProcess:
+class WalletProcess(ServiceProcess):
     """`python -m gameplane.wallet` as a process of its own, of the current code or (pythonpath) of
     an extracted release; it never migrates: the schema is the test's to set."""
 
     def __init__(self, database_url: str, nats_url: str, log: Path, port: int, *, secret: str,
                  pythonpath: Path | None = None, **settings: str) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = {**os.environ, "GP_WALLET_DATABASE_URL": database_url, "GP_WALLET_NATS_URL": nats_url,
-                    "GP_WALLET_PORT": str(port), "GP_WALLET_SERVICE_TOKEN_SECRET": secret,
-                    "GP_WALLET_MIGRATE_ON_START": "false", "GP_WALLET_LOG_LEVEL": "WARNING",
-                    **{f"GP_WALLET_{k.upper()}": v for k, v in settings.items()}}
-        if pythonpath is not None:
-            self.env["PYTHONPATH"] = str(pythonpath)
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gameplane.wallet"], env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True, cwd=self.log.parent)
-
-    async def ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=1.0) as c:
-            while time.monotonic() < deadline:
-                assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-3000:]
-                try:
-                    if (await c.get(self.url + "/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError("wallet did not become ready:\n" + self.log.read_text()[-3000:])
+        super().__init__("wallet", {"DATABASE_URL": database_url, "NATS_URL": nats_url,
+                                    "SERVICE_TOKEN_SECRET": secret, "MIGRATE_ON_START": "false",
+                                    "LOG_LEVEL": "WARNING", **settings},
+                         log, port=port, pythonpath=pythonpath, cwd=log.parent)
 
     async def fast_path_served(self) -> float:
         """Bets and wins this process answered on the SQL fast path (its Prometheus counter)."""
@@ -110,13 +84,3 @@ class WalletProcess:
             text = (await c.get(self.url + "/metrics")).text
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith("gameplane_wallet_fast_path_total{") and 'outcome="served"' in line)
-
-    def stop(self) -> None:
-        """SIGTERM (a graceful stop, as a rolling update does it), SIGKILL if it lingers."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
