@@ -20,11 +20,11 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.infra import NatsServer
 from gameplane.devtools.process import ServiceProcess
-from gameplane.kit.auth import PLAYER_HEADER, issue_service_token
+from gameplane.kit.auth import PLAYER_HEADER
 
-SECRET = "nats-outage-service-secret-0123456789"
 PASSWORD = "correct horse battery staple"
 PLAYERS = 60
 CONSUMER = "wallet:players.protection_changed"
@@ -63,13 +63,13 @@ async def test_nats_killed_under_load_loses_no_event_and_readiness_holds(new_dat
                                                                          tmp_path: Path) -> None:
     broker = NatsServer(tmp_path / "nats")
     broker.start()
-    common = {"NATS_URL": broker.url, "SERVICE_TOKEN_SECRET": SECRET, "LOG_LEVEL": "WARNING"}
+    common = {"NATS_URL": broker.url, "LOG_LEVEL": "WARNING"}  # keys: the test identities (tests/conftest.py)
     players_db, wallet_db = new_database("outage_players"), new_database("outage_wallet")
     players = ServiceProcess("players", {**common, "DATABASE_URL": players_db, "ARGON2_TIME_COST": "1",
                                          "ARGON2_MEMORY_KIB": "8192", "ARGON2_PARALLELISM": "1"},
                              tmp_path / "players.log")
     wallet = ServiceProcess("wallet", {**common, "DATABASE_URL": wallet_db}, tmp_path / "wallet.log")
-    gateway = {"authorization": "Bearer " + issue_service_token(SECRET, "gateway", "players", ttl=900)}
+    gateway = dev_identities().bearer("gateway", "players", ttl=900)
     excluded: list[str] = []  # self-exclusions the players service acknowledged
     during_outage = {"requests": 0, "unready": [], "backlog": 0.0}
     outage = asyncio.Event()
