@@ -19,9 +19,9 @@ import pytest
 from upgradelib import Load, clean, ledger_check
 
 from gameplane.devtools import releases
+from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.infra import free_port
 from gameplane.kit import migrate
-from gameplane.kit.auth import issue_service_token
 
 SECRET = "rolling-upgrade-service-secret-01234"
 
@@ -47,7 +47,8 @@ async def test_rolling_update_from_the_previous_release_under_load_misposts_noth
                                  pythonpath=previous)
     new = releases.WalletProcess(url, nats_server.url, tmp_path / "new.log", free_port(), secret=SECRET)
     old_auth = {"authorization": "Bearer " + releases.hs256_service_token(SECRET, "games", "wallet")}
-    new_auth = {"authorization": "Bearer " + issue_service_token(SECRET, "games", "wallet", ttl=600)}
+    # the previous release checks the shared HS256 secret, this one games' own key (docs/upgrades.md)
+    new_auth = dev_identities().bearer("games", "wallet", ttl=600)
     load = Load(players=24)
     seen: dict[str, float] = {}
     old.start()
