@@ -31,7 +31,8 @@ class OutageSettings(ServiceSettings):
 
 
 async def _runtime(database_url: str, nats_url: str, consumers: Consumers | None = None) -> Runtime:
-    rt = Runtime("outagetest", OutageSettings(database_url=database_url, nats_url=nats_url), consumers=consumers)
+    rt = Runtime("outagetest", OutageSettings(database_url=database_url, nats_url=nats_url), consumers=consumers,
+                 identity=False)  # calls no other service
     async with rt.database.engine.begin() as conn:
         await conn.run_sync(make_base().metadata.create_all)
         await conn.execute(text("CREATE TABLE IF NOT EXISTS seen (event_id uuid, n int)"))
