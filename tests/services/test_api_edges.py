@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from gameplane.contracts.games import GameUpsert
-from gameplane.devtools.testing import as_service, running
+from gameplane.devtools.testing import as_service, as_staff, running
 from gameplane.games.app import build_app as build_games
 from gameplane.games.settings import GamesSettings, ProviderSettings
 from gameplane.kit.money import max_amount
@@ -93,13 +93,15 @@ async def test_a_nul_in_a_money_operation_is_a_422_and_moves_nothing(wallet: Edg
     pid = str(uuid.uuid4())
     body = {"idempotency_key": f"dep-{uuid.uuid4()}", "player_id": pid, "currency": "EUR", "amount": 500}
     refused(await wallet.client.post("/internal/wallet/deposits", headers=headers, json={**body, "psp": "p\x00"}))
-    balance = await wallet.client.get(f"/internal/wallet/players/{pid}/balances/EUR", headers=headers)
+    balance = await wallet.client.get(f"/internal/wallet/players/{pid}/balances/EUR",
+                                      headers=as_service(wallet.app, "games"))
     assert balance.json()["cash"] == 0
     assert (await wallet.client.post("/internal/wallet/deposits", headers=headers, json=body)).status_code == 200
     bet = {"idempotency_key": f"bet-{uuid.uuid4()}", "player_id": pid, "currency": "EUR", "amount": 100,
            "round_id": "r\x00", "game_id": "fruit-fives", "provider": "rgs"}
     refused(await wallet.client.post("/internal/wallet/bets", headers=as_service(wallet.app, "games"), json=bet))
-    balance = await wallet.client.get(f"/internal/wallet/players/{pid}/balances/EUR", headers=headers)
+    balance = await wallet.client.get(f"/internal/wallet/players/{pid}/balances/EUR",
+                                      headers=as_service(wallet.app, "games"))
     assert balance.json()["cash"] == 500
 
 
@@ -145,8 +147,8 @@ async def test_amounts_are_bounded_per_currency(wallet: Edge, currency: str, bou
     ok = await wallet.client.post("/internal/wallet/deposits", headers=headers, json=deposit(bound))
     assert ok.status_code == 200 and ok.json()["balance"]["cash"] == bound, ok.text
     adjust = {"idempotency_key": f"adj-{uuid.uuid4()}", "player_id": pid, "currency": currency,
-              "amount": -(bound + 1), "reason": "bound test", "actor": "edges"}
-    refused(await wallet.client.post("/internal/wallet/adjustments", headers=as_service(wallet.app, "backoffice"),
+              "amount": -(bound + 1), "reason": "bound test"}
+    refused(await wallet.client.post("/internal/wallet/adjustments", headers=as_staff(wallet.app, "finance"),
                                      json=adjust))
 
 
@@ -180,7 +182,7 @@ async def test_lifting_a_protection_still_has_its_own_answers(players: Edge, pla
 
 async def test_no_game_can_take_the_id_of_the_provider_listing(games: Edge) -> None:
     headers = as_service(games.app, "backoffice")
-    game = (await games.client.get("/internal/games/fruit-fives", headers=headers)).json()
+    game = (await games.client.get("/internal/games/fruit-fives", headers=as_service(games.app, "sessions"))).json()
     body = {k: game[k] for k in GameUpsert.model_fields}
     refused(await games.client.put("/internal/games/providers", headers=headers, json=body))
     ok = await games.client.put("/internal/games/fruit-fives-2", headers=headers, json=body)  # control

@@ -15,6 +15,8 @@ import pytest
 
 from gameplane.devtools.infra import free_port
 
+KEY = "metrics-port-test-" + "k" * 32  # the simulator refuses to start without a provider key
+
 
 @pytest.fixture
 def rgs_ports() -> Iterator[tuple[int, int]]:
@@ -22,7 +24,7 @@ def rgs_ports() -> Iterator[tuple[int, int]]:
     while metrics == api:
         metrics = free_port()
     env = {**os.environ, "GP_RGS_HOST": "127.0.0.1", "GP_RGS_PORT": str(api), "GP_RGS_METRICS_PORT": str(metrics),
-           "GP_RGS_PLATFORM_URL": "http://127.0.0.1:9"}
+           "GP_RGS_PLATFORM_URL": "http://127.0.0.1:9", "GP_RGS_PROVIDER_SECRET": KEY}
     proc = subprocess.Popen([sys.executable, "-m", "gameplane", "rgs"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -63,5 +65,5 @@ def test_without_a_metrics_port_the_api_port_serves_metrics(tmp_path: object) ->
     from gameplane.simulators.rgs.app import build_app
     from gameplane.simulators.rgs.settings import RgsSettings
 
-    with TestClient(build_app(RgsSettings(platform_url="http://127.0.0.1:9"))) as client:
+    with TestClient(build_app(RgsSettings(platform_url="http://127.0.0.1:9", provider_secret=KEY))) as client:
         assert client.get("/metrics").status_code == 200
