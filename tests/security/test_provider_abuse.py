@@ -27,6 +27,7 @@ import yaml
 from pydantic import ValidationError
 
 from gameplane.contracts.games import DEV_PROVIDER_SECRET, MAX_AMOUNT_MINOR, signed_headers
+from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.inprocess import LocalPlatform, launch, local_platform, new_player
 from gameplane.devtools.testing import running
 
@@ -87,10 +88,15 @@ def environment(env: dict[str, str]) -> Iterator[None]:
 
 
 def on_this_machine(env: dict[str, str], database_url: str, nats_url: str, providers_dir: Path) -> dict[str, str]:
-    """The chart's environment with what points into the cluster pointed at this machine instead."""
-    return {**env, "GP_GAMES_DATABASE_URL": database_url, "GP_GAMES_NATS_URL": nats_url,
+    """The chart's environment with what points into the cluster pointed at this machine instead
+    (the mounted identity files: the test identities of games, given inline)."""
+    env = {k: v for k, v in env.items() if k not in ("GP_GAMES_SERVICE_KEY_FILE", "GP_GAMES_PUBLIC_KEYS_FILE")}
+    return {**env, **dev_identities().env("games"), "GP_GAMES_DATABASE_URL": database_url,
+            "GP_GAMES_NATS_URL": nats_url,
             "GP_GAMES_PROVIDERS_DIR": str(providers_dir), "GP_GAMES_ENDPOINTS": "{}",
-            "GP_GAMES_LOG_LEVEL": "WARNING", "GP_GAMES_DB_WAIT_SECONDS": "5"}
+            "GP_GAMES_LOG_LEVEL": "WARNING", "GP_GAMES_DB_WAIT_SECONDS": "5",
+            # the release's migration Job runs before the pods in a cluster; here the pod does it
+            "GP_GAMES_MIGRATE_ON_START": "true"}
 
 
 def player_signed_bet(token: str, amount: int = 100, round_id: str = "R1") -> tuple[bytes, dict[str, str]]:
@@ -119,7 +125,8 @@ async def control(pg: Any, nats_server: Any) -> AsyncIterator[LocalPlatform]:
 
 async def cash(platform: LocalPlatform, player: uuid.UUID) -> int:
     async with httpx.AsyncClient(base_url=platform.urls["wallet"], timeout=10) as http:
-        r = await http.get(f"/internal/wallet/players/{player}/balances/EUR", headers=platform.headers("wallet"))
+        r = await http.get(f"/internal/wallet/players/{player}/balances/EUR",
+                           headers=platform.headers("wallet", "backoffice"))
     assert r.status_code == 200, r.text
     return int(r.json()["cash"])
 
