@@ -43,8 +43,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from gameplane.devtools import inprocess
+from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.infra import EmbeddedPostgres, NatsServer
-from gameplane.devtools.testing import as_service
+from gameplane.devtools.testing import as_service, as_staff
 from gameplane.gateway.app import build_app as build_gateway
 from gameplane.gateway.settings import GatewaySettings
 from gameplane.kit.problems import PROBLEM_BASE, PROBLEM_JSON
@@ -53,7 +54,6 @@ from gameplane.players.settings import PlayersSettings
 
 EXAMPLES = int(os.environ.get("GP_FUZZ_EXAMPLES", "15"))
 SEED = os.environ.get("GP_FUZZ_SEED", "")
-PLAYER_SECRET = "fuzz-player-token-secret-0123456789abcdef"
 PROVIDER_SECRET = "fuzz-provider-secret-0123456789abcdef"
 PASSWORD = "fuzz-Password-12345"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -62,18 +62,25 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # Remove this once games documents them.
 PARTNER_CHECKS = [not_a_server_error]
 # Who calls an internal route in the real platform (the caller named in each service token): the
-# first prefix that matches. Internal routes will accept only their own callers (issue 13).
+# first (method, prefix) that matches; written out here, not read from the routes' declarations.
+# The back office also sends a staff token holding every role (staff routes check roles).
 INTERNAL_CALLERS = [
-    ("/internal/wallet/deposits", "payments"), ("/internal/wallet/withdrawals", "payments"),
-    ("/internal/wallet/bonuses", "bonus"), ("/internal/wallet/adjustments", "backoffice"),
-    ("/internal/wallet/reconciliation", "backoffice"), ("/internal/wallet/", "games"),
-    ("/internal/players/{player_id}/kyc/decision", "backoffice"), ("/internal/players/", "sessions"),
-    ("/internal/sessions/", "games"), ("/internal/games/", "sessions"),
+    ("", "/internal/wallet/deposits", "payments"), ("", "/internal/wallet/withdrawals", "payments"),
+    ("", "/internal/wallet/bonuses", "bonus"), ("", "/internal/wallet/bets", "games"),
+    ("", "/internal/wallet/wins", "games"), ("", "/internal/wallet/rollbacks", "games"),
+    ("", "/internal/wallet/players/{player_id}/balances/{currency}", "games"),
+    ("", "/internal/wallet/", "backoffice"),
+    ("", "/internal/players/staff/", "backoffice"), ("", "/internal/players/audit", "backoffice"),
+    ("", "/internal/players/{player_id}/kyc/decision", "backoffice"),
+    ("", "/internal/players/{player_id}/protection", "backoffice"), ("", "/internal/players/", "sessions"),
+    ("", "/internal/sessions/", "games"), ("", "/internal/games/providers", "backoffice"),
+    ("PUT", "/internal/games/", "backoffice"), ("", "/internal/games/", "sessions"),
 ]
 
 
-def internal_caller(path: str) -> str:
-    return next(caller for prefix, caller in INTERNAL_CALLERS if path.startswith(prefix))
+def internal_caller(method: str, path: str) -> str:
+    return next(caller for verb, prefix, caller in INTERNAL_CALLERS
+                if path.startswith(prefix) and verb in ("", method.upper()))
 
 
 @dataclass
@@ -81,7 +88,7 @@ class Target:
     name: str
     url: str
     doc: dict[str, Any]
-    headers: Callable[[str], Awaitable[dict[str, str]]]  # path template -> headers of an authorised caller
+    headers: Callable[[str, str], Awaitable[dict[str, str]]]  # method, path template -> an authorised caller's
 
 
 @dataclass
@@ -103,15 +110,15 @@ async def platform(pg: EmbeddedPostgres, nats_server: NatsServer) -> AsyncIterat
         local = await stack.enter_async_context(inprocess.local_platform(
             {k: v for k, v in dbs.items() if k != "players"}, nats_server.url, provider_secret=PROVIDER_SECRET))
         players_app = build_players(PlayersSettings(
-            database_url=dbs["players"], nats_url=nats_server.url, service_token_secret=inprocess.SECRET,
-            player_token_secret=PLAYER_SECRET, log_level="WARNING",
+            database_url=dbs["players"], nats_url=nats_server.url, **dev_identities().settings("players"),
+            log_level="WARNING",
             argon2_time_cost=1, argon2_memory_kib=8192, argon2_parallelism=1))
         sock = inprocess.listener()
         stack.callback(sock.close)
         players_url = await stack.enter_async_context(inprocess.served(players_app, sock))
         urls = {**local.urls, "players": players_url}
         gateway_app = build_gateway(GatewaySettings(
-            service_token_secret=inprocess.SECRET, player_token_secret=PLAYER_SECRET, log_level="WARNING",
+            **dev_identities().settings("gateway"), log_level="WARNING",
             endpoints=urls, rate_limit_ip_rate=0, rate_limit_player_rate=0, rate_limit_partner_rate=0))
         gsock = inprocess.listener()
         stack.callback(gsock.close)
@@ -129,14 +136,17 @@ async def platform(pg: EmbeddedPostgres, nats_server: NatsServer) -> AsyncIterat
         docs = {name: (await http.get(f"{url}/openapi.json")).json() for name, url in urls.items()}
         gateway_doc = (await http.get("/openapi.json")).json()
 
-        def service_headers(name: str) -> Callable[[str], Awaitable[dict[str, str]]]:
-            async def headers(path: str) -> dict[str, str]:
+        def service_headers(name: str) -> Callable[[str, str], Awaitable[dict[str, str]]]:
+            async def headers(method: str, path: str) -> dict[str, str]:
                 if path.startswith("/internal/"):
-                    return as_service(apps[name], internal_caller(path))
+                    caller = internal_caller(method, path)
+                    if caller == "backoffice":
+                        return as_staff(apps[name], "admin", "finance", "risk", "support")
+                    return as_service(apps[name], caller)
                 return as_service(apps[name], "gateway", player_id)
             return headers
 
-        async def player_headers(_path: str) -> dict[str, str]:
+        async def player_headers(_method: str, _path: str) -> dict[str, str]:
             # A fresh login per operation: an access token outlives no long run.
             login = await http.post("/v1/players/login", json={"email": email, "password": PASSWORD})
             assert login.status_code == 200, login.text
@@ -170,7 +180,7 @@ def _fuzz(target: Target, loop: asyncio.AbstractEventLoop, client: httpx.AsyncCl
 def _runner(target: Target, op: Any, mode: GenerationMode, loop: asyncio.AbstractEventLoop,
             client: httpx.AsyncClient, found: Findings) -> Callable[[], None]:
     label = f"{target.name} {op.method.upper()} {op.path}"
-    headers = asyncio.run_coroutine_threadsafe(target.headers(op.path), loop).result(60)
+    headers = asyncio.run_coroutine_threadsafe(target.headers(op.method, op.path), loop).result(60)
 
     @settings(max_examples=EXAMPLES, derandomize=not SEED, database=None, deadline=None,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
