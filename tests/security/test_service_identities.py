@@ -21,6 +21,7 @@ from starlette.routing import Route
 from gameplane.devtools.identities import NAMES, dev_identities
 from gameplane.kit.auth import PLAYER_HEADER, issue_service_token
 from gameplane.kit.keys import SigningKey
+from gameplane.kit.staff import STAFF_HEADER, issue_staff_token
 
 PROBLEMS = "https://gameplane.io/problems/"
 
@@ -45,6 +46,7 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("GET", "/internal/wallet/players/{player_id}/transactions"): {"backoffice"},
         ("GET", "/internal/wallet/transactions/{tx_id}"): {"backoffice"},
         ("GET", "/internal/wallet/reconciliation"): {"backoffice"},
+        ("GET", "/internal/wallet/audit"): {"backoffice"},
         ("GET", "/v1/wallet/balances"): {"gateway"},
         ("GET", "/v1/wallet/transactions"): {"gateway"},
         ("GET", "/v1/wallet/transactions/{tx_id}"): {"gateway"},
@@ -64,12 +66,21 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("DELETE", "/v1/players/me/limits/{kind}/{period}"): {"gateway"},
         ("POST", "/v1/players/me/timeout"): {"gateway"},
         ("POST", "/v1/players/me/self-exclusion"): {"gateway"},
-        ("DELETE", "/v1/players/me/{kind}"): {"gateway"},
+        ("DELETE", "/v1/players/me/timeout"): {"gateway"},
+        ("DELETE", "/v1/players/me/self-exclusion"): {"gateway"},
         ("PUT", "/v1/players/me/reality-check"): {"gateway"},
         ("GET", "/internal/players/{player_id}"): {"sessions", "backoffice"},
         ("GET", "/internal/players/{player_id}/eligibility"): {"sessions"},
         ("GET", "/internal/players/{player_id}/protection"): {"backoffice"},
         ("POST", "/internal/players/{player_id}/kyc/decision"): {"backoffice"},
+        # the back office: staff log in, read themselves, administer accounts, read the audit log
+        ("POST", "/internal/players/staff/login"): {"backoffice"},
+        ("GET", "/internal/players/staff/me"): {"backoffice"},
+        ("GET", "/internal/players/staff/accounts"): {"backoffice"},
+        ("POST", "/internal/players/staff/accounts"): {"backoffice"},
+        ("PATCH", "/internal/players/staff/accounts/{staff_id}"): {"backoffice"},
+        ("POST", "/internal/players/staff/accounts/{staff_id}/totp"): {"backoffice"},
+        ("GET", "/internal/players/audit"): {"backoffice"},
     },
     "games": {
         ("GET", "/internal/games/providers"): {"backoffice"},
@@ -89,7 +100,14 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
 OPEN: dict[str, set[tuple[str, str]]] = {
     "players": {("GET", "/.well-known/jwks.json")},  # public keys, public by nature
     "games": {("GET", "/v1/games"), ("GET", "/v1/games/{game_id}"),  # the public catalogue
-              ("POST", "/providers/{provider}/{operation:path}")},  # signed by the provider, not a service
+              # signed by the provider, not a service: each operation of both dialects, and the rest
+              ("POST", "/providers/{provider}/authenticate"), ("POST", "/providers/{provider}/balance"),
+              ("POST", "/providers/{provider}/bet"), ("POST", "/providers/{provider}/win"),
+              ("POST", "/providers/{provider}/rollback"),
+              ("POST", "/providers/{provider}/user/info"), ("POST", "/providers/{provider}/user/balance"),
+              ("POST", "/providers/{provider}/transaction/bet"), ("POST", "/providers/{provider}/transaction/win"),
+              ("POST", "/providers/{provider}/transaction/rollback"),
+              ("POST", "/providers/{provider}/{operation:path}")},
     "wallet": set(),
     "sessions": set(),
 }
@@ -99,7 +117,8 @@ KIT = {("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/ope
 
 SAMPLE = {"player_id": str(uuid.uuid4()), "currency": "EUR", "hold_id": str(uuid.uuid4()), "grant_id": "g-1",
           "tx_id": str(uuid.uuid4()), "kind": "timeout", "period": "day", "game_id": "fruit-fives",
-          "session_id": str(uuid.uuid4()), "token": "no-such-token", "provider": "rgs", "operation": "balance"}
+          "session_id": str(uuid.uuid4()), "token": "no-such-token", "provider": "rgs", "operation": "balance",
+          "staff_id": str(uuid.uuid4())}
 
 
 def routes_of(app: FastAPI) -> set[tuple[str, str]]:
@@ -125,9 +144,13 @@ async def call(client: httpx.AsyncClient, method: str, template: str, headers: d
 
 
 def as_caller(caller: str, audience: str, *, key: SigningKey | None = None) -> dict[str, str]:
+    """A call from `caller` for a player, with an admin's staff token as well: back-office routes
+    then get past the staff check when the caller is named, and a valid staff token opens no route
+    to a caller the route does not name."""
     ids = dev_identities()
     token = issue_service_token(key or ids.key(caller), caller, audience)
-    return {"authorization": f"Bearer {token}", PLAYER_HEADER: SAMPLE["player_id"]}
+    staff = issue_staff_token(ids.key("players"), uuid.uuid4(), "ops", ["admin"])
+    return {"authorization": f"Bearer {token}", PLAYER_HEADER: SAMPLE["player_id"], STAFF_HEADER: staff}
 
 
 def slug(r: httpx.Response) -> str:
@@ -203,3 +226,4 @@ async def test_the_fast_path_applies_the_same_rule(services: dict[str, Any]) -> 
         assert forged.status_code == 401
         accepted = await call(client, "POST", path, as_caller("games", "wallet"))
         assert accepted.status_code == 422  # past auth, to body validation
+

@@ -24,8 +24,10 @@ import pyotp
 import pytest
 from fastapi import FastAPI
 
+from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.testing import ManualClock, as_service, as_staff, running
 from gameplane.kit.auth import issue_player_token, issue_service_token
+from gameplane.kit.keys import SigningKey
 from gameplane.kit.staff import STAFF_HEADER, issue_staff_token
 from gameplane.players.app import build_app as build_players
 from gameplane.players.settings import PlayersSettings
@@ -34,7 +36,6 @@ from gameplane.wallet.app import build_app as build_wallet
 from gameplane.wallet.settings import WalletSettings
 
 PROBLEM = "https://gameplane.io/problems/"
-TOKEN_KEY = "staff-test-token-key-of-at-least-32-characters"
 ADMIN, ADMIN_PASSWORD = "root-admin", "admin passphrase for tests"
 STAFF_PASSWORD = "staff passphrase for tests"
 ALL_ROLES = ("support", "risk", "finance", "admin")
@@ -100,7 +101,7 @@ class Platform:
         return pid
 
     async def kyc_state(self, pid: str) -> str:
-        r = await self.p.get(f"/internal/players/{pid}", headers=as_service(self.players, "payments"))
+        r = await self.p.get(f"/internal/players/{pid}", headers=as_service(self.players, "backoffice"))
         return str(r.json()["kyc_state"])
 
     async def cash(self, pid: str) -> int:
@@ -117,9 +118,8 @@ class Platform:
 @pytest.fixture(scope="module")
 async def platform(module_service_settings: Any):
     clock = ManualClock()
-    ps = module_service_settings(PlayersSettings, player_token_secret=TOKEN_KEY, login_max_failures=3,
-                                 login_lock_seconds=600, **FAST_HASH)
-    ws = module_service_settings(WalletSettings, player_token_secret=TOKEN_KEY, hold_sweep_seconds=3600)
+    ps = module_service_settings(PlayersSettings, login_max_failures=3, login_lock_seconds=600, **FAST_HASH)
+    ws = module_service_settings(WalletSettings, hold_sweep_seconds=3600)
     players, wallet = build_players(ps, clock=clock), build_wallet(ws)
     async with running(players) as p, running(wallet) as w:
         enrolled = await bootstrap_admin(players.state.players, ADMIN, ADMIN_PASSWORD, force=False)
@@ -300,8 +300,10 @@ async def test_the_last_active_admin_keeps_the_role(platform: Platform) -> None:
 
 
 async def test_create_admin_command_bootstraps_once(service_settings: Any) -> None:
-    settings = service_settings(PlayersSettings, player_token_secret=TOKEN_KEY, **FAST_HASH)
-    env = {**os.environ, "GP_PLAYERS_DATABASE_URL": str(settings.database_url),
+    settings = service_settings(PlayersSettings, **FAST_HASH)
+    # Writing an account signs nothing: the command runs without players' key (or anyone's).
+    env = {**{k: v for k, v in os.environ.items() if not k.endswith(("_SERVICE_KEY", "_PUBLIC_KEYS"))},
+           "GP_PLAYERS_DATABASE_URL": str(settings.database_url),
            **{f"GP_PLAYERS_{k.upper()}": str(v) for k, v in FAST_HASH.items()}}
 
     def create_admin(*extra: str) -> subprocess.CompletedProcess[str]:
@@ -407,19 +409,24 @@ async def test_every_role_reads_its_own_account(platform: Platform) -> None:
 
 def _refusals(app: FastAPI) -> dict[str, tuple[dict[str, str], int, str]]:
     """Header sets that must not reach a back-office action, with the answer each must get."""
-    key = app.state.runtime.settings.player_token_secret
-    svc = app.state.runtime.settings.service_token_secret
+    ids = dev_identities()
+    key = ids.key("players")  # what signs real staff (and player) tokens
     staff_id = uuid.uuid4()
     expired = issue_staff_token(key, staff_id, "finance-admin", ["finance", "admin"], ttl=-60)
-    forged = issue_staff_token("another-key-that-is-at-least-32-characters", staff_id, "x", ["finance", "admin"])
+    # Signed by a key nobody trusts, and by a key the service does trust, but as wallet's: a staff
+    # token is players' to sign alone.
+    forged = issue_staff_token(SigningKey.generate(), staff_id, "x", ["finance", "admin"])
+    by_wallet = issue_staff_token(ids.key("wallet"), staff_id, "x", ["finance", "admin"])
     player = issue_player_token(key, uuid.uuid4())
-    service = issue_service_token(svc, "backoffice", app.state.runtime.name)
+    service = issue_service_token(ids.key("backoffice"), "backoffice", app.state.runtime.name)
     backoffice = as_service(app, "backoffice")
     return {
         "service token only": (backoffice, 401, "staff-unauthenticated"),
         "player token as staff token": ({**backoffice, STAFF_HEADER: player}, 401, "staff-unauthenticated"),
         "service token as staff token": ({**backoffice, STAFF_HEADER: service}, 401, "staff-unauthenticated"),
         "staff token signed with another key": ({**backoffice, STAFF_HEADER: forged}, 401, "staff-unauthenticated"),
+        "staff token signed with wallet's key": (
+            {**backoffice, STAFF_HEADER: by_wallet}, 401, "staff-unauthenticated"),
         "expired staff token": ({**backoffice, STAFF_HEADER: expired}, 401, "staff-unauthenticated"),
         "garbage staff token": ({**backoffice, STAFF_HEADER: "not.a.jwt"}, 401, "staff-unauthenticated"),
         "staff token without a service token": (

@@ -17,6 +17,7 @@ import sys
 
 from gameplane.kit import migrate
 from gameplane.kit.db import Database
+from gameplane.kit.keys import SigningKey
 from gameplane.kit.problems import Problem
 from gameplane.players.context import PlayersContext
 from gameplane.players.passwords import Passwords
@@ -39,8 +40,11 @@ async def _create(settings: PlayersSettings, username: str, password: str, force
     await migrate.upgrade_async("gameplane.players", settings.database_url)
     db = Database(settings.database_url, pool_size=1)
     try:
+        # The command writes an account and issues no token: it needs no key of players, so a
+        # throwaway one fills the context (were it ever to sign, no service would trust it).
         ctx = PlayersContext(db=db, settings=settings, passwords=Passwords(
-            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism))
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism),
+            signing_key=SigningKey.generate())
         return await bootstrap_admin(ctx, username, password, force=force)
     finally:
         await db.dispose()
