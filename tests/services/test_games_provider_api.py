@@ -304,7 +304,7 @@ async def test_aggregator_amount_bounds_and_win_cap_answer_in_the_dialect(platfo
                                                                           games: httpx.AsyncClient) -> None:
     body = {"provider": "agg", "title": "Capped Reels", "rtp_bp": 9500, "stakes": {"EUR": {"min": 10, "max": 5000}},
             "jurisdictions": ["mga", "ukgc"], "max_win_multiplier": 10}
-    put = await games.put("/internal/games/capped-reels", json=body, headers=platform.headers("games"))
+    put = await games.put("/internal/games/capped-reels", json=body, headers=platform.headers("games", "backoffice"))
     assert put.status_code == 200
     player, session = await player_with_session(platform, 2000, game_id="capped-reels")
 
@@ -366,7 +366,7 @@ async def test_the_aggregator_signature_binds_path_and_timestamp_too(platform: L
 
     body = {"provider": "agg", "title": "Signed Reels", "rtp_bp": 9500,
             "stakes": {"EUR": {"min": 10, "max": 5000}}, "jurisdictions": ["mga", "ukgc"]}
-    put = await games.put("/internal/games/signed-reels", json=body, headers=platform.headers("games"))
+    put = await games.put("/internal/games/signed-reels", json=body, headers=platform.headers("games", "backoffice"))
     assert put.status_code == 200
     player, session = await player_with_session(platform, 1000, game_id="signed-reels")
     raw = json.dumps({"user": str(player), "token": session["token"], "request_uuid": uuid.uuid4().hex,

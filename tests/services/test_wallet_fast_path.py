@@ -282,7 +282,7 @@ async def test_one_poisoned_bet_fails_alone_and_its_batch_neighbours_are_served(
     poisoned = one_slot.bet_body(players[-1], 50, "poison-\x00-round")
     bodies.insert(6, poisoned)  # neither first (which may go out alone) nor last
     caplog.set_level(logging.WARNING, logger="gameplane.wallet.fastplay")
-    responses = await asyncio.gather(*[one_slot.client.post(W + "/bets", json=b, headers=one_slot.headers)
+    responses = await asyncio.gather(*[one_slot.client.post(W + "/bets", json=b, headers=one_slot.headers("/bets"))
                                        for b in bodies])
     # the poisoned bet really shared a failed batch (else this test would prove nothing)
     failed = [r.args[0] for r in caplog.records if r.msg.startswith("a batch of")]

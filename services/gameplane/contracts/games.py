@@ -32,6 +32,8 @@ from gameplane.contracts.jurisdiction import game_allowed
 from gameplane.kit.money import CURRENCY_EXPONENTS
 
 PATH_GAME = "/internal/games/{game_id}"
+# Ids PATH_GAME cannot name: `/internal/games/providers` is the provider listing.
+RESERVED_GAME_IDS = frozenset({"providers"})
 SIGNATURE_HEADER = "X-Gameplane-Signature"
 TIMESTAMP_HEADER = "X-Gameplane-Timestamp"
 PROVIDER_OPERATIONS = ("authenticate", "balance", "bet", "win", "rollback")

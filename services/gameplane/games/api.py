@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from gameplane.contracts.games import (
     ERROR_CODES,
+    RESERVED_GAME_IDS,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     GameUpsert,
@@ -106,7 +107,7 @@ async def get_game_internal(game_id: str, request: Request, caller: str = Depend
 async def upsert_game(game_id: str, body: GameUpsert, request: Request,
                       caller: str = Depends(callers("backoffice"))) -> GameView:
     rt = _rt(request)
-    if game_id == "providers":  # GET /internal/games/providers lists providers: the id could not be read
+    if game_id in RESERVED_GAME_IDS:  # GET /internal/games/providers lists providers: the id could not be read
         raise Problem(422, "validation-error", "Reserved game id", "'providers' names the provider listing")
     if body.provider not in rt.state["adapters"]:
         raise UNKNOWN_PROVIDER(f"{body.provider!r} is not configured (GP_GAMES_PROVIDERS)")

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import or_, select
 
-from gameplane.contracts.games import PATH_GAME, GameView
+from gameplane.contracts.games import PATH_GAME, RESERVED_GAME_IDS, GameView
 from gameplane.contracts.players import PATH_ELIGIBILITY, PATH_PLAYER, Eligibility, PlayerSummary
 from gameplane.contracts.sessions import SessionStarted, SessionView
 from gameplane.kit.app import Runtime
@@ -58,6 +58,8 @@ def view(row: GameSession) -> SessionView:
 
 
 async def _game(rt: Runtime, game_id: str) -> GameView:
+    if game_id in RESERVED_GAME_IDS:
+        raise GAME_NOT_FOUND(f"game {game_id!r} is not in the catalog")
     resp = await rt.client("games").get(PATH_GAME.format(game_id=quote(game_id, safe="")))
     # 422: an id the catalogue refuses outright (a NUL character, say) names no game either.
     if resp.status_code in (404, 422):
@@ -65,11 +67,7 @@ async def _game(rt: Runtime, game_id: str) -> GameView:
     if resp.status_code != 200:
         raise Problem(503, "dependency-unavailable", "Service games is unavailable",
                       f"catalog answered {resp.status_code}", dependency="games")
-    body = resp.json()
-    # `/internal/games/providers` is the provider listing, not a game: no game has that id.
-    if not isinstance(body, dict):
-        raise GAME_NOT_FOUND(f"game {game_id!r} is not in the catalog")
-    return GameView.model_validate(body)
+    return GameView.model_validate(resp.json())
 
 
 async def _protection(rt: Runtime, row: PlayerProtection | None, player_id: uuid.UUID) -> logic.Protection | None:
