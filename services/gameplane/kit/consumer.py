@@ -158,10 +158,20 @@ async def handle_batch(service: str, db: Database, items: list[tuple[Envelope, E
     return ran
 
 
+def _cancel_requested() -> bool:
+    """Python 3.11's asyncio.wait_for (inside nats' fetch) can swallow a cancellation that arrives
+    as its timeout fires; the task then stays "cancelling" while the loop goes on, and a shutdown
+    waiting for the consumer hangs. Checked on every turn of the loop."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def _fetch_loop(service: str, db: Database, sub: Any, durable: str, reg: _Registration,
                       faults: Faults | None = None, bus: Bus | None = None) -> None:
     seen = bus.epoch if bus is not None else 0
     while True:
+        if _cancel_requested():
+            raise asyncio.CancelledError()
         if bus is not None and bus.epoch != seen and bus.connected:
             # After a reconnect: a fetch from a consumer the server no longer has just times out
             # ("no responders" counts as temporary), so ask the server whether it still exists.
