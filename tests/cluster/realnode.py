@@ -65,11 +65,14 @@ def secret_value(kubectl: Run, ns: str, name: str, key: str) -> str:
     return base64.b64decode(data[key]).decode()
 
 
-def pods(kubectl: Run, ns: str, selector: str = "", terminating: bool = False) -> list[dict[str, Any]]:
-    """Pods of `ns` (by label selector); those already being deleted only when asked for."""
+def pods(kubectl: Run, ns: str, selector: str = "", terminating: bool = False,
+         jobs: bool = False) -> list[dict[str, Any]]:
+    """Pods of `ns` (by label selector); those already being deleted, and those of Jobs (the
+    services' migrations, which run to completion and are never Ready), only when asked for."""
     args = ["pods", "-n", ns] + (["-l", selector] if selector else [])
     items: list[dict[str, Any]] = get_json(kubectl, *args)["items"]
-    return [p for p in items if terminating or not p["metadata"].get("deletionTimestamp")]
+    return [p for p in items if (terminating or not p["metadata"].get("deletionTimestamp"))
+            and (jobs or not any(o.get("kind") == "Job" for o in p["metadata"].get("ownerReferences", [])))]
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:

@@ -20,6 +20,7 @@ from clusterlib import Run, wait_for
 from realnode import condition, platform, pods, secret_value, service_url, wait_ready
 
 from gameplane.kit.auth import issue_service_token
+from gameplane.kit.keys import SigningKey
 
 pytestmark = pytest.mark.cluster
 DELAY_MS = 400
@@ -95,7 +96,9 @@ def test_unavailable_sessions_leaves_logins_deposits_and_bets_working(demo: dict
     ns, name = demo["namespace"], demo["name"]
     gateway = service_url(kubectl, ns, f"{name}-gateway")
     wallet = service_url(kubectl, ns, f"{name}-wallet")
-    secret = secret_value(kubectl, ns, f"{name}-secrets", "service-token-secret")
+    # games' own key (its identity Secret) for bets; the test callers' payments key for deposits
+    games = SigningKey.from_pem(secret_value(kubectl, ns, f"{name}-games-identity", "key.pem"))
+    payments = SigningKey.from_pem(secret_value(kubectl, ns, "test-callers", "payments.pem"))
     _set_faults(kubectl, ns, name, [{"scenario": "unavailable", "service": "sessions"}])
     try:
         cond = wait_for("FaultsActive=True from the sessions Pod", lambda: (
@@ -126,7 +129,7 @@ def test_unavailable_sessions_leaves_logins_deposits_and_bets_working(demo: dict
             dep = w.post("/internal/wallet/deposits", json={
                 "idempotency_key": f"drill:{uuid.uuid4()}", "player_id": player, "currency": "EUR",
                 "amount": 10_000, "psp": "test"},
-                headers={"authorization": "Bearer " + issue_service_token(secret, "payments", "wallet")})
+                headers={"authorization": "Bearer " + issue_service_token(payments, "payments", "wallet")})
             assert dep.status_code == 200, dep.text
 
             def bet() -> httpx.Response:
@@ -134,7 +137,7 @@ def test_unavailable_sessions_leaves_logins_deposits_and_bets_working(demo: dict
                     "idempotency_key": f"drill:{uuid.uuid4()}", "player_id": player, "currency": "EUR",
                     "amount": 100, "round_id": f"drill-{uuid.uuid4().hex[:8]}", "game_id": "fruit-fives",
                     "provider": "rgs"},
-                    headers={"authorization": "Bearer " + issue_service_token(secret, "games", "wallet")})
+                    headers={"authorization": "Bearer " + issue_service_token(games, "games", "wallet")})
 
             # The wallet learns of a new player from players' event; a bet before that is refused.
             placed = wait_for("a bet accepted", lambda: (r := bet()).status_code == 200 and r, timeout=60, interval=1)

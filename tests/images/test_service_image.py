@@ -15,6 +15,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from gameplane import catalog
+from gameplane.devtools.identities import dev_identities
 
 SIZE_LIMIT_MB = 250
 # Development and test dependencies that must never be in a service pod (pyproject's dev/test extras
@@ -144,9 +145,14 @@ def test_oci_labels(docker: Docker, tag: str) -> None:
     assert labels["org.opencontainers.image.base.name"] == images.BASE.tag  # built on the local base
 
 
+def _gateway_identity() -> tuple[str, ...]:
+    """The gateway refuses to start without its key: the test identity's, as --env options."""
+    return tuple(opt for k, v in dev_identities().env("gateway").items() for opt in ("--env", f"{k}={v}"))
+
+
 def test_gateway_read_only_answers_livez_and_stops_on_sigterm(docker: Docker, tag: str) -> None:
     port = free_port()
-    env = ("--env", "GP_GATEWAY_HOST=0.0.0.0", "--env", f"GP_GATEWAY_PORT={port}")
+    env = ("--env", "GP_GATEWAY_HOST=0.0.0.0", "--env", f"GP_GATEWAY_PORT={port}", *_gateway_identity())
     with docker.container(tag, "gateway", opts=("--read-only", "--tmpfs", "/tmp", *env)) as cid:
         wait_for("gateway /livez", lambda: livez(port), logs=lambda: docker.logs(cid))
         assert docker.init_command(cid) == ["python", "-m", "gameplane", "gateway"]  # PID 1, no wrapper
@@ -168,7 +174,7 @@ def test_dev_reload_from_synced_sources(docker: Docker, tag: str, tmp_path: Path
 
     port = free_port()
     opts = ("--read-only", "--tmpfs", "/tmp", "--volume", f"{src}:/app/src", "--env", "PYTHONPATH=/app/src",
-            "--env", "GP_GATEWAY_HOST=127.0.0.1", "--env", f"GP_GATEWAY_PORT={port}")  # fmt: skip
+            "--env", "GP_GATEWAY_HOST=127.0.0.1", "--env", f"GP_GATEWAY_PORT={port}", *_gateway_identity())  # fmt: skip
     with docker.container(tag, "--reload", "/app/src/gameplane", "gateway", opts=opts) as cid:
         wait_for("gateway /livez", lambda: livez(port), logs=lambda: docker.logs(cid))
         original = (src / "gameplane" / "gateway" / "__init__.py").read_text()
