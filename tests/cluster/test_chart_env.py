@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from chartlib import container_env
 from clusterlib import Run
 
 from gameplane import catalog
@@ -43,17 +43,9 @@ def _settings_class(module: str) -> type[ServiceSettings] | None:
 
 
 def _container_env(container: dict[str, Any], configmaps: dict[str, dict[str, str]]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        env.update(configmaps[source["configMapRef"]["name"]])
-    for item in container.get("env", []):
-        if "value" in item:
-            env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), item["value"])
-        elif "secretKeyRef" in item.get("valueFrom", {}):
-            key = item["valueFrom"]["secretKeyRef"]["key"]
-            env[item["name"]] = ("postgresql+asyncpg://gameplane:pw@p-postgres.ns.svc:5432" if "database" in key
-                                 else f"stand-in-for-{key}-0123456789abcdefghijklmnop")
-    return env
+    return container_env(container, configmaps, lambda key: (
+        "postgresql+asyncpg://gameplane:pw@p-postgres.ns.svc:5432" if "database" in key
+        else f"stand-in-for-{key}-0123456789abcdefghijklmnop"))
 
 
 @pytest.mark.parametrize("jurisdiction", ["none", "ukgc", "mga"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import time
 import uuid
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from chartlib import container_env
 from pydantic import ValidationError
 
 from gameplane.contracts.games import DEV_PROVIDER_SECRET, MAX_AMOUNT_MINOR, signed_headers
@@ -61,15 +61,7 @@ def games_env(docs: list[dict[str, Any]], deployment: str = "p-games") -> dict[s
     configmaps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
     [dep] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == deployment]
     container = dep["spec"]["template"]["spec"]["containers"][0]
-    env: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        env.update(configmaps[source["configMapRef"]["name"]])
-    for item in container.get("env", []):
-        if "value" in item:
-            env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), item["value"])
-        elif "secretKeyRef" in item.get("valueFrom", {}):
-            env[item["name"]] = f"stand-in-{uuid.uuid4().hex}-{uuid.uuid4().hex}"
-    return env
+    return container_env(container, configmaps, lambda _key: f"stand-in-{uuid.uuid4().hex}-{uuid.uuid4().hex}")
 
 
 @contextmanager
