@@ -11,7 +11,7 @@ ARGS ?=
 	images host-deps clean
 
 # Debian packages the images and cluster tiers need (Docker engine, containerd, runc, CNI, debootstrap ...).
-HOST_PACKAGES := docker.io containerd runc containernetworking-plugins debootstrap iptables conntrack socat tini gcc
+HOST_PACKAGES := docker.io containerd runc containernetworking-plugins debootstrap iptables ipset conntrack socat tini gcc
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

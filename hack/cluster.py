@@ -35,7 +35,7 @@ CONTROLLERS = ("kube-controller-manager", "kube-scheduler", "kwok")
 
 def build(log: bool = True) -> dict[str, float]:
     """Every tool the cluster runs (not skaffold: its users build it)."""
-    return cp.build_all(log=log, keys=(*cp.PLANE_BUILDS, "coredns", "metrics-server", "helm"))
+    return cp.build_all(log=log, keys=(*cp.PLANE_BUILDS, "coredns", "kube-router", "metrics-server", "helm"))
 
 
 def build_everything() -> None:
@@ -71,6 +71,7 @@ def build_everything() -> None:
             images.build(daemon, only=["operator"])
             built["kubernetes"].wait()
             built["metrics-server"].wait()
+            built["coredns"].wait()
             images.build(daemon, only=["node"])
     finally:
         thread.join()

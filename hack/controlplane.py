@@ -44,6 +44,11 @@ KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
 METRICS_SERVER_VERSION = "v0.9.0"
 COREDNS_VERSION = "v1.15.0"
+# The NetworkPolicy enforcer of the real test node (iptables + ipset; the bridge CNI enforces
+# nothing). The module proxy serves only v2.1.0, which has advisories against its pinned
+# dependencies: those are raised below to the versions the Kubernetes build already uses. It runs
+# only beside the test node, never in an image or a deployment.
+KUBE_ROUTER_VERSION = "v2.1.0"
 # v2.16.1: the newest release whose checksum the Go checksum database serves here (v2.16.0 and
 # v2.17+ answer 404), so the build stays verified.
 SKAFFOLD_VERSION = "v2.16.1"
@@ -187,6 +192,19 @@ BUILDS: tuple[GoBuild, ...] = (
         # ~60 (cloud DNS SDKs included) and took 250 s cold here; these seven compile in a fraction.
         packages={"coredns": "gameplane.local/build/coredns"},
         main_go=COREDNS_MAIN,
+    ),
+    GoBuild(
+        key="kube-router",
+        module="github.com/cloudnativelabs/kube-router/v2",
+        version=KUBE_ROUTER_VERSION,
+        packages={"kube-router": "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"},
+        replaces={m: f"{m} {v}" for m, v in (
+            ("golang.org/x/net", "v0.61.0"),
+            ("golang.org/x/crypto", "v0.58.0"),
+            ("google.golang.org/grpc", "v1.84.0"),
+            ("google.golang.org/protobuf", "v1.36.12"),
+        )},
+        ldflags=(f"-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version={KUBE_ROUTER_VERSION}",),
     ),
     GoBuild(
         key="skaffold",

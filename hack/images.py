@@ -735,6 +735,7 @@ _TAGS = {
     "dev-nats": lambda: [f"gameplane/dev-nats:{nats_version()}"],
     "pause": lambda: ["gameplane/pause:3.10", f"gameplane/pause:{pause_version()}"],
     "metrics-server": lambda: [f"gameplane/metrics-server:{_load_controlplane().METRICS_SERVER_VERSION}"],
+    "coredns": lambda: [f"gameplane/coredns:{_load_controlplane().COREDNS_VERSION}"],
 }
 
 IMAGES: tuple[Image, ...] = (
@@ -744,6 +745,7 @@ IMAGES: tuple[Image, ...] = (
     Image("dev-nats", "dev", "dev-nats.Dockerfile", context=STAGE / "nats"),
     Image("pause", "node", "pause.Dockerfile", context=STAGE / "pause"),
     Image("metrics-server", "node", "metrics-server.Dockerfile", context=STAGE / "metrics-server"),
+    Image("coredns", "node", "coredns.Dockerfile", context=STAGE / "coredns"),
 )
 BY_KEY = {i.key: i for i in IMAGES}
 GROUPS = ("service", "operator", "dev", "node")
@@ -778,10 +780,10 @@ def stage(image: Image) -> str:
     if image.key == "dev-nats":
         _copy_if_changed(nats_binary(), image.context / "nats-server")
         return nats_version()
-    if image.key == "metrics-server":
-        cp.build_one(cp.TOOLS["metrics-server"])
-        _copy_if_changed(cp.tool("metrics-server"), image.context / "metrics-server")
-        return cp.METRICS_SERVER_VERSION
+    if image.key in ("metrics-server", "coredns"):  # a static Go binary of hack/controlplane.py
+        cp.build_one(cp.TOOLS[image.key])
+        _copy_if_changed(cp.tool(image.key), image.context / image.key)
+        return str(cp.METRICS_SERVER_VERSION if image.key == "metrics-server" else cp.COREDNS_VERSION)
     if image.key == "pause":
         src = pause_source()
         if not src.exists():

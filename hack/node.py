@@ -6,9 +6,11 @@
     python hack/node.py clean                # undo what a killed run left on the host
 
 Host processes, no VM and no kind: containerd (Debian's, with runc and the CNI plugins), a kubelet
-and kube-proxy built from the same Kubernetes module as the control plane, CoreDNS serving
-cluster.local on the pod bridge, and a TCP forwarder that lets Pods reach the API server (which
-listens on loopback only). metrics-server runs as a Pod (see hack/node/metrics-server.yaml).
+and kube-proxy built from the same Kubernetes module as the control plane, kube-router's
+network-policy controller (the bridge CNI enforces no NetworkPolicy; kube-router does, with
+iptables and ipsets), and a TCP forwarder that lets Pods reach the API server (which listens on
+loopback only). CoreDNS (hack/manifests/coredns.yaml) and metrics-server
+(hack/manifests/metrics-server.yaml) run as Pods.
 
 A node changes the host: a bridge, iptables chains, sysctls, cgroups, mounts. So:
 - one node per machine, guarded by an flock on LOCK that the node's own processes inherit: the
@@ -33,6 +35,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -71,8 +74,10 @@ SYSCTLS_SET = {
     "net.bridge.bridge-nf-call-iptables": "1",  # Service NAT for pod-to-pod traffic on one bridge
 }
 SYSCTLS_TOUCHED = (*SYSCTLS_SET, "vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops")
-DEBIAN_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "conntrack", "socat")
-PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns", "api-forward")
+DEBIAN_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "ipset", "conntrack", "socat")
+PROCESSES = ("containerd", "kubelet", "kube-proxy", "kube-router", "api-forward")
+# ipsets kube-router creates (its chains are KUBE-*, removed with kube-proxy's).
+IPSET_PREFIXES = ("KUBE-", "kube-router")
 
 
 class NodeError(RuntimeError):
@@ -101,7 +106,7 @@ def missing_prerequisites() -> list[str]:
     out = []
     if os.geteuid() != 0:
         out.append("root (a kubelet manages cgroups, mounts and iptables)")
-    for binary in ("containerd", "runc", "ctr", "iptables", "socat", "conntrack"):
+    for binary in ("containerd", "runc", "ctr", "iptables", "ipset", "socat", "conntrack"):
         if shutil.which(binary) is None:
             out.append(f"the `{binary}` command (Debian packages: {' '.join(DEBIAN_PACKAGES)})")
     for plugin in ("bridge", "host-local", "loopback", "portmap"):
@@ -226,27 +231,30 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserve
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
-metadata: {name: gameplane:coredns, labels: {app.kubernetes.io/part-of: gameplane-node}}
+metadata: {name: gameplane:kube-router, labels: {app.kubernetes.io/part-of: gameplane-node}}
 rules:
   - apiGroups: [""]
-    resources: [services, pods, namespaces]
-    verbs: [list, watch]
+    resources: [namespaces, pods, services, endpoints, nodes]
+    verbs: [get, list, watch]
   - apiGroups: [discovery.k8s.io]
     resources: [endpointslices]
-    verbs: [list, watch]
+    verbs: [get, list, watch]
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [get, list, watch]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
-metadata: {name: gameplane:coredns, labels: {app.kubernetes.io/part-of: gameplane-node}}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: gameplane:coredns}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: gameplane:coredns}]
+metadata: {name: gameplane:kube-router, labels: {app.kubernetes.io/part-of: gameplane-node}}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: gameplane:kube-router}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: gameplane:kube-router}]
 """
 
 
 def _service_and_slice(namespace: str, name: str, cluster_ip: str | None, ports: list[dict[str, Any]],
                        address: str) -> str:  # fmt: skip
     """A selector-less Service (unless it exists already) and the EndpointSlice that points it at
-    a host process on the bridge: the API server, CoreDNS."""
+    a host process on the bridge (the API server)."""
     docs: list[dict[str, Any]] = []
     if cluster_ip:
         docs.append({
@@ -356,10 +364,10 @@ class Node:
         _issue(pki, "kubelet-serving", f"system:node:{NODE_NAME}", "system:nodes",
                server_ips=(BRIDGE_IP, "127.0.0.1"), server_names=(NODE_NAME, "localhost"))  # fmt: skip
         _issue(pki, "kube-proxy", "system:kube-proxy", None)
-        _issue(pki, "coredns", "gameplane:coredns", None)
+        _issue(pki, "kube-router", "gameplane:kube-router", None)
         (pki / "ca.key").unlink()  # the node needs the CA's certificate only
         server = self.plane.server
-        for who, stem in (("kubelet", "kubelet-client"), ("kube-proxy", "kube-proxy"), ("coredns", "coredns")):
+        for who, stem in (("kubelet", "kubelet-client"), ("kube-proxy", "kube-proxy"), ("kube-router", "kube-router")):
             _write_kubeconfig(self.state / f"{who}.kubeconfig", server, pki, stem)
 
         cni = self.state / "cni"
@@ -461,31 +469,15 @@ oom_score = 0
             "nodePortAddresses": [f"{BRIDGE_IP}/32"],
         }  # fmt: skip
         (self.state / "kube-proxy.yaml").write_text(yaml.safe_dump(proxy))
-        # Pods resolve cluster names through CoreDNS; CoreDNS forwards the rest to the host's.
+        # CoreDNS (a Pod, dnsPolicy Default) forwards what is not cluster.local to the host's resolvers.
         (self.state / "resolv.conf").write_text(Path("/etc/resolv.conf").read_text())
-        (self.state / "Corefile").write_text(f"""\
-.:53 {{
-    bind {BRIDGE_IP}
-    errors
-    health 127.0.0.1:{self._ports['dns-health']}
-    ready 127.0.0.1:{self._ports['dns-ready']}
-    kubernetes cluster.local in-addr.arpa ip6.arpa {{
-        kubeconfig {self.state / 'coredns.kubeconfig'}
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
-        ttl 5
-    }}
-    forward . /etc/resolv.conf
-    cache 10
-}}
-""")
 
     # -- up / down ------------------------------------------------------------------------------
     def start(self, images: list[str] | None = None, timeout: float = 120) -> Node:
         problems = missing_prerequisites()
         if problems:
             raise NodeError("this machine cannot run a real node; missing: " + "; ".join(problems))
-        for tool in ("kubelet", "kube-proxy", "coredns"):
+        for tool in ("kubelet", "kube-proxy", "kube-router"):
             cp.build_one(cp.TOOLS[tool])
         t0 = time.monotonic()
         with machine_lock() as lock_fd:
@@ -494,7 +486,7 @@ oom_score = 0
                 shutil.rmtree(self.state)
             self.state.mkdir(parents=True)
             RUN.mkdir(parents=True, exist_ok=True)
-            self._ports = {"dns-health": cp.free_port(), "dns-ready": cp.free_port()}
+            self._ports = {"netpol-health": cp.free_port()}
             self._write_configs()
             record_host()
             for name, value in SYSCTLS_SET.items():
@@ -506,7 +498,9 @@ oom_score = 0
             self._spawn("containerd", ["containerd", "--config", str(self.state / "containerd.toml")], lock_fd)
             self._wait("containerd", lambda: _run(self._ctr("version"), check=False).returncode == 0, 30)
             pause = _images().BY_KEY["pause"].tag
-            _images().load_into_containerd(str(self.containerd_socket), list(dict.fromkeys([pause, *(images or [])])))
+            coredns = _images().BY_KEY["coredns"].tag
+            _images().load_into_containerd(str(self.containerd_socket),
+                                           list(dict.fromkeys([pause, coredns, *(images or [])])))
             t_images = time.monotonic() - t0
 
             # Pods reach the API server at the bridge address (kubernetes.default.svc's endpoint).
@@ -524,17 +518,31 @@ oom_score = 0
             ], lock_fd)  # fmt: skip
             self._spawn("kube-proxy", [str(cp.tool("kube-proxy")), "--config", str(self.state / "kube-proxy.yaml"),
                                        "--v", "1"], lock_fd)  # fmt: skip
-            self._spawn("coredns", [str(cp.tool("coredns")), "-conf", str(self.state / "Corefile")], lock_fd)
-            plane.kubectl("apply", "-f", "-", input=_service_and_slice(
-                "kube-system", "kube-dns", DNS_SERVICE_IP,
-                [{"name": "dns", "port": 53, "targetPort": 53, "protocol": "UDP"},
-                 {"name": "dns-tcp", "port": 53, "targetPort": 53, "protocol": "TCP"}], BRIDGE_IP))
             self._wait("node Ready", self._ready, timeout)
-            self._wait("CoreDNS ready", lambda: _http_ok(f"http://127.0.0.1:{self._ports['dns-ready']}/ready"), 30)
+            # NetworkPolicy enforcement only: routing is the bridge's, Services are kube-proxy's.
+            # It identifies itself by the Node object, so it starts once the kubelet registered it.
+            self._spawn("kube-router", [
+                str(cp.tool("kube-router")), "--kubeconfig", str(self.state / "kube-router.kubeconfig"),
+                "--hostname-override", NODE_NAME, "--run-firewall=true", "--run-router=false",
+                "--run-service-proxy=false", "--enable-cni=false", "--enable-pod-egress=false",
+                "--service-cluster-ip-range", cp.SERVICE_CIDR, "--iptables-sync-period", "30s",
+                "--health-port", str(self._ports["netpol-health"]), "--metrics-port", "0", "--v", "1",
+            ], lock_fd)  # fmt: skip
+            self._wait("network policies enforced", _netpol_chains_ready, 60)
+            self._deploy_dns(coredns, timeout)
             (self.state / "ports.json").write_text(json.dumps(self._ports))
         print(f"node {NODE_NAME} Ready in {time.monotonic() - t0:.1f}s (images loaded after {t_images:.1f}s)",
               file=sys.stderr)  # fmt: skip
         return self
+
+    def _deploy_dns(self, image: str, timeout: float) -> None:
+        manifest = (HERE / "manifests" / "coredns.yaml").read_text()
+        manifest = manifest.replace("COREDNS_IMAGE", image).replace("DNS_SERVICE_IP", DNS_SERVICE_IP)
+        plane = self.plane
+        plane.kubectl("apply", "-f", "-", input=manifest)
+        self._wait("CoreDNS Pod ready", lambda: plane.kubectl(
+            "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=2s", check=False,
+        ).returncode == 0, timeout)  # fmt: skip
 
     def deploy_metrics_server(self, timeout: float = 120) -> None:
         """metrics-server as a Pod on this node; returns once `kubectl top node` has numbers."""
@@ -560,7 +568,7 @@ oom_score = 0
         plane_alive = (self.plane_state / "cluster.json").exists() and self.plane.alive("kube-apiserver")
         if plane_alive and self.alive("kubelet"):
             self._drain(grace)
-        for name in ("kube-proxy", "coredns", "api-forward", "kubelet", "containerd"):
+        for name in ("kube-router", "kube-proxy", "api-forward", "kubelet", "containerd"):
             _stop_pid(self.pids.get(name))
         self.pids = {}
         if self.state.exists():
@@ -654,7 +662,8 @@ def _stop_pid(pid: int | None, grace: float = 10) -> None:
 # ---------------------------------------------------------------------------------------------
 def _our_processes() -> list[tuple[int, str]]:
     """Processes of a node (ours, or a killed run's): recognised by binary and arguments."""
-    marks = (str(RUN), BRIDGE_IP + ",fork", "/kubelet-v", "/kube-proxy-v", "/coredns-v", "/node/containerd.toml")
+    marks = (str(RUN), BRIDGE_IP + ",fork", "/kubelet-v", "/kube-proxy-v", "/kube-router-v", "/coredns-v",
+             "/node/containerd.toml")
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -705,6 +714,19 @@ def _chains() -> list[tuple[str, str]]:
     return found
 
 
+def _netpol_chains_ready() -> bool:
+    """kube-router has hooked its chains into the filter table (policies apply from now on)."""
+    rules = _run(["iptables", "-t", "filter", "-S", "FORWARD"], check=False).stdout
+    return "KUBE-ROUTER-FORWARD" in rules
+
+
+def _ipsets() -> list[str]:
+    if shutil.which("ipset") is None:
+        return []
+    names = _run(["ipset", "list", "-n"], check=False).stdout.split()
+    return [n for n in names if n.startswith(IPSET_PREFIXES)]
+
+
 def _kubepods_cgroups() -> list[Path]:
     root = Path("/sys/fs/cgroup")
     if not root.exists():
@@ -720,6 +742,7 @@ def leftovers() -> list[str]:
         out.append(f"bridge {BRIDGE}")
     out += [f"netns {n}" for n in _netns()]
     out += [f"iptables -t {t} chain {c}" for t, c in _chains()]
+    out += [f"ipset {s}" for s in _ipsets()]
     out += [f"cgroup {p}" for p in _kubepods_cgroups()]
     if HOST_RECORD.exists():
         out.append(f"unrestored host settings ({HOST_RECORD})")
@@ -750,6 +773,8 @@ def clean_host(node: Node | None = None) -> None:
     if cp.TOOLS["kube-proxy"].built():
         _run([str(cp.tool("kube-proxy")), "--cleanup"], check=False)
     _remove_chains()
+    for name in _ipsets():  # only once no rule refers to them
+        _run(["ipset", "destroy", name], check=False)
     for group in sorted(_kubepods_cgroups(), key=lambda p: len(p.parts), reverse=True):
         for sub in sorted((p for p in group.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
             with contextlib.suppress(OSError):
@@ -767,7 +792,7 @@ def _remove_chains() -> None:
     for table in ("filter", "nat", "mangle"):
         rules = _run(["iptables", "-t", table, "-S"], check=False).stdout.splitlines()
         for rule in rules:
-            parts = rule.split()
+            parts = shlex.split(rule)  # comments are quoted and hold spaces (kube-router's do)
             if parts[:1] == ["-A"] and ("-j" in parts) and parts[parts.index("-j") + 1].startswith(("KUBE-", "CNI-")):
                 if not parts[1].startswith(("KUBE-", "CNI-")):
                     _run(["iptables", "-t", table, "-D", *parts[1:]], check=False)

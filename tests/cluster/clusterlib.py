@@ -55,6 +55,16 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60, interval:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
+def wait_established(kubectl: Run, *crds: str, timeout: float = 60) -> None:
+    """Each CustomResourceDefinition (`crd/<name>`) is Established. Polled rather than `kubectl
+    wait`, which fails at once instead of waiting while a new CRD has no status yet."""
+    path = '{.status.conditions[?(@.type=="Established")].status}'
+    for crd in crds:
+        wait_for(f"{crd} Established", lambda crd=crd: kubectl(
+            "get", crd, "-o", f"jsonpath={path}", check=False).stdout.strip() == "True",
+            timeout=timeout, interval=0.5)  # fmt: skip
+
+
 def restricted_namespace(kubectl: Run, name: str) -> None:
     kubectl("create", "namespace", name)
     for mode in ("enforce", "warn", "audit"):

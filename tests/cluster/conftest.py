@@ -25,7 +25,7 @@ from typing import Any
 
 import kubernetes
 import pytest
-from clusterlib import OPERATOR_NS, OPERATOR_SA, Run
+from clusterlib import OPERATOR_NS, OPERATOR_SA, Run, wait_established
 
 from hack import cluster as cluster_module
 from hack import controlplane as cp_module
@@ -196,7 +196,7 @@ def admin(kubeconfig: Path) -> Iterator[kubernetes.client.ApiClient]:
 @pytest.fixture(scope="session")
 def crd(kubectl: Run) -> None:
     kubectl("apply", "--server-side", "-f", str(REPO / "k8s" / "crds"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/gamingplatforms.gameplane.io")
+    wait_established(kubectl, "crd/gamingplatforms.gameplane.io")
 
 
 @pytest.fixture(scope="session")

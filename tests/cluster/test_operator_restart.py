@@ -24,6 +24,7 @@ from clusterlib import (
     free_port,
     restricted_namespace,
     utcnow,
+    wait_established,
     wait_for,
 )
 
@@ -118,7 +119,7 @@ def prometheus_operator_api(kubectl: Run) -> Iterator[None]:
     crds = [monitoring_crd("ServiceMonitor", "servicemonitors"), monitoring_crd("PrometheusRule", "prometheusrules")]
     names = [f"crd/{c['metadata']['name']}" for c in crds]
     kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": crds}))
-    kubectl("wait", "--for=condition=Established", *names)
+    wait_established(kubectl, *names)
     yield
     kubectl("delete", *names, "--wait=true")
 

@@ -36,8 +36,12 @@ def test_the_operator_runs_as_a_pod_with_its_charts_identity(pod_operator: dict[
     assert pod["spec"]["containers"][0]["image"] == "gameplane/operator:0.1.0"  # the chart's default tag
     status = pod["status"]["containerStatuses"][0]
     assert status["ready"] and status["restartCount"] == 0, status
-    logs = kubectl("logs", "-n", OPERATOR_NAMESPACE, pod["metadata"]["name"]).stdout
-    assert "gameplane operator started: chart /charts/gameplane" in logs, logs[-2000:]
+    # The kubelet serves a container's log file as it is written: read until the line is there.
+    started = "gameplane operator started: chart /charts/gameplane"
+    logs = wait_for("the operator's start line in its log", lambda: (
+        out if started in (out := kubectl("logs", "-n", OPERATOR_NAMESPACE, pod["metadata"]["name"]).stdout) else None
+    ), timeout=30, interval=1)
+    assert started in logs
     # The Pod's token is the chart's ServiceAccount: it may list Pods and GET through their proxy
     # (the fault drills' reports), but not read their logs (the chart grants no such right).
     can = kubectl("auth", "can-i", "get", "pods", "--subresource=log", "--as",
