@@ -136,10 +136,10 @@ class Dispatcher:
         finally:
             self.sem.release()
         ok = status is not None and 200 <= status < 300
+        backoff = None if ok else min(self.policy.retry_initial * 2 ** (d.attempts - 1), self.policy.retry_max)
         self.log.append({"event_id": d.event_id, "dialect": d.dialect, "copy": d.copy, "attempt": d.attempts,
-                         "status": status, "ok": ok, "error": error})
-        if not ok:
-            backoff = min(self.policy.retry_initial * 2 ** (d.attempts - 1), self.policy.retry_max)
+                         "status": status, "ok": ok, "error": error, "retry_in": backoff})
+        if backoff is not None:
             log.info("webhook %s (copy %d) attempt %d failed (%s); retry in %.2fs", d.event_id, d.copy, d.attempts,
                      status or error, backoff)
             d.due = time.monotonic() + backoff
