@@ -267,6 +267,19 @@ async def test_webhooks_that_are_not_this_psps_fresh_signed_events_are_rejected_
         assert refused.value.code == "malformed-webhook"
 
 
+@pytest.mark.parametrize(("amount", "currency", "fee"), [(1234, "KWD", 18), (500, "JPY", 7), (1, "EUR", 0)])
+async def test_amounts_stay_exact_in_minor_units_whatever_the_currencys_decimals(
+        sim: Sim, adapter: PspAdapter, browser: httpx.AsyncClient, amount: int, currency: str, fee: int) -> None:
+    req = payment(amount, currency)
+    session = await adapter.create_payment(req)
+    assert (await complete_page(browser, session.redirect_url, card_number="4242424242424242")).status_code == 303
+    _, event = await webhook(sim, adapter, session.psp_reference, "payment.succeeded")
+    assert (event.amount, event.currency) == (amount, currency)
+    rows = [r for r in await adapter.settlement_report(datetime.now(UTC).date()) if r.reference == req.reference]
+    expected = [("deposit", amount, currency)] + ([("fee", fee, currency)] if fee else [])
+    assert sorted((r.kind, r.amount, r.currency) for r in rows) == sorted(expected)
+
+
 async def test_the_settlement_report_lists_exactly_what_settled_and_reconciles(
         sim: Sim, adapter: PspAdapter, browser: httpx.AsyncClient) -> None:
     day = datetime.now(UTC).date()

@@ -222,3 +222,47 @@ async def test_the_simulator_runs_as_its_own_process_from_its_environment(tmp_pa
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_cardgw_takes_json_as_well_as_forms_and_answers_errors_as_error_objects() -> None:
+    async with running_psp() as sim:
+        key = sim.keys["cardgw"]["api_key"]
+        async with httpx.AsyncClient(base_url=f"{sim.url}/cardgw", timeout=10,
+                                     headers={"Authorization": f"Bearer {key}"}) as http:
+            body = {"amount": 1999, "currency": "gbp", "return_url": "https://casino.example/back",
+                    "metadata": {"reference": "json-1", "player_id": "p-1"}}
+            made = await http.post("/v1/payment_intents", json=body)
+            assert made.status_code == 200, made.text
+            intent = made.json()
+            assert (intent["object"], intent["amount"], intent["currency"], intent["status"]) == \
+                ("payment_intent", 1999, "gbp", "requires_payment_method")
+            assert intent["next_action"]["redirect_to_url"]["url"] == f"{sim.url}/pay/{intent['id']}"
+            assert (await http.get(f"/v1/payment_intents/{intent['id']}")).json()["id"] == intent["id"]
+            missing = await http.post("/v1/payment_intents", data={"currency": "eur"})
+            assert missing.status_code == 400
+            assert missing.json()["error"]["type"] == "invalid_request_error"
+            assert missing.json()["error"]["code"] == "parameter_missing"
+            odd = await http.post("/v1/payment_intents", json={**body, "currency": "xxx"})
+            assert odd.status_code == 400 and odd.json()["error"]["code"] == "currency_invalid"
+            other_key = await http.post("/v1/payment_intents", json=body,
+                                        headers={"Authorization": f"Bearer {sim.keys['simpsp']['api_key']}"})
+            assert other_key.status_code == 401 and other_key.json()["error"]["type"] == "authentication_error"
+        async with httpx.AsyncClient(base_url=f"{sim.url}/simpsp", timeout=10,
+                                     headers={"X-Psp-Api-Key": sim.keys["simpsp"]["api_key"]}) as http:
+            bad = await http.post("/sessions", json={"reference": "r", "player_id": "p", "amount_minor": 5,
+                                                     "currency": "XXX", "return_url": "https://x"})
+            assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+            assert bad.json()["type"].endswith("/invalid-currency")
+            report = await http.get("/reports/settlement", params={"date": "yesterday"})
+            assert report.status_code == 422
+
+
+async def test_a_late_success_is_only_for_a_session_that_did_not_pay() -> None:
+    async with running_psp() as sim:
+        paid = await pay(sim)
+        async with sim.control() as http:
+            again = await http.post(f"/control/payments/{paid}/late-success", json={})
+            assert again.status_code == 409  # paid once: no second settlement of the same money
+            assert (await http.post(f"/control/payments/{paid}/expire")).status_code == 409
+        rows = [r for r in (await control(sim, "GET", "/control/events")) if r["psp_reference"] == paid]
+        assert [r["kind"] for r in rows] == ["payment.succeeded"]

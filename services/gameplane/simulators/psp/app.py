@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -44,6 +45,7 @@ from gameplane.simulators.psp.store import (
 from gameplane.simulators.psp.webhooks import Dispatcher, Policy
 
 router = APIRouter()
+log = logging.getLogger("gameplane.psp")
 
 
 def _rt(request: Request) -> Runtime:
@@ -488,7 +490,7 @@ async def control_events(request: Request, dialect: str | None = None) -> list[d
 async def control_deliveries(request: Request) -> dict[str, Any]:
     _control(request)
     d = _dispatcher(request)
-    return {"pending": d.pending, "attempts": d.log}
+    return {"pending": d.pending, "attempts": list(d.log)}
 
 
 @router.patch("/control/delivery", tags=["control"])
@@ -519,9 +521,12 @@ async def _tick(rt: Runtime) -> None:
     dispatcher: Dispatcher = rt.state["dispatcher"]
     while True:
         await asyncio.sleep(settings.tick_seconds)
-        at = now()
-        for ev in [*store.due_expiries(at), *store.due_payouts(at)]:
-            dispatcher.enqueue(ev)
+        try:
+            at = now()
+            for ev in [*store.due_expiries(at), *store.due_payouts(at)]:
+                dispatcher.enqueue(ev)
+        except Exception:  # one bad tick must not stop time for the rest of the run
+            log.exception("psp tick failed")
 
 
 def build_app(settings: PspSettings | None = None, *, transport: Any = None) -> FastAPI:

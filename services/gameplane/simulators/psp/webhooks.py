@@ -15,6 +15,7 @@ import itertools
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +64,8 @@ class Dispatcher:
         self.seq = itertools.count()
         self.wake = asyncio.Event()
         self.inflight: set[asyncio.Task[None]] = set()
-        self.log: list[dict[str, Any]] = []  # every attempt, for the control API and tests
+        # Every attempt, for the control API and tests (the latest ones only on a long run).
+        self.log: deque[dict[str, Any]] = deque(maxlen=200_000)
         self.task: asyncio.Task[None] | None = None
 
     def reseed(self, seed: int | None) -> None:
