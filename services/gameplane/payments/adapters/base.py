@@ -11,6 +11,7 @@ Connecting a new PSP: docs/integration/payments.md (write an adapter, register i
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -45,13 +46,22 @@ class _Money(_Frozen):
         return validate_currency(v)
 
 
+class _Ours(_Money):
+    """Our ids: uuids are taken as their text."""
+
+    @field_validator("reference", "player_id", mode="before", check_fields=False)
+    @classmethod
+    def _text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, uuid.UUID) else v
+
+
 class PaymentMethod(_Frozen):
     type: Literal["card", "ewallet", "bank"]
     fingerprint: str = Field(min_length=1, description="stable per instrument: the same card gives the same value")
     label: str = Field(default="", description="for people, e.g. 'VISA ..4242'")
 
 
-class PaymentRequest(_Money):
+class PaymentRequest(_Ours):
     reference: str = Field(min_length=1, max_length=64, description="ours (a uuid); the PSP is idempotent on it")
     player_id: str
     return_url: str
@@ -64,7 +74,7 @@ class PaymentSession(_Frozen):
     expires_at: AwareDatetime
 
 
-class PayoutRequest(_Money):
+class PayoutRequest(_Ours):
     reference: str = Field(min_length=1, max_length=64, description="ours; the PSP is idempotent on it")
     player_id: str
     method: PaymentMethod = Field(description="an instrument seen on one of the player's deposits")
