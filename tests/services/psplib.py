@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -20,8 +19,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from gameplane.devtools.inprocess import listener, served
-from gameplane.simulators.psp.app import build_app
-from gameplane.simulators.psp.settings import PspSettings
+from gameplane.devtools.pspsim import PspRun, psp_simulator
+from gameplane.simulators.psp.settings import DIALECTS, PspSettings
 
 
 @dataclass
@@ -60,23 +59,27 @@ class Receiver:
 
 @dataclass
 class Sim:
-    url: str
-    settings: PspSettings
-    keys: dict[str, dict[str, str]]  # dialect -> {secret, api_key}
+    run: PspRun
     receiver: Receiver
     receiver_url: str
 
+    @property
+    def url(self) -> str:
+        return self.run.url
+
+    @property
+    def settings(self) -> PspSettings:
+        return self.run.settings
+
+    @property
+    def keys(self) -> dict[str, dict[str, str]]:
+        return self.run.keys
+
     def connection(self, dialect: str) -> dict[str, str]:
-        return {"base_url": f"{self.url}/{dialect}", **self.keys[dialect]}
+        return self.run.connection(dialect)
 
     def control(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=10,
-                                 headers={"Authorization": f"Bearer {self.keys['simpsp']['api_key']}"})
-
-
-def new_keys() -> dict[str, dict[str, str]]:
-    return {d: {"secret": secrets.token_hex(32), "api_key": f"{d}_key_{secrets.token_hex(12)}"}
-            for d in ("simpsp", "cardgw")}
+        return httpx.AsyncClient(base_url=self.url, timeout=10, headers=self.run.control_headers())
 
 
 @contextlib.asynccontextmanager
@@ -84,22 +87,15 @@ async def running_psp(receiver: Receiver | None = None, *, webhook_urls: dict[st
                       **overrides: Any) -> AsyncIterator[Sim]:
     """The simulator (both dialects, fresh keys) and a receiver of its webhooks, each on its own port."""
     receiver = receiver or Receiver()
-    keys = new_keys()
-    rsock, psock = listener(), listener()
+    rsock = listener()
     rurl = f"http://127.0.0.1:{rsock.getsockname()[1]}"
-    port = psock.getsockname()[1]
-    urls = webhook_urls or {d: f"{rurl}/webhooks/payments/{d}" for d in keys}
-    settings = PspSettings(
-        port=port, log_level="WARNING", retry_initial_seconds=0.05, retry_max_seconds=0.5, tick_seconds=0.05,
-        simpsp_secret=keys["simpsp"]["secret"], simpsp_api_key=keys["simpsp"]["api_key"],
-        cardgw_secret=keys["cardgw"]["secret"], cardgw_api_key=keys["cardgw"]["api_key"],
-        simpsp_webhook_url=urls["simpsp"], cardgw_webhook_url=urls["cardgw"], **overrides)
+    urls = webhook_urls or {d: f"{rurl}/webhooks/payments/{d}" for d in DIALECTS}
+    overrides = {"retry_max_seconds": 0.5, **overrides}
     try:
-        async with served(receiver.app(), rsock), served(build_app(settings), psock) as url:  # type: ignore[arg-type]
-            yield Sim(url, settings, keys, receiver, rurl)
+        async with served(receiver.app(), rsock), psp_simulator(urls, **overrides) as run:  # type: ignore[arg-type]
+            yield Sim(run, receiver, rurl)
     finally:
         rsock.close()
-        psock.close()
 
 
 async def eventually(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
