@@ -133,7 +133,7 @@ class Dispatcher:
                            **sign(d.dialect, secret, d.body, int(time.time()))}
                 resp = await self.http.post(url, content=d.body, headers=headers)
                 status = resp.status_code
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # whatever went wrong, the delivery is retried, never lost
             error = f"{type(exc).__name__}: {exc}"
         finally:
             self.sem.release()
