@@ -68,7 +68,7 @@ SERVICES: tuple[Service, ...] = (
     Service("rgs", "gameplane.simulators.rgs", 100, database=False, built=True, kind="simulator",
             calls=("gateway",),
             summary="simulated third-party game studio (remote game server)"),
-    Service("psp", "gameplane.simulators.psp", 101, database=False, built=False, kind="simulator",
+    Service("psp", "gameplane.simulators.psp", 101, database=False, built=True, kind="simulator",
             summary="simulated payment service provider"),
 )  # fmt: skip
 

@@ -136,8 +136,9 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     # Services without code in this release: refused by name, with the release.
     ("unbuilt-by-default", {**VALID, "services": [{"name": "payments"}]},
      "spec.services[0].enabled: Forbidden: payments is not built in gameplane 0.1.0 and cannot be enabled yet"),
-    ("unbuilt-simulator", {**VALID, "services": [{"name": "rgs", "enabled": True}, {"name": "psp", "enabled": True}]},
-     "psp is not built in gameplane 0.1.0 and cannot be enabled yet"),
+    ("unbuilt-beside-simulator", {**VALID, "services": [{"name": "rgs", "enabled": True},
+                                                         {"name": "bonus", "enabled": True}]},
+     "bonus is not built in gameplane 0.1.0 and cannot be enabled yet"),
     ("bad-toleration", {**VALID, "scheduling": {"tolerations": [{"key": "a", "operator": "Maybe"}]}},
      'Unsupported value: "Maybe"'),
     ("affinity-typo", {**VALID, "scheduling": {"affinity": {"nodeAfinity": {}}}},

@@ -52,7 +52,7 @@ def test_chart_lints_clean(helm: Run, chart: str) -> None:
         ("gameplane", "global.size=huge", "/global/size"),
         # Not built in this release: refused by name, whichever way it is asked for.
         ("gameplane", "payments.enabled=true", "/payments/enabled"),
-        ("gameplane", "psp.enabled=true", "/psp/enabled"),
+        ("gameplane", "bonus.enabled=true", "/bonus/enabled"),
         ("gameplane", "wallet.scheduling.nodeSelektor.pool=a", "nodeSelektor"),
         ("gameplane", "global.scheduling.tolerations[0].operator=Maybe", "/global/scheduling/tolerations/0/operator"),
         ("gameplane-service", "name=poker", "/name"),

@@ -44,7 +44,7 @@ def test_env_fallback_and_argument_precedence(ran: list[str], monkeypatch: pytes
         (["nope"], None, "unknown service 'nope'"),
         (["payments"], None, "service 'payments' is not built"),
         ([], None, "no service given"),
-        ([], "psp", "service 'psp' is not built"),
+        ([], "bonus", "service 'bonus' is not built"),
         ([], "", "no service given"),
     ],
 )

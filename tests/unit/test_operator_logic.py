@@ -36,9 +36,9 @@ def test_enabled_services_defaults_and_overrides() -> None:
 def test_a_service_that_is_not_built_never_renders_even_if_the_spec_asks() -> None:
     # A platform stored before the CRD's rule existed: the operator still renders no Deployment of
     # code the image does not have.
-    spec = {"version": "0.1.0", "services": [{"name": "payments", "enabled": True}, {"name": "psp", "enabled": True}]}
+    spec = {"version": "0.1.0", "services": [{"name": "payments", "enabled": True}, {"name": "bonus", "enabled": True}]}
     v = chart_values("demo", spec, KEYS)
-    assert v["payments"]["enabled"] is False and v["psp"]["enabled"] is False
+    assert v["payments"]["enabled"] is False and v["bonus"]["enabled"] is False
     assert "payments" not in enabled_services(spec)
     assert v["wallet"]["enabled"] is True  # negative control: a built service stays on
 
