@@ -126,6 +126,10 @@ class Balance(BaseModel):
     def _absent_unless_known(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
         return _absent_when_null(handler(self), ("receivable",))
 
+    @property
+    def playable(self) -> int:
+        return self.cash + self.bonus
+
 
 class Split(BaseModel):
     cash: int
