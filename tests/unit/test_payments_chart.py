@@ -150,3 +150,18 @@ def test_payments_started_from_the_rendered_environment_refuses_the_published_se
     own = "f" * 64
     (folder / "secret").write_text(own)
     assert settings_mod.PaymentsSettings().psps["payfast"].secret == own
+
+
+@pytest.mark.parametrize("name", ["GP_PAYMENTS_DEV_MODE", "gp_games_dev_mode"])
+def test_no_deployment_can_be_put_in_development_mode(name: str) -> None:
+    if not HELM.exists():
+        pytest.skip(f"HELM NOT BUILT ({HELM})")
+    service = "payments" if "PAYMENTS" in name.upper() else "games"
+    args = [str(HELM), "template", RELEASE, "charts/gameplane-service", "--set", f"name={service}",
+            "--set", f"extraEnv[0].name={name}", "--set-string", "extraEnv[0].value=true"]
+    out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode != 0 and f"extraEnv may not set {name}" in out.stderr, out.stderr
+    # negative control: other extra variables are fine
+    args[-4:] = ["--set", f"extraEnv[0].name=GP_{service.upper()}_LOG_JSON", "--set-string", "extraEnv[0].value=true"]
+    ok = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert ok.returncode == 0, ok.stderr
