@@ -23,10 +23,11 @@ from gameplane.wallet.app import build_app
 from gameplane.wallet.settings import WalletSettings
 
 
-@pytest.fixture(scope="module")
-async def wallet(module_service_settings: Any) -> AsyncIterator[Wallet]:
+@pytest.fixture(scope="module", params=[True, False], ids=["sql-fast-path", "python-path"])
+async def wallet(module_service_settings: Any, request: pytest.FixtureRequest) -> AsyncIterator[Wallet]:
+    """Both ways bets are answered (they lock the player's rows differently from deposits and chargebacks)."""
     app = build_app(module_service_settings(WalletSettings, house_shards=4, hold_sweep_seconds=3600,
-                                            db_pool_size=12))
+                                            db_pool_size=12, sql_fast_path=request.param))
     async with running(app) as client:
         yield Wallet(app, client)
 
