@@ -44,11 +44,12 @@ def secret_refs(spec: dict[str, Any]) -> list[SecretRef]:
     creds = msg.get("credentialsSecretRef") or {}
     if msg.get("mode") == "external" and creds.get("name"):
         refs.append(SecretRef(creds["name"], creds.get("key", "nats.creds"), "spec.messaging.credentialsSecretRef"))
-    for field in ("providers", "paymentProviders"):
+    # A PSP's Secret must hold its webhook key (`secret`): payments refuses to start without it.
+    for field, key in (("providers", None), ("paymentProviders", "secret")):
         for i, provider in enumerate(spec.get(field) or []):
             name = (provider.get("secretRef") or {}).get("name")
             if name:
-                refs.append(SecretRef(name, None, f"spec.{field}[{i}].secretRef ({provider.get('name', '?')})"))
+                refs.append(SecretRef(name, key, f"spec.{field}[{i}].secretRef ({provider.get('name', '?')})"))
     gw = spec.get("gateway") or {}
     ingress = gw.get("ingress") or {}
     if ingress.get("enabled") and ingress.get("tlsSecretName"):

@@ -18,6 +18,8 @@ MANAGED_BY = "gameplane-operator"
 # The service image's repository: the CRD's default for spec.image.repository, and the chart's.
 DEFAULT_REPOSITORY = "gameplane/gameplane"
 SECRETS_SUFFIX = "-secrets"
+# The wire dialects the PSP simulator (gameplane.simulators.psp) speaks, each as the PSP of that name.
+PSP_SIMULATOR_DIALECTS = ("simpsp", "cardgw")
 
 Values = dict[str, Any]
 # spec.scheduling / services[].scheduling -> the charts' scheduling keys (the same names).
@@ -103,17 +105,28 @@ def _service_values(name: str, entry: dict[str, Any], enabled: bool, spec: dict[
             }
     # The RGS simulator signs as the provider named "rgs": it gets that entry's Secret, nothing else.
     rgs = [p for p in spec.get("providers") or [] if p["name"] == "rgs"]
-    providers = {"games": spec.get("providers"), "payments": spec.get("paymentProviders"), "rgs": rgs}.get(name)
+    providers = {"games": spec.get("providers"), "rgs": rgs}.get(name)
     if providers:
-        v["providers"] = [
-            {"name": p["name"], "baseUrl": p["baseUrl"], "secretName": p["secretRef"]["name"]} for p in providers
-        ]
+        v["providers"] = _integrations(providers)
+    # Payments verifies and calls every PSP; the PSP simulator signs as the PSPs named after its
+    # dialects and gets those entries' Secrets, nothing else.
+    psps = spec.get("paymentProviders") or []
+    payment_providers = {"payments": psps,
+                         "psp": [p for p in psps if p["name"] in PSP_SIMULATOR_DIALECTS]}.get(name)
+    if payment_providers:
+        v["paymentProviders"] = _integrations(payment_providers)
     scheduling = _scheduling(entry.get("scheduling"))
     if scheduling:
         v["scheduling"] = scheduling
     # The operator applies test hooks never; `helm test` is for chart users.
     v["tests"] = {"enabled": False}
     return v
+
+
+def _integrations(entries: list[dict[str, Any]]) -> list[Values]:
+    """spec providers / paymentProviders -> the chart's {name, baseUrl, secretName}: a Secret's name,
+    never a key (the chart mounts the Secret; no key passes through the operator)."""
+    return [{"name": p["name"], "baseUrl": p["baseUrl"], "secretName": p["secretRef"]["name"]} for p in entries]
 
 
 def network_policy_values(spec: dict[str, Any]) -> Values:

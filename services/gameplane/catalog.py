@@ -45,7 +45,7 @@ class Service:
 # Order matters: services start in this order and the gateway comes first in every listing.
 SERVICES: tuple[Service, ...] = (
     Service("gateway", "gameplane.gateway", 0, database=False, built=True,
-            calls=("players", "wallet", "games", "sessions"),
+            calls=("players", "wallet", "games", "sessions", "payments"),
             summary="the single entry point: tokens, routing, rate limits, merged OpenAPI"),
     Service("players", "gameplane.players", 1, database=True, built=True,
             summary="accounts, credentials, KYC, responsible-gaming settings"),
@@ -55,7 +55,10 @@ SERVICES: tuple[Service, ...] = (
             summary="game catalogue, provider registry, the seamless-wallet API providers call"),
     Service("sessions", "gameplane.sessions", 4, database=True, built=True, calls=("games", "players"),
             summary="game sessions, session time, reality checks"),
-    Service("payments", "gameplane.payments", 5, database=True, built=False, calls=("wallet",),
+    # psp: the simulator's API, when it runs in the platform (development); real PSPs are outside
+    # the cluster (the charts' egress.paymentProviders)
+    Service("payments", "gameplane.payments", 5, database=True, built=False,
+            calls=("wallet", "players", "risk", "psp"),
             summary="payment intents, payouts, PSP webhooks, reconciliation"),
     Service("bonus", "gameplane.bonus", 6, database=True, built=False, calls=("wallet",),
             summary="campaigns, grants, wagering"),
@@ -69,6 +72,7 @@ SERVICES: tuple[Service, ...] = (
             calls=("gateway",),
             summary="simulated third-party game studio (remote game server)"),
     Service("psp", "gameplane.simulators.psp", 101, database=False, built=True, kind="simulator",
+            calls=("gateway",),  # its webhooks, to payments through the gateway's /webhooks
             summary="simulated payment service provider"),
 )  # fmt: skip
 

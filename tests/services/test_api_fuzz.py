@@ -66,6 +66,8 @@ PARTNER_CHECKS = [not_a_server_error]
 # The back office also sends a staff token holding every role (staff routes check roles).
 INTERNAL_CALLERS = [
     ("", "/internal/wallet/deposits", "payments"), ("", "/internal/wallet/withdrawals", "payments"),
+    ("", "/internal/wallet/chargebacks", "payments"),
+    ("", "/internal/wallet/players/{player_id}/deposit-allowance/{currency}", "payments"),
     ("", "/internal/wallet/bonuses", "bonus"), ("", "/internal/wallet/bets", "games"),
     ("", "/internal/wallet/wins", "games"), ("", "/internal/wallet/rollbacks", "games"),
     ("", "/internal/wallet/players/{player_id}/balances/{currency}", "games"),

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from walletlib import W, Wallet, slug
+from walletlib import W, Wallet, protect, slug
 
 from gameplane.contracts.players import LimitState, ProtectionChanged
 from gameplane.devtools.testing import as_service, running, stored_events
@@ -341,21 +341,7 @@ async def test_operations_publish_events_with_the_split(wallet: Wallet, player: 
 
 
 async def _protect(wallet: Wallet, player: uuid.UUID, revision: int, **fields: Any) -> None:
-    """Publish a players.protection_changed on the real NATS and wait for the wallet to hold it."""
-    bus = wallet.app.state.runtime.bus
-    await bus.ready.wait()
-    event = ProtectionChanged(player_id=player, revision=revision, currency="EUR", reason="test",
-                              **{"limits": [], **fields})
-    env = Envelope.wrap(event, "players")
-    await bus.js.publish(event.subject(), env.model_dump_json().encode(), headers={"Nats-Msg-Id": str(env.id)})
-    for _ in range(200):
-        async with wallet.app.state.runtime.database.session() as s:
-            rev = (await s.execute(text("SELECT revision FROM protection WHERE player_id = :p"),
-                                   {"p": player})).scalar_one_or_none()
-        if rev is not None and rev >= revision:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("protection event never arrived")
+    await protect(wallet, player, revision, **fields)
 
 
 async def _processed(wallet: Wallet, event_id: uuid.UUID) -> None:

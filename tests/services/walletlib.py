@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
+from gameplane.contracts.players import ProtectionChanged
 from gameplane.devtools.testing import as_service, as_staff
+from gameplane.kit.events import Envelope
 
 W = "/internal/wallet"
 FINANCE = "finance-clerk"
@@ -16,9 +20,11 @@ FINANCE = "finance-clerk"
 def caller_of(path: str) -> str:
     """The service that really makes this internal call (each route accepts only its callers)."""
     path = path.removeprefix(W)
+    if path.startswith("/players/") and "/deposit-allowance/" in path:
+        return "payments"
     if path.startswith(("/bets", "/wins", "/rollbacks")) or (path.startswith("/players/") and path.count("/") == 4):
         return "games"
-    if path.startswith(("/deposits", "/withdrawals")):
+    if path.startswith(("/deposits", "/withdrawals", "/chargebacks")):
         return "payments"
     if path.startswith("/bonuses"):
         return "bonus"
@@ -80,3 +86,21 @@ class Wallet:
 
 def slug(body: dict[str, Any]) -> str:
     return str(body["type"]).rsplit("/", 1)[-1]
+
+
+async def protect(wallet: Wallet, player: uuid.UUID, revision: int, **fields: Any) -> None:
+    """Publish a players.protection_changed on the real NATS and wait for the wallet to hold it."""
+    bus = wallet.app.state.runtime.bus
+    await bus.ready.wait()
+    event = ProtectionChanged(player_id=player, revision=revision, currency="EUR", reason="test",
+                              **{"limits": [], **fields})
+    env = Envelope.wrap(event, "players")
+    await bus.js.publish(event.subject(), env.model_dump_json().encode(), headers={"Nats-Msg-Id": str(env.id)})
+    for _ in range(200):
+        async with wallet.app.state.runtime.database.session() as s:
+            rev = (await s.execute(text("SELECT revision FROM protection WHERE player_id = :p"),
+                                   {"p": player})).scalar_one_or_none()
+        if rev is not None and rev >= revision:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("protection event never arrived")

@@ -317,3 +317,72 @@ def test_a_gaming_platform_spec_reaches_the_policies_through_the_operator(tmp_pa
     env = {e["name"]: e.get("value") for e in wallet_deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["GP_WALLET_DATABASE_URL"].endswith(
         "/gp_wallet?sslmode=verify-full&sslrootcert=/etc/gameplane/database-ca/ca.crt")
+
+
+# -- payments, risk and the PSP simulator ------------------------------------------------------------
+PAYMENT_SIDE = {n: _service(n) for n in ("payments", "risk", "psp")}
+# Written out from issue 14's design: players' and PSPs' traffic reaches payments only through the
+# gateway; payments calls the wallet, players, risk and (in development) the PSP simulator's API;
+# the simulator's webhooks go to the gateway; real PSPs are outside, by CIDR and port.
+PAYMENT_CALLS = {("gateway", "payments"), ("payments", "wallet"), ("payments", "players"), ("payments", "risk"),
+                 ("payments", "psp"), ("psp", "gateway")}
+PSP_CIDR = "203.0.113.0/24"
+
+
+def _payments_platform(*extra: str) -> list[dict[str, Any]]:
+    # Until their code lands the umbrella's schema refuses enabling them (the catalogue's `built`);
+    # the templates render them the same either way.
+    unbuilt = not all(catalog.get(n).built for n in PAYMENT_SIDE)
+    return policies_of(helm_template(
+        *(["--skip-schema-validation"] if unbuilt else []),
+        "--set", "payments.enabled=true", "--set", "risk.enabled=true", "--set", "psp.enabled=true",
+        "--set", "payments.paymentProviders[0].name=payfast",
+        "--set", "payments.paymentProviders[0].baseUrl=https://api.payfast.example",
+        "--set", "payments.paymentProviders[0].secretName=payfast-keys", *extra))
+
+
+@pytest.fixture(scope="module")
+def payment_policies() -> list[dict[str, Any]]:
+    return _payments_platform("--set", f"global.networkPolicy.egress.paymentProviders.cidrs={{{PSP_CIDR}}}")
+
+
+def test_payments_risk_and_the_psp_simulator_reach_exactly_their_callees(
+        payment_policies: list[dict[str, Any]]) -> None:
+    everyone = {**PLATFORM, **PAYMENT_SIDE}
+    got = {(s, d) for s in everyone for d in everyone if s != d
+           and allowed(payment_policies, everyone[s], everyone[d], 8000)}
+    assert got == API_CALLS | PAYMENT_CALLS
+    for outsider in (STRAY, INTRUDER, INGRESS, PROMETHEUS):
+        for name in PAYMENT_SIDE:
+            assert not allowed(payment_policies, outsider, PAYMENT_SIDE[name], 8000), (outsider.name, name)
+
+
+def test_payments_reaches_its_psps_by_cidr_and_port_and_nothing_else_reaches_them(
+        payment_policies: list[dict[str, Any]]) -> None:
+    payments = PAYMENT_SIDE["payments"]
+    assert allowed(payment_policies, payments, Address("203.0.113.7"), 443)
+    assert not allowed(payment_policies, payments, Address("203.0.113.7"), 80)
+    assert not allowed(payment_policies, payments, Address("198.51.100.1"), 443)
+    # nobody else: not games (its providers have their own rule), not the simulator, not risk
+    for name, pod in [("games", PLATFORM["games"]), ("wallet", PLATFORM["wallet"]), *PAYMENT_SIDE.items()]:
+        if name != "payments":
+            assert not allowed(payment_policies, pod, Address("203.0.113.7"), 443), name
+    # payments and risk keep their own database and NATS; the simulator has neither
+    for name in ("payments", "risk"):
+        assert allowed(payment_policies, PAYMENT_SIDE[name], POSTGRES, 5432)
+        assert allowed(payment_policies, PAYMENT_SIDE[name], NATS, 4222)
+    assert not allowed(payment_policies, PAYMENT_SIDE["psp"], POSTGRES, 5432)
+
+
+def test_payments_without_psps_has_no_egress_to_the_outside() -> None:
+    """Negative control: the egress rule exists because payments names PSPs, and only then."""
+    without = policies_of(helm_template(
+        *(["--skip-schema-validation"] if not catalog.get("payments").built else []),
+        "--set", "payments.enabled=true",
+        "--set", f"global.networkPolicy.egress.paymentProviders.cidrs={{{PSP_CIDR}}}"))
+    assert not allowed(without, PAYMENT_SIDE["payments"], Address("203.0.113.7"), 443)
+    # and the game providers' egress setting does not open the PSPs to payments
+    games_only = _payments_platform("--set", "global.networkPolicy.egress.providers.cidrs={198.51.100.0/24}",
+                                    "--set", f"global.networkPolicy.egress.paymentProviders.cidrs={{{PSP_CIDR}}}")
+    assert not allowed(games_only, PAYMENT_SIDE["payments"], Address("198.51.100.1"), 443)
+    assert allowed(games_only, PAYMENT_SIDE["payments"], Address("203.0.113.7"), 443)

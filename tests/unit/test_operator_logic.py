@@ -80,6 +80,27 @@ def test_no_spec_providers_means_no_provider_for_games_or_the_simulator() -> Non
     assert [p["name"] for p in v["games"]["providers"]] == ["acme", "rgs"]
     # The simulator signs as "rgs": it is handed that Secret and no other provider's.
     assert v["rgs"]["providers"] == [{"name": "rgs", "baseUrl": "http://demo-rgs", "secretName": "rgs-keys"}]
+    # payment providers are payments' alone: not games', not the game simulator's
+    assert "paymentProviders" not in v["games"] and "paymentProviders" not in v["rgs"]
+
+
+def test_payment_providers_reach_payments_and_the_psp_simulator_only_its_dialects() -> None:
+    spec: dict[str, Any] = {"version": "0.2.0", "services": [{"name": "psp", "enabled": True}]}
+    v = chart_values("demo", spec, KEYS)
+    assert "paymentProviders" not in v["payments"] and "paymentProviders" not in v["psp"]
+    spec["paymentProviders"] = [
+        {"name": "payfast", "baseUrl": "https://api.payfast.example", "secretRef": {"name": "payfast-keys"}},
+        {"name": "simpsp", "baseUrl": "http://demo-psp:8000", "secretRef": {"name": "simpsp-keys"}},
+        {"name": "cardgw", "baseUrl": "http://demo-psp:8000", "secretRef": {"name": "cardgw-keys"}}]
+    v = chart_values("demo", spec, KEYS)
+    assert v["payments"]["paymentProviders"] == [
+        {"name": "payfast", "baseUrl": "https://api.payfast.example", "secretName": "payfast-keys"},
+        {"name": "simpsp", "baseUrl": "http://demo-psp:8000", "secretName": "simpsp-keys"},
+        {"name": "cardgw", "baseUrl": "http://demo-psp:8000", "secretName": "cardgw-keys"}]
+    # the simulator signs as simpsp and cardgw: it never holds a real PSP's Secret
+    assert [p["secretName"] for p in v["psp"]["paymentProviders"]] == ["simpsp-keys", "cardgw-keys"]
+    assert "providers" not in v["payments"] and "providers" not in v["psp"]
+    assert not any("paymentProviders" in v[n] for n in ("games", "wallet", "gateway", "rgs"))
 
 
 def test_prepare_owns_and_hashes_and_turns_string_data_into_data() -> None:
@@ -232,7 +253,8 @@ FULL_REFS_SPEC: dict[str, Any] = {
 def test_secret_references_name_the_secret_key_namespace_and_field() -> None:
     refs = secret_refs(FULL_REFS_SPEC)
     assert [(r.name, r.key) for r in refs] == [("casino-db", "url"), ("nats-creds", "nats.creds"),
-                                               ("acme-keys", None), ("payfast-keys", None), ("casino-tls", "tls.crt")]
+                                               ("acme-keys", None), ("payfast-keys", "secret"),
+                                               ("casino-tls", "tls.crt")]
     nothing = resolve(refs, "casino", lambda name: None)
     assert (nothing.ok, nothing.reason) == (False, "SecretNotFound")
     assert "Secret casino-db not found in namespace casino (spec.database.external.secretRef)" in nothing.message
@@ -245,6 +267,12 @@ def test_secret_references_name_the_secret_key_namespace_and_field() -> None:
                                  "(spec.database.external.secretRef)")  # fmt: skip
     present["casino-db"] = frozenset({"url"})
     assert resolve(refs, "casino", present.get).ok
+    # a PSP's Secret without its webhook key: payments could not start
+    present["payfast-keys"] = frozenset({"api_key"})
+    no_psp_key = resolve(refs, "casino", present.get)
+    assert (no_psp_key.ok, no_psp_key.reason) == (False, "SecretKeyNotFound")
+    assert "Secret payfast-keys in namespace casino has no key secret (spec.paymentProviders[0].secretRef" \
+        in no_psp_key.message
     # A platform with embedded backends and no integrations references nothing.
     assert resolve(secret_refs({"version": "0.1.0"}), "casino", lambda n: None) == Resolution(
         True, "NoSecretsReferenced", "the platform references no Secret of its own")

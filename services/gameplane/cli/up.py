@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gameplane import catalog
 from gameplane.cli import registry
 from gameplane.cli.supervisor import ProcessSpec, Supervisor
 from gameplane.devtools import identities, localsecrets
@@ -190,12 +191,16 @@ def _specs(
         [*(s.name for s in services if s.kind == "service"), *identities.NAMES])))
     ids.save(layout.identities)
     providers = {"rgs": {"dialect": "canonical", "secret": secrets.token_hex(32)}}
+    # The simulated PSP and payments share the run's PSP credentials, as the studio and games do.
+    gateway_url = registry.url(catalog.get("gateway"), opts.base_port)
+    psps = localsecrets.psp_credentials(registry.url(catalog.get("psp"), opts.base_port))
     localsecrets.write(layout.root, {
-        "identities": str(layout.identities), "providers": providers, "services": endpoint_map,
+        "identities": str(layout.identities), "providers": providers, "psps": psps, "services": endpoint_map,
         "databases": {s.name: pg.dsn(s.database_name, local=True) for s in services if s.database_name}})
-    # The simulated studio and games share the run's provider key; games runs in dev mode.
+    # The simulated studio and games share the run's provider key; games (and payments) run in dev mode.
     per_service = {"games": {"GP_GAMES_PROVIDERS": json.dumps(providers), "GP_GAMES_DEV_MODE": "true"},
-                   "rgs": {"GP_RGS_PROVIDER_SECRET": providers["rgs"]["secret"]}}
+                   "rgs": {"GP_RGS_PROVIDER_SECRET": providers["rgs"]["secret"]},
+                   **localsecrets.psp_env(psps, gateway_url)}
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     specs = []
     for s in services:

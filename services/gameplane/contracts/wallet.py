@@ -7,8 +7,12 @@ Internal routes (service token, audience "wallet"):
   POST /internal/wallet/bets          BetRequest      -> OperationResult
   POST /internal/wallet/wins          WinRequest      -> OperationResult
   POST /internal/wallet/rollbacks     RollbackRequest -> OperationResult
-  POST /internal/wallet/deposits      DepositRequest  -> OperationResult
+  POST /internal/wallet/deposits      DepositRequest  -> OperationResult (receivable_settled: what paid
+       off an outstanding receivable first; the rest is cash)
+  POST /internal/wallet/chargebacks   ChargebackRequest -> OperationResult (receivable_booked: the part
+       the player's cash could not cover, now owed; cash never goes negative)
   GET  /internal/wallet/players/{player_id}/balances/{currency} -> Balance
+  GET  /internal/wallet/players/{player_id}/deposit-allowance/{currency}[?amount=] -> DepositAllowance
   POST /internal/wallet/withdrawals                  WithdrawalHoldRequest -> OperationResult (hold_id)
   POST /internal/wallet/withdrawals/{hold_id}/post   WithdrawalPostRequest -> OperationResult (remaining)
   POST /internal/wallet/withdrawals/{hold_id}/void   WithdrawalVoidRequest -> OperationResult
@@ -32,7 +36,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictInt, model_validator
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, StrictInt, model_serializer, model_validator
 
 from gameplane.kit.events import Event
 from gameplane.kit.money import MAX_AMOUNT_MINOR, CurrencyError, max_amount
@@ -42,7 +46,9 @@ PATH_BETS = "/internal/wallet/bets"
 PATH_WINS = "/internal/wallet/wins"
 PATH_ROLLBACKS = "/internal/wallet/rollbacks"
 PATH_DEPOSITS = "/internal/wallet/deposits"
+PATH_CHARGEBACKS = "/internal/wallet/chargebacks"
 PATH_BALANCE = "/internal/wallet/players/{player_id}/balances/{currency}"
+PATH_DEPOSIT_ALLOWANCE = "/internal/wallet/players/{player_id}/deposit-allowance/{currency}"
 PATH_WITHDRAWALS = "/internal/wallet/withdrawals"
 PATH_WITHDRAWAL_POST = "/internal/wallet/withdrawals/{hold_id}/post"
 PATH_WITHDRAWAL_VOID = "/internal/wallet/withdrawals/{hold_id}/void"
@@ -92,11 +98,33 @@ class _Bounded(BaseModel):
         return self
 
 
+def _absent_when_null(data: Any, fields: tuple[str, ...]) -> Any:
+    """Fields added after the SQL fast path's answer document was fixed (wallet_fast_answer) are
+    absent, not null, unless they apply: a replay's answer, re-serialised from the stored one, stays
+    byte-identical, and every player without a chargeback keeps the document they always had.
+    (The serializers that call this have no return annotation on purpose: pydantic then keeps the
+    model's own schema for OpenAPI.)"""
+    if isinstance(data, dict):
+        for name in fields:
+            if data.get(name) is None:
+                data.pop(name, None)
+    return data
+
+
 class Balance(BaseModel):
     currency: str
     cash: int
     bonus: int
     withdrawal_hold: int = 0
+    receivable: int | None = Field(
+        default=None, ge=0,
+        description="what the player owes after a chargeback their cash could not cover (settled first from "
+        "the next deposit); present once the player has had one in this currency. Absent from the answers "
+        "of bets and wins (their hot path reads only what play needs): read the balance route for it")
+
+    @model_serializer(mode="wrap")
+    def _absent_unless_known(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        return _absent_when_null(handler(self), ("receivable",))
 
     @property
     def playable(self) -> int:
@@ -147,6 +175,32 @@ class DepositRequest(_Bounded):
     amount: Amount = Field(gt=0)
     psp: str = "manual"
     psp_reference: str | None = None
+    received: bool = Field(default=False, description=(
+        "true when the provider has already taken the money (a confirmed payment): the wallet credits it even "
+        "where player protection would refuse a new deposit now (the caller asked deposit-allowance before the "
+        "payment session); refusing it would drop money received"))
+
+
+class ChargebackRequest(_Bounded):
+    """The provider took a deposit back. Cash pays it up to the cash balance; the rest becomes the
+    player's receivable (a debt the next deposit settles first). Never refused for lack of funds."""
+
+    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
+    player_id: uuid.UUID
+    currency: str
+    amount: Amount = Field(gt=0)
+    psp: str = Field(min_length=1, max_length=100)
+    psp_reference: str = Field(min_length=1, max_length=200)
+
+
+class DepositAllowance(BaseModel):
+    """May this player deposit now (asked before a payment session is created)?"""
+
+    allowed: bool
+    reason: Literal["self-excluded", "timed-out", "deposit-limit"] | None = None
+    remaining: int | None = Field(default=None, description="minor units still allowed under the strictest "
+                                  "deposit limit of the player's currency; null when no deposit limit applies")
+    detail: str | None = None
 
 
 class WithdrawalHoldRequest(_Bounded):
@@ -207,6 +261,14 @@ class OperationResult(BaseModel):
     hold_id: uuid.UUID | None = None
     remaining: int | None = Field(default=None, description="withdrawals: amount still held after this call")
     grant_id: str | None = None
+    receivable_settled: int | None = Field(default=None, description="deposits: the part that paid off the "
+                                           "player's receivable first (the rest went to cash)")
+    receivable_booked: int | None = Field(default=None, description="chargebacks: the part the cash could not "
+                                          "cover, now owed by the player (the rest came out of cash)")
+
+    @model_serializer(mode="wrap")
+    def _absent_unless_they_apply(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        return _absent_when_null(handler(self), ("receivable_settled", "receivable_booked"))
 
 
 # ---- events (subject gameplane.wallet.<name>) -------------------------------------------------
@@ -245,9 +307,23 @@ class RolledBack(_MoneyEvent):
 
 
 class DepositCredited(_MoneyEvent):
+    """`cash` is what reached the player's cash; `receivable_settled` what paid off their debt first."""
+
     event_type = "wallet.deposit_credited"
     psp: str
     first_deposit: bool
+    receivable_settled: int = 0
+
+
+class ChargedBack(_MoneyEvent):
+    """A chargeback: `cash` came out of the player's cash, `receivable` (the rest) is now owed;
+    `outstanding` is the player's whole receivable after it."""
+
+    event_type = "wallet.charged_back"
+    psp: str
+    psp_reference: str
+    receivable: int
+    outstanding: int
 
 
 class WithdrawalEvent(_MoneyEvent):

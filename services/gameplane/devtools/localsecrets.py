@@ -7,13 +7,19 @@ they work against `make run` without copying a secret by hand.
 
     {"service_token_secret": ..., "player_token_secret": ...,
      "providers": {"rgs": {"dialect": "canonical", "secret": ...}},
+     "psps": {"simpsp": {"base_url": "http://127.0.0.1:8101", "secret": ..., "api_key": ...}, "cardgw": {...}},
      "services": {"gateway": "http://127.0.0.1:8000", ...}, "databases": {"wallet": "postgresql+asyncpg://..."}}
+
+The PSP credentials are the run's own (fresh random values, never a key printed in this
+repository), shared by the PSP simulator, which signs webhooks and checks API keys with them, and
+payments, which verifies and calls with them (psp_env).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +54,31 @@ def read(data_dir: Path | None = None) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+# The simulator's two wire dialects, each connected to payments as a PSP of that name.
+PSP_DIALECTS = ("simpsp", "cardgw")
+
+
+def psp_credentials(base_url: str) -> dict[str, dict[str, str]]:
+    """Fresh credentials of every simulated PSP for one local run: {name: {base_url, secret, api_key}}."""
+    return {name: {"base_url": base_url, "secret": secrets.token_hex(32), "api_key": f"{name}_{secrets.token_hex(16)}"}
+            for name in PSP_DIALECTS}
+
+
+def psp_env(psps: dict[str, dict[str, str]], gateway_url: str) -> dict[str, dict[str, str]]:
+    """The environment that gives payments and the PSP simulator the same credentials (dev only).
+
+    payments: GP_PAYMENTS_PSPS ({name: {base_url, secret, api_key}}), GP_PAYMENTS_DEV_MODE=true,
+    GP_PAYMENTS_PUBLIC_URL (players come back to the gateway). The simulator: GP_PSP_SECRETS
+    ({name: {secret, api_key}}) and GP_PSP_WEBHOOK_URL_BASE (webhooks go to the gateway's
+    /webhooks/payments/<name>), and the per-dialect GP_PSP_<NAME>_SECRET / _API_KEY it reads."""
+    simulator = {"GP_PSP_SECRETS": json.dumps({n: {"secret": c["secret"], "api_key": c["api_key"]}
+                                                for n, c in psps.items()}),
+                 "GP_PSP_WEBHOOK_URL_BASE": gateway_url}
+    for name, cfg in psps.items():
+        simulator[f"GP_PSP_{name.upper()}_SECRET"] = cfg["secret"]
+        simulator[f"GP_PSP_{name.upper()}_API_KEY"] = cfg["api_key"]
+    return {"payments": {"GP_PAYMENTS_PSPS": json.dumps(psps), "GP_PAYMENTS_DEV_MODE": "true",
+                         "GP_PAYMENTS_PUBLIC_URL": gateway_url},
+            "psp": simulator}

@@ -18,11 +18,13 @@ from gameplane.kit.app import Runtime
 from gameplane.kit.audit import Actor, audit_router
 from gameplane.kit.auth import PlayerContext, callers, player_context
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, json_reply
+from gameplane.kit.money import MAX_AMOUNT_MINOR
 from gameplane.kit.problems import responses as refusals
 from gameplane.kit.staff import StaffContext, staff
 from gameplane.wallet import bonuses, cashier, fastplay, play, queries, store
 from gameplane.wallet.reconcile import reconcile
 from gameplane.wallet.rules import Context, check_currency
+from gameplane.wallet.rules import deposit_allowance as deposit_allowance_of
 from gameplane.wallet.schemas import Balances, HistoryPage, ReconciliationReport, SweepResult, TransactionView
 from gameplane.wallet.settings import WalletSettings
 
@@ -38,7 +40,7 @@ GAMES = callers("games")
 PAYMENTS = callers("payments")
 BONUS = callers("bonus")
 BACKOFFICE = callers("backoffice")
-GAMES_OR_BACKOFFICE = callers("games", "backoffice")
+BALANCE_READERS = callers("games", "payments", "backoffice")
 public = APIRouter(prefix="/v1/wallet", tags=["player"])
 backoffice = audit_router("/internal/wallet")
 
@@ -117,7 +119,16 @@ async def roll_back(body: c.RollbackRequest, request: Request) -> Any:
                responses=refusals(c.UNSUPPORTED_CURRENCY, c.PLAYER_BLOCKED, c.DUPLICATE_TRANSACTION),
                dependencies=[Depends(PAYMENTS)])
 async def credit_deposit(body: c.DepositRequest, request: Request) -> Any:
+    """Pays off an outstanding receivable first (`receivable_settled`), the rest reaches cash."""
     return await answer(request, lambda s, ctx: cashier.deposit(s, body, ctx))
+
+
+@internal.post("/chargebacks", response_model=c.OperationResult,
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.DUPLICATE_TRANSACTION),
+               dependencies=[Depends(PAYMENTS)])
+async def charge_back(body: c.ChargebackRequest, request: Request) -> Any:
+    """Cash pays up to its balance; the shortfall becomes the player's receivable (`receivable_booked`)."""
+    return await answer(request, lambda s, ctx: cashier.chargeback(s, body, ctx))
 
 
 @internal.post("/withdrawals", response_model=c.OperationResult,
@@ -204,11 +215,25 @@ def fast_routes(rt: Runtime, *, sql_fast_path: bool) -> list[FastRoute]:
 # ---- reads -------------------------------------------------------------------------------
 
 @internal.get("/players/{player_id}/balances/{currency}", response_model=c.Balance,
-              responses=refusals(c.UNSUPPORTED_CURRENCY), dependencies=[Depends(GAMES_OR_BACKOFFICE)])
+              responses=refusals(c.UNSUPPORTED_CURRENCY), dependencies=[Depends(BALANCE_READERS)])
 async def balance(player_id: uuid.UUID, currency: str, request: Request) -> c.Balance:
     check_currency(currency)
     async with _runtime(request).database.session() as s:
         return await store.balances(s, player_id, currency)
+
+
+@internal.get("/players/{player_id}/deposit-allowance/{currency}", response_model=c.DepositAllowance,
+              responses=refusals(c.UNSUPPORTED_CURRENCY), dependencies=[Depends(PAYMENTS)])
+async def deposit_allowance(player_id: uuid.UUID, currency: str, request: Request,
+                            amount: int | None = Query(None, gt=0, le=MAX_AMOUNT_MINOR,
+                                                       description="the deposit intended, if known")
+                            ) -> c.DepositAllowance:
+    """Asked before a payment session: self-exclusion, time-out and deposit limits, as a deposit
+    would meet them now."""
+    check_currency(currency)
+    rt = _runtime(request)
+    async with rt.database.session() as s:
+        return await deposit_allowance_of(s, player_id, currency, amount, rt.state["ctx"].now())
 
 
 @internal.get("/players/{player_id}/balances", response_model=Balances, dependencies=[Depends(BACKOFFICE)])

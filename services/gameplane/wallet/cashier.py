@@ -1,4 +1,5 @@
-"""Money in and out: deposits, withdrawal holds (hold → post | void, with expiry), manual adjustments."""
+"""Money in and out: deposits (settling a receivable first), chargebacks, withdrawal holds (hold →
+post | void, with expiry), manual adjustments."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.wallet import (
     Adjusted,
     AdjustmentRequest,
+    ChargebackRequest,
+    ChargedBack,
     DepositCredited,
     DepositRequest,
     OperationResult,
@@ -37,19 +40,48 @@ async def deposit(s: AsyncSession, req: DepositRequest, ctx: Context) -> Operati
     now = ctx.now()
     state = await store.claim(s, req.idempotency_key, "deposit", store.request_hash("deposit", req),
                               req.player_id, now)
-    await guard_deposit(s, state, req.player_id, req.currency, req.amount, now)
-    postings = ledger.deposit(req.player_id, req.currency, req.amount)
+    if not req.received:  # money the provider already took is credited whatever protection says now
+        await guard_deposit(s, state, req.player_id, req.currency, req.amount, now)
+    _, owed = await store.lock_cash_and_debt(s, req.player_id, req.currency)
+    settled = ledger.settlement(req.amount, owed)
+    postings = ledger.deposit(req.player_id, req.currency, req.amount, settle=settled)
     applied = await store.apply(s, postings, req.player_id, req.currency)
     # asked while holding the player's cash row, so two first deposits cannot both be "first"
     first = bool((await s.execute(_FIRST_DEPOSIT, {"p": req.player_id})).scalar_one())
     result = OperationResult(transaction_id=uuid.uuid4(), kind="deposit", idempotency_key=req.idempotency_key,
                              player_id=req.player_id, currency=req.currency, amount=req.amount,
-                             balance=applied.balance, created_at=now)
+                             balance=applied.balance, created_at=now, receivable_settled=settled)
     await store.record(s, result, applied.ids, postings,
-                       details={"psp": req.psp, "psp_reference": req.psp_reference, "first_deposit": first})
+                       details={"psp": req.psp, "psp_reference": req.psp_reference, "first_deposit": first,
+                                "receivable_settled": settled, "received": req.received})
     await publish(s, DepositCredited(transaction_id=result.transaction_id, player_id=req.player_id,
-                                     currency=req.currency, amount=req.amount, cash=req.amount, bonus=0,
-                                     occurred_at=now, psp=req.psp, first_deposit=first), producer=PRODUCER)
+                                     currency=req.currency, amount=req.amount, cash=req.amount - settled, bonus=0,
+                                     occurred_at=now, psp=req.psp, first_deposit=first,
+                                     receivable_settled=settled), producer=PRODUCER)
+    return result
+
+
+async def chargeback(s: AsyncSession, req: ChargebackRequest, ctx: Context) -> OperationResult:
+    """Never refused for lack of funds and never blocked by player protection: the provider has
+    already taken the money back. Cash pays up to its balance; the rest is booked as owed."""
+    check_currency(req.currency)
+    now = ctx.now()
+    await store.claim(s, req.idempotency_key, "chargeback", store.request_hash("chargeback", req))
+    cash, _ = await store.lock_cash_and_debt(s, req.player_id, req.currency)
+    split = ledger.chargeback_split(req.amount, cash)
+    postings = ledger.chargeback(req.player_id, req.currency, split.from_cash, split.owed)
+    applied = await store.apply(s, postings, req.player_id, req.currency)
+    result = OperationResult(transaction_id=uuid.uuid4(), kind="chargeback", idempotency_key=req.idempotency_key,
+                             player_id=req.player_id, currency=req.currency, amount=req.amount,
+                             balance=applied.balance, created_at=now, receivable_booked=split.owed)
+    await store.record(s, result, applied.ids, postings,
+                       details={"psp": req.psp, "psp_reference": req.psp_reference, "from_cash": split.from_cash,
+                                "receivable_booked": split.owed})
+    await publish(s, ChargedBack(transaction_id=result.transaction_id, player_id=req.player_id,
+                                 currency=req.currency, amount=req.amount, cash=split.from_cash, bonus=0,
+                                 occurred_at=now, psp=req.psp, psp_reference=req.psp_reference,
+                                 receivable=split.owed, outstanding=applied.balance.receivable or 0),
+                  producer=PRODUCER)
     return result
 
 

@@ -13,6 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 PLATFORM = "platform"
+# The player's debt after a chargeback their cash could not cover. An asset of the platform, so its
+# balance is at most zero (entries sum to zero like everywhere); the API reports it as a positive
+# amount owed. Every other player account is at least zero.
+RECEIVABLE = "receivable"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -26,11 +30,22 @@ class Ref:
     def is_player(self) -> bool:
         return self.owner != PLATFORM
 
+    @property
+    def is_guarded(self) -> bool:
+        """A player account that must never go below zero (all but the receivable)."""
+        return self.is_player and self.kind != RECEIVABLE
+
 
 @dataclass(frozen=True, slots=True)
 class Posting:
     ref: Ref
     amount: int  # positive credits the account's balance, negative debits it
+
+
+def needs_balance(p: Posting) -> bool:
+    """A posting that only an existing balance can take: a debit of a guarded player account (it
+    must not go below zero) or a credit of a receivable (it must not go above zero)."""
+    return (p.ref.is_guarded and p.amount < 0) or (p.ref.is_player and p.ref.kind == RECEIVABLE and p.amount > 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +128,41 @@ def mirror(postings: Iterable[Posting]) -> list[Posting]:
     return [Posting(p.ref, -p.amount) for p in postings]
 
 
-def deposit(player_id: object, currency: str, amount: int) -> list[Posting]:
+def settlement(amount: int, owed: int) -> int:
+    """The part of a deposit that pays off what the player owes (`owed` >= 0): all of it first."""
+    if amount < 0 or owed < 0:
+        raise ValueError("amounts must not be negative")
+    return min(amount, owed)
+
+
+def deposit(player_id: object, currency: str, amount: int, settle: int = 0) -> list[Posting]:
+    """`settle` of the amount pays off the player's receivable; the rest reaches their cash."""
+    if not 0 <= settle <= amount:
+        raise ValueError("the settlement is part of the deposit")
     return _nonzero([Posting(platform("psp_clearing", currency), -amount),
-                     Posting(player(player_id, "cash", currency), amount)])
+                     Posting(player(player_id, RECEIVABLE, currency), settle),
+                     Posting(player(player_id, "cash", currency), amount - settle)])
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    from_cash: int
+    owed: int  # the shortfall, booked on the player's receivable
+
+
+def chargeback_split(amount: int, cash: int) -> Recovery:
+    """What a chargeback takes from cash (up to the cash balance) and what the player is left owing."""
+    if amount < 0:
+        raise ValueError("a chargeback must not be negative")
+    from_cash = min(amount, max(cash, 0))
+    return Recovery(from_cash, amount - from_cash)
+
+
+def chargeback(player_id: object, currency: str, from_cash: int, shortfall: int) -> list[Posting]:
+    """The provider takes the money back: cash pays what it can, the shortfall becomes the debt."""
+    return _nonzero([Posting(player(player_id, "cash", currency), -from_cash),
+                     Posting(player(player_id, RECEIVABLE, currency), -shortfall),
+                     Posting(platform("psp_clearing", currency), from_cash + shortfall)])
 
 
 def withdrawal_hold(player_id: object, currency: str, amount: int) -> list[Posting]:
@@ -158,12 +205,12 @@ def adjustment(player_id: object, currency: str, amount: int) -> list[Posting]:
                      Posting(player(player_id, "cash", currency), amount)])
 
 
-KIND_ORDER = {"bonus": 0, "cash": 1, "withdrawal_hold": 2}
+KIND_ORDER = {"bonus": 0, "cash": 1, RECEIVABLE: 2, "withdrawal_hold": 3}
 
 
 def lock_order(postings: Iterable[Posting]) -> list[Posting]:
-    """Player accounts first (bonus, cash, hold: alphabetical, as `ORDER BY kind FOR UPDATE` locks
-    them), then platform accounts by name. Every operation takes its row locks in this one global
+    """Player accounts first (bonus, cash, receivable, hold: alphabetical, as `ORDER BY kind FOR
+    UPDATE` locks them), then platform accounts by name. Every operation takes its row locks in this one global
     order, so two operations cannot deadlock on accounts."""
     return sorted(postings, key=lambda p: (not p.ref.is_player, KIND_ORDER.get(p.ref.kind, 9), p.ref))
 
@@ -190,8 +237,9 @@ def check_balanced(transactions: Mapping[str, Iterable[tuple[str, int]]]) -> lis
 
 
 def check_non_negative(balances: Mapping[Ref, int]) -> list[Breach]:
-    """Invariant 2: no player balance (cash, bonus, hold) below zero."""
-    return [Breach(2, f"{ref} is {bal}") for ref, bal in balances.items() if ref.is_player and bal < 0]
+    """Invariant 2: no player balance (cash, bonus, hold) below zero; a receivable (a debt) never above."""
+    return [Breach(2, f"{ref} is {bal}") for ref, bal in balances.items()
+            if (ref.is_guarded and bal < 0) or (ref.is_player and ref.kind == RECEIVABLE and bal > 0)]
 
 
 def check_balances_match(balances: Mapping[Ref, int], postings: Iterable[Posting]) -> list[Breach]:

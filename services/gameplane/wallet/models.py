@@ -39,7 +39,7 @@ Base = make_base()
 md = Base.metadata
 add_audit_table(md)
 
-PLAYER_KINDS = ("cash", "bonus", "withdrawal_hold")
+PLAYER_KINDS = ("cash", "bonus", "withdrawal_hold", "receivable")
 PLATFORM_KINDS = ("house", "psp_clearing", "provider_clearing", "bonus_liability", "bonus_cost",
                   "affiliate_payable", "world")
 PLATFORM_OWNER = "platform"
@@ -55,10 +55,13 @@ accounts = Table(
     Column("balance", BigInteger, nullable=False, server_default=text("0")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("owner", "kind", "currency", "shard", name="uq_accounts_owner_kind_currency_shard"),
-    # the database itself refuses a negative player balance, whatever the code does
-    CheckConstraint("owner = 'platform' OR balance >= 0", name="player_non_negative"),
+    # the database itself refuses a negative player balance, whatever the code does; a receivable (the
+    # player's debt after a chargeback, gameplane.wallet.ledger.RECEIVABLE) is the one player account
+    # at or below zero (migration 0007)
+    CheckConstraint("owner = 'platform' OR kind = 'receivable' OR balance >= 0", name="player_non_negative"),
+    CheckConstraint("kind <> 'receivable' OR balance <= 0", name="receivable_non_positive"),
     CheckConstraint(
-        "kind IN ('cash','bonus','withdrawal_hold','house','psp_clearing','provider_clearing',"
+        "kind IN ('cash','bonus','withdrawal_hold','receivable','house','psp_clearing','provider_clearing',"
         "'bonus_liability','bonus_cost','affiliate_payable','world')", name="kind_known"),
 )
 

@@ -89,3 +89,11 @@ def check_loss(limits: Sequence[Limit], net_loss: dict[str, int], stake: int) ->
             return Refusal("loss-limit", f"a stake of {stake} could exceed the {lim.period} loss limit "
                            f"{lim.value} (net loss so far {lost})", lim)
     return None
+
+
+def deposit_headroom(limits: Sequence[Limit], deposited: dict[str, int]) -> int | None:
+    """What may still be deposited under the strictest deposit limit (never below 0); None when
+    no deposit limit applies. Agrees with check_deposit: an amount passes it iff amount <= this."""
+    if not limits:
+        return None
+    return max(0, min(lim.value - deposited.get(lim.period, 0) for lim in limits))

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.wallet import Balance
+from gameplane.wallet import store
 from gameplane.wallet.schemas import EntryView, HistoryPage, TransactionView
 
 _COLUMNS = "id, seq, kind, idempotency_key, player_id, currency, amount, cash, bonus, reverses, details, created_at"
@@ -21,8 +22,7 @@ async def all_balances(s: AsyncSession, player_id: uuid.UUID) -> list[Balance]:
     by_cur: dict[str, dict[str, int]] = {}
     for cur, kind, bal in rows:
         by_cur.setdefault(cur, {})[kind] = bal
-    return [Balance(currency=c, cash=b.get("cash", 0), bonus=b.get("bonus", 0),
-                    withdrawal_hold=b.get("withdrawal_hold", 0)) for c, b in by_cur.items()]
+    return [store.to_balance(c, b) for c, b in by_cur.items()]
 
 
 def encode_cursor(seq: int) -> str:

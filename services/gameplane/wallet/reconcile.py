@@ -1,5 +1,12 @@
 """Reconciliation: every invariant of docs/reference/ledger.md, checked over the whole database in one
-consistent snapshot. Each query returns the offending rows (capped), so a breach names its culprit."""
+consistent snapshot. Each query returns the offending rows (capped), so a breach names its culprit.
+
+Invariant 7 is the receivable's (a chargeback's shortfall, what the player owes): only chargebacks
+book it and only deposits settle it; a chargeback takes cash first, up to the cash there was; a
+deposit settles what was owed first. "Before a transaction" is the sum of the account's entries of
+the player's earlier transactions (by `seq`): every operation on a player's cash or receivable
+takes the player's cash row lock before it writes its transaction, so their `seq` order is the
+order in which they happened."""
 
 from __future__ import annotations
 
@@ -19,7 +26,10 @@ CHECKS: list[tuple[int, str, str]] = [
      "SELECT e.id, e.currency, a.id, a.currency FROM entries e JOIN accounts a ON a.id = e.account_id "
      "WHERE e.currency <> a.currency"),
     (2, "player account {0} ({1} {2} of {3}) is negative: {4}",
-     "SELECT id, kind, currency, owner, balance FROM accounts WHERE owner <> 'platform' AND balance < 0"),
+     "SELECT id, kind, currency, owner, balance FROM accounts WHERE owner <> 'platform' AND kind <> 'receivable' "
+     "AND balance < 0"),
+    (2, "receivable {0} ({1} of {2}) is positive: {3} (a debt account is at most zero)",
+     "SELECT id, currency, owner, balance FROM accounts WHERE kind = 'receivable' AND balance > 0"),
     (3, "account {0} ({1} {2} of {3}) stores {4} but its entries sum to {5}",
      "SELECT a.id, a.kind, a.currency, a.owner, a.balance, coalesce(s.total, 0) FROM accounts a "
      "LEFT JOIN (SELECT account_id, sum(amount) AS total FROM entries GROUP BY 1) s ON s.account_id = a.id "
@@ -51,6 +61,30 @@ CHECKS: list[tuple[int, str, str]] = [
     (6, "rolled-back (tombstoned) bet key {0} was applied later as transaction {1}",
      "SELECT o.key, t.id FROM operations o JOIN transactions t ON t.idempotency_key = o.key "
      "WHERE o.kind = 'tombstone'"),
+    (7, "transaction {0} ({1}) moves receivable {2} by {3}: only chargebacks book a debt, only deposits settle it",
+     "SELECT t.id, t.kind, a.id, e.amount FROM entries e JOIN accounts a ON a.id = e.account_id "
+     "JOIN transactions t ON t.id = e.transaction_id WHERE a.kind = 'receivable' "
+     "AND NOT ((t.kind = 'chargeback' AND e.amount < 0) OR (t.kind = 'deposit' AND e.amount > 0))"),
+    (7, "receivable {0} is on a platform account or a shard",
+     "SELECT id FROM accounts WHERE kind = 'receivable' AND (owner = 'platform' OR shard <> 0)"),
+    (7, "chargeback {0} of {1} {2} took {3} from cash when the player had {4}: cash pays first, up to its balance",
+     "SELECT t.id, t.amount, t.currency, coalesce(-mine.amount, 0), coalesce(before.cash, 0) FROM transactions t "
+     "JOIN accounts ca ON ca.owner = t.player_id::text AND ca.kind = 'cash' AND ca.currency = t.currency "
+     "AND ca.shard = 0 "
+     "LEFT JOIN LATERAL (SELECT sum(e.amount) AS amount FROM entries e WHERE e.transaction_id = t.id "
+     " AND e.account_id = ca.id) mine ON true "
+     "LEFT JOIN LATERAL (SELECT sum(e.amount) AS cash FROM entries e JOIN transactions p ON p.id = e.transaction_id "
+     " WHERE e.account_id = ca.id AND p.seq < t.seq) before ON true "
+     "WHERE t.kind = 'chargeback' "
+     "AND coalesce(-mine.amount, 0) <> least(t.amount, greatest(coalesce(before.cash, 0), 0))"),
+    (7, "deposit {0} of {1} {2} settled {3} when the player owed {4}: a deposit settles the receivable first",
+     "SELECT t.id, t.amount, t.currency, coalesce(mine.amount, 0), coalesce(-before.owed, 0) FROM transactions t "
+     "JOIN accounts ra ON ra.owner = t.player_id::text AND ra.kind = 'receivable' AND ra.currency = t.currency "
+     "LEFT JOIN LATERAL (SELECT sum(e.amount) AS amount FROM entries e WHERE e.transaction_id = t.id "
+     " AND e.account_id = ra.id) mine ON true "
+     "LEFT JOIN LATERAL (SELECT sum(e.amount) AS owed FROM entries e JOIN transactions p ON p.id = e.transaction_id "
+     " WHERE e.account_id = ra.id AND p.seq < t.seq) before ON true "
+     "WHERE t.kind = 'deposit' AND coalesce(mine.amount, 0) <> least(t.amount, coalesce(-before.owed, 0))"),
 ]
 
 

@@ -10,10 +10,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameplane.contracts import wallet as wallet_api
+from gameplane.contracts.wallet import DepositAllowance
 from gameplane.kit.money import CurrencyError, exponent
 from gameplane.kit.problems import Problem
 from gameplane.wallet import protection
 from gameplane.wallet.protection import Refusal, State
+from gameplane.wallet.store import protection_state
 
 PRODUCER = "wallet"
 
@@ -77,3 +79,31 @@ async def guard_bet(s: AsyncSession, state: State | None, player_id: uuid.UUID, 
                                        "kinds": ["bet", "win", "rollback"]})).one()
     if (r := protection.check_loss(limits, dict(row._mapping), amount)) is not None:
         raise refuse(r)
+
+
+_PROTECTION = text("SELECT currency, limits, timeout_until, self_excluded_until FROM protection WHERE player_id = :p")
+
+
+async def deposit_allowance(s: AsyncSession, player_id: uuid.UUID, currency: str, amount: int | None,
+                            now: datetime) -> DepositAllowance:
+    """What guard_deposit would say, asked ahead (before a payment session): the same protection
+    state and the same window sums, read without locks (a deposit still checks for itself)."""
+    row = (await s.execute(_PROTECTION, {"p": player_id})).one_or_none()
+    state = None if row is None else protection_state(row.currency, row.limits, row.timeout_until,
+                                                      row.self_excluded_until, now)
+    if (r := protection.blocked(state, now)) is not None:
+        return DepositAllowance(allowed=False, reason=r.reason, detail=r.detail)  # type: ignore[arg-type]
+    limits = protection.windowed(state, "deposit", currency)
+    if not limits:
+        return DepositAllowance(allowed=True)
+    sums = (await s.execute(_DEPOSITS, {"p": player_id, "c": currency, "now": now, "kinds": ["deposit"]})).one()
+    deposited = dict(sums._mapping)
+    remaining = protection.deposit_headroom(limits, deposited)
+    if remaining is None:  # unreachable with limits; keeps the type honest
+        return DepositAllowance(allowed=True)
+    if amount is not None and (refusal := protection.check_deposit(limits, deposited, amount)) is not None:
+        return DepositAllowance(allowed=False, reason="deposit-limit", remaining=remaining, detail=refusal.detail)
+    if remaining == 0:
+        return DepositAllowance(allowed=False, reason="deposit-limit", remaining=0,
+                                detail="the deposit limit is used up")
+    return DepositAllowance(allowed=True, remaining=remaining)

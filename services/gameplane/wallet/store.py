@@ -95,22 +95,29 @@ def merge(postings: Iterable[Posting]) -> list[Posting]:
 
 # Both statements below start by posting the entries' deltas onto the account rows: insert a
 # missing account, else add the delta. The proposed row must pass the CHECK even when it
-# conflicts, so a player debit proposes 0 and the real delta is looked up again in the UPDATE; a
-# new row proposed for a debit means the account did not exist: no funds (caught via `inserted`).
-# The WHERE is the conditional guard: a player debit that would go below zero updates nothing.
+# conflicts, so a posting that needs a balance (a guarded player debit, a receivable credit)
+# proposes 0 and the real delta is looked up again in the UPDATE; a new row proposed for such a
+# posting means the account did not exist: no funds, or no debt (caught via `inserted`). The
+# WHERE is the conditional guard: a guarded player account (all but the receivable) that would go
+# below zero, or a receivable that would go above it, updates nothing. _NEEDS_BALANCE is
+# gameplane.wallet.ledger.needs_balance in SQL.
+_NEEDS_BALANCE = ("owner <> 'platform' AND ((kind <> 'receivable' AND amount < 0) "
+                  "OR (kind = 'receivable' AND amount > 0))")
+_DELTA = ("(SELECT amount FROM d WHERE d.owner = accounts.owner AND d.kind = accounts.kind "
+          "AND d.currency = accounts.currency AND d.shard = accounts.shard)")
 _UPSERT_BALANCES = (
     "WITH d AS (SELECT * FROM unnest(CAST(:owners AS text[]), CAST(:kinds AS text[]), CAST(:curs AS text[]), "
     "  CAST(:shards AS int[]), CAST(:amounts AS bigint[])) "
     "  WITH ORDINALITY AS d(owner, kind, currency, shard, amount, n)),"
     " u AS (INSERT INTO accounts (owner, kind, currency, shard, balance) "
-    "  SELECT owner, kind, currency, shard, CASE WHEN owner <> 'platform' AND amount < 0 THEN 0 ELSE amount END "
+    "  SELECT owner, kind, currency, shard, "
+    f"  CASE WHEN {_NEEDS_BALANCE} THEN 0 ELSE amount END "
     "  FROM d ORDER BY n "
     "  ON CONFLICT (owner, kind, currency, shard) DO UPDATE "
-    "  SET balance = accounts.balance + (SELECT amount FROM d WHERE d.owner = accounts.owner "
-    "   AND d.kind = accounts.kind AND d.currency = accounts.currency AND d.shard = accounts.shard), "
-    "   updated_at = now() "
-    "  WHERE accounts.owner = 'platform' OR accounts.balance + (SELECT amount FROM d WHERE d.owner = accounts.owner "
-    "   AND d.kind = accounts.kind AND d.currency = accounts.currency AND d.shard = accounts.shard) >= 0 "
+    f"  SET balance = accounts.balance + {_DELTA}, updated_at = now() "
+    "  WHERE accounts.owner = 'platform' "
+    f"   OR (accounts.kind <> 'receivable' AND accounts.balance + {_DELTA} >= 0) "
+    f"   OR (accounts.kind = 'receivable' AND accounts.balance + {_DELTA} <= 0) "
 )
 
 _APPLY = text(
@@ -139,19 +146,19 @@ async def apply(s: AsyncSession, postings: list[Posting], player_id: uuid.UUID, 
     try:
         rows = (await s.execute(_APPLY, params)).all()
     except IntegrityError as exc:  # the CHECK caught what the guard should have: still a refusal
-        if "player_non_negative" in str(exc):
+        if "player_non_negative" in str(exc) or "receivable_non_positive" in str(exc):
             raise wallet_api.INSUFFICIENT_FUNDS("the account has no funds")
         raise
-    debits = {p.ref for p in merged if p.amount < 0 and p.ref.is_player}
+    debits = {p.ref for p in merged if ledger.needs_balance(p)}
     ids: dict[Ref, int] = {}
-    bal = {"cash": 0, "bonus": 0, "withdrawal_hold": 0}
+    bal: dict[str, int] = {}
     for r in rows:
         ref = Ref(r.owner, r.kind, r.currency, r.shard)
         if r.touched and not (r.inserted and ref in debits):
             ids[ref] = r.id
         if r.owner == owner and r.currency == currency and r.shard == 0:
             bal[r.kind] = r.balance
-    balance = Balance(currency=currency, cash=bal["cash"], bonus=bal["bonus"], withdrawal_hold=bal["withdrawal_hold"])
+    balance = to_balance(currency, bal)
     if len(ids) != len(merged):
         short = [p for p in merged if p.ref not in ids]
         raise wallet_api.INSUFFICIENT_FUNDS(f"{short[0].ref.kind} cannot cover {-short[0].amount} {currency}",
@@ -184,6 +191,34 @@ async def record(s: AsyncSession, result: OperationResult, applied_ids: dict[Ref
         "response": result.model_dump_json()})
 
 
+def to_balance(currency: str, by_kind: dict[str, int]) -> Balance:
+    """A player's balances from their account rows (kind -> stored balance); the receivable is
+    reported as the positive amount owed, and only once the player has that account."""
+    owed = by_kind.get(ledger.RECEIVABLE)
+    return Balance(currency=currency, cash=by_kind.get("cash", 0), bonus=by_kind.get("bonus", 0),
+                   withdrawal_hold=by_kind.get("withdrawal_hold", 0), receivable=None if owed is None else -owed)
+
+
+# Creates the cash row if missing and locks it either way: DO UPDATE takes the row lock and
+# returns the newest committed balance (a SELECT ... FOR UPDATE would also wait, but then judge
+# only the rows its snapshot had: not a receivable a chargeback created meanwhile).
+_LOCK_CASH = text("INSERT INTO accounts AS a (owner, kind, currency) VALUES (:o, 'cash', :c) "
+                  "ON CONFLICT (owner, kind, currency, shard) DO UPDATE SET balance = a.balance RETURNING balance")
+_LOCK_DEBT = text("SELECT balance FROM accounts WHERE owner = :o AND kind = 'receivable' AND currency = :c "
+                  "AND shard = 0 FOR UPDATE")
+
+
+async def lock_cash_and_debt(s: AsyncSession, player_id: uuid.UUID, currency: str) -> tuple[int, int]:
+    """(cash, owed) under lock. The cash row, created if missing, is the player's lock for every
+    operation on the receivable (deposits and chargebacks), so one never decides on a debt or a
+    cash balance the other is changing. The receivable is read by a second statement, after the
+    cash lock is held, so its snapshot includes whatever the previous holder committed."""
+    params = {"o": str(player_id), "c": currency}
+    cash = (await s.execute(_LOCK_CASH, params)).scalar_one()
+    debt = (await s.execute(_LOCK_DEBT, params)).scalar_one_or_none()
+    return cash, -(debt or 0)
+
+
 async def balances(s: AsyncSession, player_id: uuid.UUID, currency: str, *,
                    lock: tuple[str, ...] = ()) -> Balance:
     """Read a player's balances; `lock` names the kinds to lock (taken in kind order, as everywhere)."""
@@ -193,9 +228,7 @@ async def balances(s: AsyncSession, player_id: uuid.UUID, currency: str, *,
     else:
         sql = "SELECT kind, balance FROM accounts WHERE owner = :o AND currency = :c AND shard = 0"
     params: dict[str, Any] = {"o": str(player_id), "c": currency, "kinds": list(lock)}
-    bal = dict((await s.execute(text(sql), params)).tuples().all())
-    return Balance(currency=currency, cash=bal.get("cash", 0), bonus=bal.get("bonus", 0),
-                   withdrawal_hold=bal.get("withdrawal_hold", 0))
+    return to_balance(currency, dict((await s.execute(text(sql), params)).tuples().all()))
 
 
 _COMMIT = (
@@ -212,7 +245,8 @@ _COMMIT = (
     "  VALUES (:ev_id, :ev_subject, CAST(:ev_headers AS jsonb), CAST(:ev_payload AS jsonb)))"
     "{extra}"
     " SELECT (SELECT count(*) FROM u JOIN d USING (owner, kind, currency, shard) "
-    "  WHERE NOT (u.inserted AND d.amount < 0 AND u.owner <> 'platform')) AS applied")
+    "  WHERE NOT (u.inserted AND d.owner <> 'platform' AND ((d.kind <> 'receivable' AND d.amount < 0) "
+    "   OR (d.kind = 'receivable' AND d.amount > 0)))) AS applied")
 _COMMIT_PLAIN = text(_COMMIT.format(extra=""))
 
 
