@@ -139,6 +139,9 @@ class ProtectionView(BaseModel):
     reality_check_minutes: int | None
 
 
+DEVICE_HEADER = "X-Device-Id"  # a client's own device id, optional, sent with the login
+
+
 class LoggedIn(Event):
     """A successful player login: where from (the client address the gateway saw, and the device
     id the client sent in `X-Device-Id`, if any). Risk links accounts that share them."""
