@@ -19,6 +19,7 @@ from gameplane.kit.app import Runtime
 from gameplane.kit.audit import Actor, target_of
 from gameplane.kit.auth import callers
 from gameplane.kit.db import utcnow
+from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, json_reply
 from gameplane.kit.outbox import publish
 from gameplane.kit.problems import ProblemType
 from gameplane.kit.problems import responses as refusals
@@ -49,6 +50,7 @@ INVALID_CURSOR = ProblemType(400, "invalid-cursor", "Invalid cursor")
 internal = APIRouter(prefix="/internal/risk", tags=["internal"])
 backoffice = APIRouter(prefix="/internal/risk", tags=["back office"], dependencies=[Depends(callers("backoffice"))])
 REVIEWERS = staff("risk", "admin")
+PAYMENTS = callers("payments")
 
 
 def _rt(request: Request) -> Runtime:
@@ -61,10 +63,20 @@ def _cache(request: Request) -> RuleCache:
 
 @internal.post(PATH_DECISIONS.removeprefix("/internal/risk"), response_model=Decision,
                responses=refusals(decisions.DECISION_CONFLICT))
-async def decide(body: DecisionRequest, request: Request, caller: str = Depends(callers("payments"))) -> Decision:
+async def decide(body: DecisionRequest, request: Request, caller: str = Depends(PAYMENTS)) -> Decision:
     """Allow, review or deny a deposit or withdrawal. One decision per (kind, reference): asking
     again answers the stored one. A `review` opens a case (`case_id`)."""
     return await decisions.decide(_rt(request).database, _cache(request), body)
+
+
+def fast_routes(rt: Runtime) -> list[FastRoute]:
+    """The decision route also answered ahead of FastAPI (gameplane.kit.fastroutes): same auth,
+    validation and problems, a fifth less CPU. The FastAPI route above stays its description."""
+    async def handle(request: FastRequest) -> Reply:
+        decision = await decisions.decide(rt.database, rt.state["rules"], request.data)
+        return json_reply(decision.model_dump_json().encode())
+
+    return [FastRoute("POST", PATH_DECISIONS, handle, model=DecisionRequest, callers=PAYMENTS.allowed)]
 
 
 def case_view(row: Case) -> CaseView:

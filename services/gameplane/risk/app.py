@@ -8,10 +8,11 @@ import contextlib
 
 from fastapi import FastAPI
 
+from gameplane.kit import fastroutes
 from gameplane.kit.app import Runtime, create_app
 from gameplane.kit.audit import audit_router
 from gameplane.risk import sweeper
-from gameplane.risk.api import backoffice, internal
+from gameplane.risk.api import backoffice, fast_routes, internal
 from gameplane.risk.events import build_consumers
 from gameplane.risk.rulesets import RuleCache
 from gameplane.risk.settings import RiskSettings
@@ -36,6 +37,8 @@ def build_app(settings: RiskSettings | None = None) -> FastAPI:
     runtime = Runtime("risk", settings, migrations="gameplane.risk", consumers=build_consumers(cache),
                       hot_pool=True, on_start=[start], on_stop=[stop])
     runtime.state["rules"] = cache
-    return create_app(runtime, [internal, backoffice, audit_router("/internal/risk")], title="gameplane risk",
-                      description="Risk decisions for deposits and withdrawals, harm scores, review cases "
-                                  "and versioned rule sets.")
+    app = create_app(runtime, [internal, backoffice, audit_router("/internal/risk")], title="gameplane risk",
+                     description="Risk decisions for deposits and withdrawals, harm scores, review cases "
+                                 "and versioned rule sets.", app_class=fastroutes.FastRoutesApp)
+    fastroutes.install(app, runtime, fast_routes(runtime))
+    return app
