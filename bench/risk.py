@@ -11,8 +11,10 @@ Two phases on one process:
 - "closed": RISK_BENCH_CONNECTIONS (default 8) connections ask for decisions back to back: the
   decisions per second one process gives, and the CPU each costs (risk + Postgres + the load
   generator, by component);
-- "paced": an open loop at RISK_BENCH_RATE decisions per second (default 300), latency counted
-  from each request's scheduled start: what payments sees at a steady rate (the p95 target).
+- "paced": an open loop at RISK_BENCH_RATE decisions per second (default: half of what the closed
+  loop reached, so the phase measures latency at a rate the process sustains on this machine
+  now, not a queue growing without bound), latency counted from each request's scheduled start:
+  what payments sees at a steady rate (the p95 target).
 Every decision is a fresh reference (a real decision, written, with its events), 70 % deposits,
 30 % withdrawals, for a random seeded player with that player's address, device and method
 (one withdrawal in ten to a method never deposited with).
@@ -172,7 +174,7 @@ async def main() -> None:
     budget = bench_seconds(20.0)
     n_players = int(os.environ.get("RISK_BENCH_PLAYERS", "100000"))
     connections = int(os.environ.get("RISK_BENCH_CONNECTIONS", "8"))
-    rate = float(os.environ.get("RISK_BENCH_RATE", "300"))
+    fixed_rate = os.environ.get("RISK_BENCH_RATE")
     rng = random.Random(14)
     players = [Player(rng, i) for i in range(n_players)]
     token = issue_service_token(IDS.key("payments"), "payments", "risk", ttl=3600)
@@ -196,6 +198,7 @@ async def main() -> None:
             log(f"closed loop, {connections} connections: {n} decisions, {rps:.0f}/s, outcomes {outcomes}; "
                 f"p50 {percentile(lat, .5) * 1000:.2f} ms, p95 {percentile(lat, .95) * 1000:.2f} ms, "
                 f"p99 {percentile(lat, .99) * 1000:.2f} ms")
+            rate = float(fixed_rate) if fixed_rate else max(10.0, rps / 2)
             paced_lat = await paced(port, token, players, budget / 2, rate, rng)
             log(f"open loop at {rate:.0f}/s: {len(paced_lat)} decisions; "
                 f"p50 {percentile(paced_lat, .5) * 1000:.2f} ms, p95 {percentile(paced_lat, .95) * 1000:.2f} ms, "

@@ -115,14 +115,11 @@ async def read_snapshot(conn: asyncpg.Connection | asyncpg.Pool, player_id: uuid
     return parse_snapshot(player_id, now, tuple(row))
 
 
-async def rule_set_document(conn: asyncpg.Connection | asyncpg.Pool, version: int) -> dict[str, Any]:
-    raw = await conn.fetchval("SELECT document::text FROM rule_sets WHERE version = $1", version)
-    return json.loads(raw)  # type: ignore[no-any-return]
-
-
 # One statement: the decision, then (only when it was inserted) its case, its buckets, its links
-# and its events. $1..$14 the decision, $15 its case id or NULL, $16 the feature, $17/$18 bucket
-# spans/starts, $19/$20 link kinds/values, $21..$24 outbox rows.
+# and its events. No NOTIFY: the relay finds the rows on its next poll (50 ms while events keep
+# coming), batching many decisions' events in one publish instead of waking once per decision.
+# $1..$14 the decision, $15 its case id or NULL, $16 the feature, $17/$18 bucket spans/starts,
+# $19/$20 link kinds/values, $21..$24 outbox rows.
 WRITE_DECISION_SQL = """
 WITH d AS (
   INSERT INTO decisions (id, kind, reference, player_id, amount, currency, method_fingerprint, ip, device_id,
@@ -146,7 +143,7 @@ o AS (
   INSERT INTO outbox (id, subject, headers, payload)
   SELECT o.id, o.subject, o.headers::jsonb, o.payload::jsonb
   FROM d, unnest($21::uuid[], $22::text[], $23::text[], $24::text[]) AS o(id, subject, headers, payload))
-SELECT d.id, pg_notify('gameplane_outbox', '') FROM d
+SELECT d.id FROM d
 """
 
 STORED_DECISION_SQL = """
