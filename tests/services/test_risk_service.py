@@ -54,6 +54,10 @@ RULES: dict[str, Any] = {"review_at": 500, "deny_at": 1000, "rules": [
      "window": "1d", "score": 100, "action": "review", "harm": True, "applies_to": ["deposit"]},
     {"id": "logins-hour", "type": "velocity", "feature": "logins", "window": "1h", "count_gte": 5, "score": 100,
      "action": "score"},
+    {"id": "many-methods", "type": "many_methods", "min_methods": 3, "window": "7d", "score": 100,
+     "action": "review", "applies_to": ["deposit"]},
+    {"id": "shared-ip", "type": "shared_identity", "key": "ip", "min_accounts": 4, "window": "1d", "score": 50,
+     "action": "score"},
 ]}
 
 
@@ -315,6 +319,29 @@ async def test_chasing_losses(risk: Risk) -> None:
     await risk.emit(deposit_ok(chaser, 10_000), producer="payments")
     view = await risk.until(chaser, lambda v: "chasing" in v["harm_rules"])
     assert count(view, "chase_deposits", "1d") == 1
+
+
+async def test_many_deposit_methods(risk: Risk) -> None:
+    player = uuid.uuid4()
+    await risk.emit(deposit_ok(player, 2_000, method="card-1"), deposit_ok(player, 2_000, method="card-2"),
+                    producer="payments")
+    await risk.until(player, lambda v: v["deposit_methods"] == 2)
+    third = await risk.decide(player, method_fingerprint="card-3")
+    assert "many-methods" in third["rules"]
+    assert "many-methods" not in (await risk.decide(player, method_fingerprint="card-2"))["rules"]
+
+
+async def test_an_address_shared_by_four_accounts(risk: Risk) -> None:
+    ip = f"198.18.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    others = [uuid.uuid4() for _ in range(3)]
+    await risk.emit(*(LoggedIn(player_id=p, ip=ip, at=now()) for p in others[:2]), producer="players")
+    for p in others[:2]:
+        await risk.until(p, lambda v: v["last_ip"] == ip)
+    player = uuid.uuid4()
+    assert "shared-ip" not in (await risk.decide(player, ip=ip))["rules"]  # three accounts with this one
+    await risk.emit(LoggedIn(player_id=others[2], ip=ip, at=now()), producer="players")
+    await risk.until(others[2], lambda v: v["last_ip"] == ip)
+    assert "shared-ip" in (await risk.decide(player, ip=ip))["rules"]  # four
 
 
 async def test_login_velocity(risk: Risk) -> None:
