@@ -504,3 +504,46 @@ async def test_metrics_count_decisions_rule_fires_and_open_cases(risk: Risk) -> 
                         for line in text.splitlines()))
 
     assert await until_true(exported)
+
+
+async def test_the_same_reference_asked_at_once_is_decided_once(risk: Risk) -> None:
+    player, reference = uuid.uuid4(), f"race-{uuid.uuid4().hex}"
+    answers = await asyncio.gather(*(risk.decide(player, amount=100_000, reference=reference) for _ in range(6)))
+    assert len({a["decision_id"] for a in answers}) == 1 and answers[0]["decision"] == "review"
+    assert len({a["case_id"] for a in answers}) == 1
+    r = await risk.http.get("/internal/risk/cases", params={"state": "open", "limit": 500},
+                            headers=as_staff(risk.app, "risk"))
+    assert [c["reference"] for c in r.json()["cases"]].count(reference) == 1
+    view = await risk.player(player)
+    assert count(view, "deposit_requests", "5m") == 1  # one request counted, not six
+
+
+async def test_windows_follow_event_time_and_expired_buckets_are_deleted(risk: Risk) -> None:
+    from sqlalchemy import text
+
+    from gameplane.risk.sweeper import sweep_once
+
+    player = uuid.uuid4()
+    t = now()
+    await risk.emit(LoggedIn(player_id=player, at=t - timedelta(minutes=20)),
+                    LoggedIn(player_id=player, at=t - timedelta(hours=3)),
+                    LoggedIn(player_id=player, at=t - timedelta(days=3)),
+                    LoggedIn(player_id=player, at=t - timedelta(days=40)), producer="players")
+    view = await risk.until(player, lambda v: count(v, "logins", "28d") == 3)
+    # 20 minutes ago: not in the last 5 minutes (a window covers at most one bucket more), in the hour
+    assert [count(view, "logins", w) for w in ("5m", "1h", "1d", "7d", "28d")] == [0, 1, 2, 3, 3]
+    # 40 days ago is in no window, and its buckets are deleted (the module's app sweeps every 0.3 s;
+    # one more sweep here makes sure): what stays is a 5-minute bucket for each event of the last
+    # day and a day bucket for each day with an event in the last four weeks
+    db = risk.app.state.runtime.database
+    await sweep_once(db, (1, 300, 600))
+    async with db.session() as s:
+        kept = (await s.execute(text("SELECT span, start FROM feature_buckets WHERE player_id = :p AND "
+                                     "feature = 'logins'"), {"p": player})).all()
+    days = {(t - ago).date() for ago in (timedelta(minutes=20), timedelta(hours=3), timedelta(days=3))}
+    def five_minutes(at: datetime) -> datetime:
+        return at.replace(minute=at.minute - at.minute % 5, second=0, microsecond=0)
+
+    assert sorted(start for span, start in kept if span == 300) == sorted(
+        five_minutes(t - ago) for ago in (timedelta(hours=3), timedelta(minutes=20)))
+    assert sorted(start.date() for span, start in kept if span == 86_400) == sorted(days)
