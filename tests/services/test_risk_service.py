@@ -547,3 +547,25 @@ async def test_windows_follow_event_time_and_expired_buckets_are_deleted(risk: R
     assert sorted(start for span, start in kept if span == 300) == sorted(
         five_minutes(t - ago) for ago in (timedelta(hours=3), timedelta(minutes=20)))
     assert sorted(start.date() for span, start in kept if span == 86_400) == sorted(days)
+
+
+async def test_a_version_published_at_one_replica_applies_at_the_next_decision_of_another(
+        service_settings: Any, nats_server: Any) -> None:
+    settings = service_settings(RiskSettings)
+    first, second = build_app(settings), build_app(settings.model_copy())
+    async with running(first) as a, running(second) as b:
+        async def decide(http: httpx.AsyncClient, app: FastAPI) -> dict[str, Any]:
+            r = await http.post("/internal/risk/decisions", headers=as_service(app, "payments"),
+                                json={"kind": "deposit", "player_id": str(uuid.uuid4()), "amount": 700,
+                                      "currency": "EUR", "reference": uuid.uuid4().hex})
+            assert r.status_code == 200, r.text
+            return r.json()  # type: ignore[no-any-return]
+
+        before = await decide(b, second)
+        assert (before["rules_version"], before["decision"]) == (1, "allow")  # b has cached version 1
+        doc = {"review_at": 100, "deny_at": 200, "rules": [
+            {"id": "no-deposits", "type": "large_amount", "amount_gte": {"EUR": 1}, "score": 0, "action": "deny",
+             "applies_to": ["deposit"]}]}
+        assert (await publish_rules(a, first, doc, "stop deposits for the drill")).status_code == 201
+        after = await decide(b, second)
+        assert (after["rules_version"], after["decision"], after["rules"]) == (2, "deny", ["no-deposits"])
