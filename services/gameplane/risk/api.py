@@ -25,7 +25,7 @@ from gameplane.kit.problems import ProblemType
 from gameplane.kit.problems import responses as refusals
 from gameplane.kit.staff import StaffContext, staff
 from gameplane.risk import decisions
-from gameplane.risk.features import WINDOWS, window_cutoffs
+from gameplane.risk.features import MINUTE_SPAN, SHORT_WINDOWS, WINDOWS, window_cutoffs
 from gameplane.risk.models import Case, DepositMethod, FeatureBucket, PlayerFeatures, RuleSetVersion
 from gameplane.risk.rulesets import RuleCache
 from gameplane.risk.schemas import (
@@ -184,7 +184,7 @@ async def player_features(player_id: uuid.UUID, request: Request,
     sums: dict[tuple[str, str], list[int]] = {}
     for feature, span, start, n, total in buckets:
         for w in WINDOWS:
-            if (span == 300) == (w in ("5m", "1h", "1d")) and start > cut[w]:
+            if (span == MINUTE_SPAN) == (w in SHORT_WINDOWS) and start > cut[w]:
                 acc = sums.setdefault((feature, w), [0, 0])
                 acc[0] += n
                 acc[1] += total
