@@ -493,6 +493,18 @@ async def until_true(check: Callable[[], Awaitable[bool]], timeout: float = 10) 
     return False
 
 
+def queried_risk_metrics() -> set[str]:
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    found: set[str] = set()
+    for f in (repo / "observability/grafana/dashboards/gameplane-risk.json",
+              repo / "observability/prometheus/rules/risk-rules.yaml"):
+        found |= set(re.findall(r"gameplane_risk_[a-z_]+", f.read_text()))
+    return found
+
+
 async def test_metrics_count_decisions_rule_fires_and_open_cases(risk: Risk) -> None:
     await risk.decide(uuid.uuid4(), amount=100_000)  # large-deposit: review, a case
 
@@ -504,6 +516,10 @@ async def test_metrics_count_decisions_rule_fires_and_open_cases(risk: Risk) -> 
                         for line in text.splitlines()))
 
     assert await until_true(exported)
+    # what the dashboard and the alerts query is what the service exports (no typo, no dead panel)
+    queried = queried_risk_metrics()
+    text = (await risk.http.get("/metrics")).text
+    assert len(queried) >= 6 and not {m for m in queried if m not in text}, queried
 
 
 async def test_the_same_reference_asked_at_once_is_decided_once(risk: Risk) -> None:
