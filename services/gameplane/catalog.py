@@ -62,7 +62,7 @@ SERVICES: tuple[Service, ...] = (
             summary="payment intents, payouts, PSP webhooks, reconciliation"),
     Service("bonus", "gameplane.bonus", 6, database=True, built=False, calls=("wallet",),
             summary="campaigns, grants, wagering"),
-    Service("risk", "gameplane.risk", 7, database=True, built=False,
+    Service("risk", "gameplane.risk", 7, database=True, built=True,
             summary="allow/review/deny decisions, velocity rules, markers of harm"),
     Service("affiliates", "gameplane.affiliates", 8, database=True, built=False,
             summary="tracking links, attribution, commissions, statements"),

@@ -25,7 +25,7 @@ from gameplane_operator.values import Defaults, chart_values
 
 CHARTS = ("gameplane-service", "gameplane", "gameplane-operator")
 REPO = Path(__file__).resolve().parents[2]
-BUILT = ["gateway", "players", "wallet", "games", "sessions"]  # what a default platform runs
+BUILT = ["gateway", "players", "wallet", "games", "sessions", "risk"]  # what a default platform runs
 PROM = [
     *("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"),
     *("--api-versions", "monitoring.coreos.com/v1/PrometheusRule"),
@@ -84,7 +84,8 @@ def test_monitoring_objects_follow_the_prometheus_operator_api(helm: Run) -> Non
     exprs = [r["expr"] for g in rules["p-wallet"]["spec"]["groups"] for r in g["rules"]]
     assert any('gameplane_http_requests_total{service="wallet",status=~"5.."}' in e for e in exprs)
     dashboards = [d for d in with_prom if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard")]
-    assert {d["metadata"]["name"] for d in dashboards} == {"p-dashboard-gameplane-red", "p-dashboard-gameplane-events"}
+    assert {d["metadata"]["name"] for d in dashboards} == {"p-dashboard-gameplane-red", "p-dashboard-gameplane-events",
+                                                          "p-dashboard-gameplane-risk"}
     for d in dashboards:
         (payload,) = d["data"].values()
         assert json.loads(payload)["panels"]

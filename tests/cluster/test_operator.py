@@ -27,7 +27,7 @@ NS = "op-demo"
 NAME = "demo"
 GROUP, VERSION, PLURAL = "gameplane.io", "v1alpha1", "gamingplatforms"
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ["gateway", "players", "wallet", "games", "sessions"]  # every built service, nothing else
+SERVICES = ["gateway", "players", "wallet", "games", "sessions", "risk"]  # every built service, nothing else
 SPEC: dict[str, Any] = {
     "version": "0.1.0",
     "services": [

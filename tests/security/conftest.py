@@ -42,6 +42,10 @@ def _build(name: str, pg: EmbeddedPostgres, nats_url: str) -> FastAPI:
         from gameplane.sessions.app import build_app as sessions_app
         from gameplane.sessions.settings import SessionsSettings
         return sessions_app(SessionsSettings(**common))
+    if name == "risk":
+        from gameplane.risk.app import build_app as risk_app
+        from gameplane.risk.settings import RiskSettings
+        return risk_app(RiskSettings(**common))
     raise LookupError(name)
 
 
@@ -53,7 +57,7 @@ async def services(pg: EmbeddedPostgres,
 
     out: dict[str, tuple[FastAPI, httpx.AsyncClient]] = {}
     async with AsyncExitStack() as stack:
-        for name in ("wallet", "players", "games", "sessions"):
+        for name in ("wallet", "players", "games", "sessions", "risk"):
             app = _build(name, pg, nats_server.url)
             out[name] = (app, await stack.enter_async_context(running(app)))
         yield out

@@ -96,6 +96,19 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("POST", "/v1/sessions/{session_id}/end"): {"gateway"},
         ("GET", "/internal/sessions/{token}"): {"games"},
     },
+    "risk": {
+        ("POST", "/internal/risk/decisions"): {"payments"},
+        # the back office: review cases, a player's features, rule set versions, the audit log
+        ("GET", "/internal/risk/cases"): {"backoffice"},
+        ("GET", "/internal/risk/cases/{case_id}"): {"backoffice"},
+        ("POST", "/internal/risk/cases/{case_id}/assign"): {"backoffice"},
+        ("POST", "/internal/risk/cases/{case_id}/decision"): {"backoffice"},
+        ("GET", "/internal/risk/players/{player_id}"): {"backoffice"},
+        ("GET", "/internal/risk/rule-sets"): {"backoffice"},
+        ("POST", "/internal/risk/rule-sets"): {"backoffice"},
+        ("GET", "/internal/risk/rule-sets/{version}"): {"backoffice"},
+        ("GET", "/internal/risk/audit"): {"backoffice"},
+    },
 }
 
 # Routes with no service token at all, and why.
@@ -112,6 +125,7 @@ OPEN: dict[str, set[tuple[str, str]]] = {
               ("POST", "/providers/{provider}/{operation:path}")},
     "wallet": set(),
     "sessions": set(),
+    "risk": set(),
 }
 # The kit's probes and documents, on every service.
 KIT = {("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/docs"),
@@ -120,7 +134,7 @@ KIT = {("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/ope
 SAMPLE = {"player_id": str(uuid.uuid4()), "currency": "EUR", "hold_id": str(uuid.uuid4()), "grant_id": "g-1",
           "tx_id": str(uuid.uuid4()), "kind": "timeout", "period": "day", "game_id": "fruit-fives",
           "session_id": str(uuid.uuid4()), "token": "no-such-token", "provider": "rgs", "operation": "balance",
-          "staff_id": str(uuid.uuid4())}
+          "staff_id": str(uuid.uuid4()), "case_id": str(uuid.uuid4()), "version": "1"}
 
 
 def routes_of(app: FastAPI) -> set[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""Schema-driven fuzzing of every route of players, wallet, sessions and games, and of the
+"""Schema-driven fuzzing of every route of players, wallet, sessions, games and risk, and of the
 gateway's merged document, against the real services (real Postgres, NATS, HTTP between them).
 
 Cases come from schemathesis' Hypothesis strategies built from each service's own OpenAPI document,
@@ -51,6 +51,8 @@ from gameplane.gateway.settings import GatewaySettings
 from gameplane.kit.problems import PROBLEM_BASE, PROBLEM_JSON
 from gameplane.players.app import build_app as build_players
 from gameplane.players.settings import PlayersSettings
+from gameplane.risk.app import build_app as build_risk
+from gameplane.risk.settings import RiskSettings
 
 EXAMPLES = int(os.environ.get("GP_FUZZ_EXAMPLES", "15"))
 SEED = os.environ.get("GP_FUZZ_SEED", "")
@@ -77,6 +79,7 @@ INTERNAL_CALLERS = [
     ("", "/internal/players/{player_id}/protection", "backoffice"), ("", "/internal/players/", "sessions"),
     ("", "/internal/sessions/", "games"), ("", "/internal/games/providers", "backoffice"),
     ("PUT", "/internal/games/", "backoffice"), ("", "/internal/games/", "sessions"),
+    ("", "/internal/risk/decisions", "payments"), ("", "/internal/risk/", "backoffice"),
 ]
 
 
@@ -104,13 +107,14 @@ class Findings:
 @pytest.fixture(scope="module")
 async def platform(pg: EmbeddedPostgres, nats_server: NatsServer) -> AsyncIterator[dict[str, Target]]:
     dbs = {}
-    for name in ("players", "wallet", "sessions", "games"):
+    for name in ("players", "wallet", "sessions", "games", "risk"):
         db = f"fuzz_{name}_{uuid.uuid4().hex[:8]}"
         pg.create_database(db)
         dbs[name] = pg.dsn(db)
     async with AsyncExitStack() as stack:
         local = await stack.enter_async_context(inprocess.local_platform(
-            {k: v for k, v in dbs.items() if k != "players"}, nats_server.url, provider_secret=PROVIDER_SECRET))
+            {k: v for k, v in dbs.items() if k not in ("players", "risk")}, nats_server.url,
+            provider_secret=PROVIDER_SECRET))
         players_app = build_players(PlayersSettings(
             database_url=dbs["players"], nats_url=nats_server.url, **dev_identities().settings("players"),
             log_level="WARNING",
@@ -125,7 +129,12 @@ async def platform(pg: EmbeddedPostgres, nats_server: NatsServer) -> AsyncIterat
         gsock = inprocess.listener()
         stack.callback(gsock.close)
         gateway_url = await stack.enter_async_context(inprocess.served(gateway_app, gsock))
-        apps = {**local.apps, "players": players_app}
+        # risk: no public route, so not behind the gateway; fuzzed on its own
+        risk_app = build_risk(RiskSettings(database_url=dbs["risk"], nats_url=nats_server.url, log_level="WARNING"))
+        rsock = inprocess.listener()
+        stack.callback(rsock.close)
+        risk_url = await stack.enter_async_context(inprocess.served(risk_app, rsock))
+        apps = {**local.apps, "players": players_app, "risk": risk_app}
 
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=gateway_url, timeout=30))
         # A real player with money, so valid cases reach the rules behind validation.
@@ -135,7 +144,8 @@ async def platform(pg: EmbeddedPostgres, nats_server: NatsServer) -> AsyncIterat
         assert reg.status_code == 201, reg.text
         player_id = uuid.UUID(reg.json()["id"])
         await inprocess.deposit(local, player_id, 100_000)
-        docs = {name: (await http.get(f"{url}/openapi.json")).json() for name, url in urls.items()}
+        docs = {name: (await http.get(f"{url}/openapi.json")).json()
+                for name, url in {**urls, "risk": risk_url}.items()}
         gateway_doc = (await http.get("/openapi.json")).json()
 
         def service_headers(name: str) -> Callable[[str, str], Awaitable[dict[str, str]]]:
@@ -154,7 +164,8 @@ async def platform(pg: EmbeddedPostgres, nats_server: NatsServer) -> AsyncIterat
             assert login.status_code == 200, login.text
             return {"authorization": f"Bearer {login.json()['access_token']}"}
 
-        targets = {name: Target(name, urls[name], docs[name], service_headers(name)) for name in docs}
+        targets = {name: Target(name, {**urls, "risk": risk_url}[name], docs[name], service_headers(name))
+                   for name in docs}
         targets["gateway"] = Target("gateway", gateway_url, gateway_doc, player_headers)
         yield targets
 
@@ -223,7 +234,7 @@ def _append(path: str, text: str) -> None:
         out.write(text)
 
 
-@pytest.mark.parametrize("service", ["players", "wallet", "sessions", "games", "gateway"])
+@pytest.mark.parametrize("service", ["players", "wallet", "sessions", "games", "risk", "gateway"])
 async def test_fuzzed_requests_get_documented_answers_and_never_a_5xx(
         platform: dict[str, Target], service: str) -> None:
     target = platform[service]

@@ -129,3 +129,17 @@ async def test_a_time_out_blocks_play_at_the_gateway(gw: httpx.AsyncClient) -> N
     assert blocked.json()["type"] == PROBLEMS + "play-blocked"
     me = await gw.get("/v1/players/me", headers=blocked_auth)
     assert me.status_code == 200  # everything but play still works (withdrawals must)
+
+
+async def test_a_login_tells_risk_where_it_came_from(gw: httpx.AsyncClient, nats_server: Any) -> None:
+    """players.logged_in carries the address the gateway saw (a client's own X-Client-Ip is not
+    believed) and the device id the client sent."""
+    from gameplane.devtools.testing import stored_events
+
+    email, player_id, _ = await signup(gw)
+    again = await gw.post("/v1/players/login", json={"email": email, "password": PASSWORD},
+                          headers={"X-Device-Id": "phone-7f3a", "X-Client-Ip": "203.0.113.66"})
+    assert again.status_code == 200
+    events = await stored_events(nats_server.url, "gameplane.players.logged_in", {"player_id": player_id}, 2)
+    assert [(e["data"]["ip"], e["data"]["device_id"]) for e in events] == [
+        ("127.0.0.1", None), ("127.0.0.1", "phone-7f3a")]

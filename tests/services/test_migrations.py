@@ -18,13 +18,16 @@ from gameplane.games.settings import GamesSettings
 from gameplane.kit import migrate
 from gameplane.players.models import Base as PlayersBase
 from gameplane.players.settings import PlayersSettings
+from gameplane.risk.models import Base as RiskBase
+from gameplane.risk.settings import RiskSettings
 from gameplane.sessions.models import Base as SessionsBase
 from gameplane.sessions.settings import SessionsSettings
 from gameplane.wallet.models import Base as WalletBase
 from gameplane.wallet.settings import WalletSettings
 
 SERVICES = {"players": (PlayersSettings, PlayersBase), "wallet": (WalletSettings, WalletBase),
-            "games": (GamesSettings, GamesBase), "sessions": (SessionsSettings, SessionsBase)}
+            "games": (GamesSettings, GamesBase), "sessions": (SessionsSettings, SessionsBase),
+            "risk": (RiskSettings, RiskBase)}
 
 
 @pytest.mark.parametrize("service", SERVICES)

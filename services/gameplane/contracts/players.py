@@ -137,3 +137,17 @@ class ProtectionView(BaseModel):
     timeout_until: datetime | None
     self_excluded_until: datetime | None
     reality_check_minutes: int | None
+
+
+DEVICE_HEADER = "X-Device-Id"  # a client's own device id, optional, sent with the login
+
+
+class LoggedIn(Event):
+    """A successful player login: where from (the client address the gateway saw, and the device
+    id the client sent in `X-Device-Id`, if any). Risk links accounts that share them."""
+
+    event_type = "players.logged_in"
+    player_id: uuid.UUID
+    ip: str | None = None
+    device_id: str | None = None
+    at: datetime

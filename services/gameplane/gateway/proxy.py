@@ -43,7 +43,7 @@ from gameplane.gateway.settings import GatewaySettings
 from gameplane.gateway.tokens import PlayerTokens, ServiceTokens
 from gameplane.kit import metrics, telemetry
 from gameplane.kit.app import load_identity
-from gameplane.kit.auth import PLAYERS
+from gameplane.kit.auth import CLIENT_IP_HEADER, PLAYERS
 from gameplane.kit.breaker import CircuitBreaker, CircuitOpen
 from gameplane.kit.jwks import RemoteKeys
 from gameplane.kit.problems import PROBLEM_JSON, Problem
@@ -60,7 +60,8 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"p
 # Set by the gateway itself (or by the HTTP client from the URL and body).
 # Expect: the body is read before forwarding, so a 100-continue round trip upstream buys nothing.
 REQUEST_DROP = HOP_BY_HOP | {b"host", b"authorization", b"x-player-id", b"content-length", b"x-request-id",
-                             b"x-forwarded-for", b"x-forwarded-proto", b"forwarded", b"expect"}
+                             b"x-forwarded-for", b"x-forwarded-proto", b"forwarded", b"expect",
+                             CLIENT_IP_HEADER.lower().encode()}
 # uvicorn adds its own date/server; the upstream's request id is ours anyway.
 RESPONSE_DROP = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
 BODY_IN_ONE_SEND = 256 * 1024
@@ -335,6 +336,9 @@ class GatewayMiddleware:
         if peer:
             forward.append(("x-forwarded-for", f"{xff}, {peer}" if xff else peer))
         forward.append(("x-forwarded-proto", scope.get("scheme", "http")))
+        # Services read the client's address from this one header (players' login event, for risk)
+        # rather than judge X-Forwarded-For again without the gateway's trusted hops.
+        forward.append((CLIENT_IP_HEADER.lower(), ip))
         if player_id is not None:
             forward.append(("x-player-id", player_id))
 

@@ -23,6 +23,9 @@ from gameplane.kit.problems import CALLER_NOT_ALLOWED, FORBIDDEN, UNAUTHENTICATE
 
 SERVICE_TOKEN_TTL = 60
 PLAYER_HEADER = "X-Player-Id"
+# The client's address as the gateway judged it (trusted proxy hops applied); only the gateway's
+# word for it counts, like X-Player-Id (the gateway drops a client's own).
+CLIENT_IP_HEADER = "X-Client-Ip"
 PLAYERS = "players"  # the service that signs player (and staff) tokens
 # Who may vouch for a player with X-Player-Id: the edge that verified the player's token.
 PLAYER_VOUCHERS: frozenset[str] = frozenset({"gateway"})

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gameplane.contracts.players import KycChanged, KycDecision, KycState, PlayerRegistered
+from gameplane.contracts.players import KycChanged, KycDecision, KycState, LoggedIn, PlayerRegistered
 from gameplane.kit import audit
 from gameplane.kit.audit import Actor, target_of
 from gameplane.kit.auth import issue_player_token
@@ -116,9 +116,10 @@ async def _token_response(ctx: PlayersContext, s: AsyncSession, player: Player, 
                          refresh_expires_in=ctx.settings.refresh_token_ttl_seconds, player_id=player.id, play=play)
 
 
-async def login(ctx: PlayersContext, email: str, password: str) -> TokenResponse:
+async def login(ctx: PlayersContext, email: str, password: str, *, ip: str | None = None,
+                device_id: str | None = None) -> TokenResponse:
     """Self-excluded and timed-out players still log in (they must be able to withdraw), but their
-    access token says `play: false`."""
+    access token says `play: false`. A login publishes `players.logged_in` with where it came from."""
     now = ctx.now()
     async with ctx.db.session() as s:
         found = (await s.execute(select(Player).where(Player.email == email))).scalar_one_or_none()
@@ -143,6 +144,7 @@ async def login(ctx: PlayersContext, email: str, password: str) -> TokenResponse
         if rehashed is not None:
             player.password_hash = rehashed
         refresh = await _issue_refresh(ctx, s, player.id, uuid.uuid4(), now)
+        await emit(s, LoggedIn(player_id=player.id, ip=ip, device_id=device_id, at=now))
         return await _token_response(ctx, s, player, refresh, now)
 
 

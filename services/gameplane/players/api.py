@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from gameplane.contracts.players import Eligibility, KycDecision, PlayerSummary, ProtectionView
+from gameplane.contracts.players import DEVICE_HEADER, Eligibility, KycDecision, PlayerSummary, ProtectionView
 from gameplane.kit.audit import Actor
-from gameplane.kit.auth import PlayerContext, callers, player_context
+from gameplane.kit.auth import CLIENT_IP_HEADER, PlayerContext, callers, player_context
 from gameplane.kit.keys import KeySet
 from gameplane.kit.problems import responses as refusals
 from gameplane.kit.staff import StaffContext, staff
@@ -66,9 +66,18 @@ async def register(body: RegisterRequest, ctx: PlayersContext = Depends(players_
     return player_out(await accounts.register(ctx, body))
 
 
+def _header_value(request: Request, name: str) -> str | None:
+    """A header as an event may carry it: at most 200 printable characters, else left out."""
+    value = (request.headers.get(name) or "").strip()
+    return value if value and len(value) <= 200 and value.isprintable() else None
+
+
 @public.post("/login", response_model=TokenResponse, responses=refusals(e.INVALID_CREDENTIALS, e.ACCOUNT_LOCKED))
-async def login(body: LoginRequest, ctx: PlayersContext = Depends(players_context)) -> TokenResponse:
-    return await accounts.login(ctx, body.email, body.password)
+async def login(body: LoginRequest, request: Request, ctx: PlayersContext = Depends(players_context)) -> TokenResponse:
+    # The address is the gateway's judgement (only the gateway may call this route); the device
+    # id is whatever the client says, for risk's shared-device rule.
+    return await accounts.login(ctx, body.email, body.password, ip=_header_value(request, CLIENT_IP_HEADER),
+                                device_id=_header_value(request, DEVICE_HEADER))
 
 
 @public.post("/token/refresh", response_model=TokenResponse, responses=refusals(*e.REFRESH_REFUSALS.values()))

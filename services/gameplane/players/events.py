@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gameplane.contracts.players import (
     KycChanged,
     LimitState,
+    LoggedIn,
     PlayerRegistered,
     ProtectionChanged,
     SelfExcluded,
@@ -22,7 +23,8 @@ from gameplane.kit.outbox import publish
 from gameplane.players.limits import Limit
 
 PRODUCER = "players"
-PUBLISHES: tuple[type[Event], ...] = (PlayerRegistered, KycChanged, ProtectionChanged, SelfExcluded, TimedOut)
+PUBLISHES: tuple[type[Event], ...] = (PlayerRegistered, KycChanged, ProtectionChanged, SelfExcluded, TimedOut,
+                                      LoggedIn)
 
 
 async def emit(session: AsyncSession, event: Event) -> None:
