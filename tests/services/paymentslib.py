@@ -218,6 +218,12 @@ class Platform:
         assert ack.status_code == 200, ack.text
         return pid, (await self.payment(pid, ref))
 
+    async def reconcile(self, day: date) -> dict[str, Any]:
+        r = await self.client.post("/internal/payments/reconciliation", params={"day": day.isoformat()},
+                                   headers=self.staff("finance"))
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
     async def payment(self, pid: uuid.UUID, reference: str) -> dict[str, Any]:
         r = await self.client.get("/v1/payments", headers=self.as_player(pid), params={"limit": 200})
         assert r.status_code == 200, r.text
@@ -241,8 +247,9 @@ class Platform:
 
 
 @contextlib.asynccontextmanager
-async def payments_platform(settings_factory: Any, nats_url: str, **payments_overrides: Any) -> AsyncIterator[Platform]:
-    psp = TestPsp("testpsp", "test-psp-secret-0123456789abcdef")
+async def payments_platform(settings_factory: Any, nats_url: str, *, psp_name: str = "testpsp",
+                            **payments_overrides: Any) -> AsyncIterator[Platform]:
+    psp = TestPsp(psp_name, "test-psp-secret-0123456789abcdef")
     other = TestPsp("otherpsp", "other-psp-secret-0123456789abcdef")
     risk = RiskStandIn()
     socks = {n: listener() for n in ("wallet", "players", "risk")}
