@@ -55,7 +55,7 @@ SERVICES: tuple[Service, ...] = (
             summary="game catalogue, provider registry, the seamless-wallet API providers call"),
     Service("sessions", "gameplane.sessions", 4, database=True, built=True, calls=("games", "players"),
             summary="game sessions, session time, reality checks"),
-    Service("payments", "gameplane.payments", 5, database=True, built=False, calls=("wallet",),
+    Service("payments", "gameplane.payments", 5, database=True, built=True, calls=("wallet", "players", "risk"),
             summary="payment intents, payouts, PSP webhooks, reconciliation"),
     Service("bonus", "gameplane.bonus", 6, database=True, built=False, calls=("wallet",),
             summary="campaigns, grants, wagering"),
