@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -54,8 +55,16 @@ async def _stop(rt: Runtime) -> None:
 
 
 def build_adapters(settings: PaymentsSettings) -> dict[str, PspAdapter]:
-    return {name: registry.build(name, PspSettings(cfg.base_url, cfg.secret, cfg.api_key))
-            for name, cfg in settings.psps.items()}
+    """One adapter per configured PSP: from an `adapter_modules` module that names it, else from
+    gameplane.payments.adapters."""
+    extra: dict[str, Callable[[str, PspSettings], PspAdapter]] = {}
+    for module in settings.adapter_modules:
+        extra.update(importlib.import_module(module).ADAPTERS)
+    out = {}
+    for name, cfg in settings.psps.items():
+        psp = PspSettings(cfg.base_url, cfg.secret, cfg.api_key)
+        out[name] = extra[name](name, psp) if name in extra else registry.build(name, psp)
+    return out
 
 
 def build_app(settings: PaymentsSettings | None = None, *, adapters: dict[str, PspAdapter] | None = None,

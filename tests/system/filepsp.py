@@ -1,0 +1,85 @@
+"""A PSP adapter for the system tests, loaded into a real payments process through
+`GP_PAYMENTS_ADAPTER_MODULES=["filepsp"]` (this directory on its PYTHONPATH).
+
+Stateless, so the test (playing the PSP) and the payments process agree without sharing memory:
+PSP references derive from our reference and the secret, webhooks carry an HMAC over
+`<timestamp>.<body>`, and the settlement report is the CSV the test writes to the directory named
+by `base_url` (file://...). A stand-in for the psp simulator until it is merged.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from gameplane.payments.adapters.base import (
+    PaymentMethod,
+    PaymentRequest,
+    PaymentSession,
+    PayoutAccepted,
+    PayoutRequest,
+    PspSettings,
+    SettlementRow,
+    WebhookEvent,
+    WebhookRejected,
+)
+
+HEADER = "x-filepsp-signature"
+
+
+class FilePsp:
+    def __init__(self, name: str, settings: PspSettings) -> None:
+        self.name = name
+        self.secret = settings.secret
+        self.dir = Path(settings.base_url.removeprefix("file://"))
+
+    def psp_reference(self, reference: str) -> str:
+        return "fp_" + hashlib.sha256(f"{self.secret}:{reference}".encode()).hexdigest()[:20]
+
+    async def create_payment(self, req: PaymentRequest) -> PaymentSession:
+        ref = self.psp_reference(req.reference)
+        return PaymentSession(ref, f"https://filepsp.test/pay/{ref}", req.expires_at)
+
+    async def create_payout(self, req: PayoutRequest) -> PayoutAccepted:
+        return PayoutAccepted(self.psp_reference(req.reference))
+
+    def sign(self, body: bytes, at: datetime | None = None) -> dict[str, str]:
+        ts = int((at or datetime.now(UTC)).timestamp())
+        mac = hmac.new(self.secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+        return {HEADER: f"t={ts},v1={mac}", "content-type": "application/json"}
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
+        raw = {k.lower(): v for k, v in headers.items()}.get(HEADER, "")
+        try:
+            parts = dict(p.split("=", 1) for p in raw.split(","))
+            ts = int(parts["t"])
+        except (ValueError, KeyError):
+            raise WebhookRejected("bad-signature", "no readable signature") from None
+        want = hmac.new(self.secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, parts.get("v1", "")):
+            raise WebhookRejected("bad-signature")
+        if abs(now.timestamp() - ts) > 300:
+            raise WebhookRejected("stale-webhook")
+
+    def parse_webhook(self, body: bytes) -> WebhookEvent:
+        d = json.loads(body)
+        m = d.get("method")
+        return WebhookEvent(d["id"], d["type"], d["reference"], d["psp_reference"], int(d["amount"]), d["currency"],
+                            PaymentMethod(**m) if m else None, datetime.fromisoformat(d["occurred_at"]),
+                            d.get("reason"))
+
+    async def settlement_report(self, day: date) -> list[SettlementRow]:
+        path = self.dir / f"settlement-{day.isoformat()}.csv"
+        if not path.exists():
+            return []
+        with path.open() as f:
+            return [SettlementRow(self.name, r["psp_reference"], r["reference"], r["kind"], int(r["amount"]),  # type: ignore[arg-type]
+                                  r["currency"], datetime.fromisoformat(r["settled_at"])) for r in csv.DictReader(f)]
+
+
+ADAPTERS = {"filepsp": FilePsp}
