@@ -4,7 +4,7 @@ concurrently, retrying whatever got no answer. Afterwards every deposit is credi
 balances are the sums, and `python -m gameplane.payments reconcile` finds the day clean.
 
 Wallet and players run in this test's process (real HTTP, Postgres, NATS); the PSP adapter is
-tests/system/filepsp.py, loaded into payments with GP_PAYMENTS_ADAPTER_MODULES."""
+gameplane.devtools.filepsp, loaded into payments with GP_PAYMENTS_ADAPTER_MODULES."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from filepsp import FilePsp
 
+from gameplane.devtools.filepsp import FilePsp
 from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.inprocess import listener, served
 from gameplane.devtools.process import ServiceProcess
@@ -55,10 +55,9 @@ async def test_sigkill_mid_webhook_storm_still_credits_each_deposit_exactly_once
     payments_db = new_database("payments")
     env = {"DATABASE_URL": payments_db, "NATS_URL": nats_server.url, "LOG_LEVEL": "WARNING",
            "ENDPOINTS": json.dumps(urls), "JURISDICTION": "mga", "SWEEP_SECONDS": "0.5",
-           "RISK_FAILSAFE_MAX_DEPOSIT": "10000000", "ADAPTER_MODULES": json.dumps(["filepsp"]),
+           "RISK_FAILSAFE_MAX_DEPOSIT": "10000000", "ADAPTER_MODULES": json.dumps(["gameplane.devtools.filepsp"]),
            "PSPS": json.dumps({"filepsp": {"base_url": f"file://{psp_dir}", "secret": SECRET}})}
-    payments = ServiceProcess("payments", env, tmp_path / "payments.log", pythonpath=Path(__file__).parent,
-                              grace=10.0)
+    payments = ServiceProcess("payments", env, tmp_path / "payments.log", grace=10.0)
     async with contextlib.AsyncExitStack() as stack:
         for s in socks.values():
             stack.callback(s.close)
@@ -164,7 +163,7 @@ async def test_sigkill_mid_webhook_storm_still_credits_each_deposit_exactly_once
 
         cli = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "gameplane.payments", "reconcile",
                                                        "--date", now.date().isoformat()],
-                                      env={**payments.env, "PYTHONPATH": str(Path(__file__).parent)},
+                                      env=payments.env,
                                       capture_output=True, text=True, timeout=120)
         assert cli.returncode == 0, cli.stdout + cli.stderr
         run = json.loads(cli.stdout)
