@@ -194,10 +194,10 @@ async def handle_webhook(rt: Runtime, psp: str, headers: Mapping[str, str], body
             if fresh is None:
                 outcome = "duplicate"
             else:
-                outcome = await _apply(s, row, ev, now)
+                outcome, row = await _apply(s, row, ev, now)
                 if outcome != "applied":
                     await s.execute(update(webhooks).where(webhooks.c.id == fresh[0]).values(outcome=outcome))
-            state = (await store.get(s, row["id"]))["state"]  # type: ignore[index]
+            state = row["state"]
     if refusal is not None:
         raise await _refuse(rt, psp, refusal[0], refusal[1], body, now, ev)
     metrics.WEBHOOKS.labels(psp, ev.kind, outcome).inc()
@@ -206,23 +206,23 @@ async def handle_webhook(rt: Runtime, psp: str, headers: Mapping[str, str], body
         if ev.kind == "chargeback":
             await settle_chargeback(rt, psp, ev.psp_reference)
         else:
-            await settle(rt, row["id"])
+            await settle(rt, row["id"], row if outcome == "applied" else None)
     except (DependencyError, Problem) as exc:
         # stored and owed: the sweeper finishes it; the PSP need not retry
         log.warning("wallet call for %s deferred to the sweeper: %s", ev.reference, exc)
     return c.WebhookAck(event_id=ev.event_id, outcome=outcome, state=state)  # type: ignore[arg-type]
 
 
-async def _apply(s: AsyncSession, row: RowMapping, ev: WebhookEvent, now: datetime) -> str:
+async def _apply(s: AsyncSession, row: RowMapping, ev: WebhookEvent, now: datetime) -> tuple[str, RowMapping]:
     if ev.kind == "chargeback":
         done = (await s.execute(pg_insert(chargebacks).values(
             psp=row["psp"], psp_reference=ev.psp_reference, payment_id=row["id"], player_id=row["player_id"],
             amount=ev.amount, currency=ev.currency, state="pending", created_at=now)
             .on_conflict_do_nothing().returning(chargebacks.c.psp))).first()
-        return "applied" if done else "duplicate"
+        return ("applied" if done else "duplicate"), row
     nxt = rules.next_state(ev.kind, row["kind"], row["state"])
     if nxt is None:
-        return "ignored"
+        return "ignored", row
     values: dict[str, Any] = {"state": nxt}
     if row["psp_reference"] is None:
         values["psp_reference"] = ev.psp_reference
@@ -242,15 +242,19 @@ async def _apply(s: AsyncSession, row: RowMapping, ev: WebhookEvent, now: dateti
         values.update(settled_at=now, wallet_pending="post")
     elif nxt == "failed":
         values.update(wallet_pending="void", held_reason=f"payout failed: {ev.reason or 'no reason given'}")
-    await store.change(s, row["id"], now, **values)
-    return "applied"
+    after = (await s.execute(update(payments).where(payments.c.id == row["id"])
+                             .values(updated_at=now, **values).returning(*payments.c))).mappings().one()
+    return "applied", after
 
 
 # ---- settling the wallet call a payment owes --------------------------------------------------
 
-async def settle(rt: Runtime, payment_id: uuid.UUID) -> None:
-    async with rt.database.session() as s:
-        row = await store.get(s, payment_id)
+async def settle(rt: Runtime, payment_id: uuid.UUID, row: RowMapping | None = None) -> None:
+    """Make the wallet call the payment owes, then clear it and publish, once. `row`: the payment as
+    the caller just committed it (saves reading it again)."""
+    if row is None:
+        async with rt.database.session() as s:
+            row = await store.get(s, payment_id)
     if row is None or row["wallet_pending"] is None:
         return
     op, ref = row["wallet_pending"], row["reference"]
