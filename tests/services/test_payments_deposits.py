@@ -163,6 +163,7 @@ async def test_bad_webhooks_are_refused_moving_nothing_and_leave_a_record(platfo
     ({"amount": "100", "currency": "EUR", "psp": "testpsp"}, "validation-error"),
     ({"amount": 100, "currency": "EUR", "psp": "testpsp", "extra": 1}, "validation-error"),
     ({"amount": 100, "currency": "EUR", "psp": "nopsp"}, "unknown-psp"),
+    ({"amount": 100, "currency": "GBP", "psp": "testpsp"}, "currency-mismatch"),  # the account is in EUR
 ])
 async def test_bad_deposit_requests_get_a_4xx_problem(platform: Platform, body: dict[str, Any], slug: str) -> None:
     pid = await platform.player()

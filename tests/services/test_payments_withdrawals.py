@@ -254,3 +254,18 @@ async def test_with_risk_down_small_deposits_go_on_large_are_refused_and_withdra
         wd = (await withdraw(p, pid, 1_000, dep["method_fingerprint"])).json()
         assert wd["state"] == "review" and wd["held_reason"].startswith("risk-unavailable")
         assert wd["reference"] not in p.psp.payouts
+
+
+async def test_where_every_withdrawal_needs_kyc_an_unverified_player_is_refused_until_verified(
+        platform: Platform) -> None:
+    settings = platform.payments.state.runtime.settings
+    settings.withdrawal_requires_kyc = True
+    try:
+        pid, dep = await platform.funded(2_000)
+        problem(await withdraw(platform, pid, 500, dep["method_fingerprint"]), 403, "kyc-required")
+        assert (await platform.balance(pid))["withdrawal_hold"] == 0
+        await platform.kyc(pid, "verified")
+        r = await withdraw(platform, pid, 500, dep["method_fingerprint"])
+        assert r.status_code == 201 and r.json()["state"] == "processing", r.text
+    finally:
+        settings.withdrawal_requires_kyc = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import and_, select
@@ -26,6 +26,10 @@ internal = APIRouter(prefix="/internal/payments", tags=["back office"], dependen
 backoffice_audit = audit_router("/internal/payments")
 
 
+# settlement days a PSP can have (and whose neighbours a datetime can hold)
+Day = Annotated[date, Query(ge=date(2000, 1, 1), le=date(2999, 12, 31))]
+
+
 def _rt(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
@@ -37,7 +41,7 @@ def _client(request: Request) -> dict[str, str | None]:
 
 @public.post("/deposits", status_code=201, response_model=c.PaymentView,
              responses=refusals(c.UNKNOWN_PSP, c.DEPOSIT_NOT_ALLOWED, c.UNDERAGE, c.KYC_REQUIRED, c.RISK_DENIED,
-                                c.RISK_UNAVAILABLE, c.PSP_UNAVAILABLE, c.PLAYER_NOT_FOUND))
+                                c.RISK_UNAVAILABLE, c.PSP_UNAVAILABLE, c.PLAYER_NOT_FOUND, c.CURRENCY_MISMATCH))
 async def create_deposit(body: c.DepositCreate, request: Request,
                          who: PlayerContext = Depends(player_context)) -> c.PaymentView:
     """Open a payment session at the PSP; the player completes it at `redirect_url`."""
@@ -45,7 +49,8 @@ async def create_deposit(body: c.DepositCreate, request: Request,
 
 
 @public.post("/withdrawals", status_code=201, response_model=c.PaymentView,
-             responses=refusals(c.UNKNOWN_METHOD, c.KYC_REQUIRED, c.INSUFFICIENT_FUNDS, c.PLAYER_NOT_FOUND))
+             responses=refusals(c.UNKNOWN_METHOD, c.KYC_REQUIRED, c.INSUFFICIENT_FUNDS, c.PLAYER_NOT_FOUND,
+                                c.CURRENCY_MISMATCH))
 async def create_withdrawal(body: c.WithdrawalCreate, request: Request,
                             who: PlayerContext = Depends(player_context)) -> c.PaymentView:
     """Withdraw to a method the player deposited with. The answer's `state` and `held_reason` say
@@ -130,7 +135,7 @@ async def reject(payment_id: uuid.UUID, body: c.StaffDecision, request: Request,
 
 
 @internal.post("/reconciliation", response_model=c.ReconciliationRun, responses=refusals(c.UNKNOWN_PSP))
-async def run_reconciliation(request: Request, day: date, who: StaffContext = Depends(staff("finance", "admin")),
+async def run_reconciliation(request: Request, day: Day, who: StaffContext = Depends(staff("finance", "admin")),
                              psp: str | None = Query(None, max_length=40)) -> c.ReconciliationRun:
     rt = _rt(request)
     run = await reconcile.reconcile_day(rt, day, [psp] if psp else None)
@@ -142,7 +147,7 @@ async def run_reconciliation(request: Request, day: date, who: StaffContext = De
 
 @internal.get("/reconciliation/mismatches", response_model=list[c.MismatchView])
 async def list_mismatches(request: Request, _who: StaffContext = Depends(staff("finance", "risk", "admin")),
-                          day: date | None = None, limit: int = Query(200, ge=1, le=1000)) -> list[c.MismatchView]:
+                          day: Day | None = None, limit: int = Query(200, ge=1, le=1000)) -> list[c.MismatchView]:
     q = select(mismatches).order_by(mismatches.c.id.desc()).limit(limit)
     if day is not None:
         q = q.where(mismatches.c.day == day)

@@ -49,6 +49,7 @@ class Player:
     kyc_state: str
     date_of_birth: date
     country: str
+    currency: str
 
 
 async def player(rt: Runtime, player_id: uuid.UUID) -> Player:
@@ -57,7 +58,7 @@ async def player(rt: Runtime, player_id: uuid.UUID) -> Player:
         raise c.PLAYER_NOT_FOUND(f"no player {player_id}")
     _raise_unexpected("players", r)
     body = r.json()
-    return Player(body["kyc_state"], date.fromisoformat(body["date_of_birth"]), body["country"])
+    return Player(body["kyc_state"], date.fromisoformat(body["date_of_birth"]), body["country"], body["currency"])
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,14 @@ def _risk_body(kind: str, row: Mapping[str, Any], ip: str | None, device_id: str
             "device_id": device_id}
 
 
+def _same_currency(who: clients.Player, currency: str) -> None:
+    """Money in and out only in the account's currency: a deposit the wallet would refuse to credit
+    after the PSP took it must not start."""
+    if currency != who.currency:
+        raise c.CURRENCY_MISMATCH(f"the player's account is in {who.currency}, not {currency}",
+                                  account_currency=who.currency)
+
+
 # ---- deposits ---------------------------------------------------------------------------------
 
 async def create_deposit(rt: Runtime, player_id: uuid.UUID, body: c.DepositCreate, *, ip: str | None = None,
@@ -87,6 +95,7 @@ async def create_deposit(rt: Runtime, player_id: uuid.UUID, body: c.DepositCreat
         raise c.DEPOSIT_NOT_ALLOWED(f"the deposit limit leaves {allowance.remaining}", reason="deposit-limit",
                                     remaining=allowance.remaining)
     who = await clients.player(rt, player_id)
+    _same_currency(who, body.currency)
     now = now_of(rt)
     if rules.age_on(who.date_of_birth, now.date()) < profile(settings.jurisdiction).minimum_age:
         raise c.UNDERAGE("the player is below the minimum age of this jurisdiction")
@@ -363,6 +372,7 @@ async def create_withdrawal(rt: Runtime, player_id: uuid.UUID, body: c.Withdrawa
         raise c.UNKNOWN_METHOD("this player never deposited with that payment method")
     adapter_of(rt, method["psp"])
     who = await clients.player(rt, player_id)
+    _same_currency(who, body.currency)
     prof = profile(settings.jurisdiction)
     gate = rules.withdrawal_gate(who.kyc_state, rules.AmlState(prof.kyc_aml_threshold_minor,
                                                                prof.kyc_aml_threshold_currency,
