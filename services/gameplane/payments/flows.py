@@ -305,7 +305,7 @@ async def settle(rt: Runtime, payment_id: uuid.UUID, row: RowMapping | None = No
             return  # a concurrent settle got there first and published
         fields = _event_fields(done, now)
         if op == "credit" and credited:
-            await publish(s, c.DepositSucceeded(**fields, late=done["late"]), producer=PRODUCER)
+            await publish(s, c.DepositSucceeded(**fields, late=done["late"]), producer=PRODUCER, notify=False)
             metrics.PAYMENTS.labels("deposit", "credited").inc()
         elif op == "post":
             await publish(s, c.WithdrawalPaid(**fields), producer=PRODUCER)
