@@ -36,7 +36,7 @@ from gameplane.devtools.filepsp import FilePsp
 from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.process import ServiceProcess
 from gameplane.kit.auth import PLAYER_HEADER
-from gameplane.payments.adapters.base import PspSettings
+from gameplane.payments.settings import PspConfig
 
 SECRET = "filepsp-bench-secret-0123456789abcdef"
 PLAYERS = 50
@@ -59,7 +59,7 @@ async def main() -> None:
                                              "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "8192",
                                              "ARGON2_PARALLELISM": "1"}, root / "players.log")
         endpoints = json.dumps({"wallet": wallet.url, "players": players.url})
-        psp = FilePsp("filepsp", PspSettings(f"file://{root}", SECRET))
+        psp = FilePsp("filepsp", PspConfig(base_url=f"file://{root}", secret=SECRET))
         payments = ServiceProcess("payments", {
             **common, "DATABASE_URL": pg.dsn("gp_payments"), "ENDPOINTS": endpoints, "JURISDICTION": "mga",
             "RISK_FAILSAFE_MAX_DEPOSIT": "100000000", "ADAPTER_MODULES": json.dumps(["gameplane.devtools.filepsp"]),

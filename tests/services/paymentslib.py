@@ -35,7 +35,6 @@ from gameplane.payments.adapters.base import (
     PaymentSession,
     PayoutAccepted,
     PayoutRequest,
-    PspError,
     SettlementRow,
     WebhookEvent,
     WebhookRejected,
@@ -66,34 +65,35 @@ class TestPsp:
     # -- the adapter interface --------------------------------------------------------------------
     async def create_payment(self, req: PaymentRequest) -> PaymentSession:
         if self.down:
-            raise PspError("connection refused")
+            raise ConnectionError("connection refused")
         s = self.sessions.setdefault(req.reference, {"psp_reference": f"{self.name}_pay_{uuid.uuid4().hex[:16]}",
                                                      "amount": req.amount, "currency": req.currency,
                                                      "player_id": req.player_id})
-        return PaymentSession(s["psp_reference"], f"https://{self.name}.test/pay/{s['psp_reference']}", req.expires_at)
+        return PaymentSession(psp_reference=s["psp_reference"], expires_at=req.expires_at,
+                              redirect_url=f"https://{self.name}.test/pay/{s['psp_reference']}")
 
     async def create_payout(self, req: PayoutRequest) -> PayoutAccepted:
         if self.down or self.fail_payouts:
-            raise PspError("payout refused")
+            raise ConnectionError("payout refused")
         p = self.payouts.setdefault(req.reference, {"psp_reference": f"{self.name}_po_{uuid.uuid4().hex[:16]}",
                                                     "amount": req.amount, "currency": req.currency,
                                                     "method": req.method})
-        return PayoutAccepted(p["psp_reference"])
+        return PayoutAccepted(psp_reference=p["psp_reference"], status="pending")
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
         raw = {k.lower(): v for k, v in headers.items()}.get(HEADER)
         if not raw:
-            raise WebhookRejected("bad-signature", "no signature header")
+            raise WebhookRejected("bad-signature")
         try:
             parts = dict(p.split("=", 1) for p in raw.split(","))
             ts = int(parts["t"])
         except (ValueError, KeyError):
-            raise WebhookRejected("malformed-webhook", "unreadable signature header") from None
+            raise WebhookRejected("malformed-webhook") from None
         want = hmac.new(self.secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(want, parts.get("v1", "")):
-            raise WebhookRejected("bad-signature", "signature does not match")
+            raise WebhookRejected("bad-signature")
         if abs(now.timestamp() - ts) > MAX_AGE.total_seconds():
-            raise WebhookRejected("stale-webhook", f"signed at {ts}")
+            raise WebhookRejected("stale-webhook")
 
     def parse_webhook(self, body: bytes) -> WebhookEvent:
         try:
@@ -103,11 +103,15 @@ class TestPsp:
                                 psp_reference=d["psp_reference"], amount=int(d["amount"]), currency=d["currency"],
                                 method=PaymentMethod(**m) if m else None,
                                 occurred_at=datetime.fromisoformat(d["occurred_at"]), reason=d.get("reason"))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise WebhookRejected("malformed-webhook", str(exc)) from None
+        except (ValueError, KeyError, TypeError):
+            raise WebhookRejected("malformed-webhook") from None
 
     async def settlement_report(self, day: date) -> list[SettlementRow]:
         return [r for r in self.settled if r.settled_at.date() == day]
+
+    def row(self, d: dict[str, Any], reference: str, kind: str, at: datetime) -> SettlementRow:
+        return SettlementRow(psp=self.name, psp_reference=d["psp_reference"], reference=reference,
+                             kind=kind, amount=d["amount"], currency=d["currency"], settled_at=at)  # type: ignore[arg-type]
 
     # -- what the PSP does on its side --------------------------------------------------------------
     def sign(self, body: bytes, at: datetime | None = None, secret: str | None = None) -> dict[str, str]:
@@ -129,14 +133,11 @@ class TestPsp:
         d.update(overrides)
         now = datetime.now(UTC)
         if settle and kind == "payment.succeeded":
-            self.settled.append(SettlementRow(self.name, d["psp_reference"], reference, "deposit", d["amount"],
-                                              d["currency"], now))
+            self.settled.append(self.row(d, reference, "deposit", now))
         elif settle and kind == "payout.paid":
-            self.settled.append(SettlementRow(self.name, d["psp_reference"], reference, "payout", d["amount"],
-                                              d["currency"], now))
+            self.settled.append(self.row(d, reference, "payout", now))
         elif settle and kind == "chargeback":
-            self.settled.append(SettlementRow(self.name, d["psp_reference"], reference, "chargeback", d["amount"],
-                                              d["currency"], now))
+            self.settled.append(self.row(d, reference, "chargeback", now))
         return json.dumps(d).encode()
 
 

@@ -49,14 +49,16 @@ async def test_every_disagreement_is_listed_and_counted(platform: Platform) -> N
     # credited here, but the PSP's report shows another amount
     _, differs = await platform.funded(3_000)
     row = next(r for r in psp.settled if r.reference == differs["reference"])
-    psp.settled[psp.settled.index(row)] = SettlementRow(psp.name, row.psp_reference, row.reference, "deposit", 3_100,
-                                                        "EUR", row.settled_at)
+    psp.settled[psp.settled.index(row)] = SettlementRow(psp=psp.name, psp_reference=row.psp_reference,
+                                                        reference=row.reference, kind="deposit", amount=3_100,
+                                                        currency="EUR", settled_at=row.settled_at)
     # credited here, absent from the report
     quiet = (await platform.deposit(pid, 400)).json()["reference"]
     assert (await platform.webhook(psp.event("payment.succeeded", quiet, settle=False))).status_code == 200
     # in the report, unknown to us
     stranger = str(uuid.uuid4())
-    psp.settled.append(SettlementRow(psp.name, "pay_unknown", stranger, "deposit", 500, "EUR", datetime.now(UTC)))
+    psp.settled.append(SettlementRow(psp=psp.name, psp_reference="pay_unknown", reference=stranger, kind="deposit",
+                                     amount=500, currency="EUR", settled_at=datetime.now(UTC)))
     run = await platform.reconcile(today)
     found = sorted((m["kind"], m["reference"]) for m in run["mismatches"])
     assert found == sorted([("missing-credit", lost), ("amount-mismatch", differs["reference"]),

@@ -28,7 +28,7 @@ from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.inprocess import listener, served
 from gameplane.devtools.process import ServiceProcess
 from gameplane.kit.auth import PLAYER_HEADER
-from gameplane.payments.adapters.base import PspSettings
+from gameplane.payments.settings import PspConfig
 from gameplane.players.app import build_app as build_players
 from gameplane.players.settings import PlayersSettings
 from gameplane.wallet.app import build_app as build_wallet
@@ -51,7 +51,7 @@ async def test_sigkill_mid_webhook_storm_still_credits_each_deposit_exactly_once
                                             **FAST_HASH, **common))
     psp_dir = tmp_path / "psp"
     psp_dir.mkdir()
-    psp = FilePsp("filepsp", PspSettings(f"file://{psp_dir}", SECRET))
+    psp = FilePsp("filepsp", PspConfig(base_url=f"file://{psp_dir}", secret=SECRET))
     payments_db = new_database("payments")
     env = {"DATABASE_URL": payments_db, "NATS_URL": nats_server.url, "LOG_LEVEL": "WARNING",
            "ENDPOINTS": json.dumps(urls), "JURISDICTION": "mga", "SWEEP_SECONDS": "0.5",

@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from gameplane.payments.adapters.base import (
     PaymentMethod,
@@ -23,7 +24,6 @@ from gameplane.payments.adapters.base import (
     PaymentSession,
     PayoutAccepted,
     PayoutRequest,
-    PspSettings,
     SettlementRow,
     WebhookEvent,
     WebhookRejected,
@@ -33,7 +33,8 @@ HEADER = "x-filepsp-signature"
 
 
 class FilePsp:
-    def __init__(self, name: str, settings: PspSettings) -> None:
+    def __init__(self, name: str, settings: Any) -> None:
+        """`settings`: base_url (file://<directory of the settlement CSVs>) and secret."""
         self.name = name
         self.secret = settings.secret
         self.dir = Path(settings.base_url.removeprefix("file://"))
@@ -43,10 +44,11 @@ class FilePsp:
 
     async def create_payment(self, req: PaymentRequest) -> PaymentSession:
         ref = self.psp_reference(req.reference)
-        return PaymentSession(ref, f"https://filepsp.test/pay/{ref}", req.expires_at)
+        return PaymentSession(psp_reference=ref, redirect_url=f"https://filepsp.test/pay/{ref}",
+                              expires_at=req.expires_at)
 
     async def create_payout(self, req: PayoutRequest) -> PayoutAccepted:
-        return PayoutAccepted(self.psp_reference(req.reference))
+        return PayoutAccepted(psp_reference=self.psp_reference(req.reference), status="pending")
 
     def sign(self, body: bytes, at: datetime | None = None) -> dict[str, str]:
         ts = int((at or datetime.now(UTC)).timestamp())
@@ -59,7 +61,7 @@ class FilePsp:
             parts = dict(p.split("=", 1) for p in raw.split(","))
             ts = int(parts["t"])
         except (ValueError, KeyError):
-            raise WebhookRejected("bad-signature", "no readable signature") from None
+            raise WebhookRejected("bad-signature") from None
         want = hmac.new(self.secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(want, parts.get("v1", "")):
             raise WebhookRejected("bad-signature")
@@ -69,17 +71,19 @@ class FilePsp:
     def parse_webhook(self, body: bytes) -> WebhookEvent:
         d = json.loads(body)
         m = d.get("method")
-        return WebhookEvent(d["id"], d["type"], d["reference"], d["psp_reference"], int(d["amount"]), d["currency"],
-                            PaymentMethod(**m) if m else None, datetime.fromisoformat(d["occurred_at"]),
-                            d.get("reason"))
+        return WebhookEvent(event_id=d["id"], kind=d["type"], reference=d["reference"],
+                            psp_reference=d["psp_reference"], amount=int(d["amount"]), currency=d["currency"],
+                            method=PaymentMethod(**m) if m else None,
+                            occurred_at=datetime.fromisoformat(d["occurred_at"]), reason=d.get("reason"))
 
     async def settlement_report(self, day: date) -> list[SettlementRow]:
         path = self.dir / f"settlement-{day.isoformat()}.csv"
         if not path.exists():
             return []
         with path.open() as f:
-            return [SettlementRow(self.name, r["psp_reference"], r["reference"], r["kind"], int(r["amount"]),  # type: ignore[arg-type]
-                                  r["currency"], datetime.fromisoformat(r["settled_at"])) for r in csv.DictReader(f)]
+            return [SettlementRow(psp=self.name, psp_reference=r["psp_reference"], reference=r["reference"],
+                                  kind=r["kind"], amount=int(r["amount"]), currency=r["currency"],  # type: ignore[arg-type]
+                                  settled_at=datetime.fromisoformat(r["settled_at"])) for r in csv.DictReader(f)]
 
 
 ADAPTERS = {"filepsp": FilePsp}

@@ -13,13 +13,13 @@ from fastapi import FastAPI
 
 from gameplane.kit.app import Runtime, create_app
 from gameplane.payments import adapters as registry
-from gameplane.payments.adapters.base import PspAdapter, PspSettings
+from gameplane.payments.adapters.base import PspAdapter
 from gameplane.payments.api import backoffice_audit, internal, public, webhooks
 from gameplane.payments.events import consumers
 from gameplane.payments.flows import sweep_once
 from gameplane.payments.metrics import OWED
 from gameplane.payments.reconcile import reconcile_forever
-from gameplane.payments.settings import PaymentsSettings
+from gameplane.payments.settings import PaymentsSettings, PspConfig
 
 log = logging.getLogger("gameplane.payments")
 
@@ -57,14 +57,11 @@ async def _stop(rt: Runtime) -> None:
 def build_adapters(settings: PaymentsSettings) -> dict[str, PspAdapter]:
     """One adapter per configured PSP: from an `adapter_modules` module that names it, else from
     gameplane.payments.adapters."""
-    extra: dict[str, Callable[[str, PspSettings], PspAdapter]] = {}
+    extra: dict[str, Callable[[str, PspConfig], PspAdapter]] = {}
     for module in settings.adapter_modules:
         extra.update(importlib.import_module(module).ADAPTERS)
-    out = {}
-    for name, cfg in settings.psps.items():
-        psp = PspSettings(cfg.base_url, cfg.secret, cfg.api_key)
-        out[name] = extra[name](name, psp) if name in extra else registry.build(name, psp)
-    return out
+    return {name: extra[name](name, cfg) if name in extra else registry.build(name, cfg)
+            for name, cfg in settings.psps.items()}
 
 
 def build_app(settings: PaymentsSettings | None = None, *, adapters: dict[str, PspAdapter] | None = None,

@@ -34,7 +34,7 @@ class PaymentsSettings(ServiceSettings):
         description="PSP name -> {base_url, secret, api_key}, JSON in GP_PAYMENTS_PSPS; or a list of names "
                     "whose keys are files <psps_dir>/<name>/{base_url,secret,api_key} (a mounted Secret)")
     adapter_modules: list[str] = Field(default_factory=list, description="modules imported at start whose "
-                                       "`ADAPTERS` ({name: factory(name, PspSettings)}) connect PSPs whose adapters "
+                                       "`ADAPTERS` ({name: factory(name, PspConfig)}) connect PSPs whose adapters "
                                        "live outside gameplane.payments.adapters (a PSP of your own)")
     public_url: str = Field(default="http://127.0.0.1:8000", description="where players come back after the "
                             "hosted payment page (the gateway's public address)")

@@ -8,13 +8,15 @@ given its adapters by the caller (tests pass them to `build_app(adapters=...)`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from gameplane.payments.adapters.base import PspAdapter, PspSettings
+from gameplane.payments.adapters.base import PspAdapter
 
-REGISTRY: dict[str, Callable[[str, PspSettings], PspAdapter]] = {}
+REGISTRY: dict[str, Callable[[str, Any], PspAdapter]] = {}
 
 
-def build(name: str, settings: PspSettings) -> PspAdapter:
+def build(name: str, settings: Any) -> PspAdapter:
+    """`settings`: anything with `base_url`, `secret` and `api_key` (payments passes its PspConfig)."""
     try:
         factory = REGISTRY[name]
     except KeyError:

@@ -18,13 +18,6 @@ RejectCode = Literal["bad-signature", "stale-webhook", "malformed-webhook"]
 
 
 @dataclass(frozen=True)
-class PspSettings:
-    base_url: str
-    secret: str
-    api_key: str = ""
-
-
-@dataclass(frozen=True)
 class PaymentMethod:
     type: Literal["card", "ewallet", "bank"]
     fingerprint: str
@@ -92,10 +85,6 @@ class WebhookRejected(Exception):
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail
-
-
-class PspError(Exception):
-    """The PSP did not accept a call (down, timed out, refused)."""
 
 
 class PspAdapter(Protocol):
