@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gameplane.games.models import Base as GamesBase
 from gameplane.games.settings import GamesSettings
 from gameplane.kit import migrate
+from gameplane.payments.models import Base as PaymentsBase
+from gameplane.payments.settings import PaymentsSettings
 from gameplane.players.models import Base as PlayersBase
 from gameplane.players.settings import PlayersSettings
 from gameplane.sessions.models import Base as SessionsBase
@@ -24,7 +26,8 @@ from gameplane.wallet.models import Base as WalletBase
 from gameplane.wallet.settings import WalletSettings
 
 SERVICES = {"players": (PlayersSettings, PlayersBase), "wallet": (WalletSettings, WalletBase),
-            "games": (GamesSettings, GamesBase), "sessions": (SessionsSettings, SessionsBase)}
+            "games": (GamesSettings, GamesBase), "sessions": (SessionsSettings, SessionsBase),
+            "payments": (PaymentsSettings, PaymentsBase)}
 
 
 @pytest.mark.parametrize("service", SERVICES)
