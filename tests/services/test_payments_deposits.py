@@ -265,3 +265,50 @@ async def test_money_taken_after_a_break_began_stays_visible_and_is_flagged_by_r
     assert (await platform.balance(pid))["cash"] == probes
     run = await platform.reconcile(datetime.now(UTC).date())
     assert ("missing-credit", ref) in {(m["kind"], m["reference"]) for m in run["mismatches"]}
+
+
+async def _until(check: Any, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, "not reached in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_session_nobody_completes_expires_by_itself(platform: Platform) -> None:
+    settings = platform.payments.state.runtime.settings
+    settings.deposit_ttl_seconds = 1
+    try:
+        pid = await platform.player()
+        ref = (await platform.deposit(pid, 600)).json()["reference"]
+    finally:
+        settings.deposit_ttl_seconds = 1800
+
+    async def expired() -> bool:
+        return (await platform.payment(pid, ref))["state"] == "expired"
+    await _until(expired)
+    events = await stored_events(platform.nats_url, "gameplane.payments.deposit_failed", {"reference": ref},
+                                 expect=1, timeout=5)
+    assert [e["data"]["reason"] for e in events] == ["expired"]
+
+
+async def test_a_success_recorded_while_the_wallet_is_down_is_credited_once_it_is_back(platform: Platform) -> None:
+    rt = platform.payments.state.runtime
+    pid = await platform.player()
+    ref = (await platform.deposit(pid, 4_200)).json()["reference"]
+    wallet = rt.client("wallet")
+    real = wallet.base_url
+    wallet.base_url = "http://127.0.0.1:9"  # nothing listens: the wallet is down for payments
+    try:
+        r = await platform.webhook(platform.psp.event("payment.succeeded", ref))
+        assert r.status_code == 200 and r.json()["state"] == "succeeded", r.text  # stored: the PSP may stop
+        view = await platform.payment(pid, ref)
+        assert view["credited"] is False and (await platform.balance(pid))["cash"] == 0
+    finally:
+        wallet.base_url = real
+
+    async def credited() -> bool:
+        return bool((await platform.payment(pid, ref))["credited"])
+    await _until(credited)  # the sweeper repeats the credit under the same key
+    assert (await platform.balance(pid))["cash"] == 4_200
+    assert len(await platform.wallet_keys(f"payments:deposit:{ref}")) == 1
