@@ -164,6 +164,7 @@ async def test_bad_webhooks_are_refused_moving_nothing_and_leave_a_record(platfo
     ({"amount": 100, "currency": "EUR", "psp": "testpsp", "extra": 1}, "validation-error"),
     ({"amount": 100, "currency": "EUR", "psp": "nopsp"}, "unknown-psp"),
     ({"amount": 100, "currency": "GBP", "psp": "testpsp"}, "currency-mismatch"),  # the account is in EUR
+    ({"amount": 100, "currency": "EUR", "psp": "testpsp", "return_url": "https://evil.example"}, "validation-error"),
 ])
 async def test_bad_deposit_requests_get_a_4xx_problem(platform: Platform, body: dict[str, Any], slug: str) -> None:
     pid = await platform.player()
@@ -197,13 +198,21 @@ async def test_a_psp_that_cannot_open_a_session_fails_the_deposit_with_a_503(pla
     assert [(p["state"], p["held_reason"]) for p in r.json()["items"]] == [("failed", "psp-unavailable")]
 
 
-async def test_a_player_sees_only_their_own_payments(platform: Platform) -> None:
+async def test_a_player_sees_only_their_own_payments_page_by_page(platform: Platform) -> None:
     a, b = await platform.player(), await platform.player()
-    await platform.deposit(a, 100)
+    for amount in (100, 200, 300):
+        await platform.deposit(a, amount)
     r = await platform.client.get("/v1/payments", headers=platform.as_player(b))
     assert r.status_code == 200 and r.json()["items"] == []
-    r = await platform.client.get("/v1/payments", headers=platform.as_player(a))
-    assert [p["amount"] for p in r.json()["items"]] == [100]
+    r = await platform.client.get("/v1/payments", headers=platform.as_player(a), params={"limit": 2})
+    first = r.json()
+    assert [p["amount"] for p in first["items"]] == [300, 200] and first["next_cursor"]
+    r = await platform.client.get("/v1/payments", headers=platform.as_player(a),
+                                  params={"limit": 2, "before": first["next_cursor"]})
+    assert [p["amount"] for p in r.json()["items"]] == [100] and r.json()["next_cursor"] is None
+    r = await platform.client.get("/v1/payments", headers=platform.as_player(a),
+                                  params={"before": "2026-01-01T00:00:00"})  # no zone: ambiguous
+    problem(r, 422, "validation-error")
 
 
 async def test_player_routes_need_the_gateway_and_webhooks_need_no_player(platform: Platform) -> None:

@@ -46,3 +46,20 @@ def test_the_merged_openapi_lists_the_payments_routes(gateway: httpx.Client) -> 
     assert {"/v1/payments", "/v1/payments/deposits", "/v1/payments/withdrawals",
             "/webhooks/payments/{psp}"} <= set(paths)
     assert not [p for p in paths if p.startswith("/internal/")]
+
+
+def test_a_player_on_a_break_cannot_deposit_at_the_edge_but_can_still_withdraw(gateway: httpx.Client) -> None:
+    email, _, token = register_and_login(gateway)
+    r = gateway.post("/v1/players/me/timeout", headers=bearer(token), json={"days": 1})
+    assert r.status_code == 200, r.text
+    from test_journey import PASSWORD
+    login = gateway.post("/v1/players/login", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    fresh = login.json()["access_token"]  # issued with play=false
+    r = gateway.post("/v1/payments/deposits", headers=bearer(fresh),
+                     json={"amount": 1000, "currency": "GBP", "psp": "nopsp"})
+    assert r.status_code == 403 and r.json()["type"] == PROBLEMS + "play-blocked", r.text
+    # withdrawals pass the edge (payments answers: no method deposited with)
+    r = gateway.post("/v1/payments/withdrawals", headers=bearer(fresh),
+                     json={"amount": 1000, "currency": "GBP", "method_fingerprint": "fp-x"})
+    assert r.status_code == 409 and r.json()["type"] == PROBLEMS + "unknown-method", r.text

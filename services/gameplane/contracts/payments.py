@@ -100,8 +100,9 @@ class _Money(BaseModel):
 
 
 class DepositCreate(_Money):
+    # No return URL from the player: the PSP sends them back to the platform's own address only
+    # (a caller-chosen one would make the hosted page an open redirect).
     psp: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9-]*$")
-    return_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://[^\x00\s]+$")
 
 
 class WithdrawalCreate(_Money):

@@ -4,10 +4,11 @@ PSPs (signed by the PSP, no player token), /internal/payments/... for the back o
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AwareDatetime
 from sqlalchemy import and_, select
 
 from gameplane.contracts import payments as c
@@ -68,7 +69,7 @@ async def cancel_withdrawal(payment_id: uuid.UUID, request: Request,
 @public.get("", response_model=c.PaymentPage)
 async def my_payments(request: Request, who: PlayerContext = Depends(player_context),
                       kind: Literal["deposit", "withdrawal"] | None = None,
-                      before: datetime | None = Query(None, description="next page: `next_cursor` of the last"),
+                      before: AwareDatetime | None = Query(None, description="next page: `next_cursor` of the last"),
                       limit: int = Query(50, ge=1, le=200)) -> c.PaymentPage:
     q = (select(payments).where(payments.c.player_id == who.player_id)
          .order_by(payments.c.created_at.desc()).limit(limit + 1))
