@@ -269,3 +269,70 @@ async def test_where_every_withdrawal_needs_kyc_an_unverified_player_is_refused_
         assert r.status_code == 201 and r.json()["state"] == "processing", r.text
     finally:
         settings.withdrawal_requires_kyc = False
+
+
+async def _interrupted(p: Platform, pid: uuid.UUID, dep: dict[str, Any], amount: int, **row: Any) -> str:
+    """A withdrawal as a payments process left it when it died mid-request (written straight into
+    payments' table), its wallet hold placed under the withdrawal's key."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from gameplane.devtools.identities import dev_identities
+    from gameplane.payments.models import payments
+
+    ref = str(uuid.uuid4())
+    async with httpx.AsyncClient(timeout=20) as http:
+        r = await http.post(p.urls["wallet"] + "/internal/wallet/withdrawals",
+                            headers=dev_identities().bearer("payments", "wallet"),
+                            json={"idempotency_key": f"payments:withdrawal:{ref}", "player_id": str(pid),
+                                  "currency": "EUR", "amount": amount})
+        assert r.status_code == 200, r.text
+    stale = datetime.now(UTC) - timedelta(minutes=5)
+    async with p.payments.state.runtime.database.transaction() as s:
+        await s.execute(insert(payments).values(
+            id=uuid.uuid4(), reference=ref, kind="withdrawal", player_id=pid, amount=amount, currency="EUR",
+            psp=dep["psp"], method_fingerprint=dep["method_fingerprint"], method_type="card", method_label="VISA",
+            created_at=stale, updated_at=stale, **row))
+    return ref
+
+
+async def test_a_withdrawal_interrupted_before_its_hold_was_recorded_is_rolled_back(platform: Platform) -> None:
+    pid, dep = await platform.funded(5_000)
+    ref = await _interrupted(platform, pid, dep, 1_000, state="pending", wallet_pending="hold")
+    assert (await platform.balance(pid))["withdrawal_hold"] == 1_000
+    await eventually(lambda: state_is(platform, pid, ref, "rejected"))
+
+    async def voided() -> bool:
+        bal = await platform.balance(pid)
+        return (bal["cash"], bal["withdrawal_hold"]) == (5_000, 0)
+    await eventually(voided)
+    assert ref not in platform.psp.payouts
+
+
+async def test_a_payout_interrupted_before_the_psp_answered_is_sent_again(platform: Platform) -> None:
+    pid, dep = await platform.funded(5_000)
+    ref = await _interrupted(platform, pid, dep, 2_000, state="processing")
+    from sqlalchemy import update
+
+    from gameplane.payments.models import payments
+    hold = (await platform.wallet_keys(f"payments:withdrawal:{ref}"))
+    assert [m["kind"] for m in hold] == ["withdrawal_hold"]
+    # the hold id as the wallet gave it, which the dead process had recorded
+    async with httpx.AsyncClient(timeout=20) as http:
+        from gameplane.devtools.identities import dev_identities
+        r = await http.post(platform.urls["wallet"] + "/internal/wallet/withdrawals",
+                            headers=dev_identities().bearer("payments", "wallet"),
+                            json={"idempotency_key": f"payments:withdrawal:{ref}", "player_id": str(pid),
+                                  "currency": "EUR", "amount": 2_000})
+        hold_id = r.json()["hold_id"]
+    async with platform.payments.state.runtime.database.transaction() as s:
+        await s.execute(update(payments).where(payments.c.reference == ref).values(hold_id=uuid.UUID(hold_id)))
+
+    async def sent() -> bool:
+        return ref in platform.psp.payouts
+    await eventually(sent)
+    await platform.webhook(platform.psp.event("payout.paid", ref))
+    assert await state_is(platform, pid, ref, "paid")
+    bal = await platform.balance(pid)
+    assert (bal["cash"], bal["withdrawal_hold"]) == (3_000, 0)

@@ -283,6 +283,10 @@ async def settle(rt: Runtime, payment_id: uuid.UUID, row: RowMapping | None = No
         else:
             raise DependencyError("wallet", f"deposit answered {r.status_code}")
     elif op in ("post", "void"):
+        if row["hold_id"] is None and op == "post":
+            # paid out with no hold recorded: never mark it posted without the wallet having moved it
+            log.error("payment %s was paid out but has no wallet hold; left owed for the back office", ref)
+            return
         if row["hold_id"] is not None:
             path = (w.PATH_WITHDRAWAL_POST if op == "post" else w.PATH_WITHDRAWAL_VOID).format(hold_id=row["hold_id"])
             r = await clients.wallet_call(rt, path, {"idempotency_key": f"{c.withdrawal_key(ref)}:{op}"})
