@@ -57,7 +57,7 @@ SERVICES: tuple[Service, ...] = (
             summary="game sessions, session time, reality checks"),
     # psp: the simulator's API, when it runs in the platform (development); real PSPs are outside
     # the cluster (the charts' egress.paymentProviders)
-    Service("payments", "gameplane.payments", 5, database=True, built=False,
+    Service("payments", "gameplane.payments", 5, database=True, built=True,
             calls=("wallet", "players", "risk", "psp"),
             summary="payment intents, payouts, PSP webhooks, reconciliation"),
     Service("bonus", "gameplane.bonus", 6, database=True, built=False, calls=("wallet",),

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gameplane.games.models import Base as GamesBase
 from gameplane.games.settings import GamesSettings
 from gameplane.kit import migrate
+from gameplane.payments.models import Base as PaymentsBase
+from gameplane.payments.settings import PaymentsSettings
 from gameplane.players.models import Base as PlayersBase
 from gameplane.players.settings import PlayersSettings
 from gameplane.risk.models import Base as RiskBase
@@ -27,7 +29,8 @@ from gameplane.wallet.settings import WalletSettings
 
 SERVICES = {"players": (PlayersSettings, PlayersBase), "wallet": (WalletSettings, WalletBase),
             "games": (GamesSettings, GamesBase), "sessions": (SessionsSettings, SessionsBase),
-            "risk": (RiskSettings, RiskBase)}
+            "risk": (RiskSettings, RiskBase),
+            "payments": (PaymentsSettings, PaymentsBase)}
 
 
 @pytest.mark.parametrize("service", SERVICES)

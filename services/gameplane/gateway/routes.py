@@ -52,7 +52,9 @@ PUBLIC_RULES: tuple[Rule, ...] = (
     Rule(None, "/webhooks", prefix=True),  # signed by the PSP, checked by payments
 )
 
-PLAY_RULES: tuple[Rule, ...] = (Rule("POST", "/v1/sessions", prefix=True),)
+# Play and paying in: refused at the edge while the token's `play` claim is false (self-excluded,
+# timed out); withdrawals stay open, a player can always take their money out.
+PLAY_RULES: tuple[Rule, ...] = (Rule("POST", "/v1/sessions", prefix=True), Rule("POST", "/v1/payments/deposits"))
 
 # Fixed prefixes outside /v1 and the service that owns them.
 FIXED_PREFIXES: dict[str, str] = {"providers": "games", "webhooks": "payments"}

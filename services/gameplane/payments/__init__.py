@@ -1,0 +1,1 @@
+"""The payments service: deposits and withdrawals through payment service providers."""

@@ -193,7 +193,7 @@ internal = APIRouter(prefix="/internal/players", tags=["internal"])
 
 
 @internal.get("/{player_id}", response_model=PlayerSummary, responses=NOT_FOUND)
-async def player_summary(player_id: uuid.UUID, _caller: str = Depends(callers("sessions", "backoffice")),
+async def player_summary(player_id: uuid.UUID, _caller: str = Depends(callers("sessions", "payments", "backoffice")),
                          ctx: PlayersContext = Depends(players_context)) -> PlayerSummary:
     p = await accounts.get_player(ctx, player_id)
     return PlayerSummary(player_id=p.id, email=p.email, country=p.country, currency=p.currency,

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -25,7 +26,14 @@ from gameplane.wallet import bonuses, cashier, fastplay, play, queries, store
 from gameplane.wallet.reconcile import reconcile
 from gameplane.wallet.rules import Context, check_currency
 from gameplane.wallet.rules import deposit_allowance as deposit_allowance_of
-from gameplane.wallet.schemas import Balances, HistoryPage, ReconciliationReport, SweepResult, TransactionView
+from gameplane.wallet.schemas import (
+    Balances,
+    HistoryPage,
+    Movements,
+    ReconciliationReport,
+    SweepResult,
+    TransactionView,
+)
 from gameplane.wallet.settings import WalletSettings
 
 log = logging.getLogger("gameplane.wallet")
@@ -264,6 +272,16 @@ async def get_transaction(tx_id: uuid.UUID, request: Request) -> TransactionView
 async def reconciliation(request: Request) -> ReconciliationReport:
     async with _runtime(request).database.session() as s:
         return await reconcile(s)
+
+
+@internal.get("/movements", response_model=Movements, dependencies=[Depends(PAYMENTS)])
+async def movements(request: Request, prefix: str = Query(min_length=3, max_length=100, pattern=r"^[\x21-\x7E]+$"),
+                    since: datetime = Query(), until: datetime = Query(),
+                    limit: int = Query(100_000, ge=1, le=100_000)) -> Movements:
+    """Transactions whose idempotency key starts with `prefix`, created in [since, until): what a
+    caller posted under its own keys, for its reconciliation (payments: `payments:`)."""
+    async with _runtime(request).database.session() as s:
+        return Movements(items=await queries.movements(s, prefix, since, until, limit))
 
 
 @public.get("/balances", response_model=Balances)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.wallet import Balance
 from gameplane.wallet import store
-from gameplane.wallet.schemas import EntryView, HistoryPage, TransactionView
+from gameplane.wallet.schemas import EntryView, HistoryPage, Movement, TransactionView
 
 _COLUMNS = "id, seq, kind, idempotency_key, player_id, currency, amount, cash, bonus, reverses, details, created_at"
 
@@ -65,3 +66,13 @@ async def transaction(s: AsyncSession, tx_id: uuid.UUID, *, player_id: uuid.UUID
     view.entries = [EntryView(account=f"{e.owner}:{e.kind}:{e.currency}" + (f":{e.shard}" if e.shard else ""),
                               amount=e.amount) for e in entries]
     return view
+
+
+async def movements(s: AsyncSession, prefix: str, since: datetime, until: datetime, limit: int) -> list[Movement]:
+    # the prefix is matched literally (LIKE wildcards in it escaped)
+    like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = (await s.execute(text(
+        "SELECT idempotency_key, kind, player_id, currency, amount, created_at FROM transactions "
+        "WHERE idempotency_key LIKE :like AND created_at >= :since AND created_at < :until ORDER BY seq LIMIT :n"),
+        {"like": like, "since": since, "until": until, "n": limit})).mappings().all()
+    return [Movement.model_validate(dict(r)) for r in rows]

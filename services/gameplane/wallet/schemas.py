@@ -58,3 +58,16 @@ class ReconciliationReport(BaseModel):
 
 class SweepResult(BaseModel):
     expired: list[uuid.UUID]
+
+
+class Movement(BaseModel):
+    idempotency_key: str
+    kind: str
+    player_id: uuid.UUID | None
+    currency: str
+    amount: int
+    created_at: datetime
+
+
+class Movements(BaseModel):
+    items: list[Movement]

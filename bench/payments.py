@@ -1,0 +1,149 @@
+"""bench/payments: PSP webhooks per second to credited, with duplicates.
+
+Wallet, players and payments run as real processes (`python -m gameplane.<service>`) on a real
+Postgres and NATS; the PSP adapter is gameplane.devtools.filepsp (HMAC-signed webhooks, as a PSP
+sends them). Setup opens PAYMENTS_BENCH_DEPOSITS deposits through payments' player API; then
+PAYMENTS_BENCH_WORKERS concurrent senders deliver each deposit's success webhook 1-3 times in
+random order (closed loop) until every delivery is answered or the BENCH_SECONDS budget ends.
+Each 200 comes back after the wallet credit (or, for a repeat, after the dedupe), so a delivery's
+latency is the time to credited.
+
+RESULT: `credited_per_s` (distinct deposits credited per second), `webhooks_per_s` (all deliveries,
+repeats included), `p50_ms`/`p99_ms` per delivery, `double_credits` (wallet transactions beyond one
+per deposit key: must be 0), `missing_credits` (answered `applied` but not in the ledger: must be 0).
+Targets (issue 14): >= 300 credited/s, p99 < 100 ms, zero double credits.
+
+Env: BENCH_SECONDS (default 15), PAYMENTS_BENCH_DEPOSITS (default 3000), PAYMENTS_BENCH_WORKERS (32).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from _common import CpuMeter, bench_seconds, cpu_report, infra, log, percentile, result_line
+
+from gameplane.devtools.filepsp import FilePsp
+from gameplane.devtools.identities import dev_identities
+from gameplane.devtools.process import ServiceProcess
+from gameplane.kit.auth import PLAYER_HEADER
+from gameplane.payments.settings import PspConfig
+
+SECRET = "filepsp-bench-secret-0123456789abcdef"
+PLAYERS = 50
+
+
+async def main() -> None:
+    budget = bench_seconds(15)
+    n_deposits = int(os.environ.get("PAYMENTS_BENCH_DEPOSITS", "3000"))
+    n_workers = int(os.environ.get("PAYMENTS_BENCH_WORKERS", "32"))
+    rng = random.Random(300)
+    ids = dev_identities()
+    ids.export()
+    with infra() as (pg, nats), tempfile.TemporaryDirectory(prefix="gp-bench-payments-") as tmp:
+        root = Path(tmp)
+        for db in ("wallet", "players", "payments"):
+            pg.create_database(f"gp_{db}")
+        common = {"NATS_URL": nats.url, "LOG_LEVEL": "WARNING"}
+        wallet = ServiceProcess("wallet", {**common, "DATABASE_URL": pg.dsn("gp_wallet")}, root / "wallet.log")
+        players = ServiceProcess("players", {**common, "DATABASE_URL": pg.dsn("gp_players"), "JURISDICTION": "mga",
+                                             "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "8192",
+                                             "ARGON2_PARALLELISM": "1"}, root / "players.log")
+        endpoints = json.dumps({"wallet": wallet.url, "players": players.url})
+        psp = FilePsp("filepsp", PspConfig(base_url=f"file://{root}", secret=SECRET))
+        payments = ServiceProcess("payments", {
+            **common, "DATABASE_URL": pg.dsn("gp_payments"), "ENDPOINTS": endpoints, "JURISDICTION": "mga",
+            "RISK_FAILSAFE_MAX_DEPOSIT": "100000000", "ADAPTER_MODULES": json.dumps(["gameplane.devtools.filepsp"]),
+            "PSPS": json.dumps({"filepsp": {"base_url": f"file://{root}", "secret": SECRET}})}, root / "payments.log")
+        procs = [wallet, players, payments]
+        try:
+            for p in procs:
+                p.start()
+            for p in procs:
+                await p.ready(90)
+            limits = httpx.Limits(max_connections=n_workers + 8, max_keepalive_connections=n_workers + 8)
+            async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+                pids = []
+                for _ in range(PLAYERS):
+                    r = await http.post(players.url + "/v1/players/register", headers=ids.bearer("gateway", "players"),
+                                        json={"email": f"b-{uuid.uuid4().hex[:10]}@example.com", "country": "MT",
+                                              "password": "correct horse battery staple",
+                                              "date_of_birth": "1990-01-01", "currency": "EUR"})
+                    r.raise_for_status()
+                    pids.append(r.json()["id"])
+                log(f"opening {n_deposits} deposits ...")
+                deposits: list[tuple[str, str, int]] = []
+                gate = asyncio.Semaphore(16)
+                headers = ids.bearer("gateway", "payments", ttl=3600)
+
+                async def open_one(i: int) -> None:
+                    pid, amount = pids[i % PLAYERS], rng.randint(100, 90_000)
+                    async with gate:
+                        r = await http.post(payments.url + "/v1/payments/deposits",
+                                            headers={**headers, PLAYER_HEADER: pid},
+                                            json={"amount": amount, "currency": "EUR", "psp": "filepsp"})
+                    r.raise_for_status()
+                    deposits.append((pid, r.json()["reference"], amount))
+
+                await asyncio.gather(*(open_one(i) for i in range(n_deposits)))
+                queue: list[bytes] = []
+                for pid, ref, amount in deposits:
+                    body = json.dumps({"id": f"evt_{ref}", "type": "payment.succeeded", "reference": ref,
+                                       "psp_reference": psp.psp_reference(ref), "amount": amount, "currency": "EUR",
+                                       "occurred_at": datetime.now(UTC).isoformat(),
+                                       "method": {"type": "card", "fingerprint": f"fp-{pid}", "label": "VISA ..1"}}
+                                      ).encode()
+                    queue += [body] * rng.randint(1, 3)
+                rng.shuffle(queue)
+                log(f"delivering {len(queue)} webhooks for {n_deposits} deposits with {n_workers} senders ...")
+                latencies: list[float] = []
+                outcomes: Counter[str] = Counter()
+                it = iter(queue)
+                url = payments.url + "/webhooks/payments/filepsp"
+                meter = CpuMeter([p.proc.pid for p in procs if p.proc is not None])
+                meter.start()
+                t0 = time.perf_counter()
+                stop_at = t0 + budget
+
+                async def sender() -> None:
+                    for body in it:
+                        if time.perf_counter() > stop_at:
+                            return
+                        start = time.perf_counter()
+                        r = await http.post(url, content=body, headers=psp.sign(body))
+                        latencies.append(time.perf_counter() - start)
+                        r.raise_for_status()
+                        outcomes[r.json()["outcome"]] += 1
+
+                await asyncio.gather(*(sender() for _ in range(n_workers)))
+                elapsed = time.perf_counter() - t0
+                cpu = meter.stop()
+                r = await http.get(wallet.url + "/internal/wallet/movements", headers=ids.bearer("payments", "wallet"),
+                                   params={"prefix": "payments:deposit:", "since": "2000-01-01T00:00:00Z",
+                                           "until": "2100-01-01T00:00:00Z"})
+                r.raise_for_status()
+                per_key = Counter(m["idempotency_key"] for m in r.json()["items"])
+            cpu_report(cpu, sum(outcomes.values()), "webhook")
+            double = sum(n - 1 for n in per_key.values() if n > 1)
+            missing = max(0, outcomes["applied"] - len(per_key))
+            log(f"{sum(outcomes.values())} deliveries in {elapsed:.1f}s: {dict(outcomes)}")
+        finally:
+            for p in procs:
+                p.stop()
+    result_line("payments", credited_per_s=outcomes["applied"] / elapsed,
+                webhooks_per_s=sum(outcomes.values()) / elapsed,
+                p50_ms=percentile(latencies, 0.5) * 1000, p99_ms=percentile(latencies, 0.99) * 1000,
+                double_credits=double, missing_credits=missing, deposits=outcomes["applied"])
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,17 @@
+"""Prometheus metrics of payments (alerts in observability/, runbooks in docs/runbooks/)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+PAYMENTS = Counter("gameplane_payments_total", "Payment steps reached", ["kind", "step"])
+WEBHOOKS = Counter("gameplane_payments_webhooks_total", "PSP webhooks accepted", ["psp", "kind", "outcome"])
+WEBHOOK_REJECTIONS = Counter("gameplane_payments_webhook_rejections_total", "PSP webhooks refused",
+                             ["psp", "code"])
+RISK_FAILSAFE = Counter("gameplane_payments_risk_failsafe_total",
+                        "Decisions taken without risk (down or slow)", ["kind"])
+CREDIT_REFUSED = Counter("gameplane_payments_credit_refused_total",
+                         "Confirmed deposits the wallet refused to credit (money held at the PSP)")
+MISMATCHES = Gauge("gameplane_payments_reconciliation_mismatches",
+                   "Mismatches found by the latest reconciliation run", ["psp"])
+OWED = Gauge("gameplane_payments_wallet_calls_owed", "Payments waiting for a wallet call (sweeper backlog)")

@@ -1,0 +1,113 @@
+"""Reconciliation I/O: each PSP's settlement report for a day, our payment records and the wallet's
+movements under payments' keys, compared by the pure matcher (gameplane.payments.reconcile_rules);
+the day's mismatches replace the previous run's and set the open-mismatches gauge."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import and_, cast, delete, insert, or_, select
+from sqlalchemy.types import Date
+
+from gameplane.contracts import payments as c
+from gameplane.kit.app import Runtime
+from gameplane.payments import clients, metrics
+from gameplane.payments.flows import adapter_of, now_of
+from gameplane.payments.models import chargebacks, mismatches, payments
+from gameplane.payments.reconcile_rules import LedgerMovement, PaymentRecord, ledger_key, match
+
+log = logging.getLogger("gameplane.payments.reconcile")
+
+
+def ledger_movement(item: dict[str, object]) -> LedgerMovement | None:
+    """A wallet transaction under one of payments' keys, as the matcher reads it: the deposit and
+    the chargeback under their own keys, a payout as the post of its hold (under the hold's key)."""
+    key, kind = str(item["idempotency_key"]), str(item["kind"])
+    amount, currency = int(item["amount"]), str(item["currency"])  # type: ignore[call-overload]
+    if key.startswith("payments:withdrawal:"):
+        if not key.endswith(":post"):
+            return None  # the hold and a void move nothing out of the platform
+        return LedgerMovement(key.removesuffix(":post"), kind, amount, currency)
+    return LedgerMovement(key, kind, amount, currency)
+
+
+async def _orphans(rt: Runtime, moves: list[LedgerMovement]) -> list[LedgerMovement]:
+    """Movements under payments' keys that no payment or chargeback record explains."""
+    refs = {m.idempotency_key.split(":", 2)[2] for m in moves}
+    if not refs:
+        return []
+    async with rt.database.session() as s:
+        known = set((await s.execute(select(payments.c.reference).where(payments.c.reference.in_(refs)))).scalars())
+        known |= set((await s.execute(select(chargebacks.c.psp_reference).where(
+            chargebacks.c.psp_reference.in_(refs)))).scalars())
+    return [m for m in moves if m.idempotency_key.split(":", 2)[2] not in known]
+
+
+async def reconcile_day(rt: Runtime, day: date, psps: list[str] | None = None) -> c.ReconciliationRun:
+    names = psps or sorted(rt.state["adapters"])
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    items = await clients.movements(rt, "payments:", (start - timedelta(days=1)).isoformat(),
+                                    (start + timedelta(days=3)).isoformat())
+    ledger = [(m, datetime.fromisoformat(str(i["created_at"]))) for i in items
+              if (m := ledger_movement(i)) is not None]
+    orphans = await _orphans(rt, [m for m, at in ledger if at.date() == day])
+    total_rows = total_records = 0
+    found_at = now_of(rt)
+    out: list[c.MismatchView] = []
+    for psp in names:
+        report = await adapter_of(rt, psp).settlement_report(day)
+        refs = {r.reference for r in report}
+        async with rt.database.session() as s:
+            rows = (await s.execute(select(payments).where(and_(payments.c.psp == psp, or_(
+                cast(payments.c.settled_at, Date) == day, payments.c.reference.in_(refs or {""})))))).mappings().all()
+            cbs = (await s.execute(select(chargebacks, payments.c.reference).join(
+                payments, payments.c.id == chargebacks.c.payment_id).where(and_(
+                    chargebacks.c.psp == psp, or_(cast(chargebacks.c.created_at, Date) == day,
+                                                  payments.c.reference.in_(refs or {""})))))).mappings().all()
+        records = [PaymentRecord(psp=psp, reference=r["reference"], psp_reference=r["psp_reference"],
+                                 kind="deposit" if r["kind"] == "deposit" else "payout", amount=r["amount"],
+                                 currency=r["currency"], state=r["state"]) for r in rows]
+        records += [PaymentRecord(psp=psp, reference=cb["reference"], psp_reference=cb["psp_reference"],
+                                  kind="chargeback", amount=cb["amount"], currency=cb["currency"],
+                                  state="succeeded" if cb["state"] == "posted" else "pending") for cb in cbs]
+        # The wallet's movements span a few days around this one (a late webhook is posted after
+        # its day): the matcher sees those of this PSP's records and report rows, plus, with the
+        # first PSP, the movements of this day that no payment record of any PSP explains.
+        keys = {ledger_key(r.kind, r.reference, r.psp_reference) for r in records}
+        keys |= {ledger_key(r.kind, r.reference, r.psp_reference) for r in report if r.kind != "fee"}
+        mine = [m for m, _ in ledger if m.idempotency_key in keys]
+        if psp == names[0]:
+            mine += orphans
+        found = match(report, records, mine)
+        async with rt.database.transaction() as s:
+            await s.execute(delete(mismatches).where(and_(mismatches.c.day == day, mismatches.c.psp == psp)))
+            for m in found:
+                await s.execute(insert(mismatches).values(day=day, psp=psp, kind=m.kind, reference=m.reference,
+                                                          detail=m.detail, found_at=found_at))
+            stored = (await s.execute(select(mismatches).where(and_(mismatches.c.day == day, mismatches.c.psp == psp))
+                                      .order_by(mismatches.c.id))).mappings().all()
+        metrics.MISMATCHES.labels(psp).set(len(found))
+        out += [view(m) for m in stored]
+        total_rows += len(report)
+        total_records += len(records)
+    return c.ReconciliationRun(day=day.isoformat(), report_rows=total_rows, records=total_records,
+                               movements=len(ledger), mismatches=out)
+
+
+def view(m: dict[str, object]) -> c.MismatchView:
+    return c.MismatchView(id=m["id"], day=str(m["day"]), kind=m["kind"], reference=m["reference"],  # type: ignore[arg-type]
+                          detail=m["detail"], found_at=m["found_at"])  # type: ignore[arg-type]
+
+
+async def reconcile_forever(rt: Runtime, every: float) -> None:
+    """The scheduled job: yesterday's books, every `every` seconds (a re-run replaces the day's list)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await reconcile_day(rt, now_of(rt).date() - timedelta(days=1))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("scheduled reconciliation failed: %s", exc)
