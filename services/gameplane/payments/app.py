@@ -12,7 +12,6 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from gameplane.kit.app import Runtime, create_app
-
 from gameplane.payments.adapters.base import PspAdapter
 from gameplane.payments.adapters.base import build as build_adapter
 from gameplane.payments.api import backoffice_audit, internal, public, webhooks
