@@ -98,3 +98,28 @@ def local_backends(images: Any) -> list[str]:
     """helm arguments pointing the operator's platforms at the locally built dev PostgreSQL/NATS."""
     return ["--set", f"platformDefaults.postgresImage={images.BY_KEY['dev-postgres'].tag}",
             "--set", f"platformDefaults.natsImage={images.BY_KEY['dev-nats'].tag}"]  # fmt: skip
+
+
+def admit_client(kubectl: Run, ns: str, platform: str, client: str, targets: tuple[str, ...]) -> None:
+    """NetworkPolicies for a test workload (Pods labelled app.kubernetes.io/name=<client>) of the
+    platform's namespace: out to DNS and the API port of `targets`, and into those targets from it.
+    The platform's policies deny both ways by default (and the node enforces them), so a workload
+    that is not one of the platform's services needs an explicit allow, as in any cluster."""
+    client_pods = {"matchLabels": {"app.kubernetes.io/name": client}}
+    services = {"matchLabels": {"app.kubernetes.io/instance": platform},
+                "matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In", "values": list(targets)}]}
+    api_port = [{"port": 8000, "protocol": "TCP"}]
+    dns = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                   "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+           "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    policies = [
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+         "metadata": {"name": f"{client}-out", "namespace": ns},
+         "spec": {"podSelector": client_pods, "policyTypes": ["Egress"],
+                  "egress": [dns, {"to": [{"podSelector": services}], "ports": api_port}]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+         "metadata": {"name": f"{client}-in", "namespace": ns},
+         "spec": {"podSelector": services, "policyTypes": ["Ingress"],
+                  "ingress": [{"from": [{"podSelector": client_pods}], "ports": api_port}]}},
+    ]  # fmt: skip
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": policies}))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from clusterlib import Run, wait_for
-from realnode import get_json, pods, wait_ready
+from realnode import admit_client, get_json, pods, wait_ready
 
 pytestmark = pytest.mark.cluster
 JOB_SCRIPT = Path(__file__).parent / "jobs" / "journey.py"
@@ -64,6 +64,10 @@ def test_journey_inside_the_cluster(demo: dict[str, Any], kubectl: Run) -> None:
         mounted = ("exec", "-n", ns, sessions["metadata"]["name"], "--", "cat", endpoints_file)
         wait_for("the endpoint map in the sessions Pod to name rgs", lambda: '"rgs"' in kubectl(*mounted).stdout,
                  timeout=120, interval=2)
+        # The platform's policies deny by default and the node enforces them: the journey (standing
+        # in for the ingress controller, the player's browser at the studio, and payments) is
+        # admitted explicitly, to exactly the services it talks to.
+        admit_client(kubectl, ns, name, "journey", ("gateway", "wallet", "rgs"))
         kubectl("create", "configmap", "journey", "-n", ns, f"--from-file=journey.py={JOB_SCRIPT}")
         kubectl("apply", "-f", "-", input=json.dumps(job_manifest(ns, name, spins=20)))
 
@@ -87,6 +91,7 @@ def test_journey_inside_the_cluster(demo: dict[str, Any], kubectl: Run) -> None:
     finally:
         kubectl("delete", "job", "journey", "-n", ns, "--ignore-not-found", "--wait=false")
         kubectl("delete", "configmap", "journey", "-n", ns, "--ignore-not-found")
+        kubectl("delete", "networkpolicy", "journey-out", "journey-in", "-n", ns, "--ignore-not-found")
         kubectl("patch", "gamingplatform", name, "-n", ns, "--type=merge",
                 "-p", '{"spec": {"services": null, "providers": null}}')
         wait_ready(kubectl, ns, name, timeout=180)
