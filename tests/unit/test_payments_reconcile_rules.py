@@ -85,10 +85,17 @@ def test_a_different_amount_posted_to_the_ledger_is_an_amount_mismatch() -> None
     assert "ledger" in found[0].detail
 
 
-def test_a_different_currency_is_a_currency_mismatch() -> None:
+def test_a_different_currency_is_one_currency_mismatch_when_record_and_ledger_agree() -> None:
     found = match([row("deposit", "r1", "p1", currency="EUR")], [rec("deposit", "r1", "p1", currency="GBP")],
                   [mv("payments:deposit:r1", currency="GBP")])
-    assert [m.kind for m in found] == ["currency-mismatch", "currency-mismatch"]
+    assert [m.kind for m in found] == ["currency-mismatch"]
+
+
+def test_record_and_ledger_both_off_from_the_report_and_each_other_are_two_mismatches() -> None:
+    found = match([row("deposit", "r1", "p1", 1000)], [rec("deposit", "r1", "p1", 999)],
+                  [mv("payments:deposit:r1", 998)])
+    assert [m.kind for m in found] == ["amount-mismatch", "amount-mismatch"]
+    assert "record" in found[0].detail and "ledger" in found[1].detail
 
 
 def test_a_settlement_we_have_no_record_of_is_an_unknown_reference() -> None:

@@ -110,6 +110,7 @@ def match(report: list[SettlementRow], records: list[PaymentRecord],
                                 f"matches no payment record", row.psp, row.psp_reference))
             continue
         rec = settled[0] if settled else found[0]
+        flagged = rec.currency != row.currency or rec.amount != row.amount
         if rec.currency != row.currency:
             out.append(Mismatch("currency-mismatch", rec.reference,
                                 f"{row.kind}: report {row.currency}, record {rec.currency}", row.psp,
@@ -132,7 +133,9 @@ def match(report: list[SettlementRow], records: list[PaymentRecord],
                                 row.psp_reference))
         else:
             mv = posted[0]
-            if mv.currency != row.currency:
+            if flagged and (mv.currency, mv.amount) == (rec.currency, rec.amount):
+                pass  # the ledger agrees with our record: one disagreement with the report, listed above
+            elif mv.currency != row.currency:
                 out.append(Mismatch("currency-mismatch", rec.reference,
                                     f"{row.kind}: report {row.currency}, ledger {mv.currency}", row.psp,
                                     row.psp_reference))
