@@ -134,8 +134,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("fault-on-unlisted-simulator", {**VALID, "faults": [{"scenario": "errors", "service": "rgs"}]},
      "a fault may only target an enabled service"),
     # Services without code in this release: refused by name, with the release.
-    ("unbuilt-by-default", {**VALID, "services": [{"name": "payments"}]},
-     "spec.services[0].enabled: Forbidden: payments is not built in gameplane 0.1.0 and cannot be enabled yet"),
+    ("unbuilt-by-default", {**VALID, "services": [{"name": "affiliates"}]},
+     "spec.services[0].enabled: Forbidden: affiliates is not built in gameplane 0.1.0 and cannot be enabled yet"),
     ("unbuilt-beside-simulator", {**VALID, "services": [{"name": "rgs", "enabled": True},
                                                          {"name": "bonus", "enabled": True}]},
      "bonus is not built in gameplane 0.1.0 and cannot be enabled yet"),
@@ -168,7 +168,7 @@ def test_valid_platform_passes_the_same_checks(ns: str, custom: kubernetes.clien
     create(custom, full)
     # ...so are services that are not built, listed as disabled, and a fault on a listed simulator.
     listed = {**VALID, "services": [{"name": n, "enabled": False} for n in
-                                    ("payments", "bonus", "risk", "affiliates", "analytics", "psp")]
+                                    ("bonus", "affiliates", "analytics", "psp")]
               + [{"name": "rgs", "enabled": True}], "faults": [{"scenario": "errors", "service": "rgs"}]}  # fmt: skip
     create(custom, gp("listed-but-off", listed))
     # Defaults: the platform-wide spread is on unless turned off.

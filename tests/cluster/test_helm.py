@@ -25,7 +25,7 @@ from gameplane_operator.values import Defaults, chart_values
 
 CHARTS = ("gameplane-service", "gameplane", "gameplane-operator")
 REPO = Path(__file__).resolve().parents[2]
-BUILT = ["gateway", "players", "wallet", "games", "sessions", "risk"]  # what a default platform runs
+BUILT = ["gateway", "players", "wallet", "games", "sessions", "payments", "risk"]  # what a default platform runs
 PROM = [
     *("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"),
     *("--api-versions", "monitoring.coreos.com/v1/PrometheusRule"),
@@ -51,7 +51,7 @@ def test_chart_lints_clean(helm: Run, chart: str) -> None:
         ("gameplane", "casino=true", "casino"),
         ("gameplane", "global.size=huge", "/global/size"),
         # Not built in this release: refused by name, whichever way it is asked for.
-        ("gameplane", "payments.enabled=true", "/payments/enabled"),
+        ("gameplane", "analytics.enabled=true", "/analytics/enabled"),
         ("gameplane", "bonus.enabled=true", "/bonus/enabled"),
         ("gameplane", "wallet.scheduling.nodeSelektor.pool=a", "nodeSelektor"),
         ("gameplane", "global.scheduling.tolerations[0].operator=Maybe", "/global/scheduling/tolerations/0/operator"),
@@ -227,7 +227,7 @@ def test_each_service_mounts_only_its_own_key(helm: Run) -> None:
     rendered = _render(helm, "gameplane", "--set", "rgs.enabled=true")
     identities = {d["metadata"]["name"] for d in rendered if d["kind"] == "Secret"
                   and d["metadata"]["name"].endswith("-identity")}
-    assert identities == {f"p-{s}-identity" for s in ("gateway", "players", "wallet", "games", "sessions")}
+    assert identities == {f"p-{s}-identity" for s in BUILT}
     for dep in (d for d in rendered if d["kind"] == "Deployment" and d["metadata"]["name"] != "p-nats"):
         service = dep["metadata"]["name"].removeprefix("p-")
         mounted = {v["secret"]["secretName"] for v in dep["spec"]["template"]["spec"]["volumes"] if "secret" in v}
@@ -238,7 +238,7 @@ def test_each_service_mounts_only_its_own_key(helm: Run) -> None:
 def test_operator_key_pairs_render_as_given_and_deterministically(helm: Run, tmp_path: Path) -> None:
     from gameplane_operator.identities import new_pair
 
-    pairs = {s: new_pair() for s in ("gateway", "players", "wallet", "games", "sessions")}
+    pairs = {s: new_pair() for s in BUILT}
     values = chart_values("p", {"version": "0.1.0"}, {"postgres-password": "pw"}, Defaults(), pairs,
                           {"backoffice": [new_pair()["publicKey"]]})
     path = tmp_path / "values.json"
@@ -341,4 +341,5 @@ def test_operator_values_for_the_full_sample_render(helm: Run, tmp_path: Path) -
                     if d["kind"] == "StatefulSet"}  # fmt: skip
     assert set(statefulsets) == {"casino-nats"}
     assert statefulsets["casino-nats"]["containers"][0]["image"] == "nats:2.11-alpine"
-    assert "casino-payments" not in specs  # listed nowhere, not built
+    assert "casino-bonus" not in specs  # listed nowhere, not built
+    assert "casino-payments" in specs  # built: runs unless the spec turns it off

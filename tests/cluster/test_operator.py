@@ -27,7 +27,8 @@ NS = "op-demo"
 NAME = "demo"
 GROUP, VERSION, PLURAL = "gameplane.io", "v1alpha1", "gamingplatforms"
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ["gateway", "players", "wallet", "games", "sessions", "risk"]  # every built service, nothing else
+# every built service, nothing else
+SERVICES = ["gateway", "players", "wallet", "games", "sessions", "payments", "risk"]
 SPEC: dict[str, Any] = {
     "version": "0.1.0",
     "services": [
@@ -114,7 +115,7 @@ def demo(operator: dict[str, int], kubectl: Run, api: dict[str, Any]) -> dict[st
 
 def test_platform_reconciles_to_ready(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:
     status = demo["status"]
-    assert status["serviceSummary"] == "5/5"
+    assert status["serviceSummary"] == "7/7"
     assert {c["type"] for c in status["conditions"]} >= {"Ready", "Reconciled", "SecretsResolved",
                                                           "MonitoringConfigured", "Degraded"}  # fmt: skip
     assert condition(demo, "SecretsResolved")["reason"] == "NoSecretsReferenced"
@@ -256,14 +257,14 @@ def test_spec_change_rolls_only_the_affected_service(demo: dict[str, Any], api: 
     assert changed == {f"{NAME}-games"}
     games = deployments(api)[f"{NAME}-games"].spec.template.spec.containers[0].resources.requests
     assert games == {"cpu": "200m", "memory": "256Mi"}
-    assert after_obj["status"]["serviceSummary"] == "5/5"
+    assert after_obj["status"]["serviceSummary"] == "7/7"
 
 
 def test_disabling_a_service_prunes_its_objects(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:
     services = [*SPEC["services"], {"name": "sessions", "enabled": False}]
     patch_platform(api, {"spec": {"services": services}})
     obj = wait_for("Ready without sessions", lambda: ready_and_current(api), 60)
-    assert obj["status"]["serviceSummary"] == "4/4"
+    assert obj["status"]["serviceSummary"] == "6/6"
     kinds = "deployments,services,configmaps,serviceaccounts,poddisruptionbudgets,networkpolicies"
     left = kubectl("get", kinds, "-n", NS, "-l", "app.kubernetes.io/name=sessions", "-o", "name").stdout
     assert left.strip() == ""

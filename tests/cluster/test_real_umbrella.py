@@ -96,7 +96,8 @@ def test_install_waits_for_real_readiness(umbrella: str, kubectl: Run) -> None:
     running = pods(kubectl, NS)
     assert running and all(pod_ready(p) and p["spec"]["nodeName"] == "gameplane-node" for p in running)
     components = {p["metadata"]["labels"]["app.kubernetes.io/component"] for p in running}
-    assert components == {"gateway", "players", "wallet", "games", "sessions", "postgres", "nats"}, components
+    assert components == {"gateway", "players", "wallet", "games", "sessions", "payments", "risk",
+                          "postgres", "nats"}, components
 
 
 def test_helm_test_passes_with_real_test_pods(umbrella: str, helm: Run) -> None:
@@ -122,7 +123,10 @@ def test_helm_test_fails_when_a_readiness_probe_breaks(umbrella: str, helm: Run,
         _sql(kubectl, "ALTER DATABASE gp_players ALLOW_CONNECTIONS true")
     wait_for("players ready again", lambda: all(
         pod_ready(p) for p in pods(kubectl, NS, "app.kubernetes.io/component=players")), timeout=120)  # fmt: skip
-    assert helm("test", RELEASE, "-n", NS, "--timeout", "180s").returncode == 0
+    # A Pod Ready again reaches its Service's endpoints a moment later (the EndpointSlice update):
+    # the hooks pass again once it has.
+    wait_for("helm test passing again", lambda: helm(
+        "test", RELEASE, "-n", NS, "--timeout", "120s", check=False).returncode == 0, timeout=240, interval=5)
 
 
 def _secret_url(kubectl: Run, service: str) -> str:
