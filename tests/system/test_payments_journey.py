@@ -139,6 +139,10 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
     ids = platform.identities()
     psp_url, rgs_url = platform.url("psp"), platform.url("rgs")
     control = bearer(secrets["psps"]["simpsp"]["api_key"])
+    printed = platform.info["psp"]
+    hosted_pages = printed["hosted_pages"]
+    assert hosted_pages == psp_url + "/pay/{psp_reference}" and "psp hosted pages" in platform.stdout()
+    assert printed["webhooks"] == {d: f"{platform.gateway}/webhooks/payments/{d}" for d in ("simpsp", "cardgw")}
     staff_id = uuid.uuid4()
 
     def staff(*roles: str) -> dict[str, str]:
@@ -171,7 +175,8 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
             assert r.status_code == 201, r.text
             created = r.json()
             assert created["state"] == "pending" and not created["credited"]
-            assert created["redirect_url"].startswith(psp_url + "/pay/"), created
+            # the page `gameplane up` printed (README, make run) is where the player is sent
+            assert created["redirect_url"] == hosted_pages.format(psp_reference=created["psp_reference"]), created
             page = browser.get(created["redirect_url"])
             assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text
             form = read_form(page.text)
