@@ -33,6 +33,7 @@ from gameplane.kit.staff import STAFF_HEADER, issue_staff_token
 
 PASSWORD = "journey-Pays-and-Plays-14"
 CARD = "4242 4242 4242 4242"  # a valid (Luhn) test card the simulator pays with
+DECLINED_CARD = "4000 0000 0000 0002"  # the simulator's documented `card-declined` card
 SIMPSP_DEPOSIT, CARDGW_DEPOSIT = 5_000, 3_000  # EUR 50.00 and EUR 30.00
 FEE_BPS = 150  # the simulator's documented fee per settled deposit (docs/integration/payments.md)
 SPINS, STAKE = 5, 100
@@ -169,7 +170,8 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
             assert r.status_code == 200, r.text
             return next(p for p in r.json()["items"] if p["id"] == payment_id)
 
-        def deposit(psp: str, amount: int, choose: Callable[[Form], dict[str, str]]) -> dict[str, Any]:
+        def deposit(psp: str, amount: int, choose: Callable[[Form], dict[str, str]],
+                    outcome: str = "succeeded") -> dict[str, Any]:
             r = gateway.post("/v1/payments/deposits", headers=auth,
                              json={"amount": amount, "currency": "EUR", "psp": psp})
             assert r.status_code == 201, r.text
@@ -185,15 +187,21 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
             assert submitted.status_code == 303, submitted.text
             back = urlsplit(submitted.headers["location"])
             assert f"{back.scheme}://{back.netloc}" == platform.gateway  # the player comes back to the platform
-            assert parse_qs(back.query)["status"] == ["succeeded"]
+            assert parse_qs(back.query)["status"] == [outcome]
             assert parse_qs(back.query)["reference"] == [created["reference"]]
-            done = wait_for(f"{psp} deposit credited", lambda: (p := payment(created["id"]))["credited"] and p)
-            assert done["state"] == "succeeded" and done["amount"] == amount and done["method_fingerprint"]
+
+            def settled() -> dict[str, Any] | None:
+                p = payment(created["id"])
+                return p if p["state"] != "pending" and (p["credited"] or outcome != "succeeded") else None
+
+            done = wait_for(f"{psp} deposit {outcome}", settled)
+            assert done["state"] == outcome and done["amount"] == amount, done
+            assert done["credited"] == (outcome == "succeeded")
             return dict(done)
 
-        def pay_by_card(form: Form) -> dict[str, str]:
+        def pay_by_card(form: Form, card: str = CARD) -> dict[str, str]:
             assert "card" in form.radios["method"] and "card_number" in form.fields
-            return {"method": "card", "card_number": CARD, form.buttons["pay"]: "pay"}
+            return {"method": "card", "card_number": card, form.buttons["pay"]: "pay"}
 
         def pay_by_ewallet(form: Form) -> dict[str, str]:
             assert "ewallet" in form.radios["method"] and "wallet_account" in form.fields
@@ -201,6 +209,7 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
 
         by_card = deposit("simpsp", SIMPSP_DEPOSIT, pay_by_card)
         by_ewallet = deposit("cardgw", CARDGW_DEPOSIT, pay_by_ewallet)
+        assert by_card["method_fingerprint"] and by_ewallet["method_fingerprint"]
         assert by_card["method_fingerprint"] != by_ewallet["method_fingerprint"]
         deposited = SIMPSP_DEPOSIT + CARDGW_DEPOSIT
 
@@ -249,6 +258,11 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
         final = after_play - WITHDRAWAL
         assert eur() == {"currency": "EUR", "cash": final, "bonus": 0, "withdrawal_hold": 0}
 
+        # A declined card on the hosted page ends the deposit as failed and moves nothing.
+        declined = deposit("simpsp", 2_500, lambda form: pay_by_card(form, DECLINED_CARD), outcome="failed")
+        assert declined["held_reason"] == "card-declined", declined
+        assert eur()["cash"] == final
+
         history = gateway.get("/v1/wallet/transactions", params={"limit": 200}, headers=auth).json()["items"]
         sums: dict[str, int] = {}
         for item in history:
@@ -265,6 +279,7 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
     assert sorted(rows[by_ewallet["reference"]]) == sorted(
         [("cardgw:charge", CARDGW_DEPOSIT), ("cardgw:fee", -CARDGW_DEPOSIT * FEE_BPS // 10_000)])
     assert rows[withdrawal["reference"]] == [("simpsp:payout", WITHDRAWAL)]
+    assert declined["reference"] not in rows  # declined: nothing settled
 
     run = reconcile_cli(platform, secrets, ids, day)
     assert run.returncode == 0, run.stdout + run.stderr
