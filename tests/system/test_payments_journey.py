@@ -290,7 +290,8 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
     office = httpx.post(f"{platform.url('payments')}/internal/payments/reconciliation", params={"day": str(day)},
                         headers={**ids.bearer("backoffice", "payments"), **staff("finance")}, timeout=120)
     assert office.status_code == 200, office.text
-    assert office.json()["mismatches"] == [] and office.json()["report_rows"] == result["report_rows"]
+    # (other tests' payments may settle in between: at least what the CLI compared)
+    assert office.json()["mismatches"] == [] and office.json()["report_rows"] >= result["report_rows"]
 
     wallet = httpx.get(platform.url("wallet") + "/internal/wallet/reconciliation", timeout=60,
                        headers=ids.bearer("backoffice", "wallet"))
