@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from gameplane.devtools import localsecrets
+from gameplane.payments.settings import PaymentsSettings
+from gameplane.simulators.psp.settings import PspSettings
 
 
 def test_the_file_is_written_0600_whatever_the_umask_and_read_back(tmp_path: Path) -> None:
@@ -39,23 +41,35 @@ def test_no_platform_means_no_secrets(tmp_path: Path, monkeypatch: pytest.Monkey
     assert localsecrets.path() == tmp_path / "elsewhere" / "secrets.json"
 
 
-def test_a_local_run_gives_payments_and_the_psp_simulator_the_same_fresh_credentials() -> None:
+def test_a_local_run_gives_payments_and_the_psp_simulator_the_same_fresh_credentials(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     psps = localsecrets.psp_credentials("http://127.0.0.1:8101")
     again = localsecrets.psp_credentials("http://127.0.0.1:8101")
     assert set(psps) == {"simpsp", "cardgw"}
     for name, cfg in psps.items():
-        assert cfg["base_url"] == "http://127.0.0.1:8101"
         assert len(cfg["secret"]) == 64 and cfg["secret"] != again[name]["secret"]  # fresh per run
         assert cfg["api_key"] != again[name]["api_key"]
     assert psps["simpsp"]["secret"] != psps["cardgw"]["secret"]  # a body signed for one PSP fails the other
 
     env = localsecrets.psp_env(psps, "http://127.0.0.1:8000")
-    payments, simulator = env["payments"], env["psp"]
-    assert json.loads(payments["GP_PAYMENTS_PSPS"]) == psps
-    assert payments["GP_PAYMENTS_DEV_MODE"] == "true" and payments["GP_PAYMENTS_PUBLIC_URL"] == "http://127.0.0.1:8000"
-    assert json.loads(simulator["GP_PSP_SECRETS"]) == {
-        n: {"secret": c["secret"], "api_key": c["api_key"]} for n, c in psps.items()}
-    assert simulator["GP_PSP_WEBHOOK_URL_BASE"] == "http://127.0.0.1:8000"
-    assert simulator["GP_PSP_SIMPSP_SECRET"] == psps["simpsp"]["secret"]
-    assert simulator["GP_PSP_CARDGW_API_KEY"] == psps["cardgw"]["api_key"]
-    assert not any("DEV_MODE" in k for k in simulator)
+    # What each process makes of its environment, read by its own settings class.
+    for key in [k for k in os.environ if k.startswith(("GP_PSP_", "GP_PAYMENTS_"))]:
+        monkeypatch.delenv(key)
+    for key, value in {**env["payments"], **env["psp"]}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("GP_PSP_SECRETS_DIR", str(tmp_path))  # no mounted Secret to fall back on
+    monkeypatch.setenv("GP_PSP_ENDPOINTS", json.dumps({"gateway": "http://127.0.0.1:8000"}))
+    simulator, payments = PspSettings(), PaymentsSettings()
+    assert simulator.enabled() == ("simpsp", "cardgw")
+    assert set(payments.psps) == {"simpsp", "cardgw"} and not payments.dev_mode  # fresh keys: no dev exception
+    for name in ("simpsp", "cardgw"):
+        assert payments.psps[name].secret == simulator.secret(name)  # what the simulator signs with
+        assert payments.psps[name].api_key == simulator.api_key(name)  # what the simulator checks
+        assert simulator.webhook_url(name) == f"http://127.0.0.1:8000/webhooks/payments/{name}"  # the gateway
+    # each adapter talks to its own dialect's API on the simulator
+    assert payments.psps["simpsp"].base_url == "http://127.0.0.1:8101/simpsp"
+    assert payments.psps["cardgw"].base_url == "http://127.0.0.1:8101/cardgw"
+    assert payments.public_url == "http://127.0.0.1:8000"
+    # one form only: the per-dialect variables the simulator documents
+    assert sorted(env["psp"]) == ["GP_PSP_CARDGW_API_KEY", "GP_PSP_CARDGW_SECRET",
+                                  "GP_PSP_SIMPSP_API_KEY", "GP_PSP_SIMPSP_SECRET"]

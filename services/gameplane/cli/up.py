@@ -197,7 +197,8 @@ def _specs(
     localsecrets.write(layout.root, {
         "identities": str(layout.identities), "providers": providers, "psps": psps, "services": endpoint_map,
         "databases": {s.name: pg.dsn(s.database_name, local=True) for s in services if s.database_name}})
-    # The simulated studio and games share the run's provider key; games (and payments) run in dev mode.
+    # The simulated studio and games share the run's provider key; games runs in dev mode. Payments
+    # does not: the run's PSP secrets are fresh, none of them a published development one.
     per_service = {"games": {"GP_GAMES_PROVIDERS": json.dumps(providers), "GP_GAMES_DEV_MODE": "true"},
                    "rgs": {"GP_RGS_PROVIDER_SECRET": providers["rgs"]["secret"]},
                    **localsecrets.psp_env(psps, gateway_url)}
@@ -252,6 +253,7 @@ def _ready_info(
     urls = registry.endpoints(services, opts.base_port)
     return {
         "gateway": urls.get("gateway"),
+        "psp": _psp_info(urls),
         "services": urls,
         "docs": {name: f"{url}/docs" for name, url in urls.items()},
         "postgres": pg.dsn("postgres", driver=None),
@@ -268,6 +270,17 @@ def _ready_info(
     }
 
 
+def _psp_info(urls: dict[str, str]) -> dict[str, object] | None:
+    """Where a player's browser pays (the simulator's hosted pages) and where the simulator's
+    webhooks land (payments, through the gateway's partner route when the gateway runs)."""
+    if "psp" not in urls:
+        return None
+    receiver = urls.get("gateway") or urls.get("payments")
+    return {"hosted_pages": f"{urls['psp']}/pay/{{psp_reference}}",
+            "webhooks": {d: f"{receiver}/webhooks/payments/{d}" for d in localsecrets.PSP_DIALECTS}
+            if receiver else {}}
+
+
 def _print_urls(info: dict[str, object], console: Console) -> None:
     table = Table(title="gameplane is up", show_header=True)
     table.add_column("what")
@@ -278,6 +291,11 @@ def _print_urls(info: dict[str, object], console: Console) -> None:
     assert isinstance(docs, dict)
     for name, url in docs.items():
         table.add_row(f"{name} API docs", url)
+    psp = info.get("psp")
+    if isinstance(psp, dict):
+        table.add_row("psp hosted pages", str(psp["hosted_pages"]))
+        for dialect, url in psp["webhooks"].items():
+            table.add_row(f"{dialect} webhooks to", url)
     table.add_row("postgres", str(info["postgres"]))
     table.add_row("nats", f"{info['nats']}  (monitor {info['nats_monitor']})")
     table.add_row("logs", str(info["logs"]))

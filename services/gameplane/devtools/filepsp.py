@@ -1,5 +1,5 @@
-"""A PSP adapter for system tests and bench/payments, loaded into a real payments process through
-`GP_PAYMENTS_ADAPTER_MODULES=["gameplane.devtools.filepsp"]`.
+"""A PSP adapter for bench/payments (the system tests use the real simulator), loaded into a real
+payments process through `GP_PAYMENTS_ADAPTER_MODULES=["gameplane.devtools.filepsp"]`.
 
 Stateless, so the test (playing the PSP) and the payments process agree without sharing memory:
 PSP references derive from our reference and the secret, webhooks carry an HMAC over

@@ -7,7 +7,7 @@ they work against `make run` without copying a secret by hand.
 
     {"service_token_secret": ..., "player_token_secret": ...,
      "providers": {"rgs": {"dialect": "canonical", "secret": ...}},
-     "psps": {"simpsp": {"base_url": "http://127.0.0.1:8101", "secret": ..., "api_key": ...}, "cardgw": {...}},
+     "psps": {"simpsp": {"base_url": "http://127.0.0.1:8101/simpsp", "secret": ..., "api_key": ...}, "cardgw": {...}},
      "services": {"gateway": "http://127.0.0.1:8000", ...}, "databases": {"wallet": "postgresql+asyncpg://..."}}
 
 The PSP credentials are the run's own (fresh random values, never a key printed in this
@@ -56,29 +56,32 @@ def read(data_dir: Path | None = None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-# The simulator's two wire dialects, each connected to payments as a PSP of that name.
+# The simulator's two wire dialects, each connected to payments as a PSP of that name; each
+# dialect's merchant API lives under /<dialect> on the simulator (gameplane.simulators.psp.app).
 PSP_DIALECTS = ("simpsp", "cardgw")
 
 
-def psp_credentials(base_url: str) -> dict[str, dict[str, str]]:
-    """Fresh credentials of every simulated PSP for one local run: {name: {base_url, secret, api_key}}."""
-    return {name: {"base_url": base_url, "secret": secrets.token_hex(32), "api_key": f"{name}_{secrets.token_hex(16)}"}
+def psp_credentials(simulator_url: str) -> dict[str, dict[str, str]]:
+    """Fresh credentials of every simulated PSP for one local run: {name: {base_url, secret, api_key}},
+    `base_url` being that dialect's API on the simulator at `simulator_url` (what payments' adapter calls)."""
+    root = simulator_url.rstrip("/")
+    return {name: {"base_url": f"{root}/{name}", "secret": secrets.token_hex(32),
+                   "api_key": f"{name}_{secrets.token_hex(16)}"}
             for name in PSP_DIALECTS}
 
 
 def psp_env(psps: dict[str, dict[str, str]], gateway_url: str) -> dict[str, dict[str, str]]:
     """The environment that gives payments and the PSP simulator the same credentials (dev only).
 
-    payments: GP_PAYMENTS_PSPS ({name: {base_url, secret, api_key}}), GP_PAYMENTS_DEV_MODE=true,
-    GP_PAYMENTS_PUBLIC_URL (players come back to the gateway). The simulator: GP_PSP_SECRETS
-    ({name: {secret, api_key}}) and GP_PSP_WEBHOOK_URL_BASE (webhooks go to the gateway's
-    /webhooks/payments/<name>), and the per-dialect GP_PSP_<NAME>_SECRET / _API_KEY it reads."""
-    simulator = {"GP_PSP_SECRETS": json.dumps({n: {"secret": c["secret"], "api_key": c["api_key"]}
-                                                for n, c in psps.items()}),
-                 "GP_PSP_WEBHOOK_URL_BASE": gateway_url}
+    payments: GP_PAYMENTS_PSPS ({name: {base_url, secret, api_key}}) and
+    GP_PAYMENTS_PUBLIC_URL (players come back to the gateway). The simulator: GP_PSP_<NAME>_SECRET
+    and GP_PSP_<NAME>_API_KEY per dialect, its one documented form (docs/integration/payments.md);
+    it sends its webhooks to the gateway's /webhooks/payments/<name> by itself, from its
+    GP_PSP_ENDPOINTS."""
+    simulator: dict[str, str] = {}
     for name, cfg in psps.items():
         simulator[f"GP_PSP_{name.upper()}_SECRET"] = cfg["secret"]
         simulator[f"GP_PSP_{name.upper()}_API_KEY"] = cfg["api_key"]
-    return {"payments": {"GP_PAYMENTS_PSPS": json.dumps(psps), "GP_PAYMENTS_DEV_MODE": "true",
-                         "GP_PAYMENTS_PUBLIC_URL": gateway_url},
+    # No GP_PAYMENTS_DEV_MODE: these secrets are fresh, payments checks them as in a deployment.
+    return {"payments": {"GP_PAYMENTS_PSPS": json.dumps(psps), "GP_PAYMENTS_PUBLIC_URL": gateway_url},
             "psp": simulator}
