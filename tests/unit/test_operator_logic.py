@@ -37,7 +37,8 @@ def test_enabled_services_defaults_and_overrides() -> None:
 def test_a_service_that_is_not_built_never_renders_even_if_the_spec_asks() -> None:
     # A platform stored before the CRD's rule existed: the operator still renders no Deployment of
     # code the image does not have.
-    spec = {"version": "0.1.0", "services": [{"name": "bonus", "enabled": True}, {"name": "analytics", "enabled": True}]}
+    spec = {"version": "0.1.0",
+            "services": [{"name": "bonus", "enabled": True}, {"name": "analytics", "enabled": True}]}
     v = chart_values("demo", spec, KEYS)
     assert v["bonus"]["enabled"] is False and v["analytics"]["enabled"] is False
     assert "bonus" not in enabled_services(spec)
