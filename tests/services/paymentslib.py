@@ -70,7 +70,8 @@ class RiskStandIn:
                     "case_id": str(uuid.uuid4()) if decision == "review" else None}
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "condition") -> Any:
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "condition",
+                     every: float = 0.1) -> Any:
     """Poll until `check` returns something truthy (webhooks arrive asynchronously)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -80,7 +81,7 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0,
             return value
         if loop.time() > deadline:
             raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(every)
 
 
 @dataclass
@@ -93,6 +94,8 @@ class Platform:
     sim: PspRun
     risk: RiskStandIn
     nats_url: str
+    browser: httpx.AsyncClient  # the player's browser (no base URL, no credentials)
+    psp_control: httpx.AsyncClient  # the simulator's control API
     psp: str = "simpsp"  # the PSP a test uses unless it names one
 
     # -- people ---------------------------------------------------------------------------------
@@ -136,8 +139,7 @@ class Platform:
         return next((po for po in self.store.payouts.values() if po.reference == reference), None)
 
     async def control(self, method: str, path: str, **kw: Any) -> Any:
-        async with httpx.AsyncClient(base_url=self.sim.url, timeout=20, headers=self.sim.control_headers()) as http:
-            r = await http.request(method, path, **kw)
+        r = await self.psp_control.request(method, path, **kw)
         assert r.is_success, f"{method} {path}: {r.status_code} {r.text}"
         return r.json()
 
@@ -147,8 +149,7 @@ class Platform:
 
     async def pay(self, redirect_url: str, card: str = CARD, button: str = "pay") -> httpx.Response:
         """Complete (or cancel) the hosted page as a browser would: read its form, post it."""
-        async with httpx.AsyncClient(timeout=20) as browser:
-            answer = await complete_page(browser, redirect_url, button=button, card_number=card)
+        answer = await complete_page(self.browser, redirect_url, button=button, card_number=card)
         assert answer.status_code == 303, answer.text
         return answer
 
@@ -283,4 +284,7 @@ async def payments_platform(settings_factory: Any, nats_url: str, *, psp_overrid
         await stack.enter_async_context(served(risk.app, socks["risk"]))
         await stack.enter_async_context(served(payments, socks["payments"]))
         client = await stack.enter_async_context(httpx.AsyncClient(base_url=urls["payments"], timeout=60))
-        yield Platform(payments, players, wallet, client, urls, sim, risk, nats_url)
+        browser = await stack.enter_async_context(httpx.AsyncClient(timeout=20))
+        control = await stack.enter_async_context(httpx.AsyncClient(base_url=sim.url, timeout=20,
+                                                                    headers=sim.control_headers()))
+        yield Platform(payments, players, wallet, client, urls, sim, risk, nats_url, browser, control)
