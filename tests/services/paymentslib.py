@@ -12,10 +12,11 @@ stale, misrouted, altered) is rendered by the simulator's own dialect code
 real signature scheme, so payments' verification sees exactly the wire format it meets in
 production.
 
-`RiskStandIn` answers risk's decision route (the seam's DecisionRequest -> Decision) with a
-decision the test chose per player: the tests here are about payments' handling of each answer,
-which the real rules engine would only give after a crafted history per player (that engine is
-tested in tests/services/test_risk_*.py).
+Risk is the real risk service, on its own port with its own database. Its rule set is data: the
+platform starts it with no rules (everything allowed, so the tests' deposits and withdrawals are
+not caught by fraud heuristics meant for real traffic), and a test that needs a denial or a review
+publishes a rule set that says so through risk's back office (`risk_says`), as an analyst would;
+cases it opens are decided through risk's back office too.
 """
 
 from __future__ import annotations
@@ -30,17 +31,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from psplib import complete_page
 
 from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.inprocess import listener, served
 from gameplane.devtools.pspsim import PspRun, psp_simulator
-from gameplane.devtools.testing import as_service, as_staff
+from gameplane.devtools.testing import as_service, as_staff, stored_events
 from gameplane.payments.app import build_app as build_payments
 from gameplane.payments.settings import PaymentsSettings
 from gameplane.players.app import build_app as build_players
 from gameplane.players.settings import PlayersSettings
+from gameplane.risk.app import build_app as build_risk
+from gameplane.risk.settings import RiskSettings
 from gameplane.simulators.psp import dialects
 from gameplane.simulators.psp.settings import DIALECTS
 from gameplane.simulators.psp.store import Adjustment, Event, Payment, Payout, Store, card_method, new_id
@@ -52,22 +55,7 @@ CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"  # the simulator's issuer declines it: "card-declined"
 
 
-class RiskStandIn:
-    """Risk's decision route with the seam's shapes; `decisions[player_id]` picks the answer."""
-
-    def __init__(self) -> None:
-        self.decisions: dict[str, str] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.app = FastAPI()
-
-        @self.app.post("/internal/risk/decisions")
-        async def decide(request: Request) -> dict[str, Any]:
-            body = await request.json()
-            self.requests.append(body)
-            decision = self.decisions.get(body["player_id"], "allow")
-            return {"decision_id": str(uuid.uuid4()), "decision": decision, "score": 900 if decision != "allow" else 10,
-                    "rules": ["test"] if decision != "allow" else [], "rules_version": 1,
-                    "case_id": str(uuid.uuid4()) if decision == "review" else None}
+NO_RULES: dict[str, Any] = {"review_at": 1000, "deny_at": 1000, "rules": []}
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "condition",
@@ -92,7 +80,7 @@ class Platform:
     client: httpx.AsyncClient  # payments, over HTTP on its port
     urls: dict[str, str]
     sim: PspRun
-    risk: RiskStandIn
+    risk: FastAPI
     nats_url: str
     browser: httpx.AsyncClient  # the player's browser (no base URL, no credentials)
     psp_control: httpx.AsyncClient  # the simulator's control API
@@ -125,6 +113,46 @@ class Platform:
 
     def staff(self, *roles: str) -> dict[str, str]:
         return as_staff(self.payments, *roles)  # type: ignore[arg-type]
+
+    # -- risk: rules as data, cases --------------------------------------------------------------
+    async def risk_rules(self, document: dict[str, Any], reason: str) -> None:
+        async with httpx.AsyncClient(base_url=self.urls["risk"], timeout=20) as http:
+            r = await http.post("/internal/risk/rule-sets", json={"document": document, "reason": reason},
+                                headers=as_staff(self.risk, "risk"))
+        assert r.status_code == 201, r.text
+
+    @contextlib.asynccontextmanager
+    async def risk_says(self, decision: str, kind: str) -> AsyncIterator[None]:
+        """While the block runs, risk's rule set answers `decision` to every `kind` decision."""
+        rule = {"id": f"every-{kind}", "type": "large_amount", "score": 0, "action": decision,
+                "applies_to": [kind], "amount_gte": {"EUR": 1}}
+        await self.risk_rules({"review_at": 1000, "deny_at": 1000, "rules": [rule]}, f"tests: {decision} every {kind}")
+        try:
+            yield
+        finally:
+            await self.risk_rules(NO_RULES, "tests: no rules")
+
+    async def risk_case(self, reference: str) -> dict[str, Any]:
+        """The review case risk opened for our `reference`."""
+        async with httpx.AsyncClient(base_url=self.urls["risk"], timeout=20) as http:
+            r = await http.get("/internal/risk/cases", params={"limit": 500}, headers=as_staff(self.risk, "risk"))
+        assert r.status_code == 200, r.text
+        return next(c for c in r.json()["cases"] if c["reference"] == reference)  # type: ignore[no-any-return]
+
+    async def decide_case(self, case_id: str, outcome: str, reason: str = "checked the documents") -> None:
+        async with httpx.AsyncClient(base_url=self.urls["risk"], timeout=20) as http:
+            r = await http.post(f"/internal/risk/cases/{case_id}/decision", json={"outcome": outcome, "reason": reason},
+                                headers=as_staff(self.risk, "risk"))
+        assert r.status_code == 200, r.text
+
+    async def risk_decisions(self, pid: uuid.UUID, kind: str) -> list[dict[str, Any]]:
+        """The `risk.decided` events risk published about the player's `kind` requests (decision and
+        request), once there is one."""
+        async def mine() -> list[dict[str, Any]]:
+            found = await stored_events(self.nats_url, "gameplane.risk.decided", {}, expect=1, timeout=5)
+            return [e["data"] for e in found
+                    if e["data"]["request"]["player_id"] == str(pid) and e["data"]["request"]["kind"] == kind]
+        return await eventually(mine, what=f"risk's {kind} decision for {pid}")  # type: ignore[no-any-return]
 
     # -- the PSP: its state, its control API, the hosted page ------------------------------------
     @property
@@ -263,7 +291,6 @@ async def payments_platform(settings_factory: Any, nats_url: str, *, psp_overrid
                             **payments_overrides: Any) -> AsyncIterator[Platform]:
     """`psp_overrides`: PspSettings fields of the simulator (duplicate_ratio, max_copies, ...).
     Payouts wait for the control API unless `payout_delay_seconds` is given there."""
-    risk = RiskStandIn()
     socks = {n: listener() for n in ("wallet", "players", "risk", "payments")}
     urls = {n: f"http://127.0.0.1:{s.getsockname()[1]}" for n, s in socks.items()}
     hooks = {d: f"{urls['payments']}/webhooks/payments/{d}" for d in DIALECTS}
@@ -275,16 +302,19 @@ async def payments_platform(settings_factory: Any, nats_url: str, *, psp_overrid
         common = {"endpoints": {**urls, "psp": sim.url}, "log_level": "WARNING"}
         wallet = build_wallet(settings_factory(WalletSettings, hold_sweep_seconds=3600, **common))
         players = build_players(settings_factory(PlayersSettings, jurisdiction="mga", **FAST_HASH, **common))
+        risk = build_risk(settings_factory(RiskSettings, **common))
         ps = settings_factory(PaymentsSettings, **{
             "sweep_seconds": 0.3, "jurisdiction": "mga", "psps": {d: sim.connection(d) for d in DIALECTS},
             **common, **payments_overrides})
         payments = build_payments(ps)  # its adapters from its settings, as in a deployment
         await stack.enter_async_context(served(wallet, socks["wallet"]))
         await stack.enter_async_context(served(players, socks["players"]))
-        await stack.enter_async_context(served(risk.app, socks["risk"]))
+        await stack.enter_async_context(served(risk, socks["risk"]))
         await stack.enter_async_context(served(payments, socks["payments"]))
         client = await stack.enter_async_context(httpx.AsyncClient(base_url=urls["payments"], timeout=60))
         browser = await stack.enter_async_context(httpx.AsyncClient(timeout=20))
         control = await stack.enter_async_context(httpx.AsyncClient(base_url=sim.url, timeout=20,
                                                                     headers=sim.control_headers()))
-        yield Platform(payments, players, wallet, client, urls, sim, risk, nats_url, browser, control)
+        platform = Platform(payments, players, wallet, client, urls, sim, risk, nats_url, browser, control)
+        await platform.risk_rules(NO_RULES, "tests: no rules")
+        yield platform

@@ -210,10 +210,13 @@ async def test_a_player_whose_kyc_was_rejected_cannot_deposit(platform: Platform
 
 async def test_a_deposit_risk_denies_is_refused_and_opens_no_session(platform: Platform) -> None:
     pid = await platform.player()
-    platform.risk.decisions[str(pid)] = "deny"
-    problem(await platform.deposit(pid, 100), 403, "risk-denied")
+    async with platform.risk_says("deny", "deposit"):
+        problem(await platform.deposit(pid, 100), 403, "risk-denied")
     assert platform.sessions_of(pid) == []
-    assert platform.risk.requests[-1]["kind"] == "deposit" and platform.risk.requests[-1]["amount"] == 100
+    (decided,) = await platform.risk_decisions(pid, "deposit")
+    assert (decided["request"]["amount"], decided["decision"]["decision"]) == (100, "deny")
+    # negative control: with the rule gone, the same deposit opens a session
+    assert (await platform.deposit(pid, 100)).status_code == 201 and len(platform.sessions_of(pid)) == 1
 
 
 async def test_a_psp_that_cannot_be_reached_fails_the_deposit_with_a_503(platform: Platform) -> None:

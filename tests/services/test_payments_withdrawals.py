@@ -11,14 +11,11 @@ import uuid
 from typing import Any
 
 import httpx
-import nats
 import pytest
 from paymentslib import Platform, eventually, payments_platform
 
 from gameplane.devtools.testing import stored_events
-from gameplane.kit.events import Envelope
 from gameplane.payments.adapters.base import build
-from gameplane.payments.events import CaseDecided
 
 PROBLEM = "https://gameplane.io/problems/"
 
@@ -162,19 +159,20 @@ async def test_past_the_aml_threshold_a_withdrawal_is_held_until_kyc_then_releas
 
 async def test_a_withdrawal_risk_denies_is_rejected_and_the_hold_voided(platform: Platform) -> None:
     pid, dep = await platform.funded(4_000)
-    platform.risk.decisions[str(pid)] = "deny"
-    wd = (await withdraw(platform, pid, 2_500, dep["method_fingerprint"])).json()
+    async with platform.risk_says("deny", "withdrawal"):
+        wd = (await withdraw(platform, pid, 2_500, dep["method_fingerprint"])).json()
     assert wd["state"] == "rejected" and wd["held_reason"] == "risk-denied"
     bal = await platform.balance(pid)
     assert (bal["cash"], bal["withdrawal_hold"]) == (4_000, 0)
-    assert platform.risk.requests[-1]["kind"] == "withdrawal"
-    assert platform.risk.requests[-1]["method_fingerprint"] == dep["method_fingerprint"]
+    (decided,) = await platform.risk_decisions(pid, "withdrawal")
+    assert decided["decision"]["decision"] == "deny" and decided["request"]["reference"] == wd["reference"]
+    assert decided["request"]["method_fingerprint"] == dep["method_fingerprint"]
 
 
 async def test_a_reviewed_withdrawal_waits_for_staff_who_approve_it_audited(platform: Platform) -> None:
     pid, dep = await platform.funded(4_000)
-    platform.risk.decisions[str(pid)] = "review"
-    wd = (await withdraw(platform, pid, 1_000, dep["method_fingerprint"])).json()
+    async with platform.risk_says("review", "withdrawal"):
+        wd = (await withdraw(platform, pid, 1_000, dep["method_fingerprint"])).json()
     assert wd["state"] == "review"
     url = f"/internal/payments/withdrawals/{wd['id']}/approve"
     problem(await platform.client.post(url, json={"reason": "looked fine"}, headers=platform.staff("support")),
@@ -188,25 +186,17 @@ async def test_a_reviewed_withdrawal_waits_for_staff_who_approve_it_audited(plat
     assert [a["action"] for a in audit.json()["records"]] == ["payments.withdrawal.approve"]
 
 
-async def _case_decided(nats_url: str, wd: dict[str, Any], outcome: str) -> None:
-    env = Envelope.wrap(CaseDecided(case_id=uuid.uuid4(), reference=wd["reference"], kind="withdrawal",
-                                    player_id=wd["player_id"], outcome=outcome, decided_by="staff:risk-1",
-                                    reason="checked"), "risk")
-    nc = await nats.connect(nats_url)
-    try:
-        await nc.jetstream().publish(env.subject, env.model_dump_json().encode(), headers={"Nats-Msg-Id": str(env.id)})
-    finally:
-        await nc.close()
-
-
 async def test_a_risk_case_approval_pays_out_and_a_rejection_voids(platform: Platform) -> None:
     pid, dep = await platform.funded(6_000)
-    platform.risk.decisions[str(pid)] = "review"
-    a = (await withdraw(platform, pid, 1_000, dep["method_fingerprint"])).json()
-    b = (await withdraw(platform, pid, 2_000, dep["method_fingerprint"])).json()
+    async with platform.risk_says("review", "withdrawal"):
+        a = (await withdraw(platform, pid, 1_000, dep["method_fingerprint"])).json()
+        b = (await withdraw(platform, pid, 2_000, dep["method_fingerprint"])).json()
     assert (a["state"], b["state"]) == ("review", "review")
-    await _case_decided(platform.nats_url, a, "approve")
-    await _case_decided(platform.nats_url, b, "reject")
+    # an analyst decides the cases risk opened, in risk's back office; risk tells payments
+    case_a, case_b = await platform.risk_case(a["reference"]), await platform.risk_case(b["reference"])
+    assert (case_a["state"], case_a["amount"], case_b["amount"]) == ("open", 1_000, 2_000)
+    await platform.decide_case(case_a["case_id"], "approve")
+    await platform.decide_case(case_b["case_id"], "reject")
     await eventually(lambda: state_is(platform, pid, a["reference"], "processing"))
     await eventually(lambda: state_is(platform, pid, b["reference"], "rejected"))
     async def voided() -> bool:
@@ -217,8 +207,8 @@ async def test_a_risk_case_approval_pays_out_and_a_rejection_voids(platform: Pla
 
 async def test_a_player_cancels_a_pending_withdrawal_but_not_one_paid_out(platform: Platform) -> None:
     pid, dep = await platform.funded(4_000)
-    platform.risk.decisions[str(pid)] = "review"
-    wd = (await withdraw(platform, pid, 3_000, dep["method_fingerprint"])).json()
+    async with platform.risk_says("review", "withdrawal"):
+        wd = (await withdraw(platform, pid, 3_000, dep["method_fingerprint"])).json()
     r = await platform.client.post(f"/v1/payments/withdrawals/{wd['id']}/cancel", headers=platform.as_player(pid))
     assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
     bal = await platform.balance(pid)
@@ -229,7 +219,6 @@ async def test_a_player_cancels_a_pending_withdrawal_but_not_one_paid_out(platfo
     stranger = await platform.player()
     problem(await platform.client.post(f"/v1/payments/withdrawals/{wd['id']}/cancel",
                                        headers=platform.as_player(stranger)), 404, "payment-not-found")
-    platform.risk.decisions[str(pid)] = "allow"
     sent = (await withdraw(platform, pid, 1_000, dep["method_fingerprint"])).json()
     assert sent["state"] == "processing"
     problem(await platform.client.post(f"/v1/payments/withdrawals/{sent['id']}/cancel",
