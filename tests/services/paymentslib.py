@@ -305,7 +305,9 @@ async def payments_platform(settings_factory: Any, nats_url: str, *, psp_overrid
         risk = build_risk(settings_factory(RiskSettings, **common))
         ps = settings_factory(PaymentsSettings, **{
             "sweep_seconds": 0.3, "jurisdiction": "mga", "psps": {d: sim.connection(d) for d in DIALECTS},
-            **common, **payments_overrides})
+            # every service shares this process's one event loop: a risk answer slower than the
+            # production 0.3 s measures the busy test machine, and would trip the fail-safe at random
+            "risk_timeout_seconds": 5.0, **common, **payments_overrides})
         payments = build_payments(ps)  # its adapters from its settings, as in a deployment
         await stack.enter_async_context(served(wallet, socks["wallet"]))
         await stack.enter_async_context(served(players, socks["players"]))
