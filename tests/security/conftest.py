@@ -46,6 +46,10 @@ def _build(name: str, pg: EmbeddedPostgres, nats_url: str) -> FastAPI:
         from gameplane.risk.app import build_app as risk_app
         from gameplane.risk.settings import RiskSettings
         return risk_app(RiskSettings(**common))
+    if name == "payments":
+        from gameplane.payments.app import build_app as payments_app
+        from gameplane.payments.settings import PaymentsSettings
+        return payments_app(PaymentsSettings(**common))
     raise LookupError(name)
 
 
@@ -57,7 +61,7 @@ async def services(pg: EmbeddedPostgres,
 
     out: dict[str, tuple[FastAPI, httpx.AsyncClient]] = {}
     async with AsyncExitStack() as stack:
-        for name in ("wallet", "players", "games", "sessions", "risk"):
+        for name in ("wallet", "players", "games", "sessions", "risk", "payments"):
             app = _build(name, pg, nats_server.url)
             out[name] = (app, await stack.enter_async_context(running(app)))
         yield out

@@ -110,6 +110,21 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("GET", "/internal/risk/rule-sets/{version}"): {"backoffice"},
         ("GET", "/internal/risk/audit"): {"backoffice"},
     },
+    "payments": {
+        # players, through the gateway
+        ("POST", "/v1/payments/deposits"): {"gateway"},
+        ("POST", "/v1/payments/withdrawals"): {"gateway"},
+        ("POST", "/v1/payments/withdrawals/{payment_id}/cancel"): {"gateway"},
+        ("GET", "/v1/payments"): {"gateway"},
+        # the back office: held withdrawals, reconciliation, refused webhooks, the audit log
+        ("GET", "/internal/payments/withdrawals"): {"backoffice"},
+        ("POST", "/internal/payments/withdrawals/{payment_id}/approve"): {"backoffice"},
+        ("POST", "/internal/payments/withdrawals/{payment_id}/reject"): {"backoffice"},
+        ("POST", "/internal/payments/reconciliation"): {"backoffice"},
+        ("GET", "/internal/payments/reconciliation/mismatches"): {"backoffice"},
+        ("GET", "/internal/payments/webhook-rejections"): {"backoffice"},
+        ("GET", "/internal/payments/audit"): {"backoffice"},
+    },
 }
 
 # Routes with no service token at all, and why.
@@ -127,6 +142,8 @@ OPEN: dict[str, set[tuple[str, str]]] = {
     "wallet": set(),
     "sessions": set(),
     "risk": set(),
+    # signed by the PSP with its webhook secret, not by a service (it holds no service identity)
+    "payments": {("POST", "/webhooks/payments/{psp}")},
 }
 # The kit's probes and documents, on every service.
 KIT = {("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/docs"),
@@ -135,7 +152,8 @@ KIT = {("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/ope
 SAMPLE = {"player_id": str(uuid.uuid4()), "currency": "EUR", "hold_id": str(uuid.uuid4()), "grant_id": "g-1",
           "tx_id": str(uuid.uuid4()), "kind": "timeout", "period": "day", "game_id": "fruit-fives",
           "session_id": str(uuid.uuid4()), "token": "no-such-token", "provider": "rgs", "operation": "balance",
-          "staff_id": str(uuid.uuid4()), "case_id": str(uuid.uuid4()), "version": "1"}
+          "staff_id": str(uuid.uuid4()), "case_id": str(uuid.uuid4()), "version": "1",
+          "payment_id": str(uuid.uuid4()), "psp": "simpsp"}
 
 
 def routes_of(app: FastAPI) -> set[tuple[str, str]]:

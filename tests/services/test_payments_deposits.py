@@ -1,6 +1,8 @@
-"""Deposits through a PSP, end to end against real wallet, players, Postgres and NATS: the session,
-the signed webhook, the exactly-once credit, declines, expiry and a late success, and every kind of
-bad webhook refused with problem+json, nothing moved and a rejection record kept."""
+"""Deposits through the PSP simulator (both dialects, through payments' real adapters), end to end
+against real wallet, players, Postgres and NATS: the session, the hosted page paid over HTTP, the
+simulator's signed webhook, the exactly-once credit, declines, cancellation, expiry and a late
+success, and every kind of bad webhook (rendered and signed in the PSP's real dialect) refused
+with problem+json, nothing moved and a rejection record kept."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from paymentslib import Platform, payments_platform
+from paymentslib import DECLINED_CARD, Platform, eventually, payments_platform
 
 from gameplane.devtools.testing import stored_events
+from gameplane.payments.adapters.base import build
 
 PROBLEM = "https://gameplane.io/problems/"
 
@@ -31,66 +34,89 @@ def problem(r: Any, status: int, slug: str) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
-async def test_a_deposit_opens_a_session_and_a_signed_success_credits_the_wallet_once(platform: Platform) -> None:
+@pytest.mark.parametrize("psp", ["simpsp", "cardgw"])
+async def test_a_deposit_paid_on_the_hosted_page_credits_the_wallet_once(platform: Platform, psp: str) -> None:
     pid = await platform.player()
-    r = await platform.deposit(pid, 2_500)
+    r = await platform.deposit(pid, 2_500, psp=psp)
     assert r.status_code == 201, r.text
     d = r.json()
-    assert d["state"] == "pending" and d["redirect_url"].startswith("https://testpsp.test/pay/")
+    assert d["state"] == "pending" and d["redirect_url"].startswith(f"{platform.sim.url}/pay/")
+    assert [s.reference for s in platform.sessions_of(pid)] == [d["reference"]]  # opened at the PSP
     assert (await platform.balance(pid))["cash"] == 0
-    body = platform.psp.event("payment.succeeded", d["reference"])
-    first = await platform.webhook(body)
-    assert first.status_code == 200 and first.json()["outcome"] == "applied", first.text
-    again = await platform.webhook(body)  # the PSP retries: same event id
+    back = await platform.pay(d["redirect_url"], card="4242 4242 4242 4242")
+    assert "status=succeeded" in back.headers["location"]
+    view = await platform.until(pid, d["reference"], state="succeeded", credited=True)
+    assert (await platform.balance(pid))["cash"] == 2_500
+    assert view["method_fingerprint"] == platform.store.payments[d["psp_reference"]].method.fingerprint
+    # the PSP delivers the same event again: acknowledged as a duplicate, nothing moves
+    (event,) = await platform.events(d["psp_reference"], "payment.succeeded")
+    again = await platform.webhook(platform.replay(event["event_id"])[1], psp)
     assert again.status_code == 200 and again.json()["outcome"] == "duplicate", again.text
     assert (await platform.balance(pid))["cash"] == 2_500
-    view = await platform.payment(pid, d["reference"])
-    assert view["state"] == "succeeded" and view["credited"] is True
-    assert view["method_fingerprint"].startswith("fp-4242")
     moves = await platform.wallet_keys(f"payments:deposit:{d['reference']}")
     assert [(m["kind"], m["amount"]) for m in moves] == [("deposit", 2_500)]
     events = await stored_events(platform.nats_url, "gameplane.payments.deposit_succeeded",
                                  {"reference": d["reference"]}, expect=1, timeout=5)
-    assert len(events) == 1 and events[0]["data"]["amount"] == 2_500
+    assert len(events) == 1 and events[0]["data"]["amount"] == 2_500 and events[0]["data"]["psp"] == psp
 
 
 async def test_concurrent_duplicates_of_one_success_credit_once(platform: Platform) -> None:
     pid = await platform.player()
-    ref = (await platform.deposit(pid, 1_000)).json()["reference"]
-    body = platform.psp.event("payment.succeeded", ref)
-    other = platform.psp.event("payment.succeeded", ref, settle=False)  # the same news under a new event id
-    answers = await asyncio.gather(*(platform.webhook(b) for b in [body] * 5 + [other] * 3))
+    d = (await platform.deposit(pid, 1_000)).json()
+    await platform.delivery(paused=True)  # the PSP's own delivery waits: the copies below race it
+    try:
+        await platform.pay(d["redirect_url"])
+        (event,) = await platform.events(d["psp_reference"], "payment.succeeded")
+        _, body = platform.replay(event["event_id"])
+        other = platform.forge("payment.succeeded", d["psp_reference"])  # the same news under a new event id
+        answers = await asyncio.gather(*(platform.webhook(b) for b in [body] * 5 + [other] * 3))
+    finally:
+        await platform.delivery(paused=False)
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    assert sorted(a.json()["outcome"] for a in answers).count("applied") == 1
+    await eventually(lambda: platform.delivered(event["event_id"]), what="the PSP's own delivery")
     assert (await platform.balance(pid))["cash"] == 1_000
-    assert len(await platform.wallet_keys(f"payments:deposit:{ref}")) == 1
+    assert len(await platform.wallet_keys(f"payments:deposit:{d['reference']}")) == 1
 
 
-async def test_a_declined_payment_ends_failed_and_credits_nothing(platform: Platform) -> None:
+@pytest.mark.parametrize("psp", ["simpsp", "cardgw"])
+async def test_a_declined_payment_ends_failed_and_a_late_success_is_honoured(platform: Platform, psp: str) -> None:
     pid = await platform.player()
-    ref = (await platform.deposit(pid, 700)).json()["reference"]
-    r = await platform.webhook(platform.psp.event("payment.failed", ref, reason="card-declined"))
-    assert r.status_code == 200 and r.json()["state"] == "failed"
-    view = await platform.payment(pid, ref)
-    assert view["state"] == "failed" and view["held_reason"] == "card-declined" and not view["credited"]
+    d = (await platform.deposit(pid, 700, psp=psp)).json()
+    back = await platform.pay(d["redirect_url"], card=DECLINED_CARD)
+    assert "status=failed" in back.headers["location"]
+    view = await platform.until(pid, d["reference"], state="failed")
+    assert view["held_reason"] == "card-declined" and not view["credited"]
     assert (await platform.balance(pid))["cash"] == 0
-    # a failure after the fact changes nothing, and a success after a decline is honoured
-    r = await platform.webhook(platform.psp.event("payment.succeeded", ref))
-    assert r.json()["state"] == "succeeded"
+    # the money arrives after all (the PSP reports a late success): honoured, credited once
+    await platform.control("POST", f"/control/payments/{d['psp_reference']}/late-success", json={})
+    await platform.until(pid, d["reference"], state="succeeded", credited=True)
     assert (await platform.balance(pid))["cash"] == 700
 
 
-async def test_an_expired_session_is_expired_and_a_late_success_is_still_credited(platform: Platform) -> None:
+@pytest.mark.parametrize("psp", ["simpsp", "cardgw"])
+async def test_an_expired_session_is_expired_and_a_late_success_is_still_credited(platform: Platform,
+                                                                                   psp: str) -> None:
     pid = await platform.player()
-    ref = (await platform.deposit(pid, 900)).json()["reference"]
-    r = await platform.webhook(platform.psp.event("payment.expired", ref))
-    assert r.json()["state"] == "expired"
+    d = (await platform.deposit(pid, 900, psp=psp)).json()
+    await platform.control("POST", f"/control/payments/{d['psp_reference']}/expire")
+    await platform.until(pid, d["reference"], state="expired")
     assert (await platform.balance(pid))["cash"] == 0
-    r = await platform.webhook(platform.psp.event("payment.succeeded", ref))
-    assert r.status_code == 200 and r.json()["state"] == "succeeded"
+    await platform.control("POST", f"/control/payments/{d['psp_reference']}/late-success", json={})
+    await platform.until(pid, d["reference"], state="succeeded", credited=True)
     assert (await platform.balance(pid))["cash"] == 900
-    events = await stored_events(platform.nats_url, "gameplane.payments.deposit_succeeded", {"reference": ref},
-                                 expect=1, timeout=5)
+    events = await stored_events(platform.nats_url, "gameplane.payments.deposit_succeeded",
+                                 {"reference": d["reference"]}, expect=1, timeout=5)
     assert [e["data"]["late"] for e in events] == [True]
+
+
+async def test_a_cancelled_hosted_page_ends_the_deposit_failed(platform: Platform) -> None:
+    pid = await platform.player()
+    d = (await platform.deposit(pid, 800)).json()
+    back = await platform.pay(d["redirect_url"], button="cancel")
+    assert "status=failed" in back.headers["location"]
+    view = await platform.until(pid, d["reference"], state="failed")
+    assert view["held_reason"] == "cancelled" and (await platform.balance(pid))["cash"] == 0
 
 
 async def _rejections(platform: Platform) -> list[dict[str, Any]]:
@@ -99,6 +125,10 @@ async def _rejections(platform: Platform) -> list[dict[str, Any]]:
     return r.json()  # type: ignore[no-any-return]
 
 
+OTHER = {"simpsp": "cardgw", "cardgw": "simpsp"}
+
+
+@pytest.mark.parametrize("psp", ["simpsp", "cardgw"])
 @pytest.mark.parametrize("case,status,slug", [
     ("bad-signature", 401, "webhook-bad-signature"),
     ("no-signature", 401, "webhook-bad-signature"),
@@ -111,60 +141,60 @@ async def _rejections(platform: Platform) -> list[dict[str, Any]]:
     ("unknown-psp", 404, "unknown-psp"),
     ("malformed", 400, "webhook-malformed"),
 ])
-async def test_bad_webhooks_are_refused_moving_nothing_and_leave_a_record(platform: Platform, case: str, status: int,
-                                                                          slug: str) -> None:
+async def test_bad_webhooks_are_refused_moving_nothing_and_leave_a_record(platform: Platform, psp: str, case: str,
+                                                                          status: int, slug: str) -> None:
     pid = await platform.player()
-    ref = (await platform.deposit(pid, 1_234)).json()["reference"]
-    psp = platform.psp
-    body = psp.event("payment.succeeded", ref, settle=False)
+    d = (await platform.deposit(pid, 1_234, psp=psp)).json()
+    ref, psp_ref = d["reference"], d["psp_reference"]
+    body = platform.forge("payment.succeeded", psp_ref)
     headers: dict[str, str] | None = None
-    path_psp = None
-    target = psp
+    path_psp, dialect = None, psp
     if case == "bad-signature":
-        headers = psp.sign(body, secret="not-the-psp-secret-0123456789")
+        headers = platform.sign(psp, body, secret="not-the-psp-secret-0123456789")
     elif case == "no-signature":
         headers = {"content-type": "application/json"}
     elif case == "unknown-reference":
-        body = psp.event("payment.succeeded", ref, settle=False, reference=str(uuid.uuid4()))
+        body = platform.forge("payment.succeeded", psp_ref, reference=str(uuid.uuid4()))
     elif case == "amount":
-        body = psp.event("payment.succeeded", ref, settle=False, amount=123_400)
+        body = platform.forge("payment.succeeded", psp_ref, amount=123_400)
     elif case == "currency":
-        body = psp.event("payment.succeeded", ref, settle=False, currency="GBP")
-    elif case == "replayed-old":
-        headers = psp.sign(body, at=datetime.now(UTC) - timedelta(hours=2))
-    elif case == "other-psp-signature":  # signed by another PSP, posted to this PSP's path
-        headers = platform.other.sign(body)
+        body = platform.forge("payment.succeeded", psp_ref, currency="GBP")
+    elif case == "replayed-old":  # a genuine body, its signature two hours old
+        headers = platform.sign(psp, body, at=datetime.now(UTC) - timedelta(hours=2))
+    elif case == "other-psp-signature":  # signed by the other PSP with its own key, posted to this PSP's path
+        headers = platform.sign(OTHER[psp], body)
     elif case == "other-psp-payment":  # a genuine webhook of the other PSP naming this PSP's payment
-        target = platform.other
-        headers = platform.other.sign(body)
+        dialect = OTHER[psp]
+        body = platform.forge("payment.succeeded", psp_ref, dialect=dialect)
     elif case == "unknown-psp":
         path_psp = "nopsp"
     elif case == "malformed":
         body = b'{"id": "evt_x", "type": "payment.succeeded"'
-        headers = psp.sign(body)
+        headers = platform.sign(psp, body)
     before = len(await _rejections(platform))
-    r = await platform.webhook(body, psp=target, headers=headers, path_psp=path_psp)
+    r = await platform.webhook(body, dialect, headers=headers, path_psp=path_psp)
     problem(r, status, slug)
     assert (await platform.balance(pid))["cash"] == 0
     assert (await platform.payment(pid, ref))["state"] == "pending"
     assert await platform.wallet_keys(f"payments:deposit:{ref}") == []
     after = await _rejections(platform)
     assert len(after) == before + 1 and after[0]["code"] == slug
-    # negative control: the genuine webhook for the same payment is taken
-    ok = await platform.webhook(psp.event("payment.succeeded", ref))
-    assert ok.status_code == 200 and (await platform.balance(pid))["cash"] == 1_234
+    # negative control: the player pays on the hosted page and the PSP's own webhook is taken
+    await platform.pay(d["redirect_url"])
+    await platform.until(pid, ref, state="succeeded", credited=True)
+    assert (await platform.balance(pid))["cash"] == 1_234
 
 
 @pytest.mark.parametrize("body,slug", [
-    ({"amount": 0, "currency": "EUR", "psp": "testpsp"}, "validation-error"),
-    ({"amount": -5, "currency": "EUR", "psp": "testpsp"}, "validation-error"),
-    ({"amount": 10**16, "currency": "EUR", "psp": "testpsp"}, "validation-error"),
-    ({"amount": 100, "currency": "XXX", "psp": "testpsp"}, "validation-error"),
-    ({"amount": "100", "currency": "EUR", "psp": "testpsp"}, "validation-error"),
-    ({"amount": 100, "currency": "EUR", "psp": "testpsp", "extra": 1}, "validation-error"),
+    ({"amount": 0, "currency": "EUR", "psp": "simpsp"}, "validation-error"),
+    ({"amount": -5, "currency": "EUR", "psp": "simpsp"}, "validation-error"),
+    ({"amount": 10**16, "currency": "EUR", "psp": "simpsp"}, "validation-error"),
+    ({"amount": 100, "currency": "XXX", "psp": "simpsp"}, "validation-error"),
+    ({"amount": "100", "currency": "EUR", "psp": "simpsp"}, "validation-error"),
+    ({"amount": 100, "currency": "EUR", "psp": "simpsp", "extra": 1}, "validation-error"),
     ({"amount": 100, "currency": "EUR", "psp": "nopsp"}, "unknown-psp"),
-    ({"amount": 100, "currency": "GBP", "psp": "testpsp"}, "currency-mismatch"),  # the account is in EUR
-    ({"amount": 100, "currency": "EUR", "psp": "testpsp", "return_url": "https://evil.example"}, "validation-error"),
+    ({"amount": 100, "currency": "GBP", "psp": "simpsp"}, "currency-mismatch"),  # the account is in EUR
+    ({"amount": 100, "currency": "EUR", "psp": "simpsp", "return_url": "https://evil.example"}, "validation-error"),
 ])
 async def test_bad_deposit_requests_get_a_4xx_problem(platform: Platform, body: dict[str, Any], slug: str) -> None:
     pid = await platform.player()
@@ -180,20 +210,26 @@ async def test_a_player_whose_kyc_was_rejected_cannot_deposit(platform: Platform
 
 async def test_a_deposit_risk_denies_is_refused_and_opens_no_session(platform: Platform) -> None:
     pid = await platform.player()
-    platform.risk.decisions[str(pid)] = "deny"
-    sessions = len(platform.psp.sessions)
-    problem(await platform.deposit(pid, 100), 403, "risk-denied")
-    assert len(platform.psp.sessions) == sessions
-    assert platform.risk.requests[-1]["kind"] == "deposit" and platform.risk.requests[-1]["amount"] == 100
+    async with platform.risk_says("deny", "deposit"):
+        problem(await platform.deposit(pid, 100), 403, "risk-denied")
+    assert platform.sessions_of(pid) == []
+    (decided,) = await platform.risk_decisions(pid, "deposit")
+    assert (decided["request"]["amount"], decided["decision"]["decision"]) == (100, "deny")
+    # negative control: with the rule gone, the same deposit opens a session
+    assert (await platform.deposit(pid, 100)).status_code == 201 and len(platform.sessions_of(pid)) == 1
 
 
-async def test_a_psp_that_cannot_open_a_session_fails_the_deposit_with_a_503(platform: Platform) -> None:
+async def test_a_psp_that_cannot_be_reached_fails_the_deposit_with_a_503(platform: Platform) -> None:
     pid = await platform.player()
-    platform.psp.down = True
+    adapters = platform.payments.state.runtime.state["adapters"]
+    real = adapters["simpsp"]
+    # the same real adapter, configured for a PSP address where nothing listens (the PSP is down)
+    adapters["simpsp"] = build("simpsp", {**platform.sim.connection("simpsp"), "base_url": "http://127.0.0.1:9/simpsp"})
     try:
         problem(await platform.deposit(pid, 100), 503, "psp-unavailable")
     finally:
-        platform.psp.down = False
+        adapters["simpsp"] = real
+    assert platform.sessions_of(pid) == []
     r = await platform.client.get("/v1/payments", headers=platform.as_player(pid))
     assert [(p["state"], p["held_reason"]) for p in r.json()["items"]] == [("failed", "psp-unavailable")]
 
@@ -217,10 +253,10 @@ async def test_a_player_sees_only_their_own_payments_page_by_page(platform: Plat
 
 async def test_player_routes_need_the_gateway_and_webhooks_need_no_player(platform: Platform) -> None:
     pid = await platform.player()
-    r = await platform.client.post("/v1/payments/deposits", json={"amount": 1, "currency": "EUR", "psp": "testpsp"})
+    r = await platform.client.post("/v1/payments/deposits", json={"amount": 1, "currency": "EUR", "psp": "simpsp"})
     problem(r, 401, "unauthenticated")
     from gameplane.devtools.testing import as_service
-    r = await platform.client.post("/v1/payments/deposits", json={"amount": 1, "currency": "EUR", "psp": "testpsp"},
+    r = await platform.client.post("/v1/payments/deposits", json={"amount": 1, "currency": "EUR", "psp": "simpsp"},
                                    headers=as_service(platform.payments, "games", pid))
     problem(r, 403, "caller-not-allowed")
 
@@ -253,35 +289,30 @@ async def _take_a_break(platform: Platform, pid: uuid.UUID) -> int:
 async def test_a_player_on_a_break_cannot_open_a_deposit(platform: Platform) -> None:
     pid = await platform.player()
     await _take_a_break(platform, pid)
-    sessions = len(platform.psp.sessions)
     r = await platform.deposit(pid, 1_000)
     if r.status_code == 201:
         pytest.skip("the wallet's deposit-allowance route (ledger helper) is not on this branch yet; the wallet "
                     "refuses the credit instead (see the next test)")
     body = problem(r, 403, "deposit-not-allowed")
-    assert body["reason"] == "timed-out" and len(platform.psp.sessions) == sessions
+    assert body["reason"] == "timed-out" and platform.sessions_of(pid) == []
 
 
 async def test_money_taken_after_a_break_began_stays_visible_and_is_flagged_by_reconciliation(
         platform: Platform) -> None:
     pid = await platform.player()
-    ref = (await platform.deposit(pid, 3_000)).json()["reference"]
+    d = (await platform.deposit(pid, 3_000)).json()
+    ref = d["reference"]
     probes = await _take_a_break(platform, pid)
-    r = await platform.webhook(platform.psp.event("payment.succeeded", ref))
-    assert r.status_code == 200 and r.json()["state"] == "succeeded", r.text
-    view = await platform.payment(pid, ref)
+    await platform.pay(d["redirect_url"])  # the page was still open: the player pays anyway
+
+    async def refused() -> dict[str, Any] | None:
+        view = await platform.payment(pid, ref)
+        return view if view["state"] == "succeeded" and view["held_reason"] else None
+    view = await eventually(refused, what="the credit refused")
     assert view["credited"] is False and "credit refused by the wallet: player-blocked" in view["held_reason"]
     assert (await platform.balance(pid))["cash"] == probes
     run = await platform.reconcile(datetime.now(UTC).date())
     assert ("missing-credit", ref) in {(m["kind"], m["reference"]) for m in run["mismatches"]}
-
-
-async def _until(check: Any, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        assert loop.time() < deadline, "not reached in time"
-        await asyncio.sleep(0.1)
 
 
 async def test_a_session_nobody_completes_expires_by_itself(platform: Platform) -> None:
@@ -293,9 +324,7 @@ async def test_a_session_nobody_completes_expires_by_itself(platform: Platform) 
     finally:
         settings.deposit_ttl_seconds = 1800
 
-    async def expired() -> bool:
-        return (await platform.payment(pid, ref))["state"] == "expired"
-    await _until(expired)
+    await platform.until(pid, ref, state="expired")
     events = await stored_events(platform.nats_url, "gameplane.payments.deposit_failed", {"reference": ref},
                                  expect=1, timeout=5)
     assert [e["data"]["reason"] for e in events] == ["expired"]
@@ -304,20 +333,21 @@ async def test_a_session_nobody_completes_expires_by_itself(platform: Platform) 
 async def test_a_success_recorded_while_the_wallet_is_down_is_credited_once_it_is_back(platform: Platform) -> None:
     rt = platform.payments.state.runtime
     pid = await platform.player()
-    ref = (await platform.deposit(pid, 4_200)).json()["reference"]
+    d = (await platform.deposit(pid, 4_200)).json()
+    ref = d["reference"]
     wallet = rt.client("wallet")
     real = wallet.base_url
     wallet.base_url = "http://127.0.0.1:9"  # nothing listens: the wallet is down for payments
     try:
-        r = await platform.webhook(platform.psp.event("payment.succeeded", ref))
-        assert r.status_code == 200 and r.json()["state"] == "succeeded", r.text  # stored: the PSP may stop
+        await platform.pay(d["redirect_url"])
+        (event,) = await eventually(lambda: platform.events(d["psp_reference"], "payment.succeeded"))
+        # acknowledged to the PSP (stored: it may stop retrying), though nothing is credited yet
+        await eventually(lambda: platform.delivered(event["event_id"]), what="the webhook acknowledged")
         view = await platform.payment(pid, ref)
-        assert view["credited"] is False and (await platform.balance(pid))["cash"] == 0
+        assert view["state"] == "succeeded" and view["credited"] is False
+        assert (await platform.balance(pid))["cash"] == 0
     finally:
         wallet.base_url = real
-
-    async def credited() -> bool:
-        return bool((await platform.payment(pid, ref))["credited"])
-    await _until(credited)  # the sweeper repeats the credit under the same key
+    await platform.until(pid, ref, credited=True)  # the sweeper repeats the credit under the same key
     assert (await platform.balance(pid))["cash"] == 4_200
     assert len(await platform.wallet_keys(f"payments:deposit:{ref}")) == 1

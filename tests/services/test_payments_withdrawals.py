@@ -1,24 +1,21 @@
-"""Withdrawals end to end against real wallet, players, Postgres and NATS: every path the issue
-names (success; PSP failure -> hold voided; KYC-gated; AML-held then released after KYC;
-risk-denied; risk review decided by staff or by a risk case; player-cancelled; chargeback),
-bad requests, and the fail-safe when risk is down. Money is checked in the wallet, not in
-payments' own view of it."""
+"""Withdrawals end to end against real wallet, players, Postgres and NATS, paid out by the PSP
+simulator through payments' real adapters (each payout's outcome asked of the simulator's control
+API, its webhook delivered by the simulator): every path the issue names (success; PSP failure ->
+hold voided; KYC-gated; AML-held then released after KYC; risk-denied; risk review decided by
+staff or by a risk case; player-cancelled; chargeback), bad requests, and the fail-safe when risk
+is down. Money is checked in the wallet, not in payments' own view of it."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-import nats
 import pytest
-from paymentslib import Platform, payments_platform
+from paymentslib import Platform, eventually, payments_platform
 
 from gameplane.devtools.testing import stored_events
-from gameplane.kit.events import Envelope
-from gameplane.payments.events import CaseDecided
+from gameplane.payments.adapters.base import build
 
 PROBLEM = "https://gameplane.io/problems/"
 
@@ -41,32 +38,40 @@ async def withdraw(p: Platform, pid: uuid.UUID, amount: int, fingerprint: str) -
                                json={"amount": amount, "currency": "EUR", "method_fingerprint": fingerprint})
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.1)
-
-
 async def state_is(p: Platform, pid: uuid.UUID, ref: str, state: str) -> bool:
     return (await p.payment(pid, ref))["state"] == state
 
 
-async def test_a_withdrawal_is_held_paid_out_and_posted(platform: Platform) -> None:
-    pid, dep = await platform.funded(10_000)
+async def payout_done(p: Platform, reference: str, outcome: str, reason: str | None = None) -> str:
+    """The PSP pays out (or fails) the payout it holds for our `reference`; its event id."""
+    po = p.payout_for(reference)
+    assert po is not None, f"no payout at the PSP for {reference}"
+    await p.control("POST", f"/control/payouts/{po.psp_reference}", json={"outcome": outcome, "reason": reason})
+    (event,) = await p.events(po.psp_reference, f"payout.{outcome}")
+    return event["event_id"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("psp", ["simpsp", "cardgw"])
+async def test_a_withdrawal_is_held_paid_out_and_posted(platform: Platform, psp: str) -> None:
+    pid, dep = await platform.funded(10_000, psp=psp)
     r = await withdraw(platform, pid, 4_000, dep["method_fingerprint"])
     assert r.status_code == 201, r.text
     wd = r.json()
-    assert wd["state"] == "processing" and wd["psp"] == "testpsp"
+    assert wd["state"] == "processing" and wd["psp"] == psp
     bal = await platform.balance(pid)
     assert (bal["cash"], bal["withdrawal_hold"]) == (6_000, 4_000)
-    assert platform.psp.payouts[wd["reference"]]["method"].fingerprint == dep["method_fingerprint"]
-    ack = await platform.webhook(platform.psp.event("payout.paid", wd["reference"]))
-    assert ack.status_code == 200 and ack.json()["state"] == "paid", ack.text
-    dup = await platform.webhook(platform.psp.event("payout.paid", wd["reference"], settle=False))
-    assert dup.status_code == 200
+    po = platform.payout_for(wd["reference"])
+    assert po is not None and (po.amount, po.currency, po.dialect) == (4_000, "EUR", psp)
+    assert po.method.fingerprint == dep["method_fingerprint"]  # back to the instrument deposited with
+    event_id = await payout_done(platform, wd["reference"], "paid")
+    await platform.until(pid, wd["reference"], state="paid")
+    await eventually(lambda: platform.delivered(event_id))
+    dup = await platform.webhook(platform.replay(event_id)[1], psp)  # the PSP delivers it again
+    assert dup.status_code == 200 and dup.json()["outcome"] == "duplicate", dup.text
+
+    async def posted() -> bool:
+        return (await platform.balance(pid))["withdrawal_hold"] == 0
+    await eventually(posted)
     bal = await platform.balance(pid)
     assert (bal["cash"], bal["withdrawal_hold"]) == (6_000, 0)
     moves = await platform.wallet_keys(f"payments:withdrawal:{wd['reference']}")
@@ -76,33 +81,41 @@ async def test_a_withdrawal_is_held_paid_out_and_posted(platform: Platform) -> N
     assert len(events) == 1
 
 
-async def test_a_failed_payout_voids_the_hold_and_gives_the_cash_back(platform: Platform) -> None:
-    pid, dep = await platform.funded(5_000)
+@pytest.mark.parametrize("psp", ["simpsp", "cardgw"])
+async def test_a_failed_payout_voids_the_hold_and_gives_the_cash_back(platform: Platform, psp: str) -> None:
+    pid, dep = await platform.funded(5_000, psp=psp)
     wd = (await withdraw(platform, pid, 5_000, dep["method_fingerprint"])).json()
     assert (await platform.balance(pid))["cash"] == 0
-    ack = await platform.webhook(platform.psp.event("payout.failed", wd["reference"], reason="account-closed"))
-    assert ack.json()["state"] == "failed"
+    await payout_done(platform, wd["reference"], "failed", "account-closed")
+    await platform.until(pid, wd["reference"], state="failed")
+
+    async def voided() -> bool:
+        return (await platform.balance(pid))["withdrawal_hold"] == 0
+    await eventually(voided)
     bal = await platform.balance(pid)
     assert (bal["cash"], bal["withdrawal_hold"]) == (5_000, 0)
     view = await platform.payment(pid, wd["reference"])
     assert "account-closed" in view["held_reason"]
 
 
-async def test_a_payout_the_psp_refuses_outright_is_failed_and_voided(platform: Platform) -> None:
+async def test_a_payout_the_psp_does_not_take_is_failed_and_voided(platform: Platform) -> None:
     pid, dep = await platform.funded(3_000)
-    platform.psp.fail_payouts = True
+    adapters = platform.payments.state.runtime.state["adapters"]
+    real = adapters["simpsp"]
+    # the same real adapter, configured for a PSP address where nothing listens (the PSP is down)
+    adapters["simpsp"] = build("simpsp", {**platform.sim.connection("simpsp"), "base_url": "http://127.0.0.1:9/simpsp"})
     try:
         wd = (await withdraw(platform, pid, 1_000, dep["method_fingerprint"])).json()
     finally:
-        platform.psp.fail_payouts = False
-    assert wd["state"] == "failed"
+        adapters["simpsp"] = real
+    assert wd["state"] == "failed" and platform.payout_for(wd["reference"]) is None
     bal = await platform.balance(pid)
     assert (bal["cash"], bal["withdrawal_hold"]) == (3_000, 0)
 
 
 async def test_withdrawals_go_only_to_a_method_the_player_deposited_with(platform: Platform) -> None:
     pid, _ = await platform.funded(3_000)
-    _, other_dep = await platform.funded(3_000)
+    _, other_dep = await platform.funded(3_000, card="5555555555554444")  # another player's own card
     problem(await withdraw(platform, pid, 1_000, "fp-never-seen"), 409, "unknown-method")
     problem(await withdraw(platform, pid, 1_000, other_dep["method_fingerprint"]), 409, "unknown-method")
     assert (await platform.balance(pid))["cash"] == 3_000
@@ -131,7 +144,7 @@ async def test_past_the_aml_threshold_a_withdrawal_is_held_until_kyc_then_releas
     held = r.json()
     assert held["state"] == "held" and held["held_reason"].startswith("aml-kyc-required")
     assert (await platform.balance(pid))["withdrawal_hold"] == 1_500
-    assert held["reference"] not in platform.psp.payouts
+    assert platform.payout_for(held["reference"]) is None
     listed = await platform.client.get("/internal/payments/withdrawals", params={"state": "held"},
                                        headers=platform.staff("support"))
     assert held["id"] in [w["id"] for w in listed.json()]
@@ -139,26 +152,27 @@ async def test_past_the_aml_threshold_a_withdrawal_is_held_until_kyc_then_releas
     assert mine["held_reason"] == held["held_reason"]  # the player sees why
     await platform.kyc(pid, "verified")  # players publishes players.kyc_changed
     await eventually(lambda: state_is(platform, pid, held["reference"], "processing"))
-    assert held["reference"] in platform.psp.payouts
-    await platform.webhook(platform.psp.event("payout.paid", held["reference"]))
-    assert await state_is(platform, pid, held["reference"], "paid")
+    assert platform.payout_for(held["reference"]) is not None
+    await payout_done(platform, held["reference"], "paid")
+    await platform.until(pid, held["reference"], state="paid")
 
 
 async def test_a_withdrawal_risk_denies_is_rejected_and_the_hold_voided(platform: Platform) -> None:
     pid, dep = await platform.funded(4_000)
-    platform.risk.decisions[str(pid)] = "deny"
-    wd = (await withdraw(platform, pid, 2_500, dep["method_fingerprint"])).json()
+    async with platform.risk_says("deny", "withdrawal"):
+        wd = (await withdraw(platform, pid, 2_500, dep["method_fingerprint"])).json()
     assert wd["state"] == "rejected" and wd["held_reason"] == "risk-denied"
     bal = await platform.balance(pid)
     assert (bal["cash"], bal["withdrawal_hold"]) == (4_000, 0)
-    assert platform.risk.requests[-1]["kind"] == "withdrawal"
-    assert platform.risk.requests[-1]["method_fingerprint"] == dep["method_fingerprint"]
+    (decided,) = await platform.risk_decisions(pid, "withdrawal")
+    assert decided["decision"]["decision"] == "deny" and decided["request"]["reference"] == wd["reference"]
+    assert decided["request"]["method_fingerprint"] == dep["method_fingerprint"]
 
 
 async def test_a_reviewed_withdrawal_waits_for_staff_who_approve_it_audited(platform: Platform) -> None:
     pid, dep = await platform.funded(4_000)
-    platform.risk.decisions[str(pid)] = "review"
-    wd = (await withdraw(platform, pid, 1_000, dep["method_fingerprint"])).json()
+    async with platform.risk_says("review", "withdrawal"):
+        wd = (await withdraw(platform, pid, 1_000, dep["method_fingerprint"])).json()
     assert wd["state"] == "review"
     url = f"/internal/payments/withdrawals/{wd['id']}/approve"
     problem(await platform.client.post(url, json={"reason": "looked fine"}, headers=platform.staff("support")),
@@ -172,25 +186,17 @@ async def test_a_reviewed_withdrawal_waits_for_staff_who_approve_it_audited(plat
     assert [a["action"] for a in audit.json()["records"]] == ["payments.withdrawal.approve"]
 
 
-async def _case_decided(nats_url: str, wd: dict[str, Any], outcome: str) -> None:
-    env = Envelope.wrap(CaseDecided(case_id=uuid.uuid4(), reference=wd["reference"], kind="withdrawal",
-                                    player_id=wd["player_id"], outcome=outcome, decided_by="staff:risk-1",
-                                    reason="checked"), "risk")
-    nc = await nats.connect(nats_url)
-    try:
-        await nc.jetstream().publish(env.subject, env.model_dump_json().encode(), headers={"Nats-Msg-Id": str(env.id)})
-    finally:
-        await nc.close()
-
-
 async def test_a_risk_case_approval_pays_out_and_a_rejection_voids(platform: Platform) -> None:
     pid, dep = await platform.funded(6_000)
-    platform.risk.decisions[str(pid)] = "review"
-    a = (await withdraw(platform, pid, 1_000, dep["method_fingerprint"])).json()
-    b = (await withdraw(platform, pid, 2_000, dep["method_fingerprint"])).json()
+    async with platform.risk_says("review", "withdrawal"):
+        a = (await withdraw(platform, pid, 1_000, dep["method_fingerprint"])).json()
+        b = (await withdraw(platform, pid, 2_000, dep["method_fingerprint"])).json()
     assert (a["state"], b["state"]) == ("review", "review")
-    await _case_decided(platform.nats_url, a, "approve")
-    await _case_decided(platform.nats_url, b, "reject")
+    # an analyst decides the cases risk opened, in risk's back office; risk tells payments
+    case_a, case_b = await platform.risk_case(a["reference"]), await platform.risk_case(b["reference"])
+    assert (case_a["state"], case_a["amount"], case_b["amount"]) == ("open", 1_000, 2_000)
+    await platform.decide_case(case_a["case_id"], "approve")
+    await platform.decide_case(case_b["case_id"], "reject")
     await eventually(lambda: state_is(platform, pid, a["reference"], "processing"))
     await eventually(lambda: state_is(platform, pid, b["reference"], "rejected"))
     async def voided() -> bool:
@@ -201,8 +207,8 @@ async def test_a_risk_case_approval_pays_out_and_a_rejection_voids(platform: Pla
 
 async def test_a_player_cancels_a_pending_withdrawal_but_not_one_paid_out(platform: Platform) -> None:
     pid, dep = await platform.funded(4_000)
-    platform.risk.decisions[str(pid)] = "review"
-    wd = (await withdraw(platform, pid, 3_000, dep["method_fingerprint"])).json()
+    async with platform.risk_says("review", "withdrawal"):
+        wd = (await withdraw(platform, pid, 3_000, dep["method_fingerprint"])).json()
     r = await platform.client.post(f"/v1/payments/withdrawals/{wd['id']}/cancel", headers=platform.as_player(pid))
     assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
     bal = await platform.balance(pid)
@@ -213,7 +219,6 @@ async def test_a_player_cancels_a_pending_withdrawal_but_not_one_paid_out(platfo
     stranger = await platform.player()
     problem(await platform.client.post(f"/v1/payments/withdrawals/{wd['id']}/cancel",
                                        headers=platform.as_player(stranger)), 404, "payment-not-found")
-    platform.risk.decisions[str(pid)] = "allow"
     sent = (await withdraw(platform, pid, 1_000, dep["method_fingerprint"])).json()
     assert sent["state"] == "processing"
     problem(await platform.client.post(f"/v1/payments/withdrawals/{sent['id']}/cancel",
@@ -223,18 +228,19 @@ async def test_a_player_cancels_a_pending_withdrawal_but_not_one_paid_out(platfo
     assert len(events) == 1
 
 
-async def test_a_chargeback_debits_the_player_through_the_wallet(platform: Platform) -> None:
-    pid, dep = await platform.funded(5_000)
-    body = platform.psp.event("chargeback", dep["reference"], amount=2_000,
-                              psp_reference=f"cb_{uuid.uuid4().hex[:12]}")
-    ack = await platform.webhook(body)
-    assert ack.status_code == 200, ack.text
-    cash = (await platform.balance(pid))["cash"]
-    if cash == 5_000 and not await platform.wallet_keys("payments:chargeback:"):
-        pytest.skip("the wallet's POST /internal/wallet/chargebacks (ledger helper) is not on this branch yet; "
-                    "payments keeps the chargeback pending and retries it")
-    assert cash == 3_000
-    again = await platform.webhook(body)
+@pytest.mark.parametrize("psp", ["simpsp", "cardgw"])
+async def test_a_chargeback_debits_the_player_through_the_wallet(platform: Platform, psp: str) -> None:
+    pid, dep = await platform.funded(5_000, psp=psp)
+    cb = await platform.control("POST", "/control/chargebacks",
+                                json={"psp_reference": dep["psp_reference"], "amount": 2_000})
+
+    async def debited() -> bool:
+        return (await platform.balance(pid))["cash"] == 3_000
+    await eventually(debited, what="the chargeback debited")
+    moves = await platform.wallet_keys(f"payments:chargeback:{cb['psp_reference']}")
+    assert len(moves) == 1, moves
+    await eventually(lambda: platform.delivered(cb["event_id"]))
+    again = await platform.webhook(platform.replay(cb["event_id"])[1], psp)  # delivered again
     assert again.json()["outcome"] == "duplicate" and (await platform.balance(pid))["cash"] == 3_000
 
 
@@ -248,12 +254,12 @@ async def test_with_risk_down_small_deposits_go_on_large_are_refused_and_withdra
         problem(await p.deposit(pid, 5_001), 503, "risk-unavailable")
         r = await p.deposit(pid, 5_000)
         assert r.status_code == 201, r.text
-        await p.webhook(p.psp.event("payment.succeeded", r.json()["reference"]))
-        dep = await p.payment(pid, r.json()["reference"])
+        await p.pay(r.json()["redirect_url"])
+        dep = await p.until(pid, r.json()["reference"], state="succeeded", credited=True)
         assert (await p.balance(pid))["cash"] == 5_000
         wd = (await withdraw(p, pid, 1_000, dep["method_fingerprint"])).json()
         assert wd["state"] == "review" and wd["held_reason"].startswith("risk-unavailable")
-        assert wd["reference"] not in p.psp.payouts
+        assert p.payout_for(wd["reference"]) is None
 
 
 async def test_where_every_withdrawal_needs_kyc_an_unverified_player_is_refused_until_verified(
@@ -307,7 +313,7 @@ async def test_a_withdrawal_interrupted_before_its_hold_was_recorded_is_rolled_b
         bal = await platform.balance(pid)
         return (bal["cash"], bal["withdrawal_hold"]) == (5_000, 0)
     await eventually(voided)
-    assert ref not in platform.psp.payouts
+    assert platform.payout_for(ref) is None
 
 
 async def test_a_payout_interrupted_before_the_psp_answered_is_sent_again(platform: Platform) -> None:
@@ -330,9 +336,9 @@ async def test_a_payout_interrupted_before_the_psp_answered_is_sent_again(platfo
         await s.execute(update(payments).where(payments.c.reference == ref).values(hold_id=uuid.UUID(hold_id)))
 
     async def sent() -> bool:
-        return ref in platform.psp.payouts
+        return platform.payout_for(ref) is not None
     await eventually(sent)
-    await platform.webhook(platform.psp.event("payout.paid", ref))
-    assert await state_is(platform, pid, ref, "paid")
+    await payout_done(platform, ref, "paid")
+    await platform.until(pid, ref, state="paid")
     bal = await platform.balance(pid)
     assert (bal["cash"], bal["withdrawal_hold"]) == (3_000, 0)

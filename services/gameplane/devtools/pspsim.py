@@ -23,6 +23,7 @@ class PspRun:
     url: str
     settings: PspSettings
     keys: dict[str, dict[str, str]]  # dialect -> {"secret", "api_key"}
+    app: Any = None  # the simulator's app, so a test can read what the PSP holds (its Store)
 
     def connection(self, dialect: str) -> dict[str, str]:
         """What payments needs for this PSP (an entry of GP_PAYMENTS_PSPS)."""
@@ -54,7 +55,8 @@ async def psp_simulator(webhook_urls: dict[str, str], *, keys: dict[str, dict[st
                    f"{d}_webhook_url": webhook_urls.get(d)}
     settings = PspSettings(**{**fields, **overrides})
     try:
-        async with served(build_app(settings), sock) as url:
-            yield PspRun(url, settings, keys)
+        app = build_app(settings)
+        async with served(app, sock) as url:
+            yield PspRun(url, settings, keys, app)
     finally:
         sock.close()
