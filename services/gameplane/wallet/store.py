@@ -202,7 +202,7 @@ def to_balance(currency: str, by_kind: dict[str, int]) -> Balance:
 # Creates the cash row if missing and locks it either way: DO UPDATE takes the row lock and
 # returns the newest committed balance (a SELECT ... FOR UPDATE would also wait, but then judge
 # only the rows its snapshot had: not a receivable a chargeback created meanwhile).
-_LOCK_CASH = text("INSERT INTO accounts AS a (owner, kind, currency) VALUES (:o, 'cash', :c) "
+LOCK_CASH = text("INSERT INTO accounts AS a (owner, kind, currency) VALUES (:o, 'cash', :c) "
                   "ON CONFLICT (owner, kind, currency, shard) DO UPDATE SET balance = a.balance RETURNING balance")
 _LOCK_DEBT = text("SELECT balance FROM accounts WHERE owner = :o AND kind = 'receivable' AND currency = :c "
                   "AND shard = 0 FOR UPDATE")
@@ -214,7 +214,7 @@ async def lock_cash_and_debt(s: AsyncSession, player_id: uuid.UUID, currency: st
     cash balance the other is changing. The receivable is read by a second statement, after the
     cash lock is held, so its snapshot includes whatever the previous holder committed."""
     params = {"o": str(player_id), "c": currency}
-    cash = (await s.execute(_LOCK_CASH, params)).scalar_one()
+    cash = (await s.execute(LOCK_CASH, params)).scalar_one()
     debt = (await s.execute(_LOCK_DEBT, params)).scalar_one_or_none()
     return cash, -(debt or 0)
 
