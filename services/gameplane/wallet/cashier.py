@@ -4,7 +4,8 @@ post | void, with expiry), manual adjustments."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +36,7 @@ from gameplane.wallet.rules import PRODUCER, Context, check_currency, guard_depo
 # After the cash row is locked (the player's lock for the receivable, see store.lock_cash_and_debt):
 # the receivable under lock, the balances a deposit does not move, and whether it is the first.
 # Asked while holding the cash row, so two first deposits cannot both be "first".
-_DEPOSIT_STATE = text(
+DEPOSIT_STATE = text(
     "WITH r AS (SELECT balance FROM accounts WHERE owner = :o AND kind = 'receivable' AND currency = :c "
     "AND shard = 0 FOR UPDATE) "
     "SELECT (SELECT balance FROM r) AS receivable, "
@@ -48,7 +49,8 @@ async def deposit(s: AsyncSession, req: DepositRequest, ctx: Context) -> Operati
     """Every deposit credits from the one psp_clearing row: it is locked only by the last statement
     (balances, transaction, entries, stored answer and outbox row at once, store.commit) and the
     COMMIT, so deposits queue on it for as short a time as possible. The event goes out with the
-    relay's next poll (no NOTIFY: store.commit says why)."""
+    relay's next poll (no NOTIFY: store.commit says why). gameplane.wallet.fastdeposit runs the same
+    statements on bare asyncpg for the common case."""
     check_currency(req.currency)
     now = ctx.now()
     state = await store.claim(s, req.idempotency_key, "deposit", store.request_hash("deposit", req),
@@ -57,22 +59,37 @@ async def deposit(s: AsyncSession, req: DepositRequest, ctx: Context) -> Operati
         await guard_deposit(s, state, req.player_id, req.currency, req.amount, now)
     owner = str(req.player_id)
     cash = (await s.execute(store.LOCK_CASH, {"o": owner, "c": req.currency})).scalar_one()
-    row = (await s.execute(_DEPOSIT_STATE, {"o": owner, "c": req.currency, "p": req.player_id})).one()
-    settled = ledger.settlement(req.amount, -(row.receivable or 0))
-    postings = ledger.deposit(req.player_id, req.currency, req.amount, settle=settled)
+    row = (await s.execute(DEPOSIT_STATE, {"o": owner, "c": req.currency, "p": req.player_id})).one()
+    credit = credit_of(req, now, cash, row.receivable, row.bonus, row.hold, row.first)
+    await store.commit(s, credit.result, credit.postings, credit.event, details=credit.details)
+    return credit.result
+
+
+@dataclass(frozen=True)
+class Credit:
+    result: OperationResult
+    postings: list[ledger.Posting]
+    event: DepositCredited
+    details: dict[str, object]
+
+
+def credit_of(req: DepositRequest, now: datetime, cash: int, receivable: int | None, bonus: int | None,
+              hold: int | None, first: bool) -> Credit:
+    """A deposit's answer, postings, event and details from the player's balances read under the
+    cash lock (`receivable`: the stored, non-positive balance, None when there is no such account)."""
+    settled = ledger.settlement(req.amount, -(receivable or 0))
     balance = store.to_balance(req.currency, {
-        "cash": cash + req.amount - settled, "bonus": row.bonus or 0, "withdrawal_hold": row.hold or 0,
-        **({} if row.receivable is None else {ledger.RECEIVABLE: row.receivable + settled})})
+        "cash": cash + req.amount - settled, "bonus": bonus or 0, "withdrawal_hold": hold or 0,
+        **({} if receivable is None else {ledger.RECEIVABLE: receivable + settled})})
     result = OperationResult(transaction_id=uuid.uuid4(), kind="deposit", idempotency_key=req.idempotency_key,
                              player_id=req.player_id, currency=req.currency, amount=req.amount,
                              balance=balance, created_at=now, receivable_settled=settled)
     event = DepositCredited(transaction_id=result.transaction_id, player_id=req.player_id, currency=req.currency,
                             amount=req.amount, cash=req.amount - settled, bonus=0, occurred_at=now, psp=req.psp,
-                            first_deposit=bool(row.first), receivable_settled=settled)
-    await store.commit(s, result, postings, event,
-                       details={"psp": req.psp, "psp_reference": req.psp_reference, "first_deposit": bool(row.first),
-                                "receivable_settled": settled, "received": req.received})
-    return result
+                            first_deposit=bool(first), receivable_settled=settled)
+    return Credit(result, ledger.deposit(req.player_id, req.currency, req.amount, settle=settled), event,
+                  {"psp": req.psp, "psp_reference": req.psp_reference, "first_deposit": bool(first),
+                   "receivable_settled": settled, "received": req.received})
 
 
 async def chargeback(s: AsyncSession, req: ChargebackRequest, ctx: Context) -> OperationResult:
