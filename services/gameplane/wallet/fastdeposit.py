@@ -19,8 +19,10 @@ from sqlalchemy import TextClause
 from gameplane.contracts.wallet import DepositRequest, OperationResult
 from gameplane.kit.outbox import staged
 from gameplane.wallet import cashier, protection, store
+from gameplane.wallet.fastplay import FAST_PATH
 from gameplane.wallet.rules import PRODUCER, Context, check_currency
 
+_OUTCOMES = {out: FAST_PATH.labels("deposit", out) for out in ("served", "declined")}
 _NAME = re.compile(r"(?<![:\w]):(\w+)")
 
 
@@ -79,10 +81,14 @@ class _Declined(Exception):
 
 
 async def deposit_or_none(pool: asyncpg.Pool, req: DepositRequest, ctx: Context) -> OperationResult | None:
+    """The credit's answer, or None: `cashier.deposit` answers it (counted in
+    gameplane_wallet_fast_path_total{operation="deposit"} as served or declined)."""
     try:
-        return await deposit(pool, req, ctx)
+        result = await deposit(pool, req, ctx)
     except _Declined:
-        return None
+        result = None
+    _OUTCOMES["served" if result is not None else "declined"].inc()
+    return result
 
 
 def _json(value: Any) -> Any:
