@@ -1,17 +1,22 @@
 """bench/payments: PSP webhooks per second to credited, with duplicates.
 
 Wallet, players and payments run as real processes (`python -m gameplane.<service>`) on a real
-Postgres and NATS; the PSP adapter is gameplane.devtools.filepsp (HMAC-signed webhooks, as a PSP
-sends them). Setup opens PAYMENTS_BENCH_DEPOSITS deposits through payments' player API; then
-PAYMENTS_BENCH_WORKERS concurrent senders deliver each deposit's success webhook 1-3 times in
-random order (closed loop) until every delivery is answered or the BENCH_SECONDS budget ends.
-Each 200 comes back after the wallet credit (or, for a repeat, after the dedupe), so a delivery's
-latency is the time to credited.
+Postgres and NATS; the PSP is the bundled simulator (gameplane.devtools.pspsim, in this process)
+and payments talks to it through its real `simpsp` adapter. Setup opens PAYMENTS_BENCH_DEPOSITS
+deposits through payments' player API (each one a session at the simulator); then
+PAYMENTS_BENCH_WORKERS concurrent senders, playing the PSP, deliver each deposit's `session.paid`
+webhook 1-3 times in random order (closed loop) until every delivery is answered or the
+BENCH_SECONDS budget ends. A delivery is in the simulator's own wire format, signed afresh as the
+simulator signs each attempt (gameplane.simulators.psp.dialects.sign), and goes straight to
+payments' /webhooks/payments/simpsp: the gateway's partner route only forwards it, and its cost is
+bench/gateway's. Each 200 comes back after the wallet credit (or, for a repeat, after the dedupe),
+so a delivery's latency is the time to credited.
 
 RESULT: `credited_per_s` (distinct deposits credited per second), `webhooks_per_s` (all deliveries,
 repeats included), `p50_ms`/`p99_ms` per delivery, `double_credits` (wallet transactions beyond one
 per deposit key: must be 0), `missing_credits` (answered `applied` but not in the ledger: must be 0).
-Targets (issue 14): >= 300 credited/s, p99 < 100 ms, zero double credits.
+Targets (issue 14): >= 300 credited/s, p99 < 100 ms, zero double credits. Logged besides: CPU ms per
+delivery by process (payments, wallet, players, postgres, nats, bench).
 
 Env: BENCH_SECONDS (default 15), PAYMENTS_BENCH_DEPOSITS (default 3000), PAYMENTS_BENCH_WORKERS (32).
 """
@@ -28,18 +33,31 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import httpx
 from _common import CpuMeter, bench_seconds, cpu_report, infra, log, percentile, result_line
 
-from gameplane.devtools.filepsp import FilePsp
 from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.process import ServiceProcess
+from gameplane.devtools.pspsim import new_psp_keys, psp_simulator
 from gameplane.kit.auth import PLAYER_HEADER
-from gameplane.payments.settings import PspConfig
+from gameplane.simulators.psp.dialects import SIMPSP_TYPES, sign
 
-SECRET = "filepsp-bench-secret-0123456789abcdef"
+PSP = "simpsp"
 PLAYERS = 50
+
+
+def paid_event(player_id: str, deposit: dict[str, Any]) -> bytes:
+    """The simulator's `session.paid` of one deposit, as gameplane.simulators.psp.dialects writes it."""
+    return json.dumps({
+        "id": f"evt_{uuid.uuid4().hex}", "type": SIMPSP_TYPES["payment.succeeded"],
+        "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "data": {"session_id": deposit["psp_reference"], "reference": deposit["reference"], "player_id": player_id,
+                 "amount_minor": deposit["amount"], "currency": deposit["currency"], "status": "succeeded",
+                 "instrument": {"type": "card", "fingerprint": f"fp-{player_id}", "label": "VISA ..4242"},
+                 "reason": None}}, separators=(",", ":")).encode()
 
 
 async def main() -> None:
@@ -49,6 +67,8 @@ async def main() -> None:
     rng = random.Random(300)
     ids = dev_identities()
     ids.export()
+    keys = new_psp_keys()
+    secret = keys[PSP]["secret"]
     with infra() as (pg, nats), tempfile.TemporaryDirectory(prefix="gp-bench-payments-") as tmp:
         root = Path(tmp)
         for db in ("wallet", "players", "payments"):
@@ -59,90 +79,100 @@ async def main() -> None:
                                              "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "8192",
                                              "ARGON2_PARALLELISM": "1"}, root / "players.log")
         endpoints = json.dumps({"wallet": wallet.url, "players": players.url})
-        psp = FilePsp("filepsp", PspConfig(base_url=f"file://{root}", secret=SECRET))
-        payments = ServiceProcess("payments", {
-            **common, "DATABASE_URL": pg.dsn("gp_payments"), "ENDPOINTS": endpoints, "JURISDICTION": "mga",
-            "RISK_FAILSAFE_MAX_DEPOSIT": "100000000", "ADAPTER_MODULES": json.dumps(["gameplane.devtools.filepsp"]),
-            "PSPS": json.dumps({"filepsp": {"base_url": f"file://{root}", "secret": SECRET}})}, root / "payments.log")
-        procs = [wallet, players, payments]
-        try:
-            for p in procs:
-                p.start()
-            for p in procs:
-                await p.ready(90)
-            limits = httpx.Limits(max_connections=n_workers + 8, max_keepalive_connections=n_workers + 8)
-            async with httpx.AsyncClient(timeout=30, limits=limits) as http:
-                pids = []
-                for _ in range(PLAYERS):
-                    r = await http.post(players.url + "/v1/players/register", headers=ids.bearer("gateway", "players"),
-                                        json={"email": f"b-{uuid.uuid4().hex[:10]}@example.com", "country": "MT",
-                                              "password": "correct horse battery staple",
-                                              "date_of_birth": "1990-01-01", "currency": "EUR"})
-                    r.raise_for_status()
-                    pids.append(r.json()["id"])
-                log(f"opening {n_deposits} deposits ...")
-                deposits: list[tuple[str, str, int]] = []
-                gate = asyncio.Semaphore(16)
-                headers = ids.bearer("gateway", "payments", ttl=3600)
-
-                async def open_one(i: int) -> None:
-                    pid, amount = pids[i % PLAYERS], rng.randint(100, 90_000)
-                    async with gate:
-                        r = await http.post(payments.url + "/v1/payments/deposits",
-                                            headers={**headers, PLAYER_HEADER: pid},
-                                            json={"amount": amount, "currency": "EUR", "psp": "filepsp"})
-                    r.raise_for_status()
-                    deposits.append((pid, r.json()["reference"], amount))
-
-                await asyncio.gather(*(open_one(i) for i in range(n_deposits)))
-                queue: list[bytes] = []
-                for pid, ref, amount in deposits:
-                    body = json.dumps({"id": f"evt_{ref}", "type": "payment.succeeded", "reference": ref,
-                                       "psp_reference": psp.psp_reference(ref), "amount": amount, "currency": "EUR",
-                                       "occurred_at": datetime.now(UTC).isoformat(),
-                                       "method": {"type": "card", "fingerprint": f"fp-{pid}", "label": "VISA ..1"}}
-                                      ).encode()
-                    queue += [body] * rng.randint(1, 3)
-                rng.shuffle(queue)
-                log(f"delivering {len(queue)} webhooks for {n_deposits} deposits with {n_workers} senders ...")
-                latencies: list[float] = []
-                outcomes: Counter[str] = Counter()
-                it = iter(queue)
-                url = payments.url + "/webhooks/payments/filepsp"
-                meter = CpuMeter([p.proc.pid for p in procs if p.proc is not None])
-                meter.start()
-                t0 = time.perf_counter()
-                stop_at = t0 + budget
-
-                async def sender() -> None:
-                    for body in it:
-                        if time.perf_counter() > stop_at:
-                            return
-                        start = time.perf_counter()
-                        r = await http.post(url, content=body, headers=psp.sign(body))
-                        latencies.append(time.perf_counter() - start)
-                        r.raise_for_status()
-                        outcomes[r.json()["outcome"]] += 1
-
-                await asyncio.gather(*(sender() for _ in range(n_workers)))
-                elapsed = time.perf_counter() - t0
-                cpu = meter.stop()
-                r = await http.get(wallet.url + "/internal/wallet/movements", headers=ids.bearer("payments", "wallet"),
-                                   params={"prefix": "payments:deposit:", "since": "2000-01-01T00:00:00Z",
-                                           "until": "2100-01-01T00:00:00Z"})
-                r.raise_for_status()
-                per_key = Counter(m["idempotency_key"] for m in r.json()["items"])
-            cpu_report(cpu, sum(outcomes.values()), "webhook")
-            double = sum(n - 1 for n in per_key.values() if n > 1)
-            missing = max(0, outcomes["applied"] - len(per_key))
-            log(f"{sum(outcomes.values())} deliveries in {elapsed:.1f}s: {dict(outcomes)}")
-        finally:
-            for p in procs:
-                p.stop()
+        payments_env = {**common, "DATABASE_URL": pg.dsn("gp_payments"), "ENDPOINTS": endpoints,
+                        "JURISDICTION": "mga", "RISK_FAILSAFE_MAX_DEPOSIT": "100000000"}
+        payments = ServiceProcess("payments", payments_env, root / "payments.log")
+        # it sends webhooks only for sessions a player completes on the hosted page: none here
+        async with psp_simulator({PSP: f"{payments.url}/webhooks/payments/{PSP}"}, keys=keys) as sim:
+            payments.env["GP_PAYMENTS_PSPS"] = json.dumps({PSP: sim.connection(PSP)})
+            procs = [wallet, players, payments]
+            try:
+                for p in procs:
+                    p.start()
+                for p in procs:
+                    await p.ready(90)
+                others = [pid for pid in (pg.pid, nats.pid) if pid]
+                outcomes, latencies, elapsed, cpu, per_key = await measure(
+                    wallet, players, payments, others, ids, secret, budget, n_deposits, n_workers, rng)
+            finally:
+                for p in procs:
+                    p.stop()
+    cpu_report(cpu, sum(outcomes.values()), "webhook")
+    double = sum(n - 1 for n in per_key.values() if n > 1)
+    missing = max(0, outcomes["applied"] - len(per_key))
+    log(f"{sum(outcomes.values())} deliveries in {elapsed:.1f}s: {dict(outcomes)}")
     result_line("payments", credited_per_s=outcomes["applied"] / elapsed,
                 webhooks_per_s=sum(outcomes.values()) / elapsed,
                 p50_ms=percentile(latencies, 0.5) * 1000, p99_ms=percentile(latencies, 0.99) * 1000,
                 double_credits=double, missing_credits=missing, deposits=outcomes["applied"])
+
+
+async def measure(wallet: ServiceProcess, players: ServiceProcess, payments: ServiceProcess, others: list[int],
+                  ids: Any, secret: str, budget: float, n_deposits: int, n_workers: int, rng: random.Random
+                  ) -> tuple[Counter[str], list[float], float, dict[str, float], Counter[str]]:
+    limits = httpx.Limits(max_connections=n_workers + 8, max_keepalive_connections=n_workers + 8)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        pids = []
+        for _ in range(PLAYERS):
+            r = await http.post(players.url + "/v1/players/register", headers=ids.bearer("gateway", "players"),
+                                json={"email": f"b-{uuid.uuid4().hex[:10]}@example.com", "country": "MT",
+                                      "password": "correct horse battery staple",
+                                      "date_of_birth": "1990-01-01", "currency": "EUR"})
+            r.raise_for_status()
+            pids.append(r.json()["id"])
+        log(f"opening {n_deposits} deposits at the simulator ...")
+        deposits: list[tuple[str, dict[str, Any]]] = []
+        gate = asyncio.Semaphore(16)
+        headers = ids.bearer("gateway", "payments", ttl=3600)
+
+        async def open_one(i: int) -> None:
+            pid, amount = pids[i % PLAYERS], rng.randint(100, 90_000)
+            async with gate:
+                r = await http.post(payments.url + "/v1/payments/deposits", headers={**headers, PLAYER_HEADER: pid},
+                                    json={"amount": amount, "currency": "EUR", "psp": PSP})
+            r.raise_for_status()
+            deposits.append((pid, r.json()))
+
+        await asyncio.gather(*(open_one(i) for i in range(n_deposits)))
+        queue: list[bytes] = []
+        for pid, view in deposits:
+            queue += [paid_event(pid, view)] * rng.randint(1, 3)
+        rng.shuffle(queue)
+        log(f"delivering {len(queue)} webhooks for {n_deposits} deposits with {n_workers} senders ...")
+        latencies: list[float] = []
+        outcomes: Counter[str] = Counter()
+        it = iter(queue)
+        url = f"{payments.url}/webhooks/payments/{PSP}"
+        meter = CpuMeter([*(p.proc.pid for p in (wallet, players, payments) if p.proc is not None), *others])
+        # the senders on aiohttp: httpx cost the bench (the load generator, on the same cores) more CPU
+        # per delivery than payments spent on it
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=n_workers)) as sess:
+            meter.start()
+            t0 = time.perf_counter()
+            stop_at = t0 + budget
+
+            async def sender() -> None:
+                for body in it:
+                    if time.perf_counter() > stop_at:
+                        return
+                    start = time.perf_counter()
+                    signed = sign(PSP, secret, body, int(time.time()))  # each attempt signed afresh
+                    async with sess.post(url, data=body, headers={**signed, "content-type": "application/json"}) as r:
+                        answer = await r.read()
+                    latencies.append(time.perf_counter() - start)
+                    if r.status != 200:
+                        raise RuntimeError(f"webhook answered {r.status}: {answer[:300]!r}")
+                    outcomes[json.loads(answer)["outcome"]] += 1
+
+            await asyncio.gather(*(sender() for _ in range(n_workers)))
+            elapsed = time.perf_counter() - t0
+            cpu = meter.stop()
+        r = await http.get(wallet.url + "/internal/wallet/movements", headers=ids.bearer("payments", "wallet"),
+                           params={"prefix": "payments:deposit:", "since": "2000-01-01T00:00:00Z",
+                                   "until": "2100-01-01T00:00:00Z"})
+        r.raise_for_status()
+        per_key = Counter(m["idempotency_key"] for m in r.json()["items"])
+    return outcomes, latencies, elapsed, cpu, per_key
 
 
 if __name__ == "__main__":

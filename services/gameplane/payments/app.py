@@ -11,10 +11,11 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
+from gameplane.kit import fastroutes
 from gameplane.kit.app import Runtime, create_app
 from gameplane.payments.adapters.base import PspAdapter
 from gameplane.payments.adapters.base import build as build_adapter
-from gameplane.payments.api import backoffice_audit, internal, public, webhooks
+from gameplane.payments.api import backoffice_audit, fast_routes, internal, public, webhooks
 from gameplane.payments.events import consumers
 from gameplane.payments.flows import sweep_once
 from gameplane.payments.metrics import OWED
@@ -68,10 +69,14 @@ def build_app(settings: PaymentsSettings | None = None, *, adapters: dict[str, P
               clock: Callable[[], datetime] | None = None) -> FastAPI:
     """`adapters`: PSP adapters built by the caller (tests); by default from settings.psps."""
     settings = settings or PaymentsSettings()
-    runtime = Runtime("payments", settings, migrations="gameplane.payments", consumers=consumers,
+    # hot_pool: the common webhook runs on bare asyncpg (flows._webhook_fast)
+    runtime = Runtime("payments", settings, migrations="gameplane.payments", consumers=consumers, hot_pool=True,
                       on_start=[_start], on_stop=[_stop])
     runtime.state["adapters"] = adapters if adapters is not None else build_adapters(settings)
     if clock is not None:
         runtime.state["clock"] = clock
-    return create_app(runtime, [public, webhooks, internal, backoffice_audit], title="gameplane payments",
-                      description="Deposits and withdrawals through PSPs, signed webhooks, reconciliation.")
+    app = create_app(runtime, [public, webhooks, internal, backoffice_audit], title="gameplane payments",
+                     app_class=fastroutes.FastRoutesApp,
+                     description="Deposits and withdrawals through PSPs, signed webhooks, reconciliation.")
+    fastroutes.install(app, runtime, fast_routes(runtime))
+    return app

@@ -4,7 +4,8 @@ post | void, with expiry), manual adjustments."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,33 +33,63 @@ from gameplane.kit.problems import Problem
 from gameplane.wallet import ledger, store
 from gameplane.wallet.rules import PRODUCER, Context, check_currency, guard_deposit
 
-_FIRST_DEPOSIT = text("SELECT NOT EXISTS (SELECT 1 FROM transactions WHERE player_id = :p AND kind = 'deposit')")
+# After the cash row is locked (the player's lock for the receivable, see store.lock_cash_and_debt):
+# the receivable under lock, the balances a deposit does not move, and whether it is the first.
+# Asked while holding the cash row, so two first deposits cannot both be "first".
+DEPOSIT_STATE = text(
+    "WITH r AS (SELECT balance FROM accounts WHERE owner = :o AND kind = 'receivable' AND currency = :c "
+    "AND shard = 0 FOR UPDATE) "
+    "SELECT (SELECT balance FROM r) AS receivable, "
+    "(SELECT balance FROM accounts WHERE owner = :o AND kind = 'bonus' AND currency = :c AND shard = 0) AS bonus, "
+    "(SELECT balance FROM accounts WHERE owner = :o AND kind = 'withdrawal_hold' AND currency = :c AND shard = 0) "
+    "AS hold, NOT EXISTS (SELECT 1 FROM transactions WHERE player_id = :p AND kind = 'deposit') AS first")
 
 
 async def deposit(s: AsyncSession, req: DepositRequest, ctx: Context) -> OperationResult:
+    """Every deposit credits from the one psp_clearing row: it is locked only by the last statement
+    (balances, transaction, entries, stored answer and outbox row at once, store.commit) and the
+    COMMIT, so deposits queue on it for as short a time as possible. The event goes out with the
+    relay's next poll (no NOTIFY: store.commit says why). gameplane.wallet.fastdeposit runs the same
+    statements on bare asyncpg for the common case."""
     check_currency(req.currency)
     now = ctx.now()
     state = await store.claim(s, req.idempotency_key, "deposit", store.request_hash("deposit", req),
                               req.player_id, now)
     if not req.received:  # money the provider already took is credited whatever protection says now
         await guard_deposit(s, state, req.player_id, req.currency, req.amount, now)
-    _, owed = await store.lock_cash_and_debt(s, req.player_id, req.currency)
-    settled = ledger.settlement(req.amount, owed)
-    postings = ledger.deposit(req.player_id, req.currency, req.amount, settle=settled)
-    applied = await store.apply(s, postings, req.player_id, req.currency)
-    # asked while holding the player's cash row, so two first deposits cannot both be "first"
-    first = bool((await s.execute(_FIRST_DEPOSIT, {"p": req.player_id})).scalar_one())
+    owner = str(req.player_id)
+    cash = (await s.execute(store.LOCK_CASH, {"o": owner, "c": req.currency})).scalar_one()
+    row = (await s.execute(DEPOSIT_STATE, {"o": owner, "c": req.currency, "p": req.player_id})).one()
+    credit = credit_of(req, now, cash, row.receivable, row.bonus, row.hold, row.first)
+    await store.commit(s, credit.result, credit.postings, credit.event, details=credit.details)
+    return credit.result
+
+
+@dataclass(frozen=True)
+class Credit:
+    result: OperationResult
+    postings: list[ledger.Posting]
+    event: DepositCredited
+    details: dict[str, object]
+
+
+def credit_of(req: DepositRequest, now: datetime, cash: int, receivable: int | None, bonus: int | None,
+              hold: int | None, first: bool) -> Credit:
+    """A deposit's answer, postings, event and details from the player's balances read under the
+    cash lock (`receivable`: the stored, non-positive balance, None when there is no such account)."""
+    settled = ledger.settlement(req.amount, -(receivable or 0))
+    balance = store.to_balance(req.currency, {
+        "cash": cash + req.amount - settled, "bonus": bonus or 0, "withdrawal_hold": hold or 0,
+        **({} if receivable is None else {ledger.RECEIVABLE: receivable + settled})})
     result = OperationResult(transaction_id=uuid.uuid4(), kind="deposit", idempotency_key=req.idempotency_key,
                              player_id=req.player_id, currency=req.currency, amount=req.amount,
-                             balance=applied.balance, created_at=now, receivable_settled=settled)
-    await store.record(s, result, applied.ids, postings,
-                       details={"psp": req.psp, "psp_reference": req.psp_reference, "first_deposit": first,
-                                "receivable_settled": settled, "received": req.received})
-    await publish(s, DepositCredited(transaction_id=result.transaction_id, player_id=req.player_id,
-                                     currency=req.currency, amount=req.amount, cash=req.amount - settled, bonus=0,
-                                     occurred_at=now, psp=req.psp, first_deposit=first,
-                                     receivable_settled=settled), producer=PRODUCER)
-    return result
+                             balance=balance, created_at=now, receivable_settled=settled)
+    event = DepositCredited(transaction_id=result.transaction_id, player_id=req.player_id, currency=req.currency,
+                            amount=req.amount, cash=req.amount - settled, bonus=0, occurred_at=now, psp=req.psp,
+                            first_deposit=bool(first), receivable_settled=settled)
+    return Credit(result, ledger.deposit(req.player_id, req.currency, req.amount, settle=settled), event,
+                  {"psp": req.psp, "psp_reference": req.psp_reference, "first_deposit": bool(first),
+                   "receivable_settled": settled, "received": req.received})
 
 
 async def chargeback(s: AsyncSession, req: ChargebackRequest, ctx: Context) -> OperationResult:

@@ -42,7 +42,8 @@ DECLINED = "GPF01"
 # also safe to hand to the Python path: nothing was committed, and it retries these itself
 _RETRY_ELSEWHERE = {DECLINED, "40P01", "40001"}
 
-FAST_PATH = Counter("gameplane_wallet_fast_path_total", "Bets and wins by the one-round-trip SQL path",
+FAST_PATH = Counter("gameplane_wallet_fast_path_total", "Bets, wins (one-round-trip SQL) and deposits "
+                    "(gameplane.wallet.fastdeposit) by the fast path",
                     ["operation", "outcome"])  # outcome: served | declined (answered by the Python path)
 _OUTCOMES = {(op, out): FAST_PATH.labels(op, out) for op in ("bet", "win") for out in ("served", "declined")}
 BATCH_SIZE = Histogram("gameplane_wallet_fast_batch_size", "Bets and wins per fast-path database call",

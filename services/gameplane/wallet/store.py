@@ -44,7 +44,7 @@ def duplicate(key: str) -> Problem:
     return wallet_api.DUPLICATE_TRANSACTION(f"key {key!r} was used with a different request", idempotency_key=key)
 
 
-_CLAIM = text(
+CLAIM = text(
     "WITH c AS (INSERT INTO operations (key, kind, request_hash) VALUES (:key, :kind, :hash) "
     "ON CONFLICT DO NOTHING RETURNING key) "
     "SELECT (SELECT key FROM c) AS claimed, p.currency, p.limits, p.timeout_until, p.self_excluded_until "
@@ -58,7 +58,7 @@ async def claim(s: AsyncSession, key: str, kind: str, hash_: str, player_id: uui
 
     Raises Replay (same request answered before) or a 409 problem; returns the player's protection
     state (None when the player has none) read in the same round trip."""
-    row = (await s.execute(_CLAIM, {"key": key, "kind": kind, "hash": hash_, "player": player_id})).one()
+    row = (await s.execute(CLAIM, {"key": key, "kind": kind, "hash": hash_, "player": player_id})).one()
     if row.claimed is None:
         await answered(s, key, kind, hash_)
     if now is None:
@@ -202,7 +202,7 @@ def to_balance(currency: str, by_kind: dict[str, int]) -> Balance:
 # Creates the cash row if missing and locks it either way: DO UPDATE takes the row lock and
 # returns the newest committed balance (a SELECT ... FOR UPDATE would also wait, but then judge
 # only the rows its snapshot had: not a receivable a chargeback created meanwhile).
-_LOCK_CASH = text("INSERT INTO accounts AS a (owner, kind, currency) VALUES (:o, 'cash', :c) "
+LOCK_CASH = text("INSERT INTO accounts AS a (owner, kind, currency) VALUES (:o, 'cash', :c) "
                   "ON CONFLICT (owner, kind, currency, shard) DO UPDATE SET balance = a.balance RETURNING balance")
 _LOCK_DEBT = text("SELECT balance FROM accounts WHERE owner = :o AND kind = 'receivable' AND currency = :c "
                   "AND shard = 0 FOR UPDATE")
@@ -214,7 +214,7 @@ async def lock_cash_and_debt(s: AsyncSession, player_id: uuid.UUID, currency: st
     cash balance the other is changing. The receivable is read by a second statement, after the
     cash lock is held, so its snapshot includes whatever the previous holder committed."""
     params = {"o": str(player_id), "c": currency}
-    cash = (await s.execute(_LOCK_CASH, params)).scalar_one()
+    cash = (await s.execute(LOCK_CASH, params)).scalar_one()
     debt = (await s.execute(_LOCK_DEBT, params)).scalar_one_or_none()
     return cash, -(debt or 0)
 
@@ -247,7 +247,7 @@ _COMMIT = (
     " SELECT (SELECT count(*) FROM u JOIN d USING (owner, kind, currency, shard) "
     "  WHERE NOT (u.inserted AND d.owner <> 'platform' AND ((d.kind <> 'receivable' AND d.amount < 0) "
     "   OR (d.kind = 'receivable' AND d.amount > 0)))) AS applied")
-_COMMIT_PLAIN = text(_COMMIT.format(extra=""))
+COMMIT_PLAIN = text(_COMMIT.format(extra=""))
 
 
 async def commit(s: AsyncSession, result: OperationResult, postings: list[Posting], event: Event, *,
@@ -261,18 +261,8 @@ async def commit(s: AsyncSession, result: OperationResult, postings: list[Postin
     wakes the relay for a transaction per bet. Bet/win events go out with the relay's poll (≤ 1 s,
     in batches), which is what analytics, bonus and risk need from them."""
     merged = merge(postings)
-    split = result.split
-    params = {
-        "owners": [p.ref.owner for p in merged], "kinds": [p.ref.kind for p in merged],
-        "curs": [p.ref.currency for p in merged], "shards": [p.ref.shard for p in merged],
-        "amounts": [p.amount for p in merged],
-        "tx": result.transaction_id, "key": result.idempotency_key, "kind": result.kind, "player": result.player_id,
-        "currency": result.currency, "amount": result.amount, "cash": split.cash if split else 0,
-        "bonus": split.bonus if split else 0, "reverses": reverses, "details": json.dumps(details or {}),
-        "created_at": result.created_at, "response": result.model_dump_json(),
-        **{f"ev_{k}": v for k, v in staged(event, producer="wallet").items()},
-    }
-    stmt = _COMMIT_PLAIN
+    params = commit_params(result, merged, staged(event, producer="wallet"), details=details, reverses=reverses)
+    stmt = COMMIT_PLAIN
     if extra is not None:
         stmt, extra_params = extra
         params.update(extra_params)
@@ -280,6 +270,23 @@ async def commit(s: AsyncSession, result: OperationResult, postings: list[Postin
     if row.applied != len(merged):  # the guard refused a debit: nothing of this may commit
         raise wallet_api.INSUFFICIENT_FUNDS("a balance changed under the operation",
                       balance=result.balance.model_dump())
+
+
+def commit_params(result: OperationResult, postings: list[Posting], event: dict[str, Any], *,
+                  details: dict[str, Any] | None = None, reverses: uuid.UUID | None = None) -> dict[str, Any]:
+    """The binds of COMMIT_PLAIN (`event`: the outbox row, kit.outbox.staged)."""
+    merged = merge(postings)
+    split = result.split
+    return {
+        "owners": [p.ref.owner for p in merged], "kinds": [p.ref.kind for p in merged],
+        "curs": [p.ref.currency for p in merged], "shards": [p.ref.shard for p in merged],
+        "amounts": [p.amount for p in merged],
+        "tx": result.transaction_id, "key": result.idempotency_key, "kind": result.kind, "player": result.player_id,
+        "currency": result.currency, "amount": result.amount, "cash": split.cash if split else 0,
+        "bonus": split.bonus if split else 0, "reverses": reverses, "details": json.dumps(details or {}),
+        "created_at": result.created_at, "response": result.model_dump_json(),
+        **{f"ev_{k}": v for k, v in event.items()},
+    }
 
 
 def commit_with(extra_cte: str) -> Any:
