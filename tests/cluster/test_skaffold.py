@@ -317,8 +317,12 @@ def test_skaffold_dev_syncs_an_edit_into_the_running_service_which_reloads(
         _, service_image = _deployed_tags(kubectl)
         # Under `skaffold dev` the dev profile turns on reload mode: the operator re-renders the
         # platform, every service rolls to a pod that runs from /app/src.
-        wait_for("every service in reload mode and Ready", lambda: _service_pods_run(kubectl, service_image, True),
-                 timeout=240, interval=1)  # fmt: skip
+        try:
+            wait_for("every service in reload mode and Ready", lambda: _service_pods_run(kubectl, service_image, True),
+                     timeout=240, interval=1)  # fmt: skip
+        except AssertionError as exc:  # say which Pod is behind, and why
+            state = kubectl("-n", CI_NAMESPACE, "get", "pods", "-o", "wide", check=False).stdout
+            raise AssertionError(f"{exc}\n{state}\n{dev.output()[-3000:]}") from None
         wait_for("platform Ready", lambda: _ready(_platform(kubectl)), timeout=120)
         print(f"\nskaffold dev -p ci: watching, every service in reload mode and Ready after "
               f"{time.monotonic() - start:.1f}s")  # fmt: skip
