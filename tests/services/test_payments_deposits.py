@@ -351,3 +351,16 @@ async def test_a_success_recorded_while_the_wallet_is_down_is_credited_once_it_i
     await platform.until(pid, ref, credited=True)  # the sweeper repeats the credit under the same key
     assert (await platform.balance(pid))["cash"] == 4_200
     assert len(await platform.wallet_keys(f"payments:deposit:{ref}")) == 1
+
+
+async def test_risk_hears_the_address_the_gateway_judged_and_the_clients_device(platform: Platform) -> None:
+    pid = await platform.player()
+    # What the gateway forwards: its own judgement of the client's address in X-Client-Ip, beside an
+    # X-Forwarded-For whose last hop is the gateway's peer (an ingress controller), not the player.
+    headers = {**platform.as_player(pid), "X-Client-Ip": "203.0.113.7", "X-Forwarded-For": "198.51.100.9, 10.1.2.3",
+               "X-Device-Id": "device-abc"}
+    made = await platform.client.post("/v1/payments/deposits", headers=headers,
+                                      json={"amount": 100, "currency": "EUR", "psp": platform.psp})
+    assert made.status_code == 201, made.text
+    (decided,) = await platform.risk_decisions(pid, "deposit")
+    assert (decided["request"]["ip"], decided["request"]["device_id"]) == ("203.0.113.7", "device-abc")

@@ -12,10 +12,11 @@ from pydantic import AwareDatetime
 from sqlalchemy import and_, select
 
 from gameplane.contracts import payments as c
+from gameplane.contracts.players import DEVICE_HEADER
 from gameplane.kit import audit
 from gameplane.kit.app import Runtime
 from gameplane.kit.audit import Actor, audit_router, target_of
-from gameplane.kit.auth import PlayerContext, callers, player_context
+from gameplane.kit.auth import CLIENT_IP_HEADER, PlayerContext, callers, player_context
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, json_reply
 from gameplane.kit.problems import responses as refusals
 from gameplane.kit.staff import StaffContext, staff
@@ -37,8 +38,9 @@ def _rt(request: Request) -> Runtime:
 
 
 def _client(request: Request) -> dict[str, str | None]:
-    fwd = request.headers.get("x-forwarded-for")
-    return {"ip": fwd.split(",")[-1].strip() if fwd else None, "device_id": request.headers.get("x-device-id")}
+    """The player's address as the gateway judged it (its trusted proxy hops; a client's own
+    X-Client-Ip never passes the gateway) and the device id the client sent, for risk."""
+    return {"ip": request.headers.get(CLIENT_IP_HEADER), "device_id": request.headers.get(DEVICE_HEADER)}
 
 
 @public.post("/deposits", status_code=201, response_model=c.PaymentView,
