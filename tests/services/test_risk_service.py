@@ -179,8 +179,9 @@ async def test_an_ordinary_deposit_is_allowed_stored_once_and_published(risk: Ri
                              json={"kind": "deposit", "player_id": str(player), "amount": 9_000, "currency": "EUR",
                                    "reference": reference})
     problem(r, 409, "decision-conflict")
-    events = await stored_events(risk.nats_url, "gameplane.risk.decided", {}, 1, timeout=5)
-    mine = [e["data"] for e in events if e["data"]["request"]["reference"] == reference]
+    events = await stored_events(risk.nats_url, "gameplane.risk.decided", {}, 1,
+                                 where=lambda d: d["request"]["reference"] == reference)
+    mine = [e["data"] for e in events]
     assert len(mine) == 1 and mine[0]["decision"]["decision_id"] == first["decision_id"]
     assert mine[0]["request"]["amount"] == 2_000
 

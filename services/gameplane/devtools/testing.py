@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,9 +62,11 @@ class ManualClock:
 
 
 async def stored_events(nats_url: str, subject: str, match: dict[str, Any], expect: int,
-                        timeout: float = 15.0) -> list[dict[str, Any]]:
-    """The envelopes JetStream stored on `subject` whose data has the `match` items, in stream order.
-    Reads until `expect` were found and the stream went quiet, or `timeout` passed."""
+                        timeout: float = 15.0,
+                        where: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+    """The envelopes JetStream stored on `subject` whose data has the `match` items (and passes
+    `where`, for what `match` cannot say, e.g. a nested field), in stream order. Reads until
+    `expect` were found and the stream went quiet, or `timeout` passed."""
     import json
 
     import nats
@@ -85,7 +87,7 @@ async def stored_events(nats_url: str, subject: str, match: dict[str, Any], expe
                     break
                 continue
             env = json.loads(msg.data)
-            if all(env["data"].get(k) == v for k, v in match.items()):
+            if all(env["data"].get(k) == v for k, v in match.items()) and (where is None or where(env["data"])):
                 found.append(env)
         return found
     finally:
