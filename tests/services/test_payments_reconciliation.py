@@ -39,7 +39,7 @@ async def test_a_day_of_deposits_and_payouts_reconciles_clean(platform: Platform
     po = platform.payout_for(wd["reference"])
     assert po is not None
     await platform.control("POST", f"/control/payouts/{po.psp_reference}", json={"outcome": "paid"})
-    await platform.until(pid, wd["reference"], state="paid")
+    await platform.until(pid, wd["reference"], state="paid", credited=True)
     settled = platform.store.report(psp, today)  # what the PSP's report holds: 3 movements and their fees
     assert sorted(r.kind for r in settled if r.kind != "fee") == ["deposit", "deposit", "payout"]
     run = await platform.reconcile(today)

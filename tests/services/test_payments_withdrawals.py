@@ -64,7 +64,7 @@ async def test_a_withdrawal_is_held_paid_out_and_posted(platform: Platform, psp:
     assert po is not None and (po.amount, po.currency, po.dialect) == (4_000, "EUR", psp)
     assert po.method.fingerprint == dep["method_fingerprint"]  # back to the instrument deposited with
     event_id = await payout_done(platform, wd["reference"], "paid")
-    await platform.until(pid, wd["reference"], state="paid")
+    await platform.until(pid, wd["reference"], state="paid", credited=True)
     await eventually(lambda: platform.delivered(event_id))
     dup = await platform.webhook(platform.replay(event_id)[1], psp)  # the PSP delivers it again
     assert dup.status_code == 200 and dup.json()["outcome"] == "duplicate", dup.text
@@ -154,7 +154,7 @@ async def test_past_the_aml_threshold_a_withdrawal_is_held_until_kyc_then_releas
     await eventually(lambda: state_is(platform, pid, held["reference"], "processing"))
     assert platform.payout_for(held["reference"]) is not None
     await payout_done(platform, held["reference"], "paid")
-    await platform.until(pid, held["reference"], state="paid")
+    await platform.until(pid, held["reference"], state="paid", credited=True)
 
 
 async def test_a_withdrawal_risk_denies_is_rejected_and_the_hold_voided(platform: Platform) -> None:
@@ -339,6 +339,6 @@ async def test_a_payout_interrupted_before_the_psp_answered_is_sent_again(platfo
         return platform.payout_for(ref) is not None
     await eventually(sent)
     await payout_done(platform, ref, "paid")
-    await platform.until(pid, ref, state="paid")
+    await platform.until(pid, ref, state="paid", credited=True)
     bal = await platform.balance(pid)
     assert (bal["cash"], bal["withdrawal_hold"]) == (3_000, 0)

@@ -252,9 +252,10 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
         withdrawal = r.json()
         assert withdrawal["state"] in ("approved", "processing"), withdrawal  # no hold, no review
         assert withdrawal["psp"] == "simpsp"  # back to the PSP the card was deposited with
-        paid = wait_for("payout paid", lambda: (p := payment(withdrawal["id"]))["state"] not in (
-            "approved", "processing") and p)
-        assert paid["state"] == "paid", paid
+        # The PSP's answer lands first ("paid"), the wallet posts the hold after it ("credited").
+        paid = wait_for("payout paid and posted", lambda: (p := payment(withdrawal["id"]))["state"] not in (
+            "approved", "processing") and (p["credited"] or p["state"] != "paid") and p)
+        assert paid["state"] == "paid" and paid["credited"], paid
         final = after_play - WITHDRAWAL
         assert eur() == {"currency": "EUR", "cash": final, "bonus": 0, "withdrawal_hold": 0}
 

@@ -112,14 +112,14 @@ class WithdrawalCreate(_Money):
 PaymentKind = Literal["deposit", "withdrawal"]
 PaymentState = Literal[
     "pending",      # deposit: session open at the PSP; withdrawal: being checked
-    "succeeded",    # deposit: money received and credited
+    "succeeded",    # deposit: money received (credited once `credited` is true)
     "failed",       # deposit declined / payout failed (hold voided)
     "expired",      # deposit session expired without payment
     "held",         # withdrawal: waiting (AML/KYC, see held_reason)
     "review",       # withdrawal: waiting for a risk review
     "approved",     # withdrawal: cleared, the payout is being sent
     "processing",   # withdrawal: payout sent to the PSP
-    "paid",         # withdrawal: PSP paid it out, hold posted
+    "paid",         # withdrawal: PSP paid it out (hold posted once `credited` is true)
     "rejected",     # withdrawal: refused (risk or staff), hold voided
     "cancelled",    # withdrawal: cancelled by the player, hold voided
 ]
@@ -139,7 +139,9 @@ class PaymentView(BaseModel):
     redirect_url: str | None = None
     expires_at: datetime | None = None
     held_reason: str | None = Field(default=None, description="why a withdrawal waits or a payment failed")
-    credited: bool = False
+    credited: bool = Field(default=False, description=(
+        "the wallet has moved the money: a deposit credited, a payout's hold posted; the PSP's "
+        "answer (state) lands first, the wallet call follows it"))
     created_at: datetime
     updated_at: datetime
 
