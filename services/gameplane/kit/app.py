@@ -256,7 +256,14 @@ def create_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str, de
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         log.info("%s started on %s:%s", runtime.name, settings.host, settings.port)
+        # What startup built (modules, routes, models, pools) lives as long as the process: moved
+        # out of the collector's generations, so a full collection no longer walks it (measured:
+        # ~70 ms with the event loop stopped, on the imported heap alone). Given back at stop, for
+        # processes (tests) that start and stop many apps.
+        gc.collect()
+        gc.freeze()
         yield
+        gc.unfreeze()
         await runtime.stop()
 
     # FastAPI >= 0.16x traces every request natively once a tracer provider is set (telemetry.configure
