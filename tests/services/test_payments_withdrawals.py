@@ -169,21 +169,26 @@ async def test_a_withdrawal_risk_denies_is_rejected_and_the_hold_voided(platform
     assert decided["request"]["method_fingerprint"] == dep["method_fingerprint"]
 
 
-async def test_a_reviewed_withdrawal_waits_for_staff_who_approve_it_audited(platform: Platform) -> None:
+async def test_a_reviewed_withdrawal_is_decided_on_its_risk_case_not_by_staff_in_payments(
+        platform: Platform) -> None:
     pid, dep = await platform.funded(4_000)
     async with platform.risk_says("review", "withdrawal"):
         wd = (await withdraw(platform, pid, 1_000, dep["method_fingerprint"])).json()
     assert wd["state"] == "review"
+    case = await platform.risk_case(wd["reference"])
     url = f"/internal/payments/withdrawals/{wd['id']}/approve"
     problem(await platform.client.post(url, json={"reason": "looked fine"}, headers=platform.staff("support")),
             403, "staff-role-forbidden")
-    r = await platform.client.post(url, json={"reason": "looked fine"}, headers=platform.staff("risk"))
-    assert r.status_code == 200 and r.json()["state"] == "processing", r.text
-    problem(await platform.client.post(url, json={"reason": "again"}, headers=platform.staff("risk")),
-            409, "not-decidable")
+    # a second path around the case would leave it open in the reviewers' queue, decided elsewhere
+    refused = await platform.client.post(url, json={"reason": "looked fine"}, headers=platform.staff("risk"))
+    problem(refused, 409, "decided-by-risk-case")
+    assert refused.json()["case_id"] == case["case_id"]
+    assert (await platform.payment(pid, wd["reference"]))["state"] == "review"
+    await platform.decide_case(case["case_id"], "approve")
+    await eventually(lambda: state_is(platform, pid, wd["reference"], "processing"))
     audit = await platform.client.get("/internal/payments/audit", headers=platform.staff("admin"),
                                       params={"target": f"payment:{wd['id']}"})
-    assert [a["action"] for a in audit.json()["records"]] == ["payments.withdrawal.approve"]
+    assert audit.json()["records"] == []  # nothing was decided in payments
 
 
 async def test_a_risk_case_approval_pays_out_and_a_rejection_voids(platform: Platform) -> None:
@@ -209,6 +214,8 @@ async def test_a_player_cancels_a_pending_withdrawal_but_not_one_paid_out(platfo
     pid, dep = await platform.funded(4_000)
     async with platform.risk_says("review", "withdrawal"):
         wd = (await withdraw(platform, pid, 3_000, dep["method_fingerprint"])).json()
+    case = await platform.risk_case(wd["reference"])
+    assert case["state"] == "open"
     r = await platform.client.post(f"/v1/payments/withdrawals/{wd['id']}/cancel", headers=platform.as_player(pid))
     assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
     bal = await platform.balance(pid)
@@ -226,6 +233,13 @@ async def test_a_player_cancels_a_pending_withdrawal_but_not_one_paid_out(platfo
     events = await stored_events(platform.nats_url, "gameplane.payments.withdrawal_cancelled",
                                  {"reference": wd["reference"]}, expect=1, timeout=5)
     assert len(events) == 1
+
+    # nothing is left to review: risk takes the case out of the reviewers' queue, saying why
+    async def withdrawn() -> dict[str, Any] | None:
+        c = await platform.risk_case(wd["reference"])
+        return c if c["state"] == "withdrawn" else None
+    closed = await eventually(withdrawn, what="the case withdrawn")
+    assert closed["decided_by"] == "payments" and "cancelled" in closed["reason"]
 
 
 @pytest.mark.parametrize("psp", ["simpsp", "cardgw"])
@@ -260,6 +274,14 @@ async def test_with_risk_down_small_deposits_go_on_large_are_refused_and_withdra
         wd = (await withdraw(p, pid, 1_000, dep["method_fingerprint"])).json()
         assert wd["state"] == "review" and wd["held_reason"].startswith("risk-unavailable")
         assert p.payout_for(wd["reference"]) is None
+        # no case exists for it (risk was not there to open one): staff decide it here, audited
+        url = f"/internal/payments/withdrawals/{wd['id']}/approve"
+        r = await p.client.post(url, json={"reason": "risk was down; checked by hand"}, headers=p.staff("risk"))
+        assert r.status_code == 200 and r.json()["state"] == "processing", r.text
+        problem(await p.client.post(url, json={"reason": "again"}, headers=p.staff("risk")), 409, "not-decidable")
+        audit = await p.client.get("/internal/payments/audit", headers=p.staff("admin"),
+                                   params={"target": f"payment:{wd['id']}"})
+        assert [a["action"] for a in audit.json()["records"]] == ["payments.withdrawal.approve"]
 
 
 async def test_where_every_withdrawal_needs_kyc_an_unverified_player_is_refused_until_verified(

@@ -62,6 +62,8 @@ INSUFFICIENT_FUNDS = ProblemType(402, "insufficient-funds", "Insufficient funds"
 PAYMENT_NOT_FOUND = ProblemType(404, "payment-not-found", "Payment not found")
 NOT_CANCELLABLE = ProblemType(409, "not-cancellable", "Withdrawal can no longer be cancelled")
 NOT_DECIDABLE = ProblemType(409, "not-decidable", "Withdrawal is not waiting for a decision")
+DECIDED_BY_RISK_CASE = ProblemType(409, "decided-by-risk-case",
+                                   "Withdrawal waits for its risk case: decide the case in risk's back office")
 PSP_UNAVAILABLE = ProblemType(503, "psp-unavailable", "Payment provider unavailable")
 CURRENCY_MISMATCH = ProblemType(409, "currency-mismatch", "Not the currency of the player's account")
 PLAYER_NOT_FOUND = ProblemType(404, "player-not-found", "Player not found")

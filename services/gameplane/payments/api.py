@@ -137,14 +137,14 @@ async def _decide(request: Request, payment_id: uuid.UUID, approve: bool, body: 
 
 
 @internal.post("/withdrawals/{payment_id}/approve", response_model=c.PaymentView,
-               responses=refusals(c.PAYMENT_NOT_FOUND, c.NOT_DECIDABLE))
+               responses=refusals(c.PAYMENT_NOT_FOUND, c.NOT_DECIDABLE, c.DECIDED_BY_RISK_CASE))
 async def approve(payment_id: uuid.UUID, body: c.StaffDecision, request: Request,
                   who: StaffContext = Depends(staff("risk", "admin"))) -> c.PaymentView:
     return await _decide(request, payment_id, True, body, who)
 
 
 @internal.post("/withdrawals/{payment_id}/reject", response_model=c.PaymentView,
-               responses=refusals(c.PAYMENT_NOT_FOUND, c.NOT_DECIDABLE))
+               responses=refusals(c.PAYMENT_NOT_FOUND, c.NOT_DECIDABLE, c.DECIDED_BY_RISK_CASE))
 async def reject(payment_id: uuid.UUID, body: c.StaffDecision, request: Request,
                  who: StaffContext = Depends(staff("risk", "admin"))) -> c.PaymentView:
     return await _decide(request, payment_id, False, body, who)

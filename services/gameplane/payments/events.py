@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
-from typing import Literal
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameplane.contracts.players import KycChanged
+from gameplane.contracts.risk import CaseDecided
 from gameplane.kit.consumer import Consumers
-from gameplane.kit.events import Envelope, Event
+from gameplane.kit.events import Envelope
 from gameplane.payments.flows import release_kyc_held
 from gameplane.payments.models import payments
-
-try:  # the risk helper's contracts (issue 14); the seam's fields until they are merged
-    from gameplane.contracts.risk import CaseDecided  # type: ignore[import-not-found,attr-defined,unused-ignore]
-except ImportError:  # pragma: no cover - replaced on merge
-    class CaseDecided(Event):  # type: ignore[no-redef]
-        event_type = "risk.case_decided"
-        case_id: uuid.UUID
-        reference: str
-        kind: str
-        player_id: uuid.UUID
-        outcome: Literal["approve", "reject"]
-        decided_by: str
-        reason: str | None = None
 
 consumers = Consumers()
 

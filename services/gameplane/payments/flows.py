@@ -574,7 +574,7 @@ async def cancel(rt: Runtime, player_id: uuid.UUID, payment_id: uuid.UUID) -> c.
 
 
 async def decide(rt: Runtime, payment_id: uuid.UUID, approve: bool, reason: str) -> tuple[RowMapping, RowMapping]:
-    """A staff member's or a risk case's decision on a held or reviewed withdrawal."""
+    """A staff member's decision on a held withdrawal, or on one in review without a risk case."""
     now = now_of(rt)
     async with rt.database.transaction() as s:
         before = await store.get(s, payment_id, lock=True)
@@ -582,6 +582,11 @@ async def decide(rt: Runtime, payment_id: uuid.UUID, approve: bool, reason: str)
             raise c.PAYMENT_NOT_FOUND(f"no withdrawal {payment_id}")
         if before["state"] not in rules.DECIDABLE:
             raise c.NOT_DECIDABLE(f"the withdrawal is {before['state']}", state=before["state"])
+        if before["state"] == "review" and before["risk_case_id"] is not None:
+            # one place decides a review: the case (audited in risk, which tells payments); staff
+            # here decide holds, and reviews that have no case (risk was down when it was asked)
+            raise c.DECIDED_BY_RISK_CASE(f"case {before['risk_case_id']} is open at risk",
+                                         case_id=str(before["risk_case_id"]))
         if approve:
             await store.change(s, payment_id, now, state="approved", held_reason=None)
         else:

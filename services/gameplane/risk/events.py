@@ -111,6 +111,7 @@ def build_consumers(cache: RuleCache) -> Consumers:
     @consumers.on(WithdrawalCancelled)
     async def on_withdrawal_cancelled(s: AsyncSession, event: WithdrawalCancelled, env: Envelope) -> None:
         await count(s, "cancelled_withdrawals", event.player_id, event.at, event.amount, harm=True)
+        await store.withdraw_case(s, "withdrawal", event.reference, event.player_id, event.at)
 
     @consumers.on(Chargeback)
     async def on_chargeback(s: AsyncSession, event: Chargeback, env: Envelope) -> None:

@@ -70,7 +70,7 @@ class Case(Base):
     currency: Mapped[str] = mapped_column(String(3))
     score: Mapped[int] = mapped_column(SmallInteger)
     rules: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    state: Mapped[str] = mapped_column(String(16))  # open | approved | rejected
+    state: Mapped[str] = mapped_column(String(16))  # open | approved | rejected | withdrawn
     opened_at: Mapped[datetime] = mapped_column(TS)
     assignee: Mapped[str | None] = mapped_column(String(200), nullable=True)
     assigned_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from gameplane.contracts.risk import CaseOutcome, DecisionKind
 from gameplane.risk.rules import RuleSet
 
-CaseState = Literal["open", "approved", "rejected"]
+# withdrawn: what it reviewed was cancelled (by the player) before anyone decided
+CaseState = Literal["open", "approved", "rejected", "withdrawn"]
 _Text = Field(min_length=3, max_length=500, pattern=r"^[^\x00]+$")
 
 

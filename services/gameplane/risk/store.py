@@ -188,6 +188,18 @@ async def write_decision(conn: asyncpg.Connection | asyncpg.Pool, w: DecisionWri
 
 # ---- consumers' writes (inside the consumer's transaction) --------------------------------------
 
+_WITHDRAW_CASE = text(
+    "UPDATE cases SET state = 'withdrawn', decided_at = :at, decided_by = 'payments', "
+    "reason = 'cancelled by the player before review' "
+    "WHERE kind = :kind AND reference = :ref AND player_id = :p AND state = 'open'")
+
+
+async def withdraw_case(s: AsyncSession, kind: str, reference: str, player_id: uuid.UUID, at: datetime) -> None:
+    """What the open case reviewed was cancelled: nothing is left to decide, so it leaves the
+    reviewers' queue, saying why (a decided case stays as it was)."""
+    await s.execute(_WITHDRAW_CASE, {"kind": kind, "ref": reference, "p": player_id, "at": at})
+
+
 _ADD_BUCKETS = text(
     "INSERT INTO feature_buckets (player_id, feature, span, start, n, total) "
     "SELECT * FROM unnest(CAST(:p AS uuid[]), CAST(:f AS text[]), CAST(:span AS int[]), "
