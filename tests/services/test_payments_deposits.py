@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 from paymentslib import DECLINED_CARD, Platform, eventually, payments_platform
+from sqlalchemy import select, update
 
 from gameplane.devtools.testing import stored_events
+from gameplane.payments import flows
 from gameplane.payments.adapters.base import build
+from gameplane.payments.models import webhooks
 
 PROBLEM = "https://gameplane.io/problems/"
 
@@ -77,6 +80,31 @@ async def test_concurrent_duplicates_of_one_success_credit_once(platform: Platfo
     await eventually(lambda: platform.delivered(event["event_id"]), what="the PSP's own delivery")
     assert (await platform.balance(pid))["cash"] == 1_000
     assert len(await platform.wallet_keys(f"payments:deposit:{d['reference']}")) == 1
+
+
+async def test_dedupe_records_past_their_retention_are_pruned_and_a_late_redelivery_still_moves_nothing(
+        platform: Platform) -> None:
+    pid = await platform.player()
+    old = await platform.paid_deposit(pid, 1_500)
+    recent = await platform.paid_deposit(pid, 700)
+    (old_event,) = await platform.events(old["psp_reference"], "payment.succeeded")
+    (recent_event,) = await platform.events(recent["psp_reference"], "payment.succeeded")
+    rt = platform.payments.state.runtime
+    now = datetime.now(UTC)
+    retention = rt.settings.webhook_retention_days
+    async with rt.database.transaction() as s:
+        await s.execute(update(webhooks).where(webhooks.c.event_id == old_event["event_id"])
+                        .values(received_at=now - timedelta(days=retention, minutes=1)))
+    assert await flows.prune_webhooks(rt, now, batch=1_000_000) >= 1
+    async with rt.database.session() as s:
+        kept = set((await s.execute(select(webhooks.c.event_id).where(
+            webhooks.c.event_id.in_([old_event["event_id"], recent_event["event_id"]])))).scalars())
+    assert kept == {recent_event["event_id"]}  # the recent record stays (negative control)
+    # the PSP delivers the old event once more: no record says duplicate, the payment's state does
+    again = await platform.webhook(platform.replay(old_event["event_id"])[1])
+    assert again.status_code == 200 and again.json()["outcome"] == "ignored", again.text
+    assert (await platform.balance(pid))["cash"] == 2_200
+    assert len(await platform.wallet_keys(f"payments:deposit:{old['reference']}")) == 1
 
 
 @pytest.mark.parametrize("psp", ["simpsp", "cardgw"])

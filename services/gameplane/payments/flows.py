@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -661,7 +661,25 @@ async def sweep_once(rt: Runtime) -> int:
             await settle_chargeback(rt, psp, ref)
         except (DependencyError, Problem) as exc:
             log.info("chargeback %s still pending: %s", ref, exc)
+    await prune_webhooks(rt, now)
     return done
+
+
+# the oldest rows by id (ids grow with arrival): a sweep with nothing to prune reads one batch of
+# the primary key, never the whole table
+_PRUNE_WEBHOOKS = text(
+    "DELETE FROM webhooks WHERE id IN (SELECT id FROM webhooks ORDER BY id LIMIT :n) AND received_at < :before")
+
+
+async def prune_webhooks(rt: Runtime, now: datetime, batch: int = 5000) -> int:
+    """Forget the dedupe records past the retention, a batch per sweep (every replica sweeps; the
+    deletes are idempotent). Returns how many went."""
+    days = rt.settings.webhook_retention_days  # type: ignore[attr-defined]
+    async with rt.database.transaction() as s:
+        gone = (await s.execute(_PRUNE_WEBHOOKS, {"before": now - timedelta(days=days), "n": batch})).rowcount
+    if gone:
+        log.info("pruned %d webhook records older than %d days", gone, days)
+    return int(gone or 0)
 
 
 async def _recover_hold(rt: Runtime, payment_id: uuid.UUID) -> None:

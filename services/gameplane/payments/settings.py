@@ -48,6 +48,10 @@ class PaymentsSettings(ServiceSettings):
                                           "(else only past the jurisdiction's AML threshold)")
     sweep_seconds: float = Field(default=5.0, gt=0, description="how often pending credits, expiries and "
                                  "pending wallet calls are retried")
+    webhook_retention_days: int = Field(default=35, ge=1, le=3650, description=(
+        "how long a processed webhook's (psp, event id) is kept to answer a redelivery `duplicate`; "
+        "longer than any PSP's retry horizon. Past it a redelivery meets the payment's state: "
+        "`ignored`, nothing moves. Refused webhooks (webhook_rejections) are kept, as audit"))
     reconcile_every_seconds: float = Field(default=0, ge=0, description="run yesterday's reconciliation this "
                                            "often (0: only on demand, CLI or back office)")
 
