@@ -21,7 +21,8 @@ Every decision is a fresh reference (a real decision, written, with its events),
 (one withdrawal in ten to a method never deposited with).
 
 Env: BENCH_SECONDS (measuring budget, default 20: half closed, a quarter each paced phase),
-RISK_BENCH_PLAYERS (default 100000), RISK_BENCH_CONNECTIONS, RISK_BENCH_RATE.
+RISK_BENCH_PLAYERS (default 100000), RISK_BENCH_CONNECTIONS, RISK_BENCH_RATE, RISK_BENCH_WORKERS
+(processes of the one risk server, default 1: one pod as the chart runs it).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def start_risk(db_url: str, nats_url: str, port: int, log_path: Path) -> subproc
            "GP_RISK_LOG_LEVEL": "WARNING", "GP_RISK_DB_POOL_SIZE": "4", "GP_RISK_DB_HOT_POOL_SIZE": "16"}
     argv = [sys.executable, "-m", "uvicorn", "gameplane.risk.app:build_app", "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
-            "--http", "httptools"]
+            "--http", "httptools", "--workers", os.environ.get("RISK_BENCH_WORKERS", "1")]
     with open(log_path, "ab") as out:
         return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
