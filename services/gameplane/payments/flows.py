@@ -674,7 +674,7 @@ _PRUNE_WEBHOOKS = text(
 async def prune_webhooks(rt: Runtime, now: datetime, batch: int = 5000) -> int:
     """Forget the dedupe records past the retention, a batch per sweep (every replica sweeps; the
     deletes are idempotent). Returns how many went."""
-    days = rt.settings.webhook_retention_days  # type: ignore[attr-defined]
+    days = settings_of(rt).webhook_retention_days
     async with rt.database.transaction() as s:
         gone = (await s.execute(_PRUNE_WEBHOOKS, {"before": now - timedelta(days=days), "n": batch})).rowcount
     if gone:
