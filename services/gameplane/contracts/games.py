@@ -5,6 +5,9 @@ documented for integrators in docs/integration/providers.md).
 Internal routes (service token, audience "games"):
   GET /internal/games/{game_id}  -> GameView   (404 problem `game-not-found`)
   PUT /internal/games/{game_id}  GameUpsert -> GameView
+  POST /internal/games/free-spins FreeSpinAward -> FreeSpinAwardView (callers: bonus; idempotent on
+       award_id; games forwards the award to the game's provider and answers once the provider accepted it)
+  GET  /internal/games/free-spins/{award_id} -> FreeSpinAwardView
 
 Canonical provider routes (signed by the provider, no service token):
   POST /providers/{provider}/authenticate | balance | bet | win | rollback
@@ -33,7 +36,9 @@ from gameplane.kit.money import CURRENCY_EXPONENTS
 
 PATH_GAME = "/internal/games/{game_id}"
 # Ids PATH_GAME cannot name: `/internal/games/providers` is the provider listing.
-RESERVED_GAME_IDS = frozenset({"providers"})
+PATH_FREE_SPINS = "/internal/games/free-spins"
+PATH_FREE_SPIN_AWARD = "/internal/games/free-spins/{award_id}"
+RESERVED_GAME_IDS = frozenset({"providers", "free-spins"})
 SIGNATURE_HEADER = "X-Gameplane-Signature"
 TIMESTAMP_HEADER = "X-Gameplane-Timestamp"
 PROVIDER_OPERATIONS = ("authenticate", "balance", "bet", "win", "rollback")
@@ -151,6 +156,9 @@ class BetCall(ProviderRequest):
 
 class WinCall(BetCall):
     round_closed: bool = True
+    free_spin_award_id: Ident | None = Field(default=None, description=(
+        "the win of a free spin the platform awarded (FreeSpinAward.award_id): no bet precedes it, the money "
+        "is credited to the bonus grant behind the award"))
 
 
 class RollbackCall(ProviderRequest):
@@ -210,3 +218,23 @@ ERROR_CODES: dict[str, int] = {
     "validation-error": 422,
     "dependency-unavailable": 503,
 }
+
+
+class FreeSpinAward(BaseModel):
+    """Free spins granted to a player by a bonus grant, played at the game's provider."""
+
+    award_id: Ident = Field(description="unique; a repeat with the same body gets the same answer")
+    grant_id: str = Field(min_length=1, max_length=200, description="the wallet grant the wins are credited to")
+    player_id: uuid.UUID
+    currency: Currency
+    game_id: Ident
+    spins: int = Field(ge=1, le=1000)
+    stake: StrictInt = Field(gt=0, le=AMOUNT_STORABLE_MAX, description="the stake of each spin, minor units")
+    expires_at: datetime
+
+
+class FreeSpinAwardView(FreeSpinAward):
+    provider: str
+    state: Literal["awarded", "finished", "expired"]
+    spins_played: int = 0
+    won: int = Field(default=0, description="wins credited so far, minor units")

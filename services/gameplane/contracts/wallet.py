@@ -19,13 +19,17 @@ Internal routes (service token, audience "wallet"):
   POST /internal/wallet/bonuses                      BonusGrantRequest     -> OperationResult
   POST /internal/wallet/bonuses/{grant_id}/convert   BonusSettleRequest    -> OperationResult
   POST /internal/wallet/bonuses/{grant_id}/forfeit   BonusSettleRequest    -> OperationResult
+  POST /internal/wallet/bonuses/{grant_id}/free-spin-wins FreeSpinWinRequest -> OperationResult (callers: games)
+  GET  /internal/wallet/players/{player_id}/grants/{currency} -> list[GrantBalance] (open grants, oldest first)
   POST /internal/wallet/adjustments                  AdjustmentRequest     -> OperationResult
        (a back-office route: also a staff token with the role finance or admin, see gameplane.kit.staff)
 Refusals are problems with these slugs: insufficient-funds (402; carries `balance`), duplicate-transaction
 (409), bet-rolled-back (409; a tombstone refuses a late bet), round-closed (409), round-settled (409;
 rollback after payout), bet-not-found (404), player-blocked (403; limits / time-out / self-exclusion;
 carries `reason`), currency-mismatch (409), hold-not-found (404), hold-closed (409; posted, voided or
-expired), hold-exceeded (409), grant-not-found (404), grant-closed (409), grant-exists (409);
+expired), hold-exceeded (409), grant-not-found (404), grant-closed (409), grant-exists (409),
+bonus-max-stake (403; a stake above the smallest `max_stake` of the player's open grants in that
+currency while they hold bonus money; carries `max_stake` and `grant_id`);
 each is a ProblemType below. An amount beyond its currency's bound (gameplane.kit.money.max_amount,
 docs/api/limits.md) is a 422 validation-error.
 """
@@ -55,6 +59,8 @@ PATH_WITHDRAWAL_VOID = "/internal/wallet/withdrawals/{hold_id}/void"
 PATH_BONUSES = "/internal/wallet/bonuses"
 PATH_BONUS_CONVERT = "/internal/wallet/bonuses/{grant_id}/convert"
 PATH_BONUS_FORFEIT = "/internal/wallet/bonuses/{grant_id}/forfeit"
+PATH_FREE_SPIN_WINS = "/internal/wallet/bonuses/{grant_id}/free-spin-wins"
+PATH_GRANTS = "/internal/wallet/players/{player_id}/grants/{currency}"
 PATH_ADJUSTMENTS = "/internal/wallet/adjustments"
 
 IdempotencyKey = str
@@ -78,6 +84,7 @@ HOLD_EXCEEDED = ProblemType(409, "hold-exceeded", "Amount exceeds the hold")
 GRANT_NOT_FOUND = ProblemType(404, "grant-not-found", "Bonus grant not found")
 GRANT_CLOSED = ProblemType(409, "grant-closed", "Bonus grant is closed")
 GRANT_EXISTS = ProblemType(409, "grant-exists", "Bonus grant already exists")
+BONUS_MAX_STAKE = ProblemType(403, "bonus-max-stake", "Stake above the maximum allowed while wagering a bonus")
 TRANSACTION_NOT_FOUND = ProblemType(404, "transaction-not-found", "Transaction not found")
 INVALID_CURSOR = ProblemType(400, "invalid-cursor", "Invalid cursor")
 
@@ -134,6 +141,12 @@ class Balance(BaseModel):
 class Split(BaseModel):
     cash: int
     bonus: int
+    grants: dict[str, int] | None = Field(
+        default=None, description="the bonus part per grant (grant_id -> minor units); absent when no bonus moved")
+
+    @model_serializer(mode="wrap")
+    def _absent_unless_bonus(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        return _absent_when_null(handler(self), ("grants",))
 
 
 class BetRequest(_Bounded):
@@ -222,18 +235,53 @@ class WithdrawalVoidRequest(BaseModel):
 
 
 class BonusGrantRequest(_Bounded):
+    """Bonus money for one grant: bonus liability -> the grant's sub-ledger of the player's bonus
+    account. A free-spins grant starts at 0 and receives its wins (FreeSpinWinRequest)."""
+
     idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
     grant_id: str = Field(min_length=1, max_length=200)
     player_id: uuid.UUID
     currency: str
-    amount: Amount = Field(gt=0)
+    amount: Amount = Field(ge=0)
+    max_stake: Amount | None = Field(default=None, gt=0, description=(
+        "the largest stake the wallet accepts from this player, in this currency, while the grant is open and "
+        "the player holds bonus money (the wallet's own copy: no call to bonus on a bet)"))
+    priority: int = Field(default=0, ge=0, le=1_000_000, description=(
+        "spend order among the player's grants: lower first, then oldest first"))
 
 
 class BonusSettleRequest(BaseModel):
-    """Convert or forfeit. The amount is capped at the player's bonus balance (bets may have used it)."""
+    """Close one grant. Convert moves min(amount, the grant's balance) to cash (amount: the offer's
+    cash-out cap, default everything) and returns any rest to the bonus liability; forfeit returns the
+    whole grant balance to the liability. Only that grant's money moves."""
 
     idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
-    amount: Amount | None = Field(default=None, gt=0, description="default: the whole bonus balance")
+    amount: Amount | None = Field(default=None, gt=0, description="convert: the cap; default the whole grant balance")
+    reason: Literal["completed", "forfeited", "expired", "cancelled", "withdrawal"] | None = Field(
+        default=None, description="why (recorded on the transaction and the event); default: the route's verb")
+
+
+class GrantBalance(BaseModel):
+    grant_id: str
+    currency: str
+    balance: int
+    max_stake: int | None
+    priority: int
+    state: Literal["open", "converted", "forfeited"]
+    created_at: datetime
+
+
+class FreeSpinWinRequest(_Bounded):
+    """A provider reported the win of a free spin it was awarded: no stake, the money goes to the grant."""
+
+    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
+    player_id: uuid.UUID
+    currency: str
+    amount: Amount = Field(ge=0)
+    award_id: str = Field(min_length=1, max_length=200)
+    round_id: str = Field(min_length=1, max_length=200)
+    game_id: str = Field(min_length=1, max_length=200)
+    provider: str = Field(min_length=1, max_length=100)
 
 
 class AdjustmentRequest(_Bounded):
@@ -283,14 +331,18 @@ class _MoneyEvent(Event):
     occurred_at: datetime
 
 
-class BetPlaced(_MoneyEvent):
+class _Play(_MoneyEvent):
+    grants: dict[str, int] = Field(default_factory=dict, description="the bonus part per grant (grant_id -> amount)")
+
+
+class BetPlaced(_Play):
     event_type = "wallet.bet_placed"
     round_id: str
     game_id: str
     provider: str
 
 
-class WinSettled(_MoneyEvent):
+class WinSettled(_Play):
     event_type = "wallet.win_settled"
     round_id: str
     game_id: str
@@ -298,7 +350,7 @@ class WinSettled(_MoneyEvent):
     round_closed: bool
 
 
-class RolledBack(_MoneyEvent):
+class RolledBack(_Play):
     event_type = "wallet.rolled_back"
     bet_transaction_id: uuid.UUID | None
     round_id: str | None
@@ -353,11 +405,23 @@ class BonusGranted(BonusEvent):
 
 
 class BonusConverted(BonusEvent):
+    """`cash`: what reached the player's cash; `forfeited`: the rest of the grant above the cap."""
+
     event_type = "wallet.bonus_converted"
+    forfeited: int = 0
 
 
 class BonusForfeited(BonusEvent):
     event_type = "wallet.bonus_forfeited"
+    reason: str = "forfeited"
+
+
+class FreeSpinWon(BonusEvent):
+    event_type = "wallet.free_spin_won"
+    award_id: str
+    round_id: str
+    game_id: str
+    provider: str
 
 
 class Adjusted(_MoneyEvent):
