@@ -15,79 +15,25 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
 
 import asyncpg
 import httpx
+from journeylib import Form, Player, bearer, pay_by_card, wait_for
 
 from gameplane.devtools import localsecrets
 from gameplane.devtools.identities import Identities
 from gameplane.kit.staff import STAFF_HEADER, issue_staff_token
 
-PASSWORD = "journey-Pays-and-Plays-14"
-CARD = "4242 4242 4242 4242"  # a valid (Luhn) test card the simulator pays with
 DECLINED_CARD = "4000 0000 0000 0002"  # the simulator's documented `card-declined` card
 SIMPSP_DEPOSIT, CARDGW_DEPOSIT = 5_000, 3_000  # EUR 50.00 and EUR 30.00
 FEE_BPS = 150  # the simulator's documented fee per settled deposit (docs/integration/payments.md)
 SPINS, STAKE = 5, 100
 WITHDRAWAL = 4_000
-
-
-class Form(HTMLParser):
-    """The hosted page's form as a browser sees it: action, the fields it submits by default
-    (checked radios, text inputs) and its submit buttons."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action: str | None = None
-        self.method = "get"
-        self.fields: dict[str, str] = {}
-        self.radios: dict[str, list[str]] = {}
-        self.buttons: dict[str, str] = {}  # value -> name
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form" and self.action is None:
-            self.action, self.method = a.get("action", ""), a.get("method", "get").lower()
-        elif tag == "input" and a.get("name"):
-            if a.get("type") == "radio":
-                self.radios.setdefault(a["name"], []).append(a["value"])
-                if "checked" in a:
-                    self.fields[a["name"]] = a["value"]
-            else:
-                self.fields.setdefault(a["name"], a.get("value", ""))
-        elif tag == "button" and a.get("type", "submit") == "submit" and a.get("name"):
-            self.buttons[a["value"]] = a["name"]
-
-
-def read_form(html: str) -> Form:
-    form = Form()
-    form.feed(html)
-    assert form.action is not None and form.method == "post", html
-    return form
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll `probe` until it returns something truthy (asynchronous webhooks, events, payouts)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s (last: {got!r})")
-        time.sleep(0.25)
 
 
 def webhook_requests_through_gateway(gateway: httpx.Client) -> float:
@@ -156,52 +102,12 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
         acked_before = sum(1 for a in browser.get(f"{psp_url}/control/deliveries", headers=control).json()["attempts"]
                            if a["ok"])
 
-        email = f"journey-{uuid.uuid4().hex[:10]}@example.com"
-        reg = gateway.post("/v1/players/register", json={"email": email, "password": PASSWORD,
-                                                         "date_of_birth": "1991-07-04", "country": "MT",
-                                                         "currency": "EUR"})
-        assert reg.status_code == 201, reg.text
-        login = gateway.post("/v1/players/login", json={"email": email, "password": PASSWORD})
-        assert login.status_code == 200, login.text
-        player, auth = login.json()["player_id"], bearer(login.json()["access_token"])
-
-        def payment(payment_id: str) -> dict[str, Any]:
-            r = gateway.get("/v1/payments", headers=auth)
-            assert r.status_code == 200, r.text
-            return next(p for p in r.json()["items"] if p["id"] == payment_id)
+        p = Player.register(gateway, browser)
+        player, auth, email = p.player_id, p.auth, p.email
 
         def deposit(psp: str, amount: int, choose: Callable[[Form], dict[str, str]],
                     outcome: str = "succeeded") -> dict[str, Any]:
-            r = gateway.post("/v1/payments/deposits", headers=auth,
-                             json={"amount": amount, "currency": "EUR", "psp": psp})
-            assert r.status_code == 201, r.text
-            created = r.json()
-            assert created["state"] == "pending" and not created["credited"]
-            # the page `gameplane up` printed (README, make run) is where the player is sent
-            assert created["redirect_url"] == hosted_pages.format(psp_reference=created["psp_reference"]), created
-            page = browser.get(created["redirect_url"])
-            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text
-            form = read_form(page.text)
-            submitted = browser.post(urljoin(created["redirect_url"], form.action),  # type: ignore[arg-type]
-                                     data={**form.fields, **choose(form)})
-            assert submitted.status_code == 303, submitted.text
-            back = urlsplit(submitted.headers["location"])
-            assert f"{back.scheme}://{back.netloc}" == platform.gateway  # the player comes back to the platform
-            assert parse_qs(back.query)["status"] == [outcome]
-            assert parse_qs(back.query)["reference"] == [created["reference"]]
-
-            def settled() -> dict[str, Any] | None:
-                p = payment(created["id"])
-                return p if p["state"] != "pending" and (p["credited"] or outcome != "succeeded") else None
-
-            done = wait_for(f"{psp} deposit {outcome}", settled)
-            assert done["state"] == outcome and done["amount"] == amount, done
-            assert done["credited"] == (outcome == "succeeded")
-            return dict(done)
-
-        def pay_by_card(form: Form, card: str = CARD) -> dict[str, str]:
-            assert "card" in form.radios["method"] and "card_number" in form.fields
-            return {"method": "card", "card_number": card, form.buttons["pay"]: "pay"}
+            return p.deposit(psp, amount, choose, outcome, hosted_pages=hosted_pages)
 
         def pay_by_ewallet(form: Form) -> dict[str, str]:
             assert "ewallet" in form.radios["method"] and "wallet_account" in form.fields
@@ -213,10 +119,8 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
         assert by_card["method_fingerprint"] != by_ewallet["method_fingerprint"]
         deposited = SIMPSP_DEPOSIT + CARDGW_DEPOSIT
 
-        def eur() -> dict[str, Any]:
-            r = gateway.get("/v1/wallet/balances", headers=auth)
-            assert r.status_code == 200, r.text
-            return dict(next(b for b in r.json()["balances"] if b["currency"] == "EUR"))
+        eur = p.balance
+        payment = p.payment
 
         assert eur()["cash"] == deposited
 
