@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.games import PATH_FREE_SPINS, signed_headers
 from gameplane.devtools.inprocess import LocalPlatform, launch, listener, local_platform, new_player
 from gameplane.games import aggregator
@@ -177,3 +179,131 @@ async def test_free_spin_wins_the_award_does_not_allow_are_refused_with_the_bala
         view = (await award_view(platform, games, body["award_id"])).json()
         assert (view["spins_played"], view["won"]) == (0, 0)
     assert (await award_view(platform, games, short["award_id"])).json()["state"] == "expired"
+
+
+# ---- against the wallet's grants (per-grant bonus money) ----------------------------------------------
+
+async def open_grant(platform: LocalPlatform, player: uuid.UUID, grant_id: str | None = None) -> str:
+    """A free-spins grant at the wallet, as bonus makes it: it starts at 0 and receives the wins."""
+    grant_id = grant_id or f"g-{uuid.uuid4()}"
+    body = wallet_api.BonusGrantRequest(idempotency_key=f"grant:{grant_id}", grant_id=grant_id, player_id=player,
+                                        currency="EUR", amount=0)
+    async with httpx.AsyncClient(base_url=platform.urls["wallet"], timeout=20) as wallet:
+        r = await wallet.post(wallet_api.PATH_BONUSES, json=body.model_dump(mode="json"),
+                              headers=platform.headers("wallet", caller="bonus"))
+    assert r.status_code in (200, 201), r.text
+    return grant_id
+
+
+async def grant_balances(platform: LocalPlatform, player: uuid.UUID) -> dict[str, int]:
+    async with httpx.AsyncClient(base_url=platform.urls["wallet"], timeout=20) as wallet:
+        r = await wallet.get(wallet_api.PATH_GRANTS.format(player_id=player, currency="EUR"),
+                             headers=platform.headers("wallet", caller="bonus"))
+    assert r.status_code == 200, r.text
+    return {g["grant_id"]: g["balance"] for g in r.json()}
+
+
+async def wallet_of(platform: LocalPlatform, player: uuid.UUID) -> dict[str, int]:
+    async with httpx.AsyncClient(base_url=platform.urls["wallet"], timeout=20) as wallet:
+        r = await wallet.get(wallet_api.PATH_BALANCE.format(player_id=player, currency="EUR"),
+                             headers=platform.headers("wallet", caller="games"))
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def test_free_spin_wins_go_to_the_grant_and_a_replay_credits_once(
+        platform: LocalPlatform, games: httpx.AsyncClient) -> None:
+    player, token = await session_for(platform, 500)
+    grant = await open_grant(platform, player)
+    body = award_body(player, spins=3, stake=20, grant_id=grant)
+    assert (await award(platform, games, body)).status_code == 200
+    studio = Studio(games, token)
+    won = await studio.free_win(body["award_id"], 160, tx="fs-1")
+    assert won.status_code == 200, won.text
+    assert won.json()["balance"] == 500 + 160
+    assert (await studio.free_win(body["award_id"], 160, tx="fs-1")).json()["balance"] == 660  # replay
+    zero = await studio.free_win(body["award_id"], 0, tx="fs-2")
+    assert zero.status_code == 200 and zero.json()["balance"] == 660
+    assert await grant_balances(platform, player) == {grant: 160}
+    money = await wallet_of(platform, player)
+    assert (money["cash"], money["bonus"]) == (500, 160)
+    view = (await award_view(platform, games, body["award_id"])).json()
+    assert (view["spins_played"], view["won"], view["state"]) == (2, 160, "awarded")  # the zero win counted
+    conflict = await studio.free_win(body["award_id"], 999, tx="fs-1")
+    assert conflict.status_code == 409 and conflict.json()["code"] == "duplicate-transaction"
+    above = await studio.free_win(body["award_id"], 20 * 5000 + 1)  # the stake x the game's maximum multiplier
+    assert above.status_code == 400 and above.json()["code"] == "max-win-exceeded"
+    last = await studio.free_win(body["award_id"], 40)
+    assert last.status_code == 200 and last.json()["balance"] == 700
+    over = await studio.free_win(body["award_id"], 40)
+    assert over.status_code == 409 and over.json()["code"] == "free-spins-exhausted" and over.json()["balance"] == 700
+    view = (await award_view(platform, games, body["award_id"])).json()
+    assert (view["spins_played"], view["won"], view["state"]) == (3, 200, "finished")
+    assert await grant_balances(platform, player) == {grant: 200}
+
+
+async def test_parallel_free_spin_wins_play_no_more_spins_than_awarded(
+        platform: LocalPlatform, games: httpx.AsyncClient) -> None:
+    player, token = await session_for(platform, 0)
+    grant = await open_grant(platform, player)
+    body = award_body(player, spins=2, stake=10, grant_id=grant)
+    assert (await award(platform, games, body)).status_code == 200
+    studio = Studio(games, token)
+    amounts = [10 * (i + 1) for i in range(8)]
+    replies = await asyncio.gather(*(studio.free_win(body["award_id"], a) for a in amounts))
+    paid = [a for a, r in zip(amounts, replies, strict=True) if r.status_code == 200]
+    refused = {r.json()["code"] for r in replies if r.status_code != 200}
+    assert len(paid) == 2 and refused == {"free-spins-exhausted"}, [r.text for r in replies]
+    assert await grant_balances(platform, player) == {grant: sum(paid)}
+    view = (await award_view(platform, games, body["award_id"])).json()
+    assert (view["spins_played"], view["won"]) == (2, sum(paid))
+
+
+async def test_a_credit_the_wallet_refuses_gives_the_spin_back(platform: LocalPlatform,
+                                                               games: httpx.AsyncClient) -> None:
+    player, token = await session_for(platform, 100)
+    studio = Studio(games, token)
+    # a grant the wallet never made, and one forfeited before the spins were played
+    never = award_body(player, spins=1, grant_id=f"g-unknown-{uuid.uuid4()}")
+    closed_grant = await open_grant(platform, player)
+    closed = award_body(player, spins=1, grant_id=closed_grant)
+    for body in (never, closed):
+        assert (await award(platform, games, body)).status_code == 200
+    async with httpx.AsyncClient(base_url=platform.urls["wallet"], timeout=20) as wallet:
+        r = await wallet.post(wallet_api.PATH_BONUS_FORFEIT.format(grant_id=closed_grant),
+                              json={"idempotency_key": f"forfeit:{closed_grant}"},
+                              headers=platform.headers("wallet", caller="bonus"))
+    assert r.status_code == 200, r.text
+    for body in (never, closed):
+        r = await studio.free_win(body["award_id"], 50)
+        assert r.status_code == 409 and r.json()["code"] == "free-spin-grant-closed", r.text
+        assert r.json()["balance"] == 100
+        assert (await award_view(platform, games, body["award_id"])).json()["spins_played"] == 0
+
+
+async def test_the_studio_plays_awarded_spins_without_bets_and_the_grant_receives_the_wins(
+        platform: LocalPlatform, games: httpx.AsyncClient) -> None:
+    """End to end: bonus's award through games -> the RGS simulator plays the spins (no bet) -> the
+    wins are credited to the grant in the wallet; the paid spins after them are ordinary rounds."""
+    player = await new_player(platform, platform.extras["nats"], 2000)
+    session = await launch(platform, player)
+    async with httpx.AsyncClient(timeout=60) as browser:
+        assert (await browser.get(session["launch_url"])).status_code == 200
+    grant = await open_grant(platform, player)
+    body = award_body(player, spins=30, stake=50, grant_id=grant)
+    assert (await award(platform, games, body)).status_code == 200
+    async with httpx.AsyncClient(base_url=platform.urls["rgs"], timeout=120) as rgs:
+        out = (await rgs.post(f"/sessions/{session['token']}/spins", json={"count": 35, "stake": 20})).json()
+    assert (out["free_spins"], out["played"], out["settled"], out["free_spins_refused"]) == (30, 35, 35, 0)
+    assert out["free_spins_won"] > 0  # 30 spins of Fruit Fives: a run without any win would prove nothing
+    assert out["staked"] == 5 * 20  # only the five paid rounds were bets
+    assert await grant_balances(platform, player) == {grant: out["free_spins_won"]}
+    money = await wallet_of(platform, player)
+    assert (money["cash"], money["bonus"]) == (2000 - out["staked"] + out["won"], out["free_spins_won"])
+    view = (await award_view(platform, games, body["award_id"])).json()
+    assert (view["spins_played"], view["won"], view["state"]) == (30, out["free_spins_won"], "finished")
+    async with platform.apps["games"].state.runtime.database.session() as s:
+        rounds = (await s.execute(text("SELECT bet_total, win_total FROM rounds WHERE player_id = :p"),
+                                  {"p": player})).all()
+    free = [r for r in rounds if r[0] == 0]
+    assert len(rounds) == 35 and len(free) == 30 and sum(r[1] for r in free) == out["free_spins_won"]
