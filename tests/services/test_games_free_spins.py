@@ -259,6 +259,25 @@ async def test_parallel_free_spin_wins_play_no_more_spins_than_awarded(
     assert (view["spins_played"], view["won"]) == (2, sum(paid))
 
 
+async def test_copies_of_one_free_spin_win_sent_at_once_pay_and_count_once(
+        platform: LocalPlatform, games: httpx.AsyncClient) -> None:
+    player, token = await session_for(platform, 0)
+    grant = await open_grant(platform, player)
+    body = award_body(player, spins=2, stake=10, grant_id=grant)
+    assert (await award(platform, games, body)).status_code == 200
+    studio = Studio(games, token)
+    copies = await asyncio.gather(*(studio.free_win(body["award_id"], 70, tx="same-spin", round_id="same-round")
+                                    for _ in range(6)))
+    assert [r.status_code for r in copies] == [200] * 6, [r.text for r in copies]
+    assert {r.json()["balance"] for r in copies} == {70}
+    view = (await award_view(platform, games, body["award_id"])).json()
+    assert (view["spins_played"], view["won"]) == (1, 70)
+    assert await grant_balances(platform, player) == {grant: 70}
+    # the award's other spin is still there
+    assert (await studio.free_win(body["award_id"], 30)).status_code == 200
+    assert (await studio.free_win(body["award_id"], 30)).json()["code"] == "free-spins-exhausted"
+
+
 async def test_a_credit_the_wallet_refuses_gives_the_spin_back(platform: LocalPlatform,
                                                                games: httpx.AsyncClient) -> None:
     player, token = await session_for(platform, 100)

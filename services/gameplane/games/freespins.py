@@ -3,9 +3,11 @@ provider's key, platform -> provider), and counts each spin when the provider re
 
 An award is recorded before it is forwarded and marked `accepted` once the provider took it, so a
 repeated POST (bonus retrying after a timeout) forwards it again: the provider's award API is
-idempotent on award_id as ours is. A spin is held (spins_played + 1, guarded by the row) before the
-wallet credits its win and given back when the credit fails, so concurrent wins can never play
-more spins than awarded.
+idempotent on award_id as ours is. A spin is held (spins_played + 1, guarded by the award's row, and
+a row per provider transaction in free_spin_plays) before the wallet credits its win, and given
+back only when the wallet refuses it for good: concurrent wins never play more spins than
+awarded, and a retried win (its answer lost, or its record failed after the credit) finds its
+spin held instead of taking another.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ UPDATE free_spin_awards SET spins_played = spins_played + 1
 WHERE award_id = $1 AND accepted AND spins_played < spins AND expires_at > now() RETURNING spins_played
 """
 _RELEASE = "UPDATE free_spin_awards SET spins_played = spins_played - 1 WHERE award_id = $1 AND spins_played > 0"
+_PLAY = """
+INSERT INTO free_spin_plays (provider, transaction_id, award_id) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING RETURNING 1
+"""
+_UNPLAY = "DELETE FROM free_spin_plays WHERE provider = $1 AND transaction_id = $2"
 
 
 def fingerprint(award: FreeSpinAward) -> str:
@@ -82,15 +89,24 @@ async def load(pool: asyncpg.Pool, award_id: str) -> asyncpg.Record | None:
     return await pool.fetchrow(_SELECT, award_id)
 
 
-async def hold_spin(pool: asyncpg.Pool, award_id: str) -> bool:
-    """Count one spin of the award now, before its win is credited: False when none is left (or the
-    award expired or was never accepted)."""
-    return await pool.fetchval(_HOLD, award_id) is not None
+async def hold_spin(pool: asyncpg.Pool, *, provider: str, transaction_id: str, award_id: str) -> str:
+    """Count the spin of this free-spin win now, before the wallet credits it: "held"; "already" when
+    this transaction holds it from before (a retry, or a twin in flight: the key's row serialises
+    them); "none" when no spin is left, or the award expired or was never accepted."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(_PLAY, provider, transaction_id, award_id) is None:
+            return "already"
+        if await conn.fetchval(_HOLD, award_id) is None:
+            await conn.execute(_UNPLAY, provider, transaction_id)
+            return "none"
+    return "held"
 
 
-async def release_spin(pool: asyncpg.Pool, award_id: str) -> None:
-    """Give back a held spin whose win was not credited (a refusal, the wallet out of reach)."""
-    await pool.execute(_RELEASE, award_id)
+async def release_spin(pool: asyncpg.Pool, *, provider: str, transaction_id: str, award_id: str) -> None:
+    """Give back the spin of a win the wallet refused for good (a retry may hold it again)."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.execute(_UNPLAY, provider, transaction_id) != "DELETE 0":
+            await conn.execute(_RELEASE, award_id)
 
 
 def check_award(award: FreeSpinAward, game: GameView, provider: ProviderSettings | None, now: datetime) -> None:

@@ -124,3 +124,15 @@ class FreeSpinAward(Base):
         CheckConstraint("won >= 0", name="won"),
         Index("ix_free_spin_awards_player", "player_id"),
     )
+
+
+class FreeSpinPlay(Base):
+    """The spin a free-spin win holds, one per provider transaction: a retry of the win (after a lost
+    answer, or a record that failed after the wallet credited) finds its spin held, not a new one."""
+
+    __tablename__ = "free_spin_plays"
+
+    provider: Mapped[str] = mapped_column(String(100), primary_key=True)
+    transaction_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    award_id: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(TS, server_default=text("now()"))

@@ -79,11 +79,6 @@ WITH args AS (
   UPDATE free_spin_awards SET won = free_spin_awards.won + args.amount FROM args
   WHERE args.award_id IS NOT NULL AND free_spin_awards.award_id = args.award_id AND EXISTS (SELECT 1 FROM txn)
   RETURNING 1
-), award_release AS (
-  -- a twin of this free spin settled first: the spin this one held is given back
-  UPDATE free_spin_awards SET spins_played = free_spin_awards.spins_played - 1 FROM args
-  WHERE args.award_id IS NOT NULL AND free_spin_awards.award_id = args.award_id AND NOT EXISTS (SELECT 1 FROM txn)
-  RETURNING 1
 ), request AS (
   INSERT INTO provider_requests (provider, request_id, operation, request_hash, outcome)
   VALUES (CAST($1 AS varchar), CAST($2 AS varchar), CAST($3 AS varchar), CAST($4 AS varchar), CAST($5 AS jsonb))
@@ -92,7 +87,7 @@ WITH args AS (
 SELECT (SELECT count(*) FROM txn) + (SELECT count(*) FROM bet_round) + (SELECT count(*) FROM win_round)
        + (SELECT count(*) FROM win_release)
        + (SELECT count(*) FROM rollback_round) + (SELECT count(*) FROM request)
-       + (SELECT count(*) FROM award_won) + (SELECT count(*) FROM award_release)
+       + (SELECT count(*) FROM award_won)
 """
 
 
@@ -129,7 +124,7 @@ async def settle(pool: asyncpg.Pool, *, provider: str, request_id: str, operatio
     its round (one statement, so one implicit transaction). `movement` keys: tx, tx_hash,
     player_id, round_id, ref, amount, currency, noop, answer, game_id, closed, reserved (a win's
     reservation against the round's cap, given back here), award_id (a free spin's award: its win
-    is added to the award, or, when a twin recorded it first, the spin it held is given back)."""
+    is added to the award's `won` when this call recorded the transaction)."""
     m = movement or {}
     await pool.execute(
         _SETTLE, provider, request_id, operation, request_hash, json.dumps(outcome), m.get("tx"),

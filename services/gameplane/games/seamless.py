@@ -345,7 +345,9 @@ class Seamless:
         if game is not None and call.amount > row["stake"] * game.max_win_multiplier:
             raise await self.refuse("max-win-exceeded", session,
                                     f"a free spin at stake {row['stake']} wins at most {game.max_win_multiplier}x")
-        if not await freespins.hold_spin(self.pool, award_id):
+        hold = await freespins.hold_spin(self.pool, provider=provider, transaction_id=call.transaction_id,
+                                         award_id=award_id)
+        if hold == "none":
             # A twin of this very win may have taken the last spin and settled: that is a replay.
             again = await records.known(self.pool, provider=provider, request_id=call.request_id,
                                         player_id=session.player_id, transaction_id=call.transaction_id,
@@ -364,8 +366,12 @@ class Seamless:
                     idempotency_key=f"{provider}:{call.transaction_id}", player_id=session.player_id,
                     currency=session.currency, amount=call.amount, award_id=award_id, round_id=call.round_id,
                     game_id=call.game_id, provider=provider), session)
-        except BaseException:
-            await freespins.release_spin(self.pool, award_id)
+        except ProviderError as exc:
+            # Refused for good: the spin was not paid. A transient failure keeps it held for the retry
+            # (the credit may have landed); another movement under this key is not this spin's refusal.
+            if not exc.transient and exc.code != "duplicate-transaction":
+                await freespins.release_spin(self.pool, provider=provider, transaction_id=call.transaction_id,
+                                             award_id=award_id)
             raise
         answer = self._answer(call, session, result.balance.playable, result)
         return answer, {**self._movement(call.transaction_id, digest, session, answer, call.round_id, None,

@@ -1,4 +1,5 @@
-"""games: free-spin awards (granted by bonus, played at the provider, their wins counted here)
+"""games: free-spin awards (granted by bonus, played at the provider, their wins counted here) and
+the spin each free-spin win holds
 
 Revision ID: 0004_free_spin_awards
 Revises: 0003_provider_limits
@@ -38,8 +39,17 @@ def upgrade() -> None:
         sa.CheckConstraint("won >= 0", name="ck_free_spin_awards_won"),
     )
     op.create_index("ix_free_spin_awards_player", "free_spin_awards", ["player_id"])
+    # the spin each free-spin win holds, once per provider transaction (a retry finds it held)
+    op.create_table(
+        "free_spin_plays",
+        sa.Column("provider", sa.String(100), primary_key=True),
+        sa.Column("transaction_id", sa.String(100), primary_key=True),
+        sa.Column("award_id", sa.String(100), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("free_spin_plays")
     op.drop_index("ix_free_spin_awards_player", table_name="free_spin_awards")
     op.drop_table("free_spin_awards")
