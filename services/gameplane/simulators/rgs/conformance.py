@@ -569,7 +569,7 @@ def _cli() -> Any:
         wallet_url: str = typer.Option("http://127.0.0.1:8002", help="wallet URL for the test deposit and the "
                                        "free-spin grants (--bootstrap)"),
         games_url: str = typer.Option("http://127.0.0.1:8003", help="games URL for the free-spin awards "
-                                      "(--bootstrap; without it the free-spin checks fail, saying so)"),
+                                      "(--bootstrap; with --token alone the free-spin checks fail, saying so)"),
         identities: Path | None = typer.Option(
             None, help="identities file whose payments key signs the deposit call (--bootstrap) [env "
                        "GP_IDENTITIES_FILE; default: the local platform's, named in <data-dir>/secrets.json]"),
