@@ -43,6 +43,8 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("POST", "/internal/wallet/bonuses"): {"bonus"},
         ("POST", "/internal/wallet/bonuses/{grant_id}/convert"): {"bonus"},
         ("POST", "/internal/wallet/bonuses/{grant_id}/forfeit"): {"bonus"},
+        ("POST", "/internal/wallet/bonuses/{grant_id}/free-spin-wins"): {"games"},
+        ("GET", "/internal/wallet/players/{player_id}/grants/{currency}"): {"bonus"},
         ("POST", "/internal/wallet/adjustments"): {"backoffice"},
         ("GET", "/internal/wallet/players/{player_id}/balances/{currency}"): {"games", "payments", "backoffice"},
         ("GET", "/internal/wallet/players/{player_id}/balances"): {"backoffice"},
