@@ -278,6 +278,40 @@ async def test_copies_of_one_free_spin_win_sent_at_once_pay_and_count_once(
     assert (await studio.free_win(body["award_id"], 30)).json()["code"] == "free-spins-exhausted"
 
 
+async def test_a_win_whose_credit_went_unanswered_keeps_its_spin_and_is_paid_on_retry_even_after_expiry(
+        platform: LocalPlatform, games: httpx.AsyncClient) -> None:
+    from gameplane.kit.http import ServiceClient
+
+    player, token = await session_for(platform, 0)
+    grant = await open_grant(platform, player)
+    body = award_body(player, spins=1, stake=10, grant_id=grant, expires_in=3)
+    assert (await award(platform, games, body)).status_code == 200
+    studio = Studio(games, token)
+    rt = platform.apps["games"].state.runtime
+    real = rt.state.pop("wallet_client", None)
+    # the wallet out of reach: a real connection refused at a closed port
+    rt.state["wallet_client"] = ServiceClient("games", "wallet", closed_port_url(), rt.identity, timeout=1, retries=1)
+    try:
+        lost = await studio.free_win(body["award_id"], 40, tx="owed-spin", round_id="owed-round")
+    finally:
+        await rt.state.pop("wallet_client").aclose()
+        if real is not None:
+            rt.state["wallet_client"] = real
+    assert lost.status_code == 503 and lost.json()["code"] == "dependency-unavailable", lost.text
+    assert (await award_view(platform, games, body["award_id"])).json()["spins_played"] == 1  # held for the retry
+    other = await studio.free_win(body["award_id"], 40)  # the award's one spin is taken
+    assert other.status_code == 409 and other.json()["code"] == "free-spins-exhausted"
+    await asyncio.sleep(3.5)
+    retry = await studio.free_win(body["award_id"], 40, tx="owed-spin", round_id="owed-round")
+    assert retry.status_code == 200 and retry.json()["balance"] == 40, retry.text
+    view = (await award_view(platform, games, body["award_id"])).json()
+    assert (view["spins_played"], view["won"]) == (1, 40)
+    assert await grant_balances(platform, player) == {grant: 40}
+    # a new spin on the expired award is still refused
+    late = await studio.free_win(body["award_id"], 40)
+    assert late.status_code == 409 and late.json()["code"] in ("free-spins-exhausted", "free-spin-award-expired")
+
+
 async def test_a_credit_the_wallet_refuses_gives_the_spin_back(platform: LocalPlatform,
                                                                games: httpx.AsyncClient) -> None:
     player, token = await session_for(platform, 100)

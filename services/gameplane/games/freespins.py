@@ -102,6 +102,12 @@ async def hold_spin(pool: asyncpg.Pool, *, provider: str, transaction_id: str, a
     return "held"
 
 
+async def holds(pool: asyncpg.Pool, *, provider: str, transaction_id: str) -> bool:
+    """Whether this transaction holds a spin from an earlier attempt."""
+    return await pool.fetchval("SELECT 1 FROM free_spin_plays WHERE provider = $1 AND transaction_id = $2",
+                               provider, transaction_id) is not None
+
+
 async def release_spin(pool: asyncpg.Pool, *, provider: str, transaction_id: str, award_id: str) -> None:
     """Give back the spin of a win the wallet refused for good (a retry may hold it again)."""
     async with pool.acquire() as conn, conn.transaction():

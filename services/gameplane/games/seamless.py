@@ -335,7 +335,10 @@ class Seamless:
             row["spins_played"], row["expires_at"], row["accepted"])
         refusal = rules.free_spin_refusal(award, provider=provider, player_id=session.player_id,
                                           game_id=call.game_id, currency=call.currency, now=utcnow())
-        if refusal is not None:
+        if refusal is not None and not (
+                refusal[0] in ("free-spin-award-expired", "free-spins-exhausted")
+                and await freespins.holds(self.pool, provider=provider, transaction_id=call.transaction_id)):
+            # (a retry whose spin was held while the award allowed it is still paid: the money is owed)
             raise await self.refuse(refusal[0], session, refusal[1])
         assert row is not None
         round_refusal = rules.free_spin_round_refusal(known.round)
