@@ -1,7 +1,7 @@
 """The provider conformance kit: an adversarial suite against a platform's canonical seamless-wallet API.
 
     gameplane providers conformance --url http://127.0.0.1:8000 --provider rgs --bootstrap \\
-        --wallet-url http://127.0.0.1:8002 --games-url http://127.0.0.1:8003
+        --wallet-url http://127.0.0.1:8002
 
 Each check plays like a studio that misbehaves (or a network that does) and then asks the
 platform for the balance, so a check passes only when the rule held *and* the money is right.
@@ -568,8 +568,10 @@ def _cli() -> Any:
         bootstrap: bool = typer.Option(False, help="create players, test deposits and sessions on the platform"),
         wallet_url: str = typer.Option("http://127.0.0.1:8002", help="wallet URL for the test deposit and the "
                                        "free-spin grants (--bootstrap)"),
-        games_url: str = typer.Option("http://127.0.0.1:8003", help="games URL for the free-spin awards "
-                                      "(--bootstrap; with --token alone the free-spin checks fail, saying so)"),
+        games_url: str | None = typer.Option(
+            None, help="games URL for the free-spin awards (--bootstrap; with --token alone the free-spin checks "
+                       "fail, saying so) [default: the local platform's, from <data-dir>/secrets.json, else "
+                       "http://127.0.0.1:8003]"),
         identities: Path | None = typer.Option(
             None, help="identities file whose payments key signs the deposit call (--bootstrap) [env "
                        "GP_IDENTITIES_FILE; default: the local platform's, named in <data-dir>/secrets.json]"),
@@ -602,6 +604,7 @@ def _cli() -> Any:
             payments = Identities.load(identities).key("payments")
             factory = gateway_bootstrap(url, wallet_url, payments, game_id=game, currency=currency,
                                         deposit=deposit)
+            games_url = games_url or local.get("services", {}).get("games") or "http://127.0.0.1:8003"
             awards = platform_awards(wallet_url, games_url, Identities.load(identities).key("bonus"))
         elif token:
             factory, awards = fixed_tokens(token), None
