@@ -337,7 +337,8 @@ async def test_a_credit_the_wallet_refuses_gives_the_spin_back(platform: LocalPl
 async def test_the_studio_plays_awarded_spins_without_bets_and_the_grant_receives_the_wins(
         platform: LocalPlatform, games: httpx.AsyncClient) -> None:
     """End to end: bonus's award through games -> the RGS simulator plays the spins (no bet) -> the
-    wins are credited to the grant in the wallet; the paid spins after them are ordinary rounds."""
+    wins are credited to the grant in the wallet (the paid spins after them are ordinary rounds) ->
+    the grant converts to cash. Wagering is the bonus service's part, not shown here."""
     player = await new_player(platform, platform.extras["nats"], 2000)
     session = await launch(platform, player)
     async with httpx.AsyncClient(timeout=60) as browser:
@@ -360,3 +361,12 @@ async def test_the_studio_plays_awarded_spins_without_bets_and_the_grant_receive
                                   {"p": player})).all()
     free = [r for r in rounds if r[0] == 0]
     assert len(rounds) == 35 and len(free) == 30 and sum(r[1] for r in free) == out["free_spins_won"]
+    # ... and the grant converts to cash (bonus decides when; here straight away, no cap): exactly its wins
+    async with httpx.AsyncClient(base_url=platform.urls["wallet"], timeout=20) as wallet:
+        r = await wallet.post(wallet_api.PATH_BONUS_CONVERT.format(grant_id=grant),
+                              json={"idempotency_key": f"convert:{grant}"},
+                              headers=platform.headers("wallet", caller="bonus"))
+    assert r.status_code == 200, r.text
+    after = await wallet_of(platform, player)
+    assert (after["cash"], after["bonus"]) == (money["cash"] + out["free_spins_won"], 0)
+    assert await grant_balances(platform, player) == {}
