@@ -2,7 +2,7 @@
 uvicorn server process), 1,000 players, p50/p99 latency of a round trip, and — on the same
 embedded PostgreSQL in the same run — pgbench's TPC-B-like tps, printed as a ratio.
 
-Three load phases:
+Four load phases:
 - "spread": closed loop, each connection plays rounds back to back, players spread over 5
   currencies (bets land on 5 house accounts): the most round trips per second the wallet does;
 - "hot": the same with every bet in EUR (one house account, which the wallet shards: each batch
@@ -12,7 +12,12 @@ Three load phases:
   that sustained rate, the stricter reading of "1,000/s with p99 under 50 ms" (near saturation
   an open loop queues without bound, a closed loop cannot). It runs last, after pgbench's tables
   are vacuumed and checkpointed (their aftermath is no cost of the wallet's), on connections
-  that have each played a round already.
+  that have each played a round already;
+- "bonus": "hot" again, but a share of the rounds (BENCH_BONUS_SHARE, default 0.2) played by
+  players holding bonus money (a little cash and two grants, the first small: bets split cash and
+  bonus and draw on several grants): every one of their bets and wins takes the Python path with
+  the per-grant bookkeeping (the SQL fast path declines them). Measured in the same slices as
+  "hot", which is its cash-only reference: RESULT cash_rps (= hot), bonus_rps and bonus_vs_cash.
 
 Closed-loop latency is mostly the loop's own queue (connections ÷ throughput), so the closed
 phases use as many connections as games, the wallet's caller, keeps to it (16, its default
@@ -36,7 +41,7 @@ Postgres connections (WALLET_BENCH_WORKERS=2 measured 10-25 % more CPU per round
 
 Env: BENCH_SECONDS (total measuring budget, default 24), WALLET_BENCH_WORKERS (default 1),
 WALLET_BENCH_CONNECTIONS (default 16), WALLET_BENCH_RATE (default 1000),
-WALLET_BENCH_PACED_CONNECTIONS (default 64).
+WALLET_BENCH_PACED_CONNECTIONS (default 64), BENCH_BONUS_SHARE (default 0.2).
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from gameplane.devtools.identities import Identities
 from gameplane.devtools.infra import free_port
 from gameplane.kit.auth import issue_service_token
 
-IDS = Identities.generate(("wallet", "games"))
+IDS = Identities.generate(("wallet", "games", "bonus"))
 PLAYERS = 1000
 SPREAD_CURRENCIES = ("EUR", "USD", "GBP", "CAD", "SEK")
 
@@ -154,6 +159,25 @@ async def fund(port: int, token: str, players: list[str], currencies: tuple[str,
 
     await asyncio.gather(*[run(c, jobs[i::len(conns)]) for i, c in enumerate(conns)])
     close_conns(conns, [])
+
+
+async def fund_bonus(port: int, token: str, bonus_token: str, players: list[str]) -> None:
+    """Each player: 50 of cash, a grant of 30 and one of 10^9 (spent in that order, after the cash)."""
+    cash, grants = await open_conns(port, token, 8), await open_conns(port, bonus_token, 8)
+
+    async def run(c: Conn, g: Conn, part: list[str]) -> None:
+        for p in part:
+            status, body = await c.post("/internal/wallet/deposits", {
+                "idempotency_key": f"fund-{p}-EUR", "player_id": p, "currency": "EUR", "amount": 50})
+            assert status == 200, body
+            for n, amount in enumerate((30, 10**9)):
+                status, body = await g.post("/internal/wallet/bonuses", {
+                    "idempotency_key": f"grant-{p}-{n}", "grant_id": f"bench-{p}-{n}", "player_id": p,
+                    "currency": "EUR", "amount": amount})
+                assert status == 200, body
+
+    await asyncio.gather(*[run(c, g, players[i::len(cash)]) for i, (c, g) in enumerate(zip(cash, grants, strict=True))])
+    close_conns(cash + grants, [])
 
 
 async def play_round(c: Conn, player: str, currency: str, round_id: str, win: int) -> str | None:
@@ -293,12 +317,16 @@ async def main() -> None:
     # Open loop: enough connections that the client never caps the rate (16 connections at ~16 ms
     # a round trip would top out at exactly 1,000/s); several games replicas call one wallet.
     paced_connections = int(os.environ.get("WALLET_BENCH_PACED_CONNECTIONS", "64"))
-    phase = budget / 4
+    share = float(os.environ.get("BENCH_BONUS_SHARE", "0.2"))
+    phase = budget / 5
     # spread, hot and pgbench take turns in short slices: the host's speed drifts within a run
     # (pgbench's tps moves by a third between runs), and interleaving keeps the ratios fair.
     slices = max(1, min(3, int(phase // 2)))
     players = [str(uuid.uuid4()) for _ in range(PLAYERS)]
+    bonus_players = [str(uuid.uuid4()) for _ in range(round(PLAYERS * share))]
+    mixed = players[:PLAYERS - len(bonus_players)] + bonus_players
     token = issue_service_token(IDS.key("games"), "games", "wallet", ttl=3600)
+    bonus_token = issue_service_token(IDS.key("bonus"), "bonus", "wallet", ttl=3600)
     with infra() as (pg, nats):
         pg.create_database("gp_wallet")
         port = free_port()
@@ -308,6 +336,7 @@ async def main() -> None:
             await wait_ready(port, proc)
             log(f"wallet up ({workers} process(es)); funding {PLAYERS} players in {len(SPREAD_CURRENCIES)} currencies")
             await fund(port, token, players, SPREAD_CURRENCIES)
+            await fund_bonus(port, token, bonus_token, bonus_players)
             # pgbench's tables are written (and flushed by a checkpoint) before anything is measured,
             # so no phase pays for loading them.
             pgbench_init(pg)
@@ -317,6 +346,7 @@ async def main() -> None:
             wallet_dsn = pg.dsn("gp_wallet", driver=None, local=True)
             lat: list[float] = []
             hot_lat: list[float] = []
+            bonus_lat: list[float] = []
             cpu: dict[str, float] = {}
             pgbench_tx, pgbench_s = 0, 0.0
             for _ in range(slices):
@@ -328,12 +358,17 @@ async def main() -> None:
                 await drained(wallet_dsn)
                 hot_lat += (await load(port, token, players, ("EUR",), phase / slices, connections, "hot"))[1]
                 await drained(wallet_dsn)
+                bonus_lat += (await load(port, token, mixed, ("EUR",), phase / slices, connections, "bonus"))[1]
+                await drained(wallet_dsn)
                 tx, secs = pgbench(pg, phase / slices, connections)
                 pgbench_tx, pgbench_s = pgbench_tx + tx, pgbench_s + secs
             spread, hot, tps = len(lat) / phase, len(hot_lat) / phase, pgbench_tx / pgbench_s
+            bonus = len(bonus_lat) / phase
             cpu_ms = cpu_report(cpu, len(lat), "round trip")
             log(f"spread: {spread:.0f} bet+win/s p50={pct(lat, .5):.1f}ms p99={pct(lat, .99):.1f}ms")
             log(f"hot:    {hot:.0f} bet+win/s p50={pct(hot_lat, .5):.1f}ms p99={pct(hot_lat, .99):.1f}ms")
+            log(f"bonus:  {bonus:.0f} bet+win/s with {share:.0%} of rounds on bonus players "
+                f"p50={pct(bonus_lat, .5):.1f}ms p99={pct(bonus_lat, .99):.1f}ms ({bonus / hot:.2f} of hot)")
             log(f"pgbench: {tps:.0f} tps ({slices} slices of each, taking turns)")
             await settle(pg)
             await drained(wallet_dsn)
@@ -346,7 +381,9 @@ async def main() -> None:
             proc.wait(30)
     result_line("wallet", bets_per_s=spread, p50_ms=pct(lat, .5), p99_ms=pct(lat, .99), pgbench_tps=tps,
                 ratio=spread / tps, hot_bets_per_s=hot, hot_vs_spread=hot / spread, paced_per_s=paced_rate,
-                paced_p50_ms=pct(paced_lat, .5), paced_p99_ms=pct(paced_lat, .99), cpu_ms_per_round=cpu_ms)
+                paced_p50_ms=pct(paced_lat, .5), paced_p99_ms=pct(paced_lat, .99), cpu_ms_per_round=cpu_ms,
+                cash_rps=hot, bonus_rps=bonus, bonus_vs_cash=bonus / hot, bonus_share=share,
+                bonus_p99_ms=pct(bonus_lat, .99))
 
 
 if __name__ == "__main__":

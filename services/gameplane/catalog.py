@@ -51,7 +51,9 @@ SERVICES: tuple[Service, ...] = (
             summary="accounts, credentials, KYC, responsible-gaming settings"),
     Service("wallet", "gameplane.wallet", 2, database=True, built=True,
             summary="the double-entry ledger: the only writer of money"),
-    Service("games", "gameplane.games", 3, database=True, built=True, calls=("wallet", "sessions"),
+    # rgs: the simulator's award API (free spins), when it runs in the platform (development); real
+    # studios are outside the cluster (the charts' egress.providers)
+    Service("games", "gameplane.games", 3, database=True, built=True, calls=("wallet", "sessions", "rgs"),
             summary="game catalogue, provider registry, the seamless-wallet API providers call"),
     Service("sessions", "gameplane.sessions", 4, database=True, built=True, calls=("games", "players"),
             summary="game sessions, session time, reality checks"),

@@ -43,6 +43,8 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("POST", "/internal/wallet/bonuses"): {"bonus"},
         ("POST", "/internal/wallet/bonuses/{grant_id}/convert"): {"bonus"},
         ("POST", "/internal/wallet/bonuses/{grant_id}/forfeit"): {"bonus"},
+        ("POST", "/internal/wallet/bonuses/{grant_id}/free-spin-wins"): {"games"},
+        ("GET", "/internal/wallet/players/{player_id}/grants/{currency}"): {"bonus"},
         ("POST", "/internal/wallet/adjustments"): {"backoffice"},
         ("GET", "/internal/wallet/players/{player_id}/balances/{currency}"): {"games", "payments", "backoffice"},
         ("GET", "/internal/wallet/players/{player_id}/balances"): {"backoffice"},
@@ -89,6 +91,8 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("GET", "/internal/games/providers"): {"backoffice"},
         ("GET", "/internal/games/{game_id}"): {"sessions"},
         ("PUT", "/internal/games/{game_id}"): {"backoffice"},
+        ("POST", "/internal/games/free-spins"): {"bonus"},
+        ("GET", "/internal/games/free-spins/{award_id}"): {"bonus", "backoffice"},
     },
     "sessions": {
         ("POST", "/v1/sessions"): {"gateway"},
@@ -153,7 +157,7 @@ SAMPLE = {"player_id": str(uuid.uuid4()), "currency": "EUR", "hold_id": str(uuid
           "tx_id": str(uuid.uuid4()), "kind": "timeout", "period": "day", "game_id": "fruit-fives",
           "session_id": str(uuid.uuid4()), "token": "no-such-token", "provider": "rgs", "operation": "balance",
           "staff_id": str(uuid.uuid4()), "case_id": str(uuid.uuid4()), "version": "1",
-          "payment_id": str(uuid.uuid4()), "psp": "simpsp"}
+          "payment_id": str(uuid.uuid4()), "psp": "simpsp", "award_id": "aw-1"}
 
 
 def routes_of(app: FastAPI) -> set[tuple[str, str]]:

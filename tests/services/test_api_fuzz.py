@@ -78,6 +78,7 @@ INTERNAL_CALLERS = [
     ("", "/internal/players/{player_id}/kyc/decision", "backoffice"),
     ("", "/internal/players/{player_id}/protection", "backoffice"), ("", "/internal/players/", "sessions"),
     ("", "/internal/sessions/", "games"), ("", "/internal/games/providers", "backoffice"),
+    ("", "/internal/games/free-spins", "bonus"),
     ("PUT", "/internal/games/", "backoffice"), ("", "/internal/games/", "sessions"),
     ("", "/internal/risk/decisions", "payments"), ("", "/internal/risk/", "backoffice"),
 ]

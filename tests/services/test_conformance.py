@@ -25,7 +25,7 @@ from gameplane.contracts.games import (
 )
 from gameplane.devtools.inprocess import LocalPlatform, launch, local_platform, new_player
 from gameplane.simulators.rgs.client import PlatformClient
-from gameplane.simulators.rgs.conformance import Kit, SessionFactory, check_names
+from gameplane.simulators.rgs.conformance import Kit, Reply, SessionFactory, check_names, platform_awards
 
 SECRET = "conformance-test-provider-secret"
 
@@ -44,10 +44,12 @@ def databases(new_database: Callable[..., str]) -> dict[str, str]:
 
 
 async def test_conformance_passes_against_the_local_platform(databases: dict[str, str], nats_server: Any) -> None:
-    async with local_platform(databases, nats_server.url, provider_secret=SECRET) as p:
+    # with the studio running: games forwards the free-spin awards to it
+    async with local_platform(databases, nats_server.url, provider_secret=SECRET, with_rgs=True) as p:
         client = PlatformClient(p.urls["games"], "rgs", SECRET, timeout=10, attempts=1)
+        awards = platform_awards(p.urls["wallet"], p.urls["games"], p.identities.key("bonus"))
         try:
-            results = await Kit(client, platform_sessions(p, nats_server.url)).run()
+            results = await Kit(client, platform_sessions(p, nats_server.url), awards=awards).run()
         finally:
             await client.aclose()
     failed = [(r.name, r.detail) for r in results if not r.passed]
@@ -69,6 +71,7 @@ class BrokenPlatform:
         self.txns: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
         self.rounds: dict[str, dict[str, Any]] = {}
         self.tombstones: set[str] = set()
+        self.awards: dict[str, dict[str, Any]] = {}
         self.lock = asyncio.Lock()
         self.app = FastAPI()
         self.app.post("/providers/{provider}/{op}")(self.handle)
@@ -81,6 +84,35 @@ class BrokenPlatform:
 
     def broken(self, rule: str) -> bool:
         return self.fault == rule
+
+    async def award(self, body: dict[str, Any]) -> Reply:
+        """The platform granting free spins (what bonus asks of games)."""
+        seen = self.awards.get(body["award_id"])
+        if seen is not None and seen["body"] != body and not self.broken("free-spin award accepted"):
+            return Reply(409, {"type": "https://gameplane.io/problems/free-spin-award-exists"})
+        if seen is None or seen["body"] != body:
+            seen = self.awards[body["award_id"]] = {"body": body, "played": 0,
+                                                    "expires": datetime.fromisoformat(body["expires_at"])}
+        return Reply(200, {**body, "state": "awarded", "spins_played": seen["played"], "won": 0})
+
+    def free_spin_refusal(self, call: dict[str, Any], player: str) -> tuple[int, dict[str, Any]] | None:
+        if self.broken("free-spin win without a bet"):
+            return self.error(404, "bet-not-found", player)  # as a platform that pays only after a bet
+        award = self.awards.get(call["free_spin_award_id"])
+        lax = self.broken("free-spin award unknown or expired")
+        if award is None:
+            return None if lax else self.error(404, "free-spin-award-not-found", player)
+        if award["body"]["player_id"] != player and not self.broken("free-spin award of another player"):
+            return self.error(403, "free-spin-award-mismatch", player)
+        if datetime.now(UTC) >= award["expires"] and not lax:
+            return self.error(409, "free-spin-award-expired", player)
+        if award["played"] >= award["body"]["spins"] and not self.broken("free spins exhausted"):
+            return self.error(409, "free-spins-exhausted", player)
+        award["played"] += 1
+        return None
+
+    def replays(self, call: dict[str, Any]) -> bool:
+        return not self.broken("duplicates") and not (self.broken("free-spin replay") and "free_spin_award_id" in call)
 
     def error(self, status: int, code: str, player: str | None = None) -> tuple[int, dict[str, Any]]:
         body: dict[str, Any] = {"type": f"https://gameplane.io/problems/{code}", "status": status, "code": code}
@@ -105,7 +137,7 @@ class BrokenPlatform:
             if abs(sent - time.time()) > 300:
                 return JSONResponse(self.error(401, "stale-request")[1], status_code=401)
         digest = json.dumps({k: v for k, v in call.items() if k != "timestamp"}, sort_keys=True)
-        if call["request_id"] in self.requests and not self.broken("duplicates"):
+        if call["request_id"] in self.requests and self.replays(call):
             seen_digest, status, body = self.requests[call["request_id"]]
             if seen_digest != digest:
                 return JSONResponse(self.error(409, "request-id-reused")[1], status_code=409)
@@ -127,7 +159,7 @@ class BrokenPlatform:
             return 200, {**answer, "balance": self.balances[player]}
         tx = call["transaction_id"]
         content = {k: v for k, v in call.items() if k not in ("timestamp", "request_id")}
-        if tx in self.txns and not self.broken("duplicates"):
+        if tx in self.txns and self.replays(call):
             if self.txns[tx][0] != json.dumps(content, sort_keys=True):
                 if not self.broken("conflicting duplicates"):
                     return self.error(409, "duplicate-transaction", player)
@@ -154,6 +186,10 @@ class BrokenPlatform:
                 return self.error(403, "session-expired", player)
             if rnd["closed"]:
                 return self.error(409, "round-closed", player)
+            if "free_spin_award_id" in call:
+                refusal = self.free_spin_refusal(call, player)
+                if refusal is not None:
+                    return refusal
             self.balances[player] += call["amount"]
             rnd["wins"] += 1
             rnd["closed"] = bool(call.get("round_closed", True))
@@ -182,7 +218,7 @@ async def run_against_double(fault: str | None, only: list[str] | None = None) -
     client = PlatformClient("http://double", "rgs", SECRET, attempts=1,
                             transport=httpx.ASGITransport(app=double.app))
     try:
-        results = await Kit(client, factory).run(only)
+        results = await Kit(client, factory, awards=double.award).run(only)
     finally:
         await client.aclose()
     return {r.name: r.passed for r in results}

@@ -144,9 +144,8 @@ def _same(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _play(w: Wallet, player: uuid.UUID) -> list[dict[str, Any]]:
-    await w.deposit(player, 1000)
-    await w.post("/bonuses", {"idempotency_key": f"g-{player}", "grant_id": f"g-{player}",
-                              "player_id": str(player), "currency": "EUR", "amount": 500})
+    """A cash-only player's round (a player holding bonus money is the Python path's: see below)."""
+    await w.deposit(player, 1500)
     return [await w.post("/bets", w.bet_body(player, 1200, "r1")),
             await w.post("/bets", w.bet_body(player, 7, "r1")),
             await w.post("/wins", w.win_body(player, 601, "r1", close=False)),
@@ -159,8 +158,8 @@ async def test_both_paths_write_the_same_answers_rows_and_events(fast: Wallet, p
     fast_answers, python_answers = await _play(fast, a), await _play(python_path, b)
     assert (tally("bet", "served"), tally("win", "served")) == (2, 2)
     assert [_same(x) for x in fast_answers] == [_same(x) for x in python_answers]
-    assert fast_answers[0]["split"] == {"cash": 1000, "bonus": 200}
-    assert fast_answers[2]["split"] == {"cash": 498, "bonus": 103}  # bonus 601 * 207 // 1207
+    assert fast_answers[0]["split"] == {"cash": 1200, "bonus": 0}
+    assert fast_answers[2]["balance"]["cash"] == 1500 - 1207 + 601
 
     async def rows(player: uuid.UUID) -> list[Any]:
         async with fast.app.state.runtime.database.session() as s:
@@ -190,6 +189,30 @@ async def test_both_paths_write_the_same_answers_rows_and_events(fast: Wallet, p
     assert (await fast.reconcile())["ok"] is True
 
 
+async def test_a_player_holding_bonus_money_is_declined_to_the_per_grant_python_path(fast: Wallet) -> None:
+    """v3 declines a bet while the player holds bonus money and a win in a round staked with bonus
+    money: the Python path keeps the grants' books. Negative control: the same player, once their
+    bonus is gone, is served again."""
+    player = uuid.uuid4()
+    await fast.deposit(player, 1000)
+    await fast.post("/bonuses", {"idempotency_key": f"g-{player}", "grant_id": f"g-{player}",
+                                 "player_id": str(player), "currency": "EUR", "amount": 500})
+    tally = Tally()
+    cash_only_stake = await fast.post("/bets", fast.bet_body(player, 100, "r1"))  # all cash, yet declined
+    assert cash_only_stake["split"] == {"cash": 100, "bonus": 0}
+    await fast.post("/wins", fast.win_body(player, 50, "r1"))  # a round without bonus stake: served
+    bet = await fast.post("/bets", fast.bet_body(player, 1200, "r2"))
+    assert bet["split"] == {"cash": 950, "bonus": 250, "grants": {f"g-{player}": 250}}
+    win = await fast.post("/wins", fast.win_body(player, 601, "r2"))
+    assert win["split"] == {"cash": 476, "bonus": 125, "grants": {f"g-{player}": 125}}  # 601 * 250 // 1200
+    assert (tally("bet", "served"), tally("bet", "declined")) == (0, 2)
+    assert (tally("win", "served"), tally("win", "declined")) == (1, 1)
+    await fast.post(f"/bonuses/g-{player}/forfeit", {"idempotency_key": f"f-{player}"})
+    await fast.post("/bets", fast.bet_body(player, 10, "r3"))
+    assert tally("bet", "served") == 1
+    assert (await fast.reconcile())["ok"] is True
+
+
 @settings(max_examples=25, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(cash=st.integers(0, 10_000), bonus=st.integers(0, 10_000), stake=st.integers(1, 20_000),
@@ -207,13 +230,16 @@ async def test_splits_follow_the_ledger_rules(fast: Wallet, cash: int, bonus: in
     tally = Tally()
     bet = await fast.post("/bets", fast.bet_body(player, stake, "r"))
     stake_split = ledger.split_stake(stake, cash, bonus)
-    assert bet["split"] == {"cash": stake_split.cash, "bonus": stake_split.bonus}
+    grants = {"grants": {f"g-{player}": stake_split.bonus}} if stake_split.bonus else {}
+    assert bet["split"] == {"cash": stake_split.cash, "bonus": stake_split.bonus, **grants}
     paid = await fast.post("/wins", fast.win_body(player, win, "r"))
     win_split = ledger.split_win(win, stake_split)
-    assert paid["split"] == {"cash": win_split.cash, "bonus": win_split.bonus}
+    grants = {"grants": {f"g-{player}": win_split.bonus}} if win_split.bonus else {}
+    assert paid["split"] == {"cash": win_split.cash, "bonus": win_split.bonus, **grants}
     assert paid["balance"]["cash"] == cash - stake_split.cash + win_split.cash
     assert paid["balance"]["bonus"] == bonus - stake_split.bonus + win_split.bonus
-    assert (tally("bet", "served"), tally("win", "served")) == (1, 1)
+    # served unless bonus money is involved: held by the player (bet), staked in the round (win)
+    assert (tally("bet", "served"), tally("win", "served")) == (int(bonus == 0), int(stake_split.bonus == 0))
 
 
 async def _house(w: Wallet) -> int:
@@ -259,7 +285,7 @@ async def test_an_operation_that_fails_inside_a_batch_is_rolled_back_alone(fast:
     ops = [bet("ok-1", 100), bet("bad-uuid", 200, tx="not-a-uuid"), {"op": "refund"}, bet("broke", 5000),
            bet("ok-2", 300)]
     async with fast.app.state.runtime.database.pool.acquire() as con:
-        answers = await con.fetchval("SELECT wallet_fast_batch_v2($1, 1)", json.dumps(ops))
+        answers = await con.fetchval("SELECT wallet_fast_batch_v3($1, 1)", json.dumps(ops))
     assert [a[:6] for a in answers[1:4]] == ["!22P02", "!GPF01", "!GPF01"]
     assert [json.loads(a)["balance"]["cash"] for a in (answers[0], answers[4])] == [900, 600]
     async with fast.app.state.runtime.database.session() as s:

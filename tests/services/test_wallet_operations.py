@@ -64,10 +64,11 @@ async def test_bet_uses_cash_first_then_bonus_and_win_follows_the_split(wallet: 
     await wallet.post("/bonuses", {"idempotency_key": f"g-{player}", "grant_id": f"g-{player}",
                                    "player_id": str(player), "currency": "EUR", "amount": 200})
     bet = await wallet.post("/bets", wallet.bet_body(player, 400, "r1"))
-    assert bet["split"] == {"cash": 300, "bonus": 100}
+    assert bet["split"] == {"cash": 300, "bonus": 100, "grants": {f"g-{player}": 100}}
     assert bet["balance"] == {"currency": "EUR", "cash": 0, "bonus": 100, "withdrawal_hold": 0}
     win = await wallet.post("/wins", wallet.win_body(player, 1001, "r1"))
-    assert win["split"] == {"cash": 751, "bonus": 250}  # bonus 1001*100/400 rounded down; remainder to cash
+    # bonus 1001*100/400 rounded down; remainder to cash
+    assert win["split"] == {"cash": 751, "bonus": 250, "grants": {f"g-{player}": 250}}
     assert win["balance"] == {"currency": "EUR", "cash": 751, "bonus": 350, "withdrawal_hold": 0}
 
 
@@ -122,7 +123,8 @@ async def test_rollback_restores_the_exact_split(wallet: Wallet, player: uuid.UU
                                    "player_id": str(player), "currency": "EUR", "amount": 50})
     bet = await wallet.post("/bets", wallet.bet_body(player, 130, "r1", key=f"b-{player}"))
     rb = await wallet.post("/rollbacks", wallet.rollback_body(player, f"b-{player}"))
-    assert rb["split"] == bet["split"] == {"cash": 100, "bonus": 30} and not rb["noop"]
+    assert rb["split"] == bet["split"] == {"cash": 100, "bonus": 30, "grants": {f"g-{player}": 30}}
+    assert not rb["noop"]
     assert rb["balance"] == {"currency": "EUR", "cash": 100, "bonus": 50, "withdrawal_hold": 0}
     tx = await wallet.get(f"/transactions/{rb['transaction_id']}")
     bet_tx = await wallet.get(f"/transactions/{bet['transaction_id']}")
@@ -169,7 +171,7 @@ async def test_rollback_of_a_lost_round_and_the_next_win_splits_on_what_is_left(
     await wallet.post("/bets", wallet.bet_body(player, 100, "r2", key=f"b2-{player}"))  # all bonus
     await wallet.post("/rollbacks", wallet.rollback_body(player, f"b1-{player}"))
     win = await wallet.post("/wins", wallet.win_body(player, 60, "r2"))
-    assert win["split"] == {"cash": 0, "bonus": 60}
+    assert win["split"] == {"cash": 0, "bonus": 60, "grants": {f"g-{player}": 60}}
 
 
 async def test_rollback_refusals(wallet: Wallet, player: uuid.UUID) -> None:
@@ -242,19 +244,21 @@ async def test_expired_holds_are_voided_by_the_sweep(wallet: Wallet, player: uui
         rt.state["ctx"] = real
 
 
-async def test_bonus_convert_and_forfeit(wallet: Wallet, player: uuid.UUID) -> None:
+async def test_bonus_convert_and_forfeit_move_only_their_grant(wallet: Wallet, player: uuid.UUID) -> None:
     g = {"player_id": str(player), "currency": "EUR"}
     await wallet.post("/bonuses", {"idempotency_key": f"g1-{player}", "grant_id": f"g1-{player}", "amount": 300, **g})
     exists = await wallet.post("/bonuses", {"idempotency_key": f"g1b-{player}", "grant_id": f"g1-{player}",
                                             "amount": 300, **g}, 409)
     assert slug(exists) == "grant-exists"
+    await wallet.post("/bonuses", {"idempotency_key": f"g2-{player}", "grant_id": f"g2-{player}", "amount": 50, **g})
+    # the cap converts 120 of g1's 300; g1's other 180 goes back to the liability; g2 keeps its 50
     conv = await wallet.post(f"/bonuses/g1-{player}/convert", {"idempotency_key": f"c1-{player}", "amount": 120})
-    assert conv["balance"] == {"currency": "EUR", "cash": 120, "bonus": 180, "withdrawal_hold": 0}
+    assert conv["amount"] == 120 and conv["split"] == {"cash": 120, "bonus": -300, "grants": {f"g1-{player}": -300}}
+    assert conv["balance"] == {"currency": "EUR", "cash": 120, "bonus": 50, "withdrawal_hold": 0}
     closed = await wallet.post(f"/bonuses/g1-{player}/forfeit", {"idempotency_key": f"f1-{player}"}, 409)
     assert slug(closed) == "grant-closed"
-    await wallet.post("/bonuses", {"idempotency_key": f"g2-{player}", "grant_id": f"g2-{player}", "amount": 50, **g})
     forfeit = await wallet.post(f"/bonuses/g2-{player}/forfeit", {"idempotency_key": f"f2-{player}"})
-    assert forfeit["amount"] == 230 and forfeit["balance"]["bonus"] == 0 and forfeit["balance"]["cash"] == 120
+    assert forfeit["amount"] == 50 and forfeit["balance"]["bonus"] == 0 and forfeit["balance"]["cash"] == 120
     missing = await wallet.post("/bonuses/nope/convert", {"idempotency_key": f"c9-{player}"}, 404)
     assert slug(missing) == "grant-not-found"
 

@@ -22,6 +22,10 @@ def caller_of(path: str) -> str:
     path = path.removeprefix(W)
     if path.startswith("/players/") and "/deposit-allowance/" in path:
         return "payments"
+    if path.startswith("/players/") and "/grants/" in path:
+        return "bonus"
+    if path.startswith("/bonuses/") and path.endswith("/free-spin-wins"):
+        return "games"
     if path.startswith(("/bets", "/wins", "/rollbacks")) or (path.startswith("/players/") and path.count("/") == 4):
         return "games"
     if path.startswith(("/deposits", "/withdrawals", "/chargebacks")):

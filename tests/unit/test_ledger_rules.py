@@ -140,3 +140,29 @@ def test_invariant_checks_find_breaches() -> None:
     assert [b.invariant for b in ledger.check_balances_match({cash: 11, world: -10}, entries)] == [3]
     assert ledger.check_conserved({cash: 10, world: -10}) == []
     assert [b.invariant for b in ledger.check_conserved({cash: 11, world: -10})] == [4]
+
+
+def test_a_stake_draws_on_grants_in_the_order_given_each_emptied_first() -> None:
+    assert ledger.draw(250, [("a", 100), ("b", 0), ("c", 200)]) == {"a": 100, "c": 150}
+    assert ledger.draw(0, [("a", 100)]) == {}
+    with pytest.raises(InsufficientFunds):
+        ledger.draw(301, [("a", 100), ("c", 200)])
+
+
+def test_a_win_is_shared_per_grant_with_the_remainder_to_the_largest_stake() -> None:
+    assert ledger.share(750, {"a": 100, "c": 50, "b": 150}) == {"a": 250, "c": 125, "b": 375}
+    assert ledger.share(10, {"b": 1, "a": 1, "c": 1}) == {"a": 4, "b": 3, "c": 3}  # tie: smallest id
+    assert ledger.share(7, {"a": 1, "b": 5}) == {"a": 1, "b": 6}  # 7*1//6 = 1, 7*5//6 = 5, +1 to b
+    assert ledger.share(0, {"a": 5}) == {} and ledger.share(5, {}) == {}
+
+
+@given(amount=st.integers(0, 10**9), stake=st.dictionaries(st.text("abcdef", min_size=1, max_size=3),
+                                                           st.integers(1, 10**6), min_size=1, max_size=6))
+def test_a_win_share_sums_exactly_and_each_part_is_within_one_unit_per_grant(amount: int,
+                                                                            stake: dict[str, int]) -> None:
+    parts = ledger.share(amount, stake)
+    assert sum(parts.values()) == amount
+    total = sum(stake.values())
+    for g, s in stake.items():
+        exact = amount * s / total
+        assert exact - 1 < parts.get(g, 0) < exact + len(stake)

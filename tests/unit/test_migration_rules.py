@@ -59,7 +59,8 @@ def upgrade_sql(package: str) -> Chain:
 def test_every_service_with_a_database_is_scanned_and_the_wallet_has_sql_functions() -> None:
     assert {"gameplane.wallet", "gameplane.games", "gameplane.players", "gameplane.sessions"} <= set(PACKAGES)
     created = set().union(*(functions_created(sql) for _, sql in upgrade_sql("gameplane.wallet")))
-    assert {"wallet_fast_batch_v2", "wallet_fast_bet_v2", "wallet_fast_win_v2", "wallet_fast_batch"} <= created
+    assert {"wallet_fast_batch_v2", "wallet_fast_bet_v2", "wallet_fast_win_v2", "wallet_fast_batch",
+            "wallet_fast_batch_v3", "wallet_fast_bet_v3", "wallet_fast_win_v3"} <= created
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -386,3 +386,13 @@ def test_payments_without_psps_has_no_egress_to_the_outside() -> None:
                                     "--set", f"global.networkPolicy.egress.paymentProviders.cidrs={{{PSP_CIDR}}}")
     assert not allowed(games_only, PAYMENT_SIDE["payments"], Address("198.51.100.1"), 443)
     assert allowed(games_only, PAYMENT_SIDE["payments"], Address("203.0.113.7"), 443)
+
+
+def test_games_reaches_the_studio_simulator_award_api_and_nobody_else_does() -> None:
+    # Free-spin awards: games calls the in-cluster RGS simulator's API (a real studio is outside, by CIDR).
+    rgs = _service("rgs")
+    docs = policies_of(helm_template("--set", "rgs.enabled=true"))
+    assert allowed(docs, PLATFORM["games"], rgs, 8000)
+    for name in ("gateway", "players", "wallet", "sessions"):
+        assert not allowed(docs, PLATFORM[name], rgs, 8000), name
+    assert allowed(docs, rgs, PLATFORM["gateway"], 8000) and not allowed(docs, rgs, PLATFORM["games"], 8000)

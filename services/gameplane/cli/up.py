@@ -190,7 +190,9 @@ def _specs(
     ids = identities.Identities.generate(tuple(dict.fromkeys(
         [*(s.name for s in services if s.kind == "service"), *identities.NAMES])))
     ids.save(layout.identities)
-    providers = {"rgs": {"dialect": "canonical", "secret": secrets.token_hex(32)}}
+    # api_url: where games sends the studio's free-spin awards (its own API, signed with the same key)
+    providers = {"rgs": {"dialect": "canonical", "secret": secrets.token_hex(32),
+                         "api_url": registry.url(catalog.get("rgs"), opts.base_port)}}
     # The simulated PSP and payments share the run's PSP credentials, as the studio and games do.
     gateway_url = registry.url(catalog.get("gateway"), opts.base_port)
     psps = localsecrets.psp_credentials(registry.url(catalog.get("psp"), opts.base_port))

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, StrictInt, StringConstraints
 
 from gameplane.contracts.jurisdiction import game_allowed
 from gameplane.kit.money import CURRENCY_EXPONENTS
+from gameplane.kit.problems import ProblemType
 
 PATH_GAME = "/internal/games/{game_id}"
 # Ids PATH_GAME cannot name: `/internal/games/providers` is the provider listing.
@@ -217,6 +218,12 @@ ERROR_CODES: dict[str, int] = {
     "max-win-exceeded": 400,
     "validation-error": 422,
     "dependency-unavailable": 503,
+    # a win with `free_spin_award_id` (docs/integration/providers.md, "Free spins")
+    "free-spin-award-not-found": 404,
+    "free-spin-award-mismatch": 403,
+    "free-spin-award-expired": 409,
+    "free-spins-exhausted": 409,
+    "free-spin-grant-closed": 409,
 }
 
 
@@ -231,6 +238,32 @@ class FreeSpinAward(BaseModel):
     spins: int = Field(ge=1, le=1000)
     stake: StrictInt = Field(gt=0, le=AMOUNT_STORABLE_MAX, description="the stake of each spin, minor units")
     expires_at: datetime
+
+
+class ProviderFreeSpinAward(BaseModel):
+    """What games sends to the provider's award API: `POST <provider base URL>` + PROVIDER_AWARD_PATH,
+    signed by the platform with the provider's key in the canonical scheme (the two headers over
+    `signing_string(method, path as sent, timestamp, body)`). The provider answers 200 or 201 once
+    it will play the spins, the same for a repeat of the same award, and 409 for another award
+    under the same id. The grant behind the award stays with the platform."""
+
+    award_id: Ident
+    player_id: uuid.UUID
+    currency: Currency
+    game_id: Ident
+    spins: int = Field(ge=1, le=1000)
+    stake: StrictInt = Field(gt=0, le=AMOUNT_STORABLE_MAX)
+    expires_at: datetime
+
+
+PROVIDER_AWARD_PATH = "/free-spins"
+
+AWARD_EXISTS = ProblemType(409, "free-spin-award-exists", "Award id already used for another award")
+AWARD_NOT_FOUND = ProblemType(404, "free-spin-award-not-found", "No such free-spin award")
+AWARD_UNSUPPORTED = ProblemType(422, "free-spins-unsupported", "The game's provider takes no free-spin awards")
+AWARD_REFUSED = ProblemType(422, "free-spin-award-refused", "The provider refused the award")
+AWARD_INVALID = ProblemType(422, "validation-error", "Invalid free-spin award")
+PROVIDER_UNAVAILABLE = ProblemType(503, "dependency-unavailable", "The provider did not answer; repeat the award")
 
 
 class FreeSpinAwardView(FreeSpinAward):

@@ -102,7 +102,9 @@ async def local_platform(databases: dict[str, str], nats_url: str, *, provider_s
                                                   **common, **ids.settings("sessions"), **(sessions_overrides or {}))),
         "games": games_app(GamesSettings(
             database_url=databases["games"], port=ports["games"], **ids.settings("games"),
-            providers={"rgs": ProviderSettings(dialect="canonical", secret=provider_secret), **(extra_providers or {})},
+            # with the studio running, awards go to its award API
+            providers={"rgs": ProviderSettings(dialect="canonical", secret=provider_secret,
+                                               api_url=urls.get("rgs")), **(extra_providers or {})},
             **common, **(games_overrides or {}))),
     }
     if with_rgs:

@@ -6,7 +6,7 @@ at a local platform (`gameplane providers conformance`, `gameplane wallet reconc
 they work against `make run` without copying a secret by hand.
 
     {"service_token_secret": ..., "player_token_secret": ...,
-     "providers": {"rgs": {"dialect": "canonical", "secret": ...}},
+     "providers": {"rgs": {"dialect": "canonical", "secret": ..., "api_url": ...}},
      "psps": {"simpsp": {"base_url": "http://127.0.0.1:8101/simpsp", "secret": ..., "api_key": ...}, "cardgw": {...}},
      "services": {"gateway": "http://127.0.0.1:8000", ...}, "databases": {"wallet": "postgresql+asyncpg://..."}}
 

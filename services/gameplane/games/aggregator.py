@@ -77,7 +77,16 @@ STATUS: dict[str, str] = {
     "stale-request": "RS_ERROR_INVALID_SIGNATURE",
     "unknown-provider": "RS_ERROR_UNKNOWN",
     "dependency-unavailable": "RS_ERROR_UNKNOWN",
+    # Free spins are canonical-only (never produced here; mapped so every code has a status)
+    "free-spin-award-not-found": "RS_ERROR_WRONG_TYPES",
+    "free-spin-award-mismatch": "RS_ERROR_WRONG_TYPES",
+    "free-spin-award-expired": "RS_ERROR_WRONG_TYPES",
+    "free-spins-exhausted": "RS_ERROR_WRONG_TYPES",
+    "free-spin-grant-closed": "RS_ERROR_WRONG_TYPES",
 }
+# What aggregators call the free round behind a win: this dialect pays no free rounds, and a win
+# naming one is refused rather than paid as a win without a bet.
+FREE_ROUND_FIELDS = ("campaign_uuid", "freespin_id", "free_spin_award_id", "bonus_id")
 
 
 class _Call(BaseModel):
@@ -103,6 +112,11 @@ class TransactionCall(_Call):
 class WinTransactionCall(TransactionCall):
     reference_transaction_uuid: Ident | None = None
     round_closed: bool = True
+    model_config = ConfigDict(extra="allow")
+
+    def free_round(self) -> str | None:
+        extra = self.model_extra or {}
+        return next((f for f in FREE_ROUND_FIELDS if extra.get(f) is not None), None)
 
 
 class RollbackTransactionCall(_Call):
@@ -165,6 +179,10 @@ def translate(operation: str, call: _Call) -> ProviderRequest:
         money = {"transaction_id": call.transaction_uuid, "round_id": call.round, "game_id": call.game_code,
                  "amount": to_minor(call.amount, call.currency), "currency": call.currency.upper()}
         if isinstance(call, WinTransactionCall):
+            free_round = call.free_round()
+            if free_round is not None:
+                raise ProviderError("validation-error", f"`{free_round}`: free rounds are not supported in the "
+                                                        "aggregator dialect (canonical dialect only)")
             return WinCall(**base, **money, round_closed=call.round_closed)
         return BetCall(**base, **money)
     if isinstance(call, RollbackTransactionCall):

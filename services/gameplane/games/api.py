@@ -5,28 +5,40 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+import httpx
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from gameplane.contracts.games import (
+    AWARD_EXISTS,
+    AWARD_INVALID,
+    AWARD_NOT_FOUND,
+    AWARD_REFUSED,
+    AWARD_UNSUPPORTED,
     ERROR_CODES,
+    PATH_FREE_SPIN_AWARD,
+    PATH_FREE_SPINS,
+    PROVIDER_UNAVAILABLE,
     RESERVED_GAME_IDS,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    FreeSpinAward,
+    FreeSpinAwardView,
     GameUpsert,
     GameView,
     ProviderAnswer,
     ProviderProblem,
 )
 from gameplane.contracts.jurisdiction import JurisdictionName
-from gameplane.games import aggregator, canonical, catalog
+from gameplane.games import aggregator, canonical, catalog, freespins
 from gameplane.games.canonical import error_response
 from gameplane.games.models import Game
 from gameplane.games.rules import ProviderError
 from gameplane.games.seamless import Seamless, game_view
 from gameplane.kit.app import Runtime
 from gameplane.kit.auth import callers
+from gameplane.kit.db import utcnow
 from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, response_reply
 from gameplane.kit.problems import PROBLEM_JSON, Problem, ProblemType
 from gameplane.kit.problems import responses as refusals
@@ -96,6 +108,42 @@ async def get_game(game_id: str, request: Request) -> GameView:
 async def list_providers(request: Request, caller: str = Depends(callers("backoffice"))) -> list[ProviderInfo]:
     adapters: dict[str, Adapter] = _rt(request).state["adapters"]
     return [ProviderInfo(name=name, dialect=a.dialect) for name, a in sorted(adapters.items())]
+
+
+def _provider_http(rt: Runtime) -> httpx.AsyncClient:
+    http = rt.state.get("provider_http")
+    if http is None:
+        http = rt.state["provider_http"] = httpx.AsyncClient(timeout=rt.settings.provider_timeout_seconds)  # type: ignore[attr-defined]
+    return http  # type: ignore[no-any-return]
+
+
+@internal.post(PATH_FREE_SPINS.removeprefix("/internal/games"), response_model=FreeSpinAwardView,
+               responses=refusals(AWARD_EXISTS, AWARD_INVALID, AWARD_REFUSED, AWARD_UNSUPPORTED, GAME_NOT_FOUND,
+                                  PROVIDER_UNAVAILABLE))
+async def award_free_spins(body: FreeSpinAward, request: Request,
+                           caller: str = Depends(callers("bonus"))) -> FreeSpinAwardView:
+    """Free spins for a player, forwarded to the game's provider; answered once the provider took them.
+    Idempotent on award_id: the same award again gets its current view, other terms under the id a 409."""
+    rt = _rt(request)
+    core: Seamless = rt.state["seamless"]
+    game = await core.game(body.game_id)
+    if game is None:
+        raise GAME_NOT_FOUND(f"game {body.game_id!r} is not in the catalog")
+    provider = rt.settings.providers.get(game.provider)  # type: ignore[attr-defined]
+    freespins.check_award(body, game, provider, utcnow())
+    assert provider is not None
+    return await freespins.create(rt.database.pool, _provider_http(rt), body, game, provider)
+
+
+@internal.get(PATH_FREE_SPIN_AWARD.removeprefix("/internal/games"), response_model=FreeSpinAwardView,
+              responses=refusals(AWARD_NOT_FOUND))
+async def get_free_spin_award(award_id: str, request: Request,
+                              caller: str = Depends(callers("bonus", "backoffice"))) -> FreeSpinAwardView:
+    row = await freespins.load(_rt(request).database.pool, award_id)
+    if row is None or not row["accepted"]:
+        raise AWARD_NOT_FOUND(f"no award {award_id!r}" if row is None else
+                              f"award {award_id!r} is not yet accepted by its provider: repeat the POST")
+    return freespins.view(row)
 
 
 @internal.get("/{game_id}", response_model=GameView, responses=refusals(GAME_NOT_FOUND))

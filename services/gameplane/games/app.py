@@ -67,9 +67,10 @@ def build_app(settings: GamesSettings | None = None) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        client = rt.state.pop("wallet_client", None)
-        if client is not None:
-            await client.aclose()
+        for name in ("wallet_client", "provider_http"):
+            client = rt.state.pop(name, None)
+            if client is not None:
+                await client.aclose()
 
     runtime = Runtime("games", settings, migrations="gameplane.games", hot_pool=True, on_start=[start],
                       on_stop=[stop])

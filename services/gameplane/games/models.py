@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, Index, Integer, String, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -95,3 +95,44 @@ class Round(Base):
     wins: Mapped[int] = mapped_column(Integer, default=0)
     opened_at: Mapped[datetime] = mapped_column(TS, server_default=text("now()"))
     closed_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+
+
+class FreeSpinAward(Base):
+    """Free spins a bonus grant gave a player, forwarded to the game's provider (`accepted` once it
+    took them). `spins_played` counts the spins paid and in flight (a spin is held while the wallet
+    credits its win, given back when the credit fails), so it never passes `spins`."""
+
+    __tablename__ = "free_spin_awards"
+
+    award_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    grant_id: Mapped[str] = mapped_column(String(200))
+    player_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    currency: Mapped[str] = mapped_column(String(3))
+    game_id: Mapped[str] = mapped_column(String(100))
+    provider: Mapped[str] = mapped_column(String(100))
+    spins: Mapped[int] = mapped_column(Integer)
+    stake: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(TS)
+    accepted: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    spins_played: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    won: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(TS, server_default=text("now()"))
+
+    __table_args__ = (
+        CheckConstraint("spins_played >= 0 AND spins_played <= spins", name="spins"),
+        CheckConstraint("won >= 0", name="won"),
+        Index("ix_free_spin_awards_player", "player_id"),
+    )
+
+
+class FreeSpinPlay(Base):
+    """The spin a free-spin win holds, one per provider transaction: a retry of the win (after a lost
+    answer, or a record that failed after the wallet credited) finds its spin held, not a new one."""
+
+    __tablename__ = "free_spin_plays"
+
+    provider: Mapped[str] = mapped_column(String(100), primary_key=True)
+    transaction_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    award_id: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(TS, server_default=text("now()"))

@@ -39,7 +39,8 @@ WITH args AS (
          CAST($7 AS varchar) AS tx_hash, CAST($8 AS uuid) AS player_id,
          CAST($9 AS varchar) AS round_id, CAST($10 AS varchar) AS ref, CAST($11 AS bigint) AS amount,
          CAST($12 AS varchar) AS currency, CAST($13 AS boolean) AS noop, CAST($14 AS jsonb) AS answer,
-         CAST($15 AS varchar) AS game_id, CAST($16 AS boolean) AS closed, CAST($17 AS bigint) AS reserved
+         CAST($15 AS varchar) AS game_id, CAST($16 AS boolean) AS closed, CAST($17 AS bigint) AS reserved,
+         CAST($18 AS varchar) AS award_id
 ), txn AS (
   INSERT INTO provider_transactions (provider, transaction_id, operation, request_hash, player_id, round_id,
                                      bet_transaction_id, amount, currency, noop, answer)
@@ -74,6 +75,10 @@ WITH args AS (
   WHERE args.op = 'rollback' AND NOT args.noop AND EXISTS (SELECT 1 FROM txn)
     AND rounds.provider = args.provider AND rounds.player_id = args.player_id AND rounds.round_id = args.round_id
   RETURNING 1
+), award_won AS (
+  UPDATE free_spin_awards SET won = free_spin_awards.won + args.amount FROM args
+  WHERE args.award_id IS NOT NULL AND free_spin_awards.award_id = args.award_id AND EXISTS (SELECT 1 FROM txn)
+  RETURNING 1
 ), request AS (
   INSERT INTO provider_requests (provider, request_id, operation, request_hash, outcome)
   VALUES (CAST($1 AS varchar), CAST($2 AS varchar), CAST($3 AS varchar), CAST($4 AS varchar), CAST($5 AS jsonb))
@@ -82,6 +87,7 @@ WITH args AS (
 SELECT (SELECT count(*) FROM txn) + (SELECT count(*) FROM bet_round) + (SELECT count(*) FROM win_round)
        + (SELECT count(*) FROM win_release)
        + (SELECT count(*) FROM rollback_round) + (SELECT count(*) FROM request)
+       + (SELECT count(*) FROM award_won)
 """
 
 
@@ -117,13 +123,14 @@ async def settle(pool: asyncpg.Pool, *, provider: str, request_id: str, operatio
     """Record the answer to a request and, for a money movement that happened, the transaction and
     its round (one statement, so one implicit transaction). `movement` keys: tx, tx_hash,
     player_id, round_id, ref, amount, currency, noop, answer, game_id, closed, reserved (a win's
-    reservation against the round's cap, given back here)."""
+    reservation against the round's cap, given back here), award_id (a free spin's award: its win
+    is added to the award's `won` when this call recorded the transaction)."""
     m = movement or {}
     await pool.execute(
         _SETTLE, provider, request_id, operation, request_hash, json.dumps(outcome), m.get("tx"),
         m.get("tx_hash", ""), m.get("player_id"), m.get("round_id"), m.get("ref"), int(m.get("amount", 0)),
         m.get("currency", ""), bool(m.get("noop", False)), json.dumps(m.get("answer")) if m else None,
-        m.get("game_id"), bool(m.get("closed", False)), int(m.get("reserved", 0)))
+        m.get("game_id"), bool(m.get("closed", False)), int(m.get("reserved", 0)), m.get("award_id"))
 
 
 # The cap's atomic gate: concurrent wins of one round update the same row, so each one sees the

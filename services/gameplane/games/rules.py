@@ -7,7 +7,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -36,6 +36,11 @@ TITLES = {
     "max-win-exceeded": "Win above the game's maximum for the round",
     "validation-error": "Malformed request",
     "dependency-unavailable": "Temporarily unavailable, retry",
+    "free-spin-award-not-found": "No such free-spin award for this provider",
+    "free-spin-award-mismatch": "Free-spin award belongs to another player, game or currency",
+    "free-spin-award-expired": "Free-spin award expired",
+    "free-spins-exhausted": "Every spin of the award was played",
+    "free-spin-grant-closed": "The bonus behind the award is closed",
 }
 
 # Problem slugs of the wallet contract -> canonical codes.
@@ -48,6 +53,9 @@ WALLET_SLUGS = {
     "round-settled": "round-settled",
     "player-blocked": "player-blocked",
     "currency-mismatch": "currency-mismatch",
+    # free-spin wins: the grant behind the award was converted, forfeited or never existed
+    "grant-closed": "free-spin-grant-closed",
+    "grant-not-found": "free-spin-grant-closed",
 }
 
 
@@ -87,17 +95,25 @@ def fingerprint(operation: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def _fields(call: BaseModel, exclude: set[str]) -> dict[str, Any]:
+    fields = call.model_dump(mode="json", exclude=exclude)
+    # A win without an award hashes as it did before the field existed: its replays stay replays.
+    if "free_spin_award_id" in fields and fields["free_spin_award_id"] is None:
+        del fields["free_spin_award_id"]
+    return fields
+
+
 def request_fingerprint(operation: str, call: BaseModel) -> str:
     """Request replay compares everything but the timestamp: a provider re-sending a request id
     re-signs it with a fresh timestamp, and that is still the same request."""
-    return fingerprint(operation, call.model_dump(mode="json", exclude={"timestamp"}))
+    return fingerprint(operation, _fields(call, {"timestamp"}))
 
 
 def transaction_fingerprint(operation: str, player_id: uuid.UUID, call: BaseModel) -> str:
     """Transaction idempotency compares the money movement only: retries may carry a new request
     id, timestamp or even a new token for the same player."""
     return fingerprint(operation, {"player_id": str(player_id),
-                                   **call.model_dump(mode="json", exclude={"timestamp", "request_id", "token"})})
+                                   **_fields(call, {"timestamp", "request_id", "token"})})
 
 
 def check_clock(sent_at: int | None, now: float, window: timedelta, header: str) -> None:
@@ -167,3 +183,43 @@ def rollback_round_refusal(state: RoundState | None) -> str | None:
     if state is not None and (state.wins > 0 or state.status == "closed"):
         return "round-settled"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class AwardState:
+    """What a free-spin win is checked against (a row of free_spin_awards)."""
+
+    provider: str
+    player_id: uuid.UUID
+    game_id: str
+    currency: str
+    spins: int
+    spins_played: int
+    expires_at: datetime
+    accepted: bool
+
+
+def free_spin_refusal(award: AwardState | None, *, provider: str, player_id: uuid.UUID, game_id: str,
+                      currency: str, now: datetime) -> tuple[str, str] | None:
+    """(code, detail) refusing a free-spin win, or None. Another provider's award is unknown to
+    this one; the spins left are checked here and again, atomically, when the spin is held."""
+    if award is None or award.provider != provider or not award.accepted:
+        return "free-spin-award-not-found", "no such award for this provider"
+    if award.player_id != player_id:
+        return "free-spin-award-mismatch", "the award belongs to another player"
+    if award.game_id != game_id:
+        return "free-spin-award-mismatch", f"the award is for game {award.game_id}"
+    if award.currency != currency.upper():
+        return "free-spin-award-mismatch", f"the award is in {award.currency}"
+    if award.spins_played >= award.spins:
+        return "free-spins-exhausted", f"all {award.spins} spins were played"
+    if now >= award.expires_at:
+        return "free-spin-award-expired", f"the award expired at {award.expires_at.isoformat()}"
+    return None
+
+
+def free_spin_round_refusal(state: RoundState | None) -> str | None:
+    """A free spin is a round of its own: no bet, one win. A round id already seen cannot be one."""
+    if state is None:
+        return None
+    return "round-closed" if state.status == "closed" else "round-mismatch"

@@ -32,7 +32,7 @@ from gameplane.contracts.games import (
     WinCall,
 )
 from gameplane.contracts.sessions import PATH_SESSION, SessionEnded, SessionView
-from gameplane.games import records, rules
+from gameplane.games import freespins, records, rules
 from gameplane.games.models import Game
 from gameplane.games.rules import ProviderError
 from gameplane.games.sessioncache import SessionCache
@@ -284,6 +284,8 @@ class Seamless:
         too_large = rules.amount_refusal(call.amount, call.currency)
         if too_large:
             raise await self.refuse("amount-out-of-range", session, too_large)
+        if call.free_spin_award_id is not None:
+            return await self.free_spin_win(provider, call, session, known, digest)
         refusal = rules.win_round_refusal(known.round, session.player_id)
         if refusal:
             raise await self.refuse(refusal, session, f"round {call.round_id}")
@@ -320,6 +322,64 @@ class Seamless:
         return answer, {**self._movement(call.transaction_id, digest, session, answer, call.round_id, None,
                                          call.amount, result.noop, call.game_id, closed=call.round_closed),
                         "reserved": reserved}
+
+    async def free_spin_win(self, provider: str, call: WinCall, session: SessionView, known: records.Known,
+                            digest: str) -> tuple[ProviderAnswer, dict[str, Any] | None]:
+        """The win of a free spin: no bet, the award checked and one of its spins counted, the money
+        credited to the award's grant (key `provider:transaction_id`, so a replay credits once)."""
+        award_id = call.free_spin_award_id
+        assert award_id is not None
+        row = await freespins.load(self.pool, award_id)
+        award = None if row is None else rules.AwardState(
+            row["provider"], uuid.UUID(str(row["player_id"])), row["game_id"], row["currency"], row["spins"],
+            row["spins_played"], row["expires_at"], row["accepted"])
+        refusal = rules.free_spin_refusal(award, provider=provider, player_id=session.player_id,
+                                          game_id=call.game_id, currency=call.currency, now=utcnow())
+        if refusal is not None and not (
+                refusal[0] in ("free-spin-award-expired", "free-spins-exhausted")
+                and await freespins.holds(self.pool, provider=provider, transaction_id=call.transaction_id)):
+            # (a retry whose spin was held while the award allowed it is still paid: the money is owed)
+            raise await self.refuse(refusal[0], session, refusal[1])
+        assert row is not None
+        round_refusal = rules.free_spin_round_refusal(known.round)
+        if round_refusal:
+            raise await self.refuse(round_refusal, session, f"round {call.round_id} is not a new free-spin round")
+        game = await self.game(call.game_id)
+        if game is not None and call.amount > row["stake"] * game.max_win_multiplier:
+            raise await self.refuse("max-win-exceeded", session,
+                                    f"a free spin at stake {row['stake']} wins at most {game.max_win_multiplier}x")
+        hold = await freespins.hold_spin(self.pool, provider=provider, transaction_id=call.transaction_id,
+                                         award_id=award_id)
+        if hold == "none":
+            # A twin of this very win may have taken the last spin and settled: that is a replay.
+            again = await records.known(self.pool, provider=provider, request_id=call.request_id,
+                                        player_id=session.player_id, transaction_id=call.transaction_id,
+                                        round_id=call.round_id)
+            replay = await self._replay(again, digest, call, session)
+            if replay is not None:
+                return replay, None
+            latest = await freespins.load(self.pool, award_id)
+            exhausted = latest is not None and latest["spins_played"] >= latest["spins"]
+            raise await self.refuse("free-spins-exhausted" if exhausted else "free-spin-award-expired", session,
+                                    f"award {award_id}")
+        try:
+            result = await self._move(
+                wallet_api.PATH_FREE_SPIN_WINS.format(grant_id=quote(row["grant_id"], safe="")),
+                wallet_api.FreeSpinWinRequest(
+                    idempotency_key=f"{provider}:{call.transaction_id}", player_id=session.player_id,
+                    currency=session.currency, amount=call.amount, award_id=award_id, round_id=call.round_id,
+                    game_id=call.game_id, provider=provider), session)
+        except ProviderError as exc:
+            # Refused for good: the spin was not paid. A transient failure keeps it held for the retry
+            # (the credit may have landed); another movement under this key is not this spin's refusal.
+            if not exc.transient and exc.code != "duplicate-transaction":
+                await freespins.release_spin(self.pool, provider=provider, transaction_id=call.transaction_id,
+                                             award_id=award_id)
+            raise
+        answer = self._answer(call, session, result.balance.playable, result)
+        return answer, {**self._movement(call.transaction_id, digest, session, answer, call.round_id, None,
+                                         call.amount, result.noop, call.game_id, closed=call.round_closed),
+                        "award_id": award_id}
 
     async def rollback(self, provider: str, call: RollbackCall, session: SessionView,
                        known: records.Known) -> tuple[ProviderAnswer, dict[str, Any] | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -11,6 +12,7 @@ from gameplane.contracts.games import KNOWN_DEV_SECRETS
 from gameplane.kit.settings import ServiceSettings, settings_config
 
 Dialect = Literal["canonical", "aggregator"]
+API_URL_PATTERN = r"^https?://[^/@\s]+(/\S*)?$"  # the CRD's rule for providers[].baseUrl
 
 
 class ProviderSettings(BaseModel):
@@ -19,6 +21,9 @@ class ProviderSettings(BaseModel):
     dialect: Dialect = "canonical"
     secret: str | None = Field(default=None, min_length=16, description="HMAC-SHA256 key (canonical dialect)")
     public_key_pem: str | None = Field(default=None, description="RSA public key (aggregator dialect)")
+    api_url: str | None = Field(default=None, pattern=API_URL_PATTERN, description=(
+        "base URL of the provider's own API (free-spin awards go to <api_url>/free-spins, signed with `secret`); "
+        "none: the provider takes no awards"))
 
     @model_validator(mode="after")
     def _has_key(self) -> ProviderSettings:
@@ -42,7 +47,8 @@ class GamesSettings(ServiceSettings):
         default_factory=dict,
         description="provider name -> dialect and key, JSON in GP_GAMES_PROVIDERS; or, as the Helm chart "
                     "writes it, a list of {name, baseUrl, secretName} whose keys are files in "
-                    "<providers_dir>/<name>/ (the provider's Secret mounted there). None by default: "
+                    "<providers_dir>/<name>/ (the provider's Secret mounted there; baseUrl is the api_url "
+                    "unless the Secret has an `api_url` key). None by default: "
                     "no provider, no provider call moves money")
     clock_skew_seconds: int = Field(default=300, ge=1, le=3600,
                                     description="accepted |provider clock - our clock| of the signed timestamp")
@@ -59,6 +65,8 @@ class GamesSettings(ServiceSettings):
     seed_catalog: bool = Field(default=True, description="insert the bundled catalog entries that are missing")
     wallet_connections: int = Field(default=16, ge=1, description="keep-alive connections to the wallet")
     wallet_timeout_seconds: float = Field(default=1.2, gt=0, description="per attempt at the wallet")
+    provider_timeout_seconds: float = Field(default=5.0, gt=0, description="per call to a provider's own API "
+                                            "(a free-spin award)")
     wallet_attempts: int = Field(default=2, ge=1, description="attempts x timeout stay below the ~3 s after "
                                                               "which providers give up and retry themselves")
 
@@ -96,5 +104,9 @@ class GamesSettings(ServiceSettings):
             if not ({"secret", "public_key_pem"} & keys.keys()):
                 raise ValueError(f"provider {name!r}: no `secret` or `public_key_pem` in {folder} (its Secret "
                                  f"{entry.get('secretName', '?')!r} missing or without keys)")
-            out[name] = {k: v for k, v in keys.items() if k in ("dialect", "secret", "public_key_pem")}
+            cfg = {k: v for k, v in keys.items() if k in ("dialect", "secret", "public_key_pem", "api_url")}
+            # The entry's baseUrl (the CRD's providers[].baseUrl), unless the Secret names one itself.
+            if "api_url" not in cfg and re.match(API_URL_PATTERN, str(entry.get("baseUrl") or "")):
+                cfg["api_url"] = entry["baseUrl"]
+            out[name] = cfg
         return out

@@ -22,7 +22,7 @@ from gameplane.kit.fastroutes import FastRequest, FastRoute, Reply, json_reply
 from gameplane.kit.money import MAX_AMOUNT_MINOR
 from gameplane.kit.problems import responses as refusals
 from gameplane.kit.staff import StaffContext, staff
-from gameplane.wallet import bonuses, cashier, fastdeposit, fastplay, play, queries, store
+from gameplane.wallet import bonuses, cashier, fastdeposit, fastplay, grants, play, queries, store
 from gameplane.wallet.reconcile import reconcile
 from gameplane.wallet.rules import Context, check_currency
 from gameplane.wallet.rules import deposit_allowance as deposit_allowance_of
@@ -101,7 +101,7 @@ async def expire_holds(rt: Runtime, limit: int = 100) -> list[uuid.UUID]:
 
 @internal.post("/bets", response_model=c.OperationResult,
                responses=refusals(c.UNSUPPORTED_CURRENCY, c.PLAYER_BLOCKED, c.CURRENCY_MISMATCH, c.INSUFFICIENT_FUNDS,
-                                    c.ROUND_CLOSED, c.DUPLICATE_TRANSACTION, c.BET_ROLLED_BACK),
+                                    c.ROUND_CLOSED, c.DUPLICATE_TRANSACTION, c.BET_ROLLED_BACK, c.BONUS_MAX_STAKE),
                dependencies=[Depends(GAMES)])
 async def place_bet(body: c.BetRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: play.bet(s, body, ctx))
@@ -184,6 +184,24 @@ async def convert_bonus(grant_id: str, body: c.BonusSettleRequest, request: Requ
                dependencies=[Depends(BONUS)])
 async def forfeit_bonus(grant_id: str, body: c.BonusSettleRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: bonuses.settle(s, grant_id, body, ctx, convert=False))
+
+
+@internal.post("/bonuses/{grant_id}/free-spin-wins", response_model=c.OperationResult,
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.GRANT_NOT_FOUND, c.GRANT_CLOSED, c.CURRENCY_MISMATCH,
+                                    c.DUPLICATE_TRANSACTION),
+               dependencies=[Depends(GAMES)])
+async def free_spin_win(grant_id: str, body: c.FreeSpinWinRequest, request: Request) -> Any:
+    """A provider's free-spin win (no stake): the bonus liability pays it into the grant."""
+    return await answer(request, lambda s, ctx: bonuses.free_spin_win(s, grant_id, body, ctx))
+
+
+@internal.get("/players/{player_id}/grants/{currency}", response_model=list[c.GrantBalance],
+              responses=refusals(c.UNSUPPORTED_CURRENCY), dependencies=[Depends(BONUS)])
+async def open_grants(player_id: uuid.UUID, currency: str, request: Request) -> list[c.GrantBalance]:
+    """The player's open grants in the currency with their balances, oldest first."""
+    check_currency(currency)
+    async with _runtime(request).database.session() as s:
+        return await grants.listing(s, player_id, currency)
 
 
 @internal.post("/adjustments", response_model=c.OperationResult,

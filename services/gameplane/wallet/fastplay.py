@@ -50,7 +50,7 @@ BATCH_SIZE = Histogram("gameplane_wallet_fast_batch_size", "Bets and wins per fa
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
 # a hot-path function is called by its versioned name, whose meaning never changes (docs/upgrades.md)
-_BATCH = "SELECT wallet_fast_batch_v2($1, $2)"
+_BATCH = "SELECT wallet_fast_batch_v3($1, $2)"
 
 Pending = tuple[dict[str, Any], "asyncio.Future[str]"]
 

@@ -101,6 +101,50 @@ def split_win(amount: int, stake: Split) -> Split:
     return Split(amount - bonus, bonus)
 
 
+# ---- per grant ------------------------------------------------------------------------------
+
+def draw(amount: int, grants: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """The bonus part of a stake taken from the player's open grants, (grant_id, balance) in spend
+    order (priority, created_at, grant_id): each emptied before the next is touched."""
+    if amount < 0:
+        raise ValueError("stake must not be negative")
+    out: dict[str, int] = {}
+    left = amount
+    for grant_id, balance in grants:
+        if left == 0:
+            break
+        take = min(left, balance)
+        if take > 0:
+            out[grant_id] = take
+            left -= take
+    if left:
+        raise InsufficientFunds(amount, amount - left)
+    return out
+
+
+def share(amount: int, stake: Mapping[str, int]) -> dict[str, int]:
+    """`amount` (a win's bonus part, or a part of one) over the grants in proportion to their stake:
+    each rounded down, the remainder (fewer units than grants) to the largest stake, ties to the
+    smallest grant_id, so the result is deterministic and sums exactly."""
+    if amount < 0:
+        raise ValueError("amount must not be negative")
+    total = sum(stake.values())
+    if amount == 0 or total <= 0:
+        return {}
+    parts = {g: amount * s // total for g, s in stake.items() if s > 0}
+    largest = min(parts, key=lambda g: (-stake[g], g))
+    parts[largest] += amount - sum(parts.values())
+    return {g: v for g, v in parts.items() if v}
+
+
+def added(a: Mapping[str, int], b: Mapping[str, int], sign: int = 1) -> dict[str, int]:
+    """a + sign * b per grant, without the zeros."""
+    out = dict(a)
+    for g, v in b.items():
+        out[g] = out.get(g, 0) + sign * v
+    return {g: v for g, v in out.items() if v}
+
+
 # ---- postings per operation -----------------------------------------------------------------
 
 def _nonzero(postings: Iterable[Posting]) -> list[Posting]:
@@ -192,6 +236,23 @@ def bonus_convert(player_id: object, currency: str, amount: int) -> list[Posting
                      Posting(player(player_id, "cash", currency), amount),
                      Posting(platform("bonus_cost", currency), -amount),
                      Posting(platform("bonus_liability", currency), amount)])
+
+
+def bonus_settle(player_id: object, currency: str, to_cash: int, back: int) -> list[Posting]:
+    """One grant closes: `to_cash` of its balance converts, the rest (`back`) returns to the liability."""
+    return _nonzero(merged([*bonus_convert(player_id, currency, to_cash), *bonus_forfeit(player_id, currency, back)]))
+
+
+def free_spin_win(player_id: object, currency: str, amount: int) -> list[Posting]:
+    """A free spin's win is paid by the bonus liability, like the grant it lands on."""
+    return bonus_grant(player_id, currency, amount)
+
+
+def merged(postings: Iterable[Posting]) -> list[Posting]:
+    sums: dict[Ref, int] = defaultdict(int)
+    for p in postings:
+        sums[p.ref] += p.amount
+    return [Posting(r, a) for r, a in sums.items()]
 
 
 def bonus_forfeit(player_id: object, currency: str, amount: int) -> list[Posting]:

@@ -7,7 +7,10 @@ operations    the idempotency record: key, request hash, stored answer; a `tombs
               rollback that arrived before its bet and blocks that bet's key forever
 rounds        game round state for the rollback/close rules
 holds         withdrawal holds (two-phase)
-bonus_grants  grant bookkeeping (the money sits in the player's single bonus account)
+bonus_grants  one row per grant: its balance (the player's bonus account is the sum of their open
+              grants' balances), max stake, spend priority, state
+grant_entries the grants' sub-ledger: per transaction, what it moved on which grant (a grant's
+              balance is the sum of its entries; migration 0008)
 protection    the newest responsible-gaming snapshot per player, fed by players events
 audit_log     staff actions (manual adjustments), append-only (gameplane.kit.audit)
 """
@@ -122,6 +125,8 @@ rounds = Table(
     Column("closed", Boolean, nullable=False, server_default=text("false")),
     Column("paid_out", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # the bonus part of the round's stake per grant (grant_id -> minor units): wins follow it
+    Column("stake_grants", JSONB, nullable=False, server_default=text("'{}'")),
 )
 
 holds = Table(
@@ -144,8 +149,28 @@ bonus_grants = Table(
     Column("player_id", UUID(as_uuid=True), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("amount", BigInteger, nullable=False),
+    # 'active' (open), 'converted', 'forfeited'
     Column("state", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("balance", BigInteger, nullable=False, server_default=text("0")),
+    Column("max_stake", BigInteger, nullable=True),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("balance >= 0", name="balance_non_negative"),
+    CheckConstraint("state = 'active' OR balance = 0", name="closed_is_empty"),
+    Index("ix_bonus_grants_open", "player_id", "currency", "priority", "created_at", "grant_id",
+          postgresql_where=text("state = 'active'")),
+)
+
+grant_entries = Table(
+    "grant_entries", md,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("transaction_id", UUID(as_uuid=True), ForeignKey("transactions.id"), nullable=False),
+    Column("grant_id", String(200), ForeignKey("bonus_grants.grant_id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    CheckConstraint("amount <> 0", name="non_zero"),
+    Index("ix_grant_entries_grant", "grant_id"),
+    Index("ix_grant_entries_transaction", "transaction_id"),
 )
 
 protection = Table(

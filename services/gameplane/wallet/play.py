@@ -23,7 +23,7 @@ from gameplane.contracts.wallet import (
 )
 from gameplane.kit.outbox import publish
 from gameplane.kit.problems import Problem
-from gameplane.wallet import ledger, protection, store
+from gameplane.wallet import grants, ledger, protection, store
 from gameplane.wallet.ledger import InsufficientFunds, Posting, Ref
 from gameplane.wallet.rules import PRODUCER, Context, check_currency, guard_bet, refuse
 
@@ -31,8 +31,8 @@ _ROUND_LOCK = text(
     "SELECT currency, stake_cash, stake_bonus, closed, paid_out FROM rounds "
     "WHERE provider = :pr AND player_id = :p AND round_id = :r FOR UPDATE")
 _ROUND_STAKE = text(
-    "UPDATE rounds SET stake_cash = stake_cash + :cash, stake_bonus = stake_bonus + :bonus "
-    "WHERE provider = :pr AND player_id = :p AND round_id = :r")
+    "UPDATE rounds SET stake_cash = stake_cash + :cash, stake_bonus = stake_bonus + :bonus, "
+    f"stake_grants = {grants.STAKE_GRANTS} WHERE provider = :pr AND player_id = :p AND round_id = :r")
 
 
 def _round_key(provider: str, player_id: uuid.UUID, round_id: str) -> dict[str, Any]:
@@ -65,14 +65,18 @@ _BET_START = text(
 _BET_COMMIT = store.commit_with(
     ", rs AS (UPDATE rounds SET stake_cash = stake_cash + :r_sc, stake_bonus = stake_bonus + :r_sb "
     "WHERE provider = :r_pr AND player_id = :r_p AND round_id = :r_id)")
+# a bet that drew on grants also adds its draw to the round's stake per grant
+_BET_COMMIT_GRANTS = store.commit_with(
+    ", rs AS (UPDATE rounds SET stake_cash = stake_cash + :r_sc, stake_bonus = stake_bonus + :r_sb, "
+    f"stake_grants = {grants.STAKE_GRANTS} WHERE provider = :r_pr AND player_id = :r_p AND round_id = :r_id)")
 _WIN_START = text(
     _CLAIM_SQL
-    + "r AS (SELECT currency, stake_cash, stake_bonus, closed FROM rounds "
+    + "r AS (SELECT currency, stake_cash, stake_bonus, stake_grants, closed FROM rounds "
     "WHERE provider = :pr AND player_id = :p AND round_id = :r FOR UPDATE), "
     + _ACCOUNTS_SQL
     + "SELECT (SELECT key FROM c) AS claimed, (SELECT currency FROM r) AS round_currency, "
     "(SELECT closed FROM r) AS closed, (SELECT stake_cash FROM r) AS stake_cash, "
-    "(SELECT stake_bonus FROM r) AS stake_bonus, " + _BALANCES_SQL)
+    "(SELECT stake_bonus FROM r) AS stake_bonus, (SELECT stake_grants FROM r) AS stake_grants, " + _BALANCES_SQL)
 _WIN_COMMIT = store.commit_with(
     ", rw AS (UPDATE rounds SET won = won + :w_amount, paid_out = paid_out OR :w_amount > 0, "
     "closed = closed OR :w_close WHERE provider = :r_pr AND player_id = :r_p AND round_id = :r_id)")
@@ -99,25 +103,33 @@ async def bet(s: AsyncSession, req: BetRequest, ctx: Context) -> OperationResult
         raise _closed(req.round_id)
     await guard_bet(s, state, req.player_id, req.currency, req.amount, now)
     held = Balance(currency=req.currency, cash=row.cash, bonus=row.bonus, withdrawal_hold=row.hold)
+    # only a player holding bonus money reads their grants: a cash-only bet costs nothing more
+    open_grants = await grants.open_grants(s, req.player_id, req.currency) if held.bonus > 0 else []
+    if (refusal := grants.max_stake_refusal(open_grants, req.amount)) is not None:
+        raise refusal
     try:
         sp = ledger.split_stake(req.amount, held.cash, held.bonus)
     except InsufficientFunds:
         raise wallet_api.INSUFFICIENT_FUNDS(f"stake {req.amount} exceeds playable balance {held.cash + held.bonus}",
                       balance=held.model_dump())
+    drawn = ledger.draw(sp.bonus, [(g.grant_id, g.balance) for g in open_grants])
     postings = ledger.bet(req.player_id, req.currency, sp, ledger.house_shard(req.idempotency_key, ctx.house_shards))
     after = Balance(currency=req.currency, cash=held.cash - sp.cash, bonus=held.bonus - sp.bonus,
                     withdrawal_hold=held.withdrawal_hold)
     result = OperationResult(transaction_id=uuid.uuid4(), kind="bet", idempotency_key=req.idempotency_key,
                              player_id=req.player_id, currency=req.currency, amount=req.amount,
-                             split=Split(cash=sp.cash, bonus=sp.bonus), balance=after, created_at=now)
+                             split=grants.split_of(sp.cash, sp.bonus, drawn), balance=after, created_at=now)
     event = BetPlaced(transaction_id=result.transaction_id, player_id=req.player_id, currency=req.currency,
                       amount=req.amount, cash=sp.cash, bonus=sp.bonus, occurred_at=now, round_id=req.round_id,
-                      game_id=req.game_id, provider=req.provider)
+                      game_id=req.game_id, provider=req.provider, grants=drawn)
+    round_stake = {"r_sc": sp.cash, "r_sb": sp.bonus, "r_pr": req.provider, "r_p": req.player_id,
+                   "r_id": req.round_id}
     await store.commit(s, result, postings, event,
                        details={"round_id": req.round_id, "game_id": req.game_id, "provider": req.provider,
                                 **({"session_id": str(req.session_id)} if req.session_id else {})},
-                       extra=(_BET_COMMIT, {"r_sc": sp.cash, "r_sb": sp.bonus, "r_pr": req.provider,
-                                            "r_p": req.player_id, "r_id": req.round_id}))
+                       extra=(_BET_COMMIT_GRANTS, {**round_stake, "add_grants": grants.as_json(drawn)}) if drawn
+                       else (_BET_COMMIT, round_stake))
+    await grants.post(s, result.transaction_id, {g: -v for g, v in drawn.items()})
     return result
 
 
@@ -136,27 +148,49 @@ async def win(s: AsyncSession, req: WinRequest, ctx: Context) -> OperationResult
     if row.closed:
         raise _closed(req.round_id)
     sp = ledger.split_win(req.amount, ledger.Split(row.stake_cash, row.stake_bonus))
+    per, still_open = await _win_grants(s, req, sp.bonus, row.stake_grants or {})
+    orphans = {g: v for g, v in per.items() if g not in still_open}
     postings = ledger.win(req.player_id, req.currency, sp, ledger.house_shard(req.idempotency_key, ctx.house_shards))
-    after = Balance(currency=req.currency, cash=row.cash + sp.cash, bonus=row.bonus + sp.bonus,
-                    withdrawal_hold=row.hold)
+    after = Balance(currency=req.currency, cash=row.cash + sp.cash,
+                    bonus=row.bonus + sp.bonus - sum(orphans.values()), withdrawal_hold=row.hold)
     result = OperationResult(transaction_id=uuid.uuid4(), kind="win", idempotency_key=req.idempotency_key,
                              player_id=req.player_id, currency=req.currency, amount=req.amount,
-                             split=Split(cash=sp.cash, bonus=sp.bonus), balance=after, created_at=now)
+                             split=grants.split_of(sp.cash, sp.bonus, per), balance=after, created_at=now)
     event = WinSettled(transaction_id=result.transaction_id, player_id=req.player_id, currency=req.currency,
                        amount=req.amount, cash=sp.cash, bonus=sp.bonus, occurred_at=now, round_id=req.round_id,
-                       game_id=req.game_id, provider=req.provider, round_closed=req.close_round)
+                       game_id=req.game_id, provider=req.provider, round_closed=req.close_round, grants=per)
     await store.commit(s, result, postings, event,
                        details={"round_id": req.round_id, "game_id": req.game_id, "provider": req.provider,
                                 "close_round": req.close_round},
                        extra=(_WIN_COMMIT, {"w_amount": req.amount, "w_close": req.close_round,
                                             "r_pr": req.provider, "r_p": req.player_id, "r_id": req.round_id}))
+    await grants.post(s, result.transaction_id, {g: v for g, v in per.items() if g in still_open})
+    await grants.forfeit_closed(s, req.idempotency_key, req.player_id, req.currency, orphans, now)
     return result
+
+
+async def _win_grants(s: AsyncSession, req: WinRequest, bonus: int,
+                      stake_grants: dict[str, int]) -> tuple[dict[str, int], set[str]]:
+    """A win's bonus part per grant (in the proportion of the round's stake per grant) and which of
+    those grants are still open (locked). A round staked before migration 0008 has no stake per
+    grant: its bonus part goes to the player's first open grant in spend order (none: it is
+    returned to the liability like a closed grant's)."""
+    if bonus <= 0:
+        return {}, set()
+    if stake_grants:
+        per = ledger.share(bonus, {g: int(v) for g, v in stake_grants.items()})
+        return per, await grants.open_of(s, sorted(per))
+    first = await grants.open_grants(s, req.player_id, req.currency)
+    if first:
+        return {first[0].grant_id: bonus}, {first[0].grant_id}
+    return {f"legacy-round-{req.round_id}": bonus}, set()
 
 
 _TOMBSTONE = text("INSERT INTO operations (key, kind, request_hash) VALUES (:key, 'tombstone', '') "
                   "ON CONFLICT DO NOTHING RETURNING key")
 _BET_OP = text("SELECT kind, transaction_id, rolled_back_by FROM operations WHERE key = :key FOR UPDATE")
 _BET_TX = text("SELECT player_id, currency, amount, cash, bonus, details FROM transactions WHERE id = :tx")
+_BET_GRANTS = text("SELECT grant_id, amount FROM grant_entries WHERE transaction_id = :tx")
 _BET_ENTRIES = text(
     "SELECT a.owner, a.kind, a.currency, a.shard, e.amount FROM entries e JOIN accounts a ON a.id = e.account_id "
     "WHERE e.transaction_id = :tx")
@@ -204,18 +238,27 @@ async def rollback(s: AsyncSession, req: RollbackRequest, ctx: Context) -> Opera
     bet_postings = [Posting(Ref(r.owner, r.kind, r.currency, r.shard), r.amount)
                     for r in (await s.execute(_BET_ENTRIES, {"tx": op.transaction_id})).all()]
     postings = ledger.mirror(bet_postings)
+    # what the bet drew per grant (its grant entries are debits): given back to each grant
+    drawn = {r.grant_id: -r.amount for r in (await s.execute(_BET_GRANTS, {"tx": op.transaction_id})).all()}
     applied = await store.apply(s, postings, req.player_id, req.currency)
-    await s.execute(_ROUND_STAKE, {**rk, "cash": -bet_tx.cash, "bonus": -bet_tx.bonus})
+    still_open = await grants.open_of(s, sorted(drawn))
+    orphans = {g: v for g, v in drawn.items() if g not in still_open}
+    await s.execute(_ROUND_STAKE, {**rk, "cash": -bet_tx.cash, "bonus": -bet_tx.bonus,
+                                   "add_grants": grants.as_json({g: -v for g, v in drawn.items()})})
+    balance = applied.balance.model_copy(update={"bonus": applied.balance.bonus - sum(orphans.values())})
     result = OperationResult(transaction_id=uuid.uuid4(), kind="rollback", idempotency_key=req.idempotency_key,
                              player_id=req.player_id, currency=req.currency, amount=bet_tx.amount,
-                             split=Split(cash=bet_tx.cash, bonus=bet_tx.bonus), balance=applied.balance,
+                             split=grants.split_of(bet_tx.cash, bet_tx.bonus, drawn), balance=balance,
                              created_at=now)
     await s.execute(_MARK_ROLLED_BACK, {"rb": result.transaction_id, "key": req.bet_idempotency_key})
     await store.record(s, result, applied.ids, postings, reverses=op.transaction_id,
                        details={"bet_idempotency_key": req.bet_idempotency_key, "round_id": details["round_id"],
                                 "game_id": details.get("game_id"), "provider": details["provider"]})
+    await grants.post(s, result.transaction_id, {g: v for g, v in drawn.items() if g in still_open})
     await publish(s, RolledBack(transaction_id=result.transaction_id, player_id=req.player_id, currency=req.currency,
                                 amount=bet_tx.amount, cash=bet_tx.cash, bonus=bet_tx.bonus, occurred_at=now,
                                 bet_transaction_id=op.transaction_id, round_id=details["round_id"],
-                                game_id=details.get("game_id"), provider=req.provider), producer=PRODUCER)
+                                game_id=details.get("game_id"), provider=req.provider, grants=drawn),
+                  producer=PRODUCER)
+    await grants.forfeit_closed(s, req.idempotency_key, req.player_id, req.currency, orphans, now)
     return result

@@ -6,7 +6,12 @@ book it and only deposits settle it; a chargeback takes cash first, up to the ca
 deposit settles what was owed first. "Before a transaction" is the sum of the account's entries of
 the player's earlier transactions (by `seq`): every operation on a player's cash or receivable
 takes the player's cash row lock before it writes its transaction, so their `seq` order is the
-order in which they happened."""
+order in which they happened.
+
+Invariant 8 is the grants' (bonus money held per grant, migration 0008): each grant's balance is
+the sum of its grant_entries; the open grants of a player in a currency hold exactly their bonus
+account's balance; a closed grant holds nothing. (The brief of issue 15 calls it invariant 7;
+7 was already the receivable's.)"""
 
 from __future__ import annotations
 
@@ -85,6 +90,19 @@ CHECKS: list[tuple[int, str, str]] = [
      "LEFT JOIN LATERAL (SELECT sum(e.amount) AS owed FROM entries e JOIN transactions p ON p.id = e.transaction_id "
      " WHERE e.account_id = ra.id AND p.seq < t.seq) before ON true "
      "WHERE t.kind = 'deposit' AND coalesce(mine.amount, 0) <> least(t.amount, coalesce(-before.owed, 0))"),
+    (8, "grant {0} stores {1} but its grant entries sum to {2}",
+     "SELECT g.grant_id, g.balance, coalesce(s.total, 0) FROM bonus_grants g "
+     "LEFT JOIN (SELECT grant_id, sum(amount) AS total FROM grant_entries GROUP BY 1) s ON s.grant_id = g.grant_id "
+     "WHERE g.balance <> coalesce(s.total, 0)"),
+    (8, "player {0} holds {2} {1} of bonus money but their open grants hold {3}",
+     "SELECT coalesce(a.owner, o.owner), coalesce(a.currency, o.currency), coalesce(a.balance, 0), "
+     "coalesce(o.total, 0) FROM (SELECT owner, currency, balance FROM accounts WHERE kind = 'bonus' "
+     " AND owner <> 'platform' AND shard = 0) a "
+     "FULL JOIN (SELECT player_id::text AS owner, currency, sum(balance) AS total FROM bonus_grants "
+     " WHERE state = 'active' GROUP BY 1, 2) o ON o.owner = a.owner AND o.currency = a.currency "
+     "WHERE coalesce(a.balance, 0) <> coalesce(o.total, 0)"),
+    (8, "grant {0} is {1} but holds {2}: a closed grant holds nothing",
+     "SELECT grant_id, state, balance FROM bonus_grants WHERE state <> 'active' AND balance <> 0"),
 ]
 
 

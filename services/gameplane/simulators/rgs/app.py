@@ -4,6 +4,9 @@ GET  /launch?token=...&game=...     open the player's table (authenticates the t
 POST /sessions/{token}/spins        play N rounds: {"count": 200, "stake": 100}
 GET  /sessions/{token}              the table: balance and rounds
 GET  /games                         the studio's games with their stated RTP
+POST /free-spins                    the studio's award API: free spins the platform grants a player
+                                    (signed by the platform with our provider key; played on the next spins)
+GET  /free-spins/{award_id}         what became of an award here
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ import hashlib
 import random
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
 
+from gameplane.contracts.games import PROVIDER_AWARD_PATH, ProviderFreeSpinAward
 from gameplane.kit.app import Runtime, create_app
 from gameplane.kit.problems import Problem
-from gameplane.simulators.rgs import slot
+from gameplane.simulators.rgs import awards, slot
 from gameplane.simulators.rgs.client import PlatformClient, Refused, Unanswered
-from gameplane.simulators.rgs.play import Table, play_round, settle_pending
+from gameplane.simulators.rgs.play import Table, play_free_spin, play_round, settle_pending
 from gameplane.simulators.rgs.settings import RgsSettings
 
 router = APIRouter(tags=["rgs"])
@@ -97,25 +102,76 @@ async def spins(token: str, body: SpinRequest, request: Request) -> dict:
     await settle_pending(client, table)
     start = len(table.rounds)
     stopped: str | None = None
+    held: dict[str, awards.HeldAward] = rt.state.setdefault("awards", {})
     for _ in range(body.count):
+        award = awards.next_award(held, table.player_id, table.game_id, table.currency)
+        if award is not None:
+            award.played += 1
+            rec = await play_free_spin(client, table, award.award.award_id, award.award.stake)
+            if rec.status == "refused" and rec.error_code in awards.SPENT_CODES:
+                award.spent = True
+            continue
         rec = await play_round(client, table, body.stake)
         if rec.status == "refused":
             stopped = rec.error
             break
     played = table.rounds[start:]
+    paid = [r for r in played if r.award_id is None]
+    free = [r for r in played if r.award_id is not None]
     out: dict[str, object] = {
         "token": token, "requested": body.count, "played": len(played),
         "settled": sum(r.status == "settled" for r in played),
         "rolled_back": sum(r.status == "rolled_back" for r in played),
         "refused": sum(r.status == "refused" for r in played),
         "pending": len(table.pending()),
-        "staked": sum(r.stake for r in played if r.status in ("settled", "win_pending")),
-        "won": sum(r.win for r in played if r.status == "settled"),
+        "staked": sum(r.stake for r in paid if r.status in ("settled", "win_pending")),
+        "won": sum(r.win for r in paid if r.status == "settled"),
+        "free_spins": len(free), "free_spins_won": sum(r.win for r in free if r.status == "settled"),
+        "free_spins_refused": sum(r.status == "refused" for r in free),
         "balance": table.balance, "currency": table.currency, "stopped": stopped,
     }
     if body.include_rounds:
         out["rounds"] = [r.as_dict() for r in played]
     return out
+
+
+@router.post(PROVIDER_AWARD_PATH)
+async def award_free_spins(request: Request) -> JSONResponse:
+    """The platform grants a player free spins here; the same award again is accepted again, other
+    terms under the same id are a 409."""
+    rt = _rt(request)
+    raw = await request.body()
+    refusal = awards.signature_refusal(rt.settings.secret(), "POST", request.url.path, raw,  # type: ignore[attr-defined]
+                                       dict(request.headers))
+    if refusal:
+        raise Problem(401, refusal, "The award is not signed by the platform")
+    try:
+        award = ProviderFreeSpinAward.model_validate_json(raw)
+    except ValidationError as exc:
+        raise Problem(422, "validation-error", "Malformed award", str(exc.errors()[:3]))
+    held: dict[str, awards.HeldAward] = rt.state.setdefault("awards", {})
+    seen = held.get(award.award_id)
+    if seen is not None:
+        if seen.award != award:
+            raise Problem(409, "award-exists", "Another award has this id", award.award_id)
+        return JSONResponse(_award_state(seen), status_code=200)
+    why = awards.terms_refusal(award)
+    if why:
+        raise Problem(422, "award-refused", "This studio cannot play the award", why)
+    held[award.award_id] = awards.HeldAward(award)
+    return JSONResponse(_award_state(held[award.award_id]), status_code=201)
+
+
+def _award_state(h: awards.HeldAward) -> dict[str, object]:
+    return {**h.award.model_dump(mode="json"), "played": h.played, "spent": h.spent}
+
+
+@router.get(PROVIDER_AWARD_PATH + "/{award_id}")
+async def award_state(award_id: str, request: Request) -> dict[str, object]:
+    held = _rt(request).state.get("awards", {}).get(award_id)
+    if held is None:
+        raise Problem(404, "award-not-found", "No such award here", award_id)
+    return _award_state(held)
 
 
 @router.get("/sessions/{token}")

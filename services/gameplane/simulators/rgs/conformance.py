@@ -8,7 +8,9 @@ platform for the balance, so a check passes only when the rule held *and* the mo
 The kit needs fresh player sessions with some balance: `--bootstrap` registers players through
 the gateway, credits a test deposit through the wallet's internal API (service token) and
 launches the game; `--token` uses sessions you created yourself (checks that need more than one
-session then fail with a note saying so).
+session then fail with a note saying so). The free-spin checks need the platform to award spins
+(`--bootstrap` has games award them as the bonus service would, after making the grant at the
+wallet); the studio's own award API is not exercised by the kit, only what the platform answers.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,10 @@ from gameplane.simulators.rgs.client import PlatformClient, new_id
 # A session factory returns the token of a freshly launched session for a player holding some
 # balance; `ttl_seconds` asks for a short-lived session (for the expiry check).
 SessionFactory = Callable[[int | None], Awaitable[str]]
+# An award factory has the platform grant free spins (a FreeSpinAward body, gameplane.contracts.games:
+# the grant behind it made first when new) and answers the platform's reply; the same body again is
+# a repeat of the same award.
+AwardFactory = Callable[[dict[str, Any]], Awaitable["Reply"]]
 
 
 class CheckFailed(AssertionError):
@@ -59,6 +66,7 @@ class Player:
     token: str
     currency: str
     game_id: str
+    player_id: str = ""
 
 
 @dataclass
@@ -82,6 +90,7 @@ class Kit:
     expiry_ttl: int = 2
     parallel: int = 8
     notes: list[str] = field(default_factory=list)
+    awards: AwardFactory | None = None
 
     # ---- protocol helpers -----------------------------------------------------------------------
 
@@ -102,7 +111,7 @@ class Kit:
         token = await self.new_session(ttl)
         r = await self.send("authenticate", {"token": token})
         expect(r.ok, f"authenticate of a fresh session refused: {r}")
-        return Player(token, str(r.body["currency"]), str(r.body.get("game_id") or ""))
+        return Player(token, str(r.body["currency"]), str(r.body.get("game_id") or ""), str(r.body["player_id"]))
 
     async def balance(self, p: Player) -> int:
         r = await self.send("balance", {"token": p.token})
@@ -311,6 +320,106 @@ class Kit:
         expect(await self.balance(fresh) == start, "rollbacks did not restore the balance")
         return f"{self.parallel} parallel debits: 3 accepted, the rest insufficient-funds; no overdraft"
 
+    # ---- free spins (the platform awards them; the studio reports their wins with the award id) ---
+
+    def award_body(self, p: Player, *, spins: int = 2, ttl: float = 3600) -> dict[str, Any]:
+        expires = datetime.now(UTC) + timedelta(seconds=ttl)
+        return {"award_id": new_id("award"), "grant_id": new_id("kit-grant"), "player_id": p.player_id,
+                "currency": p.currency, "game_id": p.game_id, "spins": spins, "stake": self.stake,
+                "expires_at": expires.isoformat()}
+
+    async def award(self, p: Player, **kw: Any) -> dict[str, Any]:
+        if self.awards is None:
+            raise CheckFailed("free-spin checks need the platform to award spins: use --bootstrap")
+        body = self.award_body(p, **kw)
+        r = await self.awards(body)
+        expect(r.ok, f"a valid free-spin award was refused: {r}")
+        return body
+
+    def free_win_payload(self, p: Player, award_id: str, amount: int, *, tx: str | None = None) -> dict[str, Any]:
+        return {**self.win_payload(p, new_id("frnd"), amount, tx=tx), "free_spin_award_id": award_id}
+
+    async def check_free_spin_award(self, p: Player) -> str:
+        if self.awards is None:
+            raise CheckFailed("free-spin checks need the platform to award spins: use --bootstrap")
+        body = self.award_body(p, spins=3)
+        first = await self.awards(body)
+        expect(first.ok, f"a valid free-spin award was refused: {first}")
+        expect(first.body.get("state") == "awarded" and first.body.get("spins") == 3
+               and first.body.get("spins_played") == 0, f"a new award answered {first.body}")
+        again = await self.awards(body)
+        expect(again.ok and again.body == first.body, f"the same award repeated answered {again} vs {first.body}")
+        other = await self.awards({**body, "spins": 4})
+        expect(400 <= other.status < 500, f"other terms under an awarded id were accepted: {other}")
+        return "award accepted; its repeat answered the same; other terms under its id refused"
+
+    async def check_free_spin_win(self, p: Player) -> str:
+        fresh = await self.player()
+        before = await self.balance(fresh)
+        award = await self.award(fresh, spins=2)
+        r = await self.send("win", self.free_win_payload(fresh, award["award_id"], self.stake * 3))
+        expect(r.ok, f"the win of a free spin (no bet) was refused: {r}")
+        expect(r.body.get("balance") == before + self.stake * 3,
+               f"a free-spin win of {self.stake * 3} answered the balance {r.body.get('balance')} from {before}")
+        zero = await self.send("win", self.free_win_payload(fresh, award["award_id"], 0))
+        expect(zero.ok, f"a free spin that won nothing was refused: {zero}")
+        expect(await self.balance(fresh) == before + self.stake * 3, "free-spin wins moved the wrong amount")
+        return "free-spin wins without a bet credited (a zero win accepted)"
+
+    async def check_free_spin_replay(self, p: Player) -> str:
+        fresh = await self.player()
+        before = await self.balance(fresh)
+        award = await self.award(fresh, spins=2)
+        payload = {"request_id": new_id("req"), **self.free_win_payload(fresh, award["award_id"], self.stake * 2)}
+        first = await self.must("win", payload)
+        again = await self.must("win", payload)
+        expect(again.body == first.body, f"a repeated free-spin win got another answer: {again.body}")
+        retry = await self.must("win", {**payload, "request_id": new_id("req")})
+        expect(retry.body.get("balance") == first.body["balance"], "a repeated free-spin transaction answered "
+               f"{retry.body.get('balance')}, not its original balance {first.body['balance']}")
+        r = await self.send("win", {**payload, "request_id": new_id("req"), "amount": self.stake * 9})
+        self.refused(r, "duplicate-transaction", "the same free-spin transaction with another amount")
+        expect(await self.balance(fresh) == before + self.stake * 2, "a replayed free-spin win was credited twice")
+        # the replays counted one spin: the award's second spin still plays
+        await self.must("win", self.free_win_payload(fresh, award["award_id"], 0))
+        return "replayed free-spin wins answered identically, credited once, counted once"
+
+    async def check_free_spins_exhausted(self, p: Player) -> str:
+        fresh = await self.player()
+        before = await self.balance(fresh)
+        award = await self.award(fresh, spins=2)
+        await self.must("win", self.free_win_payload(fresh, award["award_id"], 0))  # a zero win counts
+        await self.must("win", self.free_win_payload(fresh, award["award_id"], self.stake))
+        r = await self.send("win", self.free_win_payload(fresh, award["award_id"], self.stake * 5))
+        self.refused(r, "free-spins-exhausted", "a third free-spin win on an award of two spins",
+                     before + self.stake)
+        expect(await self.balance(fresh) == before + self.stake, "a spin beyond the award was paid")
+        return "the spin after the last (a zero win counted) refused as free-spins-exhausted"
+
+    async def check_free_spin_unknown_or_expired(self, p: Player) -> str:
+        fresh = await self.player()
+        before = await self.balance(fresh)
+        r = await self.send("win", self.free_win_payload(fresh, new_id("no-such-award"), self.stake))
+        self.refused(r, "free-spin-award-not-found", "a free-spin win naming an award never made", before)
+        award = await self.award(fresh, spins=2, ttl=self.expiry_ttl)
+        await asyncio.sleep(self.expiry_ttl + 1.5)
+        r = await self.send("win", self.free_win_payload(fresh, award["award_id"], self.stake))
+        self.refused(r, "free-spin-award-expired", "a free-spin win after the award expired", before)
+        expect(await self.balance(fresh) == before, "a free-spin win on an unknown or expired award was paid")
+        return "wins on an unknown award and on an expired one refused, nothing paid"
+
+    async def check_free_spin_other_player(self, p: Player) -> str:
+        owner, thief = await self.player(), await self.player()
+        owner_before, thief_before = await self.balance(owner), await self.balance(thief)
+        award = await self.award(owner, spins=2)
+        r = await self.send("win", self.free_win_payload(thief, award["award_id"], self.stake * 4))
+        self.refused(r, "free-spin-award-mismatch", "a free-spin win on another player's award", thief_before)
+        expect(await self.balance(thief) == thief_before and await self.balance(owner) == owner_before,
+               "another player's free spins paid someone")
+        ok = await self.send("win", self.free_win_payload(owner, award["award_id"], self.stake))
+        expect(ok.ok, f"the owner's free-spin win was refused after another player tried the award: {ok}")
+        return "another player's award refused; the owner's spins untouched"
+
     CHECKS: tuple[tuple[str, str], ...] = (
         ("bad signature", "check_bad_signature"),
         ("signature bound to its endpoint", "check_other_endpoint"),
@@ -322,6 +431,12 @@ class Kit:
         ("win after session expiry", "check_win_after_expiry"),
         ("bet on closed round", "check_closed_round"),
         ("parallel debits", "check_parallel_debits"),
+        ("free-spin award accepted", "check_free_spin_award"),
+        ("free-spin win without a bet", "check_free_spin_win"),
+        ("free-spin replay", "check_free_spin_replay"),
+        ("free spins exhausted", "check_free_spins_exhausted"),
+        ("free-spin award unknown or expired", "check_free_spin_unknown_or_expired"),
+        ("free-spin award of another player", "check_free_spin_other_player"),
     )
 
     async def run(self, only: list[str] | None = None) -> list[CheckResult]:
@@ -388,6 +503,32 @@ def gateway_bootstrap(url: str, wallet_url: str, payments_key: SigningKey, *, ga
     return factory
 
 
+def platform_awards(wallet_url: str, games_url: str, bonus_key: SigningKey, *,
+                    transport: httpx.AsyncBaseTransport | None = None) -> AwardFactory:
+    """Awards as the bonus service makes them (its key signs the service tokens): the grant at the
+    wallet first (a free-spins grant starts at 0), then the award through games."""
+    from gameplane.contracts import wallet as wallet_api
+    from gameplane.contracts.games import PATH_FREE_SPINS
+    from gameplane.kit.auth import issue_service_token
+
+    async def factory(body: dict[str, Any]) -> Reply:
+        grant = wallet_api.BonusGrantRequest(
+            idempotency_key=f"conformance-grant:{body['grant_id']}", grant_id=body["grant_id"],
+            player_id=uuid.UUID(body["player_id"]), currency=body["currency"], amount=0)
+        async with httpx.AsyncClient(base_url=wallet_url, timeout=30, transport=transport) as wallet:
+            r = await wallet.post(wallet_api.PATH_BONUSES, json=grant.model_dump(mode="json"), headers={
+                "authorization": f"Bearer {issue_service_token(bonus_key, 'bonus', 'wallet')}"})
+            if r.status_code not in (200, 201):
+                return Reply(r.status_code, {"detail": f"the wallet refused the grant: {r.text[:300]}"})
+        async with httpx.AsyncClient(base_url=games_url, timeout=30, transport=transport) as games:
+            r = await games.post(PATH_FREE_SPINS, json=body, headers={
+                "authorization": f"Bearer {issue_service_token(bonus_key, 'bonus', 'games')}"})
+        data = r.json() if r.content else {}
+        return Reply(r.status_code, data if isinstance(data, dict) else {"raw": data})
+
+    return factory
+
+
 def fixed_tokens(tokens: list[str]) -> SessionFactory:
     """Sessions the integrator created; one per call, in order."""
     queue = list(tokens)
@@ -425,7 +566,12 @@ def _cli() -> Any:
                        "from <data-dir>/secrets.json]"),
         token: list[str] = typer.Option([], help="session tokens to use instead of --bootstrap"),
         bootstrap: bool = typer.Option(False, help="create players, test deposits and sessions on the platform"),
-        wallet_url: str = typer.Option("http://127.0.0.1:8002", help="wallet URL for the test deposit (--bootstrap)"),
+        wallet_url: str = typer.Option("http://127.0.0.1:8002", help="wallet URL for the test deposit and the "
+                                       "free-spin grants (--bootstrap)"),
+        games_url: str | None = typer.Option(
+            None, help="games URL for the free-spin awards (--bootstrap; with --token alone the free-spin checks "
+                       "fail, saying so) [default: the local platform's, from <data-dir>/secrets.json, else "
+                       "http://127.0.0.1:8003]"),
         identities: Path | None = typer.Option(
             None, help="identities file whose payments key signs the deposit call (--bootstrap) [env "
                        "GP_IDENTITIES_FILE; default: the local platform's, named in <data-dir>/secrets.json]"),
@@ -458,8 +604,10 @@ def _cli() -> Any:
             payments = Identities.load(identities).key("payments")
             factory = gateway_bootstrap(url, wallet_url, payments, game_id=game, currency=currency,
                                         deposit=deposit)
+            games_url = games_url or local.get("services", {}).get("games") or "http://127.0.0.1:8003"
+            awards = platform_awards(wallet_url, games_url, Identities.load(identities).key("bonus"))
         elif token:
-            factory = fixed_tokens(token)
+            factory, awards = fixed_tokens(token), None
         else:
             raise typer.BadParameter("pass --bootstrap or at least one --token")
 
@@ -467,7 +615,7 @@ def _cli() -> Any:
             assert secret is not None
             client = PlatformClient(url, provider, secret, timeout=5.0, attempts=1)
             try:
-                return await Kit(client, factory, stake=stake).run(check or None)
+                return await Kit(client, factory, stake=stake, awards=awards).run(check or None)
             finally:
                 await client.aclose()
 

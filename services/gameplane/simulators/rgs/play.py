@@ -28,11 +28,14 @@ class RoundRecord:
     stops: tuple[int, ...] = ()
     balance: int | None = None
     error: str | None = None
+    award_id: str | None = None  # a free spin: no bet, `stake` is the award's
+    error_code: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"round_id": self.round_id, "stake": self.stake, "win": self.win, "status": self.status,
                 "bet_transaction_id": self.bet_transaction_id, "win_transaction_id": self.win_transaction_id,
-                "stops": list(self.stops), "balance": self.balance, "error": self.error}
+                "stops": list(self.stops), "balance": self.balance, "error": self.error,
+                "free_spin_award_id": self.award_id}
 
 
 @dataclass
@@ -68,12 +71,23 @@ async def _rollback(client: PlatformClient, table: Table, rec: RoundRecord) -> N
 
 async def _win(client: PlatformClient, table: Table, rec: RoundRecord) -> None:
     assert rec.win_transaction_id is not None
+    payload: dict[str, Any] = {"token": table.token, "transaction_id": rec.win_transaction_id,
+                               "round_id": rec.round_id, "game_id": table.game_id, "amount": rec.win,
+                               "currency": table.currency, "round_closed": True}
+    if rec.award_id is not None:
+        payload["free_spin_award_id"] = rec.award_id
     try:
-        ans = await client.call("win", {"token": table.token, "transaction_id": rec.win_transaction_id,
-                                        "round_id": rec.round_id, "game_id": table.game_id, "amount": rec.win,
-                                        "currency": table.currency, "round_closed": True})
+        ans = await client.call("win", payload)
     except Unanswered as exc:
         rec.status, rec.error = "win_pending", str(exc)
+        return
+    except Refused as exc:
+        if rec.award_id is None:
+            raise
+        # only a free spin's win can be refused for good: no bet of it stands to be rolled back
+        rec.status, rec.error, rec.error_code, rec.balance = "refused", str(exc), exc.code, exc.balance
+        if exc.balance is not None:
+            table.balance = exc.balance
         return
     rec.status, rec.balance, rec.error = "settled", ans.balance, None
     table.balance = ans.balance
@@ -100,6 +114,19 @@ async def play_round(client: PlatformClient, table: Table, stake: int) -> RoundR
     rec.stops = outcome.stops
     rec.win = outcome.win_amount(stake)
     rec.win_transaction_id = f"win-{rec.bet_transaction_id}"
+    await _win(client, table, rec)
+    return rec
+
+
+async def play_free_spin(client: PlatformClient, table: Table, award_id: str, stake: int) -> RoundRecord:
+    """A spin the platform awarded: no bet; the reels pay as for `stake`, the win names the award."""
+    rec = RoundRecord(round_id=new_id("frnd"), stake=stake, bet_transaction_id="", status="refused",
+                      award_id=award_id)
+    table.rounds.append(rec)
+    outcome = slot.spin(table.rng)
+    rec.stops = outcome.stops
+    rec.win = outcome.win_amount(stake)
+    rec.win_transaction_id = new_id("fwin")
     await _win(client, table, rec)
     return rec
 
