@@ -99,7 +99,8 @@ async def list_providers(request: Request, caller: str = Depends(callers("backof
 
 
 @internal.get("/{game_id}", response_model=GameView, responses=refusals(GAME_NOT_FOUND))
-async def get_game_internal(game_id: str, request: Request, caller: str = Depends(callers("sessions"))) -> GameView:
+async def get_game_internal(game_id: str, request: Request,
+                            caller: str = Depends(callers("sessions", "bonus"))) -> GameView:
     return await _one(request, game_id)
 
 
