@@ -51,6 +51,16 @@ _TRACKED = text(
     "AND kind = 'cashback' AND NOT settled")
 
 
+async def _serialise(s: AsyncSession, players: Sequence[uuid.UUID]) -> None:
+    """Bets, closes and rollbacks of one player are handled by three consumers at once: each takes
+    the player's lock first (sorted, so no two batches deadlock), so that each sees what the other
+    committed (a bet and its round's close in two transactions at once would otherwise both miss
+    each other, and the bet would never count)."""
+    await s.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(p, 7)) "
+                         "FROM unnest(CAST(:ps AS text[])) AS p ORDER BY p"),
+                    {"ps": sorted({str(p) for p in players})})
+
+
 async def _tracked(s: AsyncSession, players: Sequence[uuid.UUID]) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     """(player, currency) pairs with an open credited grant, and those enrolled in a cashback."""
     rows = (await s.execute(_TRACKED, {"ps": [str(p) for p in set(players)]})).all()
@@ -181,6 +191,7 @@ def build_consumers(holder: dict[str, Runtime]) -> Consumers:
     @consumers.on_batch(BetPlaced)
     async def on_bets(s: AsyncSession, events: list[tuple[BetPlaced, Envelope]]) -> None:
         rt = holder["rt"]
+        await _serialise(s, [e.player_id for e, _ in events])
         wagering_, cashback = await _tracked(s, [e.player_id for e, _ in events])
         now = now_of(rt)
         fresh = []
@@ -208,6 +219,7 @@ def build_consumers(holder: dict[str, Runtime]) -> Consumers:
     @consumers.on_batch(WinSettled)
     async def on_wins(s: AsyncSession, events: list[tuple[WinSettled, Envelope]]) -> None:
         rt = holder["rt"]
+        await _serialise(s, [e.player_id for e, _ in events])
         wagering_, cashback = await _tracked(s, [e.player_id for e, _ in events])
         await _add_play(s, [(e.player_id, e.currency, e.occurred_at.date(), 0, e.amount) for e, _ in events
                             if (str(e.player_id), e.currency) in cashback])
@@ -232,6 +244,7 @@ def build_consumers(holder: dict[str, Runtime]) -> Consumers:
         if e.bet_transaction_id is None:
             return  # the rollback of an unknown bet moved nothing
         rt = holder["rt"]
+        await _serialise(s, [e.player_id])
         bet = (await s.execute(text("SELECT state, grant_id, contributed FROM round_bets WHERE bet_tx = :b FOR UPDATE"),
                                {"b": e.bet_transaction_id})).one_or_none()
         if bet is None:
