@@ -128,6 +128,17 @@ class BonusPlatform:
             return False
         return all(getattr(row, k) == v for k, v in protection.items())
 
+    async def deposits_seen(self, pid: uuid.UUID, n: int) -> None:
+        """Wait until bonus has consumed the player's first `n` deposits (their events)."""
+        async def seen() -> bool:
+            from sqlalchemy import text
+            assert self.bonus is not None
+            async with self.bonus.state.runtime.database.session() as s:
+                got = (await s.execute(text("SELECT deposits FROM players WHERE player_id = :p"), {"p": pid})
+                       ).scalar_one_or_none()
+            return (got or 0) >= n
+        await eventually(seen, what=f"bonus saw {n} deposits of {pid}")
+
     async def studio(self, pid: uuid.UUID, game_id: str = "fruit-fives") -> Studio:
         session = await launch(self.local, pid, game_id)
         return Studio(self.local.urls["games"], session["token"], game_id)
@@ -152,11 +163,12 @@ class BonusPlatform:
         return r.json()
 
     async def offer(self, kind: str = "no_deposit", **terms: Any) -> str:
-        """A live offer (created and its version 1 published by finance staff): its id."""
+        """A live offer (created and its version 1 published by finance staff): its id. Wagering
+        10x unless the terms say otherwise."""
         if self.campaign is None:
             self.campaign = (await self.call("POST", "/internal/bonus/campaigns", 201,
                                              json={"name": "tests"}))["campaign_id"]
-        body = {"name": f"{kind} offer", "kind": kind, "currency": "EUR", **terms}
+        body = {"name": f"{kind} offer", "kind": kind, "currency": "EUR", "wagering_multiplier": 10, **terms}
         offer = await self.call("POST", f"/internal/bonus/campaigns/{self.campaign}/offers", 201, json=body)
         await self.call("POST", f"/internal/bonus/offers/{offer['offer_id']}/publish", json={"version": 1})
         return offer["offer_id"]  # type: ignore[no-any-return]

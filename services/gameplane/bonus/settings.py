@@ -24,6 +24,9 @@ class BonusSettings(ServiceSettings):
     round_retention_days: int = Field(default=7, ge=1, description="settled bets are kept this long (a late "
                                       "rollback of an older bet can no longer be taken back from progress)")
 
+    cashback_grace_seconds: float = Field(default=300.0, ge=0, description="a cashback period is paid this long "
+                                          "after it ends, so that play events of its last moments are counted")
+
     @property
     def profile(self) -> JurisdictionProfile:
         return profile(self.jurisdiction)

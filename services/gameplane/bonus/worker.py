@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -108,6 +108,7 @@ async def pay_cashback(rt: Runtime) -> int:
     """Cashback enrolments whose period ended: a grant of pct of the net losses (stakes - wins)
     over the period, at most the offer's cap; nothing when the player won."""
     now = now_of(rt)
+    due_before = now - timedelta(seconds=rt.settings.cashback_grace_seconds)  # type: ignore[attr-defined]
     paid = 0
     async with rt.database.transaction() as s:
         due = (await s.execute(text(
@@ -115,8 +116,8 @@ async def pay_cashback(rt: Runtime) -> int:
             "COALESCE((SELECT sum(staked - won) FROM play_days d WHERE d.player_id = o.player_id "
             "AND d.currency = o.currency AND d.day >= CAST(o.opted_in_at AS date) "
             "AND d.day <= CAST(o.period_ends_at AS date)), 0) AS net_loss "
-            "FROM opt_ins o WHERE NOT o.settled AND o.kind = 'cashback' AND o.period_ends_at <= :now "
-            "ORDER BY o.period_ends_at LIMIT 200 FOR UPDATE SKIP LOCKED"), {"now": now})).all()
+            "FROM opt_ins o WHERE NOT o.settled AND o.kind = 'cashback' AND o.period_ends_at <= :due "
+            "ORDER BY o.period_ends_at LIMIT 200 FOR UPDATE SKIP LOCKED"), {"due": due_before})).all()
         for d in due:
             await s.execute(text("UPDATE opt_ins SET settled = true WHERE player_id = :p AND offer_id = :o"),
                             {"p": d.player_id, "o": d.offer_id})
