@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gameplane.bonus import grants, metrics, rules, wagering
+from gameplane.bonus import grants, metrics, rules, states, wagering
 from gameplane.bonus.worker import now_of, wake
 from gameplane.contracts import bonus as c
 from gameplane.contracts.players import PlayerRegistered, ProtectionChanged
@@ -42,7 +42,7 @@ from gameplane.contracts.wallet import (
 from gameplane.kit.app import Runtime
 from gameplane.kit.consumer import Consumers
 from gameplane.kit.events import Envelope
-from gameplane.kit.outbox import publish
+from gameplane.kit.outbox import staged
 
 _TRACKED = text(
     "SELECT DISTINCT player_id, currency, 'grant' AS why FROM grants WHERE player_id = ANY(CAST(:ps AS uuid[])) "
@@ -107,16 +107,32 @@ async def count_bets(rt: Runtime, s: AsyncSession, bets: list[dict[str, Any]]) -
         marks.append({"b": b["bet_tx"], "g": target["grant_id"] if target else None, "n": added})
     await s.execute(text("UPDATE round_bets SET state = 'counted', grant_id = :g, contributed = :n WHERE bet_tx = :b"),
                     marks)
-    for g in touched.values():
-        await _save_progress(s, g, now)
+    await _save_progress(s, list(touched.values()), now)
 
 
-async def _save_progress(s: AsyncSession, g: dict[str, Any], now: Any) -> None:
-    await s.execute(text("UPDATE grants SET wagered = :w WHERE grant_id = :g"), {"w": g["wagered"], "g": g["grant_id"]})
-    await publish(s, c.Progressed(grant_id=g["grant_id"], player_id=g["player_id"], offer_id=g["offer_id"],
-                                  currency=g["currency"], at=now, wagered=g["wagered"],
-                                  required=int(g["wagering_required"])), producer=grants.PRODUCER, notify=False)
-    await grants.progress(s, g, now)
+_SET_WAGERED = text(
+    "UPDATE grants g SET wagered = v.w FROM (SELECT unnest(CAST(:ids AS uuid[])) AS id, "
+    "unnest(CAST(:ws AS bigint[])) AS w) v WHERE g.grant_id = v.id")
+_OUTBOX = text("INSERT INTO outbox (id, subject, headers, payload) "
+               "VALUES (:id, :subject, CAST(:headers AS jsonb), CAST(:payload AS jsonb))")
+
+
+async def _save_progress(s: AsyncSession, touched: list[dict[str, Any]], now: Any) -> None:
+    """Write the new progress of these grants (locked) with one statement, one coalesced
+    `bonus.progressed` each, and move the few whose state changes."""
+    if not touched:
+        return
+    await s.execute(_SET_WAGERED, {"ids": [str(g["grant_id"]) for g in touched],
+                                   "ws": [int(g["wagered"]) for g in touched]})
+    # no NOTIFY: the relay finds the rows on its next poll (as the other hot paths do)
+    await s.execute(_OUTBOX, [staged(c.Progressed(
+        grant_id=g["grant_id"], player_id=g["player_id"], offer_id=g["offer_id"], currency=g["currency"], at=now,
+        wagered=int(g["wagered"]), required=int(g["wagering_required"])), producer=grants.PRODUCER)
+        for g in touched])
+    for g in touched:
+        if states.after_progress(g["state"], int(g["wagering_required"]), int(g["wagered"]), g["spins"],
+                                 int(g["spins_played"])) != g["state"]:
+            await grants.progress(s, g, now)
 
 
 def build_consumers(holder: dict[str, Runtime]) -> Consumers:
@@ -263,7 +279,7 @@ def build_consumers(holder: dict[str, Runtime]) -> Consumers:
             g = await grants.lock(s, bet.grant_id)
             if g is not None and g["state"] in ("active", "wagering"):
                 g["wagered"] = max(int(g["wagered"]) - int(bet.contributed), 0)
-                await _save_progress(s, g, now_of(rt))
+                await _save_progress(s, [g], now_of(rt))
 
     @consumers.on(FreeSpinWon)
     async def on_free_spin(s: AsyncSession, e: FreeSpinWon, env: Envelope) -> None:
