@@ -20,3 +20,6 @@ OPEN_GRANTS = Gauge("gameplane_bonus_open_grants", "Grants issued, active or wag
 WALLET_OWED = Gauge("gameplane_bonus_wallet_owed", "Grants with a wallet or games call still owed (retried)")
 OLDEST_OWED = Gauge("gameplane_bonus_wallet_owed_oldest_seconds",
                     "Age of the oldest grant with a call still owed (0: none)")
+CONSUMER_PENDING = Gauge("gameplane_bonus_consumer_pending",
+                         "Events on the stream bonus has not processed yet, by durable consumer (wagering lags "
+                         "play by this much)", ["durable"])

@@ -21,6 +21,7 @@ from gameplane.bonus.rules import protection_refusal
 from gameplane.contracts import bonus as c
 from gameplane.kit.app import Runtime
 from gameplane.kit.db import utcnow
+from gameplane.kit.events import STREAM_NAME
 from gameplane.kit.http import DependencyError
 from gameplane.kit.outbox import publish
 
@@ -165,6 +166,20 @@ async def refresh_gauges(rt: Runtime) -> None:
         metrics.OPEN_GRANTS.labels(currency).set(int(n))
     metrics.WALLET_OWED.set(int(owed))
     metrics.OLDEST_OWED.set(max(float(oldest), 0.0))
+    await _consumer_lag(rt)
+
+
+async def _consumer_lag(rt: Runtime) -> None:
+    """JetStream's count of what bonus's wagering consumers have still to process."""
+    if rt.bus is None or not rt.bus.connected:
+        return
+    for event in ("wallet.bet_placed", "wallet.win_settled", "wallet.rolled_back"):
+        durable = f"{rt.name}-{event.replace('.', '_')}"
+        try:
+            info = await rt.bus.js.consumer_info(STREAM_NAME, durable)
+        except Exception:  # not created yet, or NATS away for a moment
+            continue
+        metrics.CONSUMER_PENDING.labels(durable).set(int(info.num_pending or 0) + int(info.num_ack_pending or 0))
 
 
 async def prune(rt: Runtime, retention_days: int) -> None:
