@@ -245,14 +245,17 @@ def _get(doc: dict[str, Any], dotted: str) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def bonus_platform(pg: Any, nats_url: str, **bonus_overrides: Any) -> AsyncIterator[BonusPlatform]:
+async def bonus_platform(pg: Any, nats_url: str, *, with_rgs: bool = False,
+                         **bonus_overrides: Any) -> AsyncIterator[BonusPlatform]:
+    """`with_rgs`: the RGS simulator too (the studio that takes free-spin awards and plays them)."""
     dbs = {}
     for name in ("wallet", "sessions", "games", "bonus"):
         db = f"bonus_{name}_{uuid.uuid4().hex[:8]}"
         pg.create_database(db)
         dbs[name] = pg.dsn(db)
     async with local_platform({k: v for k, v in dbs.items() if k != "bonus"}, nats_url, provider_secret=SECRET,
-                              sessions_overrides={"jurisdiction": "mga"}) as local:
+                              sessions_overrides={"jurisdiction": "mga"}, with_rgs=with_rgs,
+                              rgs_overrides={"seed": 7} if with_rgs else None) as local:
         # a table game next to the bundled slot, for the contribution table
         async with httpx.AsyncClient(base_url=local.urls["games"], timeout=20) as http:
             r = await http.put(f"/internal/games/{TABLE_GAME}", headers=local.headers("games", caller="backoffice"),
