@@ -224,7 +224,7 @@ async def manual_grant(body: c.ManualGrantRequest, request: Request,
         await audit.record(s, Actor.of(who), "bonus.manual_grant", target_of("player", body.player_id), None,
                            {"grant_id": row["grant_id"], "offer_id": body.offer_id, "version": version,
                             "amount": amount, "reason": body.reason}, at=now)
-    return grants.view(await worker.settle(rt, row["grant_id"]) or row)
+    return grants.view(await worker.settle(rt, row["grant_id"], wait=True) or row)
 
 
 @backoffice.post("/grants/{grant_id}/cancel", response_model=c.GrantView,
@@ -239,7 +239,7 @@ async def cancel_grant(grant_id: uuid.UUID, body: c.CancelRequest, request: Requ
         after = await grants.close(s, row, "cancelled", body.reason, now, actor=who.actor)
         await audit.record(s, Actor.of(who), "bonus.grant_cancelled", target_of("grant", grant_id),
                            {"state": row["state"]}, {"state": "cancelled", "reason": body.reason}, at=now)
-    return grants.view(await worker.settle(rt, grant_id) or after)
+    return grants.view(await worker.settle(rt, grant_id, wait=True) or after)
 
 
 @backoffice.put("/players/{player_id}/segments", response_model=c.SegmentsRequest)
@@ -363,7 +363,7 @@ async def opt_in(offer_id: uuid.UUID, request: Request, who: PlayerContext = Dep
             row = await _grant(s, who.player_id, offer_id, version, terms, _grant_amount(terms, None), "opt-in", now)
     grant = None
     if row is not None:
-        grant = grants.view(await worker.settle(rt, row["grant_id"]) or row)
+        grant = grants.view(await worker.settle(rt, row["grant_id"], wait=True) or row)
     return c.OptInView(offer_id=offer_id, player_id=who.player_id, opted_in_at=now, grant=grant)
 
 
@@ -384,4 +384,4 @@ async def forfeit(grant_id: uuid.UUID, request: Request, who: PlayerContext = De
     async with rt.database.transaction() as s:
         row = await _open_grant(s, grant_id, who.player_id)
         after = await grants.close(s, row, "forfeited", "forfeited", now)
-    return grants.view(await worker.settle(rt, grant_id) or after)
+    return grants.view(await worker.settle(rt, grant_id, wait=True) or after)

@@ -39,12 +39,13 @@ def wake(rt: Runtime) -> None:
         event.set()
 
 
-async def settle(rt: Runtime, grant_id: uuid.UUID) -> dict[str, Any] | None:
-    """Make the calls this grant owes, as far as they go. Returns its row after (None: locked by
-    another worker, or unknown)."""
+async def settle(rt: Runtime, grant_id: uuid.UUID, *, wait: bool = False) -> dict[str, Any] | None:
+    """Make the calls this grant owes, as far as they go. Returns its row after (None: unknown, or
+    locked by another worker). `wait`: a request that just moved the grant waits for a worker
+    already on it, so that its answer shows where the calls got to."""
     for _ in range(3):  # grant, then (0x requirement) convert
         async with rt.database.transaction() as s:
-            row = await grants.lock(s, grant_id, skip_locked=True)
+            row = await grants.lock(s, grant_id, skip_locked=not wait)
             if row is None or row["pending"] is None:
                 return row
             try:
