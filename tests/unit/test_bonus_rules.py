@@ -154,3 +154,11 @@ def test_first_deposit_only() -> None:
                   eligibility={"first_deposit_only": True})
     assert ineligible(offer, known(), NOW, first_deposit=True) is None
     assert ineligible(offer, known(), NOW, first_deposit=False) == "first-deposit-only"
+
+
+def test_amounts_are_bounded_by_their_currency() -> None:
+    terms(amount=1_000_000_000 * 100)  # a billion euros: the bound itself
+    with pytest.raises(ValueError, match="beyond the bound"):
+        terms(amount=1_000_000_000 * 100 + 1)
+    with pytest.raises(ValueError, match="unsupported currency"):
+        terms(currency="XXQ")

@@ -185,8 +185,9 @@ async def _consumer_lag(rt: Runtime) -> None:
 
 async def prune(rt: Runtime, retention_days: int) -> None:
     async with rt.database.transaction() as s:
-        await s.execute(text("DELETE FROM round_bets WHERE seen_at < now() - make_interval(days => :d) "
-                             "AND state <> 'open'"), {"d": retention_days})
+        # an open round this old is abandoned: its bets never count (docs/architecture.md, bonus)
+        await s.execute(text("DELETE FROM round_bets WHERE seen_at < now() - make_interval(days => :d)"),
+                        {"d": retention_days})
         await s.execute(text("DELETE FROM closed_rounds WHERE closed_at < now() - make_interval(days => :d)"),
                         {"d": retention_days})
 

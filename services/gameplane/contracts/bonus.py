@@ -34,7 +34,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from gameplane.kit.events import Event
-from gameplane.kit.money import MAX_AMOUNT_MINOR
+from gameplane.kit.money import MAX_AMOUNT_MINOR, CurrencyError, max_amount
 from gameplane.kit.problems import ProblemType
 
 PREFIX = "/v1/bonus"
@@ -113,6 +113,14 @@ class OfferTerms(BaseModel):
         missing = [f for f in need[self.kind] if getattr(self, f) is None]
         if missing:
             raise ValueError(f"a {self.kind} offer needs {', '.join(missing)}")
+        try:
+            bound = max_amount(self.currency)
+        except CurrencyError:
+            raise ValueError(f"unsupported currency {self.currency}") from None
+        for name in ("max_bonus", "min_deposit", "amount", "cashout_cap", "spin_stake", "max_stake"):
+            value = getattr(self, name)
+            if value is not None and value > bound:
+                raise ValueError(f"{name} {value} is beyond the bound of {bound} minor units for {self.currency}")
         for category, pct in (self.contributions or {}).items():
             if not 0 <= pct <= 100 or not category:
                 raise ValueError(f"contribution of {category!r} must be 0..100 %")
