@@ -90,6 +90,24 @@ async def test_completion_converts_at_most_the_cash_out_cap(bp: BonusPlatform) -
     assert after["cash"] == 50_000 - 1500 - 500 + 500 + 600
 
 
+async def test_a_grants_life_is_on_the_stream(bp: BonusPlatform) -> None:
+    pid = await bp.player()
+    g = await granted(bp, pid, amount=100, wagering_multiplier=10)  # needs 1000
+    studio = await bp.studio(pid)
+    for stake in (200, 300, 100, 400):
+        await studio.round(stake)
+    await bp.grant_until(g["grant_id"], "conversion", state="converted")
+    mine = {"grant_id": g["grant_id"]}
+    [granted_] = await stored_events(bp.nats_url, "gameplane.bonus.granted", mine, expect=1)
+    assert (granted_["data"]["amount"], granted_["data"]["wagering_required"]) == (100, 1000)
+    progressed = await stored_events(bp.nats_url, "gameplane.bonus.progressed", mine, expect=1)
+    # coalesced: at most one per settled bet, the last with the total
+    assert 1 <= len(progressed) <= 4 and progressed[-1]["data"]["wagered"] == 1000
+    [completed] = await stored_events(bp.nats_url, "gameplane.bonus.completed", mine, expect=1)
+    [converted] = await stored_events(bp.nats_url, "gameplane.bonus.converted", mine, expect=1)
+    assert completed["data"]["wagered"] == 1000 and converted["data"]["cash"] == 100
+
+
 async def test_stakes_count_toward_the_oldest_grant_that_still_needs_wagering(bp: BonusPlatform) -> None:
     pid = await bp.player()
     first = await granted(bp, pid, amount=100, wagering_multiplier=10)  # needs 1000
