@@ -158,22 +158,33 @@ async def publish_redelivered(bp: BonusPlatform, envs: list[Envelope]) -> None:
 async def test_bonus_down_during_play_catches_up_to_the_same_progress(bp: BonusPlatform) -> None:
     pid = await bp.player()
     g = await granted(bp, pid)
+    match = await bp.offer("deposit_match", match_pct=10, max_bonus=5000)
+    await bp.opt_in(pid, match)
     studio = await bp.studio(pid)
     await studio.round(1000)
     await settles_at(bp, g["grant_id"], 1000)
     await bp.stop()
     try:
-        # play goes on without bonus: the wallet, games and sessions never call it on a bet
+        # play and deposits go on without bonus: nothing on their path calls it
         await studio.round(2000, win=100)
         await studio.round(300)
         rolled = await studio.bet(900, "r-down")
         await studio.rollback(rolled)
         await studio.win(0, "r-down")
-        assert (await bp.balance(pid))["cash"] == 100_000 - 1000 - 2000 + 100 - 300
+        await bp.wallet("/internal/wallet/deposits", {"idempotency_key": f"dep-{uuid.uuid4()}", "player_id": str(pid),
+                                                      "currency": "EUR", "amount": 20_000, "psp": "test"})
+        assert (await bp.balance(pid))["cash"] == 100_000 - 1000 - 2000 + 100 - 300 + 20_000
     finally:
         await bp.start()
     # 1000 + 2000 + 300, as with no outage
     await settles_at(bp, g["grant_id"], 3300)
+    # and the deposit made meanwhile is matched: 10 % of 20,000
+    mine = await eventually(lambda: _offer_grants(bp, pid, match), what="the match after the restart")
+    assert [m["amount"] for m in mine] == [2000]
+
+
+async def _offer_grants(bp: BonusPlatform, pid: uuid.UUID, offer_id: str) -> list[dict[str, Any]]:
+    return [g for g in await bp.grants(pid) if g["offer_id"] == offer_id]
 
 
 async def test_deposit_match_for_an_opted_in_player(bp: BonusPlatform) -> None:
