@@ -13,6 +13,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gameplane.bonus.models import Base as BonusBase
+from gameplane.bonus.settings import BonusSettings
 from gameplane.games.models import Base as GamesBase
 from gameplane.games.settings import GamesSettings
 from gameplane.kit import migrate
@@ -30,7 +32,7 @@ from gameplane.wallet.settings import WalletSettings
 SERVICES = {"players": (PlayersSettings, PlayersBase), "wallet": (WalletSettings, WalletBase),
             "games": (GamesSettings, GamesBase), "sessions": (SessionsSettings, SessionsBase),
             "risk": (RiskSettings, RiskBase),
-            "payments": (PaymentsSettings, PaymentsBase)}
+            "payments": (PaymentsSettings, PaymentsBase), "bonus": (BonusSettings, BonusBase)}
 
 
 @pytest.mark.parametrize("service", SERVICES)

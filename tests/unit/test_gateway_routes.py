@@ -91,6 +91,19 @@ def test_play_routes(table: RouteTable) -> None:
     assert read is not None and not read.play
 
 
+def test_bonus_routes_are_player_routes_and_taking_an_offer_is_play() -> None:
+    table = RouteTable([*SERVICES, "bonus"])
+    opt_in = table.resolve("POST", "/v1/bonus/offers/0b9c/opt-in")
+    grants = table.resolve("GET", "/v1/bonus/grants")
+    forfeit = table.resolve("POST", "/v1/bonus/grants/0b9c/forfeit")
+    assert opt_in is not None and (opt_in.target, opt_in.access, opt_in.play) == ("bonus", Access.PLAYER, True)
+    assert grants is not None and (grants.target, grants.access, grants.play) == ("bonus", Access.PLAYER, False)
+    # giving a bonus up stays open to a self-excluded player, as withdrawals do
+    assert forfeit is not None and not forfeit.play
+    with pytest.raises(Blocked):
+        table.resolve("POST", "/internal/bonus/grants")
+
+
 def test_labels_are_low_cardinality(table: RouteTable) -> None:
     a = table.resolve("GET", "/v1/players/123")
     b = table.resolve("POST", "/providers/acme/x/y")

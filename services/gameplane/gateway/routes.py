@@ -54,7 +54,9 @@ PUBLIC_RULES: tuple[Rule, ...] = (
 
 # Play and paying in: refused at the edge while the token's `play` claim is false (self-excluded,
 # timed out); withdrawals stay open, a player can always take their money out.
-PLAY_RULES: tuple[Rule, ...] = (Rule("POST", "/v1/sessions", prefix=True), Rule("POST", "/v1/payments/deposits"))
+# Taking a bonus offer counts as play: a self-excluded player is refused at the edge too.
+PLAY_RULES: tuple[Rule, ...] = (Rule("POST", "/v1/sessions", prefix=True), Rule("POST", "/v1/payments/deposits"),
+                                Rule("POST", "/v1/bonus/offers", prefix=True))
 
 # Fixed prefixes outside /v1 and the service that owns them.
 FIXED_PREFIXES: dict[str, str] = {"providers": "games", "webhooks": "payments"}

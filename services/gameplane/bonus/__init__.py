@@ -1,0 +1,1 @@
+"""The bonus service: campaigns, versioned offers, grants and their wagering."""
