@@ -62,7 +62,7 @@ SERVICES: tuple[Service, ...] = (
     Service("payments", "gameplane.payments", 5, database=True, built=True,
             calls=("wallet", "players", "risk", "psp"),
             summary="payment intents, payouts, PSP webhooks, reconciliation"),
-    Service("bonus", "gameplane.bonus", 6, database=True, built=False, calls=("wallet", "games"),
+    Service("bonus", "gameplane.bonus", 6, database=True, built=True, calls=("wallet", "games"),
             summary="campaigns, grants, wagering"),
     Service("risk", "gameplane.risk", 7, database=True, built=True,
             summary="allow/review/deny decisions, velocity rules, markers of harm"),

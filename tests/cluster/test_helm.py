@@ -25,7 +25,7 @@ from gameplane_operator.values import Defaults, chart_values
 
 CHARTS = ("gameplane-service", "gameplane", "gameplane-operator")
 REPO = Path(__file__).resolve().parents[2]
-BUILT = ["gateway", "players", "wallet", "games", "sessions", "payments", "risk"]  # what a default platform runs
+BUILT = ["gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk"]  # what a default platform runs
 PROM = [
     *("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"),
     *("--api-versions", "monitoring.coreos.com/v1/PrometheusRule"),
@@ -52,7 +52,7 @@ def test_chart_lints_clean(helm: Run, chart: str) -> None:
         ("gameplane", "global.size=huge", "/global/size"),
         # Not built in this release: refused by name, whichever way it is asked for.
         ("gameplane", "analytics.enabled=true", "/analytics/enabled"),
-        ("gameplane", "bonus.enabled=true", "/bonus/enabled"),
+        ("gameplane", "affiliates.enabled=true", "/affiliates/enabled"),
         ("gameplane", "wallet.scheduling.nodeSelektor.pool=a", "nodeSelektor"),
         ("gameplane", "global.scheduling.tolerations[0].operator=Maybe", "/global/scheduling/tolerations/0/operator"),
         ("gameplane-service", "name=poker", "/name"),
@@ -341,5 +341,5 @@ def test_operator_values_for_the_full_sample_render(helm: Run, tmp_path: Path) -
                     if d["kind"] == "StatefulSet"}  # fmt: skip
     assert set(statefulsets) == {"casino-nats"}
     assert statefulsets["casino-nats"]["containers"][0]["image"] == "nats:2.11-alpine"
-    assert "casino-bonus" not in specs  # listed nowhere, not built
+    assert "casino-affiliates" not in specs  # listed nowhere, not built
     assert "casino-payments" in specs  # built: runs unless the spec turns it off

@@ -28,7 +28,7 @@ NAME = "demo"
 GROUP, VERSION, PLURAL = "gameplane.io", "v1alpha1", "gamingplatforms"
 REPO = Path(__file__).resolve().parents[2]
 # every built service, nothing else
-SERVICES = ["gateway", "players", "wallet", "games", "sessions", "payments", "risk"]
+SERVICES = ["gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk"]
 SPEC: dict[str, Any] = {
     "version": "0.1.0",
     "services": [
@@ -115,7 +115,7 @@ def demo(operator: dict[str, int], kubectl: Run, api: dict[str, Any]) -> dict[st
 
 def test_platform_reconciles_to_ready(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:
     status = demo["status"]
-    assert status["serviceSummary"] == "7/7"
+    assert status["serviceSummary"] == "8/8"
     assert {c["type"] for c in status["conditions"]} >= {"Ready", "Reconciled", "SecretsResolved",
                                                           "MonitoringConfigured", "Degraded"}  # fmt: skip
     assert condition(demo, "SecretsResolved")["reason"] == "NoSecretsReferenced"
@@ -257,7 +257,7 @@ def test_spec_change_rolls_only_the_affected_service(demo: dict[str, Any], api: 
     assert changed == {f"{NAME}-games"}
     games = deployments(api)[f"{NAME}-games"].spec.template.spec.containers[0].resources.requests
     assert games == {"cpu": "200m", "memory": "256Mi"}
-    assert after_obj["status"]["serviceSummary"] == "7/7"
+    assert after_obj["status"]["serviceSummary"] == "8/8"
 
 
 def test_disabling_a_service_prunes_its_objects(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:

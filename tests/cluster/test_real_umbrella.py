@@ -96,7 +96,7 @@ def test_install_waits_for_real_readiness(umbrella: str, kubectl: Run) -> None:
     running = pods(kubectl, NS)
     assert running and all(pod_ready(p) and p["spec"]["nodeName"] == "gameplane-node" for p in running)
     components = {p["metadata"]["labels"]["app.kubernetes.io/component"] for p in running}
-    assert components == {"gateway", "players", "wallet", "games", "sessions", "payments", "risk",
+    assert components == {"gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk",
                           "postgres", "nats"}, components
 
 
