@@ -25,7 +25,8 @@ from gameplane_operator.values import Defaults, chart_values
 
 CHARTS = ("gameplane-service", "gameplane", "gameplane-operator")
 REPO = Path(__file__).resolve().parents[2]
-BUILT = ["gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk"]  # what a default platform runs
+# what a default platform runs
+BUILT = ["gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk"]
 PROM = [
     *("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"),
     *("--api-versions", "monitoring.coreos.com/v1/PrometheusRule"),
