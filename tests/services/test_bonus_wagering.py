@@ -85,9 +85,9 @@ async def test_completion_converts_at_most_the_cash_out_cap(bp: BonusPlatform) -
     done = await bp.grant_until(g["grant_id"], "conversion", state="converted")
     assert done["converted"] == 600 and done["wallet_pending"] is None
     after = await bp.balance(pid)
-    # (the 400 above the cap goes back to the operator at the per-grant wallet; the wallet's tests
-    # check that part of the convert contract)
     assert after["cash"] == 50_000 - 1500 - 500 + 500 + 600
+    # the 400 above the cap went back to the operator: the player holds no bonus money any more
+    assert after["bonus"] == 0
 
 
 async def test_a_grants_life_is_on_the_stream(bp: BonusPlatform) -> None:
