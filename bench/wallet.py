@@ -66,7 +66,7 @@ from gameplane.devtools.identities import Identities
 from gameplane.devtools.infra import free_port
 from gameplane.kit.auth import issue_service_token
 
-IDS = Identities.generate(("wallet", "games", "bonus"))
+IDS = Identities.generate(("wallet", "games", "payments", "bonus"))
 PLAYERS = 1000
 SPREAD_CURRENCIES = ("EUR", "USD", "GBP", "CAD", "SEK")
 
@@ -327,6 +327,8 @@ async def main() -> None:
     mixed = players[:PLAYERS - len(bonus_players)] + bonus_players
     token = issue_service_token(IDS.key("games"), "games", "wallet", ttl=3600)
     bonus_token = issue_service_token(IDS.key("bonus"), "bonus", "wallet", ttl=3600)
+    # deposits are payments' calls (the wallet refuses them from games)
+    payments_token = issue_service_token(IDS.key("payments"), "payments", "wallet", ttl=3600)
     with infra() as (pg, nats):
         pg.create_database("gp_wallet")
         port = free_port()
@@ -335,8 +337,8 @@ async def main() -> None:
         try:
             await wait_ready(port, proc)
             log(f"wallet up ({workers} process(es)); funding {PLAYERS} players in {len(SPREAD_CURRENCIES)} currencies")
-            await fund(port, token, players, SPREAD_CURRENCIES)
-            await fund_bonus(port, token, bonus_token, bonus_players)
+            await fund(port, payments_token, players, SPREAD_CURRENCIES)
+            await fund_bonus(port, payments_token, bonus_token, bonus_players)
             # pgbench's tables are written (and flushed by a checkpoint) before anything is measured,
             # so no phase pays for loading them.
             pgbench_init(pg)

@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from walletlib import W, Wallet, slug
 
-from gameplane.contracts.wallet import BetRequest, OperationResult
+from gameplane.contracts.wallet import BetRequest, OperationResult, WinRequest
 from gameplane.devtools.testing import running, stored_events
 from gameplane.kit.events import Envelope
 from gameplane.wallet import ledger
 from gameplane.wallet.app import build_app
-from gameplane.wallet.fastplay import FAST_PATH, batch_totals, bet_op
+from gameplane.wallet.fastplay import FAST_PATH, batch_totals, bet_op, win_op
 from gameplane.wallet.rules import Context
 from gameplane.wallet.settings import WalletSettings
 
@@ -189,27 +189,61 @@ async def test_both_paths_write_the_same_answers_rows_and_events(fast: Wallet, p
     assert (await fast.reconcile())["ok"] is True
 
 
-async def test_a_player_holding_bonus_money_is_declined_to_the_per_grant_python_path(fast: Wallet) -> None:
-    """v3 declines a bet while the player holds bonus money and a win in a round staked with bonus
-    money: the Python path keeps the grants' books. Negative control: the same player, once their
-    bonus is gone, is served again."""
+async def test_v3_declines_a_bonus_holders_bet_and_a_win_on_a_bonus_stake_and_serves_cash_only_play(
+        fast: Wallet) -> None:
+    """The SQL functions themselves (called as the Batcher calls them): a bet by a player holding
+    bonus money and a win in a round staked with bonus money are declined, having written nothing;
+    a cash-only player's bet and win in the same batch are served."""
+    holder, cash_only = uuid.uuid4(), uuid.uuid4()
+    await fast.deposit(holder, 1000)
+    await fast.deposit(cash_only, 1000)
+    await fast.post("/bonuses", {"idempotency_key": f"g-{holder}", "grant_id": f"g-{holder}",
+                                 "player_id": str(holder), "currency": "EUR", "amount": 500})
+    # a round with a bonus stake, made by the Python path (a stake beyond the cash)
+    await fast.post("/bets", fast.bet_body(holder, 1200, "staked"))
+
+    def bet(player: uuid.UUID, key: str, amount: int) -> dict[str, Any]:
+        return bet_op(BetRequest(**fast.bet_body(player, amount, f"r-{key}", key=key)), Context())
+
+    def win(player: uuid.UUID, key: str, round_id: str) -> dict[str, Any]:
+        return win_op(WinRequest(**fast.win_body(player, 50, round_id, key=key)), Context())
+
+    ops = [bet(holder, f"hb-{holder}", 10), win(holder, f"hw-{holder}", "staked"),
+           bet(cash_only, f"cb-{cash_only}", 10), win(cash_only, f"cw-{cash_only}", f"r-cb-{cash_only}")]
+    async with fast.app.state.runtime.database.pool.acquire() as con:
+        answers = await con.fetchval("SELECT wallet_fast_batch_v3($1, 1)", json.dumps(ops))
+    assert answers[0].startswith("!GPF01 fast path declined: bonus") and "bonus stake" in answers[1], answers
+    assert [json.loads(a)["balance"]["cash"] for a in answers[2:]] == [990, 1040]
+    async with fast.app.state.runtime.database.session() as s:
+        taken = (await s.execute(text("SELECT count(*) FROM operations WHERE key = ANY(:k)"),
+                                 {"k": [f"hb-{holder}", f"hw-{holder}"]})).scalar_one()
+    assert taken == 0
+    assert (await fast.reconcile())["ok"] is True
+
+
+async def test_a_bonus_holder_goes_to_the_python_path_and_returns_to_the_fast_path_without_bonus(
+        fast: Wallet) -> None:
+    """Through HTTP: the first bet of a player holding bonus money is declined by the SQL path;
+    after that the wallet sends their play straight to the Python path (a hint it keeps from the
+    answers). Negative control: once the bonus is gone, one Python answer later they are served
+    by the SQL path again."""
     player = uuid.uuid4()
     await fast.deposit(player, 1000)
     await fast.post("/bonuses", {"idempotency_key": f"g-{player}", "grant_id": f"g-{player}",
                                  "player_id": str(player), "currency": "EUR", "amount": 500})
     tally = Tally()
-    cash_only_stake = await fast.post("/bets", fast.bet_body(player, 100, "r1"))  # all cash, yet declined
+    cash_only_stake = await fast.post("/bets", fast.bet_body(player, 100, "r1"))  # all cash, yet not the SQL path's
     assert cash_only_stake["split"] == {"cash": 100, "bonus": 0}
-    await fast.post("/wins", fast.win_body(player, 50, "r1"))  # a round without bonus stake: served
     bet = await fast.post("/bets", fast.bet_body(player, 1200, "r2"))
-    assert bet["split"] == {"cash": 950, "bonus": 250, "grants": {f"g-{player}": 250}}
+    assert bet["split"] == {"cash": 900, "bonus": 300, "grants": {f"g-{player}": 300}}
     win = await fast.post("/wins", fast.win_body(player, 601, "r2"))
-    assert win["split"] == {"cash": 476, "bonus": 125, "grants": {f"g-{player}": 125}}  # 601 * 250 // 1200
-    assert (tally("bet", "served"), tally("bet", "declined")) == (0, 2)
-    assert (tally("win", "served"), tally("win", "declined")) == (1, 1)
+    assert win["split"] == {"cash": 451, "bonus": 150, "grants": {f"g-{player}": 150}}  # 601 * 300 // 1200
+    assert (tally("bet", "served"), tally("bet", "declined"), tally("win", "served"), tally("win", "declined")) \
+        == (0, 1, 0, 0)
     await fast.post(f"/bonuses/g-{player}/forfeit", {"idempotency_key": f"f-{player}"})
-    await fast.post("/bets", fast.bet_body(player, 10, "r3"))
-    assert tally("bet", "served") == 1
+    await fast.post("/bets", fast.bet_body(player, 10, "r3"))  # the stale hint: the Python path, once
+    await fast.post("/bets", fast.bet_body(player, 10, "r4"))
+    assert (tally("bet", "served"), tally("bet", "declined")) == (1, 1)
     assert (await fast.reconcile())["ok"] is True
 
 
@@ -238,8 +272,10 @@ async def test_splits_follow_the_ledger_rules(fast: Wallet, cash: int, bonus: in
     assert paid["split"] == {"cash": win_split.cash, "bonus": win_split.bonus, **grants}
     assert paid["balance"]["cash"] == cash - stake_split.cash + win_split.cash
     assert paid["balance"]["bonus"] == bonus - stake_split.bonus + win_split.bonus
-    # served unless bonus money is involved: held by the player (bet), staked in the round (win)
-    assert (tally("bet", "served"), tally("win", "served")) == (int(bonus == 0), int(stake_split.bonus == 0))
+    # served unless bonus money is involved: a holder's bet is declined, and then their win goes to the
+    # Python path too (the wallet's hint, while they hold bonus money) or is declined (its round has a
+    # bonus stake, when the bet took their last bonus)
+    assert (tally("bet", "served"), tally("win", "served")) == (int(bonus == 0), int(bonus == 0))
 
 
 async def _house(w: Wallet) -> int:

@@ -55,6 +55,29 @@ _BATCH = "SELECT wallet_fast_batch_v3($1, $2)"
 Pending = tuple[dict[str, Any], "asyncio.Future[str]"]
 
 
+class BonusPlayers:
+    """Players whose last Python-path bet or win left them holding bonus money: the fast path would
+    only decline their next one (v3 declines a bonus holder's bet and a win in a round with a bonus
+    stake), so it is skipped for them, sparing a batch round trip. A hint only: a stale entry costs
+    one answer from the Python path, which then corrects it; a cash-only player is never in it.
+    Bounded (the oldest entries go first)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._players: dict[uuid.UUID, None] = {}
+
+    def __contains__(self, player_id: uuid.UUID) -> bool:
+        return player_id in self._players
+
+    def note(self, player_id: uuid.UUID, holds_bonus: bool) -> None:
+        if not holds_bonus:
+            self._players.pop(player_id, None)
+            return
+        self._players[player_id] = None
+        if len(self._players) > self.limit:
+            del self._players[next(iter(self._players))]
+
+
 class Batcher:
     """At most `slots` fast-path transactions in flight; each takes up to `max_batch` of the queued
     operations, at most one per player, sorted by (currency, player) so that batches take player

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +44,20 @@ STAKE_GRANTS = ("(SELECT coalesce(jsonb_object_agg(k, v), '{}'::jsonb) FROM (SEL
                 "FROM (SELECT * FROM jsonb_each_text(rounds.stake_grants) UNION ALL "
                 "SELECT * FROM jsonb_each_text(CAST(:add_grants AS jsonb))) x GROUP BY key "
                 "HAVING sum(value::bigint) <> 0) y)")
+
+
+# One more CTE for store.commit_with: the grants' balances and entries in the operation's one write
+# (after `t`, the transaction row their entries point at). Binds: g_ids, g_amounts (signed).
+POST_CTE = (", gd AS (SELECT * FROM unnest(CAST(:g_ids AS text[]), CAST(:g_amounts AS bigint[])) "
+            "AS gd(grant_id, amount)), "
+            "gu AS (UPDATE bonus_grants g SET balance = g.balance + gd.amount FROM gd WHERE g.grant_id = gd.grant_id), "
+            "ge AS (INSERT INTO grant_entries (transaction_id, grant_id, amount) SELECT t.id, gd.grant_id, gd.amount "
+            "FROM t, gd)")
+
+
+def post_params(moves: Mapping[str, int]) -> dict[str, list[Any]]:
+    moves = {g: v for g, v in moves.items() if v}
+    return {"g_ids": list(moves), "g_amounts": list(moves.values())}
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,8 @@ _BET_COMMIT = store.commit_with(
 # a bet that drew on grants also adds its draw to the round's stake per grant
 _BET_COMMIT_GRANTS = store.commit_with(
     ", rs AS (UPDATE rounds SET stake_cash = stake_cash + :r_sc, stake_bonus = stake_bonus + :r_sb, "
-    f"stake_grants = {grants.STAKE_GRANTS} WHERE provider = :r_pr AND player_id = :r_p AND round_id = :r_id)")
+    f"stake_grants = {grants.STAKE_GRANTS} WHERE provider = :r_pr AND player_id = :r_p AND round_id = :r_id)"
+    + grants.POST_CTE)
 _WIN_START = text(
     _CLAIM_SQL
     + "r AS (SELECT currency, stake_cash, stake_bonus, stake_grants, closed FROM rounds "
@@ -77,9 +78,10 @@ _WIN_START = text(
     + "SELECT (SELECT key FROM c) AS claimed, (SELECT currency FROM r) AS round_currency, "
     "(SELECT closed FROM r) AS closed, (SELECT stake_cash FROM r) AS stake_cash, "
     "(SELECT stake_bonus FROM r) AS stake_bonus, (SELECT stake_grants FROM r) AS stake_grants, " + _BALANCES_SQL)
-_WIN_COMMIT = store.commit_with(
-    ", rw AS (UPDATE rounds SET won = won + :w_amount, paid_out = paid_out OR :w_amount > 0, "
-    "closed = closed OR :w_close WHERE provider = :r_pr AND player_id = :r_p AND round_id = :r_id)")
+_WIN_ROUND = (", rw AS (UPDATE rounds SET won = won + :w_amount, paid_out = paid_out OR :w_amount > 0, "
+              "closed = closed OR :w_close WHERE provider = :r_pr AND player_id = :r_p AND round_id = :r_id)")
+_WIN_COMMIT = store.commit_with(_WIN_ROUND)
+_WIN_COMMIT_GRANTS = store.commit_with(_WIN_ROUND + grants.POST_CTE)
 
 
 def _closed(round_id: str) -> Problem:
@@ -127,9 +129,9 @@ async def bet(s: AsyncSession, req: BetRequest, ctx: Context) -> OperationResult
     await store.commit(s, result, postings, event,
                        details={"round_id": req.round_id, "game_id": req.game_id, "provider": req.provider,
                                 **({"session_id": str(req.session_id)} if req.session_id else {})},
-                       extra=(_BET_COMMIT_GRANTS, {**round_stake, "add_grants": grants.as_json(drawn)}) if drawn
-                       else (_BET_COMMIT, round_stake))
-    await grants.post(s, result.transaction_id, {g: -v for g, v in drawn.items()})
+                       extra=(_BET_COMMIT_GRANTS, {**round_stake, "add_grants": grants.as_json(drawn),
+                                                   **grants.post_params({g: -v for g, v in drawn.items()})})
+                       if drawn else (_BET_COMMIT, round_stake))
     return result
 
 
@@ -162,9 +164,10 @@ async def win(s: AsyncSession, req: WinRequest, ctx: Context) -> OperationResult
     await store.commit(s, result, postings, event,
                        details={"round_id": req.round_id, "game_id": req.game_id, "provider": req.provider,
                                 "close_round": req.close_round},
-                       extra=(_WIN_COMMIT, {"w_amount": req.amount, "w_close": req.close_round,
-                                            "r_pr": req.provider, "r_p": req.player_id, "r_id": req.round_id}))
-    await grants.post(s, result.transaction_id, {g: v for g, v in per.items() if g in still_open})
+                       extra=(_WIN_COMMIT_GRANTS if still_open else _WIN_COMMIT,
+                              {"w_amount": req.amount, "w_close": req.close_round, "r_pr": req.provider,
+                               "r_p": req.player_id, "r_id": req.round_id,
+                               **grants.post_params({g: v for g, v in per.items() if g in still_open})}))
     await grants.forfeit_closed(s, req.idempotency_key, req.player_id, req.currency, orphans, now)
     return result
 

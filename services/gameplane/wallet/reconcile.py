@@ -90,6 +90,10 @@ CHECKS: list[tuple[int, str, str]] = [
      "LEFT JOIN LATERAL (SELECT sum(e.amount) AS owed FROM entries e JOIN transactions p ON p.id = e.transaction_id "
      " WHERE e.account_id = ra.id AND p.seq < t.seq) before ON true "
      "WHERE t.kind = 'deposit' AND coalesce(mine.amount, 0) <> least(t.amount, coalesce(-before.owed, 0))"),
+]
+
+# Invariant 8 needs migration 0008's tables (the upgrade tests reconcile databases at older revisions).
+GRANT_CHECKS: list[tuple[int, str, str]] = [
     (8, "grant {0} stores {1} but its grant entries sum to {2}",
      "SELECT g.grant_id, g.balance, coalesce(s.total, 0) FROM bonus_grants g "
      "LEFT JOIN (SELECT grant_id, sum(amount) AS total FROM grant_entries GROUP BY 1) s ON s.grant_id = g.grant_id "
@@ -110,7 +114,8 @@ async def reconcile(s: AsyncSession) -> ReconciliationReport:
     """Run inside a fresh transaction on `s`; the snapshot is repeatable so checks agree."""
     await s.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
     breaches: list[Breach] = []
-    for invariant, template, sql in CHECKS:
+    grants = (await s.execute(text("SELECT to_regclass('grant_entries') IS NOT NULL"))).scalar_one()
+    for invariant, template, sql in CHECKS + (GRANT_CHECKS if grants else []):
         rows = (await s.execute(text(f"{sql} LIMIT {CAP}"))).all()
         breaches += [Breach(invariant=invariant, detail=template.format(*r)) for r in rows]
     counts = (await s.execute(text(
