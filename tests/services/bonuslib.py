@@ -61,11 +61,14 @@ class Studio:
     def __init__(self, games_url: str, token: str, game_id: str) -> None:
         self.games_url, self.token, self.game_id = games_url, token, game_id
 
-    async def call(self, op: str, **fields: Any) -> dict[str, Any]:
+    async def send(self, op: str, **fields: Any) -> httpx.Response:
         body = json.dumps({"request_id": uuid.uuid4().hex, "token": self.token, **fields}).encode()
         async with httpx.AsyncClient(base_url=self.games_url, timeout=20) as http:
-            r = await http.post(f"/providers/rgs/{op}", content=body,
-                                headers=signed_headers(SECRET, f"/providers/rgs/{op}", body))
+            return await http.post(f"/providers/rgs/{op}", content=body,
+                                   headers=signed_headers(SECRET, f"/providers/rgs/{op}", body))
+
+    async def call(self, op: str, **fields: Any) -> dict[str, Any]:
+        r = await self.send(op, **fields)
         assert r.status_code == 200, f"{op}: {r.status_code} {r.text}"
         return r.json()  # type: ignore[no-any-return]
 

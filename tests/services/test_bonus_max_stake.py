@@ -42,3 +42,17 @@ async def test_a_bet_above_the_offers_max_stake_is_refused_and_moves_nothing(bp:
     # once the grant is gone the cap goes with it
     await bp.call("POST", f"/internal/bonus/grants/{g['grant_id']}/cancel", json={"reason": "tests: lift the cap"})
     assert (await bet(bp, pid, 600)).status_code == 200
+
+
+async def test_the_studio_sees_the_max_stake_refusal_with_the_balance(bp: BonusPlatform) -> None:
+    pid = await bp.player(balance=10_000)
+    await bp.opt_in(pid, await bp.offer(amount=1000, max_stake=500))
+    studio = await bp.studio(pid)
+    fields = {"round_id": f"r-{uuid.uuid4().hex[:8]}", "game_id": studio.game_id, "currency": "EUR"}
+    refused = await studio.send("bet", transaction_id=uuid.uuid4().hex, amount=600, **fields)
+    assert refused.status_code == 403, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    problem = refused.json()
+    assert problem["code"] == "bonus-max-stake" and problem["balance"] == 10_000 + 1000, problem
+    # the same round takes the allowed stake (negative control: the refusal is about the amount)
+    assert (await studio.send("bet", transaction_id=uuid.uuid4().hex, amount=500, **fields)).status_code == 200

@@ -214,6 +214,7 @@ ERROR_CODES: dict[str, int] = {
     "currency-mismatch": 400,
     "game-mismatch": 400,
     "stake-out-of-range": 400,
+    "bonus-max-stake": 403,
     "amount-out-of-range": 400,
     "max-win-exceeded": 400,
     "validation-error": 422,

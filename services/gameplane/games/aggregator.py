@@ -71,6 +71,7 @@ STATUS: dict[str, str] = {
     "currency-mismatch": "RS_ERROR_WRONG_CURRENCY",
     "game-mismatch": "RS_ERROR_WRONG_GAME",
     "stake-out-of-range": "RS_ERROR_LIMIT_REACHED",
+    "bonus-max-stake": "RS_ERROR_LIMIT_REACHED",
     "amount-out-of-range": "RS_ERROR_LIMIT_REACHED",
     "max-win-exceeded": "RS_ERROR_LIMIT_REACHED",
     "validation-error": "RS_ERROR_WRONG_TYPES",

@@ -32,6 +32,7 @@ TITLES = {
     "currency-mismatch": "Currency differs from the session's",
     "game-mismatch": "Game differs from the session's",
     "stake-out-of-range": "Stake outside the game's limits",
+    "bonus-max-stake": "Stake above the maximum while the player wagers a bonus",
     "amount-out-of-range": "Amount above the maximum for the currency",
     "max-win-exceeded": "Win above the game's maximum for the round",
     "validation-error": "Malformed request",
@@ -53,6 +54,7 @@ WALLET_SLUGS = {
     "round-settled": "round-settled",
     "player-blocked": "player-blocked",
     "currency-mismatch": "currency-mismatch",
+    "bonus-max-stake": "bonus-max-stake",
     # free-spin wins: the grant behind the award was converted, forfeited or never existed
     "grant-closed": "free-spin-grant-closed",
     "grant-not-found": "free-spin-grant-closed",
