@@ -121,7 +121,10 @@ def close_conns(conns: list[Conn], errors: list[str]) -> None:
 def start_wallet(db_url: str, nats_url: str, port: int, workers: int, log_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "GP_WALLET_DATABASE_URL": db_url, "GP_WALLET_NATS_URL": nats_url,
            **IDS.env("wallet"), "GP_WALLET_LOG_LEVEL": "WARNING",
-           "GP_WALLET_DB_POOL_SIZE": "4", "GP_WALLET_DB_HOT_POOL_SIZE": "16"}
+           # the general (SQLAlchemy) pool at its deployed default (db_pool_size, 20): it carries the
+           # Python path of bonus play in the "bonus" phase, and a smaller one would queue that path
+           # behind too few connections and measure the bench, not the wallet
+           "GP_WALLET_DB_HOT_POOL_SIZE": "16"}
     argv = [sys.executable, "-m", "uvicorn", "gameplane.wallet.app:build_app", "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
             "--loop", "uvloop", "--http", "httptools"]
