@@ -15,8 +15,8 @@ Four load phases:
   that have each played a round already;
 - "bonus": "hot" again, but a share of the rounds (BENCH_BONUS_SHARE, default 0.2) played by
   players holding bonus money (a little cash and two grants, the first small: bets split cash and
-  bonus and draw on several grants): every one of their bets and wins takes the Python path with
-  the per-grant bookkeeping (the SQL fast path declines them). Measured in the same slices as
+  bonus and draw on several grants): their bets and wins take the SQL fast path with its per-grant
+  bookkeeping (sql/0009_fast_path_v4.sql). Measured in the same slices as
   "hot", which is its cash-only reference: RESULT cash_rps (= hot), bonus_rps and bonus_vs_cash.
 
 Closed-loop latency is mostly the loop's own queue (connections ÷ throughput), so the closed

@@ -420,6 +420,38 @@ async def test_concurrent_bets_share_batches_and_each_is_answered_as_if_alone(on
     assert (await one_slot.reconcile())["ok"] is True
 
 
+async def test_concurrent_bonus_play_shares_batches_and_races_with_forfeits_without_losing_a_unit(
+        one_slot: Wallet) -> None:
+    """Bonus holders' bets in shared batches, then their wins racing with forfeits of the grants
+    the bets drew on (each win either is served before the forfeit or finds the grant closed and
+    goes to the Python path): every call answers 200, each player's bonus balance is what their
+    grants hold, and the ledger reconciles."""
+    players = [uuid.uuid4() for _ in range(12)]
+    for p in players:
+        await one_slot.deposit(p, 10)
+        await _grant(one_slot, p, "first", 30)
+        await _grant(one_slot, p, "second", 100)
+    (batches0, ops0), tally = batch_totals(), Tally()
+    bets = await asyncio.gather(*[one_slot.client.post(W + "/bets", json=one_slot.bet_body(p, 60, "race"),
+                                                       headers=one_slot.headers("/bets")) for p in players])
+    assert [r.status_code for r in bets] == [200] * len(players), [r.text for r in bets]
+    assert [r.json()["split"]["grants"] for r in bets] == [{f"first-{p}": 30, f"second-{p}": 20} for p in players]
+    batches, ops = batch_totals()
+    assert (tally("bet", "served"), tally("bet", "declined")) == (len(players), 0)
+    assert batches - batches0 < ops - ops0  # some of them went out together
+    calls = [one_slot.client.post(W + "/wins", json=one_slot.win_body(p, 90, "race"), headers=one_slot.headers("/wins"))
+             for p in players]
+    calls += [one_slot.client.post(W + f"/bonuses/second-{p}/forfeit", json={"idempotency_key": f"ff-{p}"},
+                                   headers=one_slot.headers(f"/bonuses/second-{p}/forfeit")) for p in players]
+    answers = await asyncio.gather(*calls)
+    assert [r.status_code for r in answers] == [200] * len(answers), [r.text for r in answers]
+    assert tally("win", "served") + tally("win", "declined") == len(players)
+    for p in players:
+        grants_held = await one_slot.get(f"/players/{p}/grants/EUR")
+        assert (await one_slot.balance(p))["bonus"] == sum(g["balance"] for g in grants_held)
+    assert (await one_slot.reconcile())["ok"] is True
+
+
 async def test_an_operation_that_fails_inside_a_batch_is_rolled_back_alone(fast: Wallet) -> None:
     player = uuid.uuid4()
     await fast.deposit(player, 1000)
