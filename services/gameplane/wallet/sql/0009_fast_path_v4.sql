@@ -20,25 +20,18 @@
 --
 -- Expand only: the v3 functions stay for the previous release's pods until a later release drops them.
 
--- The answer of wallet_fast_answer plus the split's `grants`, present only when bonus money moved
--- (gameplane.contracts.wallet.Split: absent, not null, otherwise).
-CREATE FUNCTION wallet_fast_answer_v4(p_tx uuid, p_kind text, p_key text, p_player uuid,
-    p_currency text, p_amount bigint, p_cash bigint, p_bonus bigint, b_cash bigint, b_bonus bigint,
-    b_hold bigint, p_now timestamptz, p_grants jsonb) RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN p_grants = '{}'::jsonb THEN a ELSE jsonb_set(a, '{split,grants}', p_grants) END
-    FROM wallet_fast_answer(p_tx, p_kind, p_key, p_player, p_currency, p_amount, p_cash, p_bonus, b_cash,
-                            b_bonus, b_hold, p_now) AS a
-$$;
-
 -- Move the grants' balances by p_sign * amount and write their sub-ledger rows for transaction p_tx
--- (grants.POST_CTE). The rows are already locked by the caller.
+-- (grants.POST_CTE). The rows are already locked by the caller. PL/pgSQL, not SQL: its statements'
+-- plans are kept for the session, a SQL function's would be made again on every call.
 CREATE FUNCTION wallet_fast_grants_post(p_tx uuid, p_ids text[], p_amounts bigint[], p_sign int)
-RETURNS void LANGUAGE sql AS $$
-    UPDATE bonus_grants g SET balance = g.balance + p_sign * d.amount
-    FROM unnest(p_ids, p_amounts) AS d(grant_id, amount) WHERE g.grant_id = d.grant_id;
-    INSERT INTO grant_entries (transaction_id, grant_id, amount)
-    SELECT p_tx, d.grant_id, p_sign * d.amount FROM unnest(p_ids, p_amounts) AS d(grant_id, amount);
-$$;
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    -- one grant at a time: a lookup by primary key, whatever the planner guesses of an unnest
+    FOR i IN 1 .. cardinality(p_ids) LOOP
+        UPDATE bonus_grants SET balance = balance + p_sign * p_amounts[i] WHERE grant_id = p_ids[i];
+        INSERT INTO grant_entries (transaction_id, grant_id, amount) VALUES (p_tx, p_ids[i], p_sign * p_amounts[i]);
+    END LOOP;
+END $$;
 
 CREATE FUNCTION wallet_fast_bet_v4(
     p_key text, p_hash text, p_player uuid, p_currency text, p_amount bigint, p_round text, p_game text,
@@ -138,8 +131,11 @@ BEGIN
                 GROUP BY key HAVING sum(value::bigint) <> 0) y)
         WHERE provider = p_provider AND player_id = p_player AND round_id = p_round;
     END IF;
-    v_answer := wallet_fast_answer_v4(p_tx, 'bet', p_key, p_player, p_currency, p_amount, v_cash, v_bonus,
-                                      acc.cash - v_cash, acc.bonus - v_bonus, acc.hold, p_now, v_drawn);
+    v_answer := wallet_fast_answer(p_tx, 'bet', p_key, p_player, p_currency, p_amount, v_cash, v_bonus,
+                                   acc.cash - v_cash, acc.bonus - v_bonus, acc.hold, p_now);
+    IF v_drawn <> '{}'::jsonb THEN  -- Split.grants: absent unless bonus money moved
+        v_answer := jsonb_set(v_answer, '{split,grants}', v_drawn);
+    END IF;
     UPDATE operations SET transaction_id = p_tx, response = v_answer WHERE key = p_key;
     INSERT INTO outbox (id, subject, headers, payload)
     VALUES (p_event, 'gameplane.wallet.bet_placed', p_headers, wallet_fast_envelope(p_event, 'wallet.bet_placed', p_now,
@@ -233,8 +229,11 @@ BEGIN
     END IF;
     UPDATE rounds SET won = won + p_amount, paid_out = paid_out OR p_amount > 0, closed = closed OR p_close
     WHERE provider = p_provider AND player_id = p_player AND round_id = p_round;
-    v_answer := wallet_fast_answer_v4(p_tx, 'win', p_key, p_player, p_currency, p_amount, v_cash, v_bonus,
-                                      acc.cash + v_cash, acc.bonus + v_bonus, acc.hold, p_now, v_per);
+    v_answer := wallet_fast_answer(p_tx, 'win', p_key, p_player, p_currency, p_amount, v_cash, v_bonus,
+                                   acc.cash + v_cash, acc.bonus + v_bonus, acc.hold, p_now);
+    IF v_per <> '{}'::jsonb THEN  -- Split.grants: absent unless bonus money moved
+        v_answer := jsonb_set(v_answer, '{split,grants}', v_per);
+    END IF;
     UPDATE operations SET transaction_id = p_tx, response = v_answer WHERE key = p_key;
     INSERT INTO outbox (id, subject, headers, payload)
     VALUES (p_event, 'gameplane.wallet.win_settled', p_headers, wallet_fast_envelope(p_event, 'wallet.win_settled',

@@ -25,9 +25,7 @@ FUNCTIONS = ("wallet_fast_batch_v4(jsonb, int)",
              " jsonb, bigint)",
              "wallet_fast_win_v4(text, text, uuid, text, bigint, text, text, text, boolean, jsonb, timestamptz, uuid,"
              " uuid, jsonb, bigint)",
-             "wallet_fast_grants_post(uuid, text[], bigint[], int)",
-             "wallet_fast_answer_v4(uuid, text, text, uuid, text, bigint, bigint, bigint, bigint, bigint, bigint,"
-             " timestamptz, jsonb)")
+             "wallet_fast_grants_post(uuid, text[], bigint[], int)")
 
 
 def upgrade() -> None:
