@@ -17,7 +17,9 @@ Four load phases:
   players holding bonus money (a little cash and two grants, the first small: bets split cash and
   bonus and draw on several grants): their bets and wins take the SQL fast path with its per-grant
   bookkeeping (sql/0009_fast_path_v4.sql). Measured in the same slices as
-  "hot", which is its cash-only reference: RESULT cash_rps (= hot), bonus_rps and bonus_vs_cash.
+  "hot", which is its cash-only reference: RESULT cash_rps (= hot), bonus_rps and bonus_vs_cash;
+  bonus_fast_declined is the share of that phase's bets and wins the SQL path declined to the
+  Python path (from the wallet's gameplane_wallet_fast_path_total), which should be 0.
 
 Closed-loop latency is mostly the loop's own queue (connections ÷ throughput), so the closed
 phases use as many connections as games, the wallet's caller, keeps to it (16, its default
