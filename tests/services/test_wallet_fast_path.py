@@ -348,9 +348,12 @@ async def test_what_the_python_path_owns_in_bonus_play_is_declined_to_it(fast: W
     assert slug(problem) == "bonus-max-stake" and problem["max_stake"] == 150
     assert await fast.balance(player) == before
     assert (tally("bet", "served"), tally("bet", "declined")) == (0, 1)
-    bet = await fast.post("/bets", fast.bet_body(player, 150, "at-cap"))
+    at_cap = fast.bet_body(player, 150, "at-cap")
+    bet = await fast.post("/bets", at_cap)
     assert bet["split"] == {"cash": 100, "bonus": 50, "grants": {f"capped-{player}": 50}}
     assert (tally("bet", "served"), tally("bet", "declined")) == (1, 1)
+    assert await fast.post("/bets", at_cap) == bet  # its replay (the Python path's) is the same document
+    assert (tally("bet", "served"), tally("bet", "declined")) == (1, 2)
     await fast.post(f"/bonuses/capped-{player}/forfeit", {"idempotency_key": f"f-{player}"})
     win = await fast.post("/wins", fast.win_body(player, 300, "at-cap"))
     assert win["split"] == {"cash": 200, "bonus": 100, "grants": {f"capped-{player}": 100}}
