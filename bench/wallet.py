@@ -15,9 +15,11 @@ Four load phases:
   that have each played a round already;
 - "bonus": "hot" again, but a share of the rounds (BENCH_BONUS_SHARE, default 0.2) played by
   players holding bonus money (a little cash and two grants, the first small: bets split cash and
-  bonus and draw on several grants): every one of their bets and wins takes the Python path with
-  the per-grant bookkeeping (the SQL fast path declines them). Measured in the same slices as
-  "hot", which is its cash-only reference: RESULT cash_rps (= hot), bonus_rps and bonus_vs_cash.
+  bonus and draw on several grants): their bets and wins take the SQL fast path with its per-grant
+  bookkeeping (sql/0009_fast_path_v4.sql). Measured in the same slices as
+  "hot", which is its cash-only reference: RESULT cash_rps (= hot), bonus_rps and bonus_vs_cash;
+  bonus_fast_declined is the share of that phase's bets and wins the SQL path declined to the
+  Python path (from the wallet's gameplane_wallet_fast_path_total), which should be 0.
 
 Closed-loop latency is mostly the loop's own queue (connections ÷ throughput), so the closed
 phases use as many connections as games, the wallet's caller, keeps to it (16, its default
@@ -121,7 +123,10 @@ def close_conns(conns: list[Conn], errors: list[str]) -> None:
 def start_wallet(db_url: str, nats_url: str, port: int, workers: int, log_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "GP_WALLET_DATABASE_URL": db_url, "GP_WALLET_NATS_URL": nats_url,
            **IDS.env("wallet"), "GP_WALLET_LOG_LEVEL": "WARNING",
-           "GP_WALLET_DB_POOL_SIZE": "4", "GP_WALLET_DB_HOT_POOL_SIZE": "16"}
+           # the general (SQLAlchemy) pool at its deployed default (db_pool_size, 20): it carries the
+           # Python path of bonus play in the "bonus" phase, and a smaller one would queue that path
+           # behind too few connections and measure the bench, not the wallet
+           "GP_WALLET_DB_HOT_POOL_SIZE": "16"}
     argv = [sys.executable, "-m", "uvicorn", "gameplane.wallet.app:build_app", "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
             "--loop", "uvloop", "--http", "httptools"]
@@ -305,6 +310,23 @@ async def drained(dsn: str, timeout: float = 10.0) -> None:
         await con.close()
 
 
+_FAST = re.compile(r'^gameplane_wallet_fast_path_total\{operation="(bet|win)",outcome="(served|declined)"\} (\S+)$',
+                   re.M)
+
+
+def fast_path_counts(port: int) -> dict[str, float]:
+    """The wallet's bets and wins served / declined by its SQL fast path so far (its /metrics; one
+    process: with several, this is whichever answered)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {"served": 0.0, "declined": 0.0}
+    for _, outcome, value in _FAST.findall(text):
+        out[outcome] += float(value)
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     return percentile(values, q) * 1000
 
@@ -349,6 +371,7 @@ async def main() -> None:
             lat: list[float] = []
             hot_lat: list[float] = []
             bonus_lat: list[float] = []
+            bonus_fast = {"served": 0.0, "declined": 0.0}  # the bonus phase's bets and wins on the SQL path
             cpu: dict[str, float] = {}
             pgbench_tx, pgbench_s = 0, 0.0
             for _ in range(slices):
@@ -360,7 +383,10 @@ async def main() -> None:
                 await drained(wallet_dsn)
                 hot_lat += (await load(port, token, players, ("EUR",), phase / slices, connections, "hot"))[1]
                 await drained(wallet_dsn)
+                before = fast_path_counts(port)
                 bonus_lat += (await load(port, token, mixed, ("EUR",), phase / slices, connections, "bonus"))[1]
+                for k, v in fast_path_counts(port).items():
+                    bonus_fast[k] += v - before[k]
                 await drained(wallet_dsn)
                 tx, secs = pgbench(pg, phase / slices, connections)
                 pgbench_tx, pgbench_s = pgbench_tx + tx, pgbench_s + secs
@@ -371,6 +397,8 @@ async def main() -> None:
             log(f"hot:    {hot:.0f} bet+win/s p50={pct(hot_lat, .5):.1f}ms p99={pct(hot_lat, .99):.1f}ms")
             log(f"bonus:  {bonus:.0f} bet+win/s with {share:.0%} of rounds on bonus players "
                 f"p50={pct(bonus_lat, .5):.1f}ms p99={pct(bonus_lat, .99):.1f}ms ({bonus / hot:.2f} of hot)")
+            declined = bonus_fast["declined"] / max(1.0, bonus_fast["served"] + bonus_fast["declined"])
+            log(f"bonus:  {declined:.1%} of its bets and wins declined by the SQL fast path to the Python path")
             log(f"pgbench: {tps:.0f} tps ({slices} slices of each, taking turns)")
             await settle(pg)
             await drained(wallet_dsn)
@@ -385,7 +413,7 @@ async def main() -> None:
                 ratio=spread / tps, hot_bets_per_s=hot, hot_vs_spread=hot / spread, paced_per_s=paced_rate,
                 paced_p50_ms=pct(paced_lat, .5), paced_p99_ms=pct(paced_lat, .99), cpu_ms_per_round=cpu_ms,
                 cash_rps=hot, bonus_rps=bonus, bonus_vs_cash=bonus / hot, bonus_share=share,
-                bonus_p99_ms=pct(bonus_lat, .99))
+                bonus_p99_ms=pct(bonus_lat, .99), bonus_fast_declined=declined)
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ def _same(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _play(w: Wallet, player: uuid.UUID) -> list[dict[str, Any]]:
-    """A cash-only player's round (a player holding bonus money is the Python path's: see below)."""
+    """A cash-only player's round (a player holding bonus money: see _bonus_play)."""
     await w.deposit(player, 1500)
     return [await w.post("/bets", w.bet_body(player, 1200, "r1")),
             await w.post("/bets", w.bet_body(player, 7, "r1")),
@@ -221,29 +221,144 @@ async def test_v3_declines_a_bonus_holders_bet_and_a_win_on_a_bonus_stake_and_se
     assert (await fast.reconcile())["ok"] is True
 
 
-async def test_a_bonus_holder_goes_to_the_python_path_and_returns_to_the_fast_path_without_bonus(
-        fast: Wallet) -> None:
-    """Through HTTP: the first bet of a player holding bonus money is declined by the SQL path;
-    after that the wallet sends their play straight to the Python path (a hint it keeps from the
-    answers). Negative control: once the bonus is gone, one Python answer later they are served
-    by the SQL path again."""
-    player = uuid.uuid4()
-    await fast.deposit(player, 1000)
-    await fast.post("/bonuses", {"idempotency_key": f"g-{player}", "grant_id": f"g-{player}",
-                                 "player_id": str(player), "currency": "EUR", "amount": 500})
+def _grant(w: Wallet, player: uuid.UUID, name: str, amount: int, **over: Any) -> Any:
+    grant_id = f"{name}-{player}"
+    return w.post("/bonuses", {"idempotency_key": f"grant-{grant_id}", "grant_id": grant_id,
+                               "player_id": str(player), "currency": "EUR", "amount": amount, **over})
+
+
+def _anon(value: Any, player: uuid.UUID) -> Any:
+    """The same document with the player's id (also inside the grant ids) replaced: two players'
+    documents compare equal when they played the same."""
+    return json.loads(json.dumps(value).replace(str(player), "P"))
+
+
+async def _bonus_play(w: Wallet, player: uuid.UUID) -> list[dict[str, Any]]:
+    """A player with a little cash and three grants (b after a, c of a later priority) whose bets
+    draw on several grants and whose wins go back over them."""
+    await w.deposit(player, 300)
+    await _grant(w, player, "a", 200)
+    await _grant(w, player, "b", 500, max_stake=5000)
+    await _grant(w, player, "c", 100, priority=1)
+    return [await w.post("/bets", w.bet_body(player, 100, "r1")),   # all cash, the player holding bonus
+            await w.post("/bets", w.bet_body(player, 450, "r1")),   # cash 200, then a 200 and b 50
+            await w.post("/wins", w.win_body(player, 333, "r1", close=False)),
+            await w.post("/wins", w.win_body(player, 0, "r1", close=True)),
+            await w.post("/bets", w.bet_body(player, 700, "r2")),   # cash 182, a 121, b 397 (all), c 0
+            await w.post("/bets", w.bet_body(player, 130, "r2")),   # the rest of b (83), then c 47
+            await w.post("/wins", w.win_body(player, 1001, "r2"))]
+
+
+async def test_bonus_bets_and_wins_are_served_in_one_round_trip_exactly_as_the_python_path_answers_them(
+        fast: Wallet, python_path: Wallet) -> None:
+    """Bets that split cash and bonus over several grants and wins that follow the split: the SQL
+    path serves every one of them, and its answers, ledger and grant rows, rounds and events are
+    those the Python path writes for the same play."""
+    a, b = uuid.uuid4(), uuid.uuid4()
     tally = Tally()
-    cash_only_stake = await fast.post("/bets", fast.bet_body(player, 100, "r1"))  # all cash, yet not the SQL path's
-    assert cash_only_stake["split"] == {"cash": 100, "bonus": 0}
-    bet = await fast.post("/bets", fast.bet_body(player, 1200, "r2"))
-    assert bet["split"] == {"cash": 900, "bonus": 300, "grants": {f"g-{player}": 300}}
-    win = await fast.post("/wins", fast.win_body(player, 601, "r2"))
-    assert win["split"] == {"cash": 451, "bonus": 150, "grants": {f"g-{player}": 150}}  # 601 * 300 // 1200
-    assert (tally("bet", "served"), tally("bet", "declined"), tally("win", "served"), tally("win", "declined")) \
-        == (0, 1, 0, 0)
-    await fast.post(f"/bonuses/g-{player}/forfeit", {"idempotency_key": f"f-{player}"})
-    await fast.post("/bets", fast.bet_body(player, 10, "r3"))  # the stale hint: the Python path, once
-    await fast.post("/bets", fast.bet_body(player, 10, "r4"))
+    fast_answers = await _bonus_play(fast, a)
+    assert (tally("bet", "served"), tally("win", "served"), tally("bet", "declined"), tally("win", "declined")) \
+        == (4, 3, 0, 0)
+    python_answers = await _bonus_play(python_path, b)
+    assert (tally("bet", "served"), tally("win", "served")) == (4, 3)  # the Python wallet never asks the SQL path
+    assert [_anon(_same(x), a) for x in fast_answers] == [_anon(_same(x), b) for x in python_answers]
+    # worked by hand (not from the wallet's code): the stake r1 is cash 300 + bonus 250 (a 200, b 50);
+    # the win 333 has bonus 333 * 250 // 550 = 151, over the grants 151 * 200 // 250 = 120 and
+    # 151 * 50 // 250 = 30, the remaining 1 to a (the larger stake)
+    assert [_anon(x["split"], a) for x in fast_answers[:3]] == [
+        {"cash": 100, "bonus": 0}, {"cash": 200, "bonus": 250, "grants": {"a-P": 200, "b-P": 50}},
+        {"cash": 182, "bonus": 151, "grants": {"a-P": 121, "b-P": 30}}]
+
+    async def rows(player: uuid.UUID) -> Any:
+        async with fast.app.state.runtime.database.session() as s:
+            ledger_rows = (await s.execute(text(
+                "SELECT t.kind, t.amount, t.cash, t.bonus, t.details - 'session_id' AS details, "
+                "(SELECT array_agg(a.kind || ':' || (a.owner = 'platform') || ':' || e.amount "
+                " ORDER BY a.owner = 'platform', a.kind, e.amount) "
+                " FROM entries e JOIN accounts a ON a.id = e.account_id WHERE e.transaction_id = t.id) AS entries, "
+                "(SELECT array_agg(replace(ge.grant_id, :ps, 'P') || ':' || ge.amount ORDER BY ge.grant_id) "
+                " FROM grant_entries ge WHERE ge.transaction_id = t.id) AS grant_entries "
+                "FROM transactions t WHERE t.player_id = :p AND t.kind IN ('bet', 'win') ORDER BY t.seq"),
+                {"p": player, "ps": str(player)})).all()
+            grant_rows = (await s.execute(text(
+                "SELECT replace(grant_id, :ps, 'P'), balance, state FROM bonus_grants WHERE player_id = :p "
+                "ORDER BY grant_id"), {"p": player, "ps": str(player)})).all()
+            round_rows = (await s.execute(text(
+                "SELECT round_id, stake_cash, stake_bonus, stake_grants, won, closed FROM rounds "
+                "WHERE player_id = :p ORDER BY round_id"), {"p": player})).all()
+        return [tuple(r) for r in ledger_rows], [tuple(r) for r in grant_rows], \
+            [_anon(tuple(r), player) for r in round_rows]
+
+    fast_rows = await rows(a)
+    assert fast_rows == await rows(b)
+    assert all(r[6] for r in fast_rows[0][1:3] + fast_rows[0][4:]), fast_rows[0]  # grant entries were written
+    # by hand: r2's stake is cash 182 + bonus 648 (a 121, b 480, c 47); the win 1001 has bonus
+    # 1001 * 648 // 830 = 781: a 781 * 121 // 648 = 145, b 578 + the remaining 2 (the largest), c 56
+    assert fast_rows[1] == [("a-P", 145, "active"), ("b-P", 580, "active"), ("c-P", 53 + 56, "active")]
+
+    async def events(player: uuid.UUID) -> list[Any]:
+        found = await stored_events(fast.app.state.runtime.settings.nats_url, "gameplane.wallet.>",
+                                    {"player_id": str(player), "game_id": "starburst"}, 7)
+        out = []
+        for env in found:
+            e = Envelope.model_validate(env)
+            assert e.open()
+            out.append((e.type, e.version, e.producer, _anon(
+                {k: v for k, v in e.data.items() if k not in ("transaction_id", "player_id", "occurred_at")}, player)))
+        return out
+
+    fast_events = await events(a)
+    assert fast_events == await events(b)
+    assert fast_events[1][3]["grants"] == {"a-P": 200, "b-P": 50}
+    assert (await fast.reconcile())["ok"] is True
+
+
+async def test_a_wins_remainder_goes_to_the_smallest_grant_id_in_code_point_order_on_both_paths(
+        fast: Wallet, python_path: Wallet) -> None:
+    """Equal stakes on two grants: the unit a win cannot split evenly goes to the grant whose id is
+    smaller by code point ("Zed" < "ant", whatever the database's collation says)."""
+    async def play(w: Wallet, player: uuid.UUID) -> list[dict[str, Any]]:
+        await _grant(w, player, "ant", 50)
+        await _grant(w, player, "Zed", 50)
+        return [await w.post("/bets", w.bet_body(player, 100, "tie")),
+                await w.post("/wins", w.win_body(player, 3, "tie"))]
+
+    a, b = uuid.uuid4(), uuid.uuid4()
+    tally = Tally()
+    fast_answers = await play(fast, a)
+    assert (tally("bet", "served"), tally("win", "served")) == (1, 1)
+    python_answers = await play(python_path, b)
+    assert [_anon(x["split"], a) for x in fast_answers] == [_anon(x["split"], b) for x in python_answers] == [
+        {"cash": 0, "bonus": 100, "grants": {"ant-P": 50, "Zed-P": 50}},
+        {"cash": 0, "bonus": 3, "grants": {"ant-P": 1, "Zed-P": 2}}]
+    assert (await fast.reconcile())["ok"] is True
+
+
+async def test_what_the_python_path_owns_in_bonus_play_is_declined_to_it(fast: Wallet) -> None:
+    """A stake above a grant's max stake while the player holds bonus money is declined by the SQL
+    path and refused by the Python path (403 bonus-max-stake, nothing moved); the same player's
+    stake at the max stake is served (the negative control). A win whose grant closed since the bet
+    is declined too: the Python path credits it and returns that grant's part to the liability."""
+    player = uuid.uuid4()
+    await fast.deposit(player, 100)
+    await _grant(fast, player, "capped", 500, max_stake=150)
+    tally = Tally()
+    before = await fast.balance(player)
+    problem = await fast.post("/bets", fast.bet_body(player, 151, "over"), 403)
+    assert slug(problem) == "bonus-max-stake" and problem["max_stake"] == 150
+    assert await fast.balance(player) == before
+    assert (tally("bet", "served"), tally("bet", "declined")) == (0, 1)
+    at_cap = fast.bet_body(player, 150, "at-cap")
+    bet = await fast.post("/bets", at_cap)
+    assert bet["split"] == {"cash": 100, "bonus": 50, "grants": {f"capped-{player}": 50}}
     assert (tally("bet", "served"), tally("bet", "declined")) == (1, 1)
+    assert await fast.post("/bets", at_cap) == bet  # its replay (the Python path's) is the same document
+    assert (tally("bet", "served"), tally("bet", "declined")) == (1, 2)
+    await fast.post(f"/bonuses/capped-{player}/forfeit", {"idempotency_key": f"f-{player}"})
+    win = await fast.post("/wins", fast.win_body(player, 300, "at-cap"))
+    assert win["split"] == {"cash": 200, "bonus": 100, "grants": {f"capped-{player}": 100}}
+    assert win["balance"]["bonus"] == 0  # the closed grant's part went back to the liability
+    assert (tally("win", "served"), tally("win", "declined")) == (0, 1)
     assert (await fast.reconcile())["ok"] is True
 
 
@@ -272,10 +387,8 @@ async def test_splits_follow_the_ledger_rules(fast: Wallet, cash: int, bonus: in
     assert paid["split"] == {"cash": win_split.cash, "bonus": win_split.bonus, **grants}
     assert paid["balance"]["cash"] == cash - stake_split.cash + win_split.cash
     assert paid["balance"]["bonus"] == bonus - stake_split.bonus + win_split.bonus
-    # served unless bonus money is involved: a holder's bet is declined, and then their win goes to the
-    # Python path too (the wallet's hint, while they hold bonus money) or is declined (its round has a
-    # bonus stake, when the bet took their last bonus)
-    assert (tally("bet", "served"), tally("win", "served")) == (int(bonus == 0), int(bonus == 0))
+    # bonus money or not, both are the SQL path's (no grant has a max stake, none closed)
+    assert (tally("bet", "served"), tally("win", "served")) == (1, 1)
 
 
 async def _house(w: Wallet) -> int:
@@ -307,6 +420,38 @@ async def test_concurrent_bets_share_batches_and_each_is_answered_as_if_alone(on
     assert responses[-2].json() == first
     assert (tally("bet", "served"), tally("bet", "declined")) == (23, 3)
     assert await _house(one_slot) - house0 == sum(10 + n for n in range(1, 24))
+    assert (await one_slot.reconcile())["ok"] is True
+
+
+async def test_concurrent_bonus_play_shares_batches_and_races_with_forfeits_without_losing_a_unit(
+        one_slot: Wallet) -> None:
+    """Bonus holders' bets in shared batches, then their wins racing with forfeits of the grants
+    the bets drew on (each win either is served before the forfeit or finds the grant closed and
+    goes to the Python path): every call answers 200, each player's bonus balance is what their
+    grants hold, and the ledger reconciles."""
+    players = [uuid.uuid4() for _ in range(12)]
+    for p in players:
+        await one_slot.deposit(p, 10)
+        await _grant(one_slot, p, "first", 30)
+        await _grant(one_slot, p, "second", 100)
+    (batches0, ops0), tally = batch_totals(), Tally()
+    bets = await asyncio.gather(*[one_slot.client.post(W + "/bets", json=one_slot.bet_body(p, 60, "race"),
+                                                       headers=one_slot.headers("/bets")) for p in players])
+    assert [r.status_code for r in bets] == [200] * len(players), [r.text for r in bets]
+    assert [r.json()["split"]["grants"] for r in bets] == [{f"first-{p}": 30, f"second-{p}": 20} for p in players]
+    batches, ops = batch_totals()
+    assert (tally("bet", "served"), tally("bet", "declined")) == (len(players), 0)
+    assert batches - batches0 < ops - ops0  # some of them went out together
+    calls = [one_slot.client.post(W + "/wins", json=one_slot.win_body(p, 90, "race"), headers=one_slot.headers("/wins"))
+             for p in players]
+    calls += [one_slot.client.post(W + f"/bonuses/second-{p}/forfeit", json={"idempotency_key": f"ff-{p}"},
+                                   headers=one_slot.headers(f"/bonuses/second-{p}/forfeit")) for p in players]
+    answers = await asyncio.gather(*calls)
+    assert [r.status_code for r in answers] == [200] * len(answers), [r.text for r in answers]
+    assert tally("win", "served") + tally("win", "declined") == len(players)
+    for p in players:
+        grants_held = await one_slot.get(f"/players/{p}/grants/EUR")
+        assert (await one_slot.balance(p))["bonus"] == sum(g["balance"] for g in grants_held)
     assert (await one_slot.reconcile())["ok"] is True
 
 

@@ -60,7 +60,8 @@ def test_every_service_with_a_database_is_scanned_and_the_wallet_has_sql_functio
     assert {"gameplane.wallet", "gameplane.games", "gameplane.players", "gameplane.sessions"} <= set(PACKAGES)
     created = set().union(*(functions_created(sql) for _, sql in upgrade_sql("gameplane.wallet")))
     assert {"wallet_fast_batch_v2", "wallet_fast_bet_v2", "wallet_fast_win_v2", "wallet_fast_batch",
-            "wallet_fast_batch_v3", "wallet_fast_bet_v3", "wallet_fast_win_v3"} <= created
+            "wallet_fast_batch_v3", "wallet_fast_bet_v3", "wallet_fast_win_v3",
+            "wallet_fast_batch_v4", "wallet_fast_bet_v4", "wallet_fast_win_v4"} <= created
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -223,17 +223,14 @@ def fast_routes(rt: Runtime, *, sql_fast_path: bool) -> list[FastRoute]:
     settings: WalletSettings = rt.settings  # type: ignore[assignment]
     batcher = fastplay.Batcher(lambda: rt.database.pool, slots=settings.fast_batch_slots,
                                max_batch=settings.fast_batch_max, house_shards=settings.house_shards)
-    bonus_players = fastplay.BonusPlayers()
 
     def route(path: str, model: type[Any], sql: Callable[..., Awaitable[bytes | None]],
               python: Callable[[AsyncSession, Any, Context], Awaitable[c.OperationResult]]) -> FastRoute:
         async def handle(request: FastRequest) -> Reply:
             body = request.data
-            if sql_fast_path and body.player_id not in bonus_players \
-                    and (answer := await sql(batcher, body, ctx)) is not None:
+            if sql_fast_path and (answer := await sql(batcher, body, ctx)) is not None:
                 return json_reply(answer)
             result = await execute(rt, lambda s, ctx: python(s, body, ctx))
-            bonus_players.note(body.player_id, result.balance.bonus > 0)
             return json_reply(result.model_dump_json().encode())
 
         return FastRoute("POST", path, handle, model=model, callers=GAMES.allowed)

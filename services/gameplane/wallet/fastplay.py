@@ -1,12 +1,14 @@
 """Bets and wins in one database round trip (sql/0002_fast_play.sql), for the common case, sent in
-batches (sql/0004_fast_batch.sql; called by their versioned names of sql/0005_fast_path_v2.sql).
+batches (sql/0004_fast_batch.sql; called by their versioned names, now those of
+sql/0009_fast_path_v4.sql, which serve bonus play with its per-grant bookkeeping too).
 
 The Python path (`play.bet` / `play.win`) is a transaction of four round trips: BEGIN, a statement
 that claims the key and locks round and accounts, one that writes everything, COMMIT. Here one
 `wallet_fast_bet_v2(...)` does the same work inside the database. It either completes the operation
 and returns the answer's JSON, or declines (SQLSTATE GPF01) having changed nothing: a taken key,
 a protection state that matters, a round that is unknown, closed or in another currency, funds
-that do not cover the stake, a zero stake. A declined (or deadlocked, or failed) operation comes
+that do not cover the stake, a zero stake, a stake above a bonus grant's max stake, a win whose
+grants are not all still open. A declined (or deadlocked, or failed) operation comes
 back as None and the caller runs the Python path, which owns every refusal, replay and conflict
 with its exact problem.
 
@@ -50,32 +52,9 @@ BATCH_SIZE = Histogram("gameplane_wallet_fast_batch_size", "Bets and wins per fa
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
 # a hot-path function is called by its versioned name, whose meaning never changes (docs/upgrades.md)
-_BATCH = "SELECT wallet_fast_batch_v3($1, $2)"
+_BATCH = "SELECT wallet_fast_batch_v4($1, $2)"
 
 Pending = tuple[dict[str, Any], "asyncio.Future[str]"]
-
-
-class BonusPlayers:
-    """Players whose last Python-path bet or win left them holding bonus money: the fast path would
-    only decline their next one (v3 declines a bonus holder's bet and a win in a round with a bonus
-    stake), so it is skipped for them, sparing a batch round trip. A hint only: a stale entry costs
-    one answer from the Python path, which then corrects it; a cash-only player is never in it.
-    Bounded (the oldest entries go first)."""
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self.limit = limit
-        self._players: dict[uuid.UUID, None] = {}
-
-    def __contains__(self, player_id: uuid.UUID) -> bool:
-        return player_id in self._players
-
-    def note(self, player_id: uuid.UUID, holds_bonus: bool) -> None:
-        if not holds_bonus:
-            self._players.pop(player_id, None)
-            return
-        self._players[player_id] = None
-        if len(self._players) > self.limit:
-            del self._players[next(iter(self._players))]
 
 
 class Batcher:
@@ -95,7 +74,7 @@ class Batcher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, op: dict[str, Any]) -> asyncio.Future[str]:
-        """Queue one operation (the parameters of wallet_fast_bet_v2 / _win_v2 by name, and "op"); its
+        """Queue one operation (the parameters of wallet_fast_bet_v4 / _win_v4 by name, and "op"); its
         future is the answer's JSON, or '!<SQLSTATE> <message>' if it was not done."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str] = loop.create_future()
