@@ -202,3 +202,22 @@ async def test_staff_roles_and_the_liability_report(bp: BonusPlatform) -> None:
     audit = await bp.call("GET", "/internal/bonus/audit", params={"target": f"player:{pid}"})
     assert [r["action"] for r in audit["records"]] == ["bonus.manual_grant"]
     assert audit["records"][0]["after"]["reason"] == "service recovery"
+
+
+async def test_self_exclusion_forfeits_open_grants_and_a_time_out_keeps_them(bp: BonusPlatform) -> None:
+    offer = await bp.offer(amount=700)
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=180)
+    leaving, pausing = await bp.player(balance=2_000), await bp.player(balance=2_000)
+    grants = {pid: (await bp.opt_in(pid, offer))["grant"]["grant_id"] for pid in (leaving, pausing)}
+    for pid in grants:
+        assert await bp.balance(pid) == {"currency": "EUR", "cash": 2_000, "bonus": 700, "withdrawal_hold": 0}
+    await bp.announce(pausing, revision=2, timeout_until=until)
+    await bp.announce(leaving, revision=2, self_excluded_until=until)
+    done = await bp.grant_until(grants[leaving], "forfeit on self-exclusion", state="forfeited",
+                                reason="self-excluded", wallet_pending=None)
+    assert done["closed_at"] is not None
+    # the bonus money went back to the operator; the player's own cash is untouched
+    assert await bp.balance(leaving) == {"currency": "EUR", "cash": 2_000, "bonus": 0, "withdrawal_hold": 0}
+    # negative control: a time-out only pauses play, the grant and its money stay
+    assert (await bp.grant(grants[pausing]))["state"] == "active"
+    assert (await bp.balance(pausing))["bonus"] == 700

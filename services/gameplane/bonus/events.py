@@ -2,10 +2,10 @@
 stream after downtime) and how it turns that into grants and wagering progress.
 
 Consumed: `players.registered` and `players.protection_changed` (bonus's copy: country,
-self-exclusion, time-outs), `wallet.deposit_credited` (deposit match), `wallet.withdrawal_held`
-(forfeit where the offer says so), `wallet.bet_placed` / `wallet.win_settled` /
-`wallet.rolled_back` (wagering; cashback's net losses), `wallet.free_spin_won` (free-spin wins
-and the spins played).
+self-exclusion, time-outs; a self-exclusion forfeits every open grant), `wallet.deposit_credited`
+(deposit match), `wallet.withdrawal_held` (forfeit where the offer says so), `wallet.bet_placed` /
+`wallet.win_settled` / `wallet.rolled_back` (wagering; cashback's net losses), `wallet.free_spin_won`
+(free-spin wins and the spins played).
 
 Wagering counts settled stakes: a bet is remembered (`round_bets`) and counts once its round is
 closed (a `wallet.win_settled` with round_closed; a losing round closes with a win of 0). The
@@ -135,6 +135,23 @@ async def _save_progress(s: AsyncSession, touched: list[dict[str, Any]], now: An
             await grants.progress(s, g, now)
 
 
+async def _close_open_grants(s: AsyncSession, player_id: uuid.UUID, currency: str | None, reason: str, now: Any,
+                             *, forfeit_on_withdrawal: bool = False) -> bool:
+    """Forfeit the player's open grants (of one currency, or all; only those whose offer forfeits on
+    withdrawal, when asked); the wallet forfeit each one owes is made by the worker."""
+    ids = (await s.execute(text(
+        "SELECT grant_id FROM grants WHERE player_id = :p AND (CAST(:c AS text) IS NULL OR currency = :c) "
+        "AND (forfeit_on_withdrawal OR NOT :fow) AND state IN ('issued', 'active', 'wagering') ORDER BY created_at"),
+        {"p": player_id, "c": currency, "fow": forfeit_on_withdrawal})).scalars().all()
+    closed = False
+    for gid in ids:
+        row = await grants.lock(s, gid)
+        if row is not None and row["state"] in ("issued", "active", "wagering"):
+            await grants.close(s, row, "forfeited", reason, now)
+            closed = True
+    return closed
+
+
 def build_consumers(holder: dict[str, Runtime]) -> Consumers:
     """`holder["rt"]`: the runtime, set once it exists (the consumers are handed to it)."""
     consumers = Consumers()
@@ -150,12 +167,21 @@ def build_consumers(holder: dict[str, Runtime]) -> Consumers:
     @consumers.on(ProtectionChanged)
     async def on_protection(s: AsyncSession, e: ProtectionChanged, env: Envelope) -> None:
         # snapshots can arrive out of order: only a newer revision replaces what we hold
-        await s.execute(text(
+        applied = (await s.execute(text(
             "INSERT INTO players (player_id, protection_revision, self_excluded_until, timeout_until) "
             "VALUES (:p, :rev, :x, :t) ON CONFLICT (player_id) DO UPDATE SET "
             "protection_revision = EXCLUDED.protection_revision, self_excluded_until = EXCLUDED.self_excluded_until, "
-            "timeout_until = EXCLUDED.timeout_until WHERE players.protection_revision < EXCLUDED.protection_revision"),
-            {"p": e.player_id, "rev": e.revision, "x": e.self_excluded_until, "t": e.timeout_until})
+            "timeout_until = EXCLUDED.timeout_until WHERE players.protection_revision < EXCLUDED.protection_revision "
+            "RETURNING player_id"),
+            {"p": e.player_id, "rev": e.revision, "x": e.self_excluded_until, "t": e.timeout_until})).first()
+        rt = holder["rt"]
+        now = now_of(rt)
+        if applied is None or e.self_excluded_until is None or e.self_excluded_until <= now:
+            return
+        # A player who self-excludes leaves with their own cash only: every open grant is forfeited
+        # (a time-out only pauses play, its grants stay).
+        if await _close_open_grants(s, e.player_id, None, "self-excluded", now):
+            wake(rt)
 
     @consumers.on(DepositCredited)
     async def on_deposit(s: AsyncSession, e: DepositCredited, env: Envelope) -> None:
@@ -193,15 +219,7 @@ def build_consumers(holder: dict[str, Runtime]) -> Consumers:
     @consumers.on(WithdrawalHeld)
     async def on_withdrawal(s: AsyncSession, e: WithdrawalHeld, env: Envelope) -> None:
         rt = holder["rt"]
-        ids = (await s.execute(text(
-            "SELECT grant_id FROM grants WHERE player_id = :p AND currency = :c AND forfeit_on_withdrawal "
-            "AND state IN ('issued', 'active', 'wagering') ORDER BY created_at"),
-            {"p": e.player_id, "c": e.currency})).scalars().all()
-        for gid in ids:
-            row = await grants.lock(s, gid)
-            if row is not None and row["state"] in ("issued", "active", "wagering"):
-                await grants.close(s, row, "forfeited", "withdrawal", now_of(rt))
-        if ids:
+        if await _close_open_grants(s, e.player_id, e.currency, "withdrawal", now_of(rt), forfeit_on_withdrawal=True):
             wake(rt)
 
     @consumers.on_batch(BetPlaced)
