@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -165,3 +166,13 @@ def cpu_report(totals: dict[str, float], operations: int, unit: str) -> float:
     log(f"CPU per {unit}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in per.items() if v >= 0.005)
         + f"; total {sum(per.values()):.2f} ms")
     return sum(per.values())
+
+
+def stop(*procs: subprocess.Popen[bytes]) -> None:
+    """SIGTERM each measured process, SIGKILL what has not exited after 10 s."""
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

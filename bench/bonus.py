@@ -32,7 +32,7 @@ import asyncpg
 import nats
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CpuMeter, bench_seconds, cpu_report, infra, log, result_line
+from _common import CpuMeter, bench_seconds, cpu_report, infra, log, result_line, stop
 from wallet import wait_ready
 
 from gameplane.bonus.wagering import DEFAULT_CONTRIBUTIONS
@@ -196,12 +196,7 @@ async def main() -> None:
                 await conn.close()
         finally:
             await nc.close()
-            for proc in (bonus, games):
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop(bonus, games)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from pathlib import Path
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CpuMeter, bench_seconds, cpu_report, infra, log, open_loop, percentile, result_line
+from _common import CpuMeter, bench_seconds, cpu_report, infra, log, open_loop, percentile, result_line, stop
 from wallet import Conn, close_conns, open_conns, wait_ready
 
 from gameplane.devtools.identities import Identities
@@ -222,11 +222,7 @@ async def main() -> None:
                         closed_p95_ms=percentile(lat, .95) * 1000, cpu_ms_per_decision=cpu_ms,
                         risk_cpu_ms_per_decision=risk_ms)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,10 @@ service announces them (`players.registered`, `players.protection_changed` on th
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 import nats
 from fastapi import FastAPI
+from paymentslib import eventually
 
 from gameplane.bonus.app import build_app as build_bonus
 from gameplane.bonus.settings import BonusSettings
@@ -30,18 +30,6 @@ from gameplane.kit.events import Envelope, Event
 
 SECRET = "bonus-service-test-provider-secret"
 TABLE_GAME = "roulette-royale"
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "condition") -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.1)
 
 
 async def publish_events(nats_url: str, *envs: Envelope) -> None:

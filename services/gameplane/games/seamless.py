@@ -206,6 +206,14 @@ class Seamless:
             balance = None
         return ProviderError(code, detail, balance=balance, currency=session.currency)
 
+    async def _twin_replay(self, provider: str, digest: str, call: WinCall,
+                           session: SessionView) -> ProviderAnswer | None:
+        """Read again what is known of this win: a twin of it that settled meanwhile makes it a replay."""
+        again = await records.known(self.pool, provider=provider, request_id=call.request_id,
+                                    player_id=session.player_id, transaction_id=call.transaction_id,
+                                    round_id=call.round_id)
+        return await self._replay(again, digest, call, session)
+
     async def _replay(self, known: records.Known, digest: str, call: ProviderRequest,
                       session: SessionView) -> ProviderAnswer | None:
         """The stored answer of a transaction id seen before; a different movement under it is refused."""
@@ -298,10 +306,7 @@ class Seamless:
                     amount=call.amount, max_multiplier=game.max_win_multiplier):
                 # Other wins of the round were paid or are in flight since it was read; a twin of this
                 # very win settling meanwhile is a replay, not a refusal.
-                again = await records.known(self.pool, provider=provider, request_id=call.request_id,
-                                            player_id=session.player_id, transaction_id=call.transaction_id,
-                                            round_id=call.round_id)
-                replay = await self._replay(again, digest, call, session)
+                replay = await self._twin_replay(provider, digest, call, session)
                 if replay is not None:
                     return replay, None
                 above = "the round's wins, paid and in flight, would pass its cap"
@@ -352,10 +357,7 @@ class Seamless:
                                          award_id=award_id)
         if hold == "none":
             # A twin of this very win may have taken the last spin and settled: that is a replay.
-            again = await records.known(self.pool, provider=provider, request_id=call.request_id,
-                                        player_id=session.player_id, transaction_id=call.transaction_id,
-                                        round_id=call.round_id)
-            replay = await self._replay(again, digest, call, session)
+            replay = await self._twin_replay(provider, digest, call, session)
             if replay is not None:
                 return replay, None
             latest = await freespins.load(self.pool, award_id)
