@@ -41,6 +41,9 @@ class JurisdictionProfile(BaseModel):
     kyc_aml_threshold_minor: int = Field(
         description="cumulative deposits or withdrawals above which identity must be verified")
     kyc_aml_threshold_currency: str
+    gaming_tax_basis_points: int = Field(
+        default=0, ge=0, le=10_000,
+        description="gaming duty on a period's positive GGR, in basis points (NGR subtracts it: contracts.kpis)")
 
 
 _REALITY_CHECK_INTERVALS = (10, 15, 20, 30, 45, 60, 90, 120)
@@ -73,6 +76,8 @@ PROFILES: dict[str, JurisdictionProfile] = {
         max_slot_stake_minor=500, max_slot_stake_young_adult_minor=200, young_adult_max_age=24,
         stake_currency="GBP", min_slot_spin_ms=2500,
         kyc_aml_threshold_minor=200_000, kyc_aml_threshold_currency="EUR",
+        # Remote Gaming Duty: 40 % of gross gaming profit from 1 April 2026 (21 % before).
+        gaming_tax_basis_points=4000,
     ),
     "mga": JurisdictionProfile(
         name="mga", minimum_age=18, limit_increase_cooling_off=timedelta(hours=24),
@@ -85,6 +90,9 @@ PROFILES: dict[str, JurisdictionProfile] = {
         max_slot_stake_minor=None, max_slot_stake_young_adult_minor=None, young_adult_max_age=None,
         stake_currency=None, min_slot_spin_ms=None,
         kyc_aml_threshold_minor=200_000, kyc_aml_threshold_currency="EUR",
+        # Malta's gaming tax: 5 % of gross gaming revenue (from players in Malta; a platform under
+        # this profile is assumed to report that share).
+        gaming_tax_basis_points=500,
     ),
 }
 

@@ -21,6 +21,8 @@ Internal routes (service token, audience "wallet"):
   POST /internal/wallet/bonuses/{grant_id}/forfeit   BonusSettleRequest    -> OperationResult
   POST /internal/wallet/bonuses/{grant_id}/free-spin-wins FreeSpinWinRequest -> OperationResult (callers: games)
   GET  /internal/wallet/players/{player_id}/grants/{currency} -> list[GrantBalance] (open grants, oldest first)
+  POST /internal/wallet/fees                         FeeRequest            -> OperationResult (callers: payments;
+       a payment provider's fee from its settlement report: payment_fees expense -> psp_clearing)
   POST /internal/wallet/adjustments                  AdjustmentRequest     -> OperationResult
        (a back-office route: also a staff token with the role finance or admin, see gameplane.kit.staff)
 Refusals are problems with these slugs: insufficient-funds (402; carries `balance`), duplicate-transaction
@@ -62,6 +64,7 @@ PATH_BONUS_FORFEIT = "/internal/wallet/bonuses/{grant_id}/forfeit"
 PATH_FREE_SPIN_WINS = "/internal/wallet/bonuses/{grant_id}/free-spin-wins"
 PATH_GRANTS = "/internal/wallet/players/{player_id}/grants/{currency}"
 PATH_ADJUSTMENTS = "/internal/wallet/adjustments"
+PATH_FEES = "/internal/wallet/fees"
 
 IdempotencyKey = str
 Amount = Annotated[StrictInt, Field(le=MAX_AMOUNT_MINOR, description="minor units; at most the currency's bound "
@@ -192,6 +195,20 @@ class DepositRequest(_Bounded):
         "true when the provider has already taken the money (a confirmed payment): the wallet credits it even "
         "where player protection would refuse a new deposit now (the caller asked deposit-allowance before the "
         "payment session); refusing it would drop money received"))
+
+
+class FeeRequest(_Bounded):
+    """A fee the payment provider charged for one of the player's payments (its settlement report's
+    fee row). Booked on the platform's `payment_fees` expense account, not on the house: GGR stays
+    the house's net movement. Key: `fee:<psp>:<psp_reference>` (the report row's reference)."""
+
+    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
+    player_id: uuid.UUID = Field(description="the player whose payment the fee was charged for")
+    currency: str
+    amount: Amount = Field(gt=0)
+    psp: str = Field(min_length=1, max_length=64)
+    psp_reference: str = Field(min_length=1, max_length=200, description="the fee row's reference in the report")
+    payment_reference: str = Field(min_length=1, max_length=200, description="the payment the fee belongs to")
 
 
 class ChargebackRequest(_Bounded):
@@ -422,6 +439,15 @@ class FreeSpinWon(BonusEvent):
     round_id: str
     game_id: str
     provider: str
+
+
+class FeeCharged(_MoneyEvent):
+    """A payment provider's fee (`amount`; `cash` and `bonus` are 0: no player balance moves)."""
+
+    event_type = "wallet.fee_charged"
+    psp: str
+    psp_reference: str
+    payment_reference: str
 
 
 class Adjusted(_MoneyEvent):
