@@ -70,6 +70,12 @@ SERVICES: tuple[Service, ...] = (
             summary="tracking links, attribution, commissions, statements"),
     Service("analytics", "gameplane.analytics", 9, database=True, built=False,
             summary="fact tables and KPIs that reconcile with the ledger"),
+    # The client layer: server-rendered sites on the public and the back-office APIs.
+    Service("web", "gameplane.web", 10, database=False, built=False, calls=("gateway",),
+            summary="the player site: lobby, game launch, cashier, history, bonuses, safer-gambling tools"),
+    Service("backoffice", "gameplane.backoffice", 11, database=False, built=False,
+            calls=("players", "wallet", "games", "payments", "bonus", "risk", "affiliates", "analytics"),
+            summary="staff screens by role: players, KYC, withdrawals, risk cases, campaigns, statements, KPIs"),
     Service("rgs", "gameplane.simulators.rgs", 100, database=False, built=True, kind="simulator",
             calls=("gateway",),
             summary="simulated third-party game studio (remote game server)"),

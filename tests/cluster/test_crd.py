@@ -129,16 +129,16 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("fault-on-disabled", {**VALID, "services": [{"name": "games", "enabled": False}],
                            "faults": [{"scenario": "latency", "service": "games"}]},
      "a fault may only target an enabled service"),
-    ("fault-on-unbuilt", {**VALID, "faults": [{"scenario": "latency", "service": "analytics"}]},
+    ("fault-on-unbuilt", {**VALID, "faults": [{"scenario": "latency", "service": "backoffice"}]},
      "a fault may only target an enabled service"),
     ("fault-on-unlisted-simulator", {**VALID, "faults": [{"scenario": "errors", "service": "rgs"}]},
      "a fault may only target an enabled service"),
     # Services without code in this release: refused by name, with the release.
-    ("unbuilt-by-default", {**VALID, "services": [{"name": "affiliates"}]},
-     "spec.services[0].enabled: Forbidden: affiliates is not built in gameplane 0.1.0 and cannot be enabled yet"),
+    ("unbuilt-by-default", {**VALID, "services": [{"name": "web"}]},
+     "spec.services[0].enabled: Forbidden: web is not built in gameplane 0.1.0 and cannot be enabled yet"),
     ("unbuilt-beside-simulator", {**VALID, "services": [{"name": "rgs", "enabled": True},
-                                                         {"name": "analytics", "enabled": True}]},
-     "analytics is not built in gameplane 0.1.0 and cannot be enabled yet"),
+                                                         {"name": "backoffice", "enabled": True}]},
+     "backoffice is not built in gameplane 0.1.0 and cannot be enabled yet"),
     ("bad-toleration", {**VALID, "scheduling": {"tolerations": [{"key": "a", "operator": "Maybe"}]}},
      'Unsupported value: "Maybe"'),
     ("affinity-typo", {**VALID, "scheduling": {"affinity": {"nodeAfinity": {}}}},
@@ -168,7 +168,7 @@ def test_valid_platform_passes_the_same_checks(ns: str, custom: kubernetes.clien
     create(custom, full)
     # ...so are services that are not built, listed as disabled, and a fault on a listed simulator.
     listed = {**VALID, "services": [{"name": n, "enabled": False} for n in
-                                    ("bonus", "affiliates", "analytics", "psp")]
+                                    ("bonus", "web", "backoffice", "psp")]
               + [{"name": "rgs", "enabled": True}], "faults": [{"scenario": "errors", "service": "rgs"}]}  # fmt: skip
     create(custom, gp("listed-but-off", listed))
     # Defaults: the platform-wide spread is on unless turned off.

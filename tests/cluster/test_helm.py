@@ -52,8 +52,8 @@ def test_chart_lints_clean(helm: Run, chart: str) -> None:
         ("gameplane", "casino=true", "casino"),
         ("gameplane", "global.size=huge", "/global/size"),
         # Not built in this release: refused by name, whichever way it is asked for.
-        ("gameplane", "analytics.enabled=true", "/analytics/enabled"),
-        ("gameplane", "affiliates.enabled=true", "/affiliates/enabled"),
+        ("gameplane", "web.enabled=true", "/web/enabled"),
+        ("gameplane", "backoffice.enabled=true", "/backoffice/enabled"),
         ("gameplane", "wallet.scheduling.nodeSelektor.pool=a", "nodeSelektor"),
         ("gameplane", "global.scheduling.tolerations[0].operator=Maybe", "/global/scheduling/tolerations/0/operator"),
         ("gameplane-service", "name=poker", "/name"),
@@ -342,5 +342,5 @@ def test_operator_values_for_the_full_sample_render(helm: Run, tmp_path: Path) -
                     if d["kind"] == "StatefulSet"}  # fmt: skip
     assert set(statefulsets) == {"casino-nats"}
     assert statefulsets["casino-nats"]["containers"][0]["image"] == "nats:2.11-alpine"
-    assert "casino-affiliates" not in specs  # listed nowhere, not built
+    assert "casino-web" not in specs  # listed nowhere, not built
     assert "casino-payments" in specs  # built: runs unless the spec turns it off

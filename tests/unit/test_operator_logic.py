@@ -38,10 +38,10 @@ def test_a_service_that_is_not_built_never_renders_even_if_the_spec_asks() -> No
     # A platform stored before the CRD's rule existed: the operator still renders no Deployment of
     # code the image does not have.
     spec = {"version": "0.1.0",
-            "services": [{"name": "affiliates", "enabled": True}, {"name": "analytics", "enabled": True}]}
+            "services": [{"name": "web", "enabled": True}, {"name": "backoffice", "enabled": True}]}
     v = chart_values("demo", spec, KEYS)
-    assert v["affiliates"]["enabled"] is False and v["analytics"]["enabled"] is False
-    assert "affiliates" not in enabled_services(spec)
+    assert v["web"]["enabled"] is False and v["backoffice"]["enabled"] is False
+    assert "web" not in enabled_services(spec)
     assert v["wallet"]["enabled"] is True  # negative control: a built service stays on
 
 
@@ -54,7 +54,7 @@ def test_chart_values_map_the_spec() -> None:
         "database": {"mode": "external", "external": {"secretRef": {"name": "db", "key": "dsn"}}},
         "messaging": {"mode": "external", "url": "nats://nats:4222"},
         "monitoring": {"labels": {"release": "prom"}},
-        "faults": [{"scenario": "latency", "service": "affiliates", "enabled": False}, {"scenario": "errors"}],
+        "faults": [{"scenario": "latency", "service": "web", "enabled": False}, {"scenario": "errors"}],
         "providers": [{"name": "acme", "baseUrl": "https://acme", "secretRef": {"name": "acme-keys"}}],
     }  # fmt: skip
     v = chart_values("demo", spec, KEYS)

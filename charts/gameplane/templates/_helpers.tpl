@@ -20,7 +20,7 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 
 {{/* Every service block of the values, enabled or not, in a stable order. */}}
 {{- define "gpu.serviceNames" -}}
-gateway players wallet games sessions payments bonus risk affiliates analytics rgs psp
+gateway players wallet games sessions payments bonus risk affiliates analytics web backoffice rgs psp
 {{- end -}}
 
 {{/* A Secret value: the one given in values, else the one already in the cluster (helm upgrade),

@@ -19,8 +19,9 @@ from gameplane import catalog
 from gameplane.kit.auth import issue_player_token, issue_service_token
 from gameplane.kit.keys import KeySet, SigningKey
 
-# Callers that are not catalogue services but have identities of their own.
-CLIENTS: tuple[str, ...] = ("backoffice",)
+# Callers that are not catalogue services but have identities of their own (none since the back
+# office became a catalogue service; kept so that such a caller is named, not guessed).
+CLIENTS: tuple[str, ...] = ()
 # Simulators stand for third parties (a studio, a PSP): they get no identity.
 NAMES: tuple[str, ...] = (*(s.name for s in catalog.SERVICES if s.kind == "service"), *CLIENTS)
 FILE_NAME = "identities.json"
