@@ -102,14 +102,14 @@ def test_hybrid_pays_cpa_and_the_lower_revenue_share() -> None:
     assert (s.revshare, s.cpa, s.own_commission, s.commission) == (6_000, 5_000, 11_000, 11_000)
 
 
-def test_sub_affiliate_override_is_a_share_of_the_subs_own_commissions_rounded_down() -> None:
-    s = statement(REVSHARE, [_won(100_000)], sub_commissions=[11_000, 4_001], override_bp=1_000)
-    # own 35 000; override 10 % × 15 001 = 1 500.1 → 1 500
-    assert (s.own_commission, s.override, s.commission) == (35_000, 1_500, 36_500)
+def test_sub_affiliate_override_is_each_subs_rate_of_its_own_commission_rounded_down_per_sub() -> None:
+    s = statement(REVSHARE, [_won(100_000)], subs=[(11_000, 1_000), (4_001, 2_500)])
+    # own 35 000; override 10 % × 11 000 = 1 100, plus 25 % × 4 001 = 1 000.25 → 1 000; 2 100 in all
+    assert (s.own_commission, s.override, s.commission) == (35_000, 2_100, 37_100)
 
 
 def test_no_subs_no_override() -> None:
-    s = statement(REVSHARE, [_won(100_000)], override_bp=1_000)
+    s = statement(REVSHARE, [_won(100_000)])
     assert (s.override, s.commission) == (0, 35_000)
 
 
@@ -125,7 +125,8 @@ def test_band_rate_below_zero_is_zero() -> None:
     lambda: Deal("EUR", cpa_amount=-1),
     lambda: Deal("EUR", cpa_stakes_days=0),
     lambda: statement(REVSHARE, [], carried_in=1),
-    lambda: statement(REVSHARE, [], override_bp=10_001),
+    lambda: statement(REVSHARE, [], subs=[(1_000, 10_001)]),
+    lambda: statement(REVSHARE, [], subs=[(-1, 1_000)]),
 ])
 def test_impossible_deals_and_inputs_are_refused(bad: object) -> None:
     with pytest.raises(ValueError):

@@ -13,8 +13,9 @@ Decisions (docs/integration/affiliates.md states them to affiliates):
 - Negative carry-over: a negative net NGR earns no revenue share and, unless the deal says
   `carry_over=False`, is carried into the next month's net NGR. A positive month clears it.
 - Hybrid: a deal with both a CPA amount and revenue-share bands (usually lower rates); both apply.
-- Sub-affiliate override: the parent earns `override_bp` of each direct sub-affiliate's own
-  commission (its CPA + revenue share, not the sub's own overrides: one level only).
+- Sub-affiliate override: the parent earns, of each direct sub-affiliate's own commission (its CPA
+  + revenue share, not the sub's own overrides: one level only), the override rate set on that
+  sub-affiliate, rounded down per sub-affiliate.
 - NGR, GGR and gaming tax come from gameplane.contracts.kpis (tax on the month's aggregate, never
   per player). Every product rounds down to the minor unit (the operator never pays a fraction).
 """
@@ -109,20 +110,19 @@ class Statement:
     cpa_count: int
     cpa: int
     own_commission: int
-    sub_commissions: tuple[int, ...] = field(default_factory=tuple)
-    override_bp: int = 0
+    subs: tuple[tuple[int, int], ...] = field(default_factory=tuple)
     override: int = 0
     commission: int = 0
     carry_out: int = 0
 
 
 def statement(deal: Deal, players: Sequence[PlayerMonth], *, carried_in: int = 0, tax_basis_points: int = 0,
-              sub_commissions: Sequence[int] = (), override_bp: int = 0) -> Statement:
+              subs: Sequence[tuple[int, int]] = ()) -> Statement:
     """One affiliate's month. `carried_in`: the negative NGR carried from the previous month (≤ 0);
-    `sub_commissions`: the own commission of each direct sub-affiliate for the same month."""
+    `subs`: (own commission, override basis points) of each direct sub-affiliate for the same month."""
     if carried_in > 0:
         raise ValueError("only a negative NGR is carried over")
-    if not 0 <= override_bp <= BP or any(c < 0 for c in sub_commissions):
+    if any(not 0 <= bp <= BP or c < 0 for c, bp in subs):
         raise ValueError("an override lies between 0 and 10000 basis points of non-negative commissions")
     total = sum((p.totals for p in players), kpis.MoneyTotals())
     lines = tuple(Line(p.player_ref, p.totals.stakes, p.totals.wins, kpis.ggr(p.totals), kpis.bonus_cost(p.totals),
@@ -137,10 +137,10 @@ def statement(deal: Deal, players: Sequence[PlayerMonth], *, carried_in: int = 0
     cpa_count = sum(1 for p in players if p.cpa)
     cpa = cpa_count * deal.cpa_amount
     own = revshare + cpa
-    override = sum(sub_commissions) * override_bp // BP
+    override = sum(c * bp // BP for c, bp in subs)
     return Statement(
         currency=deal.currency, lines=lines, totals=total, ggr=gross, bonus_cost=kpis.bonus_cost(total),
         payment_fees=total.payment_fees, gaming_tax=kpis.gaming_tax(gross, tax_basis_points), ngr=month_ngr,
         carried_in=carried_in, net_ngr=net, band_bp=rate, revshare=revshare, cpa_count=cpa_count, cpa=cpa,
-        own_commission=own, sub_commissions=tuple(sub_commissions), override_bp=override_bp, override=override,
+        own_commission=own, subs=tuple((c, bp) for c, bp in subs), override=override,
         commission=own + override, carry_out=carry_out)
