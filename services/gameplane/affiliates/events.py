@@ -139,8 +139,7 @@ def build_consumers(holder: dict[str, Runtime]) -> Consumers:
                                           sub_ids=list(click["sub_ids"]), country=e.country, currency=e.currency,
                                           attributed_at=e.registered_at), producer="affiliates")
         queued = await postbacks.enqueue(s, postbacks.body_of(
-            "registration", click["affiliate_id"], {**click, "player_ref": ref}, e.registered_at), e.player_id,
-            e.registered_at)
+            "registration", click["affiliate_id"], {**click, "player_ref": ref}, e.registered_at), e.player_id)
         if await qualification.advance(s, {e.player_id}, e.registered_at) or queued:
             postbacks.wake(holder["rt"])
 

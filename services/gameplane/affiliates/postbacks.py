@@ -50,15 +50,15 @@ def backoff(attempts: int, base: float, cap: float, rand: float) -> float:
     return delay * (0.5 + rand / 2)
 
 
-async def enqueue(s: AsyncSession, body: PostbackBody, player_id: uuid.UUID, now: datetime) -> bool:
-    """Queue a postback unless this (affiliate, kind, player) has one already. True when queued."""
+async def enqueue(s: AsyncSession, body: PostbackBody, player_id: uuid.UUID) -> bool:
+    """Queue a postback (due now) unless this (affiliate, kind, player) has one already. True when queued."""
     row = (await s.execute(text(
         "INSERT INTO postbacks (postback_id, affiliate_id, kind, player_id, body, state, attempts, next_at, "
         "created_at) SELECT :id, :a, :k, :p, :b, 'pending', 0, :now, :now FROM affiliates "
         "WHERE affiliate_id = :a AND postback_url IS NOT NULL "
         "ON CONFLICT (affiliate_id, kind, player_id) DO NOTHING RETURNING postback_id"),
         {"id": body.postback_id, "a": body.affiliate_id, "k": body.kind, "p": player_id,
-         "b": body.model_dump_json(), "now": now})).first()
+         "b": body.model_dump_json(), "now": utcnow()})).first()
     return row is not None
 
 

@@ -43,7 +43,7 @@ async def advance(s: AsyncSession, players: Iterable[uuid.UUID], at: datetime) -
         if r["first_deposit"] is not None:
             queued |= await postbacks.enqueue(s, postbacks.body_of(
                 "first_deposit", r["affiliate_id"], r, r["deposited_at"], int(r["first_deposit"]), r["fd_currency"]),
-                r["player_id"], at)
+                r["player_id"])
         if r["qualified_at"] is not None:
             continue
         deal = deal_of(r["deal"])
@@ -67,5 +67,5 @@ async def advance(s: AsyncSession, players: Iterable[uuid.UUID], at: datetime) -
                                          cpa_amount=deal.cpa_amount, currency=deal.currency, qualified_at=when),
                       producer="affiliates")
         queued |= await postbacks.enqueue(s, postbacks.body_of(
-            "qualification", r["affiliate_id"], r, when, deal.cpa_amount, deal.currency), r["player_id"], at)
+            "qualification", r["affiliate_id"], r, when, deal.cpa_amount, deal.currency), r["player_id"])
     return queued
