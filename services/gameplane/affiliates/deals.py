@@ -4,8 +4,10 @@ Decisions (docs/integration/affiliates.md states them to affiliates):
 - A deal runs in one currency; a statement covers the players of that currency.
 - CPA: paid once per player, in the month the player qualifies. A player qualifies when the first
   deposit is at least `cpa_min_first_deposit` AND the stakes within `cpa_stakes_days` days of
-  registration reach `cpa_min_stakes` (both bounds inclusive). A deal without a CPA amount never
-  qualifies anyone (no qualification postback either).
+  registration reach `cpa_min_stakes` (both bounds inclusive; the window is UTC days: the day of
+  registration and the N − 1 following). The qualification is dated by the ledger, not by when the
+  events arrived: the later of the first deposit and the start of the UTC day the stakes reached the
+  minimum. A deal without a CPA amount never qualifies anyone (no qualification postback either).
 - Revenue share on NGR, "NGR band" model: the month's net NGR (NGR plus the negative balance carried
   in) falls into exactly one band; that band's rate applies to the whole of it. A band starts at
   its `from_ngr` INCLUSIVE and ends one minor unit below the next band's start. The first band

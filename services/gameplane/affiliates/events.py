@@ -74,22 +74,19 @@ def _day(at: datetime) -> date:
 def build_consumers(holder: dict[str, Runtime]) -> Consumers:
     consumers = Consumers()
 
-    async def progress(s: AsyncSession, players: set[uuid.UUID], at: datetime) -> None:
+    async def progress(s: AsyncSession, players: set[uuid.UUID]) -> None:
         await qualification.lock_players(s, players)
-        if await qualification.advance(s, players, at):
+        if await qualification.advance(s, players):
             postbacks.wake(holder["rt"])
 
     def batch(figure_of: Any) -> Any:
         async def handle(s: AsyncSession, items: list[tuple[Any, Envelope]]) -> None:
             deltas: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-            latest: datetime | None = None
             for e, _env in items:
                 for name, value in figure_of(e).items():
                     deltas[(e.player_id, e.currency, _day(e.occurred_at))][name] += value
-                latest = e.occurred_at if latest is None else max(latest, e.occurred_at)
             await add_figures(s, deltas)
-            assert latest is not None
-            await progress(s, {e.player_id for e, _ in items}, latest)
+            await progress(s, {e.player_id for e, _ in items})
         return handle
 
     consumers.on_batch(BetPlaced)(batch(lambda e: {"stakes": e.amount, "bonus_stakes": e.bonus}))
@@ -106,7 +103,7 @@ def build_consumers(holder: dict[str, Runtime]) -> Consumers:
             await s.execute(text("INSERT INTO first_deposits (player_id, amount, currency, deposited_at) "
                                  "VALUES (:p, :a, :c, :at) ON CONFLICT (player_id) DO NOTHING"),
                             {"p": e.player_id, "a": e.amount, "c": e.currency, "at": e.occurred_at})
-        await progress(s, {e.player_id}, e.occurred_at)
+        await progress(s, {e.player_id})
 
     @consumers.on(PlayerRegistered)
     async def on_registered(s: AsyncSession, e: PlayerRegistered, env: Envelope) -> None:
@@ -140,7 +137,7 @@ def build_consumers(holder: dict[str, Runtime]) -> Consumers:
                                           attributed_at=e.registered_at), producer="affiliates")
         queued = await postbacks.enqueue(s, postbacks.body_of(
             "registration", click["affiliate_id"], {**click, "player_ref": ref}, e.registered_at), e.player_id)
-        if await qualification.advance(s, {e.player_id}, e.registered_at) or queued:
+        if await qualification.advance(s, {e.player_id}) or queued:
             postbacks.wake(holder["rt"])
 
     return consumers

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +35,7 @@ _REFERRED = text(
     "WHERE a.player_id = ANY(CAST(:ps AS uuid[])) AND a.affiliate_id IS NOT NULL")
 
 
-async def advance(s: AsyncSession, players: Iterable[uuid.UUID], at: datetime) -> bool:
+async def advance(s: AsyncSession, players: Iterable[uuid.UUID]) -> bool:
     """Queue what is due for these players; True when a postback was queued (wake the sender)."""
     queued = False
     rows = (await s.execute(_REFERRED, {"ps": sorted({str(p) for p in players})})).mappings().all()
@@ -52,14 +52,19 @@ async def advance(s: AsyncSession, players: Iterable[uuid.UUID], at: datetime) -
         first = int(r["first_deposit"]) if r["first_deposit"] is not None and r["fd_currency"] == deal.currency \
             else None
         day0 = r["registered_at"].date()
-        staked = (await s.execute(text(
-            "SELECT COALESCE(SUM(stakes), 0) FROM player_days WHERE player_id = :p AND currency = :c "
-            "AND day >= :d0 AND day < :d1"),
+        days = (await s.execute(text(
+            "SELECT day, SUM(stakes) OVER (ORDER BY day) AS reached FROM player_days WHERE player_id = :p "
+            "AND currency = :c AND day >= :d0 AND day < :d1 ORDER BY day"),
             {"p": r["player_id"], "c": deal.currency, "d0": day0,
-             "d1": day0 + timedelta(days=deal.cpa_stakes_days)})).scalar_one()
-        if not deals.qualifies(deal, first, int(staked)):
+             "d1": day0 + timedelta(days=deal.cpa_stakes_days)})).all()
+        staked = int(days[-1].reached) if days else 0
+        if not deals.qualifies(deal, first, staked):
             continue
-        when = max(at, r["registered_at"])
+        # dated by the ledger, not by when the events happened to arrive: the later of the first
+        # deposit and the start of the UTC day the stakes reached the minimum
+        reached = next((d.day for d in days if int(d.reached) >= deal.cpa_min_stakes), day0) \
+            if deal.cpa_min_stakes else day0
+        when = max(r["deposited_at"], datetime(reached.year, reached.month, reached.day, tzinfo=UTC))
         await s.execute(text("UPDATE attributions SET qualified_at = :at WHERE player_id = :p"),
                         {"at": when, "p": r["player_id"]})
         metrics.QUALIFIED.inc()
