@@ -110,13 +110,17 @@ class Affiliates:
                                     headers=as_staff(self.app, "finance", username="fiona"))
 
     # ---- events, as players and the wallet publish them ----
-    async def emit(self, *events: Event, envelopes: list[Envelope] | None = None) -> list[Envelope]:
+    async def emit(self, *events: Event, envelopes: list[Envelope] | None = None,
+                   redeliver: bool = False) -> list[Envelope]:
+        """Publish events (or these envelopes again). `redeliver`: under another message id, so the
+        stream stores the copy and only the consumer's own de-duplication can drop it."""
         nc = await nats.connect(self.nats_url)
         out = []
         try:
             js = nc.jetstream()
             for env in envelopes or [Envelope.wrap(e, "test") for e in events]:
-                await js.publish(env.subject, env.model_dump_json().encode(), headers={"Nats-Msg-Id": str(env.id)})
+                msg_id = f"{env.id}-again-{uuid.uuid4().hex[:6]}" if redeliver else str(env.id)
+                await js.publish(env.subject, env.model_dump_json().encode(), headers={"Nats-Msg-Id": msg_id})
                 out.append(env)
         finally:
             await nc.close()
@@ -164,10 +168,11 @@ class Money:
 
 
 @contextlib.asynccontextmanager
-async def affiliates_app(settings_factory: Any, nats_url: str, start: datetime,
-                         **overrides: Any) -> AsyncIterator[Affiliates]:
-    clock = ManualClock(start)
-    app = build_app(settings_factory(AffiliatesSettings, **overrides), clock=clock)
+async def affiliates_app(settings_factory: Any, nats_url: str, start: datetime | ManualClock,
+                         settings: AffiliatesSettings | None = None, **overrides: Any) -> AsyncIterator[Affiliates]:
+    """The app on a fresh database (or on `settings`' database, to start it again)."""
+    clock = start if isinstance(start, ManualClock) else ManualClock(start)
+    app = build_app(settings or settings_factory(AffiliatesSettings, **overrides), clock=clock)
     async with running(app) as http:
         yield Affiliates(app, http, clock, nats_url)
 

@@ -66,7 +66,7 @@ async def test_registration_first_deposit_and_qualification_each_arrive_once_sig
     deposit = m.deposit(2_000, utc(2026, 11, 1, 10))
     [env] = await aff.emit(deposit)
     await aff.emit(m.bet(5_000, utc(2026, 11, 1, 11)))
-    await aff.emit(envelopes=[env])  # the same event again (a redelivery): nothing new
+    await aff.emit(envelopes=[env], redeliver=True)  # the same event again (a redelivery): nothing new
     await aff.emit(m.deposit(3_000, utc(2026, 11, 2), first=True))  # another "first" deposit: still one postback
 
     async def all_three() -> list[dict[str, Any]] | None:
