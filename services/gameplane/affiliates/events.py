@@ -113,7 +113,7 @@ def build_consumers(holder: dict[str, Runtime]) -> Consumers:
             click = (await s.execute(text(
                 "SELECT c.click_id, c.link_id, c.affiliate_id, c.sub_ids, c.flag, c.clicked_at, a.active "
                 "FROM clicks c JOIN affiliates a ON a.affiliate_id = c.affiliate_id WHERE c.click_id = :c"),
-                {"c": e.affiliate_click_id[:64]})).mappings().one_or_none()
+                {"c": e.affiliate_click_id})).mappings().one_or_none()
         reason = attribution.why_not(e.affiliate_click_id, click, e.registered_at)
         ok = reason is None and click is not None
         ref = attribution.new_player_ref()
