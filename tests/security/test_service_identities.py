@@ -141,6 +141,7 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("GET", "/internal/affiliates/affiliates"): {"backoffice"},
         ("GET", "/internal/affiliates/affiliates/{affiliate_id}"): {"backoffice"},
         ("PUT", "/internal/affiliates/affiliates/{affiliate_id}/deal"): {"backoffice"},
+        ("PUT", "/internal/affiliates/affiliates/{affiliate_id}/active"): {"backoffice"},
         ("POST", "/internal/affiliates/affiliates/{affiliate_id}/links"): {"backoffice"},
         ("GET", "/internal/affiliates/affiliates/{affiliate_id}/links"): {"backoffice"},
         ("GET", "/internal/affiliates/affiliates/{affiliate_id}/statements/{month}"): {"backoffice"},

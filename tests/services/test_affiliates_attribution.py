@@ -118,3 +118,25 @@ async def test_the_click_endpoint_takes_only_the_gateway(aff: Affiliates) -> Non
 
 def _staff(aff: Affiliates) -> dict[str, str]:
     return as_staff(aff.app, "support")
+
+
+async def test_a_deactivated_affiliate_gets_no_new_players_and_its_api_key_stops_working(aff: Affiliates) -> None:
+    a = await aff.create(REVSHARE)
+    code = await aff.link(a["affiliate_id"])
+    before, after = await aff.click_id(code, ip="192.0.2.80"), await aff.click_id(code, ip="192.0.2.81")
+    kept = await aff.register(before, aff.clock.now)
+    assert (await aff.attribution(kept))["affiliate_id"] == a["affiliate_id"]
+    key = {**as_service(aff.app, "gateway"), "X-Api-Key": a["api_key"]}
+    assert (await aff.http.get("/v1/affiliates/me", headers=key)).status_code == 200
+    r = await aff.http.put(f"/internal/affiliates/affiliates/{a['affiliate_id']}/active",
+                           json={"active": False, "reason": "fraudulent traffic"},
+                           headers=as_staff(aff.app, "finance"))
+    assert r.status_code == 200 and r.json()["active"] is False
+    refused = await aff.register(after, aff.clock.now)
+    assert (await aff.attribution(refused))["reason"] == "affiliate-inactive"
+    denied = await aff.http.get("/v1/affiliates/me", headers=key)
+    assert denied.status_code == 401 and denied.json()["type"] == PROBLEM + "api-key-invalid"
+    assert (await aff.attribution(kept))["affiliate_id"] == a["affiliate_id"]  # earlier players stay
+    trail = (await aff.http.get("/internal/affiliates/audit", headers=as_staff(aff.app, "admin"))).json()
+    assert any(e["action"] == "affiliates.deactivated" and e["after"]["reason"] == "fraudulent traffic"
+               for e in trail["records"])

@@ -156,6 +156,14 @@ async def test_closing_refuses_an_open_month_a_closed_one_and_a_malformed_one(af
     assert r.status_code == 422 and r.json()["type"] == PROBLEM + "invalid-month"
     r = await aff.close("2026-10")
     assert r.status_code == 409 and r.json()["type"] == PROBLEM + "month-closed"
+    # October and November are closed (the first test): September would come out of order, and so
+    # would January before December
+    r = await aff.close("2026-09")
+    assert r.status_code == 409 and r.json()["type"] == PROBLEM + "months-in-order"
+    aff.clock.advance(days=62)  # February 2027
+    r = await aff.close("2027-01")
+    assert r.status_code == 409 and r.json()["type"] == PROBLEM + "months-in-order"
+    assert (await aff.close("2026-12")).status_code == 200
 
 
 async def test_bad_deals_and_parents_are_422_problems(aff: Affiliates) -> None:

@@ -227,6 +227,24 @@ async def set_deal(affiliate_id: uuid.UUID, body: c.DealTerms, request: Request,
         return await store.affiliate(s, affiliate_id)
 
 
+@backoffice.put("/affiliates/{affiliate_id}/active", response_model=c.AffiliateView,
+                responses=refusals(c.AFFILIATE_NOT_FOUND))
+async def set_active(affiliate_id: uuid.UUID, body: c.ActiveRequest, request: Request,
+                     who: StaffContext = Depends(WRITERS)) -> c.AffiliateView:
+    """Deactivate (or reactivate) an affiliate: while inactive its API key is refused and new
+    registrations are not attributed to its clicks (`affiliate-inactive`); statements go on."""
+    rt = _rt(request)
+    now = now_of(rt)
+    async with rt.database.transaction() as s:
+        before = await store.affiliate(s, affiliate_id)
+        await s.execute(text("UPDATE affiliates SET active = :v WHERE affiliate_id = :a"),
+                        {"v": body.active, "a": affiliate_id})
+        await audit.record(s, Actor.of(who), "affiliates.activated" if body.active else "affiliates.deactivated",
+                           target_of("affiliate", affiliate_id), {"active": before.active},
+                           {"active": body.active, "reason": body.reason}, at=now)
+        return await store.affiliate(s, affiliate_id)
+
+
 @backoffice.post("/affiliates/{affiliate_id}/links", status_code=201, response_model=c.LinkView,
                  responses=refusals(c.AFFILIATE_NOT_FOUND, c.LINK_CODE_TAKEN))
 async def create_link(affiliate_id: uuid.UUID, body: c.LinkCreate, request: Request,
@@ -267,7 +285,7 @@ async def get_statement(affiliate_id: uuid.UUID, month: str, request: Request,
 
 
 @backoffice.post("/statements/{month}/close", response_model=c.CloseResult,
-                 responses=refusals(c.INVALID_MONTH, c.MONTH_NOT_OVER, c.MONTH_CLOSED))
+                 responses=refusals(c.INVALID_MONTH, c.MONTH_NOT_OVER, c.MONTH_CLOSED, c.MONTHS_IN_ORDER))
 async def close_month(month: str, request: Request, who: StaffContext = Depends(WRITERS)) -> c.CloseResult:
     """Close a month that has ended: every affiliate's statement of it becomes final."""
     m = c.parse_month(month)

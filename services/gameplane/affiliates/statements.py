@@ -4,7 +4,8 @@ figures, which the service keeps from the wallet's events (`player_days`, UTC da
 An open month is computed whenever it is asked for; closing a month computes every affiliate's
 statement once more and stores it, final (a trigger refuses any change). The negative NGR an
 affiliate carries into a month is the carry-out of its CLOSED statement of the month before
-(months are closed in order; an open previous month carries nothing yet). Events of a closed month
+(months are closed in order, each after the one before, from the first one closed; an open
+previous month carries nothing yet). Events of a closed month
 that arrive after it was closed change nothing in it (they are in `player_days`, visible to the
 back office, but a statement once closed is what was paid).
 """
@@ -117,6 +118,11 @@ async def close(s: AsyncSession, month: date, tax_basis_points: int, actor: str,
     await s.execute(text("LOCK TABLE closed_months IN EXCLUSIVE MODE"))
     if (await s.execute(text("SELECT 1 FROM closed_months WHERE month = :m"), {"m": month})).first() is not None:
         raise c.MONTH_CLOSED(f"{month_label(month)} was closed already")
+    latest = (await s.execute(text("SELECT max(month) FROM closed_months"))).scalar_one()
+    if latest is not None and previous_month(month) != latest:
+        # a month's carry-over comes from the month before: closing out of order would lose it
+        raise c.MONTHS_IN_ORDER(f"the last closed month is {month_label(latest)}; the next to close is "
+                                f"{month_label(next_month(latest))}")
     ids = (await s.execute(text("SELECT affiliate_id FROM affiliates WHERE created_at < :end ORDER BY affiliate_id"),
                            {"end": _midnight(next_month(month))})).scalars().all()
     views = [as_view(a, month, await compute(s, a, month, tax_basis_points), now) for a in ids]

@@ -19,7 +19,7 @@ def deal_of(raw: dict[str, Any]) -> deals.Deal:
                       terms.carry_over)
 
 
-_COLUMNS = "affiliate_id, name, parent_id, override_bp, postback_url, deal, created_at"
+_COLUMNS = "affiliate_id, name, parent_id, override_bp, postback_url, deal, active, created_at"
 
 
 async def affiliate(s: AsyncSession, affiliate_id: uuid.UUID) -> c.AffiliateView:

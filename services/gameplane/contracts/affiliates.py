@@ -12,10 +12,13 @@ Back office (service token backoffice + a staff token; reads support/finance/adm
 finance/admin; every write audited, GET /internal/affiliates/audit):
   POST /internal/affiliates/affiliates  AffiliateCreate -> AffiliateCreated (API key and postback
        secret shown once);  GET /internal/affiliates/affiliates[/{id}]
-  PUT  /internal/affiliates/affiliates/{id}/deal  DealTerms -> DealTerms
+  PUT  /internal/affiliates/affiliates/{id}/deal  DealTerms -> AffiliateView
+  PUT  /internal/affiliates/affiliates/{id}/active  ActiveRequest -> AffiliateView (an inactive
+       affiliate's API key stops working and its clicks are no longer attributed)
   POST /internal/affiliates/affiliates/{id}/links LinkCreate -> LinkView
   GET  /internal/affiliates/affiliates/{id}/statements/{month}     (the open month computed now)
   POST /internal/affiliates/statements/{month}/close               closes a month for every affiliate
+       (months close in order: 409 months-in-order otherwise)
   GET  /internal/affiliates/players/{player_id}                    the attribution of one player
   GET  /internal/affiliates/postbacks?state=                       the postback queue
 """
@@ -51,6 +54,7 @@ API_KEY_INVALID = ProblemType(401, "api-key-invalid", "Missing or unknown affili
 INVALID_MONTH = ProblemType(422, "invalid-month", "A month is written YYYY-MM")
 MONTH_NOT_OVER = ProblemType(409, "month-not-over", "A month can be closed only after it ended")
 MONTH_CLOSED = ProblemType(409, "month-closed", "The month is closed already")
+MONTHS_IN_ORDER = ProblemType(409, "months-in-order", "Months are closed in order, each after the one before")
 INVALID_PARENT = ProblemType(422, "invalid-parent", "A sub-affiliate's parent must be a top-level affiliate")
 INVALID_DEAL = ProblemType(422, "invalid-deal", "The deal terms are not consistent")
 LINK_CODE_TAKEN = ProblemType(409, "link-code-taken", "Another link has this code")
@@ -106,12 +110,19 @@ class AffiliateView(BaseModel):
     parent_id: uuid.UUID | None
     postback_url: str | None
     deal: DealTerms
+    active: bool
     created_at: datetime
 
 
 class AffiliateCreated(AffiliateView):
     api_key: str = Field(description="shown once; only its hash is stored")
     postback_secret: str = Field(description="the HMAC key postbacks are signed with; shown once")
+
+
+class ActiveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    active: bool
+    reason: str = Field(min_length=3, max_length=500)
 
 
 class LinkCreate(BaseModel):
