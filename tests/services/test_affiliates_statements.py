@@ -96,7 +96,8 @@ async def test_carry_over_band_boundary_tax_hybrid_sub_and_override_over_two_mon
     players = await aff.http.get("/v1/affiliates/me/players", params={"month": "2026-11"}, headers=me)
     assert players.status_code == 200, players.text
     assert [(p["stakes"], p["ggr"], p["first_deposit"]) for p in players.json()] == [(165_000, 160_000, 100_000)]
-    assert set(players.json()[0]) == {"player_ref", "registered_on", "country", "first_deposit", "qualified",
+    assert set(players.json()[0]) == {"player_ref", "registered_on", "country", "currency", "first_deposit",
+                                      "qualified",
                                       "stakes", "ggr", "ngr_before_tax"}
     assert str(p1) not in players.text and "@mail.example" not in players.text and "1990" not in players.text
     own = await aff.http.get("/v1/affiliates/me/statements/2026-11", headers=me)

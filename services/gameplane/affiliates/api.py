@@ -136,21 +136,23 @@ async def my_players(request: Request, month: str | None = Query(default=None, m
     m1 = statements.next_month(m0)
     async with _rt(request).database.session() as s:
         rows = (await s.execute(text(
-            "SELECT a.player_ref, a.registered_at, a.country, a.qualified_at, f.amount AS first_deposit, "
+            "SELECT a.player_ref, a.registered_at, a.country, a.currency, a.qualified_at, f.amount AS first_deposit, "
             "COALESCE(SUM(d.stakes), 0) AS stakes, COALESCE(SUM(d.wins), 0) AS wins, "
             "COALESCE(SUM(d.bonus_stakes), 0) AS bs, COALESCE(SUM(d.bonus_wins), 0) AS bw, "
             "COALESCE(SUM(d.bonus_converted), 0) AS bc, COALESCE(SUM(d.payment_fees), 0) AS fees "
             "FROM attributions a LEFT JOIN first_deposits f ON f.player_id = a.player_id "
             "LEFT JOIN player_days d ON d.player_id = a.player_id AND d.currency = a.currency "
             "AND d.day >= :m0 AND d.day < :m1 WHERE a.affiliate_id = :a "
-            "GROUP BY a.player_ref, a.registered_at, a.country, a.qualified_at, f.amount ORDER BY a.player_ref"),
+            "GROUP BY a.player_ref, a.registered_at, a.country, a.currency, a.qualified_at, f.amount "
+            "ORDER BY a.player_ref"),
             {"a": affiliate_id, "m0": m0, "m1": m1})).mappings().all()
     out = []
     for r in rows:
         t = MoneyTotals(stakes=int(r["stakes"]), wins=int(r["wins"]), bonus_stakes=int(r["bs"]),
                         bonus_wins=int(r["bw"]), bonus_converted=int(r["bc"]), payment_fees=int(r["fees"]))
         out.append(c.PlayerAggregate(player_ref=r["player_ref"], registered_on=r["registered_at"].date(),
-                                     country=r["country"], first_deposit=r["first_deposit"],
+                                     country=r["country"], currency=r["currency"],
+                                     first_deposit=r["first_deposit"],
                                      qualified=r["qualified_at"] is not None, stakes=t.stakes, ggr=ggr(t),
                                      ngr_before_tax=ngr(t)))
     return out

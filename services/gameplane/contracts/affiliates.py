@@ -195,6 +195,7 @@ class PlayerAggregate(BaseModel):
     player_ref: str
     registered_on: date
     country: str
+    currency: str
     first_deposit: int | None
     qualified: bool
     stakes: int
