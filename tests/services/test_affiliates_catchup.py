@@ -41,3 +41,10 @@ async def test_a_stopped_service_catches_up_and_its_statement_counts_each_event_
             return st if st["stakes"] == 40_000 and st["wins"] == 12_000 and st["payment_fees"] == 300 else None
         st = await eventually(caught_up, what="caught up after the restart")
         assert (st["ggr"], st["ngr"], st["revshare"], st["commission"]) == (28_000, 27_700, 8_310, 8_310)
+
+        # the lag the alert watches is exported per durable consumer, and is nothing once caught up
+        async def lag_zero() -> bool:
+            text = (await aff.http.get("/metrics")).text
+            line = 'gameplane_affiliates_consumer_pending{durable="affiliates-wallet_bet_placed"}'
+            return any(ln.startswith(line) and float(ln.split()[-1]) == 0.0 for ln in text.splitlines())
+        await eventually(lag_zero, what="the consumer lag gauge at 0")

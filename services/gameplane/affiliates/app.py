@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from gameplane.affiliates import postbacks
 from gameplane.affiliates.api import backoffice, public
-from gameplane.affiliates.events import build_consumers
+from gameplane.affiliates.events import CONSUMED, build_consumers
 from gameplane.affiliates.settings import AffiliatesSettings
 from gameplane.kit.app import Runtime, create_app
 from gameplane.kit.audit import audit_router
@@ -36,9 +36,12 @@ def build_app(settings: AffiliatesSettings | None = None, *,
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    runtime = Runtime("affiliates", settings, migrations="gameplane.affiliates", consumers=build_consumers(holder),
+    consumers = build_consumers(holder)
+    runtime = Runtime("affiliates", settings, migrations="gameplane.affiliates", consumers=consumers,
                       on_start=[start], on_stop=[stop])
     holder["rt"] = runtime
+    # the kit names a durable consumer <service>-<event type with "_" for ".">
+    runtime.state["durables"] = [f"{runtime.name}-{e.event_type.replace('.', '_')}" for e in CONSUMED]
     if clock is not None:
         runtime.state["clock"] = clock
     return create_app(runtime, [public, backoffice, audit_router("/internal/affiliates", ("finance", "admin"))],

@@ -54,6 +54,8 @@ _ADD = text(
     + ", ".join(f"{f} = player_days.{f} + EXCLUDED.{f}" for f in FIGURES))
 
 Key = tuple[uuid.UUID, str, date]
+CONSUMED = (PlayerRegistered, BetPlaced, RolledBack, WinSettled, BonusConverted, FeeCharged, WithdrawalPosted,
+            DepositCredited)
 
 
 async def add_figures(s: AsyncSession, deltas: dict[Key, dict[str, int]]) -> None:

@@ -15,3 +15,6 @@ POSTBACK_BACKLOG = Gauge("gameplane_affiliates_postback_backlog", "Postbacks not
 POSTBACK_OLDEST = Gauge("gameplane_affiliates_postback_oldest_seconds",
                         "Age of the oldest postback not acknowledged yet (0: none)")
 STATEMENTS_CLOSED = Counter("gameplane_affiliates_statements_closed_total", "Monthly statements closed")
+CONSUMER_PENDING = Gauge("gameplane_affiliates_consumer_pending",
+                         "Events on the stream affiliates has not processed yet, by durable consumer (attribution, "
+                         "figures and postbacks lag the platform by this much)", ["durable"])

@@ -34,6 +34,7 @@ from gameplane.affiliates.settings import AffiliatesSettings
 from gameplane.contracts.affiliates import SIGNATURE_HEADER, TIMESTAMP_HEADER, PostbackBody
 from gameplane.kit.app import Runtime
 from gameplane.kit.db import utcnow
+from gameplane.kit.events import STREAM_NAME
 
 log = logging.getLogger("gameplane.affiliates.postbacks")
 
@@ -116,6 +117,14 @@ async def refresh_gauges(rt: Runtime, now: datetime) -> None:
         row = (await s.execute(text("SELECT count(*), min(created_at) FROM postbacks WHERE state = 'pending'"))).one()
     metrics.POSTBACK_BACKLOG.set(int(row[0]))
     metrics.POSTBACK_OLDEST.set(max((now - row[1]).total_seconds(), 0.0) if row[1] is not None else 0.0)
+    if rt.bus is None or not rt.bus.connected:
+        return
+    for durable in rt.state.get("durables", ()):
+        try:
+            info = await rt.bus.js.consumer_info(STREAM_NAME, durable)
+        except Exception:  # not created yet, or NATS away for a moment
+            continue
+        metrics.CONSUMER_PENDING.labels(durable).set(int(info.num_pending or 0) + int(info.num_ack_pending or 0))
 
 
 def wake(rt: Runtime) -> None:
