@@ -15,7 +15,7 @@ from affiliateslib import PROBLEM, Affiliates, Money, affiliates_app, eventually
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from gameplane.devtools.testing import as_service, stored_events
+from gameplane.devtools.testing import as_service, as_staff, stored_events
 
 BANDS = [{"from_ngr": 0, "basis_points": 2500}, {"from_ngr": 100_000, "basis_points": 3500}]
 
@@ -114,8 +114,15 @@ async def test_carry_over_band_boundary_tax_hybrid_sub_and_override_over_two_mon
         r = await aff.http.get("/v1/affiliates/me/players", params={"month": "2026-11"}, headers=me)
         return bool(r.json()[0]["stakes"] == 166_000)
     await eventually(late_seen, what="the late bet in the player's figures")
+    # a new deal applies to open months only: the closed statement keeps the one it was computed with
+    r = await aff.http.put(f"/internal/affiliates/affiliates/{parent['affiliate_id']}/deal",
+                           json={"currency": "EUR", "revshare": [{"from_ngr": 0, "basis_points": 5000}]},
+                           headers=as_staff(aff.app, "finance"))
+    assert r.status_code == 200, r.text
     closed = await aff.statement(parent["affiliate_id"], "2026-11")
     assert (closed["state"], closed["stakes"], closed["commission"]) == ("closed", 165_000, 36_070)
+    assert ([t["basis_points"] for t in closed["deal"]["revshare"]], closed["tax_basis_points"]) == ([2500, 3500],
+                                                                                                     500)
     async with aff.app.state.runtime.database.transaction() as s:
         with pytest.raises(DBAPIError, match="immutable"):
             await s.execute(text("UPDATE statements SET commission = 0"))

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gameplane.affiliates import deals, metrics
+from gameplane.affiliates import deals, metrics, store
 from gameplane.affiliates.store import deal_of
 from gameplane.contracts import affiliates as c
 from gameplane.contracts.kpis import MoneyTotals
@@ -94,21 +94,25 @@ async def compute(s: AsyncSession, affiliate_id: uuid.UUID, month: date, tax_bas
     return deals.statement(deal, players, carried_in=carried, tax_basis_points=tax_basis_points, subs=subs)
 
 
-def as_view(affiliate_id: uuid.UUID, month: date, st: deals.Statement, closed_at: datetime | None) -> c.StatementView:
+def as_view(affiliate_id: uuid.UUID, month: date, st: deals.Statement, deal: c.DealTerms, tax_basis_points: int,
+            closed_at: datetime | None) -> c.StatementView:
     body = dataclasses.asdict(st)
     totals = body.pop("totals")
     body.pop("subs")
     lines = [c.StatementLineView(**ln) for ln in body.pop("lines")]
     return c.StatementView(affiliate_id=affiliate_id, month=month_label(month),
                            state="closed" if closed_at else "open", lines=lines, stakes=totals["stakes"],
-                           wins=totals["wins"], closed_at=closed_at, **body)
+                           wins=totals["wins"], closed_at=closed_at, deal=deal, tax_basis_points=tax_basis_points,
+                           **body)
 
 
 async def view(s: AsyncSession, affiliate_id: uuid.UUID, month: date, tax_basis_points: int) -> c.StatementView:
     closed = await _closed(s, affiliate_id, month)
     if closed is not None:
         return c.StatementView.model_validate(closed)
-    return as_view(affiliate_id, month, await compute(s, affiliate_id, month, tax_basis_points), None)
+    deal = (await store.affiliate(s, affiliate_id)).deal
+    return as_view(affiliate_id, month, await compute(s, affiliate_id, month, tax_basis_points), deal,
+                   tax_basis_points, None)
 
 
 async def close(s: AsyncSession, month: date, tax_basis_points: int, actor: str, now: datetime) -> int:
@@ -125,7 +129,8 @@ async def close(s: AsyncSession, month: date, tax_basis_points: int, actor: str,
                                 f"{month_label(next_month(latest))}")
     ids = (await s.execute(text("SELECT affiliate_id FROM affiliates WHERE created_at < :end ORDER BY affiliate_id"),
                            {"end": _midnight(next_month(month))})).scalars().all()
-    views = [as_view(a, month, await compute(s, a, month, tax_basis_points), now) for a in ids]
+    views = [as_view(a, month, await compute(s, a, month, tax_basis_points), (await store.affiliate(s, a)).deal,
+                     tax_basis_points, now) for a in ids]
     for v in views:
         await s.execute(text("INSERT INTO statements (affiliate_id, month, currency, body, commission, carry_out, "
                              "closed_at) VALUES (:a, :m, :c, CAST(:b AS jsonb), :com, :co, :now)"),

@@ -186,6 +186,8 @@ class StatementView(BaseModel):
     override: int
     commission: int
     carry_out: int
+    deal: DealTerms = Field(description="the deal the statement was computed with (a closed one keeps it)")
+    tax_basis_points: int = Field(description="the gaming tax rate deducted from the month's GGR")
     closed_at: datetime | None = None
 
 
