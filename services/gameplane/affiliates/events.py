@@ -76,22 +76,25 @@ def _day(at: datetime) -> date:
 def build_consumers(holder: dict[str, Runtime]) -> Consumers:
     consumers = Consumers()
 
-    async def progress(s: AsyncSession, players: set[uuid.UUID]) -> None:
+    async def progress(s: AsyncSession, players: set[uuid.UUID], *, first_deposit: bool = True) -> None:
         await qualification.lock_players(s, players)
-        if await qualification.advance(s, players):
+        if await qualification.advance(s, players, first_deposit=first_deposit):
             postbacks.wake(holder["rt"])
 
-    def batch(figure_of: Any) -> Any:
+    def batch(figure_of: Any, *, stakes: bool = False) -> Any:
+        """A batch handler adding each event's figures; after stakes, the CPA qualification is looked
+        at again (nothing else a batch adds can qualify a player or make a postback due)."""
         async def handle(s: AsyncSession, items: list[tuple[Any, Envelope]]) -> None:
             deltas: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
             for e, _env in items:
                 for name, value in figure_of(e).items():
                     deltas[(e.player_id, e.currency, _day(e.occurred_at))][name] += value
             await add_figures(s, deltas)
-            await progress(s, {e.player_id for e, _ in items})
+            if stakes:
+                await progress(s, {e.player_id for e, _ in items}, first_deposit=False)
         return handle
 
-    consumers.on_batch(BetPlaced)(batch(lambda e: {"stakes": e.amount, "bonus_stakes": e.bonus}))
+    consumers.on_batch(BetPlaced)(batch(lambda e: {"stakes": e.amount, "bonus_stakes": e.bonus}, stakes=True))
     consumers.on_batch(RolledBack)(batch(lambda e: {"stakes": -e.amount, "bonus_stakes": -e.bonus}))
     consumers.on_batch(WinSettled)(batch(lambda e: {"wins": e.amount, "bonus_wins": e.bonus}))
     consumers.on_batch(BonusConverted)(batch(lambda e: {"bonus_converted": e.cash}))

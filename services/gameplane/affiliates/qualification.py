@@ -35,12 +35,13 @@ _REFERRED = text(
     "WHERE a.player_id = ANY(CAST(:ps AS uuid[])) AND a.affiliate_id IS NOT NULL")
 
 
-async def advance(s: AsyncSession, players: Iterable[uuid.UUID]) -> bool:
-    """Queue what is due for these players; True when a postback was queued (wake the sender)."""
+async def advance(s: AsyncSession, players: Iterable[uuid.UUID], *, first_deposit: bool = True) -> bool:
+    """Queue what is due for these players; True when a postback was queued (wake the sender).
+    `first_deposit=False` (after bets: they cannot make a first-deposit postback due) skips it."""
     queued = False
     rows = (await s.execute(_REFERRED, {"ps": sorted({str(p) for p in players})})).mappings().all()
     for r in rows:
-        if r["first_deposit"] is not None:
+        if first_deposit and r["first_deposit"] is not None:
             queued |= await postbacks.enqueue(s, postbacks.body_of(
                 "first_deposit", r["affiliate_id"], r, r["deposited_at"], int(r["first_deposit"]), r["fd_currency"]),
                 r["player_id"])
