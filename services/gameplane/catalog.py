@@ -45,7 +45,7 @@ class Service:
 # Order matters: services start in this order and the gateway comes first in every listing.
 SERVICES: tuple[Service, ...] = (
     Service("gateway", "gameplane.gateway", 0, database=False, built=True,
-            calls=("players", "wallet", "games", "sessions", "payments", "bonus"),
+            calls=("players", "wallet", "games", "sessions", "payments", "bonus", "affiliates"),
             summary="the single entry point: tokens, routing, rate limits, merged OpenAPI"),
     Service("players", "gameplane.players", 1, database=True, built=True,
             summary="accounts, credentials, KYC, responsible-gaming settings"),

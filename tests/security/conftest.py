@@ -50,6 +50,10 @@ def _build(name: str, pg: EmbeddedPostgres, nats_url: str) -> FastAPI:
         from gameplane.payments.app import build_app as payments_app
         from gameplane.payments.settings import PaymentsSettings
         return payments_app(PaymentsSettings(**common))
+    if name == "affiliates":
+        from gameplane.affiliates.app import build_app as affiliates_app
+        from gameplane.affiliates.settings import AffiliatesSettings
+        return affiliates_app(AffiliatesSettings(**common))
     raise LookupError(name)
 
 
@@ -61,7 +65,7 @@ async def services(pg: EmbeddedPostgres,
 
     out: dict[str, tuple[FastAPI, httpx.AsyncClient]] = {}
     async with AsyncExitStack() as stack:
-        for name in ("wallet", "players", "games", "sessions", "risk", "payments"):
+        for name in ("wallet", "players", "games", "sessions", "risk", "payments", "affiliates"):
             app = _build(name, pg, nats_server.url)
             out[name] = (app, await stack.enter_async_context(running(app)))
         yield out

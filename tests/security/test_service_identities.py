@@ -129,6 +129,27 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("GET", "/internal/payments/webhook-rejections"): {"backoffice"},
         ("GET", "/internal/payments/audit"): {"backoffice"},
     },
+    "affiliates": {
+        # a click on a tracking link, and the affiliate's own API (its API key on top), through the gateway
+        ("GET", "/v1/affiliates/track/{code}"): {"gateway"},
+        ("GET", "/v1/affiliates/me"): {"gateway"},
+        ("GET", "/v1/affiliates/me/links"): {"gateway"},
+        ("GET", "/v1/affiliates/me/players"): {"gateway"},
+        ("GET", "/v1/affiliates/me/statements/{month}"): {"gateway"},
+        # the back office: affiliates, deals, links, statements, closing a month, the audit log
+        ("POST", "/internal/affiliates/affiliates"): {"backoffice"},
+        ("GET", "/internal/affiliates/affiliates"): {"backoffice"},
+        ("GET", "/internal/affiliates/affiliates/{affiliate_id}"): {"backoffice"},
+        ("PUT", "/internal/affiliates/affiliates/{affiliate_id}/deal"): {"backoffice"},
+        ("PUT", "/internal/affiliates/affiliates/{affiliate_id}/active"): {"backoffice"},
+        ("POST", "/internal/affiliates/affiliates/{affiliate_id}/links"): {"backoffice"},
+        ("GET", "/internal/affiliates/affiliates/{affiliate_id}/links"): {"backoffice"},
+        ("GET", "/internal/affiliates/affiliates/{affiliate_id}/statements/{month}"): {"backoffice"},
+        ("POST", "/internal/affiliates/statements/{month}/close"): {"backoffice"},
+        ("GET", "/internal/affiliates/players/{player_id}"): {"backoffice"},
+        ("GET", "/internal/affiliates/postbacks"): {"backoffice"},
+        ("GET", "/internal/affiliates/audit"): {"backoffice"},
+    },
 }
 
 # Routes with no service token at all, and why.
@@ -146,6 +167,7 @@ OPEN: dict[str, set[tuple[str, str]]] = {
     "wallet": set(),
     "sessions": set(),
     "risk": set(),
+    "affiliates": set(),
     # signed by the PSP with its webhook secret, not by a service (it holds no service identity)
     "payments": {("POST", "/webhooks/payments/{psp}")},
 }
@@ -157,7 +179,8 @@ SAMPLE = {"player_id": str(uuid.uuid4()), "currency": "EUR", "hold_id": str(uuid
           "tx_id": str(uuid.uuid4()), "kind": "timeout", "period": "day", "game_id": "fruit-fives",
           "session_id": str(uuid.uuid4()), "token": "no-such-token", "provider": "rgs", "operation": "balance",
           "staff_id": str(uuid.uuid4()), "case_id": str(uuid.uuid4()), "version": "1",
-          "payment_id": str(uuid.uuid4()), "psp": "simpsp", "award_id": "aw-1"}
+          "payment_id": str(uuid.uuid4()), "psp": "simpsp", "award_id": "aw-1", "code": "no-such-link",
+          "month": "2026-11", "affiliate_id": str(uuid.uuid4())}
 
 
 def routes_of(app: FastAPI) -> set[tuple[str, str]]:

@@ -13,6 +13,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gameplane.affiliates.models import Base as AffiliatesBase
+from gameplane.affiliates.settings import AffiliatesSettings
 from gameplane.bonus.models import Base as BonusBase
 from gameplane.bonus.settings import BonusSettings
 from gameplane.games.models import Base as GamesBase
@@ -32,7 +34,8 @@ from gameplane.wallet.settings import WalletSettings
 SERVICES = {"players": (PlayersSettings, PlayersBase), "wallet": (WalletSettings, WalletBase),
             "games": (GamesSettings, GamesBase), "sessions": (SessionsSettings, SessionsBase),
             "risk": (RiskSettings, RiskBase),
-            "payments": (PaymentsSettings, PaymentsBase), "bonus": (BonusSettings, BonusBase)}
+            "payments": (PaymentsSettings, PaymentsBase), "bonus": (BonusSettings, BonusBase),
+            "affiliates": (AffiliatesSettings, AffiliatesBase)}
 
 
 @pytest.mark.parametrize("service", SERVICES)

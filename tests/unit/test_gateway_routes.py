@@ -144,3 +144,16 @@ def test_paths_of_no_service_stay_unproxied_with_known_services() -> None:
     table = RouteTable(["players"], known=["players", "wallet"])
     assert table.resolve("GET", "/v1/playersx/me") is None
     assert table.resolve("GET", "/v1/rgs/spin") is None
+
+
+@pytest.mark.parametrize(("method", "path", "access"), [
+    ("GET", "/v1/affiliates/track/summer-24", Access.PUBLIC),  # a click: anyone
+    ("GET", "/v1/affiliates/me/statements/2026-11", Access.PUBLIC),  # the affiliate's API key, at affiliates
+    ("GET", "/v1/affiliates/me", Access.PUBLIC),
+    ("POST", "/v1/affiliates/track/summer-24", Access.PLAYER),  # only reading a link is a click
+    ("GET", "/v1/affiliates/mex", Access.PLAYER),  # a prefix rule is a path segment, not a string prefix
+])
+def test_affiliate_clicks_and_the_affiliate_api_pass_without_a_player_token(method: str, path: str,
+                                                                           access: Access) -> None:
+    route = RouteTable([*SERVICES, "affiliates"]).resolve(method, path)
+    assert route is not None and route.target == "affiliates" and route.access is access

@@ -15,7 +15,8 @@ from gameplane.devtools.identities import CLIENTS
 from gameplane.kit.auth import PLAYER_VOUCHERS, Callers, player_context
 
 ROUTERS = {"wallet": "gameplane.wallet.api", "players": "gameplane.players.api", "games": "gameplane.games.api",
-           "sessions": "gameplane.sessions.api", "bonus": "gameplane.bonus.api"}
+           "sessions": "gameplane.sessions.api", "bonus": "gameplane.bonus.api",
+           "affiliates": "gameplane.affiliates.api"}
 
 
 def declared(module: str) -> list[tuple[str, frozenset[str]]]:

@@ -50,6 +50,8 @@ PUBLIC_RULES: tuple[Rule, ...] = (
     Rule("HEAD", "/v1/games", prefix=True),
     Rule(None, "/providers", prefix=True),  # signed by the provider, checked by games
     Rule(None, "/webhooks", prefix=True),  # signed by the PSP, checked by payments
+    Rule("GET", "/v1/affiliates/track", prefix=True),  # a click on a tracking link: anyone
+    Rule(None, "/v1/affiliates/me", prefix=True),  # the affiliate's API key, checked by affiliates
 )
 
 # Play and paying in: refused at the edge while the token's `play` claim is false (self-excluded,

@@ -1,0 +1,1 @@
+"""The affiliates service: links, clicks, attribution, deals, statements and postbacks."""
