@@ -124,3 +124,18 @@ async def test_a_fee_the_psp_changed_after_booking_is_listed_and_the_booking_sta
     assert await payment_fees(platform) == -90
     rows = await wallet_sql(platform, "SELECT count(*) FROM transactions WHERE kind = 'fee'")
     assert rows[0][0] == 1
+
+
+async def test_a_fee_row_beyond_what_the_wallet_takes_is_listed_not_a_failed_run(platform: Platform) -> None:
+    today = datetime.now(UTC).date()
+    _, dep = await platform.funded(1_000)
+    (row,) = fee_rows(platform, dep["reference"])
+    row.amount = 100_000_000_001  # one minor unit beyond EUR's bound (docs/api/limits.md)
+    run = await platform.reconcile(today)
+    (problem,) = run["mismatches"]
+    assert (problem["kind"], problem["reference"]) == ("missing-credit", dep["reference"])
+    assert "cannot be booked" in problem["detail"]
+    assert run["fees"] == 0 and await payment_fees(platform) == 0
+    row.amount = 15  # the PSP corrects its report: the next run books it (1,000 at 150 bp)
+    run = await platform.reconcile(today)
+    assert run["mismatches"] == [] and run["fees"] == 1 and await payment_fees(platform) == -15

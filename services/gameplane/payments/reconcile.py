@@ -10,6 +10,7 @@ import logging
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
+from pydantic import ValidationError
 from sqlalchemy import and_, cast, delete, insert, or_, select
 from sqlalchemy.types import Date
 
@@ -63,9 +64,9 @@ FEE_CALLS = 8  # fee bookings in flight at once (one report can hold a fee per d
 
 async def book_fees(rt: Runtime, psp: str, report: list[SettlementRow]) -> tuple[int, list[Mismatch]]:
     """Book every fee row of the report on the wallet (its key makes a re-run a replay): how many
-    are booked, and the rows that are not (listed twice, charged on no payment of ours, or refused
-    by the wallet because the row was booked before with other terms). A wallet that does not
-    answer fails the run (DependencyError): it is safe to run again."""
+    are booked, and the rows that are not (listed twice, charged on no payment of ours, booked
+    before with other terms, or refused by the wallet otherwise). A wallet that does not answer
+    fails the run (DependencyError): it is safe to run again."""
     refs = {r.reference for r in report if r.kind == "fee" and r.reference}
     players: dict[str, uuid.UUID] = {}
     if refs:
@@ -76,18 +77,28 @@ async def book_fees(rt: Runtime, psp: str, report: list[SettlementRow]) -> tuple
     gate = asyncio.Semaphore(FEE_CALLS)
 
     async def book(fee: FeeBooking) -> Mismatch | None:
+        what = f"fee {fee.psp_reference} of {fee.amount} {fee.currency}"
+        try:
+            body = w.FeeRequest(idempotency_key=fee.key, player_id=fee.player_id, currency=fee.currency,
+                                amount=fee.amount, psp=fee.psp, psp_reference=fee.psp_reference,
+                                payment_reference=fee.reference)
+        except ValidationError as exc:  # e.g. beyond the currency's bound: a row no booking can take
+            return Mismatch("missing-credit", fee.reference, f"{what} cannot be booked: {exc.errors()[0]['msg']}",
+                            fee.psp, fee.psp_reference)
         async with gate:
-            r = await clients.wallet_call(rt, w.PATH_FEES, w.FeeRequest(
-                idempotency_key=fee.key, player_id=fee.player_id, currency=fee.currency, amount=fee.amount,
-                psp=fee.psp, psp_reference=fee.psp_reference, payment_reference=fee.reference).model_dump(mode="json"))
+            r = await clients.wallet_call(rt, w.PATH_FEES, body.model_dump(mode="json"))
         if r.status_code == 200:
             return None
         if r.status_code >= 500:
             raise DependencyError("wallet", f"fee answered {r.status_code}")
-        kind = "amount-mismatch" if clients.slug(r) == "duplicate-transaction" else "missing-credit"
-        return Mismatch(kind, fee.reference, f"fee {fee.psp_reference} of {fee.amount} {fee.currency}: the wallet "
-                        f"refused it ({clients.slug(r) or r.status_code}; a re-run with other terms than the "
-                        f"booking is refused)", fee.psp, fee.psp_reference)
+        if clients.slug(r) == "duplicate-transaction":
+            return Mismatch("amount-mismatch", fee.reference, f"{what}: booked before with other terms (the "
+                            f"booking stands)", fee.psp, fee.psp_reference)
+        if clients.slug(r) == "not-found":  # a wallet of a release before 0010, during a roll
+            return Mismatch("missing-credit", fee.reference, f"{what}: the wallet has no fee route yet; "
+                            f"re-run once it is upgraded", fee.psp, fee.psp_reference)
+        return Mismatch("missing-credit", fee.reference, f"{what}: the wallet refused it "
+                        f"({clients.slug(r) or r.status_code}: {r.text[:200]})", fee.psp, fee.psp_reference)
 
     refused = [m for m in await asyncio.gather(*map(book, bookings)) if m is not None]
     return len(bookings) - len(refused), wrong + refused
