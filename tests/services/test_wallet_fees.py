@@ -168,3 +168,34 @@ async def test_fees_for_many_players_at_once_keep_every_invariant(wallet: Wallet
     assert after["psp_clearing"] - before["psp_clearing"] == fees - 6 * 200
     report = await wallet.reconcile()
     assert report["ok"], report["breaches"]
+
+
+async def test_reconciliation_catches_a_fee_booked_on_the_house(wallet: Wallet, player: uuid.UUID) -> None:
+    """The negative control of invariant 9: the fee's credit moved from psp_clearing to the house,
+    balances moved with it, so every other invariant still holds and only this one can see it."""
+    await wallet.deposit(player, 100)
+    await wallet.post("/bets", wallet.bet_body(player, 10, f"r-{player}"))  # the house has an account
+    fee = await wallet.post("/fees", fee_body(player, 70))
+    assert (await wallet.reconcile())["ok"]
+    db = wallet.app.state.runtime.database
+    async with db.transaction() as s:
+        house = (await s.execute(text("SELECT id FROM accounts WHERE owner = 'platform' AND kind = 'house' "
+                                      "AND currency = 'EUR' ORDER BY id LIMIT 1"))).scalar_one()
+        moved = (await s.execute(text(
+            "UPDATE entries e SET account_id = :house FROM accounts a WHERE a.id = e.account_id "
+            "AND a.kind = 'psp_clearing' AND e.transaction_id = :tx RETURNING a.id"),
+            {"house": house, "tx": fee["transaction_id"]})).scalar_one()
+        await s.execute(text("UPDATE accounts SET balance = balance - 70 WHERE id = :id"), {"id": moved})
+        await s.execute(text("UPDATE accounts SET balance = balance + 70 WHERE id = :id"), {"id": house})
+    try:
+        report = await wallet.reconcile()
+        assert {b["invariant"] for b in report["breaches"]} == {9}
+        assert any(fee["transaction_id"] in b["detail"] and "house" in b["detail"] for b in report["breaches"])
+    finally:  # put it back: the module's other tests reconcile this database too
+        async with db.transaction() as s:
+            await s.execute(text(
+                "UPDATE entries SET account_id = :clearing WHERE transaction_id = :tx AND account_id = :house"),
+                {"clearing": moved, "tx": fee["transaction_id"], "house": house})
+            await s.execute(text("UPDATE accounts SET balance = balance + 70 WHERE id = :id"), {"id": moved})
+            await s.execute(text("UPDATE accounts SET balance = balance - 70 WHERE id = :id"), {"id": house})
+    assert (await wallet.reconcile())["ok"]
