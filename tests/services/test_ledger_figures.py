@@ -125,6 +125,11 @@ async def test_each_days_figures_per_currency_are_the_hand_computed_ones(wallet:
     wider = await ledger_figures(dsn, D0, D3)
     assert wider == {**expected, (D0, "USD"): LedgerFigures(deposits=7), (D3, "EUR"): LedgerFigures(stakes=100)}
     assert await ledger_figures(dsn, D2, D2) == {(D2, "EUR"): expected[(D2, "EUR")]}
+    # one player's share: bob played only in USD (his fee is his), alice only in EUR
+    assert await ledger_figures(dsn, D1, D2, players=[bob]) == {(D1, "USD"): expected[(D1, "USD")]}
+    assert await ledger_figures(dsn, D1, D2, players=[alice]) == {
+        k: v for k, v in expected.items() if k[1] == "EUR"}
+    assert await ledger_figures(dsn, D1, D2, players=[]) == {}
 
     # the days are UTC's whatever the database's time zone: in New York the rollback's 00:00:01 UTC
     # is still D1, where a helper dating by the session's zone would put it (the negative control)

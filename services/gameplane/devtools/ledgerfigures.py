@@ -23,6 +23,8 @@ Holds, voids, chargebacks, adjustments, grants and forfeits are in none of them.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -65,13 +67,16 @@ QUERY = (
     "SELECT (t.created_at AT TIME ZONE 'UTC')::date AS day, e.currency, "
     + ", ".join(f"{sql} AS {name}" for name, sql in _FIELDS.items())
     + " FROM entries e JOIN accounts a ON a.id = e.account_id JOIN transactions t ON t.id = e.transaction_id"
-    " WHERE t.created_at >= $1 AND t.created_at < $2 GROUP BY 1, 2 ORDER BY 1, 2")
+    " WHERE t.created_at >= $1 AND t.created_at < $2 AND ($3::uuid[] IS NULL OR t.player_id = ANY($3::uuid[]))"
+    " GROUP BY 1, 2 ORDER BY 1, 2")
 
 
-async def ledger_figures(dsn: str, day_from: date, day_to: date) -> dict[tuple[date, str], LedgerFigures]:
+async def ledger_figures(dsn: str, day_from: date, day_to: date, *,
+                         players: Iterable[uuid.UUID] | None = None) -> dict[tuple[date, str], LedgerFigures]:
     """Per (UTC day, currency) from `day_from` to `day_to`, both included, the figures of the
     wallet database at `dsn` (an SQLAlchemy or libpq URL). A day and currency where every figure
-    is zero is absent (read it as LedgerFigures())."""
+    is zero is absent (read it as LedgerFigures()). `players`: only the transactions of these
+    players (e.g. an affiliate's; a fee counts for the player of its payment)."""
     if day_to < day_from:
         raise ValueError(f"day_to {day_to} is before day_from {day_from}")
     since = datetime.combine(day_from, time(), tzinfo=UTC)
@@ -79,7 +84,7 @@ async def ledger_figures(dsn: str, day_from: date, day_to: date) -> dict[tuple[d
     conn = await asyncpg.connect(libpq_dsn(dsn))
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            rows = await conn.fetch(QUERY, since, until)
+            rows = await conn.fetch(QUERY, since, until, None if players is None else list(players))
     finally:
         await conn.close()
     out: dict[tuple[date, str], LedgerFigures] = {}
