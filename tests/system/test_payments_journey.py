@@ -4,7 +4,8 @@ hosted page as a browser would, play a few rounds through the RGS simulator, wit
 deposited with, let the simulator pay it out, and then prove the books: the balance is the sum the
 test computed, the PSP's settlement reports carry those amounts to the cent, payments' reconciliation
 (CLI and back office) finds nothing and books the PSP's fees once, the wallet's invariants hold. A
-negative control runs the same reconciliation against a payments database that never saw these payments: it must fail, naming them."""
+negative control runs the same reconciliation against a payments database that never saw these
+payments: it must fail, naming them."""
 
 from __future__ import annotations
 
