@@ -66,7 +66,7 @@ SERVICES: tuple[Service, ...] = (
             summary="campaigns, grants, wagering"),
     Service("risk", "gameplane.risk", 7, database=True, built=True,
             summary="allow/review/deny decisions, velocity rules, markers of harm"),
-    Service("affiliates", "gameplane.affiliates", 8, database=True, built=False,
+    Service("affiliates", "gameplane.affiliates", 8, database=True, built=True,
             summary="tracking links, attribution, commissions, statements"),
     Service("analytics", "gameplane.analytics", 9, database=True, built=False,
             summary="fact tables and KPIs that reconcile with the ledger"),

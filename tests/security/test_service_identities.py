@@ -34,6 +34,7 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("POST", "/internal/wallet/rollbacks"): {"games"},
         ("POST", "/internal/wallet/deposits"): {"payments"},
         ("POST", "/internal/wallet/chargebacks"): {"payments"},
+        ("POST", "/internal/wallet/fees"): {"payments"},
         ("GET", "/internal/wallet/players/{player_id}/deposit-allowance/{currency}"): {"payments"},
         ("GET", "/internal/wallet/movements"): {"payments"},
         ("POST", "/internal/wallet/withdrawals"): {"payments"},

@@ -3,7 +3,8 @@ adapter) against payments' records and the wallet's ledger, clean when the books
 kind of disagreement found when they do not, each made by a real divergence: a settled payment
 whose webhook has not come, a payment at the PSP under a reference we never issued, a webhook
 (signed with the PSP's key) for money the PSP never settled, and report rows the PSP got wrong
-(another amount, another currency, one settlement listed twice)."""
+(another amount, another currency, one settlement listed twice). The fee rows' booking is
+tests/services/test_payments_fees.py's."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ async def test_a_day_of_deposits_and_payouts_reconciles_clean(platform: Platform
     assert sorted(r.kind for r in settled if r.kind != "fee") == ["deposit", "deposit", "payout"]
     run = await platform.reconcile(today)
     assert run["mismatches"] == [] and run["report_rows"] == len(settled) and run["records"] == 3
+    assert run["fees"] == 2  # one per settled deposit, booked on the wallet
     assert gauge(psp) == 0
 
 
@@ -90,16 +92,17 @@ async def test_every_disagreement_is_listed_and_counted(platform: Platform) -> N
     assert found == sorted([("missing-credit", lost["reference"]), ("amount-mismatch", differs["reference"]),
                             ("currency-mismatch", other_currency["reference"]),
                             ("double-credit", twice["reference"]), ("missing-in-report", quiet["reference"]),
-                            ("unknown-reference", stranger)])
+                            # the stranger's deposit, and the fee the PSP charged on it (no player to book it on)
+                            ("unknown-reference", stranger), ("unknown-reference", stranger)])
     assert good["reference"] not in {m["reference"] for m in run["mismatches"]}
-    assert gauge(psp) == 6
+    assert gauge(psp) == 7
     listed = await platform.client.get("/internal/payments/reconciliation/mismatches",
                                        params={"day": today.isoformat()}, headers=platform.staff("finance"))
     assert sorted(m["reference"] for m in listed.json()) == sorted(r for _, r in found)
     # the PSP's delivery resumes and the lost webhook arrives: the re-run no longer lists it
     await platform.until(pid, lost["reference"], state="succeeded", credited=True)
     run = await platform.reconcile(today)
-    assert lost["reference"] not in {m["reference"] for m in run["mismatches"]} and gauge(psp) == 5
+    assert lost["reference"] not in {m["reference"] for m in run["mismatches"]} and gauge(psp) == 6
 
 
 async def test_reconciliation_needs_a_finance_or_admin_staff_token(platform: Platform) -> None:

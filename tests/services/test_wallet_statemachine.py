@@ -2,7 +2,8 @@
 replays, mixed at random against an independent model; after each step the model's balances and
 each open grant's balance must match and the reconciliation (the invariants of ledger.md, the
 receivable's and the grants': a grant's balance is the sum of its entries, the open grants hold the
-bonus account, a closed grant holds nothing) must be clean.
+bonus account, a closed grant holds nothing; the fees': only a fee moves payment_fees, and it moves
+only payment_fees and psp_clearing) must be clean.
 
 Bonus money is modelled per grant here, from the rules and not from the wallet's code: bets take
 cash first, then the open grants by (priority, age); a win's bonus part (rounded down) is shared
@@ -437,6 +438,16 @@ class WalletMachine(RuleBasedStateMachine):
         p.cash += value
         self.expect_balance(p, doc)
 
+    @rule(i=pick, value=positive)
+    def fee(self, i: int, value: int) -> None:
+        """A PSP's fee on one of the player's payments: the platform's cost, the player's money stays."""
+        p = self.players[i % 2]
+        ref = self.key("fee")
+        doc = self.send("/fees", {"idempotency_key": f"fee:simpsp:{ref}", **self.money(i), "amount": value,
+                                  "psp": "simpsp", "psp_reference": ref, "payment_reference": f"pay-{ref}"}, 200)
+        self.seen["fee"] += 1
+        self.expect_balance(p, doc)
+
     # -- replays -------------------------------------------------------------------------------
     @precondition(lambda self: self.answered)
     @rule(j=pick)
@@ -487,7 +498,7 @@ def test_wallet_state_machine(new_database: Any, nats_server: Any) -> None:
         # the invariant runs once before the first step of each example and after every step
         assert seen["checked"] - seen["examples"] >= MIN_STEPS, seen
         wanted = {"bet on several grants", "max stake refused", "money for a closed grant", "win on several grants",
-                  "convert", "forfeit expired", "free-spin win"}
+                  "convert", "forfeit expired", "free-spin win", "fee"}
         assert wanted <= {k for k, v in WalletMachine.seen.items() if v}, WalletMachine.seen
     finally:
         loop.run_until_complete(ctx.__aexit__(None, None, None))

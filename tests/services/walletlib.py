@@ -28,7 +28,7 @@ def caller_of(path: str) -> str:
         return "games"
     if path.startswith(("/bets", "/wins", "/rollbacks")) or (path.startswith("/players/") and path.count("/") == 4):
         return "games"
-    if path.startswith(("/deposits", "/withdrawals", "/chargebacks")):
+    if path.startswith(("/deposits", "/withdrawals", "/chargebacks", "/fees")):
         return "payments"
     if path.startswith("/bonuses"):
         return "bonus"

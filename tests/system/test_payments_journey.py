@@ -3,8 +3,9 @@ register through the gateway, deposit twice (once per PSP dialect) by completing
 hosted page as a browser would, play a few rounds through the RGS simulator, withdraw to the card
 deposited with, let the simulator pay it out, and then prove the books: the balance is the sum the
 test computed, the PSP's settlement reports carry those amounts to the cent, payments' reconciliation
-(CLI and back office) finds nothing, the wallet's invariants hold. A negative control runs the same
-reconciliation against a payments database that never saw these payments: it must fail, naming them."""
+(CLI and back office) finds nothing and books the PSP's fees once, the wallet's invariants hold. A
+negative control runs the same reconciliation against a payments database that never saw these
+payments: it must fail, naming them."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -197,6 +198,18 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
     assert office.status_code == 200, office.text
     # (other tests' payments may settle in between: at least what the CLI compared)
     assert office.json()["mismatches"] == [] and office.json()["report_rows"] >= result["report_rows"]
+
+    # The PSP's fee on each deposit (1.5 %), booked on the wallet by the reconciliation, once over the
+    # two runs, on this player; the house and the player's cash are not touched (the balance above)
+    now = datetime.now(UTC)
+    fees = httpx.get(platform.url("wallet") + "/internal/wallet/movements", timeout=60,
+                     headers=ids.bearer("payments", "wallet"),
+                     params={"prefix": "fee:", "since": (now - timedelta(days=1)).isoformat(),
+                             "until": (now + timedelta(days=1)).isoformat()})
+    assert fees.status_code == 200, fees.text
+    assert sorted(m["amount"] for m in fees.json()["items"] if m["player_id"] == str(player)) == sorted(
+        [SIMPSP_DEPOSIT * FEE_BPS // 10_000, CARDGW_DEPOSIT * FEE_BPS // 10_000])
+    assert result["fees"] >= 2 and office.json()["fees"] >= result["fees"]
 
     wallet = httpx.get(platform.url("wallet") + "/internal/wallet/reconciliation", timeout=60,
                        headers=ids.bearer("backoffice", "wallet"))

@@ -166,3 +166,12 @@ def test_a_win_share_sums_exactly_and_each_part_is_within_one_unit_per_grant(amo
     for g, s in stake.items():
         exact = amount * s / total
         assert exact - 1 < parts.get(g, 0) < exact + len(stake)
+
+
+def test_a_payment_fee_is_an_expense_paid_from_psp_clearing_and_touches_no_player_or_house() -> None:
+    postings = ledger.payment_fee("EUR", 150)
+    assert {(p.ref.owner, p.ref.kind): p.amount for p in postings} == {
+        ("platform", "payment_fees"): -150, ("platform", "psp_clearing"): 150}
+    assert sums(postings) == {"EUR": 0}
+    with pytest.raises(ValueError):
+        ledger.payment_fee("EUR", 0)

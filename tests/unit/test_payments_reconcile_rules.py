@@ -3,10 +3,11 @@ payment records and the wallet's ledger is named, and agreement gives an empty l
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from gameplane.payments.adapters.base import SettlementRow
-from gameplane.payments.reconcile_rules import LedgerMovement, PaymentRecord, match
+from gameplane.payments.reconcile_rules import FeeBooking, LedgerMovement, PaymentRecord, fee_bookings, match
 
 AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -126,3 +127,29 @@ def test_a_payout_is_matched_on_the_withdrawal_key_not_the_deposit_key() -> None
                   [mv("payments:deposit:r2")])
     # The movement is under the wrong key: the payout was never posted and the movement is unexplained.
     assert kinds(found) == [("missing-credit", "r2"), ("unknown-reference", "r2")]
+
+
+ALICE, BOB = uuid.UUID(int=1), uuid.UUID(int=2)
+
+
+def test_each_fee_row_is_booked_on_the_player_of_its_payment_under_its_own_key() -> None:
+    report = [row("deposit", "r1", "p1"), row("fee", "r1", "fee1", 15), row("fee", "r2", "fee2", 7, "GBP")]
+    bookings, wrong = fee_bookings(report, {"r1": ALICE, "r2": BOB})
+    assert wrong == []
+    assert bookings == [FeeBooking("simpsp", "fee1", "r1", ALICE, 15, "EUR"),
+                        FeeBooking("simpsp", "fee2", "r2", BOB, 7, "GBP")]
+    assert [b.key for b in bookings] == ["fee:simpsp:fee1", "fee:simpsp:fee2"]
+
+
+def test_a_fee_on_an_unknown_payment_or_on_none_is_a_mismatch_not_a_booking() -> None:
+    report = [row("fee", "r9", "fee9", 40), row("fee", "", "fee0", 12), row("fee", "r1", "fee1", 15)]
+    bookings, wrong = fee_bookings(report, {"r1": ALICE})
+    assert [b.psp_reference for b in bookings] == ["fee1"]
+    assert [(m.kind, m.reference, m.psp_reference) for m in wrong] == [
+        ("unknown-reference", "r9", "fee9"), ("unknown-reference", "fee0", "fee0")]
+
+
+def test_a_fee_row_listed_twice_is_booked_once_and_listed() -> None:
+    report = [row("fee", "r1", "fee1", 15), row("fee", "r1", "fee1", 15)]
+    bookings, wrong = fee_bookings(report, {"r1": ALICE})
+    assert len(bookings) == 1 and kinds(wrong) == [("double-credit", "r1")]

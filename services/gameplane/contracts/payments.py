@@ -48,6 +48,13 @@ def chargeback_key(psp_reference: str) -> str:
     return f"payments:chargeback:{psp_reference}"
 
 
+def fee_key(psp: str, psp_reference: str) -> str:
+    """A PSP's fee row (its settlement report), booked by the reconciliation: contracts.wallet.FeeRequest.
+    Outside `payments:` on purpose: a fee is no payment movement, so the reconciliation's ledger
+    movements (prefix `payments:`) never take it for one without a record."""
+    return f"fee:{psp}:{psp_reference}"
+
+
 # ---- refusals -------------------------------------------------------------------------------
 
 UNKNOWN_PSP = ProblemType(404, "unknown-psp", "No such payment provider")
@@ -188,6 +195,8 @@ class ReconciliationRun(BaseModel):
     report_rows: int
     records: int
     movements: int
+    fees: int = Field(default=0, description="fee rows of the reports booked on the wallet (each once: a re-run "
+                      "replays the booking)")
     mismatches: list[MismatchView]
 
 

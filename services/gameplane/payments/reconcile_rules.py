@@ -5,7 +5,8 @@ movements from the wallet) and stores or shows what `match` returns. Every settl
 have exactly one settled payment record of the same kind, amount and currency, and exactly one
 ledger movement under the idempotency key payments posts it with; every settled record must appear
 in the report. Fee rows are the PSP's charges to the operator: they move no player money and are
-not matched here.
+not matched against records; `fee_bookings` says which of them the wallet books (each once, under
+`fee_key`, attributed to the player of the payment the row references) and which cannot be.
 
 The three lists must cover the same window (the report's day): a record settled just before
 midnight but reported the next day shows as `missing-in-report` until that day is reconciled.
@@ -13,10 +14,13 @@ midnight but reported the next day shows as `missing-in-report` until that day i
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from gameplane.contracts.payments import fee_key
 from gameplane.payments.adapters.base import SettlementRow
 
 RecordKind = Literal["deposit", "payout", "refund", "chargeback"]
@@ -156,3 +160,49 @@ def match(report: list[SettlementRow], records: list[PaymentRecord],
             out.append(Mismatch("unknown-reference", key.rsplit(":", 1)[-1],
                                 f"ledger movement {key} ({mvs[0].amount} {mvs[0].currency}) has no payment record"))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class FeeBooking:
+    """One fee row of a report, to be booked on the wallet's payment_fees account."""
+
+    psp: str
+    psp_reference: str
+    reference: str  # the payment (ours) the fee was charged for
+    player_id: uuid.UUID
+    amount: int
+    currency: str
+
+    @property
+    def key(self) -> str:
+        """One booking per row, however often the day is reconciled."""
+        return fee_key(self.psp, self.psp_reference)
+
+
+def fee_bookings(report: list[SettlementRow],
+                 players: Mapping[str, uuid.UUID]) -> tuple[list[FeeBooking], list[Mismatch]]:
+    """The report's fee rows to book, in report order, and the ones that cannot be: a row listed
+    twice (booked once, listed as `double-credit`) and a row whose reference is no payment of this
+    PSP (`players`: our reference -> the payment's player; `unknown-reference`: there is no player
+    to attribute it to, so finance books it by hand)."""
+    out: list[FeeBooking] = []
+    wrong: list[Mismatch] = []
+    seen: set[tuple[str, str]] = set()
+    for row in report:
+        if row.kind != "fee":
+            continue
+        if (row.psp, row.psp_reference) in seen:
+            wrong.append(Mismatch("double-credit", row.reference,
+                                  f"the report lists fee {row.psp_reference} more than once (booked once)",
+                                  row.psp, row.psp_reference))
+            continue
+        seen.add((row.psp, row.psp_reference))
+        player = players.get(row.reference) if row.reference else None
+        if player is None:
+            what = f"payment {row.reference}, unknown here" if row.reference else "no payment"
+            wrong.append(Mismatch("unknown-reference", row.reference or row.psp_reference,
+                                  f"fee {row.psp_reference} of {row.amount} {row.currency} was charged on {what}: "
+                                  f"not booked", row.psp, row.psp_reference))
+            continue
+        out.append(FeeBooking(row.psp, row.psp_reference, row.reference, player, row.amount, row.currency))
+    return out, wrong

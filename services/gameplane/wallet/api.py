@@ -139,6 +139,15 @@ async def charge_back(body: c.ChargebackRequest, request: Request) -> Any:
     return await answer(request, lambda s, ctx: cashier.chargeback(s, body, ctx))
 
 
+@internal.post("/fees", response_model=c.OperationResult,
+               responses=refusals(c.UNSUPPORTED_CURRENCY, c.DUPLICATE_TRANSACTION),
+               dependencies=[Depends(PAYMENTS)])
+async def charge_fee(body: c.FeeRequest, request: Request) -> Any:
+    """A payment provider's fee (its settlement report's fee row): payment_fees expense -> psp_clearing,
+    attributed to the player of the payment; the player's balances do not move."""
+    return await answer(request, lambda s, ctx: cashier.fee(s, body, ctx))
+
+
 @internal.post("/withdrawals", response_model=c.OperationResult,
                responses=refusals(c.UNSUPPORTED_CURRENCY, c.INSUFFICIENT_FUNDS, c.DUPLICATE_TRANSACTION),
                dependencies=[Depends(PAYMENTS)])
@@ -326,7 +335,8 @@ async def my_history(request: Request, cursor: str | None = Query(None, max_leng
                      limit: int = Query(50, ge=1, le=200),
                      who: PlayerContext = Depends(player_context)) -> HistoryPage:
     async with _runtime(request).database.session() as s:
-        return await queries.history(s, who.player_id, cursor=cursor, limit=limit, currency=currency)
+        return await queries.history(s, who.player_id, cursor=cursor, limit=limit, currency=currency,
+                                     as_player=True)
 
 
 @public.get("/transactions/{tx_id}", response_model=TransactionView,

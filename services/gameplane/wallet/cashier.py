@@ -18,6 +18,8 @@ from gameplane.contracts.wallet import (
     ChargedBack,
     DepositCredited,
     DepositRequest,
+    FeeCharged,
+    FeeRequest,
     OperationResult,
     WithdrawalHeld,
     WithdrawalHoldRequest,
@@ -112,6 +114,28 @@ async def chargeback(s: AsyncSession, req: ChargebackRequest, ctx: Context) -> O
                                  currency=req.currency, amount=req.amount, cash=split.from_cash, bonus=0,
                                  occurred_at=now, psp=req.psp, psp_reference=req.psp_reference,
                                  receivable=split.owed, outstanding=applied.balance.receivable or 0),
+                  producer=PRODUCER)
+    return result
+
+
+async def fee(s: AsyncSession, req: FeeRequest, ctx: Context) -> OperationResult:
+    """A payment provider's fee, attributed to the player whose payment it was charged for: their
+    balances do not move (the answer shows them as they are), only the platform's payment_fees and
+    psp_clearing do. Never refused for lack of funds: the provider has already kept the money."""
+    check_currency(req.currency)
+    now = ctx.now()
+    await store.claim(s, req.idempotency_key, "fee", store.request_hash("fee", req))
+    postings = ledger.payment_fee(req.currency, req.amount)
+    applied = await store.apply(s, postings, req.player_id, req.currency)
+    result = OperationResult(transaction_id=uuid.uuid4(), kind="fee", idempotency_key=req.idempotency_key,
+                             player_id=req.player_id, currency=req.currency, amount=req.amount,
+                             balance=applied.balance, created_at=now)
+    await store.record(s, result, applied.ids, postings,
+                       details={"psp": req.psp, "psp_reference": req.psp_reference,
+                                "payment_reference": req.payment_reference})
+    await publish(s, FeeCharged(transaction_id=result.transaction_id, player_id=req.player_id, currency=req.currency,
+                                amount=req.amount, cash=0, bonus=0, occurred_at=now, psp=req.psp,
+                                psp_reference=req.psp_reference, payment_reference=req.payment_reference),
                   producer=PRODUCER)
     return result
 

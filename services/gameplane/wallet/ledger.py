@@ -209,6 +209,15 @@ def chargeback(player_id: object, currency: str, from_cash: int, shortfall: int)
                      Posting(platform("psp_clearing", currency), from_cash + shortfall)])
 
 
+def payment_fee(currency: str, amount: int) -> list[Posting]:
+    """A payment provider's fee: an expense of the platform (payment_fees debited) paid out of what
+    the provider holds for it (psp_clearing credited). No player account moves and the house is not
+    touched, so GGR stays the house's net movement."""
+    if amount <= 0:
+        raise ValueError("a fee is positive")
+    return [Posting(platform("payment_fees", currency), -amount), Posting(platform("psp_clearing", currency), amount)]
+
+
 def withdrawal_hold(player_id: object, currency: str, amount: int) -> list[Posting]:
     return _nonzero([Posting(player(player_id, "cash", currency), -amount),
                      Posting(player(player_id, "withdrawal_hold", currency), amount)])

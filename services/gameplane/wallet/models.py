@@ -44,7 +44,7 @@ add_audit_table(md)
 
 PLAYER_KINDS = ("cash", "bonus", "withdrawal_hold", "receivable")
 PLATFORM_KINDS = ("house", "psp_clearing", "provider_clearing", "bonus_liability", "bonus_cost",
-                  "affiliate_payable", "world")
+                  "affiliate_payable", "world", "payment_fees")
 PLATFORM_OWNER = "platform"
 
 accounts = Table(
@@ -65,7 +65,7 @@ accounts = Table(
     CheckConstraint("kind <> 'receivable' OR balance <= 0", name="receivable_non_positive"),
     CheckConstraint(
         "kind IN ('cash','bonus','withdrawal_hold','receivable','house','psp_clearing','provider_clearing',"
-        "'bonus_liability','bonus_cost','affiliate_payable','world')", name="kind_known"),
+        "'bonus_liability','bonus_cost','affiliate_payable','world','payment_fees')", name="kind_known"),
 )
 
 transactions = Table(

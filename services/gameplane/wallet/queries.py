@@ -41,12 +41,19 @@ def decode_cursor(cursor: str) -> int:
         raise wallet_api.INVALID_CURSOR("use the next_cursor of a previous page")
 
 
+# Transactions attributed to a player that are the operator's business, not the player's money
+# (a payment provider's fee): the back office sees them in the player's history, the player does not.
+OPERATOR_KINDS = ("fee",)
+_NOT_OPERATOR = "AND kind NOT IN (" + ", ".join(f"'{k}'" for k in OPERATOR_KINDS) + ") "
+
+
 async def history(s: AsyncSession, player_id: uuid.UUID, *, cursor: str | None, limit: int,
-                  currency: str | None = None) -> HistoryPage:
+                  currency: str | None = None, as_player: bool = False) -> HistoryPage:
     before = decode_cursor(cursor) if cursor else None
     sql = (f"SELECT {_COLUMNS} FROM transactions WHERE player_id = :p "
            + ("AND seq < :before " if before is not None else "")
            + ("AND currency = :c " if currency else "")
+           + (_NOT_OPERATOR if as_player else "")
            + "ORDER BY seq DESC LIMIT :n")
     rows = (await s.execute(text(sql), {"p": player_id, "before": before, "c": currency, "n": limit + 1})).all()
     items = [TransactionView(**r._mapping) for r in rows[:limit]]
@@ -57,7 +64,7 @@ async def history(s: AsyncSession, player_id: uuid.UUID, *, cursor: str | None, 
 async def transaction(s: AsyncSession, tx_id: uuid.UUID, *, player_id: uuid.UUID | None = None) -> TransactionView:
     row = (await s.execute(text(f"SELECT {_COLUMNS} FROM transactions WHERE id = :id"), {"id": tx_id})).one_or_none()
     # a player asking for someone else's transaction learns nothing, not even that it exists
-    if row is None or (player_id is not None and row.player_id != player_id):
+    if row is None or (player_id is not None and (row.player_id != player_id or row.kind in OPERATOR_KINDS)):
         raise wallet_api.TRANSACTION_NOT_FOUND(f"no transaction {tx_id}")
     entries = (await s.execute(text(
         "SELECT a.owner, a.kind, a.currency, a.shard, e.amount FROM entries e JOIN accounts a ON a.id = e.account_id "

@@ -11,7 +11,11 @@ order in which they happened.
 Invariant 8 is the grants' (bonus money held per grant, migration 0008): each grant's balance is
 the sum of its grant_entries; the open grants of a player in a currency hold exactly their bonus
 account's balance; a closed grant holds nothing. (The brief of issue 15 calls it invariant 7;
-7 was already the receivable's.)"""
+7 was already the receivable's.)
+
+Invariant 9 is the payment fees' (migration 0010): only fee transactions move the `payment_fees`
+account, and a fee moves exactly that account by minus its amount and `psp_clearing` by its amount,
+nothing else (no player account, not the house: GGR stays the house's movement)."""
 
 from __future__ import annotations
 
@@ -90,6 +94,18 @@ CHECKS: list[tuple[int, str, str]] = [
      "LEFT JOIN LATERAL (SELECT sum(e.amount) AS owed FROM entries e JOIN transactions p ON p.id = e.transaction_id "
      " WHERE e.account_id = ra.id AND p.seq < t.seq) before ON true "
      "WHERE t.kind = 'deposit' AND coalesce(mine.amount, 0) <> least(t.amount, coalesce(-before.owed, 0))"),
+]
+
+CHECKS += [
+    (9, "transaction {0} ({1}) moves payment_fees {2} by {3}: only a fee books on it, by minus its amount",
+     "SELECT t.id, t.kind, a.id, e.amount FROM entries e JOIN accounts a ON a.id = e.account_id "
+     "JOIN transactions t ON t.id = e.transaction_id WHERE a.kind = 'payment_fees' "
+     "AND NOT (t.kind = 'fee' AND a.owner = 'platform' AND e.amount = -t.amount)"),
+    (9, "fee {0} of {1} {2} moves {3} {4} by {5}: a fee moves only payment_fees and psp_clearing",
+     "SELECT t.id, t.amount, t.currency, a.owner, a.kind, e.amount FROM transactions t "
+     "JOIN entries e ON e.transaction_id = t.id JOIN accounts a ON a.id = e.account_id WHERE t.kind = 'fee' "
+     "AND NOT (a.owner = 'platform' AND ((a.kind = 'payment_fees' AND e.amount = -t.amount) "
+     "OR (a.kind = 'psp_clearing' AND e.amount = t.amount)))"),
 ]
 
 # Invariant 8 needs migration 0008's tables (the upgrade tests reconcile databases at older revisions).
