@@ -4,15 +4,22 @@ read balances, play through the RGS simulator. Shared by the system tier's journ
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
+
+from gameplane.devtools.identities import Identities
 
 PASSWORD = "journey-Pays-and-Plays-14"
 CARD = "4242 4242 4242 4242"  # a valid (Luhn) test card the simulator pays with
@@ -86,11 +93,13 @@ class Player:
 
     @classmethod
     def register(cls, gateway: httpx.Client, browser: httpx.Client, *, country: str = "MT",
-                 prefix: str = "journey") -> Player:
+                 prefix: str = "journey", affiliate_click_id: str | None = None) -> Player:
         email = f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
-        reg = gateway.post("/v1/players/register", json={"email": email, "password": PASSWORD,
-                                                         "date_of_birth": "1991-07-04", "country": country,
-                                                         "currency": "EUR"})
+        body = {"email": email, "password": PASSWORD, "date_of_birth": "1991-07-04", "country": country,
+                "currency": "EUR"}
+        if affiliate_click_id is not None:  # the click id the landing page carried through sign-up
+            body["affiliate_click_id"] = affiliate_click_id
+        reg = gateway.post("/v1/players/register", json=body)
         assert reg.status_code == 201, reg.text
         p = cls(gateway, browser, "", email, {})
         p.login()
@@ -137,6 +146,19 @@ class Player:
         assert done["credited"] == (outcome == "succeeded")
         return dict(done)
 
+    def withdraw(self, amount: int, method_fingerprint: str) -> dict[str, Any]:
+        """Withdraw to a method deposited with; wait until the PSP paid it and the wallet posted it."""
+        r = self.gateway.post("/v1/payments/withdrawals", headers=self.auth, json={
+            "amount": amount, "currency": "EUR", "method_fingerprint": method_fingerprint})
+        assert r.status_code == 201, r.text
+        withdrawal = dict(r.json())
+        assert withdrawal["state"] in ("approved", "processing"), withdrawal  # no hold, no review
+        # The PSP's answer lands first ("paid"), the wallet posts the hold after it ("credited").
+        paid = wait_for("payout paid and posted", lambda: (p := self.payment(withdrawal["id"]))["state"] not in (
+            "approved", "processing") and (p["credited"] or p["state"] != "paid") and p)
+        assert paid["state"] == "paid" and paid["credited"], paid
+        return withdrawal
+
     def balance(self, currency: str = "EUR") -> dict[str, Any]:
         r = self.gateway.get("/v1/wallet/balances", headers=self.auth)
         assert r.status_code == 200, r.text
@@ -154,3 +176,32 @@ class Player:
                                    json={"count": count, "stake": stake}, timeout=120)
         assert played.status_code == 200, played.text
         return dict(played.json())
+
+
+def publish_offers(office: httpx.Client, *terms: dict[str, Any]) -> dict[str, str]:
+    """Through bonus' back office (`office` carries the staff headers): a campaign, one offer per
+    terms, each published at version 1. The offer ids by kind."""
+    campaign = office.post("/internal/bonus/campaigns", json={"name": f"journey-{uuid.uuid4().hex[:6]}"})
+    assert campaign.status_code == 201, campaign.text
+    offers = {}
+    for t in terms:
+        made = office.post(f"/internal/bonus/campaigns/{campaign.json()['campaign_id']}/offers", json=t)
+        assert made.status_code == 201, made.text
+        live = office.post(f"/internal/bonus/offers/{made.json()['offer_id']}/publish", json={"version": 1})
+        assert live.status_code == 200 and live.json()["state"] == "live", live.text
+        offers[t["kind"]] = made.json()["offer_id"]
+    return offers
+
+
+def reconcile_cli(platform: Any, secrets: dict[str, Any], ids: Identities, day: date,
+                  database_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m gameplane.payments reconcile`, configured as payments' pod is (its database, PSPs,
+    the wallet's address, its own key): what an operator runs. It also books the PSPs' fees."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GP_")}
+    env |= ids.env("payments") | {
+        "GP_PAYMENTS_DATABASE_URL": database_url or secrets["databases"]["payments"],
+        "GP_PAYMENTS_PSPS": json.dumps(secrets["psps"]),
+        "GP_PAYMENTS_ENDPOINTS": json.dumps(secrets["services"]),
+        "GP_PAYMENTS_LOG_LEVEL": "WARNING"}
+    return subprocess.run([sys.executable, "-m", "gameplane.payments", "reconcile", "--date", day.isoformat()],
+                          env=env, capture_output=True, text=True, timeout=180)

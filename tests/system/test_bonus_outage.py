@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 import httpx
-from journeylib import Player, wait_for
+from journeylib import Player, publish_offers, wait_for
 
 from gameplane.kit.staff import STAFF_HEADER, issue_staff_token
 
@@ -40,18 +40,12 @@ def test_bonus_down_during_play_catches_up_to_the_same_progress(platform: Any) -
 
     with httpx.Client(base_url=platform.gateway, timeout=30) as gateway, httpx.Client(timeout=30) as browser, \
             httpx.Client(base_url=bonus_url, headers=staff, timeout=30) as office:
-        campaign = office.post("/internal/bonus/campaigns", json={"name": f"outage-{uuid.uuid4().hex[:6]}"})
-        assert campaign.status_code == 201, campaign.text
-        offers = {}
-        for terms in ({"name": "welcome chip", "kind": "no_deposit", "currency": "EUR", "amount": NO_DEPOSIT,
-                       "wagering_multiplier": NO_DEPOSIT_X, "contributions": {"slots": 100}},
-                      {"name": "first deposit", "kind": "deposit_match", "currency": "EUR", "match_pct": 100,
-                       "max_bonus": MATCH_CAP, "wagering_multiplier": MATCH_X, "contributions": {"slots": 100}}):
-            made = office.post(f"/internal/bonus/campaigns/{campaign.json()['campaign_id']}/offers", json=terms)
-            assert made.status_code == 201, made.text
-            live = office.post(f"/internal/bonus/offers/{made.json()['offer_id']}/publish", json={"version": 1})
-            assert live.status_code == 200 and live.json()["state"] == "live", live.text
-            offers[terms["kind"]] = made.json()["offer_id"]
+        offers = publish_offers(
+            office,
+            {"name": "welcome chip", "kind": "no_deposit", "currency": "EUR", "amount": NO_DEPOSIT,
+             "wagering_multiplier": NO_DEPOSIT_X, "contributions": {"slots": 100}},
+            {"name": "first deposit", "kind": "deposit_match", "currency": "EUR", "match_pct": 100,
+             "max_bonus": MATCH_CAP, "wagering_multiplier": MATCH_X, "contributions": {"slots": 100}})
 
         up, down = (Player.register(gateway, browser, prefix=f"bonus-{n}") for n in ("up", "down"))
         for p in (up, down):

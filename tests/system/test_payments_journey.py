@@ -13,9 +13,6 @@ import asyncio
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -24,10 +21,9 @@ from typing import Any
 
 import asyncpg
 import httpx
-from journeylib import Form, Player, bearer, pay_by_card, wait_for
+from journeylib import Form, Player, bearer, pay_by_card, reconcile_cli, wait_for
 
 from gameplane.devtools import localsecrets
-from gameplane.devtools.identities import Identities
 from gameplane.kit.staff import STAFF_HEADER, issue_staff_token
 
 DECLINED_CARD = "4000 0000 0000 0002"  # the simulator's documented `card-declined` card
@@ -64,20 +60,6 @@ def settled_rows(psp_url: str, keys: dict[str, dict[str, str]], day: date) -> di
         out.setdefault(row["metadata_reference"], []).append(
             ("cardgw:" + row["reporting_category"], int(row["gross"])))
     return out
-
-
-def reconcile_cli(platform: Any, secrets: dict[str, Any], ids: Identities, day: date,
-                  database_url: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m gameplane.payments reconcile`, configured as payments' pod is (its database, PSPs,
-    the wallet's address, its own key): what an operator runs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GP_")}
-    env |= ids.env("payments") | {
-        "GP_PAYMENTS_DATABASE_URL": database_url or secrets["databases"]["payments"],
-        "GP_PAYMENTS_PSPS": json.dumps(secrets["psps"]),
-        "GP_PAYMENTS_ENDPOINTS": json.dumps(secrets["services"]),
-        "GP_PAYMENTS_LOG_LEVEL": "WARNING"}
-    return subprocess.run([sys.executable, "-m", "gameplane.payments", "reconcile", "--date", day.isoformat()],
-                          env=env, capture_output=True, text=True, timeout=180)
 
 
 def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(platform: Any) -> None:
@@ -121,7 +103,6 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
         deposited = SIMPSP_DEPOSIT + CARDGW_DEPOSIT
 
         eur = p.balance
-        payment = p.payment
 
         assert eur()["cash"] == deposited
 
@@ -151,16 +132,8 @@ def test_register_deposit_with_both_psps_play_withdraw_and_the_books_reconcile(p
         after_play = deposited - SPINS * STAKE + won
         assert played["balance"] == after_play and eur()["cash"] == after_play
 
-        r = gateway.post("/v1/payments/withdrawals", headers=auth, json={
-            "amount": WITHDRAWAL, "currency": "EUR", "method_fingerprint": by_card["method_fingerprint"]})
-        assert r.status_code == 201, r.text
-        withdrawal = r.json()
-        assert withdrawal["state"] in ("approved", "processing"), withdrawal  # no hold, no review
+        withdrawal = p.withdraw(WITHDRAWAL, by_card["method_fingerprint"])
         assert withdrawal["psp"] == "simpsp"  # back to the PSP the card was deposited with
-        # The PSP's answer lands first ("paid"), the wallet posts the hold after it ("credited").
-        paid = wait_for("payout paid and posted", lambda: (p := payment(withdrawal["id"]))["state"] not in (
-            "approved", "processing") and (p["credited"] or p["state"] != "paid") and p)
-        assert paid["state"] == "paid" and paid["credited"], paid
         final = after_play - WITHDRAWAL
         assert eur() == {"currency": "EUR", "cash": final, "bonus": 0, "withdrawal_hold": 0}
 
