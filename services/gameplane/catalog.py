@@ -68,7 +68,7 @@ SERVICES: tuple[Service, ...] = (
             summary="allow/review/deny decisions, velocity rules, markers of harm"),
     Service("affiliates", "gameplane.affiliates", 8, database=True, built=False,
             summary="tracking links, attribution, commissions, statements"),
-    Service("analytics", "gameplane.analytics", 9, database=True, built=False,
+    Service("analytics", "gameplane.analytics", 9, database=True, built=False, calls=("games",),
             summary="fact tables and KPIs that reconcile with the ledger"),
     Service("rgs", "gameplane.simulators.rgs", 100, database=False, built=True, kind="simulator",
             calls=("gateway",),

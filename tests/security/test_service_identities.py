@@ -89,7 +89,7 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
     },
     "games": {
         ("GET", "/internal/games/providers"): {"backoffice"},
-        ("GET", "/internal/games/{game_id}"): {"sessions", "bonus"},
+        ("GET", "/internal/games/{game_id}"): {"sessions", "bonus", "analytics"},
         ("PUT", "/internal/games/{game_id}"): {"backoffice"},
         ("POST", "/internal/games/free-spins"): {"bonus"},
         ("GET", "/internal/games/free-spins/{award_id}"): {"bonus", "backoffice"},
