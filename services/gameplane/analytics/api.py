@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -34,8 +34,11 @@ PREFIX = "/internal/analytics"
 backoffice = APIRouter(prefix=PREFIX, tags=["back office"], dependencies=[Depends(callers("backoffice"))])
 READERS = staff("finance", "admin", "support")
 
-Currency = Query(None, pattern=r"^[A-Z]{3}$", description="ISO 4217; default: every currency, one row each")
-Ident = Query(None, min_length=1, max_length=200, pattern=r"^[^\x00]+$")
+
+
+def _ident() -> Any:
+    # a fresh Query per parameter: FastAPI binds one Query object to one parameter
+    return Query(None, min_length=1, max_length=200, pattern=r"^[^\x00]+$")
 
 
 def _rt(request: Request) -> Runtime:
@@ -53,7 +56,9 @@ def _period(period_from: date, period_to: date) -> None:
     **refusals(INVALID_PERIOD), 200: {"content": {"text/csv": {}}, "description": "the report (JSON, or CSV)"}})
 async def kpis(request: Request, _who: StaffContext = Depends(READERS),
                period_from: date = Query(alias="from"), period_to: date = Query(alias="to"),
-               currency: str | None = Currency, game: str | None = Ident, provider: str | None = Ident,
+               currency: str | None = Query(None, pattern=r"^[A-Z]{3}$",
+                                             description="ISO 4217; default: every currency, one row each"),
+               game: str | None = _ident(), provider: str | None = _ident(),
                country: str | None = Query(None, pattern=r"^[A-Z]{2}$"), affiliate: uuid.UUID | None = None,
                group: Literal["day", "range"] = "day", format: Literal["json", "csv"] = "json",
                ) -> KpiReport | Response:
@@ -79,8 +84,8 @@ async def kpis(request: Request, _who: StaffContext = Depends(READERS),
                 responses=refusals(INVALID_PERIOD, GAME_UNKNOWN))
 async def rtp(request: Request, _who: StaffContext = Depends(READERS),
               period_from: date = Query(alias="from"), period_to: date = Query(alias="to"),
-              currency: str = Query(pattern=r"^[A-Z]{3}$"), game: str | None = Ident,
-              provider: str | None = Ident) -> RtpReport:
+              currency: str = Query(pattern=r"^[A-Z]{3}$"), game: str | None = _ident(),
+              provider: str | None = _ident()) -> RtpReport:
     """Observed RTP per game over the period's settled rounds (after rollbacks) against the game's
     certified RTP, with the drift band of contracts.kpis.rtp_check."""
     _period(period_from, period_to)
