@@ -42,6 +42,8 @@ STATEMENTS = (
     f" game_id text NOT NULL, provider text NOT NULL, {_SUM_COLUMNS},"
     f" PRIMARY KEY (day, currency, player_id, game_id, provider))",
     "CREATE INDEX ix_rollup_player_day_player ON rollup_player_day (player_id)",
+    # a game's active players over a period (the KPI API filtered by game)
+    "CREATE INDEX ix_rollup_player_day_game ON rollup_player_day (game_id, day)",
     "CREATE TABLE rounds (provider text NOT NULL, player_id uuid NOT NULL, round_id text NOT NULL,"
     " currency char(3) NOT NULL, game_id text NOT NULL, day date NOT NULL,"
     " stake bigint NOT NULL DEFAULT 0, win bigint NOT NULL DEFAULT 0,"
