@@ -45,6 +45,9 @@ MONEY_EVENTS: dict[type[Event], str] = {
     FreeSpinWon: "free_spin_win", FeeCharged: "fee", ChargedBack: "chargeback", Adjusted: "adjustment",
 }
 
+CONSUMED: tuple[type[Event], ...] = (*MONEY_EVENTS, PlayerRegistered, PlayerAttributed, LoggedIn, SessionStarted,
+                                     SessionEnded)
+
 
 def fact_of(event: Any, env: Envelope) -> MoneyFact:
     kind = MONEY_EVENTS[type(event)]

@@ -31,6 +31,17 @@ LAST_INGEST_AT = Gauge("gameplane_analytics_last_ingest_timestamp_seconds",
                        "When a money event was last ingested (unix seconds)")
 INGEST_LAG = Gauge("gameplane_analytics_ingest_lag_seconds",
                    "Delay between a money event's occurred_at and its ingestion, newest batch")
+CONSUMER_PENDING = Gauge("gameplane_analytics_consumer_pending",
+                         "Events waiting on one of analytics' durable consumers (JetStream pending + unacked)",
+                         ["durable"])
+FTD = Counter("gameplane_analytics_ftd_total", "First-time deposits (a player's first deposit in a currency)",
+              ["currency"])
+_GAME = ["currency", "game", "provider"]
+RTP_OBSERVED = Gauge("gameplane_analytics_rtp_observed", "Observed RTP over the RTP window's settled rounds", _GAME)
+RTP_CERTIFIED = Gauge("gameplane_analytics_rtp_certified", "The game's certified RTP (games' catalogue)", _GAME)
+RTP_BAND = Gauge("gameplane_analytics_rtp_band", "Half-width of the drift band around the certified RTP", _GAME)
+RTP_DRIFT = Gauge("gameplane_analytics_rtp_drift", "1 when observed RTP lies outside the band (contracts.kpis)",
+                  _GAME)
 PARTITIONS = Gauge("gameplane_analytics_partitions", "Daily partitions of each fact table", ["table"])
 
 _seen: set[tuple[str, str, str]] = set()
@@ -43,6 +54,8 @@ def count(currency: str, game: str, provider: str, add: Mapping[str, int]) -> No
         _seen.add(labels)
         for c in (*MONEY.values(), *ROLLED.values()):
             c.labels(*labels).inc(0)
+    if add.get("ftd"):
+        FTD.labels(currency).inc(add["ftd"])
     for name, value in add.items():
         if value > 0 and name in MONEY:
             MONEY[name].labels(*labels).inc(value)

@@ -21,6 +21,12 @@ class AnalyticsSettings(ServiceSettings):
                                        "today (and behind it) at start and by the maintenance loop")
     maintenance_interval_seconds: float = Field(default=3600.0, gt=0, description="how often partitions "
                                                 "ahead are created and the lag gauges refreshed")
+    lag_interval_seconds: float = Field(default=15.0, gt=0, description="how often the consumers' pending "
+                                        "counts are read from JetStream (the ingest-lag alert's gauge)")
+    rtp_check_interval_seconds: float = Field(default=300.0, gt=0, description="how often observed RTP per "
+                                              "game is checked against the certified value (the drift gauges)")
+    rtp_window_days: int = Field(default=7, ge=1, le=366, description="days of settled rounds the drift "
+                                 "gauges judge by")
     game_cache_seconds: float = Field(default=3600.0, ge=0, description="how long a game's certified RTP read "
                                       "from games is trusted")
 
