@@ -319,3 +319,18 @@ async def test_bad_requests_are_problems_never_server_errors(analytics: Analytic
         assert r.status_code == 200, (role, r.text)
     problem(await http.get("/internal/analytics/rtp", params=ok, headers=as_staff(app, "finance")), 422,
             "validation-error")  # the currency is required
+
+
+async def test_rtp_needs_games_and_answers_a_problem_while_it_is_unreachable(analytics: Analytics) -> None:
+    """This module runs analytics without games: the certified RTP cannot be read, a 503 problem
+    names the dependency; the KPI route does not need games and keeps answering."""
+    cur, t = "HUF", at(TODAY, 13)
+    pid = uuid.uuid4()
+    await analytics.emit(bet(pid, cur, 100, t, round_id="r-huf"), win(pid, cur, 90, t, round_id="r-huf"))
+    await analytics.row_until(TODAY, cur, "the round", stakes=100, wins=90)
+    r = await analytics.http.get("/internal/analytics/rtp", headers=as_staff(analytics.app, "finance"),
+                                 params={"from": TODAY.isoformat(), "to": TODAY.isoformat(), "currency": cur})
+    assert problem(r, 503, "dependency-unavailable")["dependency"] == "games"
+    empty = await analytics.http.get("/internal/analytics/rtp", headers=as_staff(analytics.app, "finance"),
+                                     params={"from": TODAY.isoformat(), "to": TODAY.isoformat(), "currency": "ISK"})
+    assert empty.status_code == 200 and empty.json()["rows"] == []  # no rounds: nothing to ask games about

@@ -390,6 +390,11 @@ async def test_every_money_kpi_per_day_and_currency_equals_the_ledger_after_5000
         assert got_rtp["roulette-royale"]["certified"] == pytest.approx(0.9730)
         assert got_rtp["fruit-fives"]["certified"] is not None and got_rtp["fruit-fives"]["band"] is not None
 
+    r = await client.get("/internal/analytics/rtp", headers=as_staff(app, "finance"),
+                         params={"from": first.isoformat(), "to": last.isoformat(), "currency": "EUR",
+                                 "game": "no-such-game"})
+    assert r.status_code == 404 and r.json()["type"].endswith("/game-unknown"), r.text
+
     # negative controls: the run exercised what the figures claim to reconcile, and leaving the
     # rollbacks out of the ledger's stakes would have made the comparison fail
     assert done >= 4_000, tally

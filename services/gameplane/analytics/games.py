@@ -22,7 +22,11 @@ async def certified_rtp(rt: Runtime, s: AsyncSession, game_id: str, ttl: float) 
         return row.rtp_bp / 10_000
     from urllib.parse import quote
 
-    r = await rt.client("games").get(PATH_GAME.format(game_id=quote(game_id, safe="")))
+    try:
+        client = rt.client("games")
+    except LookupError as exc:  # no endpoint configured: games is unavailable, not a server error
+        raise DependencyError("games", str(exc)) from exc
+    r = await client.get(PATH_GAME.format(game_id=quote(game_id, safe="")))
     if r.status_code == 404:
         return None
     if r.status_code != 200:
