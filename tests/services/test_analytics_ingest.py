@@ -21,6 +21,7 @@ import pytest
 from analyticslib import by_day, kpis, problem, publish
 from fastapi import FastAPI
 from paymentslib import eventually
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from gameplane.analytics.app import build_app
@@ -93,6 +94,13 @@ async def analytics(module_service_settings: Any, own_nats: NatsServer) -> Async
                                             log_level="WARNING"))
     async with running(app) as http:
         yield Analytics(app, http, own_nats.url)
+
+
+def counter(name: str, currency: str) -> float:
+    """A money counter of analytics summed over games and providers, from the process's registry."""
+    metric = f"gameplane_analytics_{name}_minor_total"
+    return sum(s.value for m in REGISTRY.collect() for s in m.samples
+               if s.name == metric and s.labels.get("currency") == currency)
 
 
 def registered(pid: uuid.UUID, country: str, currency: str, when: datetime) -> PlayerRegistered:
@@ -173,6 +181,10 @@ async def test_a_days_events_become_facts_and_every_kpi_of_the_day_is_the_hand_c
         n = (await s.execute(text("SELECT count(*) FROM money_facts WHERE event_id IN (:a, :b)"),
                              {"a": sent[5].id, "b": sent[2].id})).scalar_one()
     assert n == 2
+    # the dashboard's counters moved with the facts, once each (this currency is this test's alone)
+    assert counter("stakes", cur) == 3_507 and counter("deposits", cur) == 10_001
+    assert counter("bonus_converted", cur) == 400 and counter("withdrawals", cur) == 1_000
+    assert counter("rolled_back_stakes", cur) == 0
 
 
 async def test_a_replay_lands_once_even_when_the_processed_mark_is_gone(analytics: Analytics) -> None:
@@ -216,6 +228,9 @@ async def test_a_rollback_reverses_its_bet_on_the_rollbacks_own_day(analytics: A
     async with analytics.app.state.runtime.database.session() as s:
         stake = (await s.execute(text("SELECT stake FROM rounds WHERE round_id = 'r-nok'"))).scalar_one()
     assert stake == 0
+    # a counter cannot go down: the rolled-back stake has its own, which the PromQL forms subtract
+    assert counter("stakes", cur) == 1_000 and counter("rolled_back_stakes", cur) == 1_000
+    assert counter("rolled_back_bonus_stakes", cur) == 300
 
 
 async def test_a_late_event_lands_in_its_own_days_partition_created_on_demand(analytics: Analytics) -> None:

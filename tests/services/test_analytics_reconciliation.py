@@ -31,8 +31,9 @@ import pytest
 from analyticslib import kpis, publish
 from fastapi import FastAPI
 from paymentslib import eventually
+from prometheus_client import REGISTRY
 
-from gameplane.analytics.app import build_app
+from gameplane.analytics.app import build_app, check_rtp_once
 from gameplane.analytics.settings import AnalyticsSettings
 from gameplane.contracts import wallet as w
 from gameplane.devtools.infra import EmbeddedPostgres, NatsServer
@@ -390,6 +391,15 @@ async def test_every_money_kpi_per_day_and_currency_equals_the_ledger_after_5000
         assert got_rtp["roulette-royale"]["certified"] == pytest.approx(0.9730)
         assert got_rtp["fruit-fives"]["certified"] is not None and got_rtp["fruit-fives"]["band"] is not None
 
+    # the drift gauges behind the alert say what the RTP route says
+    await check_rtp_once(app.state.runtime, stack.settings)
+    for cur in PLAYERS:
+        r = await client.get("/internal/analytics/rtp", headers=as_staff(app, "finance"),
+                             params={"from": first.isoformat(), "to": last.isoformat(), "currency": cur})
+        for row in r.json()["rows"]:
+            labels = {"currency": cur, "game": row["game_id"], "provider": row["provider"]}
+            assert REGISTRY.get_sample_value("gameplane_analytics_rtp_certified", labels) == row["certified"]
+            assert REGISTRY.get_sample_value("gameplane_analytics_rtp_drift", labels) == (1 if row["drift"] else 0)
     r = await client.get("/internal/analytics/rtp", headers=as_staff(app, "finance"),
                          params={"from": first.isoformat(), "to": last.isoformat(), "currency": "EUR",
                                  "game": "no-such-game"})
