@@ -50,6 +50,10 @@ def _build(name: str, pg: EmbeddedPostgres, nats_url: str) -> FastAPI:
         from gameplane.payments.app import build_app as payments_app
         from gameplane.payments.settings import PaymentsSettings
         return payments_app(PaymentsSettings(**common))
+    if name == "analytics":
+        from gameplane.analytics.app import build_app as analytics_app
+        from gameplane.analytics.settings import AnalyticsSettings
+        return analytics_app(AnalyticsSettings(**common))
     raise LookupError(name)
 
 
@@ -61,7 +65,7 @@ async def services(pg: EmbeddedPostgres,
 
     out: dict[str, tuple[FastAPI, httpx.AsyncClient]] = {}
     async with AsyncExitStack() as stack:
-        for name in ("wallet", "players", "games", "sessions", "risk", "payments"):
+        for name in ("wallet", "players", "games", "sessions", "risk", "payments", "analytics"):
             app = _build(name, pg, nats_server.url)
             out[name] = (app, await stack.enter_async_context(running(app)))
         yield out

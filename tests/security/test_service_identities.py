@@ -129,6 +129,11 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("GET", "/internal/payments/webhook-rejections"): {"backoffice"},
         ("GET", "/internal/payments/audit"): {"backoffice"},
     },
+    "analytics": {
+        # the back office's KPI reports (finance, admin, support staff)
+        ("GET", "/internal/analytics/kpis"): {"backoffice"},
+        ("GET", "/internal/analytics/rtp"): {"backoffice"},
+    },
 }
 
 # Routes with no service token at all, and why.
@@ -148,6 +153,7 @@ OPEN: dict[str, set[tuple[str, str]]] = {
     "risk": set(),
     # signed by the PSP with its webhook secret, not by a service (it holds no service identity)
     "payments": {("POST", "/webhooks/payments/{psp}")},
+    "analytics": set(),
 }
 # The kit's probes and documents, on every service.
 KIT = {("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/docs"),
