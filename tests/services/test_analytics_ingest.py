@@ -28,7 +28,8 @@ from gameplane.analytics.app import build_app
 from gameplane.analytics.partitions import partition_days
 from gameplane.analytics.settings import AnalyticsSettings
 from gameplane.contracts.affiliates import PlayerAttributed
-from gameplane.contracts.players import PlayerRegistered
+from gameplane.contracts.players import LoggedIn, PlayerRegistered
+from gameplane.contracts.sessions import SessionStarted
 from gameplane.contracts.wallet import (
     BetPlaced,
     BonusConverted,
@@ -287,6 +288,23 @@ async def test_filters_by_game_provider_country_and_an_affiliate_attributed_afte
     assert both["wins"] == 120
     r = await analytics.report(TODAY, TODAY, currency=cur, country="FR")
     assert r["rows"] == []
+
+
+async def test_logins_and_game_sessions_count_once_per_event_for_registered_players(analytics: Analytics) -> None:
+    cur, t = "RON", at(TODAY, 14)
+    p1, stranger = uuid.uuid4(), uuid.uuid4()
+    started = SessionStarted(session_id=uuid.uuid4(), player_id=p1, game_id="g1", provider="rgs", currency=cur,
+                             started_at=t, expires_at=t + timedelta(hours=1))
+    sent = await analytics.emit(registered(p1, "MT", cur, t), LoggedIn(player_id=p1, at=t),
+                                LoggedIn(player_id=p1, at=t + timedelta(minutes=5)), started,
+                                LoggedIn(player_id=stranger, at=t))  # never registered: no currency to count in
+    await analytics.emit(envs=[sent[1]], again=True)  # a login delivered twice
+    await analytics.emit(LoggedIn(player_id=p1, at=t + timedelta(minutes=9)))  # read after the replay
+    row = await analytics.row_until(TODAY, cur, "the activity", logins=3, game_sessions=1, registrations=1)
+    assert row["active_players"] == 0 and row["stakes"] == 0  # a session is not a bet
+    mt = await analytics.row_until(TODAY, cur, "MT", logins=3, params={"country": "MT"})
+    assert mt["game_sessions"] == 1
+    assert (await analytics.report(TODAY, TODAY, currency=cur, country="DE"))["rows"] == []
 
 
 # ---- CSV and refusals ------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ assert _MONEY_FIELDS == kpis.INPUTS
 class Bucket:
     sums: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUMS, 0))
     registrations: int = 0
+    logins: int = 0
+    sessions: int = 0
     active: int = 0
     mau: int | None = None
 
@@ -131,6 +133,26 @@ async def _registrations(s: AsyncSession, q: Query, per_day: bool) -> dict[tuple
     return {(r.day, r.currency.strip()): int(r.n) for r in rows}
 
 
+async def _activity(s: AsyncSession, q: Query, per_day: bool) -> dict[tuple[date | None, str, str], int]:
+    """Logins and game sessions started, per day (or period), currency (the player's) and kind.
+    Not play money: none under a game or provider filter; a player analytics has not seen register
+    has no currency yet and is not counted."""
+    if q.play_only:
+        return {}
+    clauses = ["f.day BETWEEN :f AND :t", "f.kind IN ('login', 'session_started')", "p.currency IS NOT NULL"]
+    params: dict[str, Any] = {"f": q.period_from, "t": q.period_to}
+    if q.currency is not None:
+        clauses.append("p.currency = :cur")
+        params["cur"] = q.currency
+    clauses += q.player_clauses(params)
+    day = "f.day" if per_day else "NULL::date"
+    rows = (await s.execute(text(
+        f"SELECT {day} AS day, p.currency, f.kind, count(*) AS n FROM player_facts f "
+        f"JOIN players p ON p.player_id = f.player_id WHERE {' AND '.join(clauses)} GROUP BY 1, 2, 3"),
+        params)).all()
+    return {(r.day, r.currency.strip(), r.kind): int(r.n) for r in rows}
+
+
 def kpi_row(day: date | None, currency: str, b: Bucket, tax_bp: int) -> KpiRow:
     t = kpis.MoneyTotals(**{n: b.sums[n] for n in kpis.INPUTS})
     gross = kpis.ggr(t)
@@ -141,7 +163,8 @@ def kpi_row(day: date | None, currency: str, b: Bucket, tax_bp: int) -> KpiRow:
         bonus_granted=b.sums["bonus_granted"], free_spin_wins=b.sums["free_spin_wins"],
         bonus_forfeited=b.sums["bonus_forfeited"], chargebacks=b.sums["chargebacks"],
         registrations=b.registrations, ftd=b.sums["ftd"], conversion=kpis.conversion(b.sums["ftd"], b.registrations),
-        active_players=b.active, mau=b.mau, arpu=kpis.arpu(gross, b.active))
+        active_players=b.active, mau=b.mau, arpu=kpis.arpu(gross, b.active), logins=b.logins,
+        game_sessions=b.sessions)
 
 
 async def kpi_rows(s: AsyncSession, q: Query, per_day: bool, tax_bp: int) -> list[KpiRow]:
@@ -152,6 +175,11 @@ async def kpi_rows(s: AsyncSession, q: Query, per_day: bool, tax_bp: int) -> lis
         buckets[key].active = n
     for key, n in (await _registrations(s, q, per_day)).items():
         buckets[key].registrations = n
+    for (day, cur, kind), n in (await _activity(s, q, per_day)).items():
+        if kind == "login":
+            buckets[(day, cur)].logins = n
+        else:
+            buckets[(day, cur)].sessions = n
     if per_day:
         mau = await _mau(s, q)
         for (day, cur), b in buckets.items():

@@ -60,6 +60,8 @@ class KpiRow(BaseModel):
     mau: int | None = Field(description="distinct players who placed a bet in the day's calendar month up to and "
                             "including the day (day rows only)")
     arpu: float | None
+    logins: int = Field(default=0, description="player logins (players.logged_in) of players of this currency")
+    game_sessions: int = Field(default=0, description="game sessions started (sessions.started)")
 
 
 class KpiReport(BaseModel):

@@ -35,6 +35,7 @@ STATEMENTS = (
     " day date NOT NULL, event_id uuid NOT NULL, occurred_at timestamptz NOT NULL, kind text NOT NULL,"
     " player_id uuid NOT NULL, detail text, ingested_at timestamptz NOT NULL DEFAULT now(),"
     " PRIMARY KEY (day, event_id)) PARTITION BY RANGE (day)",
+    "CREATE INDEX ix_player_facts_kind ON player_facts (kind, day)",
     f"CREATE TABLE rollup_day (day date NOT NULL, currency char(3) NOT NULL, game_id text NOT NULL,"
     f" provider text NOT NULL, {_SUM_COLUMNS}, PRIMARY KEY (day, currency, game_id, provider))",
     "CREATE INDEX ix_rollup_day_game ON rollup_day (game_id, day)",
