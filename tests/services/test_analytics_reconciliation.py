@@ -6,9 +6,10 @@ the run (it catches up from the stream), then events of the run delivered again 
 whole period, from analytics' API equals the figure this test computes straight from the wallet's
 ledger: SQL over its transactions, entries and accounts, formulas written out here by hand.
 
-Not covered here: payment fees (the wallet's fee route is not on this branch; the fact path is in
-test_analytics_ingest) and events dated yesterday (the wallet dates its own transactions now; the
-ingest tests publish yesterday's events).
+Payment fees are booked when the wallet under test has its fee route (`POST /internal/wallet/fees`,
+wallet migration 0010); a wallet without it gets none and the test says so in its summary line.
+Not covered here: events dated yesterday (the wallet dates its own transactions now; the ingest
+tests publish yesterday's events).
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ class Player:
 class Run:
     """One worker's players and the wallet calls it makes; `tally` counts what the wallet did."""
 
-    def __init__(self, local: LocalPlatform, http: httpx.AsyncClient, players: list[Player], rng: random.Random):
-        self.local, self.http, self.players, self.rng = local, http, players, rng
+    def __init__(self, local: LocalPlatform, http: httpx.AsyncClient, players: list[Player], rng: random.Random,
+                 fees: bool):
+        self.local, self.http, self.players, self.rng, self.fees = local, http, players, rng, fees
         self.tally: Counter[str] = Counter()
         self.sent: list[tuple[str, dict[str, Any], str]] = []  # (path, body, caller) of successful calls
 
@@ -83,8 +85,8 @@ class Run:
         cur, key = p.currency, uuid.uuid4().hex
         op = self.rng.choices(
             ("bet", "win", "rollback", "deposit", "hold", "post", "void", "grant", "convert", "forfeit",
-             "free_spin", "replay"),
-            weights=(34, 24, 5, 8, 4, 3, 2, 5, 2, 2, 3, 8))[0]
+             "free_spin", "replay", "fee"),
+            weights=(34, 24, 5, 8, 4, 3, 2, 5, 2, 2, 3, 6, 2))[0]
         self.tally[op] += 1
         if op == "bet":
             game, provider = self.rng.choice(GAMES)
@@ -153,6 +155,11 @@ class Run:
                             {"idempotency_key": f"fs:{key}", "player_id": str(p.pid), "currency": cur,
                              "amount": self.rng.randint(0, 800), "award_id": f"aw-{key[:8]}", "round_id": f"fs-{key}",
                              "game_id": game, "provider": provider}, "games")
+        elif op == "fee" and self.fees:
+            ref = f"fee-{key[:16]}"
+            await self.call(w.PATH_FEES, {"idempotency_key": f"fee:simpsp:{ref}", "player_id": str(p.pid),
+                                          "currency": cur, "amount": self.rng.randint(1, 400), "psp": "simpsp",
+                                          "psp_reference": ref, "payment_reference": f"pay-{key[:12]}"}, "payments")
         elif op == "replay" and self.sent:
             # the same call again, same key and body: the wallet answers the stored result, books nothing
             path, body, caller = self.rng.choice(self.sent)
@@ -172,7 +179,8 @@ class Run:
 #   stakes       = what bets put on the house, less what rollbacks took back off it
 #   bonus_stakes = what bets took from players' bonus accounts, less what rollbacks gave back
 #   wins         = what wins took off the house; bonus_wins = what wins put on bonus accounts
-#   bonus_converted = the bonus_cost account's debits; deposits = psp_clearing's debits by deposits
+#   bonus_converted = the bonus_cost account's debits; payment_fees = the payment_fees account's debits
+#   deposits     = psp_clearing's debits by deposits
 #   withdrawals  = psp_clearing's credits by posted withdrawals; house = the house's net movement
 LEDGER_SQL = """
 SELECT (t.created_at AT TIME ZONE 'UTC')::date AS day, t.currency,
@@ -183,6 +191,7 @@ SELECT (t.created_at AT TIME ZONE 'UTC')::date AS day, t.currency,
   COALESCE(SUM(e.amount) FILTER (WHERE a.kind = 'bonus' AND a.owner <> 'platform' AND t.kind = 'win'), 0)
     AS bonus_wins,
   COALESCE(-SUM(e.amount) FILTER (WHERE a.kind = 'bonus_cost'), 0) AS bonus_converted,
+  COALESCE(-SUM(e.amount) FILTER (WHERE a.kind = 'payment_fees'), 0) AS payment_fees,
   COALESCE(-SUM(e.amount) FILTER (WHERE a.kind = 'psp_clearing' AND t.kind = 'deposit'), 0) AS deposits,
   COALESCE(SUM(e.amount) FILTER (WHERE a.kind = 'psp_clearing' AND t.kind = 'withdrawal_post'), 0) AS withdrawals,
   COALESCE(SUM(e.amount) FILTER (WHERE a.kind = 'house'), 0) AS house
@@ -210,13 +219,14 @@ def by_hand(row: dict[str, int], ftd: int, dau: int) -> dict[str, Any]:
     cost = row["bonus_stakes"] - row["bonus_wins"] + row["bonus_converted"]
     tax = max(ggr, 0) * TAX_BP // 10_000
     return {"stakes": row["stakes"], "wins": row["wins"], "bonus_stakes": row["bonus_stakes"],
-            "bonus_wins": row["bonus_wins"], "bonus_converted": row["bonus_converted"], "deposits": row["deposits"],
-            "withdrawals": row["withdrawals"], "ggr": ggr, "bonus_cost": cost, "gaming_tax": tax,
-            "ngr": ggr - cost - tax, "ftd": ftd, "active_players": dau}
+            "bonus_wins": row["bonus_wins"], "bonus_converted": row["bonus_converted"],
+            "payment_fees": row["payment_fees"], "deposits": row["deposits"], "withdrawals": row["withdrawals"],
+            "ggr": ggr, "bonus_cost": cost, "gaming_tax": tax, "ngr": ggr - cost - row["payment_fees"] - tax,
+            "ftd": ftd, "active_players": dau}
 
 
-FIELDS = ("stakes", "wins", "bonus_stakes", "bonus_wins", "bonus_converted", "deposits", "withdrawals", "ggr",
-          "bonus_cost", "gaming_tax", "ngr", "ftd", "active_players")
+FIELDS = ("stakes", "wins", "bonus_stakes", "bonus_wins", "bonus_converted", "payment_fees", "deposits",
+          "withdrawals", "ggr", "bonus_cost", "gaming_tax", "ngr", "ftd", "active_players")
 
 
 async def ledger_figures(dsn: str) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, dict[str, int]],
@@ -236,7 +246,8 @@ async def ledger_figures(dsn: str) -> tuple[dict[tuple[str, str], dict[str, Any]
         assert r["house"] == r["stakes"] - r["wins"], r  # GGR is the house's net movement, every day
         per_day[key] = by_hand({k: int(v) for k, v in r.items() if k not in ("day", "currency")},
                                ftd.get(key, 0), dau.get(key, 0))
-        for k in ("stakes", "wins", "bonus_stakes", "bonus_wins", "bonus_converted", "deposits", "withdrawals"):
+        for k in ("stakes", "wins", "bonus_stakes", "bonus_wins", "bonus_converted", "payment_fees", "deposits",
+                  "withdrawals"):
             sums[r["currency"]][k] += int(r[k])
     return {k: v for k, v in per_day.items() if any(v[f] for f in FIELDS)}, sums, list(rounds)
 
@@ -328,8 +339,9 @@ async def test_every_money_kpi_per_day_and_currency_equals_the_ledger_after_5000
         await announce_player(stack.nats_url, p.pid, p.currency)
     rng = random.Random(SEED)
     rng.shuffle(players)
+    fees = any(getattr(r, "path", None) == w.PATH_FEES for r in local.apps["wallet"].routes)
     async with httpx.AsyncClient(base_url=local.urls["wallet"], timeout=30) as http:
-        runs = [Run(local, http, players[i::WORKERS], random.Random(SEED + i)) for i in range(WORKERS)]
+        runs = [Run(local, http, players[i::WORKERS], random.Random(SEED + i), fees) for i in range(WORKERS)]
         per = OPERATIONS // WORKERS
         # a third of the run with analytics up, a third with it down (play goes on), the rest after its restart
         await asyncio.gather(*(r.run(per // 3) for r in runs))
@@ -410,6 +422,8 @@ async def test_every_money_kpi_per_day_and_currency_equals_the_ledger_after_5000
     assert done >= 4_000, tally
     for need in ("rollback", "convert", "forfeit", "free_spin", "post", "void", "replay"):
         assert tally[need] > 20, tally
+    if fees:
+        assert tally["fee"] > 20 and sum(v["payment_fees"] for v in expected.values()) > 0, tally
     total = {k: sum(v[k] for v in expected.values()) for k in ("bonus_stakes", "bonus_converted", "withdrawals")}
     assert all(v > 0 for v in total.values()), total
     conn = await asyncpg.connect(stack.wallet_dsn)
@@ -425,7 +439,8 @@ async def test_every_money_kpi_per_day_and_currency_equals_the_ledger_after_5000
     assert any(final[k]["stakes"] != v for k, v in placed.items())  # stakes without the rollbacks: would differ
     print(f"\nreconciliation: {OPERATIONS} operations, {done} booked or replayed, refusals "
           f"{ {k: v for k, v in tally.items() if k.startswith('refused:')} }, {len(events)} wallet events, "
-          f"{len(again)} delivered again, {len(expected)} day x currency rows, rollbacks {rolled}")
+          f"{len(again)} delivered again, {len(expected)} day x currency rows, rollbacks {rolled}, "
+          f"fees {'booked' if fees else 'not booked: this wallet has no fee route'}")
 
 
 def _consumed(outcome: str) -> float:
