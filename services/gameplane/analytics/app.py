@@ -88,7 +88,7 @@ def build_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         await partitions.ahead(rt.database, utcnow().date(), settings.partitions_ahead_days)
         rt.state["maintenance"] = asyncio.create_task(maintain(rt.database, partitions, settings),
                                                       name="analytics-partitions")
-        durables = [f"{rt.name}-{cls.event_type.replace('.', '_')}" for cls in CONSUMED]
+        durables = sorted({f"{rt.name}-{cls.event_type.replace('.', '_')}" for cls in CONSUMED})
         rt.state["rtp"] = asyncio.create_task(check_rtp(rt, settings), name="analytics-rtp")
         rt.state["lag"] = asyncio.create_task(watch_lag(rt, durables, settings.lag_interval_seconds),
                                               name="analytics-lag")
@@ -104,7 +104,7 @@ def build_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     runtime = Runtime("analytics", settings, migrations="gameplane.analytics", publishes=False,
                       on_start=[start], on_stop=[stop])
     # the consumers write through the runtime's database, which exists once the runtime does
-    runtime.consumers = build_consumers(Ingest(runtime.database, partitions))
+    runtime.consumers = build_consumers(Ingest(runtime.database, partitions), settings.play_consumers)
     runtime.state["partitions"] = partitions
     return create_app(runtime, [backoffice], title="gameplane analytics",
                       description="Fact tables fed by the platform's events, partitioned by day; KPIs "

@@ -74,16 +74,22 @@ _ATTRIBUTED = text(
     "WHERE players.attributed_at IS NULL OR players.attributed_at <= EXCLUDED.attributed_at")
 
 
-def build_consumers(ingest: Ingest) -> Consumers:
+# the high-volume events: more than one fetch loop shares each of their durables
+PLAY_EVENTS: tuple[type[Event], ...] = (BetPlaced, WinSettled)
+
+
+def build_consumers(ingest: Ingest, play_concurrency: int = 1) -> Consumers:
+    """`play_concurrency`: fetch loops per play durable. Facts only add up (rollups are sums, a
+    round's day is the earliest seen), so batches of one durable may commit in any order; their
+    rows are locked table by table in key order, so two loops cannot deadlock."""
     consumers = Consumers()
 
-    def register(event_cls: type[Event]) -> None:
-        @consumers.on_batch(event_cls)
-        async def on_money(s: AsyncSession, events: list[tuple[Any, Envelope]]) -> None:
-            await ingest.money(s, [fact_of(e, env) for e, env in events])
+    async def on_money(s: AsyncSession, events: list[tuple[Any, Envelope]]) -> None:
+        await ingest.money(s, [fact_of(e, env) for e, env in events])
 
     for cls in MONEY_EVENTS:
-        register(cls)
+        for _ in range(play_concurrency if cls in PLAY_EVENTS else 1):
+            consumers.on_batch(cls)(on_money)
 
     @consumers.on(PlayerRegistered)
     async def on_registered(s: AsyncSession, event: PlayerRegistered, env: Envelope) -> None:

@@ -17,6 +17,8 @@ class AnalyticsSettings(ServiceSettings):
     port: int = 8009
     jurisdiction: JurisdictionName = Field(default="none", description="profile of gameplane.contracts."
                                            "jurisdiction whose gaming duty NGR subtracts")
+    play_consumers: int = Field(default=2, ge=1, le=8, description="fetch loops sharing each of the bet and "
+                                "win durables (one transaction each at a time)")
     partitions_ahead_days: int = Field(default=7, ge=1, description="daily fact partitions created ahead of "
                                        "today (and behind it) at start and by the maintenance loop")
     maintenance_interval_seconds: float = Field(default=3600.0, gt=0, description="how often partitions "
