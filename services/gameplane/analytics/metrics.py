@@ -4,7 +4,9 @@ The money counters are the inputs of contracts.kpis, in minor units, that its Pr
 business dashboard's recording rules) read: gameplane_analytics_<input>_minor_total{currency,game,
 provider}, and the rolled-back stakes beside them. Every series of a label set is created together
 (at 0), so that a KPI subtracting one input from another never meets a missing series. They follow
-ingestion (a fact counts once, when it is first stored); the KPI API, not Prometheus, is exact.
+ingestion (a fact counts when it is first stored, inside its transaction: a batch that fails and is
+retried event by event can count twice, and a restart resets them); the KPI API, not Prometheus,
+is exact.
 """
 
 from __future__ import annotations
