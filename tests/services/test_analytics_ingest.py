@@ -214,6 +214,8 @@ async def test_a_rollback_reverses_its_bet_on_the_rollbacks_own_day(analytics: A
                       game_id="g-nok", provider="rgs")
     await analytics.emit(placed, back)
     today = await analytics.row_until(TODAY, cur, "the rollback", stakes=-1_000)
+    # asked for today alone: the month's players include yesterday's bettor (unless today is the 1st)
+    assert today["mau"] == (1 if YESTERDAY.month == TODAY.month else 0)
     assert today["bonus_stakes"] == -300 and today["wins"] == 0 and today["ggr"] == -1_000
     assert today["gaming_tax"] == 0  # no duty on a negative GGR
     assert today["ngr"] == -1_000 - (-300) == -700

@@ -111,9 +111,9 @@ async def _mau(s: AsyncSession, q: Query) -> dict[tuple[date, str], int]:
     out: dict[tuple[date, str], int] = {}
     for (cur, _month), days in firsts.items():
         days.sort()
+        # every first day of the month counts, also those before the period (its rows read them)
         for d in sorted(set(days)):
-            if d >= q.period_from:
-                out[(d, cur)] = sum(1 for x in days if x <= d)
+            out[(d, cur)] = sum(1 for x in days if x <= d)
     return out
 
 
