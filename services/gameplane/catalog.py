@@ -68,7 +68,7 @@ SERVICES: tuple[Service, ...] = (
             summary="allow/review/deny decisions, velocity rules, markers of harm"),
     Service("affiliates", "gameplane.affiliates", 8, database=True, built=True,
             summary="tracking links, attribution, commissions, statements"),
-    Service("analytics", "gameplane.analytics", 9, database=True, built=False,
+    Service("analytics", "gameplane.analytics", 9, database=True, built=True, calls=("games",),
             summary="fact tables and KPIs that reconcile with the ledger"),
     # The client layer: server-rendered sites on the public and the back-office APIs.
     Service("web", "gameplane.web", 10, database=False, built=False, calls=("gateway",),

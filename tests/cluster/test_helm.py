@@ -86,7 +86,9 @@ def test_monitoring_objects_follow_the_prometheus_operator_api(helm: Run) -> Non
     assert any('gameplane_http_requests_total{service="wallet",status=~"5.."}' in e for e in exprs)
     dashboards = [d for d in with_prom if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard")]
     assert {d["metadata"]["name"] for d in dashboards} == {"p-dashboard-gameplane-red", "p-dashboard-gameplane-events",
-                                                          "p-dashboard-gameplane-risk", "p-dashboard-gameplane-bonus"}
+                                                          "p-dashboard-gameplane-risk", "p-dashboard-gameplane-bonus",
+                                                          "p-dashboard-gameplane-affiliates",
+                                                          "p-dashboard-gameplane-business"}
     for d in dashboards:
         (payload,) = d["data"].values()
         assert json.loads(payload)["panels"]

@@ -54,6 +54,10 @@ def _build(name: str, pg: EmbeddedPostgres, nats_url: str) -> FastAPI:
         from gameplane.affiliates.app import build_app as affiliates_app
         from gameplane.affiliates.settings import AffiliatesSettings
         return affiliates_app(AffiliatesSettings(**common))
+    if name == "analytics":
+        from gameplane.analytics.app import build_app as analytics_app
+        from gameplane.analytics.settings import AnalyticsSettings
+        return analytics_app(AnalyticsSettings(**common))
     raise LookupError(name)
 
 
@@ -65,7 +69,7 @@ async def services(pg: EmbeddedPostgres,
 
     out: dict[str, tuple[FastAPI, httpx.AsyncClient]] = {}
     async with AsyncExitStack() as stack:
-        for name in ("wallet", "players", "games", "sessions", "risk", "payments", "affiliates"):
+        for name in ("wallet", "players", "games", "sessions", "risk", "payments", "affiliates", "analytics"):
             app = _build(name, pg, nats_server.url)
             out[name] = (app, await stack.enter_async_context(running(app)))
         yield out

@@ -90,7 +90,7 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
     },
     "games": {
         ("GET", "/internal/games/providers"): {"backoffice"},
-        ("GET", "/internal/games/{game_id}"): {"sessions", "bonus"},
+        ("GET", "/internal/games/{game_id}"): {"sessions", "bonus", "analytics"},
         ("PUT", "/internal/games/{game_id}"): {"backoffice"},
         ("POST", "/internal/games/free-spins"): {"bonus"},
         ("GET", "/internal/games/free-spins/{award_id}"): {"bonus", "backoffice"},
@@ -151,6 +151,11 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("GET", "/internal/affiliates/postbacks"): {"backoffice"},
         ("GET", "/internal/affiliates/audit"): {"backoffice"},
     },
+    "analytics": {
+        # the back office's KPI reports (finance, admin, support staff)
+        ("GET", "/internal/analytics/kpis"): {"backoffice"},
+        ("GET", "/internal/analytics/rtp"): {"backoffice"},
+    },
 }
 
 # Routes with no service token at all, and why.
@@ -171,6 +176,7 @@ OPEN: dict[str, set[tuple[str, str]]] = {
     "affiliates": set(),
     # signed by the PSP with its webhook secret, not by a service (it holds no service identity)
     "payments": {("POST", "/webhooks/payments/{psp}")},
+    "analytics": set(),
 }
 # The kit's probes and documents, on every service.
 KIT = {("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/docs"),

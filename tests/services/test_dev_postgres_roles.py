@@ -75,9 +75,10 @@ def _libpq(url: str) -> str:
 
 def test_the_chart_renders_one_role_per_service_with_a_database(chart: tuple[str, dict[str, str]]) -> None:
     _, urls = chart
-    assert set(urls) == {"players", "wallet", "games", "sessions", "payments", "bonus", "risk"}
+    assert set(urls) == {"players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates",
+                         "analytics"}
     assert all(u.startswith(f"postgresql+asyncpg://gp_{svc}:") for svc, u in urls.items())
-    assert len({u.split(":")[2].split("@")[0] for u in urls.values()}) == 7  # seven different passwords
+    assert len({u.split(":")[2].split("@")[0] for u in urls.values()}) == 9  # nine different passwords
 
 
 async def test_each_role_reaches_its_own_database(server: EmbeddedPostgres, chart: tuple[str, dict[str, str]]) -> None:

@@ -144,6 +144,10 @@ def rtp_check(m: RoundMoments, certified: float, z: float = RTP_DRIFT_Z) -> RtpC
 METRIC = "gameplane_analytics_{}_minor_total"
 INPUTS = ("stakes", "wins", "bonus_stakes", "bonus_wins", "bonus_converted", "payment_fees",
           "deposits", "withdrawals")
+# A counter only grows, so a rollback cannot take a stake back from `stakes`: the stakes rolled back
+# have counters of their own, and the PromQL forms subtract them (stakes = placed - rolled back).
+ROLLED_BACK = ("stakes", "bonus_stakes")
+METRIC_ROLLED_BACK = "gameplane_analytics_rolled_back_{}_minor_total"
 
 
 def _inc(name: str, window: str, by: str) -> str:
@@ -154,6 +158,9 @@ def promql(kpi: str, window: str = "1h", by: str = "currency", tax_basis_points:
     """The PromQL of one KPI over `window`, grouped `by` (a label list). Prometheus has no floor:
     the tax in `ngr` is exact only to a fraction of a minor unit."""
     i = {n: _inc(n, window, by) for n in INPUTS}
+    for n in ROLLED_BACK:
+        back = f"sum by ({by}) (increase({METRIC_ROLLED_BACK.format(n)}[{window}]))"
+        i[n] = f"({i[n]} - {back})"
     gross = f"({i['stakes']} - {i['wins']})"
     cost = f"({i['bonus_stakes']} - {i['bonus_wins']} + {i['bonus_converted']})"
     tax = f" - clamp_min({gross}, 0) * {tax_basis_points} / 10000" if tax_basis_points else ""

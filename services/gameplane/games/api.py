@@ -148,7 +148,7 @@ async def get_free_spin_award(award_id: str, request: Request,
 
 @internal.get("/{game_id}", response_model=GameView, responses=refusals(GAME_NOT_FOUND))
 async def get_game_internal(game_id: str, request: Request,
-                            caller: str = Depends(callers("sessions", "bonus"))) -> GameView:
+                            caller: str = Depends(callers("sessions", "bonus", "analytics"))) -> GameView:
     return await _one(request, game_id)
 
 

@@ -1,0 +1,1 @@
+"""analytics: fact tables fed by events, rollups, the KPI API."""
