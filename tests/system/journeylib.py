@@ -159,6 +159,18 @@ class Player:
         assert paid["state"] == "paid" and paid["credited"], paid
         return withdrawal
 
+    def opt_in(self, offer_id: str) -> dict[str, Any]:
+        """Opt in to a bonus offer. Bonus learns of a new player from players' event, so right after
+        registering it may not know them yet (403 `player-unknown`): a client tries again."""
+        def attempt() -> dict[str, Any] | None:
+            r = self.gateway.post(f"/v1/bonus/offers/{offer_id}/opt-in", headers=self.auth)
+            if r.status_code == 403 and r.json().get("reason") == "player-unknown":
+                return None
+            assert r.status_code == 201, r.text
+            return dict(r.json())
+
+        return dict(wait_for("bonus knows the player", attempt, timeout=30))
+
     def balance(self, currency: str = "EUR") -> dict[str, Any]:
         r = self.gateway.get("/v1/wallet/balances", headers=self.auth)
         assert r.status_code == 200, r.text

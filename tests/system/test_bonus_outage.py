@@ -50,8 +50,7 @@ def test_bonus_down_during_play_catches_up_to_the_same_progress(platform: Any) -
         up, down = (Player.register(gateway, browser, prefix=f"bonus-{n}") for n in ("up", "down"))
         for p in (up, down):
             for offer_id in offers.values():
-                r = gateway.post(f"/v1/bonus/offers/{offer_id}/opt-in", headers=p.auth)
-                assert r.status_code == 201, r.text
+                p.opt_in(offer_id)
             assert _progress(p) == {"no_deposit": ("active", 0, NO_DEPOSIT * NO_DEPOSIT_X)}
 
         def session(p: Player) -> int:
