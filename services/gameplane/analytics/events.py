@@ -76,6 +76,10 @@ _ATTRIBUTED = text(
 
 # the high-volume events: more than one fetch loop shares each of their durables
 PLAY_EVENTS: tuple[type[Event], ...] = (BetPlaced, WinSettled)
+# Bigger fetches for them: per-batch costs (transaction, processed marks, rollup upserts per key)
+# spread over more events. bench/analytics, same run, 300 against 100: 4,707 and 5,500 against
+# 4,378 and 3,833 events/s; CPU per event 0.27-0.31 ms against 0.34-0.38.
+PLAY_BATCH = 300
 
 
 def build_consumers(ingest: Ingest, play_concurrency: int = 1) -> Consumers:
@@ -89,7 +93,7 @@ def build_consumers(ingest: Ingest, play_concurrency: int = 1) -> Consumers:
 
     for cls in MONEY_EVENTS:
         for _ in range(play_concurrency if cls in PLAY_EVENTS else 1):
-            consumers.on_batch(cls)(on_money)
+            consumers.on_batch(cls, batch=PLAY_BATCH if cls in PLAY_EVENTS else 100)(on_money)
 
     @consumers.on(PlayerRegistered)
     async def on_registered(s: AsyncSession, event: PlayerRegistered, env: Envelope) -> None:

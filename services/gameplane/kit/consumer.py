@@ -36,6 +36,7 @@ class _Registration:
     event: type[Event]
     handler: Handler | None = None
     batch_handler: BatchHandler | None = None
+    batch: int = 100  # messages fetched at once
 
     @property
     def durable(self) -> str:
@@ -67,11 +68,11 @@ class Consumers:
             return fn
         return register
 
-    def on_batch(self, event: type[Event]) -> Callable[[BatchHandler], BatchHandler]:
-        """For high-volume events: the handler gets every fresh event of a fetched batch (up to 100)
-        in one call, so it can write them with one statement instead of one per event."""
+    def on_batch(self, event: type[Event], batch: int = 100) -> Callable[[BatchHandler], BatchHandler]:
+        """For high-volume events: the handler gets every fresh event of a fetched batch (up to
+        `batch`) in one call, so it can write them with one statement instead of one per event."""
         def register(fn: BatchHandler) -> BatchHandler:
-            self._handlers.append(_Registration(event, batch_handler=fn))
+            self._handlers.append(_Registration(event, batch_handler=fn, batch=batch))
             return fn
         return register
 
@@ -185,7 +186,7 @@ async def _fetch_loop(service: str, db: Database, sub: Any, durable: str, reg: _
                 await asyncio.sleep(0.5)
                 continue
         try:
-            msgs = await sub.fetch(batch=100, timeout=1)
+            msgs = await sub.fetch(batch=reg.batch, timeout=1)
         except (FetchTimeoutError, TimeoutError):
             continue
         except asyncio.CancelledError:
