@@ -4,11 +4,10 @@ JetStream the way the players and wallet services publish them."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 import nats
 from fastapi import FastAPI
+from paymentslib import eventually
 
 from gameplane.affiliates.app import build_app
 from gameplane.affiliates.settings import AffiliatesSettings
@@ -39,18 +39,6 @@ BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/1
 
 def utc(y: int, m: int, d: int, h: int = 12, mi: int = 0, s: int = 0) -> datetime:
     return datetime(y, m, d, h, mi, s, tzinfo=UTC)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0, what: str = "condition") -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.1)
 
 
 @dataclass
