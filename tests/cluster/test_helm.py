@@ -26,7 +26,7 @@ from gameplane_operator.values import Defaults, chart_values
 CHARTS = ("gameplane-service", "gameplane", "gameplane-operator")
 REPO = Path(__file__).resolve().parents[2]
 # what a default platform runs
-BUILT = ["gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk"]
+BUILT = ["gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates", "analytics"]
 PROM = [
     *("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"),
     *("--api-versions", "monitoring.coreos.com/v1/PrometheusRule"),

@@ -28,7 +28,8 @@ NAME = "demo"
 GROUP, VERSION, PLURAL = "gameplane.io", "v1alpha1", "gamingplatforms"
 REPO = Path(__file__).resolve().parents[2]
 # every built service, nothing else
-SERVICES = ["gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk"]
+SERVICES = ["gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates",
+            "analytics"]
 SPEC: dict[str, Any] = {
     "version": "0.1.0",
     "services": [

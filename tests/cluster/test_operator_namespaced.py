@@ -101,7 +101,8 @@ def test_it_reconciles_the_watched_namespace_and_leaves_the_other_alone(
     assert ready["status"]["serviceSummary"] == "10/10"
     watched = {d.metadata.name for d in apps.list_namespaced_deployment(WATCHED).items}
     assert {f"casino-{s}" for s in (
-        "gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk")} <= watched
+        "gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates",
+        "analytics")} <= watched
     # The platform in the other namespace was never seen: no status, no children.
     other = custom.get_namespaced_custom_object(GROUP, VERSION, OTHER, PLURAL, "casino")
     assert not other.get("status")
