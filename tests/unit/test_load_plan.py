@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import itertools
+import json
+import threading
 from collections import Counter
 
 import pytest
@@ -85,3 +88,45 @@ def test_the_command_refuses_a_bad_mix_or_a_missing_platform_without_a_traceback
     nothing = runner.invoke(app, ["load", "--data-dir", str(tmp_path / "none")])
     assert nothing.exit_code == 2 and "gameplane up" in nothing.output
     assert isinstance(nothing.exception, SystemExit)
+
+
+class _Failing(http.server.BaseHTTPRequestHandler):
+    """A platform that answers every request 503 problem+json, as a gateway with its upstreams down."""
+
+    def _answer(self) -> None:
+        body = json.dumps({"type": "https://gameplane.io/problems/service-unavailable", "status": 503}).encode()
+        self.send_response(503)
+        self.send_header("content-type", "application/problem+json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_failing_platform_is_counted_not_fatal_and_the_command_exits_1(tmp_path):
+    # Negative control for the system test's "no 5xx": the summary does see a platform's 5xx.
+    from typer.testing import CliRunner
+
+    from gameplane.cli.main import app
+    from gameplane.devtools import localsecrets
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    localsecrets.write(tmp_path, {"services": {"gateway": url, "rgs": url, "psp": url}})
+    try:
+        result = CliRunner().invoke(app, ["load", "--data-dir", str(tmp_path), "--players", "3", "--duration", "1",
+                                          "--json"])
+    finally:
+        server.shutdown()
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert list(summary["actions"]) == ["register"]  # nobody got in: no login, no action after
+    assert {k: summary["actions"]["register"][k] for k in ("count", "ok", "errors")} == {"count": 3, "ok": 0,
+                                                                                       "errors": 3}
+    assert summary["errors_by_kind"] == {"register 503 service-unavailable": 3}
+    assert summary["server_errors"] == 3
