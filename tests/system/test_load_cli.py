@@ -24,6 +24,7 @@ def test_a_short_load_run_does_every_action_without_a_5xx_and_the_books_reconcil
         env=env, capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stdout + run.stderr
     summary = json.loads(run.stdout)
+    print(json.dumps(summary))  # what the run measured, in the test's output
 
     actions = summary["actions"]
     assert actions["register"]["ok"] == 8 and actions["login"]["ok"] == 8, summary

@@ -214,9 +214,12 @@ class Load:
                 httpx.AsyncClient(timeout=self.opts.timeout, limits=limits) as browser:
             players = [Player(f"load-{uuid.uuid4().hex[:12]}@example.com") for _ in range(self.opts.players)]
 
+            signing_up = asyncio.Semaphore(10)  # many players at once would only meet the per-address limit
+
             async def join(p: Player) -> Player | None:
-                ok = await self.timed("register", lambda: self.register(gw, p)) and \
-                    await self.timed("login", lambda: self.login(gw, p))
+                async with signing_up:
+                    ok = await self.timed("register", lambda: self.register(gw, p)) and \
+                        await self.timed("login", lambda: self.login(gw, p))
                 return p if ok else None
 
             joined = [p for p in await asyncio.gather(*(join(p) for p in players)) if p is not None]
@@ -251,10 +254,12 @@ class Load:
                     if on_tick:
                         on_tick()
                     continue
-                try:  # every player busy: the action waits for one, at most until the run ends
-                    p = await asyncio.wait_for(idle.get(), timeout=max(0.01, end - now))
+                try:  # every player busy: the action waits for one (and starts late)
+                    p = await asyncio.wait_for(idle.get(), timeout=min(0.25, max(0.01, end - now)))
                 except TimeoutError:
-                    break
+                    if on_tick:
+                        on_tick()
+                    continue
                 task = asyncio.create_task(act(next(actions), p))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
