@@ -1,6 +1,6 @@
 """A small circuit breaker: closed → open after N consecutive failures → half-open probe → closed.
 
-Given the calling service's name, it keeps gameplane_circuit_open{service, target} true itself on
+Given the calling service's name, it keeps gameplane_circuit_open{service, target} current itself on
 every transition, so no caller (the kit's client, the gateway's proxy) can forget to report it.
 """
 
