@@ -425,6 +425,38 @@ async def test_down_service_is_503_while_others_answer(gateway: Any) -> None:
     assert 25 <= int(opened.headers["retry-after"]) <= 30
 
 
+def circuit_open(exposition: str, target: str) -> float | None:
+    """gameplane_circuit_open{service="gateway", target=...} as the gateway's /metrics shows it."""
+    from prometheus_client.parser import text_string_to_metric_families
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "gameplane_circuit_open" and sample.labels == {"service": "gateway",
+                                                                               "target": target}:
+                return sample.value
+    return None
+
+
+async def test_gateway_circuit_shows_in_gameplane_circuit_open(gateway: Any, upstreams: dict[str, Any]) -> None:
+    port = free_port()
+    eps = {**upstreams["endpoints"], "wallet": f"http://127.0.0.1:{port}"}
+    token = player_token()
+    async with gateway(endpoints=eps, breaker_failure_threshold=2, breaker_reset_timeout=30) as gw:
+        before = (await gw.get("/metrics")).text
+        await gw.get("/v1/wallet/x", headers=bearer(token))
+        one_failure = (await gw.get("/metrics")).text
+        await gw.get("/v1/wallet/x", headers=bearer(token))
+        opened = (await gw.get("/metrics")).text
+        async with serving(upstream_app("wallet"), port):
+            gw.gateway.breakers["wallet"].opened_at -= 30  # the reset timeout has passed: the probe goes through
+            assert (await gw.get("/v1/wallet/x", headers=bearer(token))).status_code == 200
+            closed = (await gw.get("/metrics")).text
+    assert circuit_open(before, "wallet") == 0
+    assert circuit_open(one_failure, "wallet") == 0  # one failure is under the threshold
+    assert circuit_open(opened, "wallet") == 1
+    assert circuit_open(closed, "wallet") == 0
+    assert circuit_open(opened, "players") == 0  # the answering service's circuit stays closed
+
+
 async def test_timeout_is_503_and_does_not_block_other_routes(gateway: Any) -> None:
     token = player_token()
     async with gateway(upstream_timeout=10, upstream_timeouts={"players": 0.5}) as gw:

@@ -55,3 +55,29 @@ def test_success_resets_the_failure_count():
     b.success()
     b.failure()
     assert b.state is State.CLOSED
+
+
+def _circuit_open(caller: str, target: str) -> float | None:
+    from prometheus_client import REGISTRY
+    return REGISTRY.get_sample_value("gameplane_circuit_open", {"service": caller, "target": target})
+
+
+def test_breaker_reports_its_state_in_gameplane_circuit_open():
+    clock = Clock()
+    b = CircuitBreaker("unit-target", failure_threshold=2, reset_timeout=5, clock=clock, caller="unit-caller")
+    assert _circuit_open("unit-caller", "unit-target") == 0
+    b.failure()
+    assert _circuit_open("unit-caller", "unit-target") == 0  # below the threshold: still closed
+    b.failure()
+    assert _circuit_open("unit-caller", "unit-target") == 1
+    clock.t += 5
+    b.before_call()  # half-open probe: calls are still refused, the gauge stays up
+    assert _circuit_open("unit-caller", "unit-target") == 1
+    b.success()
+    assert _circuit_open("unit-caller", "unit-target") == 0
+
+
+def test_breaker_without_a_caller_reports_nothing():
+    b = CircuitBreaker("anonymous-target", failure_threshold=1)
+    b.failure()
+    assert _circuit_open("", "anonymous-target") is None

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gameplane.cli import registry
+from gameplane.cli.loadstats import DEFAULT_MIX, MixError, parse_mix
 
 # Plain help (no rich boxes): it wraps within 80 columns instead of truncating options and defaults.
 app = typer.Typer(name="gameplane", help="Run and operate a gameplane platform locally.",
@@ -57,6 +58,45 @@ def up(
     opts = UpOptions(data_dir=data_dir, base_port=base_port, only=names, ready_timeout=ready_timeout,
                      stop_grace=stop_grace)
     raise typer.Exit(run_up(opts, console))
+
+
+@app.command()
+def load(
+    rate: float = typer.Option(5.0, min=0.1, help="Actions started per second (after sign-up)."),
+    duration: float = typer.Option(30.0, min=1, help="Seconds to start actions for."),
+    players: int = typer.Option(10, min=1, help="Players registered first; each does one action at a time."),
+    mix: str = typer.Option(DEFAULT_MIX, help="Weights of the actions: deposit, play, withdraw."),
+    spins: int = typer.Option(5, min=1, help="Spins per play action."),
+    stake: int = typer.Option(50, min=1, help="Stake per spin, minor units (a multiple of the game's lines)."),
+    deposit: int = typer.Option(5_000, min=1, help="Amount of a deposit, minor units."),
+    withdraw: int = typer.Option(1_000, min=1, help="Amount of a withdrawal, minor units."),
+    data_dir: Path | None = typer.Option(
+        None, help="Data dir of the local platform (`gameplane up`) whose URLs to use [env GAMEPLANE_DATA_DIR; "
+                   "default .gameplane]."),
+    gateway: str | None = typer.Option(None, help="Gateway URL [default: the local platform's]."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Put players on a running platform.
+
+    Players register and log in, then deposit (the PSP simulator's hosted page, as a browser),
+    play (the RGS simulator) and withdraw, in the mix's proportions at the given rate; a live
+    progress display, then counts, errors by status and problem type, and p50/p95 latency per
+    action. Exits 1 when any action got a 5xx."""
+    from gameplane.cli.load import LoadOptions, run_load, target_from  # keeps `gameplane --help` fast
+
+    try:
+        parse_mix(mix)
+    except MixError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--mix") from None
+    try:
+        target = target_from(data_dir, gateway)
+    except LookupError as exc:
+        raise typer.BadParameter(f"{exc}: start it with `gameplane up` or pass --data-dir",
+                                 param_hint="--data-dir") from None
+    opts = LoadOptions(rate=rate, duration=duration, players=players, mix=mix, spins=spins, stake=stake,
+                       deposit=deposit, withdraw=withdraw)
+    summary = run_load(target, opts, as_json=as_json, console=console)
+    raise typer.Exit(1 if summary["server_errors"] else 0)
 
 
 @app.command()

@@ -120,7 +120,8 @@ class Gateway:
             return False
         for name in upstreams:
             self.breakers.setdefault(name, CircuitBreaker(name, failure_threshold=settings.breaker_failure_threshold,
-                                                          reset_timeout=settings.breaker_reset_timeout))
+                                                          reset_timeout=settings.breaker_reset_timeout,
+                                                          caller="gateway"))
             self.timeouts[name] = aiohttp.ClientTimeout(
                 total=settings.upstream_timeouts.get(name, settings.upstream_timeout),
                 sock_connect=settings.upstream_connect_timeout)

@@ -1,10 +1,16 @@
-"""A small circuit breaker: closed → open after N consecutive failures → half-open probe → closed."""
+"""A small circuit breaker: closed → open after N consecutive failures → half-open probe → closed.
+
+Given the calling service's name, it keeps gameplane_circuit_open{service, target} current itself on
+every transition, so no caller (the kit's client, the gateway's proxy) can forget to report it.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from enum import StrEnum
+
+from gameplane.kit import metrics
 
 
 class State(StrEnum):
@@ -22,7 +28,7 @@ class CircuitOpen(Exception):
 
 class CircuitBreaker:
     def __init__(self, target: str, *, failure_threshold: int = 5, reset_timeout: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, caller: str | None = None) -> None:
         self.target = target
         self.failure_threshold = failure_threshold
         self.reset_timeout = reset_timeout
@@ -30,6 +36,10 @@ class CircuitBreaker:
         self.failures = 0
         self.opened_at: float | None = None
         self._probing = False
+        # Half-open counts as open for the gauge: calls are still refused but for one probe.
+        self._gauge = metrics.CIRCUIT_STATE.labels(caller, target) if caller else None
+        if self._gauge is not None:
+            self._gauge.set(0)
 
     @property
     def state(self) -> State:
@@ -48,6 +58,8 @@ class CircuitBreaker:
             self._probing = True  # one probe at a time while half-open
 
     def success(self) -> None:
+        if self.opened_at is not None and self._gauge is not None:
+            self._gauge.set(0)
         self.failures = 0
         self.opened_at = None
         self._probing = False
@@ -57,3 +69,5 @@ class CircuitBreaker:
         self.failures += 1
         if self.opened_at is not None or self.failures >= self.failure_threshold:
             self.opened_at = self._now()
+            if self._gauge is not None:
+                self._gauge.set(1)

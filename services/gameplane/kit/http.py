@@ -20,7 +20,7 @@ import aiohttp
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from gameplane.kit import metrics, telemetry
+from gameplane.kit import telemetry
 from gameplane.kit.auth import SERVICE_TOKEN_TTL, issue_service_token
 from gameplane.kit.breaker import CircuitBreaker, CircuitOpen
 from gameplane.kit.keys import SigningKey
@@ -82,12 +82,11 @@ class ServiceClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
-        self.breaker = breaker or CircuitBreaker(target)
+        self.breaker = breaker or CircuitBreaker(target, caller=caller)
         self.max_connections = max_connections
         self._key = key
         self._token: tuple[str, float] | None = None
         self._http: aiohttp.ClientSession | None = None
-        self._circuit_gauge = metrics.CIRCUIT_STATE.labels(caller, target)
 
     def _session(self) -> aiohttp.ClientSession:
         # Created lazily: an aiohttp session belongs to the running event loop.
@@ -123,7 +122,6 @@ class ServiceClient:
             try:
                 self.breaker.before_call()
             except CircuitOpen as exc:
-                self._circuit_gauge.set(1)
                 raise DependencyError(self.target, str(exc)) from None
             hdrs = {"authorization": f"Bearer {self._service_token()}", **(headers or {})}
             if content is not None:
@@ -145,7 +143,6 @@ class ServiceClient:
                     raise _Retryable(resp)
                 return resp
             self.breaker.success()
-            self._circuit_gauge.set(0)
             return resp
 
         retry_on = (*TRANSPORT_ERRORS, _Retryable)
