@@ -8,13 +8,14 @@ whole or not at all. Database statements get client spans from the asyncpg instr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -90,6 +91,7 @@ def configure(service: str, otlp_endpoint: str | None, sampling_ratio: float = D
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
             endpoint=otlp_endpoint.rstrip("/") + "/v1/traces")))
+    provider.add_span_processor(_tap)
     trace.set_tracer_provider(provider)
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
@@ -97,13 +99,35 @@ def configure(service: str, otlp_endpoint: str | None, sampling_ratio: float = D
     _provider = provider
 
 
-def record_to(exporter: SpanExporter, service: str = "test") -> None:
-    """Sample every trace from now on and hand each finished span to `exporter` at once (tests,
-    a debugging session). Configures the process first if no service did yet."""
+class _Tap(SpanProcessor):
+    """Hands finished spans to the exporters `recording` adds for a while (tests): a provider's
+    processors cannot be removed once added, so this one stays and its list changes."""
+
+    def __init__(self) -> None:
+        self.exporters: list[SpanExporter] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for exporter in self.exporters:
+            exporter.export((span,))
+
+
+_tap = _Tap()
+
+
+@contextmanager
+def recording(exporter: SpanExporter, service: str = "test") -> Iterator[SpanExporter]:
+    """Within the block, sample every trace that starts in this process and hand each finished
+    span to `exporter` at once (tests, a debugging session); afterwards the configured sampling
+    applies again. Configures the process first if no service did yet."""
     configure(service, None)
-    assert _provider is not None
+    before = _sampler.inner
     _sampler.inner = ParentBased(_RequestRoots(ALWAYS_ON))
-    _provider.add_span_processor(SimpleSpanProcessor(exporter))
+    _tap.exporters.append(exporter)
+    try:
+        yield exporter
+    finally:
+        _tap.exporters.remove(exporter)
+        _sampler.inner = before
 
 
 def tracer(name: str) -> trace.Tracer:
@@ -120,4 +144,4 @@ def extract(headers: Mapping[str, str]) -> context.Context:
     return propagate.extract(headers)
 
 
-__all__ = ["DEFAULT_SAMPLING_RATIO", "configure", "extract", "inject", "record_to", "sampler_for", "tracer"]
+__all__ = ["DEFAULT_SAMPLING_RATIO", "configure", "extract", "inject", "recording", "sampler_for", "tracer"]
