@@ -1,5 +1,5 @@
-"""One provider bet is one trace: games' provider API, its sessions lookup, the wallet, the wallet's
-database statement and the consumer of `wallet.bet_placed`, on real Postgres and NATS, recorded
+"""One provider bet is one trace: the gateway, games' provider API, its sessions lookup, the wallet,
+the wallet's database statement and the consumer of `wallet.bet_placed`, on real Postgres and NATS, recorded
 through an in-memory exporter. The caller's traceparent is made here, so the trace id and the root's
 parent come from outside the code under test."""
 
@@ -20,7 +20,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from gameplane.contracts.games import signed_headers
-from gameplane.devtools.inprocess import LocalPlatform, launch, local_platform, new_player
+from gameplane.devtools.inprocess import LocalPlatform, launch, listener, local_platform, new_player, served
+from gameplane.gateway.app import build_app as gateway_app
+from gameplane.gateway.settings import GatewaySettings
 from gameplane.kit import telemetry
 
 SECRET = "tracing-test-provider-secret"
@@ -42,7 +44,17 @@ async def platform(pg: Any, nats_server: Any, exporter: InMemorySpanExporter) ->
     async with local_platform(dbs, nats_server.url, provider_secret=SECRET) as p:
         p.extras["nats"] = nats_server.url
         p.extras["dbs"] = {name: url.rsplit("/", 1)[-1].split("?")[0] for name, url in dbs.items()}
-        yield p
+        gateway = gateway_app(GatewaySettings(endpoints=p.urls, log_level="WARNING", rate_limit_ip_rate=0,
+                                              rate_limit_player_rate=0, **p.identities.settings("gateway")))
+        # What an OTLP endpoint switches on (the gateway's own span), without exporting anywhere.
+        gateway.state.gateway.tracing = True
+        sock = listener()
+        try:
+            async with served(gateway, sock) as url:
+                p.urls["gateway"] = url
+                yield p
+        finally:
+            sock.close()
 
 
 def scope(span: ReadableSpan) -> str:
@@ -87,7 +99,8 @@ async def traced_bet(platform: LocalPlatform, exporter: InMemorySpanExporter, tr
     headers = signed_headers(SECRET, "/providers/rgs/bet", body)
     if traceparent:
         headers["traceparent"] = traceparent
-    async with httpx.AsyncClient(base_url=platform.urls["games"], timeout=10) as http:
+    # the provider's callback comes in through the gateway, as in a deployment
+    async with httpx.AsyncClient(base_url=platform.urls["gateway"], timeout=10) as http:
         return await http.post("/providers/rgs/bet", content=body, headers=headers)
 
 
@@ -111,11 +124,13 @@ async def test_a_provider_bet_is_one_whole_trace_from_games_to_the_event_consume
     by_id = {s.context.span_id: s for s in spans}
     assert orphans(spans, caller_span) == []
 
-    # games serves the provider's call, as a child of the caller's span
+    # the gateway takes the provider's call, as a child of the caller's span; games serves it
+    gateway = [s for s in spans if scope(s) == "gameplane.gateway"]
+    assert len(gateway) == 1 and gateway[0].kind == SpanKind.SERVER and parent_id(gateway[0]) == caller_span
     games = [s for s in spans if scope(s) == "gameplane.games" and s.kind == SpanKind.SERVER]
     assert [s.name for s in games] == ["POST /providers/rgs/bet"]
     games_span = games[0]
-    assert parent_id(games_span) == caller_span
+    assert parent_id(games_span) == gateway[0].context.span_id
 
     # a fresh token: games asks sessions for the session, inside its own span
     lookups = [s for s in spans if scope(s) == "gameplane.sessions" and s.kind == SpanKind.SERVER
@@ -154,10 +169,12 @@ async def test_a_bet_without_a_caller_context_starts_its_own_trace(
     assert resp.status_code == 200, resp.text
     games = [s for s in exporter.get_finished_spans() if scope(s) == "gameplane.games"
              and s.name == "POST /providers/rgs/bet" and s.context.trace_id not in before]
-    assert len(games) == 1 and games[0].parent is None
+    assert len(games) == 1 and games[0].parent is not None
     spans = await trace_of(exporter, games[0].context.trace_id, "consume wallet.bet_placed")
-    assert {scope(s) for s in spans} >= {"gameplane.games", "gameplane.sessions", "gameplane.wallet",
-                                        "gameplane.consumer"}
+    roots = [s for s in spans if s.parent is None]
+    assert [(scope(s), s.kind) for s in roots] == [("gameplane.gateway", SpanKind.SERVER)]
+    assert {scope(s) for s in spans} >= {"gameplane.gateway", "gameplane.games", "gameplane.sessions",
+                                        "gameplane.wallet", "gameplane.consumer"}
     assert orphans(spans, None) == [] and sum(1 for s in spans if s.parent is None) == 1
 
 
