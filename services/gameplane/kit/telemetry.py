@@ -93,10 +93,19 @@ def configure(service: str, otlp_endpoint: str | None, sampling_ratio: float = D
             endpoint=otlp_endpoint.rstrip("/") + "/v1/traces")))
     provider.add_span_processor(_tap)
     trace.set_tracer_provider(provider)
+    _provider = provider
+    if otlp_endpoint and sampling_ratio > 0:
+        _instrument_statements()
+
+
+def _instrument_statements() -> None:
+    """Client spans for asyncpg's calls. Only in a process that may record spans: the wrapper
+    costs on every statement of the hot paths even when its span is not sampled."""
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
-    AsyncPGInstrumentor().instrument(tracer_provider=provider)
-    _provider = provider
+    instrumentor = AsyncPGInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(tracer_provider=_provider)
 
 
 class _Tap(SpanProcessor):
@@ -120,6 +129,7 @@ def recording(exporter: SpanExporter, service: str = "test") -> Iterator[SpanExp
     span to `exporter` at once (tests, a debugging session); afterwards the configured sampling
     applies again. Configures the process first if no service did yet."""
     configure(service, None)
+    _instrument_statements()
     before = _sampler.inner
     _sampler.inner = ParentBased(_RequestRoots(ALWAYS_ON))
     _tap.exporters.append(exporter)
