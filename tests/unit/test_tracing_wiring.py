@@ -87,3 +87,10 @@ def test_without_an_endpoint_the_services_get_neither(tmp_path: Path) -> None:
     env = rendered_env({}, tmp_path)
     assert env, "no service ConfigMap rendered"  # the check below must look at something
     assert [(s, k) for s, data in env.items() for k in data if "OTLP" in k or "SAMPLING" in k] == []
+
+
+def test_the_charts_own_defaults_are_no_endpoint_and_one_percent() -> None:
+    """For a release installed with helm alone, without the operator."""
+    for chart in ("charts/gameplane", "charts/gameplane-service"):
+        values = yaml.safe_load((REPO / chart / "values.yaml").read_text())
+        assert values["global"]["tracing"] == {"endpoint": "", "samplingRatio": 0.01}, chart
