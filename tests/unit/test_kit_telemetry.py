@@ -97,3 +97,27 @@ def test_text_logs_carry_them_too(tracer: trace.Tracer) -> None:
     line, ctx = log_line(False, tracer)
     assert ctx is not None
     assert f"trace={ctx.trace_id:032x} span={ctx.span_id:016x}" in line
+
+
+async def test_a_consumed_batch_continues_the_first_event_s_trace_and_links_the_others() -> None:
+    """kit.consumer: one span per fetched batch, under the trace that published its first event."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from gameplane.contracts.wallet import BetPlaced
+    from gameplane.kit.consumer import _Registration
+
+    seen: list[trace.SpanContext] = []
+
+    async def handler(_s: object, events: list[object]) -> None:
+        seen.append(trace.get_current_span().get_span_context())
+
+    producers = [SpanContext(random.getrandbits(128), random.getrandbits(64), is_remote=True,
+                             trace_flags=TraceFlags(TraceFlags.SAMPLED)) for _ in range(3)]
+    items = [(None, None, trace.set_span_in_context(NonRecordingSpan(p))) for p in producers]
+    with telemetry.recording(InMemorySpanExporter()) as exported:
+        await _Registration(BetPlaced, batch_handler=handler).run(None, items)  # type: ignore[arg-type]
+    (span,) = [s for s in exported.get_finished_spans()  # type: ignore[attr-defined]
+               if s.name == "consume wallet.bet_placed x3"]
+    assert span.context == seen[0] and span.context.trace_id == producers[0].trace_id
+    assert span.parent.span_id == producers[0].span_id
+    assert [link.context for link in span.links] == producers[1:]
