@@ -53,7 +53,7 @@ class _RequestRoots(Sampler):
 
 class _Switchable(Sampler):
     """The process's sampler. SDK tracers keep the sampler they were made with, so a later change
-    (record_to) must happen inside this one object rather than by installing another."""
+    (`recording`) must happen inside this one object rather than by installing another."""
 
     def __init__(self, inner: Sampler) -> None:
         self.inner = inner
