@@ -45,6 +45,13 @@ class Defaults:
     dev_reload: bool = False
 
 
+def _tracing(spec: dict[str, Any]) -> Values:
+    """spec.monitoring.tracing -> global.tracing (the services' GP_<SVC>_OTLP_ENDPOINT and
+    _TRACE_SAMPLING_RATIO). The CRD defaults samplingRatio; a platform stored before that field
+    existed gets the same 1 %."""
+    return {"endpoint": spec.get("endpoint", ""), "samplingRatio": float(spec.get("samplingRatio", 0.01))}
+
+
 def _scheduling(block: dict[str, Any] | None) -> Values:
     """The scheduling keys a spec block sets, unchanged: the chart treats a key that is present
     (even empty) as an override, so keys the user left out must stay out."""
@@ -194,6 +201,7 @@ def chart_values(
             "prometheusRule": mon.get("prometheusRules", True),
             "labels": dict(mon.get("labels") or {}),
         },
+        "tracing": _tracing(mon.get("tracing") or {}),
     }
     if external_db:
         ref = db["external"]["secretRef"]

@@ -170,3 +170,47 @@ async def test_a_player_s_second_operation_waits_for_the_next_batch() -> None:
     futures = [b.submit(op(k, player=p)) for k, p in (("a1", "a"), ("b1", "b"), ("a2", "a"), ("c1", "c"), ("a3", "a"))]
     await asyncio.gather(*futures)
     assert [[o["key"] for o in ops] for ops, _ in calls.batches] == [["a1", "b1", "c1"], ["a2"], ["a3"]]
+
+
+class TracedCalls(Calls):
+    """Also notes the span each call runs under: the parent of the asyncpg statement's span."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: list[Any] = []
+
+    async def fetchval(self, _sql: str, ops_json: str, shard: int) -> list[str]:
+        from opentelemetry import trace
+
+        self.spans.append(trace.get_current_span())
+        return await super().fetchval(_sql, ops_json, shard)
+
+
+async def test_a_batch_runs_under_its_first_request_s_trace_linked_to_the_others() -> None:
+    """Not under the request that happened to start the slot's task: a batch sent later from the
+    same task belongs to the requests it serves."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from gameplane.kit import telemetry
+
+    calls = TracedCalls()
+    b = batcher(calls, slots=1)
+    tracer = telemetry.tracer("test")
+    with telemetry.recording(InMemorySpanExporter()) as exported:
+        requests = {}
+        futures = []
+        for key, player in (("a", "p1"), ("b", "p3"), ("c", "p2")):
+            with tracer.start_as_current_span(f"request {key}") as span:
+                requests[key] = span.get_span_context()
+                futures.append(b.submit(op(key, player=player)))
+            await settle()  # "a" goes out alone; "b" and "c" wait for the slot
+        calls.release.set()
+        await asyncio.gather(*futures)
+    assert [[o["key"] for o in ops] for ops, _ in calls.batches] == [["a"], ["c", "b"]]  # sorted by player
+    batch_spans = {s.context.span_id: s for s in exported.get_finished_spans()  # type: ignore[attr-defined]
+                   if s.name == "wallet fast batch"}
+    first, second = (batch_spans[s.get_span_context().span_id] for s in calls.spans)
+    assert first.parent.span_id == requests["a"].span_id and first.context.trace_id == requests["a"].trace_id
+    assert first.links == ()
+    assert second.parent.span_id == requests["c"].span_id and second.context.trace_id == requests["c"].trace_id
+    assert [link.context.span_id for link in second.links] == [requests["b"].span_id]

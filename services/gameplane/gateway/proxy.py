@@ -98,7 +98,7 @@ class Gateway:
                                        min_interval=settings.jwks_min_refresh_seconds,
                                        max_age=settings.jwks_max_age_seconds)
         self.player_tokens = PlayerTokens(self.players_keys, size=settings.player_token_cache)
-        self.tracing = bool(settings.otlp_endpoint)
+        self.tracing = bool(settings.otlp_endpoint) and settings.trace_sampling_ratio > 0
         self.tracer = telemetry.tracer("gameplane.gateway")
         self._session: aiohttp.ClientSession | None = None
         self._refresher: asyncio.Task[None] | None = None

@@ -250,7 +250,7 @@ def create_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str, de
                version: str = "0.1.0", app_class: type[FastAPI] = FastAPI) -> FastAPI:
     settings = runtime.settings
     logs.configure(runtime.name, settings.log_level, settings.log_json)
-    telemetry.configure(runtime.name, settings.otlp_endpoint)
+    telemetry.configure(runtime.name, settings.otlp_endpoint, settings.trace_sampling_ratio)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

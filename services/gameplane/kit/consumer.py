@@ -10,6 +10,7 @@ from typing import Any
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError, NotFoundError
+from opentelemetry import trace
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,7 +47,11 @@ class _Registration:
         """`items`: (event, envelope, trace context) of events not processed before."""
         tracer = telemetry.tracer("gameplane.consumer")
         if self.batch_handler is not None:
-            with tracer.start_as_current_span(f"consume {self.event.event_type} x{len(items)}", context=items[0][2]):
+            # One span for the batch: a child of the first event's trace, linked to the others'.
+            links = [trace.Link(span.get_span_context()) for _, _, ctx in items[1:]
+                     if (span := trace.get_current_span(ctx)).get_span_context().is_valid]
+            with tracer.start_as_current_span(f"consume {self.event.event_type} x{len(items)}", context=items[0][2],
+                                              links=links):
                 await self.batch_handler(s, [(event, env) for event, env, _ in items])
             return
         assert self.handler is not None

@@ -1,4 +1,4 @@
-"""JSON logs carrying the request id and trace id of the current request."""
+"""JSON logs carrying the request id, trace id and span id of the current request."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class _ContextFilter(logging.Filter):
 
         ctx = trace.get_current_span().get_span_context()
         record.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
+        record.span_id = format(ctx.span_id, "016x") if ctx.is_valid else None
         return True
 
 
@@ -31,11 +32,12 @@ def configure(service: str, level: str = "INFO", json_logs: bool = True) -> None
     handler.addFilter(_ContextFilter(service))
     if json_logs:
         handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(request_id)s %(trace_id)s",
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(request_id)s %(trace_id)s %(span_id)s",
             rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"}))
     else:
         handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)-5s [" + service + "] %(name)s %(message)s rid=%(request_id)s"))
+            "%(asctime)s %(levelname)-5s [" + service + "] %(name)s %(message)s rid=%(request_id)s "
+            "trace=%(trace_id)s span=%(span_id)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -34,7 +34,11 @@ class ServiceSettings(BaseSettings):
                                           "ConfigMap); inline public_keys add to it")
     endpoints: dict[str, str] = Field(default_factory=dict)
     endpoints_file: Path | None = None
-    otlp_endpoint: str | None = None
+    otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP collector base URL (spans go to "
+                                      "<it>/v1/traces); none: no spans are recorded, trace ids still flow")
+    trace_sampling_ratio: float = Field(default=0.01, ge=0, le=1, description="share of the traces that start "
+                                        "here which are recorded (1 % by default); a call from a traced "
+                                        "caller follows the caller's decision")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="serve /metrics on this port only, "
                               "apart from the API (the charts: NetworkPolicies open it to Prometheus "
                               "alone); 0: /metrics on the API port (local runs)")

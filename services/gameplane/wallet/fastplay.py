@@ -31,6 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
 from gameplane.contracts.wallet import BetRequest, WinRequest
@@ -39,6 +41,7 @@ from gameplane.wallet import store
 from gameplane.wallet.rules import Context, check_currency
 
 log = logging.getLogger("gameplane.wallet.fastplay")
+_tracer = telemetry.tracer("gameplane.wallet")
 
 DECLINED = "GPF01"
 # also safe to hand to the Python path: nothing was committed, and it retries these itself
@@ -54,7 +57,8 @@ BATCH_SIZE = Histogram("gameplane_wallet_fast_batch_size", "Bets and wins per fa
 # a hot-path function is called by its versioned name, whose meaning never changes (docs/upgrades.md)
 _BATCH = "SELECT wallet_fast_batch_v4($1, $2)"
 
-Pending = tuple[dict[str, Any], "asyncio.Future[str]"]
+# (operation, its answer, the trace context of the request that submitted it)
+Pending = tuple[dict[str, Any], "asyncio.Future[str]", otel_context.Context]
 
 
 class Batcher:
@@ -78,7 +82,7 @@ class Batcher:
         future is the answer's JSON, or '!<SQLSTATE> <message>' if it was not done."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str] = loop.create_future()
-        self._queue.append((op, future))
+        self._queue.append((op, future, otel_context.get_current()))
         if self._free:
             task = loop.create_task(self._drain(self._free.pop()))
             self._tasks.add(task)
@@ -116,8 +120,13 @@ class Batcher:
         batch.sort(key=lambda pending: (pending[0]["currency"], pending[0]["player"]))
         BATCH_SIZE.observe(len(batch))
         try:
-            async with self._pool().acquire() as con:
-                answers: list[str] = await con.fetchval(_BATCH, json.dumps([op for op, _ in batch]), shard)
+            # The call serves several requests: a child of the first one's span, linked to the others'.
+            links = [trace.Link(span.get_span_context()) for _, _, ctx in batch[1:]
+                     if (span := trace.get_current_span(ctx)).get_span_context().is_valid]
+            with _tracer.start_as_current_span("wallet fast batch", context=batch[0][2], links=links,
+                                               attributes={"gameplane.batch_size": len(batch)}):
+                async with self._pool().acquire() as con:
+                    answers: list[str] = await con.fetchval(_BATCH, json.dumps([op for op, _, _ in batch]), shard)
         except Exception as exc:
             if len(batch) > 1:
                 # One operation the call as a whole could not take (text PostgreSQL cannot store,
@@ -129,15 +138,15 @@ class Batcher:
                 for pending in batch:
                     await self._send([pending], shard)
                 return
-            for _, future in batch:
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
         except BaseException:
-            for _, future in batch:
+            for _, future, _ in batch:
                 future.cancel()
             raise
-        for (_, future), answer in zip(batch, answers, strict=True):
+        for (_, future, _), answer in zip(batch, answers, strict=True):
             if not future.done():  # a caller that went away: its operation is done all the same
                 future.set_result(answer)
 
