@@ -188,3 +188,16 @@ def test_the_service_monitor_keeps_the_service_label_the_rules_select() -> None:
     (endpoint,) = service_monitor("games")["spec"]["endpoints"]
     assert endpoint["honorLabels"] is True
     assert {"targetLabel": "service", "replacement": "games"} in endpoint["relabelings"]
+
+
+def test_the_slo_objectives_in_the_docs_are_the_rules_objectives() -> None:
+    doc = yaml.safe_load((RULES / "slo-rules.yaml").read_text())
+    in_rules = {r["labels"]["slo"]: float(re.fullmatch(r"vector\((.+)\)", r["expr"]).group(1))  # type: ignore[union-attr]
+                for g in doc["groups"] for r in g["rules"] if r.get("record") == "gameplane_slo:objective:ratio"}
+    rows = re.findall(r"^\| `([a-z-]+)` \|.*\| ([\d.]+) % of [a-z]+ \|", (REPO / "docs" / "slos.md").read_text(), re.M)
+    in_docs = {slo: float(pct) / 100 for slo, pct in rows}
+    assert len(in_rules) == 4
+    assert in_docs == pytest.approx(in_rules)
+    recorded = {r["labels"]["slo"] for g in doc["groups"] for r in g["rules"]
+                if r.get("record", "").startswith("gameplane_slo:error_ratio:rate")}
+    assert recorded == set(in_rules)  # every SLO has its error ratios (and no ratio lacks an objective)
