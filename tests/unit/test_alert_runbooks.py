@@ -104,12 +104,13 @@ def problem_slugs() -> set[str]:
 
 def dangling_references(text: str, titles: set[str], panels: set[str], slugs: set[str]) -> list[str]:
     """Dashboards ("dashboard "<title>""), panels ("panel *<title>*") and problem types
-    (https://gameplane.io/problems/<slug>) a runbook names that do not exist."""
+    (https://gameplane.io/problems/<slug>, or "503 `<slug>`") a runbook names that do not exist."""
     text = " ".join(text.split())
     out = [f"dashboard {t!r}" for t in re.findall(r'[Dd]ashboards? "([^"]+)"', text) if t not in titles]
     for m in re.finditer(r"panels? \*([^*]+)\*(?: and \*([^*]+)\*)?", text):
         out += [f"panel {p!r}" for p in m.groups() if p and p not in panels]
     problems = re.findall(r"https://gameplane\.io/problems/([a-z0-9-]+)", text)
+    problems += re.findall(r"\b[45]\d\d `([a-z][a-z0-9-]+)`", text)  # an answer named by status and slug
     out += [f"problem {s!r}" for s in problems if s not in slugs]
     out += [f"unnamed Grafana reference {g!r}" for g in re.findall(r'Grafana "([^"]+)"', text)]
     return out
@@ -130,7 +131,7 @@ def test_runbooks_name_only_dashboards_panels_and_problem_types_that_exist() -> 
 def test_a_runbook_naming_what_does_not_exist_is_reported() -> None:
     titles, panels, slugs = *dashboard_names(), problem_slugs()
     text = ('Grafana "gameplane RED" latency panel; dashboard "gameplane / RED", panel *Latency p99* and\n'
-            "*Error ratio (5xx)*; the body's type https://gameplane.io/problems/upstream-down.")
+            "*Error ratio (5xx)*; the body's type https://gameplane.io/problems/upstream-down, or 503 `upstream-gone`.")
     assert dangling_references(text, titles, panels, slugs) == [
-        "dashboard 'gameplane / RED'", "panel 'Latency p99'", "problem 'upstream-down'",
+        "dashboard 'gameplane / RED'", "panel 'Latency p99'", "problem 'upstream-down'", "problem 'upstream-gone'",
         "unnamed Grafana reference 'gameplane RED'"]
