@@ -10,8 +10,10 @@ ARGS ?=
 .PHONY: run test test-unit test-services test-security test-system test-cluster test-images lint bench cluster cluster-down \
 	images host-deps clean
 
-# Debian packages the images and cluster tiers need (Docker engine, containerd, runc, CNI, debootstrap ...).
-HOST_PACKAGES := docker.io containerd runc containernetworking-plugins debootstrap iptables ipset conntrack socat tini gcc
+# Debian packages the tiers need: the images and cluster tiers' Docker engine, containerd, runc, CNI,
+# debootstrap ...; the unit tier's promtool (package prometheus; its daemon is not started, see below).
+HOST_PACKAGES := docker.io containerd runc containernetworking-plugins debootstrap iptables ipset conntrack socat tini gcc \
+	prometheus
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

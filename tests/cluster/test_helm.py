@@ -82,6 +82,13 @@ def test_monitoring_objects_follow_the_prometheus_operator_api(helm: Run) -> Non
     rules = {d["metadata"]["name"]: d for d in with_prom if d["kind"] == "PrometheusRule"}
     assert len(monitors) == len(BUILT) and len(rules) == len(BUILT)
     assert all(m["metadata"]["labels"]["release"] == "kube-prometheus-stack" for m in monitors)
+    # the services' own `service` label wins over the Operator's (the Kubernetes Service, p-<name>),
+    # and the target (hence `up`) is named the same: what the rules and dashboards select by
+    for m in monitors:
+        (endpoint,) = m["spec"]["endpoints"]
+        name = m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+        assert endpoint["honorLabels"] is True
+        assert endpoint["relabelings"] == [{"targetLabel": "service", "replacement": name}]
     exprs = [r["expr"] for g in rules["p-wallet"]["spec"]["groups"] for r in g["rules"]]
     assert any('gameplane_http_requests_total{service="wallet",status=~"5.."}' in e for e in exprs)
     dashboards = [d for d in with_prom if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard")]

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from paymentslib import DECLINED_CARD, Platform, eventually, payments_platform
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
 
 from gameplane.devtools.testing import stored_events
@@ -37,8 +38,23 @@ def problem(r: Any, status: int, slug: str) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
+async def credit_time(platform: Platform) -> tuple[float, float]:
+    """(count, sum) of gameplane_payments_deposit_credit_seconds on payments' /metrics (the
+    deposit-credit-time SLO's input)."""
+    samples = {s.name: s.value for f in text_string_to_metric_families((await platform.client.get("/metrics")).text)
+               for s in f.samples if s.name.startswith("gameplane_payments_deposit_credit_seconds")}
+    return samples.get("gameplane_payments_deposit_credit_seconds_count", 0.0), \
+        samples.get("gameplane_payments_deposit_credit_seconds_sum", 0.0)
+
+
+async def _credit_counted(platform: Platform, before: tuple[float, float]) -> tuple[float, float] | None:
+    now = await credit_time(platform)
+    return now if now[0] > before[0] else None
+
+
 @pytest.mark.parametrize("psp", ["simpsp", "cardgw"])
 async def test_a_deposit_paid_on_the_hosted_page_credits_the_wallet_once(platform: Platform, psp: str) -> None:
+    before = await credit_time(platform)
     pid = await platform.player()
     r = await platform.deposit(pid, 2_500, psp=psp)
     assert r.status_code == 201, r.text
@@ -50,6 +66,9 @@ async def test_a_deposit_paid_on_the_hosted_page_credits_the_wallet_once(platfor
     assert "status=succeeded" in back.headers["location"]
     view = await platform.until(pid, d["reference"], state="succeeded", credited=True)
     assert (await platform.balance(pid))["cash"] == 2_500
+    # observed right after the credit commits (which the view above may see a moment earlier)
+    count, total = await eventually(lambda: _credit_counted(platform, before), what="credit time observed")
+    assert count == before[0] + 1 and total > before[1]  # one credit, timed from the deposit's start
     assert view["method_fingerprint"] == platform.store.payments[d["psp_reference"]].method.fingerprint
     # the PSP delivers the same event again: acknowledged as a duplicate, nothing moves
     (event,) = await platform.events(d["psp_reference"], "payment.succeeded")

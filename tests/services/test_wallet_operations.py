@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from walletlib import W, Wallet, protect, slug
 
@@ -414,10 +415,20 @@ async def test_loss_limit_counts_stakes_minus_wins(wallet: Wallet, player: uuid.
     await wallet.post("/bets", wallet.bet_body(player, 70, "r5"))
 
 
+async def exported_breaches(wallet: Wallet) -> float:
+    """gameplane_wallet_reconciliation_breaches as the wallet's /metrics shows it (what
+    GameplaneWalletReconciliationBreach reads)."""
+    text_ = (await wallet.client.get("/metrics")).text
+    (value,) = [s.value for f in text_string_to_metric_families(text_) for s in f.samples
+                if s.name == "gameplane_wallet_reconciliation_breaches"]
+    return value
+
+
 async def test_reconciliation_is_clean_then_reports_a_planted_breach(wallet: Wallet, player: uuid.UUID,
                                                                     pg: Any) -> None:
     report = await wallet.reconcile()
     assert report["ok"] and report["breaches"] == [] and report["transactions"] > 0
+    assert await exported_breaches(wallet) == 0
     # the CLI runs its own event loop, so it goes to a thread
     from typer.testing import CliRunner
 
@@ -435,6 +446,8 @@ async def test_reconciliation_is_clean_then_reports_a_planted_breach(wallet: Wal
         report = await wallet.reconcile()
         assert not report["ok"]
         assert {b["invariant"] for b in report["breaches"]} == {3, 4}
+        # the alert's input: one balance off by one breaks invariant 3 (this row) and 4 (its currency)
+        assert await exported_breaches(wallet) == len(report["breaches"]) >= 2
         bad = await asyncio.to_thread(runner.invoke, cli, ["wallet", "reconcile", "--database-url", url])
         assert bad.exit_code == 1 and "invariant 3" in bad.output
     finally:
@@ -442,6 +455,7 @@ async def test_reconciliation_is_clean_then_reports_a_planted_breach(wallet: Wal
             await s.execute(text("UPDATE accounts SET balance = balance - 1 WHERE owner = :o AND kind = 'cash'"),
                             {"o": str(player)})
     assert (await wallet.reconcile())["ok"]
+    assert await exported_breaches(wallet) == 0
 
 
 async def test_database_refuses_a_negative_player_balance(wallet: Wallet, player: uuid.UUID) -> None:

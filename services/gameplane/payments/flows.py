@@ -368,7 +368,7 @@ async def settle(rt: Runtime, payment_id: uuid.UUID, row: Mapping[str, Any] | No
         fields = _event_fields(done, now)
         if op == "credit" and credited:
             await publish(s, c.DepositSucceeded(**fields, late=done["late"]), producer=PRODUCER, notify=False)
-            metrics.PAYMENTS.labels("deposit", "credited").inc()
+            _count_credit(done, now)
         elif op == "post":
             await publish(s, c.WithdrawalPaid(**fields), producer=PRODUCER)
             metrics.PAYMENTS.labels("withdrawal", "paid").inc()
@@ -398,7 +398,12 @@ async def _credited(rt: Runtime, row: Mapping[str, Any], now: datetime) -> None:
     async with rt.database.pool.acquire() as con:
         done = await con.fetchval(_CREDITED, row["id"], now, ev["id"], ev["subject"], ev["headers"], ev["payload"])
     if done:
-        metrics.PAYMENTS.labels("deposit", "credited").inc()
+        _count_credit(row, now)
+
+
+def _count_credit(row: Mapping[str, Any], now: datetime) -> None:
+    metrics.PAYMENTS.labels("deposit", "credited").inc()
+    metrics.DEPOSIT_CREDIT_SECONDS.observe(max(0.0, (now - row["created_at"]).total_seconds()))
 
 
 async def settle_chargeback(rt: Runtime, psp: str, psp_reference: str) -> None:

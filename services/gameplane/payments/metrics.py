@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 PAYMENTS = Counter("gameplane_payments_total", "Payment steps reached", ["kind", "step"])
 WEBHOOKS = Counter("gameplane_payments_webhooks_total", "PSP webhooks accepted", ["psp", "kind", "outcome"])
@@ -15,3 +15,8 @@ CREDIT_REFUSED = Counter("gameplane_payments_credit_refused_total",
 MISMATCHES = Gauge("gameplane_payments_reconciliation_mismatches",
                    "Mismatches found by the latest reconciliation run", ["psp"])
 OWED = Gauge("gameplane_payments_wallet_calls_owed", "Payments waiting for a wallet call (sweeper backlog)")
+# The deposit-credit-time SLO (observability/prometheus/rules/slo-rules.yaml: 95 % within 300 s):
+# from the deposit's start, so it includes the player's time at the PSP's page.
+DEPOSIT_CREDIT_SECONDS = Histogram("gameplane_payments_deposit_credit_seconds",
+                                   "Time from a deposit's start to the wallet's credit",
+                                   buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600))

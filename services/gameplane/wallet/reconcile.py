@@ -21,12 +21,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from prometheus_client import Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameplane.wallet.schemas import Breach, ReconciliationReport
 
 CAP = 50
+
+# What the latest run found, for GameplaneWalletReconciliationBreach (wallet-rules.yaml): must be 0.
+BREACHES = Gauge("gameplane_wallet_reconciliation_breaches",
+                 f"Invariant breaches the latest reconciliation run found (at most {CAP} per invariant check)")
+LAST_RUN = Gauge("gameplane_wallet_reconciliation_last_run_timestamp_seconds",
+                 "When the latest reconciliation run ended")
 
 CHECKS: list[tuple[int, str, str]] = [
     (1, "transaction {0} sums to {2} {1}",
@@ -137,5 +144,7 @@ async def reconcile(s: AsyncSession) -> ReconciliationReport:
     counts = (await s.execute(text(
         "SELECT (SELECT count(*) FROM transactions), (SELECT count(*) FROM entries), "
         "(SELECT count(*) FROM accounts)"))).one()
+    BREACHES.set(len(breaches))
+    LAST_RUN.set_to_current_time()
     return ReconciliationReport(ok=not breaches, checked_at=datetime.now(UTC), transactions=counts[0],
                                 entries=counts[1], accounts=counts[2], breaches=breaches)
