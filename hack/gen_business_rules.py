@@ -15,7 +15,6 @@ recorded NGR is before gaming duty; the KPI API (analytics) is the exact figure 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,8 +22,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services"))
+sys.path.insert(0, str(REPO))  # hack.generated
 
 from gameplane.contracts import kpis  # noqa: E402
+from hack import generated  # noqa: E402
 
 OUTPUT = REPO / "observability" / "prometheus" / "rules" / "business-rules.yaml"
 
@@ -57,19 +58,8 @@ def render() -> str:
     return header + yaml.safe_dump(doc, sort_keys=False, width=10_000)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is not current")
-    args = parser.parse_args()
-    text = render()
-    if args.check:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"{OUTPUT.relative_to(REPO)} is not current: run python hack/gen_business_rules.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    print(f"wrote {OUTPUT.relative_to(REPO)}")
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    return generated.main(OUTPUT, render, "gen_business_rules.py", __doc__, argv)
 
 
 if __name__ == "__main__":

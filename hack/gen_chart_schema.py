@@ -14,7 +14,6 @@ tests/unit/test_chart_schema.py fails when the committed file is not what this s
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import re
@@ -24,8 +23,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services"))  # the catalogue is pure standard library
+sys.path.insert(0, str(REPO))  # hack.generated
 
 from gameplane import catalog  # noqa: E402
+from hack import generated  # noqa: E402
 
 SERVICE_SCHEMA = REPO / "charts" / "gameplane-service" / "values.schema.json"
 UMBRELLA_CHART = REPO / "charts" / "gameplane" / "Chart.yaml"
@@ -166,18 +167,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with the committed file instead of writing")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if OUTPUT.read_text() != text:
-            print(f"{OUTPUT.relative_to(REPO)} is stale: run python hack/gen_chart_schema.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    print(f"wrote {OUTPUT.relative_to(REPO)}")
-    return 0
+    return generated.main(OUTPUT, render, "gen_chart_schema.py", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

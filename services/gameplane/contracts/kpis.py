@@ -20,7 +20,7 @@ to cash is.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import NamedTuple
 
 # How far observed RTP may stray from the certified value before it is flagged, in standard
@@ -42,12 +42,7 @@ class MoneyTotals:
     withdrawals: int = 0
 
     def __add__(self, other: MoneyTotals) -> MoneyTotals:
-        return MoneyTotals(*(a + b for a, b in zip(_values(self), _values(other), strict=True)))
-
-
-def _values(t: MoneyTotals) -> tuple[int, ...]:
-    return (t.stakes, t.wins, t.bonus_stakes, t.bonus_wins, t.bonus_converted, t.payment_fees,
-            t.deposits, t.withdrawals)
+        return MoneyTotals(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 def ggr(t: MoneyTotals) -> int:
@@ -113,10 +108,8 @@ class RoundMoments:
     wins_sq: int = 0
     stakes_wins: int = 0
 
-    def __add__(self, o: RoundMoments) -> RoundMoments:
-        return RoundMoments(self.rounds + o.rounds, self.stakes + o.stakes, self.wins + o.wins,
-                            self.stakes_sq + o.stakes_sq, self.wins_sq + o.wins_sq,
-                            self.stakes_wins + o.stakes_wins)
+    def __add__(self, other: RoundMoments) -> RoundMoments:
+        return RoundMoments(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 class RtpCheck(NamedTuple):
