@@ -7,13 +7,14 @@ STAMP := $(VENV)/.installed
 B ?=
 ARGS ?=
 
-.PHONY: run test test-unit test-services test-security test-system test-cluster test-images lint bench cluster cluster-down \
+.PHONY: run test test-unit test-services test-security test-system test-browser test-cluster test-images lint bench cluster cluster-down \
 	images host-deps clean
 
 # Debian packages the tiers need: the images and cluster tiers' Docker engine, containerd, runc, CNI,
-# debootstrap ...; the unit tier's promtool (package prometheus; its daemon is not started, see below).
+# debootstrap ...; the unit tier's promtool (package prometheus; its daemon is not started, see below); the
+# browser tier's Chromium (Playwright drives it; no browser is downloaded).
 HOST_PACKAGES := docker.io containerd runc containernetworking-plugins debootstrap iptables ipset conntrack socat tini gcc \
-	prometheus
+	prometheus chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,7 +45,7 @@ host-deps:
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
 	if [ -n "$$created" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc
 
-## make test: every tier (lint, unit, services, security, system, cluster, images). What the cluster and
+## make test: every tier (lint, unit, services, security, system, browser, cluster, images). What the cluster and
 ## images tiers build from source (Go tools, images; cached, so seconds when warm) is built in the
 ## background from the start: cold, it overlaps the first three tiers, and skaffold (built last)
 ## the cluster tier's first tests; each tier waits for just what it needs (the builds' locks).
@@ -52,7 +53,7 @@ test: $(STAMP) host-deps
 	$(VENV)/bin/ruff check services operator tests bench hack
 	@mkdir -p .gameplane; \
 	$(PY) hack/cluster.py build > .gameplane/prebuild.log 2>&1 & pre=$$!; \
-	rc=0; $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/services tests/system tests/security || rc=$$?; \
+	rc=0; $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/services tests/system tests/security tests/browser || rc=$$?; \
 	rc2=0; $(PY) -m pytest -q -p no:cacheprovider tests/cluster tests/images || rc2=$$?; \
 	wait $$pre || echo "background build failed (.gameplane/prebuild.log); the tiers rebuilt what they needed" >&2; \
 	if [ $$rc -eq 0 ]; then rc=$$rc2; fi; exit $$rc
@@ -68,6 +69,9 @@ test-security: $(STAMP)
 
 test-system: $(STAMP)
 	$(PY) -m pytest -q tests/system
+
+test-browser: $(STAMP) host-deps
+	$(PY) -m pytest -q tests/browser
 
 test-cluster: $(STAMP)
 	$(PY) -m pytest -q tests/cluster
