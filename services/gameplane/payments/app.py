@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import importlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import FastAPI
+from sqlalchemy import text
 
-from gameplane.kit import fastroutes
+from gameplane.kit import fastroutes, periodic
 from gameplane.kit.app import Runtime, create_app
 from gameplane.payments.adapters.base import PspAdapter
 from gameplane.payments.adapters.base import build as build_adapter
@@ -19,40 +18,22 @@ from gameplane.payments.api import backoffice_audit, fast_routes, internal, publ
 from gameplane.payments.events import consumers
 from gameplane.payments.flows import sweep_once
 from gameplane.payments.metrics import OWED
-from gameplane.payments.reconcile import reconcile_forever
+from gameplane.payments.reconcile import reconcile_yesterday
 from gameplane.payments.settings import PaymentsSettings, PspConfig
 
 log = logging.getLogger("gameplane.payments")
 
 
-async def _sweep_forever(rt: Runtime, every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await sweep_once(rt)
-            async with rt.database.session() as s:
-                from sqlalchemy import text
-                OWED.set((await s.execute(text("SELECT count(*) FROM payments WHERE wallet_pending IS NOT NULL"))
-                          ).scalar_one())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("payments sweep failed: %s", exc)
+async def _sweep(rt: Runtime) -> None:
+    await sweep_once(rt)
+    async with rt.database.session() as s:
+        OWED.set((await s.execute(text("SELECT count(*) FROM payments WHERE wallet_pending IS NOT NULL"))).scalar_one())
 
 
-async def _start(rt: Runtime) -> None:
-    settings: PaymentsSettings = rt.settings  # type: ignore[assignment]
-    rt.state["tasks"] = [asyncio.create_task(_sweep_forever(rt, settings.sweep_seconds), name="payments-sweeper")]
-    if settings.reconcile_every_seconds:
-        rt.state["tasks"].append(asyncio.create_task(reconcile_forever(rt, settings.reconcile_every_seconds),
-                                                     name="payments-reconcile"))
-
-
-async def _stop(rt: Runtime) -> None:
-    for task in rt.state.pop("tasks", []):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+START_JOBS, STOP_JOBS = periodic.schedule(
+    periodic.Job("sweep", lambda s: s.sweep_seconds, _sweep),
+    periodic.Job("reconciliation", lambda s: s.reconcile_every_seconds, reconcile_yesterday),
+)
 
 
 def build_adapters(settings: PaymentsSettings) -> dict[str, PspAdapter]:
@@ -71,7 +52,7 @@ def build_app(settings: PaymentsSettings | None = None, *, adapters: dict[str, P
     settings = settings or PaymentsSettings()
     # hot_pool: the common webhook runs on bare asyncpg (flows._webhook_fast)
     runtime = Runtime("payments", settings, migrations="gameplane.payments", consumers=consumers, hot_pool=True,
-                      on_start=[_start], on_stop=[_stop])
+                      on_start=[START_JOBS], on_stop=[STOP_JOBS])
     runtime.state["adapters"] = adapters if adapters is not None else build_adapters(settings)
     if clock is not None:
         runtime.state["clock"] = clock

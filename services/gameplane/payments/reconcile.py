@@ -163,13 +163,6 @@ def view(m: dict[str, object]) -> c.MismatchView:
                           detail=m["detail"], found_at=m["found_at"])  # type: ignore[arg-type]
 
 
-async def reconcile_forever(rt: Runtime, every: float) -> None:
-    """The scheduled job: yesterday's books, every `every` seconds (a re-run replaces the day's list)."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await reconcile_day(rt, now_of(rt).date() - timedelta(days=1))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("scheduled reconciliation failed: %s", exc)
+async def reconcile_yesterday(rt: Runtime) -> None:
+    """The scheduled job (gameplane.kit.periodic): yesterday's books; a re-run replaces the day's list."""
+    await reconcile_day(rt, now_of(rt).date() - timedelta(days=1))

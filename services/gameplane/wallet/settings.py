@@ -24,3 +24,6 @@ class WalletSettings(ServiceSettings):
                                   "what arrives meanwhile goes out as one batch (sql/0004_fast_batch.sql)")
     fast_batch_max: int = Field(default=32, ge=1, le=500, description="most bets and wins in one fast-path batch")
     hold_sweep_seconds: float = Field(default=30.0, gt=0, description="how often expired holds are voided")
+    reconcile_every_seconds: float = Field(
+        default=900.0, ge=0, description="how often one replica checks every ledger invariant (0: only on demand); "
+        "each run reads the whole ledger")
