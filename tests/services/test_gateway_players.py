@@ -3,17 +3,15 @@ the session NATS), both served by uvicorn on loopback ports."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from gameplane.devtools.infra import free_port
+from gameplane.devtools.inprocess import served
 from gameplane.gateway.app import UVICORN_OPTIONS, build_app
 from gameplane.gateway.settings import GatewaySettings
 from gameplane.players.app import build_app as build_players
@@ -23,34 +21,17 @@ PASSWORD = "through-The-gateway-123"
 PROBLEMS = "https://gameplane.io/problems/"
 
 
-@asynccontextmanager
-async def serving(app: Any, **options: Any) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           lifespan="on", **options))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise AssertionError("server exited before it started")
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture(scope="module")
 async def gw(module_service_settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     players = build_players(module_service_settings(
         PlayersSettings, argon2_time_cost=1, argon2_memory_kib=8192, argon2_parallelism=1))
-    async with serving(players) as players_url:
+    async with served(players) as players_url:
         # sessions: nobody listens there; play must be refused before the gateway even tries
         gateway = build_app(GatewaySettings(endpoints={"players": players_url,
                                                        "sessions": f"http://127.0.0.1:{free_port()}"}))
-        async with serving(gateway, **UVICORN_OPTIONS) as url, httpx.AsyncClient(base_url=url, timeout=15) as c:
+        async with served(gateway, **UVICORN_OPTIONS) as url, httpx.AsyncClient(base_url=url, timeout=15) as c:
             yield c
 
 

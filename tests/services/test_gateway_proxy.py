@@ -12,13 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.infra import free_port
+from gameplane.devtools.inprocess import served
 from gameplane.gateway.app import UVICORN_OPTIONS, build_app
 from gameplane.gateway.settings import GatewaySettings
 from gameplane.kit.auth import issue_player_token, issue_service_token, verify_service_token
@@ -99,31 +99,12 @@ def upstream_app(name: str) -> FastAPI:
     return app
 
 
-@asynccontextmanager
-async def serving(app: Any, port: int | None = None, **options: Any) -> AsyncIterator[str]:
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           lifespan="on", **options))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the test runner owns signals
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if task.done():
-        task.result()
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture(scope="module")
 async def upstreams() -> AsyncIterator[dict[str, Any]]:
     players, games = upstream_app("players"), upstream_app("games")
-    async with serving(players) as players_url, serving(games) as games_url:
+    async with served(players) as players_url, served(games) as games_url:
         yield {"players": players, "games": games,
                "endpoints": {"players": players_url, "games": games_url,
                              "wallet": f"http://127.0.0.1:{free_port()}"}}  # nobody listens: down
@@ -143,7 +124,7 @@ async def gateway(upstreams: dict[str, Any]) -> AsyncIterator[Callable[..., Any]
         app = build_app(GatewaySettings(**fields))
         # What an OTLP endpoint switches on, without exporting anywhere from a test.
         app.state.gateway.tracing = tracing
-        async with serving(app, **UVICORN_OPTIONS) as url, \
+        async with served(app, **UVICORN_OPTIONS) as url, \
                 httpx.AsyncClient(base_url=url, timeout=10) as client:
             client.gateway = app.state.gateway  # type: ignore[attr-defined]  # for tests that turn its clocks
             yield client
@@ -446,7 +427,7 @@ async def test_gateway_circuit_shows_in_gameplane_circuit_open(gateway: Any, ups
         one_failure = (await gw.get("/metrics")).text
         await gw.get("/v1/wallet/x", headers=bearer(token))
         opened = (await gw.get("/metrics")).text
-        async with serving(upstream_app("wallet"), port):
+        async with served(upstream_app("wallet"), port=port):
             gw.gateway.breakers["wallet"].opened_at -= 30  # the reset timeout has passed: the probe goes through
             assert (await gw.get("/v1/wallet/x", headers=bearer(token))).status_code == 200
             closed = (await gw.get("/metrics")).text
@@ -483,7 +464,7 @@ async def test_service_comes_back_after_the_circuit_resets(gateway: Any, upstrea
     async with gateway(endpoints=eps, breaker_failure_threshold=1, breaker_reset_timeout=30) as gw:
         assert (await gw.get("/v1/wallet/x", headers=bearer(token))).status_code == 503
         breaker = gw.gateway.breakers["wallet"]
-        async with serving(upstream_app("wallet"), port):
+        async with served(upstream_app("wallet"), port=port):
             still = await gw.get("/v1/wallet/x", headers=bearer(token))  # up again, but the circuit is open
             assert breaker.opened_at is not None
             breaker.opened_at -= 29  # 29 of the 30 s have passed: still open

@@ -5,7 +5,6 @@ as the chart's trustedProxyHops sets it."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -13,32 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
-from gameplane.devtools.infra import free_port
+from gameplane.devtools.inprocess import served
 from gameplane.gateway.app import UVICORN_OPTIONS, build_app
 from gameplane.gateway.settings import GatewaySettings
 
 BURST = 10  # the platform's per-address burst; refill is negligible during a test
 
 
-@asynccontextmanager
-async def serving(app: Any, **options: Any) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           lifespan="on", **options))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the test runner owns signals
-    task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():
-        await asyncio.sleep(0.01)
-    if task.done():
-        task.result()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def games_upstream() -> FastAPI:
@@ -61,13 +43,13 @@ async def replicas() -> AsyncIterator[Any]:
     async def start(share: int) -> AsyncIterator[tuple[list[httpx.AsyncClient], FastAPI]]:
         upstream = games_upstream()
         async with AsyncExitStack() as stack:
-            games_url = await stack.enter_async_context(serving(upstream))
+            games_url = await stack.enter_async_context(served(upstream))
             clients = []
             for _ in range(2):
                 settings = GatewaySettings(endpoints={"games": games_url}, routed_services=["games"], log_json=False,
                                            rate_limit_ip_rate=0.001, rate_limit_ip_burst=BURST,
                                            rate_limit_replicas=share, forwarded_for_hops=1)
-                url = await stack.enter_async_context(serving(build_app(settings), **UVICORN_OPTIONS))
+                url = await stack.enter_async_context(served(build_app(settings), **UVICORN_OPTIONS))
                 clients.append(await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=10)))
             yield clients, upstream
 

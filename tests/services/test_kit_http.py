@@ -3,16 +3,14 @@ and the circuit breaker opens on a dead dependency and closes once it is back.""
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from gameplane.devtools.identities import dev_identities
+from gameplane.devtools.inprocess import served
 from gameplane.kit.app import Runtime, create_app
 from gameplane.kit.auth import callers, issue_service_token
 from gameplane.kit.breaker import CircuitBreaker, State
@@ -79,24 +77,11 @@ def upstream_app():
     return app
 
 
-@asynccontextmanager
-async def serving(app, port: int) -> AsyncIterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await task
-
-
 @pytest.fixture
 async def upstream():
     app = upstream_app()
     port = _free_port()
-    async with serving(app, port):
+    async with served(app, port=port):
         yield app, port
 
 
@@ -167,7 +152,7 @@ async def test_circuit_opens_on_a_dead_dependency_and_recovers():
     with pytest.raises(DependencyError, match="circuit"):
         await client.get("/internal/upstream/whoami")
 
-    async with serving(upstream_app(), port):
+    async with served(upstream_app(), port=port):
         with pytest.raises(DependencyError, match="circuit"):
             await client.get("/internal/upstream/whoami")  # still open: fail fast, no call
         await asyncio.sleep(0.6)

@@ -23,24 +23,38 @@ from gameplane.devtools.identities import Identities, dev_identities
 from gameplane.kit.auth import PLAYER_HEADER
 
 
-def listener() -> socket.socket:
-    """A listening loopback socket on a port the kernel picks: bound now, so nothing can take the
-    port between choosing it and serving on it (apps start one after the other, seconds apart)."""
+def listener(port: int = 0) -> socket.socket:
+    """A listening loopback socket on `port`, by default one the kernel picks: bound now, so nothing
+    can take the port between choosing it and serving on it (apps start one after the other,
+    seconds apart). A given port can be served again at once (a restarted upstream)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(128)
     return sock
 
 
 @contextlib.asynccontextmanager
-async def served(app: FastAPI, sock: socket.socket) -> AsyncIterator[str]:
-    """Serve `app` (lifespan included) on the listening socket `sock` until the block ends."""
+async def served(app: Any, sock: socket.socket | None = None, *, port: int = 0,
+                 **options: Any) -> AsyncIterator[str]:
+    """Serve `app` (lifespan included) on the listening socket `sock` (default: a new one on
+    `port`) until the block ends; `options` are uvicorn.Config's."""
+    sock = sock or listener(port)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=2)
+                            lifespan="on", **{"timeout_graceful_shutdown": 2, **options})
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+
+    async def serve() -> None:
+        # uvicorn answers a failed lifespan startup with sys.exit(3); a SystemExit escaping a task
+        # stops the whole event loop, and with it the test session (pytest INTERNALERROR): make it
+        # the error of this app alone.
+        try:
+            await server.serve(sockets=[sock])
+        except SystemExit as exc:
+            raise RuntimeError(f"{app.title}: startup failed (uvicorn exit {exc.code}); see the log above") from None
+
+    task = asyncio.create_task(serve())
     try:
         for _ in range(600):
             if server.started:
