@@ -4,6 +4,7 @@ aggregator dialect, on real Postgres and NATS (apps served on loopback ports, on
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -389,7 +390,8 @@ async def test_the_aggregator_signature_binds_path_and_timestamp_too(platform: L
 async def test_request_records_older_than_twice_the_window_are_pruned_and_money_stays_idempotent(
         platform: LocalPlatform, games: httpx.AsyncClient) -> None:
     from gameplane.games import records
-    from gameplane.games.app import prune_loop
+    from gameplane.games.app import REPLAY_PRUNE
+    from gameplane.kit import periodic
 
     rt = platform.apps["games"].state.runtime
     pool = rt.database.pool
@@ -418,7 +420,8 @@ async def test_request_records_older_than_twice_the_window_are_pruned_and_money_
     # The service's own loop does the same on its tick.
     await pool.execute("UPDATE provider_requests SET created_at = now() - make_interval(secs => $2) "
                        "WHERE request_id = $1", payload["request_id"], window + 1)
-    task = asyncio.create_task(prune_loop(rt, rt.settings.model_copy(update={"replay_prune_interval_seconds": 0.05})))
+    start, stop = periodic.schedule(dataclasses.replace(REPLAY_PRUNE, name="prune-test", every=lambda s: 0.05))
+    await start(rt)
     try:
         for _ in range(200):
             if await pool.fetchval(count, payload["request_id"]) == 0:
@@ -426,9 +429,9 @@ async def test_request_records_older_than_twice_the_window_are_pruned_and_money_
             await asyncio.sleep(0.05)
         assert await pool.fetchval(count, payload["request_id"]) == 0
     finally:
-        task.cancel()
-    # The service started its loop at start-up.
-    assert not rt.state["prune_task"].done()
+        await stop(rt)
+    # The service started its own job at start-up, and it is still running.
+    assert not rt.state["jobs"]["replay-prune"].done()
 
 
 # ---- the OpenAPI document describes what the provider routes really answer -------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -15,7 +13,7 @@ from gameplane.games.api import Adapter, fast_routes, internal, providers, publi
 from gameplane.games.canonical import CanonicalAdapter
 from gameplane.games.seamless import Seamless
 from gameplane.games.settings import GamesSettings
-from gameplane.kit import fastroutes
+from gameplane.kit import fastroutes, periodic
 from gameplane.kit.app import Runtime, create_app
 
 log = logging.getLogger("gameplane.games")
@@ -34,17 +32,17 @@ def adapters(settings: GamesSettings) -> dict[str, Adapter]:
     return out
 
 
-async def prune_loop(rt: Runtime, settings: GamesSettings) -> None:
+async def prune_requests(rt: Runtime) -> None:
     """Request-id records matter only while a signed request can still be replayed (twice the
     clock-skew window); every replica prunes, the deletes are idempotent."""
-    while True:
-        try:
-            deleted = await records.prune_requests(rt.database.pool, settings.replay_retention_seconds)
-            if deleted:
-                log.info("pruned %d request-id records older than %d s", deleted, settings.replay_retention_seconds)
-        except Exception:  # a failed prune is retried on the next tick; it never stops the service
-            log.exception("pruning request-id records failed")
-        await asyncio.sleep(settings.replay_prune_interval_seconds)
+    window = rt.settings.replay_retention_seconds  # type: ignore[attr-defined]
+    deleted = await records.prune_requests(rt.database.pool, window)
+    if deleted:
+        log.info("pruned %d request-id records older than %d s", deleted, window)
+
+
+REPLAY_PRUNE = periodic.Job("replay-prune", lambda s: s.replay_prune_interval_seconds, prune_requests, at_start=True)
+START_JOBS, STOP_JOBS = periodic.schedule(REPLAY_PRUNE)
 
 
 def build_app(settings: GamesSettings | None = None) -> FastAPI:
@@ -59,21 +57,15 @@ def build_app(settings: GamesSettings | None = None) -> FastAPI:
             added = await catalog.seed(rt.database, providers=set(settings.providers))
             if added:
                 log.info("catalog seeded with %d bundled games", added)
-        rt.state["prune_task"] = asyncio.create_task(prune_loop(rt, settings))
 
     async def stop(rt: Runtime) -> None:
-        task = rt.state.pop("prune_task", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         for name in ("wallet_client", "provider_http"):
             client = rt.state.pop(name, None)
             if client is not None:
                 await client.aclose()
 
-    runtime = Runtime("games", settings, migrations="gameplane.games", hot_pool=True, on_start=[start],
-                      on_stop=[stop])
+    runtime = Runtime("games", settings, migrations="gameplane.games", hot_pool=True,
+                      on_start=[start, START_JOBS], on_stop=[STOP_JOBS, stop])
     runtime.state["adapters"] = adapters(settings)
     app = create_app(runtime, [public, internal, providers], title="gameplane games",
                      app_class=fastroutes.FastRoutesApp,

@@ -30,33 +30,42 @@ JOB_RUNS = Counter("gameplane_background_runs_total",
 
 @dataclass(frozen=True)
 class Job:
-    """`run(rt)` every `every(settings)` seconds; 0 or less turns the job off. `run` may return
-    False to say it did nothing this time (another replica holds the job's lock)."""
+    """`run(rt)` every `every(settings)` seconds, the first time at once when `at_start` (else
+    after one interval); 0 or less turns the job off. `run` may return False to say it did
+    nothing this time (another replica holds the job's lock)."""
 
     name: str
     every: Callable[[Any], float]
     run: Callable[[Runtime], Awaitable[object]]
+    at_start: bool = False
 
 
 def schedule(*jobs: Job) -> tuple[Hook, Hook]:
-    """The (on_start, on_stop) hooks that run `jobs` for a Runtime."""
+    """The (on_start, on_stop) hooks that run `jobs` for a Runtime; its `state["jobs"]` maps each
+    running job's name to its task."""
 
     async def start(rt: Runtime) -> None:
-        rt.state["jobs"] = [asyncio.create_task(_loop(rt, job, seconds), name=f"{rt.name}-{job.name}")
-                            for job in jobs if (seconds := job.every(rt.settings)) > 0]
+        running = rt.state.setdefault("jobs", {})
+        for job in jobs:
+            if (seconds := job.every(rt.settings)) > 0:
+                running[job.name] = asyncio.create_task(_loop(rt, job, seconds), name=f"{rt.name}-{job.name}")
 
     async def stop(rt: Runtime) -> None:
-        for task in rt.state.pop("jobs", []):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        running = rt.state.get("jobs", {})
+        for job in jobs:
+            task = running.pop(job.name, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     return start, stop
 
 
 async def _loop(rt: Runtime, job: Job, seconds: float) -> None:
-    while True:
+    if not job.at_start:
         await asyncio.sleep(seconds)
+    while True:
         try:
             outcome = "skipped" if await job.run(rt) is False else "ok"
         except asyncio.CancelledError:
@@ -65,6 +74,7 @@ async def _loop(rt: Runtime, job: Job, seconds: float) -> None:
             outcome = "failed"
             log.warning("%s: job %s failed: %s", rt.name, job.name, exc)
         JOB_RUNS.labels(service=rt.name, task=job.name, outcome=outcome).inc()
+        await asyncio.sleep(seconds)
 
 
 @contextlib.asynccontextmanager

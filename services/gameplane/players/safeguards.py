@@ -7,7 +7,6 @@ published `players.protection_changed` snapshot is the state right after that ch
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -16,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gameplane.contracts.players import Eligibility, LimitView, ProtectionView, SelfExcluded, TimedOut
+from gameplane.kit.app import Runtime
 from gameplane.players import limits as rules
 from gameplane.players import protection as prot_rules
 from gameplane.players.context import PlayersContext
@@ -232,14 +232,8 @@ async def sweep(ctx: PlayersContext, *, batch: int = 200) -> int:
     return changed
 
 
-async def sweep_forever(ctx: PlayersContext) -> None:
-    while True:
-        await asyncio.sleep(ctx.settings.sweep_interval_seconds)
-        try:
-            applied = await sweep(ctx)
-            if applied:
-                log.info("applied due limit changes for %d players", applied)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the database may be briefly away; the next round retries
-            log.warning("limit sweep failed: %s", exc)
+async def apply_due_changes(rt: Runtime) -> None:
+    """The players service's job (gameplane.kit.periodic): limit changes whose cooling-off ended."""
+    applied = await sweep(rt.state["players"])
+    if applied:
+        log.info("applied due limit changes for %d players", applied)

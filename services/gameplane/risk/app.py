@@ -3,12 +3,9 @@ versions for the back office."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from fastapi import FastAPI
 
-from gameplane.kit import fastroutes
+from gameplane.kit import fastroutes, periodic
 from gameplane.kit.app import Runtime, create_app
 from gameplane.kit.audit import audit_router
 from gameplane.risk import sweeper
@@ -18,24 +15,21 @@ from gameplane.risk.rulesets import RuleCache
 from gameplane.risk.settings import RiskSettings
 
 
+async def _sweep(rt: Runtime) -> None:
+    await sweeper.sweep_once(rt.database, rt.settings.harm_levels)  # type: ignore[attr-defined]
+
+
+START_JOBS, STOP_JOBS = periodic.schedule(
+    periodic.Job("sweep", lambda s: s.sweep_interval_seconds, _sweep, at_start=True))
+
+
 def build_app(settings: RiskSettings | None = None) -> FastAPI:
     settings = settings or RiskSettings()
     cache = RuleCache()
 
-    async def start(rt: Runtime) -> None:
-        rt.state["sweeper"] = asyncio.create_task(
-            sweeper.run(rt.database, settings.sweep_interval_seconds, settings.harm_levels), name="risk-sweeper")
-
-    async def stop(rt: Runtime) -> None:
-        task = rt.state.pop("sweeper", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
     # The decision path reads and writes with the bare asyncpg pool (hot_pool): one round trip each.
     runtime = Runtime("risk", settings, migrations="gameplane.risk", consumers=build_consumers(cache),
-                      hot_pool=True, on_start=[start], on_stop=[stop])
+                      hot_pool=True, on_start=[START_JOBS], on_stop=[STOP_JOBS])
     runtime.state["rules"] = cache
     app = create_app(runtime, [internal, backoffice, audit_router("/internal/risk")], title="gameplane risk",
                      description="Risk decisions for deposits and withdrawals, harm scores, review cases "

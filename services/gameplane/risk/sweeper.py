@@ -3,15 +3,11 @@ cases and of players by harm level (cheap counts over small indexes)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from sqlalchemy import text
 
 from gameplane.kit.db import Database, utcnow
 from gameplane.risk import metrics, store
 
-log = logging.getLogger("gameplane.risk.sweeper")
 LEVELS = ("low", "medium", "high")
 
 
@@ -32,14 +28,3 @@ async def sweep_once(db: Database, harm_levels: tuple[int, int, int]) -> None:
     metrics.OLDEST_OPEN_CASE.set(float(oldest))
     for level, count in zip(LEVELS, levels, strict=True):
         metrics.HARM_PLAYERS.labels(level).set(count)
-
-
-async def run(db: Database, interval: float, harm_levels: tuple[int, int, int]) -> None:
-    while True:
-        try:
-            await sweep_once(db, harm_levels)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the database away for a moment: try again next round
-            log.warning("risk sweep failed: %s", exc)
-        await asyncio.sleep(interval)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from fastapi import FastAPI
 
+from gameplane.kit import periodic
 from gameplane.kit.app import Runtime, create_app
 from gameplane.sessions import sweeper
 from gameplane.sessions.api import internal, public
@@ -14,21 +12,18 @@ from gameplane.sessions.events import consumers
 from gameplane.sessions.settings import SessionsSettings
 
 
+async def _sweep(rt: Runtime) -> None:
+    await sweeper.sweep_once(rt.database)
+
+
+START_JOBS, STOP_JOBS = periodic.schedule(
+    periodic.Job("sweep", lambda s: s.sweep_interval_seconds, _sweep, at_start=True))
+
+
 def build_app(settings: SessionsSettings | None = None) -> FastAPI:
     settings = settings or SessionsSettings()
 
-    async def start_sweeper(rt: Runtime) -> None:
-        rt.state["sweeper"] = asyncio.create_task(
-            sweeper.run(rt.database, settings.sweep_interval_seconds), name="sessions-sweeper")
-
-    async def stop_sweeper(rt: Runtime) -> None:
-        task = rt.state.pop("sweeper", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
     runtime = Runtime("sessions", settings, migrations="gameplane.sessions", consumers=consumers,
-                      on_start=[start_sweeper], on_stop=[stop_sweeper])
+                      on_start=[START_JOBS], on_stop=[STOP_JOBS])
     return create_app(runtime, [public, internal], title="gameplane sessions",
                       description="Game sessions: launch, protection checks, session time, reality checks.")

@@ -7,8 +7,6 @@ sends the check late but does not drift later ones.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import datetime
 
 from sqlalchemy import select
@@ -20,7 +18,6 @@ from gameplane.sessions import logic
 from gameplane.sessions.events import PRODUCER, end_session
 from gameplane.sessions.models import GameSession
 
-log = logging.getLogger("gameplane.sessions.sweeper")
 BATCH = 200
 
 
@@ -48,14 +45,3 @@ async def sweep_once(db: Database, now: datetime | None = None) -> tuple[int, in
             row.next_reality_check_at = logic.next_reality_check(
                 row.started_at, row.reality_check_minutes, row.reality_checks_sent)
     return len(expired), len(due)
-
-
-async def run(db: Database, interval: float) -> None:
-    while True:
-        try:
-            await sweep_once(db)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the database may be restarting; the next sweep catches up
-            log.warning("session sweep failed: %s", exc)
-        await asyncio.sleep(interval)
