@@ -268,7 +268,8 @@ def test_a_panel_reading_a_metric_nobody_exports_is_reported() -> None:
 
 
 def test_metric_names_are_read_from_expressions_not_from_functions_labels_or_values() -> None:
-    expr = ('histogram_quantile(0.99, sum by (service, le) (rate(a_bucket{service=~"b|c",le="0.25"}[$__rate_interval])))'
+    expr = ("histogram_quantile(0.99, sum by (service, le) "
+            '(rate(a_bucket{service=~"b|c",le="0.25"}[$__rate_interval])))'
             " / on (slo) group_left () (1 - max by (slo) (d:e:f)) and topk(3, g) unless h offset 10m > bool 0")
     assert metrics_in(substitute(expr)) == {"a_bucket", "d:e:f", "g", "h"}
 
