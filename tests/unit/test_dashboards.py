@@ -12,9 +12,10 @@ renamed metric without it. Negative controls show each check can fail.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,26 @@ VARIABLE_VALUES = {"datasource": "prometheus", "namespace": "demo", "service": "
                    "slo": "player-api-latency", "job": "demo-gameplane-operator"}
 # Series Prometheus makes itself rather than scrapes.
 PROMETHEUS_BUILT_INS = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS", "ALERTS_FOR_STATE"}
-# Metric names fixed by the issue 17 round-2 brief that other branches add (bizmetrics: kit, games,
-# payments, players; opmetrics: operator). Panels may chart them before those branches land. Each
-# entry that the code now exports is reported (test_pending_metrics_are_still_pending): delete it then.
-PENDING = {
-    "gameplane_db_pool_connections", "gameplane_db_pool_size", "gameplane_db_query_duration_seconds",
-    "gameplane_consumer_pending", "gameplane_games_provider_callback_seconds", "gameplane_games_rounds_total",
-    "gameplane_games_amount_minor_total", "gameplane_payments_psp_call_seconds",
-    "gameplane_players_registrations_total", "gameplane_operator_reconcile_errors_total",
-    "gameplane_operator_drift_corrections_total",
+# What the Prometheus Operator puts on every target of a ServiceMonitor, hence on every scraped series
+# (the services' own `service` label wins by honorLabels; the operator's series get the target's).
+TARGET_LABELS = frozenset({"job", "namespace", "pod", "container", "endpoint", "instance", "service"})
+# Metric names and labels fixed by the issue 17 round-2 brief that other branches add (bizmetrics:
+# kit, games, payments, players; opmetrics: operator). Panels may chart them before those branches
+# land. Each entry the code now declares is reported (test_pending_metrics_are_still_pending):
+# delete it then, and the code's own declaration is checked instead.
+_ROUND = frozenset({"provider", "game", "currency", "kind"})
+PENDING: dict[str, frozenset[str]] = {
+    "gameplane_db_pool_connections": frozenset({"service", "state"}),
+    "gameplane_db_pool_size": frozenset({"service"}),
+    "gameplane_db_query_duration_seconds": frozenset({"service"}),
+    "gameplane_consumer_pending": frozenset({"service", "stream", "consumer"}),
+    "gameplane_games_provider_callback_seconds": frozenset({"provider", "action"}),
+    "gameplane_games_rounds_total": _ROUND,
+    "gameplane_games_amount_minor_total": _ROUND,
+    "gameplane_payments_psp_call_seconds": frozenset({"psp", "operation"}),
+    "gameplane_players_registrations_total": frozenset({"jurisdiction", "outcome"}),
+    "gameplane_operator_reconcile_errors_total": frozenset({"stage"}),
+    "gameplane_operator_drift_corrections_total": frozenset({"kind"}),
 }
 # The dashboards the issue asks for, by uid (the uids are in URLs, the operator's status and runbooks).
 REQUIRED = {"gameplane-overview", "gameplane-red", "gameplane-wallet", "gameplane-business",
@@ -249,7 +261,7 @@ def test_every_metric_a_panel_reads_is_exported_recorded_or_made_by_prometheus()
     for name, doc in dashboards().items():
         used = {m for _, expr in targets(doc) for m in metrics_in(expr)}
         used_all |= used
-        assert undefined(used, names | PENDING, patterns, recorded) == set(), name
+        assert undefined(used, names | set(PENDING), patterns, recorded) == set(), name
     # the check looked at the kinds of names it claims to: built-in, exported, formatted, recorded, pending
     assert {"up", "gameplane_http_requests_total", "gameplane_analytics_ftd_total",
             "currency:gameplane_ggr:increase1d", "gameplane_slo:error_ratio:rate1h"} <= used_all
@@ -277,8 +289,103 @@ def test_metric_names_are_read_from_expressions_not_from_functions_labels_or_val
 def test_pending_metrics_are_still_pending() -> None:
     """A name the round-2 brief promised and the code now exports leaves PENDING (checked like any other)."""
     names, patterns = exported_names()
-    landed = PENDING - undefined(PENDING, names, patterns, recorded_names())
+    landed = set(PENDING) - undefined(set(PENDING), names, patterns, recorded_names())
     assert landed == set(), f"exported now, delete from PENDING: {sorted(landed)}"
+
+
+def declared_labels() -> dict[str, frozenset[str]]:
+    """Label names of every metric the code declares under a literal name (prometheus_client's
+    Counter/Gauge/Histogram/Summary(name, documentation, labelnames)), read from the source."""
+    out: dict[str, frozenset[str]] = {}
+    for root in CODE:
+        for path in root.rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            assigned = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign)
+                        for t in n.targets if isinstance(t, ast.Name)}
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute)):
+                    continue
+                kind = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+                if kind not in {"Counter", "Gauge", "Histogram", "Summary"} or not node.args:
+                    continue
+                if not (isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                    continue
+                labels = node.args[2] if len(node.args) > 2 else next(
+                    (k.value for k in node.keywords if k.arg == "labelnames"), None)
+                if isinstance(labels, ast.Name):
+                    labels = assigned.get(labels.id)
+                out[node.args[0].value] = frozenset(
+                    e.value for e in getattr(labels, "elts", []) if isinstance(e, ast.Constant))
+    return out
+
+
+Labels = Callable[[str], frozenset[str] | None]
+
+
+def labels_of(declared: dict[str, frozenset[str]]) -> Labels:
+    """metric name -> the labels its series carry once scraped, or None when not known from a declaration
+    (a recorded series, a formatted name)."""
+
+    def known(metric: str) -> frozenset[str] | None:
+        if metric in PROMETHEUS_BUILT_INS:
+            return TARGET_LABELS
+        base = re.sub(r"_(bucket|sum|count)$", "", metric)
+        for form in (metric, metric.removesuffix("_total"), base):
+            if form in declared:
+                return TARGET_LABELS | declared[form] | ({"le"} if metric.endswith("_bucket") else set())
+        return None
+
+    return known
+
+
+def label_problems(expr: str, known: Labels) -> list[str]:
+    """Labels an expression matches or groups by that its metrics do not carry. Matchers are checked per
+    selector; a grouping label must be on some metric of the expression (checked only when all are known)."""
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    problems = []
+    for metric, matchers in re.findall(r"([A-Za-z_:][\w:]*)\s*\{([^}]*)\}", e):
+        labels = known(metric)
+        for label in re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers) if labels is not None else []:
+            if label not in labels:
+                problems.append(f"{metric} has no label {label}")
+    sets = [known(m) for m in metrics_in(expr)]
+    if sets and all(s is not None for s in sets):
+        have = frozenset().union(*sets)
+        for clause in re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", e):
+            problems += [f"no metric has label {lb}" for lb in re.split(r"[,\s]+", clause.strip())
+                         if lb and lb not in have]
+    return problems
+
+
+def test_every_label_a_panel_or_variable_uses_is_on_its_metric() -> None:
+    declared = declared_labels()
+    assert declared["gameplane_http_requests_total"] == {"service", "method", "route", "status"}
+    known = labels_of(declared | PENDING)
+    checked = 0
+    for name, doc in dashboards().items():
+        for what, expr in targets(doc):
+            assert label_problems(substitute(expr), known) == [], (name, what)
+            checked += 1
+        for v in doc["templating"]["list"]:
+            m = re.fullmatch(r"label_values\((.+), *(\w+)\)", v.get("query", ""))
+            if m:
+                selector, label = substitute(m.group(1)), m.group(2)
+                assert label_problems(selector, known) == [], (name, v["name"])
+                (metric,) = metrics_in(selector)
+                assert label in (known(metric) or {label}), (name, v["name"])
+    assert checked >= 80
+
+
+def test_a_panel_grouping_or_matching_by_a_label_its_metric_lacks_is_reported() -> None:
+    known = labels_of(declared_labels() | PENDING)
+    expr = ('sum by (tier, psp) (rate(gameplane_payments_webhook_rejections_total{reason="bad"}[5m])) '
+            '+ on (service) histogram_quantile(0.99, sum by (le) (rate(gameplane_risk_decision_seconds_bucket'
+            '{namespace="x"}[5m]))) + sum by (kind) (gameplane_games_rounds_total{outcome="ok"})')
+    assert sorted(label_problems(expr, known)) == [
+        "gameplane_games_rounds_total has no label outcome",
+        "gameplane_payments_webhook_rejections_total has no label reason", "no metric has label tier"]
+    # a recorded series' labels are not known here: its expression is not judged by grouping
+    assert label_problems("sum by (anything) (currency:gameplane_ggr:increase1d)", known) == []
 
 
 def test_the_architecture_document_lists_every_dashboard() -> None:
