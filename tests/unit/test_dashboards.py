@@ -7,7 +7,8 @@ package) as the expression of a recording rule. Fed: every metric a panel reads 
 exports (its name as a string literal in services/ or operator/), one a rule file records, or one
 Prometheus makes itself. That the panels show data on a running platform is the live tier's proof
 (tests/system/test_live_prometheus.py); these checks catch the typo, the missing suffix and the
-renamed metric without it. Negative controls show each check can fail.
+renamed metric without it. A panel a runbook names on a dashboard is on that dashboard.
+Negative controls show each check can fail.
 """
 
 from __future__ import annotations
@@ -386,6 +387,45 @@ def test_a_panel_grouping_or_matching_by_a_label_its_metric_lacks_is_reported() 
         "gameplane_payments_webhook_rejections_total has no label reason", "no metric has label tier"]
     # a recorded series' labels are not known here: its expression is not judged by grouping
     assert label_problems("sum by (anything) (currency:gameplane_ggr:increase1d)", known) == []
+
+
+def panels_by_dashboard() -> dict[str, set[str]]:
+    return {d["title"]: {p["title"] for p in panels(d["panels"])} for d in dashboards().values()}
+
+
+def misplaced_panels(text: str, boards: dict[str, set[str]]) -> list[str]:
+    """Panels a runbook names on a dashboard ('dashboard "<title>", panel *<panel>*') that are not on it
+    (tests/unit/test_alert_runbooks.py checks that each title and panel exists somewhere)."""
+    text = " ".join(text.split())
+    out = []
+    pattern = r'[Dd]ashboard "([^"]+)",? (?:service `[^`]+`, )?(?:the )?panels? \*([^*]+)\*(?: and \*([^*]+)\*)?'
+    for m in re.finditer(pattern, text):
+        board = boards.get(m.group(1))
+        if board is None:
+            out.append(f"no dashboard {m.group(1)!r}")
+            continue
+        out += [f"panel {p!r} is not on {m.group(1)!r}" for p in m.groups()[1:] if p and p not in board]
+    return out
+
+
+def test_a_panel_a_runbook_names_on_a_dashboard_is_on_that_dashboard() -> None:
+    boards = panels_by_dashboard()
+    named = 0
+    for page in sorted((REPO / "docs" / "runbooks").glob("*.md")):
+        text = page.read_text()
+        named += len(re.findall(r'[Dd]ashboard "[^"]+",? (?:service `[^`]+`, )?(?:the )?panels? \*',
+                                " ".join(text.split())))
+        assert misplaced_panels(text, boards) == [], page.name
+    assert named >= 10  # the references are there to check
+
+
+def test_a_runbook_naming_a_panel_on_the_wrong_dashboard_is_reported() -> None:
+    text = ('Dashboard "gameplane / services (RED)", panel *Reconciliation breaches found by the latest run\n'
+            '(must be 0)*; dashboard "gameplane / wallet and ledger", panels *Requests per second* and '
+            '*Time since the latest reconciliation run*; dashboard "gameplane / RED", panel *Latency p50 / p99*.')
+    assert misplaced_panels(text, panels_by_dashboard()) == [
+        "panel 'Reconciliation breaches found by the latest run (must be 0)' is not on 'gameplane / services (RED)'",
+        "panel 'Requests per second' is not on 'gameplane / wallet and ledger'", "no dashboard 'gameplane / RED'"]
 
 
 def test_the_architecture_document_lists_every_dashboard() -> None:
