@@ -95,7 +95,12 @@ def test_monitoring_objects_follow_the_prometheus_operator_api(helm: Run) -> Non
     assert {d["metadata"]["name"] for d in dashboards} == {"p-dashboard-gameplane-red", "p-dashboard-gameplane-events",
                                                           "p-dashboard-gameplane-risk", "p-dashboard-gameplane-bonus",
                                                           "p-dashboard-gameplane-affiliates",
-                                                          "p-dashboard-gameplane-business"}
+                                                          "p-dashboard-gameplane-business",
+                                                          "p-dashboard-gameplane-overview",
+                                                          "p-dashboard-gameplane-wallet",
+                                                          "p-dashboard-gameplane-providers-payments",
+                                                          "p-dashboard-gameplane-slo",
+                                                          "p-dashboard-gameplane-operator"}
     for d in dashboards:
         (payload,) = d["data"].values()
         assert json.loads(payload)["panels"]
