@@ -36,8 +36,9 @@ from .config import (
     VERSION,
     Config,
 )  # fmt: skip
+from .desired import Key as Key3
 from .kube import Kube, connection_info, load_api_client
-from .reconcile import reconcile
+from .reconcile import StageError, failing_as, reconcile
 from .render import Renderer
 from .scheduler import Key, Scheduler
 from .status import AutoscalerInfo, EndpointInfo, Outcome, WorkloadInfo, compute, events
@@ -56,6 +57,7 @@ class Memo:
     generation: int  # the metadata.generation that reconcile applied
     dashboards: list[dict[str, str]] = field(default_factory=list)
     ready: bool = False  # the Ready condition the last status computed
+    hashes: dict[Key3, str] = field(default_factory=dict)  # what the last successful reconcile applied
 
 
 @dataclass
@@ -231,13 +233,23 @@ def _backends(spec: dict[str, Any]) -> tuple[str, ...]:
 
 # -- one platform: reconcile (full) or status refresh --------------------------------------------
 async def run_platform(key: Key, full: bool) -> bool:
+    """One pass over one platform; every way it can fail counts in reconcile_errors_total{stage}."""
+    try:
+        return await _run_platform(key, full)
+    except StageError as exc:
+        metrics.RECONCILE_ERRORS.labels(stage=exc.stage).inc()
+        raise exc.cause from None  # what failed, as before: kopf and the scheduler log it and retry
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels(stage="other").inc()
+        raise
+
+
+async def _run_platform(key: Key, full: bool) -> bool:
     rt = runtime()
     ns, name = key
     platform = await rt.kube.get_platform(ns, name)
     if platform is None or platform["metadata"].get("deletionTimestamp"):
-        rt.scheduler.forget(key)
-        rt.memo.pop(key, None)
-        rt.referenced.pop(key, None)
+        _forget(rt, key)
         return True
     metrics.PLATFORMS.set(rt.scheduler.known())
     paused = (platform["metadata"].get("annotations") or {}).get(PAUSE_ANNOTATION) == "true"
@@ -249,14 +261,28 @@ async def run_platform(key: Key, full: bool) -> bool:
         outcome = memo.outcome if memo else Outcome(True, "Paused", "paused before the first reconcile")
     elif full or memo is None or memo.generation != generation:
         # (A status refresh that finds a newer spec than the last reconcile applied does the reconcile.)
-        outcome, result = await reconcile(rt.kube, rt.renderer, platform, rt.config.defaults())
+        outcome, result = await reconcile(rt.kube, rt.renderer, platform, rt.config.defaults(),
+                                          last=memo.hashes if memo else None)  # fmt: skip
         applied, pruned = outcome.applied, outcome.pruned
         metrics.RECONCILES.labels(reason=outcome.reason).inc()
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+        if not outcome.ok:
+            metrics.RECONCILE_ERRORS.labels(stage=outcome.stage or "other").inc()
+        for kind in result.drifted if result else []:
+            metrics.DRIFT_CORRECTIONS.labels(kind=kind).inc()
         dashboards = _dashboards(result.rendered, platform) if result else (memo.dashboards if memo else [])
-        memo = rt.memo[key] = Memo(outcome=outcome, generation=generation, dashboards=dashboards)
+        hashes = result.hashes() if result else (memo.hashes if memo else {})
+        memo = rt.memo[key] = Memo(outcome=outcome, generation=generation, dashboards=dashboards, hashes=hashes)
     else:
         outcome = memo.outcome
+    with failing_as("status"):
+        await _refresh_status(rt, key, platform, paused, memo, outcome, applied, pruned)
+    return outcome.ok
+
+
+async def _refresh_status(rt: Runtime, key: Key, platform: dict[str, Any], paused: bool, memo: Memo | None,
+                          outcome: Outcome, applied: int, pruned: int) -> None:  # fmt: skip
+    ns, name = key
     spec = platform.get("spec") or {}
     secret_refs = refs.secret_refs(spec)
     rt.referenced[key] = {r.name for r in secret_refs}
@@ -281,8 +307,7 @@ async def run_platform(key: Key, full: bool) -> bool:
     _post_events(platform, old, status, applied, pruned)
     if memo is not None:
         memo.ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status["conditions"])
-    _count_ready()
-    return outcome.ok
+    _count_platforms()
 
 
 async def _faults_condition(rt: Runtime, key: Key, platform: dict[str, Any],
@@ -343,10 +368,20 @@ def _post_events(platform: dict[str, Any], old: dict[str, Any], new: dict[str, A
         kopf.event(body, type=etype, reason=reason, message=message)
 
 
-def _count_ready() -> None:
+def _count_platforms() -> None:
     rt = runtime()
+    metrics.PLATFORMS.set(rt.scheduler.known())
     # Ready as the status says (a platform applied without error may still miss a Secret or Pods).
     metrics.PLATFORMS_READY.set(sum(1 for m in rt.memo.values() if m.ready))
+
+
+def _forget(rt: Runtime, key: Key) -> None:
+    rt.scheduler.forget(key)
+    rt.memo.pop(key, None)
+    rt.referenced.pop(key, None)
+    # A deleted platform leaves both counts: else platforms - platforms_ready stays above 0
+    # (GameplaneOperatorPlatformNotReady) for a platform that no longer exists.
+    _count_platforms()
 
 
 # -- GamingPlatform handlers ----------------------------------------------------------------------
@@ -377,9 +412,7 @@ async def on_resume(namespace: str | None, name: str | None, **kwargs: Any) -> N
 async def on_delete(namespace: str | None, name: str | None, **_: Any) -> None:
     rt = runtime()
     key = (namespace or "", name or "")
-    rt.scheduler.forget(key)
-    rt.memo.pop(key, None)
-    rt.referenced.pop(key, None)
+    _forget(rt, key)
     log.info("platform %s/%s deleted; its children are garbage-collected by ownerReferences", *key)
 
 
