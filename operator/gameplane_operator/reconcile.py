@@ -159,7 +159,8 @@ async def reconcile(
 ) -> tuple[Outcome, Applied | None]:
     spec = platform.get("spec") or {}
     try:
-        applied = await apply_platform(kube, renderer, platform, defaults, last=last)
+        with failing_as("other"):  # anything outside the named stages (comparing, a bug of ours)
+            applied = await apply_platform(kube, renderer, platform, defaults, last=last)
     except StageError as exc:
         if isinstance(exc.cause, RenderError):
             return Outcome(False, "RenderFailed", str(exc.cause)[:1000], stage=exc.stage), None
