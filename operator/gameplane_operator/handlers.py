@@ -24,8 +24,8 @@ from typing import Any
 
 import kopf
 
+from . import certs, metrics, refs
 from . import faults as drills
-from . import metrics, refs
 from .config import (
     GROUP,
     HASH_ANNOTATION,
@@ -70,6 +70,7 @@ class Runtime:
     memo: dict[Key, Memo] = field(default_factory=dict)
     generations: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     referenced: dict[Key, set[str]] = field(default_factory=dict)  # platform -> Secret names it uses
+    certificates: dict[Key, set[tuple[str, str]]] = field(default_factory=dict)  # exported (Secret, key)
 
 
 RT: Runtime | None = None
@@ -181,8 +182,9 @@ def gp_statefulsets(namespace: str | None, name: str, labels: Any, meta: Any, sp
 
 @kopf.index("", "v1", "secrets")
 def gp_secrets(namespace: str | None, name: str, body: Any, **_: Any) -> Any:
-    # Names and keys only: whether a referenced Secret (and its key) exists. Values stay out.
-    return {(namespace or "", name): frozenset((body.get("data") or {}).keys())}
+    # Names and keys: whether a referenced Secret (and its key) exists; of a certificate, when it
+    # expires (certs.py). Values stay out.
+    return {(namespace or "", name): certs.seen(body.get("data"))}
 
 
 @kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=CHILD)
@@ -214,11 +216,25 @@ def _by_component(index_name: str, key: Key) -> dict[str, Any]:
     return {item.component: item for item in index[key]}
 
 
-def _secret_keys(namespace: str, name: str) -> frozenset[str] | None:
+def _secret_seen(namespace: str, name: str) -> certs.SecretSeen | None:
     index = runtime().indexes.get("gp_secrets")
     if index is None or (namespace, name) not in index:
         return None
-    return next(iter(index[(namespace, name)]), frozenset())
+    return next(iter(index[(namespace, name)]), certs.SecretSeen(frozenset()))
+
+
+def _secret_keys(namespace: str, name: str) -> frozenset[str] | None:
+    found = _secret_seen(namespace, name)
+    return None if found is None else found.keys
+
+
+def _export_expiries(rt: Runtime, key: Key, secret_refs: list[refs.SecretRef]) -> None:
+    found = certs.expiries(secret_refs, lambda secret: _secret_seen(key[0], secret))
+    for secret, item in rt.certificates.get(key, set()) - set(found):
+        metrics.CERT_EXPIRY.remove(key[0], key[1], secret, item)
+    for (secret, item), when in found.items():
+        metrics.CERT_EXPIRY.labels(platform_namespace=key[0], platform=key[1], secret=secret, key=item).set(when)
+    rt.certificates[key] = set(found)
 
 
 def _backends(spec: dict[str, Any]) -> tuple[str, ...]:
@@ -286,6 +302,7 @@ async def _refresh_status(rt: Runtime, key: Key, platform: dict[str, Any], pause
     spec = platform.get("spec") or {}
     secret_refs = refs.secret_refs(spec)
     rt.referenced[key] = {r.name for r in secret_refs}
+    _export_expiries(rt, key, secret_refs)
     faults = await _faults_condition(rt, key, platform, paused)
     status = compute(
         platform=platform,
@@ -379,6 +396,8 @@ def _forget(rt: Runtime, key: Key) -> None:
     rt.scheduler.forget(key)
     rt.memo.pop(key, None)
     rt.referenced.pop(key, None)
+    for secret, item in rt.certificates.pop(key, set()):
+        metrics.CERT_EXPIRY.remove(key[0], key[1], secret, item)
     # A deleted platform leaves both counts: else platforms - platforms_ready stays above 0
     # (GameplaneOperatorPlatformNotReady) for a platform that no longer exists.
     _count_platforms()

@@ -35,6 +35,12 @@ API_WRITES = Counter(
 PLATFORMS = Gauge("gameplane_operator_platforms", "GamingPlatforms known to the operator")
 PLATFORMS_READY = Gauge("gameplane_operator_platforms_ready", "GamingPlatforms whose Ready condition is True")
 QUEUE_DEPTH = Gauge("gameplane_operator_pending_reconciles", "Platforms waiting for a reconcile worker")
+# Labels name the platform as `platform_namespace`: `namespace` is the scrape target's (the operator's).
+CERT_EXPIRY = Gauge(
+    "gameplane_operator_certificate_expiry_timestamp_seconds",
+    "notAfter of a certificate a GamingPlatform references (certs.py), Unix seconds",
+    ["platform_namespace", "platform", "secret", "key"],
+)
 
 # Every stage exists from the start at 0: a rate() over a counter that first appears at 1 misses
 # that first failure.

@@ -31,7 +31,8 @@ def test_the_chart_ships_the_operator_rules_as_a_prometheus_rule() -> None:
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
     assert alerts == {"GameplaneOperatorDown", "GameplaneOperatorReconcileFailures",
-                      "GameplaneOperatorPlatformNotReady", "GameplaneOperatorReconcileSlow"}
+                      "GameplaneOperatorPlatformNotReady", "GameplaneOperatorReconcileSlow",
+                      "GameplaneCertificateExpiringSoon"}
     # Prometheus' templates pass through helm untouched (the file is data, not a template).
     annotations = [r["annotations"]["summary"] for g in rule["spec"]["groups"] for r in g["rules"]]
     assert any("{{ $labels.stage }}" in a for a in annotations)
@@ -47,7 +48,7 @@ def test_the_operator_alerts_are_the_operator_charts_alone() -> None:
     docs = helm_template(*PROM_RULE, *SERVICE_MONITOR)  # the umbrella chart: every service's rules
     names = {r.get("alert") for d in of_kind(docs, "PrometheusRule") for g in d["spec"]["groups"] for r in g["rules"]}
     assert "GameplaneServiceDown" in names  # negative control: the services' rules are there
-    assert not any(str(n).startswith("GameplaneOperator") for n in names)
+    assert not any(str(n).startswith(("GameplaneOperator", "GameplaneCertificate")) for n in names)
 
 
 def test_the_service_monitor_labels_the_target_as_the_rules_select_up() -> None:
