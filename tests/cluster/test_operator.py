@@ -352,6 +352,24 @@ def _platforms_ready(operator: dict[str, int]) -> float:
                       if line.startswith("gameplane_operator_platforms_ready ")))  # fmt: skip
 
 
+def _certificate() -> tuple[str, float]:
+    """A real self-signed certificate (base64 PEM, as Secret data) and its notAfter."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.x509.oid import NameOID
+
+    key = Ed25519PrivateKey.generate()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "casino.example")])
+    expires = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=30)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(expires - dt.timedelta(days=60))
+            .not_valid_after(expires).sign(key, None))  # fmt: skip
+    return base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode(), expires.timestamp()
+
+
 def _secret(name: str, data: dict[str, str], kind: str = "Opaque") -> dict[str, Any]:
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": kind, "data": encoded}
@@ -402,8 +420,10 @@ def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], 
     core.create_namespaced_secret(SECRETS_NS, _secret("casino-db", {"dsn": "postgresql+asyncpg://u:p@db:5432"}))
     for name in ("acme-slots-credentials", "rgs-credentials", "payfast-credentials"):
         core.create_namespaced_secret(SECRETS_NS, _secret(name, {"secret": "k" * 32}))
-    core.create_namespaced_secret(SECRETS_NS, _secret("casino-tls", {"tls.crt": "c", "tls.key": "k"},
-                                                      "kubernetes.io/tls"))  # fmt: skip
+    cert, expires = _certificate()
+    tls = _secret("casino-tls", {"tls.key": "k"}, "kubernetes.io/tls")
+    tls["data"]["tls.crt"] = cert
+    core.create_namespaced_secret(SECRETS_NS, tls)
     obj = wait_for("SecretKeyNotFound", lambda: reason_is("SecretKeyNotFound"), 30)
     assert condition(obj, "SecretsResolved")["message"] == (
         f"Secret casino-db in namespace {SECRETS_NS} has no key url (spec.database.external.secretRef)")
@@ -414,6 +434,9 @@ def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], 
     assert obj["metadata"]["generation"] == before  # nobody touched the platform
     wait_for("platforms_ready counts casino", lambda: _platforms_ready(operator) == ready_without + 1, 10)
     assert condition(obj, "SecretsResolved")["reason"] == "AllSecretsFound"
+    # the Ingress certificate's expiry, read from the Secret (GameplaneCertificateExpiringSoon)
+    expiry = {"platform_namespace": SECRETS_NS, "platform": "casino", "secret": "casino-tls", "key": "tls.crt"}
+    assert metric(operator, "gameplane_operator_certificate_expiry_timestamp_seconds", **expiry) == expires
     events = core.list_namespaced_event(SECRETS_NS, field_selector="involvedObject.name=casino").items
     assert ("Normal", "AllSecretsFound") in {(e.type, e.reason) for e in events}
     custom.delete_namespaced_custom_object(GROUP, VERSION, SECRETS_NS, PLURAL, "casino")
@@ -421,7 +444,6 @@ def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], 
 
 def test_deleting_the_platform_collects_everything(demo: dict[str, Any], api: dict[str, Any], kubectl: Run,
                                                    operator: dict[str, int]) -> None:  # fmt: skip
-    known = metric(operator, "gameplane_operator_platforms") or 0
     api["custom"].delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, NAME)
     kinds = ("deployments,statefulsets,jobs,services,configmaps,secrets,serviceaccounts,"
              "poddisruptionbudgets,networkpolicies,hpa")
@@ -431,8 +453,11 @@ def test_deleting_the_platform_collects_everything(demo: dict[str, Any], api: di
 
     wait_for("garbage collection of every child", gone, 90, interval=1)
     wait_for("Pods gone", lambda: not api["core"].list_namespaced_pod(NS).items, 90, interval=1)
-    # the operator forgets it: no longer counted among the platforms (nor alerted on as not Ready)
-    wait_for("one platform fewer", lambda: metric(operator, "gameplane_operator_platforms") == known - 1, 30)
+    # the operator forgets it (and casino, deleted before): no platform left to count, nor to alert
+    # on as not Ready, nor a certificate of theirs
+    wait_for("no platform counted", lambda: metric(operator, "gameplane_operator_platforms") == 0, 30)
+    assert metric(operator, "gameplane_operator_platforms_ready") == 0
+    assert metric(operator, "gameplane_operator_certificate_expiry_timestamp_seconds") is None
 
 
 @pytest.mark.parametrize(
