@@ -5,7 +5,7 @@
   garbage collector removes them (no finalizer, so deletion never waits for the operator);
 - Deployments, StatefulSets, HPAs and Services of every platform are indexed: status comes from
   the indexes; so are the names and keys (never the values) of Secrets, to tell whether the
-  Secrets a platform references exist;
+  Secrets a platform references exist, and the expiry of the certificates in them (certs.py);
 - any change to a child nudges its platform: drift (a deleted object, a hand-scaled Deployment)
   is repaired, and status follows readiness. Status-only changes skip the render-and-apply step;
 - a change to a Secret a platform references (created at last, a key added) refreshes its status.
