@@ -12,9 +12,10 @@ from typing import Any
 from .config import HASH_ANNOTATION, PLATFORM_LABEL
 
 Obj = dict[str, Any]
+Key = tuple[str, str, str]  # (apiVersion group, kind, name)
 
 
-def key(obj: Obj) -> tuple[str, str, str]:
+def key(obj: Obj) -> Key:
     """Identity of an object within one platform's namespace: (apiVersion group, kind, name)."""
     group = obj["apiVersion"].rsplit("/", 1)[0] if "/" in obj["apiVersion"] else ""
     return group, obj["kind"], obj["metadata"]["name"]
@@ -84,7 +85,26 @@ def contains(live: Any, desired: Any) -> bool:
 def up_to_date(live: Obj | None, desired: Obj) -> bool:
     if live is None:
         return False
-    ann = (live.get("metadata") or {}).get("annotations") or {}
-    if ann.get(HASH_ANNOTATION) != desired["metadata"]["annotations"][HASH_ANNOTATION]:
+    if applied_hash(live) != applied_hash(desired):
         return False
     return contains(live, desired)
+
+
+def applied_hash(obj: Obj | None) -> str | None:
+    ann = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+    return ann.get(HASH_ANNOTATION)
+
+
+def drifted(live: Obj | None, desired: Obj, last: str | None) -> bool:
+    """Whether an object that needs an apply needs it because someone else changed or deleted it,
+    not because the render changed. `last` is the hash this object had in the operator's last
+    successful reconcile of the platform (None when it was not there, or none ran yet).
+
+    Edited: the live object carries the hash of the current render, so the operator applied this
+    very content, and it no longer matches. Deleted: it is gone though the last reconcile left it
+    with the same hash. (Deleted while the operator was not running is not counted: nothing
+    remembers it was there.)"""
+    want = applied_hash(desired)
+    if live is None:
+        return last is not None and last == want
+    return applied_hash(live) == want or last == want

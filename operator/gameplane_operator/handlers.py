@@ -5,7 +5,7 @@
   garbage collector removes them (no finalizer, so deletion never waits for the operator);
 - Deployments, StatefulSets, HPAs and Services of every platform are indexed: status comes from
   the indexes; so are the names and keys (never the values) of Secrets, to tell whether the
-  Secrets a platform references exist;
+  Secrets a platform references exist, and the expiry of the certificates in them (certs.py);
 - any change to a child nudges its platform: drift (a deleted object, a hand-scaled Deployment)
   is repaired, and status follows readiness. Status-only changes skip the render-and-apply step;
 - a change to a Secret a platform references (created at last, a key added) refreshes its status.
@@ -24,8 +24,8 @@ from typing import Any
 
 import kopf
 
+from . import certs, metrics, refs
 from . import faults as drills
-from . import metrics, refs
 from .config import (
     GROUP,
     HASH_ANNOTATION,
@@ -36,8 +36,9 @@ from .config import (
     VERSION,
     Config,
 )  # fmt: skip
+from .desired import Key as Key3
 from .kube import Kube, connection_info, load_api_client
-from .reconcile import reconcile
+from .reconcile import StageError, failing_as, reconcile
 from .render import Renderer
 from .scheduler import Key, Scheduler
 from .status import AutoscalerInfo, EndpointInfo, Outcome, WorkloadInfo, compute, events
@@ -56,6 +57,7 @@ class Memo:
     generation: int  # the metadata.generation that reconcile applied
     dashboards: list[dict[str, str]] = field(default_factory=list)
     ready: bool = False  # the Ready condition the last status computed
+    hashes: dict[Key3, str] = field(default_factory=dict)  # what the last successful reconcile applied
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Runtime:
     memo: dict[Key, Memo] = field(default_factory=dict)
     generations: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     referenced: dict[Key, set[str]] = field(default_factory=dict)  # platform -> Secret names it uses
+    certificates: dict[Key, set[tuple[str, str]]] = field(default_factory=dict)  # exported (Secret, key)
 
 
 RT: Runtime | None = None
@@ -179,8 +182,9 @@ def gp_statefulsets(namespace: str | None, name: str, labels: Any, meta: Any, sp
 
 @kopf.index("", "v1", "secrets")
 def gp_secrets(namespace: str | None, name: str, body: Any, **_: Any) -> Any:
-    # Names and keys only: whether a referenced Secret (and its key) exists. Values stay out.
-    return {(namespace or "", name): frozenset((body.get("data") or {}).keys())}
+    # Names and keys: whether a referenced Secret (and its key) exists; of a certificate, when it
+    # expires (certs.py). Values stay out.
+    return {(namespace or "", name): certs.seen(body.get("data"))}
 
 
 @kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=CHILD)
@@ -212,11 +216,25 @@ def _by_component(index_name: str, key: Key) -> dict[str, Any]:
     return {item.component: item for item in index[key]}
 
 
-def _secret_keys(namespace: str, name: str) -> frozenset[str] | None:
+def _secret_seen(namespace: str, name: str) -> certs.SecretSeen | None:
     index = runtime().indexes.get("gp_secrets")
     if index is None or (namespace, name) not in index:
         return None
-    return next(iter(index[(namespace, name)]), frozenset())
+    return next(iter(index[(namespace, name)]), certs.SecretSeen(frozenset()))
+
+
+def _secret_keys(namespace: str, name: str) -> frozenset[str] | None:
+    found = _secret_seen(namespace, name)
+    return None if found is None else found.keys
+
+
+def _export_expiries(rt: Runtime, key: Key, secret_refs: list[refs.SecretRef]) -> None:
+    found = certs.expiries(secret_refs, lambda secret: _secret_seen(key[0], secret))
+    for secret, item in rt.certificates.get(key, set()) - set(found):
+        metrics.CERT_EXPIRY.remove(key[0], key[1], secret, item)
+    for (secret, item), when in found.items():
+        metrics.CERT_EXPIRY.labels(platform_namespace=key[0], platform=key[1], secret=secret, key=item).set(when)
+    rt.certificates[key] = set(found)
 
 
 def _backends(spec: dict[str, Any]) -> tuple[str, ...]:
@@ -231,13 +249,23 @@ def _backends(spec: dict[str, Any]) -> tuple[str, ...]:
 
 # -- one platform: reconcile (full) or status refresh --------------------------------------------
 async def run_platform(key: Key, full: bool) -> bool:
+    """One pass over one platform; every way it can fail counts in reconcile_errors_total{stage}."""
+    try:
+        return await _run_platform(key, full)
+    except StageError as exc:
+        metrics.RECONCILE_ERRORS.labels(stage=exc.stage).inc()
+        raise exc.cause from None  # what failed, as before: kopf and the scheduler log it and retry
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels(stage="other").inc()
+        raise
+
+
+async def _run_platform(key: Key, full: bool) -> bool:
     rt = runtime()
     ns, name = key
     platform = await rt.kube.get_platform(ns, name)
     if platform is None or platform["metadata"].get("deletionTimestamp"):
-        rt.scheduler.forget(key)
-        rt.memo.pop(key, None)
-        rt.referenced.pop(key, None)
+        _forget(rt, key)
         return True
     metrics.PLATFORMS.set(rt.scheduler.known())
     paused = (platform["metadata"].get("annotations") or {}).get(PAUSE_ANNOTATION) == "true"
@@ -249,17 +277,32 @@ async def run_platform(key: Key, full: bool) -> bool:
         outcome = memo.outcome if memo else Outcome(True, "Paused", "paused before the first reconcile")
     elif full or memo is None or memo.generation != generation:
         # (A status refresh that finds a newer spec than the last reconcile applied does the reconcile.)
-        outcome, result = await reconcile(rt.kube, rt.renderer, platform, rt.config.defaults())
+        outcome, result = await reconcile(rt.kube, rt.renderer, platform, rt.config.defaults(),
+                                          last=memo.hashes if memo else None)  # fmt: skip
         applied, pruned = outcome.applied, outcome.pruned
         metrics.RECONCILES.labels(reason=outcome.reason).inc()
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+        if not outcome.ok:
+            metrics.RECONCILE_ERRORS.labels(stage=outcome.stage or "other").inc()
+        for kind in result.drifted if result else []:
+            metrics.DRIFT_CORRECTIONS.labels(kind=kind).inc()
         dashboards = _dashboards(result.rendered, platform) if result else (memo.dashboards if memo else [])
-        memo = rt.memo[key] = Memo(outcome=outcome, generation=generation, dashboards=dashboards)
+        hashes = result.hashes() if result else (memo.hashes if memo else {})
+        memo = rt.memo[key] = Memo(outcome=outcome, generation=generation, dashboards=dashboards, hashes=hashes)
     else:
         outcome = memo.outcome
+    with failing_as("status"):
+        await _refresh_status(rt, key, platform, paused, memo, outcome, applied, pruned)
+    return outcome.ok
+
+
+async def _refresh_status(rt: Runtime, key: Key, platform: dict[str, Any], paused: bool, memo: Memo | None,
+                          outcome: Outcome, applied: int, pruned: int) -> None:  # fmt: skip
+    ns, name = key
     spec = platform.get("spec") or {}
     secret_refs = refs.secret_refs(spec)
     rt.referenced[key] = {r.name for r in secret_refs}
+    _export_expiries(rt, key, secret_refs)
     faults = await _faults_condition(rt, key, platform, paused)
     status = compute(
         platform=platform,
@@ -281,8 +324,7 @@ async def run_platform(key: Key, full: bool) -> bool:
     _post_events(platform, old, status, applied, pruned)
     if memo is not None:
         memo.ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status["conditions"])
-    _count_ready()
-    return outcome.ok
+    _count_platforms()
 
 
 async def _faults_condition(rt: Runtime, key: Key, platform: dict[str, Any],
@@ -343,10 +385,22 @@ def _post_events(platform: dict[str, Any], old: dict[str, Any], new: dict[str, A
         kopf.event(body, type=etype, reason=reason, message=message)
 
 
-def _count_ready() -> None:
+def _count_platforms() -> None:
     rt = runtime()
+    metrics.PLATFORMS.set(rt.scheduler.known())
     # Ready as the status says (a platform applied without error may still miss a Secret or Pods).
     metrics.PLATFORMS_READY.set(sum(1 for m in rt.memo.values() if m.ready))
+
+
+def _forget(rt: Runtime, key: Key) -> None:
+    rt.scheduler.forget(key)
+    rt.memo.pop(key, None)
+    rt.referenced.pop(key, None)
+    for secret, item in rt.certificates.pop(key, set()):
+        metrics.CERT_EXPIRY.remove(key[0], key[1], secret, item)
+    # A deleted platform leaves both counts: else platforms - platforms_ready stays above 0
+    # (GameplaneOperatorPlatformNotReady) for a platform that no longer exists.
+    _count_platforms()
 
 
 # -- GamingPlatform handlers ----------------------------------------------------------------------
@@ -377,9 +431,7 @@ async def on_resume(namespace: str | None, name: str | None, **kwargs: Any) -> N
 async def on_delete(namespace: str | None, name: str | None, **_: Any) -> None:
     rt = runtime()
     key = (namespace or "", name or "")
-    rt.scheduler.forget(key)
-    rt.memo.pop(key, None)
-    rt.referenced.pop(key, None)
+    _forget(rt, key)
     log.info("platform %s/%s deleted; its children are garbage-collected by ownerReferences", *key)
 
 

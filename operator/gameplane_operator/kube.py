@@ -8,6 +8,7 @@ with nothing changed writes nothing" is a property the tests and the benchmark c
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from typing import Any
@@ -38,6 +39,9 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
 )
+# Every kind a drift correction can name exists from the start at 0 (see metrics.py).
+for _, _kind in CHILD_KINDS:
+    metrics.DRIFT_CORRECTIONS.labels(kind=_kind)
 # APIs the charts gate on with .Capabilities.APIVersions.Has: passed to `helm template`.
 GATED_APIS: tuple[tuple[str, str | None], ...] = (
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
@@ -84,9 +88,14 @@ def connection_info(kubeconfig: str | None) -> dict[str, Any]:
 class Kube:
     def __init__(self, api: kubernetes.client.ApiClient) -> None:
         self.api = api
-        self.dyn = DynamicClient(api)
         self._caps: tuple[float, Capabilities] | None = None
         self._served: dict[tuple[str, str], bool] = {}
+
+    @functools.cached_property
+    def dyn(self) -> DynamicClient:
+        # Built on first use: its construction already asks the API server (discovery), and a
+        # server that cannot be reached then is a failed reconcile to count and retry, not a crash.
+        return DynamicClient(self.api)
 
     # -- discovery ---------------------------------------------------------------------------
     def _resource(self, api_version: str, kind: str) -> Any:

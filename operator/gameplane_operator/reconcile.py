@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import secrets as pysecrets
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import desired as d
-from .config import MANAGED_BY_LABEL, PLATFORM_LABEL
+from .config import HASH_ANNOTATION, MANAGED_BY_LABEL, PLATFORM_LABEL
 from .identities import service_keys, trusted_keys
 from .kube import Kube
 from .render import Capabilities, Renderer, RenderError
@@ -43,6 +45,30 @@ class Applied:
     pruned: int
     rendered: list[d.Obj]
     caps: Capabilities
+    drifted: list[str] = field(default_factory=list)  # kinds of the objects put back after drift
+
+    def hashes(self) -> dict[d.Key, str]:
+        """What this reconcile left: each object's applied-hash (the next one tells drift by it)."""
+        return {d.key(o): o["metadata"]["annotations"][HASH_ANNOTATION] for o in self.rendered}
+
+
+class StageError(Exception):
+    """A reconcile failed at `stage` (metrics.STAGES); the cause is chained."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.stage = stage
+        self.cause = cause
+
+
+@contextlib.contextmanager
+def failing_as(name: str) -> Iterator[None]:
+    try:
+        yield
+    except StageError:
+        raise
+    except Exception as exc:
+        raise StageError(name, exc) from exc
 
 
 async def platform_secrets(kube: Kube, namespace: str, name: str) -> dict[str, str]:
@@ -60,21 +86,28 @@ def _owned_by(obj: d.Obj, uid: str) -> bool:
 
 
 async def apply_platform(
-    kube: Kube, renderer: Renderer, platform: dict[str, Any], defaults: Defaults | None = None, concurrency: int = 6
+    kube: Kube, renderer: Renderer, platform: dict[str, Any], defaults: Defaults | None = None, concurrency: int = 6,
+    last: dict[d.Key, str] | None = None,
 ) -> Applied:
+    """`last`: the hashes the previous successful reconcile left (Applied.hashes), to tell drift.
+    Raises StageError naming the stage that failed."""
     meta = platform["metadata"]
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
-    caps = await kube.capabilities()
-    keys = await platform_secrets(kube, ns, name)
     spec = platform.get("spec") or {}
-    identities = await service_keys(kube, ns, name, enabled_services(spec))
-    values = chart_values(name, spec, keys, defaults, identities, await trusted_keys(kube, ns, name))
-    rendered = await renderer.render(name, ns, values, caps)
-    want = sorted(d.prepare(rendered, platform), key=lambda o: KIND_ORDER.get(o["kind"], 99))
+    with failing_as("other"):  # reads of what the render needs: the API server is unreachable or refuses
+        caps = await kube.capabilities()
+        keys = await platform_secrets(kube, ns, name)
+        identities = await service_keys(kube, ns, name, enabled_services(spec))
+        trusted = await trusted_keys(kube, ns, name)
+    with failing_as("render"):
+        values = chart_values(name, spec, keys, defaults, identities, trusted)
+        rendered = await renderer.render(name, ns, values, caps)
+        want = sorted(d.prepare(rendered, platform), key=lambda o: KIND_ORDER.get(o["kind"], 99))
 
     selector = f"{PLATFORM_LABEL}={name},{MANAGED_BY_LABEL}={MANAGED_BY}"
-    kinds = kube.served_child_kinds()
-    listed = await asyncio.gather(*(kube.list(av, kind, ns, selector) for av, kind in kinds))
+    with failing_as("other"):
+        kinds = kube.served_child_kinds()
+        listed = await asyncio.gather(*(kube.list(av, kind, ns, selector) for av, kind in kinds))
     live = {d.key(o): o for items in listed for o in items}
 
     gate = asyncio.Semaphore(concurrency)
@@ -84,20 +117,24 @@ async def apply_platform(
             await kube.apply(obj)
 
     changed = [o for o in want if not d.up_to_date(live.get(d.key(o)), o)]
+    drifted = [o["kind"] for o in changed if d.drifted(live.get(d.key(o)), o, (last or {}).get(d.key(o)))]
     # Dependencies first (Secrets, ConfigMaps ...), then the workloads, each group in parallel.
     first = [o for o in changed if KIND_ORDER.get(o["kind"], 99) < KIND_ORDER["StatefulSet"]]
     rest = [o for o in changed if o not in first]
-    for group in (first, rest):
-        await asyncio.gather(*(apply_one(o) for o in group))
+    with failing_as("apply"):
+        for group in (first, rest):
+            await asyncio.gather(*(apply_one(o) for o in group))
 
     wanted = {d.key(o) for o in want}
     stale = [o for k, o in live.items() if k not in wanted and _owned_by(o, uid)]
-    await asyncio.gather(
-        *(kube.delete(o["apiVersion"], o["kind"], ns, o["metadata"]["name"]) for o in stale)
-    )
+    with failing_as("prune"):
+        await asyncio.gather(
+            *(kube.delete(o["apiVersion"], o["kind"], ns, o["metadata"]["name"]) for o in stale)
+        )
     if changed or stale:
-        log.info("platform %s/%s: applied %d, pruned %d", ns, name, len(changed), len(stale))
-    return Applied(applied=len(changed), pruned=len(stale), rendered=want, caps=caps)
+        log.info("platform %s/%s: applied %d (%d after drift), pruned %d", ns, name, len(changed), len(drifted),
+                 len(stale))  # fmt: skip
+    return Applied(applied=len(changed), pruned=len(stale), rendered=want, caps=caps, drifted=drifted)
 
 
 def monitoring_outcome(spec: dict[str, Any], caps: Capabilities) -> tuple[bool, str, str]:
@@ -117,16 +154,20 @@ def monitoring_outcome(spec: dict[str, Any], caps: Capabilities) -> tuple[bool, 
 
 
 async def reconcile(
-    kube: Kube, renderer: Renderer, platform: dict[str, Any], defaults: Defaults | None = None
+    kube: Kube, renderer: Renderer, platform: dict[str, Any], defaults: Defaults | None = None,
+    last: dict[d.Key, str] | None = None,
 ) -> tuple[Outcome, Applied | None]:
     spec = platform.get("spec") or {}
     try:
-        applied = await apply_platform(kube, renderer, platform, defaults)
-    except RenderError as exc:
-        return Outcome(False, "RenderFailed", str(exc)[:1000]), None
-    except Exception as exc:  # the API refused an object: report it truthfully, retry later
-        log.exception("reconcile of %s failed", platform["metadata"]["name"])
-        return Outcome(False, "ApplyFailed", f"{type(exc).__name__}: {str(exc)[:900]}"), None
+        with failing_as("other"):  # anything outside the named stages (comparing, a bug of ours)
+            applied = await apply_platform(kube, renderer, platform, defaults, last=last)
+    except StageError as exc:
+        if isinstance(exc.cause, RenderError):
+            return Outcome(False, "RenderFailed", str(exc.cause)[:1000], stage=exc.stage), None
+        # the API refused an object (or could not be read): report it truthfully, retry later
+        log.error("reconcile of %s failed at %s", platform["metadata"]["name"], exc.stage, exc_info=exc.cause)
+        message = f"{type(exc.cause).__name__}: {str(exc.cause)[:900]}"
+        return Outcome(False, "ApplyFailed", message, stage=exc.stage), None
     # A stable message: the per-reconcile counts go to Events, so an unchanged platform keeps an
     # identical status (and costs no status write).
     msg = f"{len(applied.rendered)} objects in sync"

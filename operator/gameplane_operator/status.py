@@ -58,6 +58,7 @@ class Outcome:
     applied: int = 0
     pruned: int = 0
     monitoring: tuple[bool, str, str] = (False, "Unknown", "not reconciled yet")  # status, reason, message
+    stage: str = ""  # where a failed reconcile stopped (metrics.STAGES); empty when it succeeded
 
 
 def workload_ready(w: WorkloadInfo) -> bool:

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from clusterlib import KWOK_SCHEDULING, OPERATOR_USER, Run, free_port, restricted_namespace, wait_for
 from kopf.testing import KopfRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 NS = "op-demo"
 NAME = "demo"
@@ -69,6 +70,20 @@ def operator(operator_env: dict[str, str]) -> Iterator[dict[str, int]]:
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as r:
         return r.read().decode()
+
+
+def metric(operator: dict[str, int], name: str, **labels: str) -> float | None:
+    """One sample of the operator's own /metrics, parsed as Prometheus parses it (None: absent)."""
+    text = _get(f"http://127.0.0.1:{operator['metrics']}/metrics")
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return None
+
+
+def grows(operator: dict[str, int], name: str, before: float, **labels: str) -> bool:
+    return (metric(operator, name, **labels) or 0) > before
 
 
 @pytest.fixture(scope="module")
@@ -200,10 +215,18 @@ def test_events_metrics_and_liveness(demo: dict[str, Any], api: dict[str, Any], 
     text = _get(f"http://127.0.0.1:{operator['metrics']}/metrics")
     assert 'gameplane_operator_reconciles_total{reason="Applied"}' in text
     assert "gameplane_operator_api_writes_total" in text
+    for stage in ("render", "apply", "prune", "status", "other"):  # exported from the start, at 0 or more
+        assert metric(operator, "gameplane_operator_reconcile_errors_total", stage=stage) is not None, stage
+    assert metric(operator, "gameplane_operator_drift_corrections_total", kind="Deployment") is not None
     assert _get(f"http://127.0.0.1:{operator['health']}/healthz")
 
 
-def test_deleted_child_is_recreated(demo: dict[str, Any], api: dict[str, Any]) -> None:
+DRIFT = "gameplane_operator_drift_corrections_total"
+ERRORS = "gameplane_operator_reconcile_errors_total"
+
+
+def test_deleted_child_is_recreated(demo: dict[str, Any], api: dict[str, Any], operator: dict[str, int]) -> None:
+    drift = metric(operator, DRIFT, kind="Service") or 0
     old = api["core"].read_namespaced_service(f"{NAME}-wallet", NS).metadata.uid
     api["core"].delete_namespaced_service(f"{NAME}-wallet", NS)
 
@@ -211,6 +234,7 @@ def test_deleted_child_is_recreated(demo: dict[str, Any], api: dict[str, Any]) -
         return api["core"].read_namespaced_service(f"{NAME}-wallet", NS).metadata.uid != old
 
     wait_for("Service recreated", recreated, 30)
+    wait_for("a Service drift correction counted", lambda: grows(operator, DRIFT, drift, kind="Service"), 10)
 
 
 def test_each_service_has_its_own_key_and_reconciles_never_rotate_it(demo: dict[str, Any], api: dict[str, Any]) -> None:
@@ -241,10 +265,13 @@ def test_each_service_has_its_own_key_and_reconciles_never_rotate_it(demo: dict[
     assert {s: published.keys[k.kid].owner for s, k in keys.items()} == {s: s for s in SERVICES}
 
 
-def test_hand_scaled_deployment_returns_to_spec(demo: dict[str, Any], api: dict[str, Any]) -> None:
+def test_hand_scaled_deployment_returns_to_spec(demo: dict[str, Any], api: dict[str, Any],
+                                                operator: dict[str, int]) -> None:  # fmt: skip
+    drift = metric(operator, DRIFT, kind="Deployment") or 0
     api["apps"].patch_namespaced_deployment_scale(f"{NAME}-players", NS, {"spec": {"replicas": 4}})
     wait_for("players back to 1 replica",
              lambda: api["apps"].read_namespaced_deployment(f"{NAME}-players", NS).spec.replicas == 1, 30)  # fmt: skip
+    wait_for("a Deployment drift correction counted", lambda: grows(operator, DRIFT, drift, kind="Deployment"), 10)
 
 
 def test_spec_change_rolls_only_the_affected_service(demo: dict[str, Any], api: dict[str, Any]) -> None:
@@ -287,6 +314,35 @@ def test_pause_annotation_stops_reconciling(demo: dict[str, Any], api: dict[str,
     wait_for("Reconciled again", lambda: condition(platform(api), "Reconciled").get("reason") == "Applied", 30)
 
 
+def test_a_refused_apply_counts_as_an_apply_error_until_it_succeeds(demo: dict[str, Any], api: dict[str, Any],
+                                                                     operator: dict[str, int]) -> None:  # fmt: skip
+    # A ResourceQuota allowing no more Services: the operator's re-creation of a deleted one is
+    # refused by the API server (403 exceeded quota), a real failure at the apply stage.
+    wait_for("platform Ready", lambda: ready_and_current(api), 60)
+    before = {s: metric(operator, ERRORS, stage=s) or 0 for s in ("apply", "render")}
+    drift = metric(operator, DRIFT, kind="Service") or 0
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-more-services"},
+             "spec": {"hard": {"services": "0"}}}  # fmt: skip
+    api["core"].create_namespaced_resource_quota(NS, quota)
+    try:
+        wait_for("the quota counted", lambda: (api["core"].read_namespaced_resource_quota(
+            "no-more-services", NS).status.used or {}).get("services"), 30)  # fmt: skip
+        api["core"].delete_namespaced_service(f"{NAME}-bonus", NS)
+        wait_for("an apply error counted", lambda: grows(operator, ERRORS, before["apply"], stage="apply"), 30)
+        wait_for("Reconciled=False/ApplyFailed", lambda: reconciled_reason(api) == "ApplyFailed", 30)
+        assert (metric(operator, ERRORS, stage="render") or 0) == before["render"]  # only the stage that failed
+    finally:
+        api["core"].delete_namespaced_resource_quota("no-more-services", NS)
+    # retried with backoff (at most a minute apart): the Service comes back, counted as a drift correction
+    wait_for("bonus Service back", lambda: api["core"].read_namespaced_service(f"{NAME}-bonus", NS), 90, interval=1)
+    wait_for("Reconciled again", lambda: reconciled_reason(api) == "Applied", 30)
+    assert (metric(operator, DRIFT, kind="Service") or 0) > drift
+
+
+def reconciled_reason(api: dict[str, Any]) -> str | None:
+    return condition(platform(api), "Reconciled").get("reason")
+
+
 SECRETS_NS = "op-secrets"
 
 
@@ -294,6 +350,24 @@ def _platforms_ready(operator: dict[str, int]) -> float:
     text = _get(f"http://127.0.0.1:{operator['metrics']}/metrics")
     return float(next(line.split()[-1] for line in text.splitlines()
                       if line.startswith("gameplane_operator_platforms_ready ")))  # fmt: skip
+
+
+def _certificate() -> tuple[str, float]:
+    """A real self-signed certificate (base64 PEM, as Secret data) and its notAfter."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.x509.oid import NameOID
+
+    key = Ed25519PrivateKey.generate()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "casino.example")])
+    expires = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=30)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(expires - dt.timedelta(days=60))
+            .not_valid_after(expires).sign(key, None))  # fmt: skip
+    return base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode(), expires.timestamp()
 
 
 def _secret(name: str, data: dict[str, str], kind: str = "Opaque") -> dict[str, Any]:
@@ -346,8 +420,10 @@ def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], 
     core.create_namespaced_secret(SECRETS_NS, _secret("casino-db", {"dsn": "postgresql+asyncpg://u:p@db:5432"}))
     for name in ("acme-slots-credentials", "rgs-credentials", "payfast-credentials"):
         core.create_namespaced_secret(SECRETS_NS, _secret(name, {"secret": "k" * 32}))
-    core.create_namespaced_secret(SECRETS_NS, _secret("casino-tls", {"tls.crt": "c", "tls.key": "k"},
-                                                      "kubernetes.io/tls"))  # fmt: skip
+    cert, expires = _certificate()
+    tls = _secret("casino-tls", {"tls.key": "k"}, "kubernetes.io/tls")
+    tls["data"]["tls.crt"] = cert
+    core.create_namespaced_secret(SECRETS_NS, tls)
     obj = wait_for("SecretKeyNotFound", lambda: reason_is("SecretKeyNotFound"), 30)
     assert condition(obj, "SecretsResolved")["message"] == (
         f"Secret casino-db in namespace {SECRETS_NS} has no key url (spec.database.external.secretRef)")
@@ -358,12 +434,16 @@ def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], 
     assert obj["metadata"]["generation"] == before  # nobody touched the platform
     wait_for("platforms_ready counts casino", lambda: _platforms_ready(operator) == ready_without + 1, 10)
     assert condition(obj, "SecretsResolved")["reason"] == "AllSecretsFound"
+    # the Ingress certificate's expiry, read from the Secret (GameplaneCertificateExpiringSoon)
+    expiry = {"platform_namespace": SECRETS_NS, "platform": "casino", "secret": "casino-tls", "key": "tls.crt"}
+    assert metric(operator, "gameplane_operator_certificate_expiry_timestamp_seconds", **expiry) == expires
     events = core.list_namespaced_event(SECRETS_NS, field_selector="involvedObject.name=casino").items
     assert ("Normal", "AllSecretsFound") in {(e.type, e.reason) for e in events}
     custom.delete_namespaced_custom_object(GROUP, VERSION, SECRETS_NS, PLURAL, "casino")
 
 
-def test_deleting_the_platform_collects_everything(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:
+def test_deleting_the_platform_collects_everything(demo: dict[str, Any], api: dict[str, Any], kubectl: Run,
+                                                   operator: dict[str, int]) -> None:  # fmt: skip
     api["custom"].delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, NAME)
     kinds = ("deployments,statefulsets,jobs,services,configmaps,secrets,serviceaccounts,"
              "poddisruptionbudgets,networkpolicies,hpa")
@@ -373,6 +453,11 @@ def test_deleting_the_platform_collects_everything(demo: dict[str, Any], api: di
 
     wait_for("garbage collection of every child", gone, 90, interval=1)
     wait_for("Pods gone", lambda: not api["core"].list_namespaced_pod(NS).items, 90, interval=1)
+    # the operator forgets it (and casino, deleted before): no platform left to count, nor to alert
+    # on as not Ready, nor a certificate of theirs
+    wait_for("no platform counted", lambda: metric(operator, "gameplane_operator_platforms") == 0, 30)
+    assert metric(operator, "gameplane_operator_platforms_ready") == 0
+    assert metric(operator, "gameplane_operator_certificate_expiry_timestamp_seconds") is None
 
 
 @pytest.mark.parametrize(

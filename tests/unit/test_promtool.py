@@ -201,3 +201,19 @@ def test_the_slo_objectives_in_the_docs_are_the_rules_objectives() -> None:
     recorded = {r["labels"]["slo"] for g in doc["groups"] for r in g["rules"]
                 if r.get("record", "").startswith("gameplane_slo:error_ratio:rate")}
     assert recorded == set(in_rules)  # every SLO has its error ratios (and no ratio lacks an objective)
+
+
+def unshipped(rule_files: list[Path], charts: Path) -> list[str]:
+    """Rule files no chart carries (a link in some chart's files/ resolving to the file)."""
+    shipped = {p.resolve() for p in charts.glob("*/files/*.yaml")}
+    return [p.name for p in rule_files if p.resolve() not in shipped]
+
+
+def test_every_rule_file_is_shipped_by_a_chart() -> None:
+    # The services' files by the service chart, the operator's by the operator chart
+    # (tests/unit/test_operator_monitoring.py renders it).
+    rules = sorted(RULES.glob("*.yaml"))
+    assert "operator-rules.yaml" in {p.name for p in rules}
+    assert unshipped(rules, REPO / "charts") == []
+    # negative control: a rule file without a link is reported
+    assert unshipped([*rules, RULES / "nobody-rules.yaml"], REPO / "charts") == ["nobody-rules.yaml"]
