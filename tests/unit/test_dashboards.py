@@ -56,8 +56,6 @@ PENDING: dict[str, frozenset[str]] = {
     "gameplane_games_amount_minor_total": _ROUND,
     "gameplane_payments_psp_call_seconds": frozenset({"psp", "operation"}),
     "gameplane_players_registrations_total": frozenset({"jurisdiction", "outcome"}),
-    "gameplane_operator_reconcile_errors_total": frozenset({"stage"}),
-    "gameplane_operator_drift_corrections_total": frozenset({"kind"}),
 }
 # The dashboards the issue asks for, by uid (the uids are in URLs, the operator's status and runbooks).
 REQUIRED = {"gameplane-overview", "gameplane-red", "gameplane-wallet", "gameplane-business",
