@@ -4,8 +4,8 @@ with tracing off and on at the default sampling (1 %), in one run.
 
 The three services run in this process (gameplane.devtools.inprocess, each behind its own uvicorn
 listener), so tracing can be switched between phases without restarting anything; the phases
-alternate off, on, off, on ... (BENCH_INSTRUMENTATION_PHASES, default 4) so that a drift of the
-shared machine's speed falls on both sides alike. Each phase is an open loop of
+alternate off, on, on, off, ... (BENCH_INSTRUMENTATION_PHASES, default 4: ABBA, so that a steady
+drift of the shared machine's speed or of the warming caches falls on both sides alike). Each phase is an open loop of
 BENCH_INSTRUMENTATION_RATE bet+win pairs per second (default 60) for BENCH_SECONDS / phases.
 
     .venv/bin/python bench/instrumentation.py
@@ -32,10 +32,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import httpx
 from _common import CpuMeter, bench_seconds, cpu_report, infra, log, open_loop, result_line
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from providers import signed_request
 
 from gameplane.devtools.infra import free_port
@@ -142,6 +144,20 @@ async def phase(target: str, tokens: list[str], seconds: float) -> tuple[int, di
     return 2 * len(work), statuses
 
 
+class SpanCount(SpanExporter):
+    """Counts the spans the process samples (kit.telemetry hands each to its tap's exporters): the
+    phases with tracing on must have some, those with tracing off none."""
+
+    count = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.count += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+spans = SpanCount()
+
+
 async def run(pg_pids: list[int], nats_url: str, databases: dict[str, str], endpoint: str) -> dict[str, float]:
     seconds = bench_seconds(20.0)
     async with local_platform(databases, nats_url, provider_secret=SECRET) as p:
@@ -150,24 +166,32 @@ async def run(pg_pids: list[int], nats_url: str, databases: dict[str, str], endp
         log("warm-up (both modes)")
         for on in (False, True):
             set_tracing(on, endpoint)
-            await phase(p.urls["games"], tokens, 1.0)
+            await phase(p.urls["games"], tokens, 3.0)
         cpu = {False: 0.0, True: 0.0}
         calls = {False: 0, True: 0}
+        sampled = 0
         per_phase = seconds / PHASES
         for i in range(PHASES):
-            on = i % 2 == 1
+            on = i % 4 in (1, 2)
             set_tracing(on, endpoint)
+            spans.count = 0
             meter = CpuMeter(pg_pids)
             meter.start()
             n, statuses = await phase(p.urls["games"], tokens, per_phase)
             totals = meter.stop()
             bad = n - statuses.get("200", 0)
-            log(f"phase {i + 1}/{PHASES} tracing {'on' if on else 'off'}: {n} calls, answers {statuses}")
+            log(f"phase {i + 1}/{PHASES} tracing {'on' if on else 'off'}: {n} calls, answers {statuses}, "
+                f"{spans.count} spans sampled")
+            if not on and spans.count:
+                raise SystemExit("a phase with tracing off sampled spans: the two modes are not what they say")
+            sampled += spans.count
             if bad:
                 raise SystemExit(f"{bad} calls were not answered 200: the comparison would not be fair")
             cpu[on] += cpu_report(totals, n, "call") * n
             calls[on] += n
         set_tracing(False, endpoint)
+    if not sampled:  # at 1 % of some hundreds of calls: a few traces expected, none is a broken setup
+        raise SystemExit("no span was sampled with tracing on: the comparison measured nothing")
     off, on_ = cpu[False] / calls[False], cpu[True] / calls[True]
     return {"cpu_ms_per_call_off": off, "cpu_ms_per_call_on": on_, "overhead_pct": (on_ - off) / off * 100,
             "calls": calls[False] + calls[True]}
@@ -178,6 +202,7 @@ def main() -> None:
         # The process's tracer provider, as a service with an OTLP endpoint sets it; the services
         # built next find it configured (one per process) and share it.
         telemetry.configure("bench", endpoint, telemetry.DEFAULT_SAMPLING_RATIO)
+        telemetry._tap.exporters.append(spans)
         databases = {}
         for name in ("wallet", "sessions", "games"):
             pg.create_database(f"gp_bench_{name}")
