@@ -41,22 +41,6 @@ PROMETHEUS_BUILT_INS = {"up", "scrape_duration_seconds", "scrape_samples_scraped
 # What the Prometheus Operator puts on every target of a ServiceMonitor, hence on every scraped series
 # (the services' own `service` label wins by honorLabels; the operator's series get the target's).
 TARGET_LABELS = frozenset({"job", "namespace", "pod", "container", "endpoint", "instance", "service"})
-# Metric names and labels fixed by the issue 17 round-2 brief that other branches add (bizmetrics:
-# kit, games, payments, players; opmetrics: operator). Panels may chart them before those branches
-# land. Each entry the code now declares is reported (test_pending_metrics_are_still_pending):
-# delete it then, and the code's own declaration is checked instead.
-_ROUND = frozenset({"provider", "game", "currency", "kind"})
-PENDING: dict[str, frozenset[str]] = {
-    "gameplane_db_pool_connections": frozenset({"service", "state"}),
-    "gameplane_db_pool_size": frozenset({"service"}),
-    "gameplane_db_query_duration_seconds": frozenset({"service"}),
-    "gameplane_consumer_pending": frozenset({"service", "stream", "consumer"}),
-    "gameplane_games_provider_callback_seconds": frozenset({"provider", "action"}),
-    "gameplane_games_rounds_total": _ROUND,
-    "gameplane_games_amount_minor_total": _ROUND,
-    "gameplane_payments_psp_call_seconds": frozenset({"psp", "operation"}),
-    "gameplane_players_registrations_total": frozenset({"jurisdiction", "outcome"}),
-}
 # The dashboards the issue asks for, by uid (the uids are in URLs, the operator's status and runbooks).
 REQUIRED = {"gameplane-overview", "gameplane-red", "gameplane-wallet", "gameplane-business",
             "gameplane-providers-payments", "gameplane-slo", "gameplane-operator"}
@@ -260,7 +244,7 @@ def test_every_metric_a_panel_reads_is_exported_recorded_or_made_by_prometheus()
     for name, doc in dashboards().items():
         used = {m for _, expr in targets(doc) for m in metrics_in(expr)}
         used_all |= used
-        assert undefined(used, names | set(PENDING), patterns, recorded) == set(), name
+        assert undefined(used, names, patterns, recorded) == set(), name
     # the check looked at the kinds of names it claims to: built-in, exported, formatted, recorded, pending
     assert {"up", "gameplane_http_requests_total", "gameplane_analytics_ftd_total",
             "currency:gameplane_ggr:increase1d", "gameplane_slo:error_ratio:rate1h"} <= used_all
@@ -283,13 +267,6 @@ def test_metric_names_are_read_from_expressions_not_from_functions_labels_or_val
             '(rate(a_bucket{service=~"b|c",le="0.25"}[$__rate_interval])))'
             " / on (slo) group_left () (1 - max by (slo) (d:e:f)) and topk(3, g) unless h offset 10m > bool 0")
     assert metrics_in(substitute(expr)) == {"a_bucket", "d:e:f", "g", "h"}
-
-
-def test_pending_metrics_are_still_pending() -> None:
-    """A name the round-2 brief promised and the code now exports leaves PENDING (checked like any other)."""
-    names, patterns = exported_names()
-    landed = set(PENDING) - undefined(set(PENDING), names, patterns, recorded_names())
-    assert landed == set(), f"exported now, delete from PENDING: {sorted(landed)}"
 
 
 def declared_labels() -> dict[str, frozenset[str]]:
@@ -359,7 +336,7 @@ def label_problems(expr: str, known: Labels) -> list[str]:
 def test_every_label_a_panel_or_variable_uses_is_on_its_metric() -> None:
     declared = declared_labels()
     assert declared["gameplane_http_requests_total"] == {"service", "method", "route", "status"}
-    known = labels_of(declared | PENDING)
+    known = labels_of(declared)
     checked = 0
     for name, doc in dashboards().items():
         for what, expr in targets(doc):
@@ -376,7 +353,7 @@ def test_every_label_a_panel_or_variable_uses_is_on_its_metric() -> None:
 
 
 def test_a_panel_grouping_or_matching_by_a_label_its_metric_lacks_is_reported() -> None:
-    known = labels_of(declared_labels() | PENDING)
+    known = labels_of(declared_labels())
     expr = ('sum by (tier, psp) (rate(gameplane_payments_webhook_rejections_total{reason="bad"}[5m])) '
             '+ on (service) histogram_quantile(0.99, sum by (le) (rate(gameplane_risk_decision_seconds_bucket'
             '{namespace="x"}[5m]))) + sum by (kind) (gameplane_games_rounds_total{outcome="ok"})')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -31,7 +32,7 @@ from gameplane.contracts.games import (
     ProviderProblem,
 )
 from gameplane.contracts.jurisdiction import JurisdictionName
-from gameplane.games import aggregator, canonical, catalog, freespins
+from gameplane.games import aggregator, canonical, catalog, freespins, metrics
 from gameplane.games.canonical import error_response
 from gameplane.games.models import Game
 from gameplane.games.rules import ProviderError
@@ -240,7 +241,17 @@ async def provider_answer(rt: Runtime, provider: str, operation: str, body: byte
     adapter: Adapter | None = rt.state["adapters"].get(provider)
     if adapter is None:
         return error_response(ProviderError("unknown-provider", f"no provider {provider!r}"), None, path)
-    return await adapter.handle(rt.state["seamless"], operation, body, headers, path)
+    start = time.perf_counter()
+    try:
+        return await adapter.handle(rt.state["seamless"], operation, body, headers, path)
+    finally:
+        metrics.CALLBACK_SECONDS.labels(provider, _action(operation)).observe(time.perf_counter() - start)
+
+
+def _action(operation: str) -> str:
+    """The canonical name of a provider operation in either dialect, `other` for any other path."""
+    name = aggregator.OPERATIONS.get(operation, operation)
+    return name if name in canonical.CALLS else "other"
 
 
 def fast_routes(rt: Runtime) -> list[FastRoute]:

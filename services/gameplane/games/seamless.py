@@ -32,7 +32,7 @@ from gameplane.contracts.games import (
     WinCall,
 )
 from gameplane.contracts.sessions import PATH_SESSION, SessionEnded, SessionView
-from gameplane.games import freespins, records, rules
+from gameplane.games import freespins, metrics, records, rules
 from gameplane.games.models import Game
 from gameplane.games.rules import ProviderError
 from gameplane.games.sessioncache import SessionCache
@@ -119,6 +119,10 @@ class Seamless:
         await records.settle(self.pool, provider=provider, request_id=call.request_id,
                              operation=operation, request_hash=digest,
                              outcome={"answer": answer.model_dump(mode="json")}, movement=movement)
+        if movement is not None and not movement["noop"]:
+            labels = (provider, movement["game_id"], movement["currency"], operation)
+            metrics.ROUNDS.labels(*labels).inc()
+            metrics.AMOUNT.labels(*labels).inc(movement["amount"])
         return answer
 
     async def _dispatch(self, provider: str, operation: str, call: ProviderRequest, session: SessionView,

@@ -60,8 +60,8 @@ class Runtime:
         self.hot_pool = hot_pool  # also open Database.pool (bare asyncpg) at start
         self.on_start = list(on_start)
         self.on_stop = list(on_stop)
-        self.db: Database | None = Database(settings.database_url, pool_size=settings.db_pool_size) \
-            if settings.database_url else None
+        self.db: Database | None = Database(settings.database_url, pool_size=settings.db_pool_size,
+                                            service=name) if settings.database_url else None
         self.bus: Bus | None = Bus(settings.nats_url, name) if settings.nats_url else None
         self.relay: OutboxRelay | None = None
         self.faults = Faults(name, parse(settings.faults), settings.faults_file)
@@ -298,6 +298,8 @@ def create_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str, de
             ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok"), checks=checks, **extra))
 
     async def metrics_endpoint(request: Request) -> Response:
+        if runtime.db is not None:
+            runtime.db.observe_pool()
         if runtime.relay is not None:
             try:
                 await runtime.relay.pending()

@@ -61,7 +61,13 @@ class _Registration:
 
 
 class Consumers:
-    """Register handlers with `@consumers.on(SomeEvent)`; the app runtime starts them."""
+    """Register handlers with `@consumers.on(SomeEvent)`; the app runtime starts them.
+
+    Beside them one task reads each durable consumer's backlog from the server every
+    `pending_every` seconds into `gameplane_consumer_pending`: off the fetch loop, so a stuck
+    handler still shows as a growing backlog, and one round trip per consumer per period."""
+
+    pending_every = 5.0
 
     def __init__(self) -> None:
         self._handlers: list[_Registration] = []
@@ -88,6 +94,10 @@ class Consumers:
         for reg in self._handlers:
             self._tasks.append(asyncio.create_task(
                 _consume(service, db, bus, reg, faults), name=f"{service}-consume-{reg.durable}"))
+        if self._handlers:
+            durables = [f"{service}-{reg.durable}" for reg in self._handlers]
+            self._tasks.append(asyncio.create_task(
+                _watch_pending(service, bus, durables, self.pending_every), name=f"{service}-consumer-pending"))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -124,6 +134,25 @@ async def _consume(service: str, db: Database, bus: Bus, reg: _Registration, fau
                 await asyncio.wait_for(sub.unsubscribe(), timeout=2)
             except (Exception, asyncio.CancelledError):
                 log.warning("unsubscribe of %s did not complete", durable)
+
+
+async def _watch_pending(service: str, bus: Bus, durables: list[str], every: float) -> None:
+    """Keep `gameplane_consumer_pending` current. While the server cannot answer the last value
+    stays (a broker outage shows as `up`/NATS alerts, not as a backlog dropping to zero)."""
+    await bus.ready.wait()
+    gauges = {d: metrics.CONSUMER_PENDING.labels(service, STREAM_NAME, d) for d in durables}
+    while True:
+        if _cancel_requested():
+            raise asyncio.CancelledError()
+        for durable, gauge in gauges.items():
+            try:
+                info = await asyncio.wait_for(bus.js.consumer_info(STREAM_NAME, durable), timeout=every)
+                gauge.set((info.num_pending or 0) + (info.num_ack_pending or 0))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # not created yet (its loop subscribes), or NATS away
+                log.debug("consumer info of %s: %s", durable, exc)
+        await asyncio.sleep(every)
 
 
 async def _subscribe(bus: Bus, reg: _Registration, durable: str) -> Any:

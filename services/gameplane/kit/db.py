@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,11 +13,13 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import JSON, BigInteger, Column, DateTime, MetaData, String, Table, func, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, MetaData, String, Table, event, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
+
+from gameplane.kit import metrics
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +90,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 class Database:
     """Engine + session factory of one service database."""
 
-    def __init__(self, url: str, *, pool_size: int = 20, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20, echo: bool = False, service: str | None = None) -> None:
+        """`service`: the name its metrics carry; without one nothing is measured (tools, tests)."""
         self.url = url
+        self.service = service
         self.dsn = libpq_dsn(url)
         # A fixed-size pool: overflow connections would be opened and closed under every burst (each
         # one a TCP + auth handshake), and pre-ping would add a round trip to every checkout. A
@@ -97,6 +102,9 @@ class Database:
             url, pool_size=pool_size, max_overflow=0, pool_timeout=10, pool_recycle=1800, echo=echo)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._pool: asyncpg.Pool | None = None
+        self._query_seconds = metrics.DB_QUERY_DURATION.labels(service) if service else None
+        if self._query_seconds is not None:
+            _time_statements(self.engine, self._query_seconds)
 
     async def open_pool(self, size: int) -> asyncpg.Pool:
         """A bare asyncpg pool beside the engine, for the few hot statements where SQLAlchemy's
@@ -107,7 +115,8 @@ class Database:
         one more round trip, `RESET ALL; UNLISTEN *; ...`, per use), so nothing may SET, LISTEN or
         take session advisory locks on it. An open transaction is still rolled back on release."""
         if self._pool is None:
-            pool = await asyncpg.create_pool(self.dsn, min_size=min(2, size), max_size=size, reset=_keep_session)
+            pool = await asyncpg.create_pool(self.dsn, min_size=min(2, size), max_size=size, reset=_keep_session,
+                                             init=self._time_queries if self._query_seconds else None)
             assert pool is not None
             self._pool = pool
         return self._pool
@@ -117,6 +126,28 @@ class Database:
         if self._pool is None:
             raise RuntimeError("the hot-path pool is not open (Runtime(hot_pool=True) opens it at start)")
         return self._pool
+
+    async def _time_queries(self, conn: asyncpg.Connection) -> None:
+        """The hot pool's statements are timed by asyncpg itself (its query logger, called soon after
+        each statement); the engine's, which run as prepared statements it does not log, by
+        `_time_statements`."""
+        seconds = self._query_seconds
+        assert seconds is not None
+        conn.add_query_logger(lambda record: seconds.observe(record.elapsed))
+
+    def observe_pool(self) -> None:
+        """Set the pool gauges from both pools' own counts (called when metrics are scraped)."""
+        if self.service is None:
+            return
+        pool: Any = self.engine.pool
+        in_use, idle, size = pool.checkedout(), pool.checkedin(), pool.size()
+        if self._pool is not None:
+            in_use += self._pool.get_size() - self._pool.get_idle_size()
+            idle += self._pool.get_idle_size()
+            size += self._pool.get_max_size()
+        metrics.DB_POOL_CONNECTIONS.labels(self.service, "in_use").set(in_use)
+        metrics.DB_POOL_CONNECTIONS.labels(self.service, "idle").set(idle)
+        metrics.DB_POOL_SIZE.labels(self.service).set(size)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -151,6 +182,20 @@ class Database:
             await self._pool.close()
             self._pool = None
         await self.engine.dispose()
+
+
+def _time_statements(engine: AsyncEngine, seconds: Any) -> None:
+    """Observe every statement the engine runs, from cursor execute to its result (an error skips
+    the observation: the statement did not complete)."""
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _start(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        conn.info["gp_started"] = time.perf_counter()
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _done(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        started = conn.info.pop("gp_started", None)
+        if started is not None:
+            seconds.observe(time.perf_counter() - started)
 
 
 async def _keep_session(_connection: asyncpg.Connection) -> None:

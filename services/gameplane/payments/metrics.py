@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from gameplane.kit.metrics import LATENCY_BUCKETS
+
 PAYMENTS = Counter("gameplane_payments_total", "Payment steps reached", ["kind", "step"])
 WEBHOOKS = Counter("gameplane_payments_webhooks_total", "PSP webhooks accepted", ["psp", "kind", "outcome"])
 WEBHOOK_REJECTIONS = Counter("gameplane_payments_webhook_rejections_total", "PSP webhooks refused",
@@ -20,3 +22,7 @@ OWED = Gauge("gameplane_payments_wallet_calls_owed", "Payments waiting for a wal
 DEPOSIT_CREDIT_SECONDS = Histogram("gameplane_payments_deposit_credit_seconds",
                                    "Time from a deposit's start to the wallet's credit",
                                    buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600))
+# Every call payments makes to a PSP's API, answered or not (a timeout is observed at its length).
+# `operation`: create_payment | create_payout | settlement_report, the adapter's method.
+PSP_CALL_SECONDS = Histogram("gameplane_payments_psp_call_seconds", "Duration of calls to a PSP's API",
+                             ["psp", "operation"], buckets=LATENCY_BUCKETS)

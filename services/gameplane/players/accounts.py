@@ -16,7 +16,8 @@ from gameplane.contracts.players import KycChanged, KycDecision, KycState, Logge
 from gameplane.kit import audit
 from gameplane.kit.audit import Actor, target_of
 from gameplane.kit.auth import issue_player_token
-from gameplane.players import kyc, lockout, tokens
+from gameplane.kit.problems import Problem
+from gameplane.players import kyc, lockout, metrics, tokens
 from gameplane.players.age import check_adult
 from gameplane.players.context import PlayersContext
 from gameplane.players.errors import (
@@ -36,6 +37,16 @@ from gameplane.players.schemas import KycOut, KycSubmit, PasswordChange, Profile
 
 
 async def register(ctx: PlayersContext, req: RegisterRequest) -> Player:
+    try:
+        player = await _register(ctx, req)
+    except Problem as exc:
+        metrics.REGISTRATIONS.labels(ctx.settings.jurisdiction, exc.slug).inc()
+        raise
+    metrics.REGISTRATIONS.labels(ctx.settings.jurisdiction, "registered").inc()
+    return player
+
+
+async def _register(ctx: PlayersContext, req: RegisterRequest) -> Player:
     now = ctx.now()
     check_adult(req.date_of_birth, now.date(), ctx.profile.minimum_age)
     check_strength(req.password, req.email)

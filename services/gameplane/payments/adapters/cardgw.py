@@ -80,7 +80,8 @@ class CardgwAdapter:
         self.http = PspHttp(self.name, conn, transport, headers={"Authorization": f"Bearer {conn.api_key}"})
 
     async def create_payment(self, req: PaymentRequest) -> PaymentSession:
-        resp = await self.http.request("POST", "/v1/payment_intents", headers={"Idempotency-Key": req.reference},
+        resp = await self.http.request("POST", "/v1/payment_intents", operation="create_payment",
+                                       headers={"Idempotency-Key": req.reference},
                                        data={"amount": str(req.amount), "currency": req.currency.lower(),
                                              "return_url": req.return_url,
                                              "expires_at": str(int(req.expires_at.timestamp())),
@@ -96,7 +97,8 @@ class CardgwAdapter:
                               expires_at=datetime.fromtimestamp(intent["expires_at"], UTC))
 
     async def create_payout(self, req: PayoutRequest) -> PayoutAccepted:
-        resp = await self.http.request("POST", "/v1/payouts", headers={"Idempotency-Key": req.reference},
+        resp = await self.http.request("POST", "/v1/payouts", operation="create_payout",
+                                       headers={"Idempotency-Key": req.reference},
                                        data={"amount": str(req.amount), "currency": req.currency.lower(),
                                              "destination": req.method.fingerprint,
                                              "metadata[reference]": req.reference,
@@ -140,7 +142,8 @@ class CardgwAdapter:
             raise WebhookRejected("malformed-webhook", f"not a cardgw event: {type(exc).__name__}: {exc}") from None
 
     async def settlement_report(self, day: date) -> list[SettlementRow]:
-        resp = await self.http.request("GET", "/v1/reports/settlement", params={"date": day.isoformat()})
+        resp = await self.http.request("GET", "/v1/reports/settlement", operation="settlement_report",
+                                       params={"date": day.isoformat()})
         reader = csv.DictReader(io.StringIO(resp.text))
         if reader.fieldnames != REPORT_COLUMNS:
             raise PspError(f"cardgw: unexpected settlement report columns {reader.fieldnames}")

@@ -54,7 +54,7 @@ class SimpspAdapter:
         self.http = PspHttp(self.name, conn, transport, headers={"X-Psp-Api-Key": conn.api_key})
 
     async def create_payment(self, req: PaymentRequest) -> PaymentSession:
-        resp = await self.http.request("POST", "/sessions", json={
+        resp = await self.http.request("POST", "/sessions", operation="create_payment", json={
             "reference": req.reference, "player_id": req.player_id, "amount_minor": req.amount,
             "currency": req.currency, "return_url": req.return_url, "expires_at": req.expires_at.isoformat()})
         body = resp.json()
@@ -62,7 +62,7 @@ class SimpspAdapter:
                               expires_at=body["expires_at"])
 
     async def create_payout(self, req: PayoutRequest) -> PayoutAccepted:
-        resp = await self.http.request("POST", "/payouts", json={
+        resp = await self.http.request("POST", "/payouts", operation="create_payout", json={
             "reference": req.reference, "player_id": req.player_id, "amount_minor": req.amount,
             "currency": req.currency, "instrument": req.method.model_dump()})
         return PayoutAccepted(psp_reference=resp.json()["payout_id"])
@@ -98,7 +98,8 @@ class SimpspAdapter:
             raise WebhookRejected("malformed-webhook", f"not a simpsp event: {type(exc).__name__}: {exc}") from None
 
     async def settlement_report(self, day: date) -> list[SettlementRow]:
-        resp = await self.http.request("GET", "/reports/settlement", params={"date": day.isoformat()})
+        resp = await self.http.request("GET", "/reports/settlement", operation="settlement_report",
+                                       params={"date": day.isoformat()})
         reader = csv.DictReader(io.StringIO(resp.text))
         if reader.fieldnames != REPORT_COLUMNS:
             raise PspError(f"simpsp: unexpected settlement report columns {reader.fieldnames}")
