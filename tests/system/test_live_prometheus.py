@@ -12,7 +12,8 @@ evaluation interval are shortened, and, for the alert test alone, GameplaneServi
 in the chart; promtool proves that one in observability/prometheus/tests/service-rules.test.yaml).
 
 The operator cannot run here (there is no API server in this tier): its exposition is checked in
-tests/unit/test_operator_exposition.py, its alerts by promtool.
+tests/unit/test_prometheus_scrape.py (its metrics server scraped with the operator chart's
+ServiceMonitor), its alerts by promtool.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""gameplane.devtools.prometheus, the pieces the live test (tests/system/test_live_prometheus.py)
+"""What a real Prometheus scrapes from the services' and the operator's exporters, and
+gameplane.devtools.prometheus, the pieces the live test (tests/system/test_live_prometheus.py)
 stands on: a real Prometheus (Debian's binary) scraping one exporter with the job the Prometheus
 Operator generates from the chart's ServiceMonitor labels its series as the Operator's targets are
 labelled; the prometheus-adapter query is filled as the adapter fills it; the adapter's rules ship
@@ -17,9 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client.parser import text_string_to_metric_families
 from tests.unit.test_network_policy import NS, RELEASE, helm_template
 
 from gameplane.devtools.infra import HOST, free_port
@@ -133,3 +136,47 @@ def test_the_adapter_rules_ship_with_the_umbrella_chart_and_serve_the_metric_the
     assert shipped == yaml.safe_load(ADAPTER.read_text())
     assert [r["name"]["as"] for r in shipped["rules"]] == asked
     assert ("ConfigMap", f"{RELEASE}-prometheus-adapter") not in objects()  # off by default
+
+
+# The operator's families, written out here (not imported from its metrics module). It cannot run in
+# the system tier (no API server): its exposition is checked here, as its metrics server serves it.
+OPERATOR_FAMILIES = {
+    "gameplane_operator_reconciles": "counter",
+    "gameplane_operator_reconcile_duration_seconds": "histogram",
+    "gameplane_operator_api_writes": "counter",
+    "gameplane_operator_platforms": "gauge",
+    "gameplane_operator_platforms_ready": "gauge",
+    "gameplane_operator_pending_reconciles": "gauge",
+}
+
+
+@pytest.fixture(scope="module")
+def operator_metrics() -> str:
+    """The operator's metrics server, started as its startup handler starts it (prometheus_client's
+    server over the default registry its metrics module fills)."""
+    import gameplane_operator.handlers  # noqa: F401  (what the operator process imports)
+
+    port = free_port()
+    start_http_server(port, addr=HOST)
+    return f"{HOST}:{port}"
+
+
+def test_the_operators_exposition_parses_and_names_its_metrics(operator_metrics: str) -> None:
+    text = httpx.get(f"http://{operator_metrics}/metrics", timeout=10).text
+    families = {f.name: f.type for f in text_string_to_metric_families(text)}
+    assert {k: families.get(k) for k in OPERATOR_FAMILIES} == OPERATOR_FAMILIES
+
+
+def test_the_operator_is_scraped_with_the_operator_charts_service_monitor(operator_metrics: str,
+                                                                          prometheus: Any) -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in helm_template(*MONITORING,
+                                                                          chart="charts/gameplane-operator")}
+    (monitor,) = [d for (kind, _), d in docs.items() if kind == "ServiceMonitor"]
+    service = docs[("Service", monitor["metadata"]["name"])]
+    prom = prometheus(operator_scrape_job(monitor, service, LocalPod(f"{monitor['metadata']['name']}-5f6d-q2",
+                                                                     "operator", operator_metrics), interval="1s"))
+    name = service["metadata"]["name"]
+    (up,) = scraped(prom, "up")
+    assert up == {"__name__": "up", "job": name, "service": name, "namespace": NS, "endpoint": "metrics",
+                  "pod": f"{name}-5f6d-q2", "container": "operator", "instance": operator_metrics}
+    assert scraped(prom, "gameplane_operator_platforms")[0]["job"] == name
