@@ -162,15 +162,18 @@ def operator_scrape_job(monitor: Mapping[str, Any], service: Mapping[str, Any], 
 
 
 def rule_files(objects: Iterable[Mapping[str, Any]], directory: Path,
-               edit: Callable[[dict[str, Any]], None] | None = None) -> list[Path]:
+               edit: Callable[[dict[str, Any]], None] | None = None, interval: str | None = None) -> list[Path]:
     """Each PrometheusRule of `objects` as the rule file the Operator writes for it; `edit` may change
-    each rule (a dict) first."""
+    each rule (a dict) first, `interval` replaces every group's own evaluation interval (short runs)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for obj in objects:
         if obj.get("kind") != "PrometheusRule":
             continue
         groups = json.loads(json.dumps(obj["spec"]["groups"]))  # a copy the edit cannot leak from
+        for group in groups:
+            if interval is not None:
+                group["interval"] = interval
         if edit is not None:
             for group in groups:
                 for rule in group["rules"]:
