@@ -86,6 +86,11 @@ def test_series_carry_the_operators_target_labels_and_the_services_own_name(expo
     (active,) = prom.targets()
     assert active["scrapePool"] == f"serviceMonitor/{NS}/{RELEASE}-wallet/0"
 
+    # The adapter's query for these series, filled for this Pod, parses and finds the Pod by its labels.
+    (rule,) = yaml.safe_load(ADAPTER.read_text())["rules"]
+    query = adapter_query(rule["metricsQuery"], series="gameplane_http_requests_total", namespace=NS, pods=[pod.name])
+    assert [r["metric"] for r in prom.wait(lambda: prom.query(query), 30, 0.5, what=query)] == [{"pod": pod.name}]
+
 
 def test_without_honor_labels_and_relabeling_the_kubernetes_service_name_wins(exporter: str, prometheus: Any) -> None:
     docs = objects(*MONITORING)
@@ -110,9 +115,9 @@ def test_a_service_monitor_that_does_not_select_the_service_is_refused() -> None
 
 def test_the_adapter_query_is_filled_as_the_adapter_fills_it_for_pods() -> None:
     query = adapter_query("sum by (<<.GroupBy>>) (rate(<<.Series>>{<<.LabelMatchers>>}[2m]))",
-                          series="gameplane_http_requests_total", namespace="casino", pods=["p-gw-a", "p-gw.b"])
+                          series="gameplane_http_requests_total", namespace="casino", pods=["p-gw-a", "p-gw-b"])
     assert query == ('sum by (pod) (rate(gameplane_http_requests_total{namespace="casino",'
-                     'pod=~"p\\-gw\\-a|p\\-gw\\.b"}[2m]))')
+                     'pod=~"p-gw-a|p-gw-b"}[2m]))')
     with pytest.raises(KeyError):
         adapter_query("<<.Nope>>", series="x", namespace="n", pods=["p"])
 

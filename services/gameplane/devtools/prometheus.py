@@ -190,9 +190,9 @@ def rule_files(objects: Iterable[Mapping[str, Any]], directory: Path,
 def adapter_query(metrics_query: str, *, series: str, namespace: str, pods: Iterable[str],
                   resource_label: str = "pod", namespace_label: str = "namespace") -> str:
     """`metrics_query` (a Go template with << >> delimiters) filled as prometheus-adapter fills it for
-    a custom metric of Pods: the series name, the namespace and the Pods (a regex of their names) as
-    label matchers, grouped by the Pods' label."""
-    names = "|".join(re.escape(p) for p in pods)
+    a custom metric of Pods: the series name, the namespace and the Pods (their names joined by `|`,
+    unescaped: Pod names are DNS names) as label matchers, grouped by the Pods' label."""
+    names = "|".join(pods)
     values = {
         "Series": series,
         "LabelMatchers": f'{namespace_label}="{namespace}",{resource_label}=~"{names}"',
