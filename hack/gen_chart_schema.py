@@ -8,7 +8,7 @@ The umbrella chart holds one block of gameplane-service values per service, so i
 service chart's schema (charts/gameplane-service/values.schema.json) once per service of the
 catalogue (services/gameplane/catalog.py), with the name fixed and, for a service that is not
 built, `enabled` fixed to false; plus the few values of the umbrella's own (the platform Secret,
-the development PostgreSQL and NATS, dashboards). Edit those sources, never the output:
+the development PostgreSQL and NATS, dashboards, the prometheus-adapter rules). Edit those sources, never the output:
 tests/unit/test_chart_schema.py fails when the committed file is not what this script writes.
 """
 
@@ -107,6 +107,16 @@ PLATFORM_VALUES: Schema = {
         "description": "Grafana dashboards",
         "additionalProperties": False,
         "properties": {"enabled": {"type": "boolean", "description": "create dashboard ConfigMaps"}},
+    },
+    "prometheusAdapter": {
+        "type": "object",
+        "description": "prometheus-adapter rules for the rpsTarget custom metric, as a ConfigMap",
+        "additionalProperties": False,
+        "properties": {
+            "enabled": {"type": "boolean", "description": "create the adapter's rules ConfigMap"},
+            "namespace": {"type": "string", "description": "the adapter's namespace; empty: the release's"},
+            "configMapName": {"type": "string", "description": "empty: <release>-prometheus-adapter"},
+        },
     },
 }
 
