@@ -152,6 +152,8 @@ OPERATOR_FAMILIES = {
     "gameplane_operator_platforms": "gauge",
     "gameplane_operator_platforms_ready": "gauge",
     "gameplane_operator_pending_reconciles": "gauge",
+    "gameplane_operator_reconcile_errors": "counter",
+    "gameplane_operator_drift_corrections": "counter",
 }
 
 
@@ -182,6 +184,8 @@ def test_the_operator_is_scraped_with_the_operator_charts_service_monitor(operat
                                                                      "operator", operator_metrics), interval="1s"))
     name = service["metadata"]["name"]
     (up,) = scraped(prom, "up")
-    assert up == {"__name__": "up", "job": name, "service": name, "namespace": NS, "endpoint": "metrics",
+    # the chart relabels `service` to one fixed name, whatever the release: the operator's alerts select on it
+    assert up == {"__name__": "up", "job": name, "service": "gameplane-operator", "namespace": NS,
+                  "endpoint": "metrics",
                   "pod": f"{name}-5f6d-q2", "container": "operator", "instance": operator_metrics}
     assert scraped(prom, "gameplane_operator_platforms")[0]["job"] == name
