@@ -54,12 +54,13 @@
     if (round.status === "rolled_back") return "The spin could not be completed and was cancelled; your stake is back.";
     if (round.status === "win_pending") return "Your win is on its way; the balance will show it shortly.";
     if (round.status === "refused") return "The casino refused this free spin.";
-    const prefix = round.free_spin_award_id ? "Free spin: " : "";
-    return round.win > 0 ? `${prefix}you won ${money(round.win)}.` : `${prefix}no win this time.`;
+    const said = round.win > 0 ? `you won ${money(round.win)}.` : "no win this time.";
+    return round.free_spin_award_id ? `Free spin: ${said}` : said.charAt(0).toUpperCase() + said.slice(1);
   }
 
   async function spin() {
     button.disabled = true;
+    reels.setAttribute("aria-busy", "true");
     reels.classList.add("spinning");
     result.textContent = "Spinning…";
     try {
@@ -87,6 +88,7 @@
       result.textContent = "The game server did not answer. Try again; a spin in doubt is settled or cancelled.";
     } finally {
       reels.classList.remove("spinning");
+      reels.setAttribute("aria-busy", "false");
       button.disabled = ended;
       stake.disabled = ended;
     }
