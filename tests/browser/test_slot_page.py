@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from gameplane.cli import registry
 from gameplane.contracts import wallet as wallet_api
 from gameplane.devtools.harness import Platform
 from gameplane.simulators.rgs.conformance import platform_awards
+from gameplane.simulators.rgs.page import refusal_words
 
 PASSWORD = "slot-Page-Spins-and-Pays-7"
 GAME = "fruit-fives"
@@ -137,8 +139,9 @@ def test_awarded_free_spins_are_shown_and_played(page: Any, player_factory: Any,
              "player_id": player.player_id, "currency": "EUR", "game_id": GAME, "spins": 2, "stake": 100,
              "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
     # as the bonus service awards them: the grant at the wallet, then the award through games to the studio
-    awarded = asyncio.run(platform_awards(platform.url("wallet"), platform.url("games"),
-                                          platform.identities().key("bonus"))(award))
+    factory = platform_awards(platform.url("wallet"), platform.url("games"), platform.identities().key("bonus"))
+    with ThreadPoolExecutor(1) as thread:  # Playwright's sync API holds this thread's event loop
+        awarded = thread.submit(asyncio.run, factory(award)).result()
     assert awarded.ok, awarded
     page.goto(player.play_url())
     assert page.locator("#free-spins").is_visible() and page.locator("#free-count").inner_text() == "2"
@@ -182,7 +185,8 @@ def test_self_exclusion_ends_the_session_on_the_page(page: Any, player_factory: 
         if not said.startswith(("You won", "No win")):
             break
         time.sleep(0.5)
-    assert said.startswith("Your game session has ended"), said
+    # self-exclusion blocks the account: the wallet refuses the bet and the page says why
+    assert said == refusal_words("player-blocked") and "self-exclusion" in said, said
     assert page.locator("#spin").is_disabled() and page.get_by_label("Stake").is_disabled()
     # and it cannot be opened again
     page.goto(player.play_url())

@@ -32,7 +32,8 @@ REFUSALS = {
     "amount-out-of-range": "This stake is not allowed. Choose another stake.",
     "session-expired": "Your game session has ended (a time-out, a limit or self-exclusion ended it). "
                        "No more spins can be played here.",
-    "player-blocked": "Your account cannot play right now, so this game session has ended.",
+    "player-blocked": "Your account may not play right now (a time-out or self-exclusion is in force), "
+                      "so this game session has ended.",
     "invalid-token": "The casino no longer knows this game session. Open the game again from the lobby.",
     "dependency-unavailable": "The casino could not take this spin right now. Your balance is unchanged; "
                               "try again shortly.",
