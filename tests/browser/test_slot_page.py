@@ -7,11 +7,19 @@ the player site, the page posts each round to it — and a site that may not fra
 from __future__ import annotations
 
 import asyncio
+import html
+import json
+import os
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +28,9 @@ import pytest
 from gameplane import catalog
 from gameplane.cli import registry
 from gameplane.contracts import wallet as wallet_api
+from gameplane.devtools import localsecrets
 from gameplane.devtools.harness import Platform
+from gameplane.devtools.infra import free_port, wait_for_port
 from gameplane.simulators.rgs.conformance import platform_awards
 from gameplane.simulators.rgs.page import refusal_words
 
@@ -193,38 +203,91 @@ def test_self_exclusion_ends_the_session_on_the_page(page: Any, player_factory: 
     assert page.get_by_role("heading", level=1).inner_text() in ("This game session has ended", "No such game session")
 
 
-def test_framed_by_the_player_site_each_round_is_posted_to_it(page: Any, player_factory: Any,
-                                                               platform: Platform) -> None:
+LOBBY = """<!doctype html><html lang="en"><head><title>Lobby</title><script src="/lobby.js"></script></head>
+<body><main><h1>Lobby</h1><iframe title="Fruit Fives" src="{src}" width="700" height="800"></iframe></main>
+</body></html>"""
+LOBBY_JS = b"""window.rounds = [];
+addEventListener("message", (e) => window.rounds.push({origin: e.origin, data: e.data}));"""
+
+
+@pytest.fixture
+def lobby() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A stand-in for the player site's lobby on a real local server (Chromium blocks a page it
+    cannot place on the local network from framing one that is, so a page the browser makes up
+    would not do): it frames what it is given and records the messages it receives."""
+    pages: dict[str, bytes] = {"/lobby.js": LOBBY_JS}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("content-type", "text/javascript" if self.path.endswith(".js") else "text/html")
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", pages
+    server.shutdown()
+
+
+@pytest.fixture
+def studio(platform: Platform, lobby: tuple[str, dict[str, bytes]], tmp_path: Path) -> Iterator[str]:
+    """The RGS simulator once more, as its own process on the run's provider key, trusting the
+    stand-in lobby as the player site (the run's RGS trusts the web's origin, where the real lobby
+    is; the web's own journey plays through that one)."""
+    port = free_port()
+    secret = localsecrets.read(platform.data_dir)["providers"]["rgs"]["secret"]
+    env = {**os.environ, "GP_RGS_PORT": str(port), "GP_RGS_HOST": "127.0.0.1", "GP_RGS_PLATFORM_URL": platform.gateway,
+           "GP_RGS_PROVIDER_SECRET": secret, "GP_RGS_ALLOWED_PARENTS": json.dumps([lobby[0]])}
+    with (tmp_path / "rgs.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gameplane.simulators.rgs"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, proc=proc)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def test_the_run_lets_only_the_player_site_frame_the_page(platform: Platform) -> None:
+    """`gameplane up` names the web's origin as the one parent of the run's studio."""
+    r = httpx.get(platform.url("rgs") + "/play", params={"token": "none"}, timeout=30)
+    policy = dict(d.split(" ", 1) for d in r.headers["content-security-policy"].split("; "))
+    assert policy["frame-ancestors"] == web_origin(platform)
+
+
+def test_framed_by_the_player_site_each_round_is_posted_to_it(page: Any, player_factory: Any, studio: str,
+                                                               lobby: tuple[str, dict[str, bytes]]) -> None:
     player = player_factory(3_000)
-    rgs = platform.url("rgs")
-
-    def lobby(parent: str) -> None:
-        # the player site's frame, as the web's lobby embeds the game (served here by the browser itself)
-        html = f"""<!doctype html><html lang="en"><head><title>Lobby</title></head><body><main><h1>Lobby</h1>
-<iframe title="Fruit Fives" src="{player.play_url(parent)}" width="700" height="800"></iframe></main>
-<script>window.rounds = []; addEventListener("message", e => rounds.push({{origin: e.origin, data: e.data}}));
-</script></body></html>"""
-        page.route(f"{parent}/lobby", lambda route: route.fulfill(status=200, content_type="text/html", body=html))
-        page.goto(f"{parent}/lobby")
-
-    web = web_origin(platform)
-    lobby(web)
+    site, pages = lobby
+    play = player.play_url(site).replace(player.platform.url("rgs"), studio)
+    pages["/lobby"] = LOBBY.format(src=html.escape(play)).encode()
+    page.goto(f"{site}/lobby")
     game = page.frame_locator("iframe")
     for n in range(1, 3):
         spin(game)
         page.wait_for_function(f"window.rounds.length === {n}")
         message = page.evaluate("window.rounds")[-1]
-        assert message["origin"] == rgs
+        assert message["origin"] == studio
         assert message["data"]["type"] == "gameplane.round" and message["data"]["currency"] == "EUR"
         assert message["data"]["balance"] == player.wallet_balance() == page_balance(game)
         assert message["data"]["round_id"]
 
-    # negative control: another site frames the same page — the browser refuses to show it
-    other = "http://127.0.0.1:" + str(int(web.rsplit(":", 1)[1]) + 7)
-    lobby(other)
-    page.wait_for_load_state("load")
+    # negative control: the run's studio does not trust this site — the browser will not show its page
+    pages["/lobby"] = LOBBY.format(src=html.escape(player.play_url())).encode()
+    page.goto(f"{site}/lobby")
     frame = next(f for f in page.frames if f != page.main_frame)
+    frame.wait_for_load_state("load")
     assert frame.locator("#slot").count() == 0
+    # and named as the parent it may not be, the studio refuses it outright
+    refused = httpx.get(player.platform.url("rgs") + "/play",
+                        params={"token": player.token, "parent": site}, timeout=30)
+    assert refused.status_code == 403
 
 
 def test_an_unknown_session_is_a_page_that_says_so(phone_page: Any, snap: Any, player_factory: Any) -> None:
