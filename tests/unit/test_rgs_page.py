@@ -1,12 +1,16 @@
-"""Pure parts of the RGS play page: which framing sites count as an allowed origin, and money as
-the page shows it."""
+"""Pure parts of the RGS play page: which framing sites count as an allowed origin, money as the
+page shows it, refusals in words and the free spins it announces."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from gameplane.contracts.games import ProviderFreeSpinAward
 from gameplane.kit.pages import ContentSecurityPolicy, SecurityHeaders
-from gameplane.simulators.rgs import page
+from gameplane.simulators.rgs import awards, page
 
 
 @pytest.mark.parametrize(("url", "expected"), [
@@ -55,3 +59,21 @@ def test_framing_by_named_sites_drops_x_frame_options_and_names_them() -> None:
     default = ContentSecurityPolicy()
     assert "frame-ancestors 'none'" in default.header()
     assert dict(SecurityHeaders(app=None, policy=default).headers)[b"x-frame-options"] == b"DENY"  # type: ignore[arg-type]
+
+
+def test_the_free_spins_shown_are_those_the_next_spins_will_play() -> None:
+    me, other = uuid.uuid4(), uuid.uuid4()
+    soon = datetime.now(UTC) + timedelta(hours=1)
+
+    def held(player: uuid.UUID, spins: int, *, played: int = 0, spent: bool = False, game: str = "fruit-fives",
+             expires: datetime = soon) -> awards.HeldAward:
+        award = ProviderFreeSpinAward(award_id=f"a-{uuid.uuid4().hex}", player_id=player, currency="EUR",
+                                      game_id=game, spins=spins, stake=100, expires_at=expires)
+        return awards.HeldAward(award, played=played, spent=spent)
+
+    pending = [held(me, 5, played=2), held(me, 2)]
+    not_mine = [held(other, 9), held(me, 4, spent=True), held(me, 3, game="other-game"),
+                held(me, 6, expires=datetime.now(UTC) - timedelta(seconds=1))]
+    table = {h.award.award_id: h for h in pending + not_mine}
+    assert awards.spins_left(table, str(me), "fruit-fives", "EUR") == 3 + 2
+    assert awards.spins_left(table, str(me), "fruit-fives", "GBP") == 0
