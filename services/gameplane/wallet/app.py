@@ -38,7 +38,8 @@ async def _reconcile(rt: Runtime) -> bool:
 
 START_JOBS, STOP_JOBS = periodic.schedule(
     periodic.Job("hold-expiry", lambda s: s.hold_sweep_seconds, _expire_holds),
-    periodic.Job("reconciliation", lambda s: s.reconcile_every_seconds, _reconcile),
+    # at start too: a deployed or restarted wallet shows the state of the books at once
+    periodic.Job("reconciliation", lambda s: s.reconcile_every_seconds, _reconcile, at_start=True),
 )
 
 
