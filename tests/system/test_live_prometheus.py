@@ -58,12 +58,17 @@ BUILTINS = {"__rate_interval": "1m", "__interval": "10s", "__range": "5m", "__ra
 NO_DATA_IN_A_SHORT_RUN: dict[str, str] = {
     r"gameplane_affiliates_(clicks|postbacks)_total\b": "gameplane load follows no affiliate link: no click, "
                                                          "no attributed player, no postback",
-    r"gameplane_bonus_(grants_total|forfeits_total|liability_minor|open_grants|converted_minor_total)\b":
+    r"gameplane_bonus_(grants_total|forfeits_total|liability_minor|open_grants|converted_minor_total|conversions_total)\b":
         "a fresh platform has no bonus campaign, so nothing is granted, forfeited or converted",
     r"gameplane_analytics_rtp_(certified|drift)\b": "analytics checks RTP every rtp_check_interval_seconds "
                                                     "(300 s, the first check after one interval): longer than the run",
     r"gameplane_fault_active\b": "no fault drill is applied",
     r'gameplane_events_consumed_total\{[^}]*outcome="error"': "no event fails in a healthy run",
+    r"gameplane_gateway_upstream_errors_total\b": "no service behind the gateway times out or is down",
+    r"gameplane_payments_webhook_rejections_total\b": "the PSP simulator signs every webhook correctly",
+    r"gameplane_payments_risk_failsafe_total\b": "risk stays up: no payment is decided without it",
+    r"gameplane_payments_reconciliation_mismatches\b": "payments' scheduled reconciliation is off by default "
+                                                         "(reconcile_every_seconds=0) and nobody runs one",
 }
 # Dashboards and panels that read only the operator's metrics: the operator cannot run in this tier
 # (no API server). Its exposition, and a real Prometheus scraping it through the operator chart's
