@@ -12,13 +12,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import pytest
 from gameplane import catalog
 from gameplane.cli import registry
 from gameplane.contracts import wallet as wallet_api
+from gameplane.devtools import browser as chromium
 from gameplane.devtools import localsecrets
 from gameplane.devtools.harness import Platform
 from gameplane.devtools.infra import free_port, wait_for_port
@@ -218,22 +217,8 @@ def lobby() -> Iterator[tuple[str, dict[str, bytes]]]:
     cannot place on the local network from framing one that is, so a page the browser makes up
     would not do): it frames what it is given and records the messages it receives."""
     pages: dict[str, bytes] = {"/lobby.js": LOBBY_JS}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = pages.get(self.path)
-            self.send_response(200 if body is not None else 404)
-            self.send_header("content-type", "text/javascript" if self.path.endswith(".js") else "text/html")
-            self.end_headers()
-            self.wfile.write(body or b"")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", pages
-    server.shutdown()
+    with chromium.static_site(pages) as url:
+        yield url, pages
 
 
 @pytest.fixture

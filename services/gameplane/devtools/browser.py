@@ -7,8 +7,13 @@ runs inside the page.
 
 from __future__ import annotations
 
+import contextlib
+import mimetypes
 import os
 import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +61,30 @@ def describe(violations: list[dict[str, Any]]) -> str:
     return "\n".join(f"{v['id']} ({v['impact']}): {v['help']} — "
                      + "; ".join(n["target"][0] if n.get("target") else "?" for n in v["nodes"][:5])
                      for v in violations)
+
+
+@contextlib.contextmanager
+def static_site(pages: dict[str, bytes]) -> Iterator[str]:
+    """Serve `pages` (path -> body; the dict may change while served) on a loopback port, for
+    pages a test needs from a real local origin (Chromium will not let a page it made up frame a
+    local server)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            kind = mimetypes.guess_type(self.path)[0] or "text/html"
+            self.send_header("content-type", f"{kind}; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
