@@ -71,7 +71,7 @@ SERVICES: tuple[Service, ...] = (
     Service("analytics", "gameplane.analytics", 9, database=True, built=True, calls=("games",),
             summary="fact tables and KPIs that reconcile with the ledger"),
     # The client layer: server-rendered sites on the public and the back-office APIs.
-    Service("web", "gameplane.web", 10, database=False, built=False, calls=("gateway",),
+    Service("web", "gameplane.web", 10, database=False, built=True, calls=("gateway",),
             summary="the player site: lobby, game launch, cashier, history, bonuses, safer-gambling tools"),
     Service("backoffice", "gameplane.backoffice", 11, database=False, built=False,
             calls=("players", "wallet", "games", "payments", "bonus", "risk", "affiliates", "analytics"),
