@@ -340,11 +340,15 @@ async def cashier(ctx: Ctx = Depends(player)) -> Response:
     return await cashier_page(ctx)
 
 
-def deposit_refusal(exc: ApiError) -> str:
+def deposit_refusal(exc: ApiError, currency: str) -> str:
     if exc.slug == "deposit-not-allowed" and exc.extensions.get("reason") == "deposit-limit":
         remaining = exc.extensions.get("remaining")
-        left = f" You can deposit at most {remaining} minor units more in this period." if remaining is not None else ""
-        return f"Refused: this deposit is over your deposit limit.{left}"
+        if not isinstance(remaining, int):
+            return "Refused: this deposit is over your deposit limit."
+        if remaining <= 0:
+            return "Refused: you have reached your deposit limit for this period."
+        return ("Refused: this deposit is over your deposit limit; you can deposit up to "
+                f"{money.show(remaining, currency)} more in this period.")
     if exc.slug == "play-blocked":
         return "Refused: deposits are blocked during a time-out or self-exclusion."
     return f"Refused: {exc.words}"
@@ -361,7 +365,7 @@ async def deposit(amount: str = Form(""), psp: str = Form("simpsp"), currency: s
         created = await ctx.api("POST", "/v1/payments/deposits",
                                 json={"amount": minor, "currency": currency, "psp": psp})
     except ApiError as exc:
-        return await cashier_page(ctx, 422 if exc.status < 500 else 503, deposit_refusal(exc))
+        return await cashier_page(ctx, 422 if exc.status < 500 else 503, deposit_refusal(exc, currency))
     if not created.get("redirect_url"):
         return await cashier_page(ctx, 503, "The payment provider did not open a payment page; try again.")
     return ctx.go(str(created["redirect_url"]))  # the PSP's hosted page; it sends the player back
