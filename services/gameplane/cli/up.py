@@ -202,7 +202,9 @@ def _specs(
     # The simulated studio and games share the run's provider key; games runs in dev mode. Payments
     # does not: the run's PSP secrets are fresh, none of them a published development one.
     per_service = {"games": {"GP_GAMES_PROVIDERS": json.dumps(providers), "GP_GAMES_DEV_MODE": "true"},
-                   "rgs": {"GP_RGS_PROVIDER_SECRET": providers["rgs"]["secret"]},
+                   # the player site frames the studio's play page and hears its round messages
+                   "rgs": {"GP_RGS_PROVIDER_SECRET": providers["rgs"]["secret"],
+                           "GP_RGS_ALLOWED_PARENTS": json.dumps([registry.url(catalog.get("web"), opts.base_port)])},
                    **localsecrets.psp_env(psps, gateway_url)}
     if any(s.name == "web" for s in services):
         # The player site frames the studio's pages and sends players to the PSP's hosted pages,

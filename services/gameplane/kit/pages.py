@@ -38,11 +38,13 @@ class ContentSecurityPolicy:
     """A strict policy: scripts, styles and images from the site itself only (no inline script), no
     plugins, and the site never framed. `frame_src` and `form_action` name the other origins a
     frontend opens in a frame (a game) or sends a form to, including a redirect after a form post
-    (a payment page): browsers apply `form-action` to those redirects too."""
+    (a payment page): browsers apply `form-action` to those redirects too. `frame_ancestors` names
+    the only sites that may frame this one (a game page inside the player site); empty: none."""
 
     frame_src: tuple[str, ...] = ()
     form_action: tuple[str, ...] = ()
     connect_src: tuple[str, ...] = ()
+    frame_ancestors: tuple[str, ...] = ()
 
     def header(self) -> str:
         def sources(extra: Iterable[str]) -> str:
@@ -56,7 +58,7 @@ class ContentSecurityPolicy:
             f"connect-src {sources(self.connect_src)}",
             f"frame-src {sources(self.frame_src)}" if self.frame_src else "frame-src 'none'",
             f"form-action {sources(self.form_action)}",
-            "frame-ancestors 'none'",
+            f"frame-ancestors {' '.join(self.frame_ancestors)}" if self.frame_ancestors else "frame-ancestors 'none'",
             "base-uri 'none'",
             "object-src 'none'",
         ))
@@ -72,10 +74,12 @@ class SecurityHeaders:
             (b"content-security-policy", policy.header().encode()),
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"same-origin"),
-            (b"x-frame-options", b"DENY"),
             (b"cross-origin-opener-policy", b"same-origin"),
             (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
         ]
+        if not policy.frame_ancestors:
+            # X-Frame-Options cannot name several origins: a page framed by some sites relies on CSP alone.
+            self.headers.append((b"x-frame-options", b"DENY"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -1,6 +1,7 @@
 """The RGS simulator: a third-party game studio running Fruit Fives against the platform.
 
 GET  /launch?token=...&game=...     open the player's table (authenticates the token with the platform)
+GET  /play?token=...&game=...&parent=...  the same, as the playable page (HTML) a player site frames
 POST /sessions/{token}/spins        play N rounds: {"count": 200, "stake": 100}
 GET  /sessions/{token}              the table: balance and rounds
 GET  /games                         the studio's games with their stated RTP
@@ -15,18 +16,24 @@ import hashlib
 import random
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, ValidationError
 
 from gameplane.contracts.games import PROVIDER_AWARD_PATH, ProviderFreeSpinAward
 from gameplane.kit.app import Runtime, create_app
-from gameplane.kit.problems import Problem
-from gameplane.simulators.rgs import awards, slot
+from gameplane.kit.pages import SecurityHeaders
+from gameplane.kit.problems import Problem, ProblemType
+from gameplane.simulators.rgs import awards, page, slot
 from gameplane.simulators.rgs.client import PlatformClient, Refused, Unanswered
 from gameplane.simulators.rgs.play import Table, play_free_spin, play_round, settle_pending
 from gameplane.simulators.rgs.settings import RgsSettings
 
 router = APIRouter(tags=["rgs"])
+
+GAME_NOT_FOUND = ProblemType(404, "game-not-found", "This studio has no such game")
+LAUNCH_REFUSED = ProblemType(403, "launch-refused", "The platform refused the token")
+PLATFORM_UNAVAILABLE = ProblemType(503, "platform-unavailable", "The platform did not answer")
 
 
 class SpinRequest(BaseModel):
@@ -64,22 +71,79 @@ async def games() -> list[dict[str, object]]:
              "lines": len(slot.LINES), "rtp_bp": slot.rtp_basis_points(), "rtp": f"{float(rtp):.6f}"}]
 
 
-@router.get("/launch")
-async def launch(request: Request, token: str = Query(min_length=1), game: str = Query(default=slot.GAME_ID)) -> dict:
-    rt = _rt(request)
+async def _open_table(rt: Runtime, token: str, game: str) -> Table:
+    """Authenticate the token with the platform and open its table. A table already open for it
+    (the page reloaded) keeps its rounds — a win still owed among them — and takes the new balance."""
     if game != slot.GAME_ID:
-        raise Problem(404, "game-not-found", "This studio has no such game", game)
+        raise GAME_NOT_FOUND(game)
     try:
         ans = await _client(rt).call("authenticate", {"token": token})
     except Refused as exc:
-        raise Problem(403, "launch-refused", "The platform refused the token", str(exc), code=exc.code)
+        raise LAUNCH_REFUSED(str(exc), code=exc.code)
     except Unanswered as exc:
-        raise Problem(503, "platform-unavailable", "The platform did not answer", str(exc))
+        raise PLATFORM_UNAVAILABLE(str(exc))
     tables: dict[str, Table] = rt.state.setdefault("tables", {})
+    table = tables.get(token)
+    if table is not None and table.player_id == str(ans.player_id):
+        table.balance = ans.balance
+        return table
     tables[token] = Table(token=token, player_id=str(ans.player_id), currency=ans.currency,
                           game_id=ans.game_id or game, balance=ans.balance, rng=_rng(rt.settings, token))  # type: ignore[arg-type]
-    return {"token": token, "player_id": str(ans.player_id), "currency": ans.currency, "balance": ans.balance,
-            "game_id": ans.game_id or game}
+    return tables[token]
+
+
+@router.get("/launch")
+async def launch(request: Request, token: str = Query(min_length=1), game: str = Query(default=slot.GAME_ID)) -> dict:
+    table = await _open_table(_rt(request), token, game)
+    return {"token": token, "player_id": table.player_id, "currency": table.currency, "balance": table.balance,
+            "game_id": table.game_id}
+
+
+def _error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+    return page.templates.TemplateResponse(request, "error.html", {"title": title, "message": message},
+                                           status_code=status)
+
+
+@router.get("/play", response_class=HTMLResponse)
+async def play_page(request: Request, token: str = Query(default=""), game: str = Query(default=slot.GAME_ID),
+                    parent: str | None = Query(default=None, description="origin of the framing site: "
+                                               "round messages go there; one of the allowed parents")) -> HTMLResponse:
+    """The playable slot: reels, stake, spin, balance, free spins. Refusals are pages, not JSON."""
+    rt = _rt(request)
+    target = None
+    if parent:
+        target = page.origin(parent)
+        if target is None or target not in rt.state["allowed_parents"]:
+            return _error_page(request, 403, "This site may not show the game",
+                               "This game can only be played from the casino's own site.")
+    if not token:
+        return _error_page(request, 404, "No such game session", "Open the game again from the lobby.")
+    try:
+        table = await _open_table(rt, token, game)
+    except Problem as exc:
+        code = exc.extensions.get("code")
+        if exc.status == 404 or code == "invalid-token":
+            return _error_page(request, 404, "No such game session",
+                               "The casino does not know this game session. Open the game again from the lobby.")
+        if exc.status == 403:
+            return _error_page(request, 403, "This game session has ended", page.refusal_words(code))
+        return _error_page(request, 503, "The game cannot start right now",
+                           "The casino did not answer. Try again shortly.")
+    held: dict[str, awards.HeldAward] = rt.state.setdefault("awards", {})
+    stakes = slot.STAKES
+    return page.templates.TemplateResponse(request, "play.html", {
+        "title": slot.TITLE, "token": token, "parent": target or "", "currency": table.currency,
+        "balance": table.balance, "balance_text": page.money(table.balance, table.currency),
+        "stakes": [(s, page.money(s, table.currency)) for s in stakes],
+        "stake": page.DEFAULT_STAKE if page.DEFAULT_STAKE in stakes else stakes[0],
+        "free_spins": awards.spins_left(held, table.player_id, table.game_id, table.currency),
+        "reels": _last_window(table), "names": slot.SYMBOL_NAMES, "message_type": page.ROUND_MESSAGE,
+    })
+
+
+def _last_window(table: Table) -> list[str]:
+    shown = next((r.stops for r in reversed(table.rounds) if r.stops), None)
+    return slot.window(shown or (0,) * len(slot.REELS))
 
 
 def _table(request: Request, token: str) -> Table:
@@ -102,6 +166,7 @@ async def spins(token: str, body: SpinRequest, request: Request) -> dict:
     await settle_pending(client, table)
     start = len(table.rounds)
     stopped: str | None = None
+    stopped_code: str | None = None
     held: dict[str, awards.HeldAward] = rt.state.setdefault("awards", {})
     for _ in range(body.count):
         award = awards.next_award(held, table.player_id, table.game_id, table.currency)
@@ -113,7 +178,7 @@ async def spins(token: str, body: SpinRequest, request: Request) -> dict:
             continue
         rec = await play_round(client, table, body.stake)
         if rec.status == "refused":
-            stopped = rec.error
+            stopped, stopped_code = rec.error, rec.error_code
             break
     played = table.rounds[start:]
     paid = [r for r in played if r.award_id is None]
@@ -129,6 +194,10 @@ async def spins(token: str, body: SpinRequest, request: Request) -> dict:
         "free_spins": len(free), "free_spins_won": sum(r.win for r in free if r.status == "settled"),
         "free_spins_refused": sum(r.status == "refused" for r in free),
         "balance": table.balance, "currency": table.currency, "stopped": stopped,
+        # for the play page: the refusal's code, in words, and whether the session can play on
+        "stopped_code": stopped_code, "stopped_reason": page.refusal_words(stopped_code) if stopped else None,
+        "session_ended": stopped_code in page.SESSION_ENDED,
+        "free_spins_left": awards.spins_left(held, table.player_id, table.game_id, table.currency),
     }
     if body.include_rounds:
         out["rounds"] = [r.as_dict() for r in played]
@@ -190,7 +259,12 @@ def build_app(settings: RgsSettings | None = None) -> FastAPI:
         if client is not None:
             await client.aclose()
 
+    parents = page.allowed_origins(settings.allowed_parents)
     # A third party: it signs provider calls with its provider secret and holds no service identity.
     runtime = Runtime("rgs", settings, publishes=False, on_stop=[close_client], identity=False)
-    return create_app(runtime, [router], title="gameplane RGS simulator",
-                      description="A third-party game studio: Fruit Fives on the seamless-wallet API.")
+    runtime.state["allowed_parents"] = parents
+    app = create_app(runtime, [router], title="gameplane RGS simulator",
+                     description="A third-party game studio: Fruit Fives on the seamless-wallet API.")
+    app.add_middleware(SecurityHeaders, policy=page.policy(parents))
+    app.mount("/static", StaticFiles(packages=[("gameplane.simulators.rgs", "static")]), name="static")
+    return app

@@ -60,3 +60,9 @@ def next_award(awards: dict[str, HeldAward], player_id: str, game_id: str, curre
     now = datetime.now(UTC)
     ready = [h for h in awards.values() if h.playable(player_id, game_id, currency, now)]
     return min(ready, key=lambda h: (h.award.expires_at, h.award.award_id)) if ready else None
+
+
+def spins_left(awards: dict[str, HeldAward], player_id: str, game_id: str, currency: str) -> int:
+    """Free spins the player's next spins will play (the page shows them before they are played)."""
+    now = datetime.now(UTC)
+    return sum(h.award.spins - h.played for h in awards.values() if h.playable(player_id, game_id, currency, now))

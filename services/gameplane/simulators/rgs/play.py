@@ -34,7 +34,8 @@ class RoundRecord:
     def as_dict(self) -> dict[str, Any]:
         return {"round_id": self.round_id, "stake": self.stake, "win": self.win, "status": self.status,
                 "bet_transaction_id": self.bet_transaction_id, "win_transaction_id": self.win_transaction_id,
-                "stops": list(self.stops), "balance": self.balance, "error": self.error,
+                "stops": list(self.stops), "window": slot.window(self.stops) if self.stops else [],
+                "balance": self.balance, "error": self.error, "error_code": self.error_code,
                 "free_spin_award_id": self.award_id}
 
 
@@ -101,7 +102,7 @@ async def play_round(client: PlatformClient, table: Table, stake: int) -> RoundR
                                         "round_id": rec.round_id, "game_id": table.game_id, "amount": stake,
                                         "currency": table.currency})
     except Refused as exc:
-        rec.error, rec.balance = str(exc), exc.balance
+        rec.error, rec.error_code, rec.balance = str(exc), exc.code, exc.balance
         if exc.balance is not None:
             table.balance = exc.balance
         return rec

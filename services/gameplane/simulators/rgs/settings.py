@@ -29,6 +29,9 @@ class RgsSettings(ServiceSettings):
     retry_backoff_seconds: float = Field(default=0.2, ge=0)
     seed: int | None = Field(default=None, description="fixed RNG seed for reproducible play (per session token)")
     max_spins_per_call: int = Field(default=1000, ge=1)
+    allowed_parents: list[str] = Field(
+        default_factory=list, description="origins (scheme://host:port) that may frame the play page and receive "
+        "its round messages: the player site; `gameplane up` sets the web's. Empty: /play is never framed")
 
     def secret(self) -> str:
         """The provider key, or a clear refusal: a studio without its key cannot sign anything."""

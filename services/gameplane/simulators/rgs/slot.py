@@ -28,7 +28,12 @@ TITLE = "Fruit Fives"
 WILD = "W"
 SCATTER = "S"
 SYMBOLS = "WS7BLPOMC"  # wild, scatter, seven, bar, bell, plum, orange, lemon, cherry
+SYMBOL_NAMES = {"W": "Wild", "S": "Scatter", "7": "Seven", "B": "Bar", "L": "Bell", "P": "Plum", "O": "Orange",
+                "M": "Lemon", "C": "Cherry"}
 ROWS = 3
+# The stakes the game offers (minor units; each splits over the 10 lines). The platform may allow
+# fewer in a currency (its catalogue's stake range) and refuses the others.
+STAKES: tuple[int, ...] = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
 REELS: tuple[str, ...] = (
     "7O7OLOMLWCPMPCBBPSCMWLWMC",
