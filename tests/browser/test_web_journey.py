@@ -113,6 +113,14 @@ def test_player_journey(page: Any, platform: Platform, snap: Callable[[Any, str]
     expect(page.locator(".game")).to_have_count(1)
     snap(page, "web-lobby")
 
+    # Reality checks every 10 minutes; the page's clock is Playwright's, so the test can move it.
+    page.goto(f"{site}/safer-gambling")
+    page.get_by_label("Remind me during play every").select_option("10")
+    page.get_by_role("button", name="Save reality check").click()
+    expect(page.get_by_role("status")).to_have_text("Your reality-check interval is saved.")
+    page.clock.install()
+    page.goto(f"{site}/lobby?q=fruit")
+
     # Open the game: the studio's page in the lobby's frame.
     page.get_by_role("button", name="Play Fruit Fives").click()
     expect(page).to_have_url(re.compile(r"/play/[0-9a-f-]{36}$"))
@@ -136,6 +144,19 @@ def test_player_journey(page: Any, platform: Platform, snap: Callable[[Any, str]
     # exactly every stake back, ten times over, is the only way it could be).
     assert seen[-1] != 10_000 or len(set(seen)) > 1
     snap(page, "web-play")
+
+    # Ten minutes on: the reality check interrupts play with the session time and the net
+    # position of this session's rounds (stakes and wins), which is what the wallet moved.
+    dialog = page.get_by_role("dialog", name="Reality check")
+    expect(dialog).to_be_hidden()
+    page.clock.fast_forward("10:30")
+    expect(dialog).to_be_visible()
+    net = seen[-1] - 10_000
+    sign = "\u2212" if net < 0 else ""
+    expect(page.locator("#reality-net")).to_have_text(f"{sign}€{abs(net) // 100}.{abs(net) % 100:02d}")
+    snap(page, "web-reality-check")
+    dialog.get_by_role("button", name="Keep playing").click()
+    expect(dialog).to_be_hidden()
 
     page.goto(f"{site}/history")
     expect(page.locator("#history")).to_contain_text("bet")

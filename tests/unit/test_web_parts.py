@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from gameplane.web import money
 from gameplane.web.cookie import REFRESH_MARGIN_SECONDS, PlayerSession
 from gameplane.web.gateway import problem_of
-from gameplane.web.site import filter_games, play_block, register_error
+from gameplane.web.site import filter_games, net_position, play_block, register_error
 
 
 @pytest.mark.parametrize(("typed", "currency", "minor"), [
@@ -100,3 +100,18 @@ def test_the_lobby_filters_by_search_provider_and_category() -> None:
     assert ids(filter_games(GAMES, "", "acme", "")) == ["lucky-dice", "gold-rush"]
     assert ids(filter_games(GAMES, "", "acme", "slots")) == ["gold-rush"]
     assert ids(filter_games(GAMES, "dice", "rgs", "")) == []
+
+
+def test_the_net_position_counts_this_sessions_stakes_and_wins_only() -> None:
+    from datetime import UTC, datetime
+
+    start = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    tx = [{"kind": "deposit", "amount": 10_000, "created_at": "2026-12-02T12:05:00+00:00"},
+          {"kind": "bet", "amount": 100, "created_at": "2026-12-02T11:59:59+00:00"},  # an earlier session
+          {"kind": "bet", "amount": 100, "created_at": "2026-12-02T12:00:00+00:00"},
+          {"kind": "win", "amount": 250, "created_at": "2026-12-02T12:00:01+00:00"},
+          {"kind": "bet", "amount": 100, "created_at": "2026-12-02T12:01:00+00:00"},
+          {"kind": "rollback", "amount": 100, "created_at": "2026-12-02T12:01:01+00:00"},
+          {"kind": "bet", "amount": 300, "created_at": "2026-12-02T12:02:00+00:00"}]
+    assert net_position(tx, start) == -100 + 250 - 100 + 100 - 300
+    assert net_position([], start) == 0

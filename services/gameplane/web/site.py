@@ -15,6 +15,7 @@ import pycountry
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from gameplane.contracts.jurisdiction import profile
 from gameplane.kit.pages import Pages, set_cookie, verify_csrf
 from gameplane.web import money
 from gameplane.web.cookie import PlayerSession
@@ -270,6 +271,10 @@ def launch_refusal(exc: ApiError, prot: dict[str, Any]) -> str:
 async def play(session_id: str, ctx: Ctx = Depends(player)) -> Response:
     session, prot = await asyncio.gather(ctx.api("GET", f"/v1/sessions/{quote(session_id, safe='')}"),
                                          protection(ctx))
+    try:
+        title = (await ctx.api("GET", f"/v1/games/{quote(session['game_id'], safe='')}"))["title"]
+    except ApiError:
+        title = session["game_id"]  # taken out of the catalogue since: the session still plays
     if session["status"] != "active":
         return ctx.page("refused.html", status_code=410, heading="This game session has ended",
                         reason=f"It ended ({(session.get('end_reason') or 'closed').replace('_', ' ')}). "
@@ -277,7 +282,7 @@ async def play(session_id: str, ctx: Ctx = Depends(player)) -> Response:
     balance = await balance_of(ctx, session["currency"])
     game_url = f"{ctx.settings.rgs_url.rstrip('/')}/play?" + urlencode(
         {"token": session["token"], "game": session["game_id"], "parent": ctx.settings.public_url.rstrip("/")})
-    return ctx.page("play.html", session=session, game_url=game_url, balance=balance,
+    return ctx.page("play.html", session=session, game_url=game_url, balance=balance, title=title,
                     rgs_origin=ctx.settings.rgs_origin, reality_minutes=prot.get("reality_check_minutes"))
 
 
@@ -302,6 +307,16 @@ async def balance(currency: str | None = None, ctx: Ctx = Depends(player)) -> Re
                                   "display": money.show(total, b["currency"])}))
 
 
+# The wallet's amounts are unsigned: a bet takes money, a win and a bet's rollback give it.
+PLAY_SIGNS = {"bet": -1, "win": 1, "rollback": 1}
+
+
+def net_position(transactions: list[dict[str, Any]], since: datetime) -> int:
+    """Wins minus stakes of the play transactions at or after `since`."""
+    return sum(PLAY_SIGNS[t["kind"]] * int(t["amount"]) for t in transactions
+               if t["kind"] in PLAY_SIGNS and datetime.fromisoformat(t["created_at"]) >= since)
+
+
 @router.get("/play/{session_id}/reality")
 async def reality(session_id: str, ctx: Ctx = Depends(player)) -> Response:
     """Session time and net position (wins minus stakes of this session's rounds) for the
@@ -309,8 +324,7 @@ async def reality(session_id: str, ctx: Ctx = Depends(player)) -> Response:
     session = await ctx.api("GET", f"/v1/sessions/{quote(session_id, safe='')}")
     started = datetime.fromisoformat(session["started_at"])
     history = await ctx.api("GET", "/v1/wallet/transactions", params={"currency": session["currency"], "limit": 200})
-    net = sum(int(t["amount"]) for t in history["items"]
-              if t["kind"] in ("bet", "win", "rollback") and datetime.fromisoformat(t["created_at"]) >= started)
+    net = net_position(history["items"], started)
     minutes = int((datetime.now(UTC) - started).total_seconds() // 60)
     return ctx.keep(JSONResponse({"minutes": minutes, "net": net, "net_display": money.show(net, session["currency"])}))
 
@@ -445,8 +459,13 @@ async def opt_in(offer_id: str, ctx: Ctx = Depends(player)) -> Response:
 async def safer_page(ctx: Ctx, status_code: int = 200, error: str | None = None) -> Response:
     prot = await protection(ctx)
     hours = prot["cooling_off_seconds"] / 3600
+    try:
+        intervals = profile(prot["jurisdiction"]).reality_check_intervals_minutes
+    except (KeyError, LookupError, ValueError):
+        intervals = ()
     return ctx.page("safer.html", status_code=status_code, error=error, prot=prot, periods=LIMIT_PERIODS,
-                    cooling_off=f"{hours:g} hours", blocked=play_block(prot, datetime.now(UTC)))
+                    cooling_off=f"{hours:g} hours", blocked=play_block(prot, datetime.now(UTC)),
+                    intervals=intervals)
 
 
 @router.get("/safer-gambling")
