@@ -45,6 +45,14 @@ NOTICES = {
 }
 
 
+# A payment's state as the player reads it (payments' states, gameplane.contracts.payments).
+PAYMENT_STATES = {
+    "pending": "pending", "succeeded": "succeeded", "failed": "failed", "expired": "expired",
+    "held": "on hold", "review": "under review", "approved": "approved, being sent", "processing": "being sent",
+    "paid": "paid", "rejected": "rejected", "cancelled": "cancelled",
+}
+
+
 class SignInRequired(Exception):
     def __init__(self, notice: str | None = None) -> None:
         super().__init__(notice)
@@ -346,7 +354,8 @@ async def cashier_page(ctx: Ctx, status_code: int = 200, error: str | None = Non
     deposit_limits = [lim for lim in prot["limits"] if lim["kind"] == "deposit"]
     return ctx.page("cashier.html", status_code=status_code, error=error, balance=balance, currency=currency,
                     payments=payments, methods=methods, deposit_limits=deposit_limits,
-                    blocked=play_block(prot, datetime.now(UTC)), psps=("simpsp", "cardgw"))
+                    blocked=play_block(prot, datetime.now(UTC)), psps=("simpsp", "cardgw"),
+                    states=PAYMENT_STATES)
 
 
 @router.get("/cashier")
@@ -441,8 +450,9 @@ async def bonuses(ctx: Ctx = Depends(player), error: str | None = None, status_c
         offers, grants = await asyncio.gather(ctx.api("GET", "/v1/bonus/offers"), ctx.api("GET", "/v1/bonus/grants"))
     except Unavailable:
         return ctx.page("bonuses.html", unavailable=True, offers=[], grants=[], error=None)
+    names = {o["offer_id"]: o["terms"]["name"] for o in offers}
     return ctx.page("bonuses.html", status_code=status_code, unavailable=False, offers=offers, grants=grants,
-                    error=error)
+                    error=error, names=names)
 
 
 @router.post("/bonuses/{offer_id}/opt-in", dependencies=CSRF)
