@@ -45,9 +45,10 @@ def test_what_is_shown_parses_back_to_the_same_amount(minor: int) -> None:
 def test_the_session_cookie_round_trips_and_refreshes_before_expiry() -> None:
     login = {"access_token": "a.b.c", "refresh_token": "r" * 40, "expires_in": 900, "player_id": "p-1",
              "play": False}
-    s = PlayerSession.from_login(login, now=1000.0)
+    s = PlayerSession.from_login(login, now=1000.0, jurisdiction="mga", currency="EUR")
     back = PlayerSession.decode(s.encode())
     assert back == s and back.play is False and back.expires_at == 1900.0
+    assert (back.jurisdiction, back.currency) == ("mga", "EUR")
     assert not s.due_for_refresh(1900.0 - REFRESH_MARGIN_SECONDS - 1)
     assert s.due_for_refresh(1900.0 - REFRESH_MARGIN_SECONDS)
 

@@ -33,6 +33,7 @@ def build_app(settings: WebSettings | None = None) -> FastAPI:
                      description="The player site (HTML pages); it calls the platform's public API only.")
     app.state.pages = pages
     app.state.settings = settings
+    app.state.catalogue = {}  # jurisdiction -> (monotonic time, games): site.catalogue
     pages.install(app)
     site.install_handlers(app)
     return app

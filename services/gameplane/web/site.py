@@ -45,6 +45,8 @@ NOTICES = {
 }
 
 
+CATALOGUE_TTL_SECONDS = 5.0
+
 # A payment's state as the player reads it (payments' states, gameplane.contracts.payments).
 PAYMENT_STATES = {
     "pending": "pending", "succeeded": "succeeded", "failed": "failed", "expired": "expired",
@@ -116,7 +118,8 @@ async def visitor(request: Request) -> Ctx:
                                        json={"refresh_token": player.refresh_token})
         except ApiError:
             raise SignInRequired("expired") from None
-        ctx.player = PlayerSession.from_login(answer, time.time())
+        ctx.player = PlayerSession.from_login(answer, time.time(), jurisdiction=player.jurisdiction,
+                                              currency=player.currency)
         ctx.refreshed = True
     return ctx
 
@@ -195,7 +198,9 @@ async def login(email: str = Form(""), password: str = Form(""), ctx: Ctx = Depe
         if exc.slug == "account-locked":
             words = f"Your account is locked for a while after too many attempts. {exc.detail or ''}".strip()
         return ctx.page("login.html", status_code=401 if exc.status == 401 else 422, error=words, email=email)
-    session = PlayerSession.from_login(answer, time.time())
+    prot = await ctx.gw.call("GET", "/v1/players/me/protection", token=answer["access_token"])
+    session = PlayerSession.from_login(answer, time.time(), jurisdiction=prot["jurisdiction"],
+                                       currency=prot["currency"])
     response = RedirectResponse("/lobby", status_code=303)
     ctx.pages.start_session(response, session.encode())
     return response
@@ -244,17 +249,38 @@ def filter_games(games: list[dict[str, Any]], q: str, provider: str, category: s
             and (not provider or g["provider"] == provider) and (not category or g["category"] == category)]
 
 
+async def catalogue(ctx: Ctx, jurisdiction: str) -> list[dict[str, Any]]:
+    """The games enabled in a jurisdiction (the same rule sessions applies at launch). The same
+    public list for every player there: kept CATALOGUE_TTL_SECONDS rather than asked for on
+    every lobby page."""
+    cache: dict[str, tuple[float, list[dict[str, Any]]]] = ctx.request.app.state.catalogue
+    now = time.monotonic()
+    hit = cache.get(jurisdiction)
+    if hit is not None and now - hit[0] < CATALOGUE_TTL_SECONDS:
+        return hit[1]
+    games = list(await ctx.gw.call("GET", "/v1/games", params={"jurisdiction": jurisdiction}))
+    cache[jurisdiction] = (now, games)
+    return games
+
+
 @router.get("/lobby")
 async def lobby(q: str = "", provider: str = "", category: str = "", ctx: Ctx = Depends(player)) -> Response:
-    prot, wallet = await asyncio.gather(protection(ctx), ctx.api("GET", "/v1/wallet/balances"))
-    # Only games enabled in the player's jurisdiction (the same rule sessions applies at launch).
-    games = list(await ctx.api("GET", "/v1/games", params={"jurisdiction": prot["jurisdiction"]}))
+    assert ctx.player is not None
+    who = ctx.player
+    if not (who.jurisdiction and who.currency) or not who.play:
+        # A session from before sign-in kept them, or play is blocked: ask players (and say until when).
+        prot: dict[str, Any] | None = await protection(ctx)
+        jurisdiction, currency = prot["jurisdiction"], prot["currency"]
+    else:
+        prot, jurisdiction, currency = None, who.jurisdiction, who.currency
+    wallet, games = await asyncio.gather(ctx.api("GET", "/v1/wallet/balances"), catalogue(ctx, jurisdiction))
     shown = filter_games(games, q[:100], provider, category)
-    balance = next((b for b in wallet["balances"] if b["currency"] == prot["currency"]),
-                   {"currency": prot["currency"], "cash": 0, "bonus": 0})
+    balance = next((b for b in wallet["balances"] if b["currency"] == currency),
+                   {"currency": currency, "cash": 0, "bonus": 0})
+    blocked = play_block(prot, datetime.now(UTC)) if prot is not None else None
     return ctx.page("lobby.html", games=shown, all_count=len(games), q=q, provider=provider, category=category,
                     providers=sorted({g["provider"] for g in games}), categories=sorted({g["category"] for g in games}),
-                    blocked=play_block(prot, datetime.now(UTC)), balance=balance)
+                    blocked=blocked, balance=balance)
 
 
 @router.post("/games/{game_id}/launch", dependencies=CSRF)
