@@ -35,7 +35,7 @@ async def gateway() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def site(gateway: str) -> AsyncIterator[httpx.AsyncClient]:
-    settings = WebSettings(endpoints={"gateway": gateway}, rgs_url=f"{RGS}/play", psp_urls=[f"{PSP}/pay"],
+    settings = WebSettings(endpoints={"gateway": gateway}, rgs_url=RGS, psp_urls=[f"{PSP}/pay"],
                            public_url="https://casino.example", **dev_identities().settings("web"))
     # https: the site's cookies are Secure (and __Host-), which a client sends over https only
     async with running(build_app(settings), base_url="https://casino.example") as client:

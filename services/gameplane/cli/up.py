@@ -298,6 +298,10 @@ def _print_urls(info: dict[str, object], console: Console) -> None:
     table = Table(title="gameplane is up", show_header=True)
     table.add_column("what")
     table.add_column("where", overflow="fold")
+    services = info["services"]
+    assert isinstance(services, dict)
+    if "web" in services:
+        table.add_row("player site", f"{services['web']}  (open it in a browser)")
     if info["gateway"]:
         table.add_row("gateway", str(info["gateway"]))
     docs = info["docs"]

@@ -303,17 +303,20 @@ def launch_refusal(exc: ApiError, prot: dict[str, Any]) -> str:
 
 @router.get("/play/{session_id}")
 async def play(session_id: str, ctx: Ctx = Depends(player)) -> Response:
-    session, prot = await asyncio.gather(ctx.api("GET", f"/v1/sessions/{quote(session_id, safe='')}"),
-                                         protection(ctx))
-    try:
-        title = (await ctx.api("GET", f"/v1/games/{quote(session['game_id'], safe='')}"))["title"]
-    except ApiError:
-        title = session["game_id"]  # taken out of the catalogue since: the session still plays
+    assert ctx.player is not None
+    # One round of calls (the click-to-first-spin path): the session, the interval of reality checks
+    # and the balance at once; the title from the lobby's catalogue.
+    session, prot, balance = await asyncio.gather(
+        ctx.api("GET", f"/v1/sessions/{quote(session_id, safe='')}"), protection(ctx),
+        balance_of(ctx, ctx.player.currency or None))
     if session["status"] != "active":
         return ctx.page("refused.html", status_code=410, heading="This game session has ended",
                         reason=f"It ended ({(session.get('end_reason') or 'closed').replace('_', ' ')}). "
                                "Open the game again from the lobby.")
-    balance = await balance_of(ctx, session["currency"])
+    if balance is None or balance["currency"] != session["currency"]:
+        balance = await balance_of(ctx, session["currency"])
+    games = await catalogue(ctx, prot["jurisdiction"])
+    title = next((g["title"] for g in games if g["game_id"] == session["game_id"]), session["game_id"])
     game_url = f"{ctx.settings.rgs_url.rstrip('/')}/play?" + urlencode(
         {"token": session["token"], "game": session["game_id"], "parent": ctx.settings.public_url.rstrip("/")})
     return ctx.page("play.html", session=session, game_url=game_url, balance=balance, title=title,
