@@ -255,3 +255,40 @@ def test_a_feature_whose_service_is_down_says_it_is_unavailable(page: Any, platf
         platform.start_service("payments")
     page.goto(f"{site}/cashier")
     expect(page.get_by_role("button", name="Deposit")).to_be_visible()  # and back when payments is
+
+
+def tab_to(page: Any, element_id: str, presses: int = 30) -> None:
+    """Press Tab until the element has the focus (what a keyboard user does); fail if it never does."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement && document.activeElement.id") == element_id:
+            return
+    raise AssertionError(f"#{element_id} is not reachable with the Tab key")
+
+
+def test_a_keyboard_alone_signs_in_and_opens_a_game(page: Any, platform: Platform) -> None:
+    site, gateway = platform.url("web"), platform.gateway
+    email = f"keys-{uuid.uuid4().hex[:10]}@example.com"
+    r = httpx.post(f"{gateway}/v1/players/register", json={"email": email, "password": PASSWORD, "country": "MT",
+                                                           "date_of_birth": "1985-11-30", "currency": "EUR"})
+    assert r.status_code == 201, r.text
+    page.goto(f"{site}/login")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()  # the first stop skips the menu
+    tab_to(page, "email")
+    page.keyboard.type(email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{site}/lobby")
+    play = page.get_by_role("button", name="Play Fruit Fives")
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if play.evaluate("b => b === document.activeElement"):
+            break
+    expect(play).to_be_focused()
+    # the focus is visible: an outline drawn around the focused control
+    assert play.evaluate("b => getComputedStyle(b).outlineStyle") != "none"
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/play/[0-9a-f-]{36}$"))
+    expect(page.frame_locator("#game").get_by_role("button", name="Spin")).to_be_visible()
