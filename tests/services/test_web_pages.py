@@ -107,3 +107,29 @@ async def test_help_is_open_to_everyone_and_links_the_help_organisations(site: h
     r = await site.get("/help")
     assert r.status_code == 200
     assert "https://www.begambleaware.org/" in r.text and "Self-exclusion" in r.text
+
+
+@pytest.mark.parametrize("site_hops", [1, 0])
+async def test_the_gateway_charges_each_players_address_not_the_sites(site_hops: int) -> None:
+    # A gateway behind one trusted proxy (the site here), one request per address, a players
+    # service that does not answer (so a request that passes the limit is a 503, one that does
+    # not a 429).
+    settings = GatewaySettings(endpoints={"players": "http://127.0.0.1:9"}, nats_url=None, forwarded_for_hops=1,
+                               rate_limit_ip_rate=0.001, rate_limit_ip_burst=1, **dev_identities().settings("gateway"))
+    async with served(gateway_app(settings), listener()) as gateway:
+        web = WebSettings(endpoints={"gateway": gateway}, forwarded_for_hops=site_hops,
+                          **dev_identities().settings("web"))
+        async with running(build_app(web), base_url="https://casino.example") as site:
+            token = csrf_of((await site.get("/login")).text)
+
+            async def sign_in_from(address: str) -> httpx.Response:
+                return await site.post("/login", data={"csrf_token": token, "email": "a@example.com", "password": "p"},
+                                       headers={"x-forwarded-for": address})
+
+            assert (await sign_in_from("203.0.113.7")).status_code == 503  # through the limit to players
+            again = await sign_in_from("203.0.113.7")
+            assert again.status_code == 429 and "Too many requests" in again.text  # said on the form
+            other = await sign_in_from("198.51.100.20")
+            # With the site trusting its proxy, another player has a bucket of their own; a site
+            # that trusts nobody sends its own address for everyone (negative control).
+            assert other.status_code == (503 if site_hops == 1 else 429)

@@ -70,10 +70,13 @@ class Gateway:
         await self.http.aclose()
 
     async def call(self, method: str, path: str, *, token: str | None = None, json: Any = None,
-                   params: dict[str, Any] | None = None) -> Any:
+                   params: dict[str, Any] | None = None, client_ip: str | None = None) -> Any:
         """The JSON answer of a 2xx (None for 204); ApiError for a refusal, Unavailable when the
-        service behind the path cannot answer."""
+        service behind the path cannot answer. `client_ip`: the player's address, sent as the one
+        entry of X-Forwarded-For (the site is a proxy for the player)."""
         headers = {"authorization": f"Bearer {token}"} if token else {}
+        if client_ip:
+            headers["x-forwarded-for"] = client_ip
         try:
             r = await self.http.request(method, path, headers=headers, json=json,
                                         params={k: v for k, v in (params or {}).items() if v not in (None, "")})

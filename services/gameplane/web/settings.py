@@ -30,6 +30,11 @@ class WebSettings(ServiceSettings):
     session_ttl_seconds: int = Field(default=12 * 3600, gt=0, description="life of the session cookie; the "
                                      "player's refresh token ends the session earlier if it expires")
     gateway_timeout_seconds: float = Field(default=10.0, gt=0, description="one call to the gateway")
+    forwarded_for_hops: int = Field(default=0, ge=0, description="how many reverse proxies in front of the site "
+                                    "append to X-Forwarded-For (the ingress controller); the player's address "
+                                    "found so goes to the gateway in X-Forwarded-For, where a gateway that "
+                                    "trusts one hop charges rate limits and risk's address rules to the player, "
+                                    "not to the site. 0: the address the connection came from")
     help_links: dict[str, str] = Field(default_factory=lambda: {
         "BeGambleAware": "https://www.begambleaware.org/",
         "GamCare (0808 8020 133)": "https://www.gamcare.org.uk/",

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from gameplane.contracts.jurisdiction import profile
+from gameplane.gateway.routes import client_ip
 from gameplane.kit.pages import Pages, set_cookie, verify_csrf
 from gameplane.web import money
 from gameplane.web.cookie import PlayerSession
@@ -80,11 +81,20 @@ class Ctx:
     def gw(self) -> Gateway:
         return self.request.app.state.runtime.state["gateway"]  # type: ignore[no-any-return]
 
+    @property
+    def client_ip(self) -> str:
+        peer = self.request.client.host if self.request.client else None
+        return client_ip(peer, self.request.headers.get("x-forwarded-for"), self.settings.forwarded_for_hops)
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A call without the player's token (sign-up, sign-in, refresh), from the player's address."""
+        return await self.gw.call(method, path, client_ip=self.client_ip, **kwargs)
+
     async def api(self, method: str, path: str, **kwargs: Any) -> Any:
         """A call as the signed-in player; an answer that says the token is no good signs them out."""
         token = self.player.access_token if self.player else None
         try:
-            return await self.gw.call(method, path, token=token, **kwargs)
+            return await self.gw.call(method, path, token=token, client_ip=self.client_ip, **kwargs)
         except ApiError as exc:
             if exc.status == 401:
                 raise SignInRequired("expired") from None
@@ -114,7 +124,7 @@ async def visitor(request: Request) -> Ctx:
     ctx = Ctx(request, player)
     if player is not None and player.due_for_refresh(time.time()):
         try:
-            answer = await ctx.gw.call("POST", "/v1/players/token/refresh",
+            answer = await ctx.call("POST", "/v1/players/token/refresh",
                                        json={"refresh_token": player.refresh_token})
         except ApiError:
             raise SignInRequired("expired") from None
@@ -163,7 +173,7 @@ async def register(request: Request, email: str = Form(""), password: str = Form
                    ctx: Ctx = Depends(visitor)) -> Response:
     form = {"email": email, "date_of_birth": date_of_birth, "country": country, "currency": currency}
     try:
-        await ctx.gw.call("POST", "/v1/players/register", json={
+        await ctx.call("POST", "/v1/players/register", json={
             "email": email, "password": password, "date_of_birth": date_of_birth, "country": country,
             "currency": currency})
     except ApiError as exc:
@@ -192,13 +202,14 @@ async def login_form(ctx: Ctx = Depends(visitor)) -> Response:
 @router.post("/login", dependencies=CSRF)
 async def login(email: str = Form(""), password: str = Form(""), ctx: Ctx = Depends(visitor)) -> Response:
     try:
-        answer = await ctx.gw.call("POST", "/v1/players/login", json={"email": email, "password": password})
+        answer = await ctx.call("POST", "/v1/players/login", json={"email": email, "password": password})
     except ApiError as exc:
         words = "The email or password is wrong." if exc.status in (401, 422) else exc.words
         if exc.slug == "account-locked":
             words = f"Your account is locked for a while after too many attempts. {exc.detail or ''}".strip()
-        return ctx.page("login.html", status_code=401 if exc.status == 401 else 422, error=words, email=email)
-    prot = await ctx.gw.call("GET", "/v1/players/me/protection", token=answer["access_token"])
+        return ctx.page("login.html", status_code=exc.status if 400 <= exc.status < 500 else 422, error=words,
+                        email=email)
+    prot = await ctx.call("GET", "/v1/players/me/protection", token=answer["access_token"])
     session = PlayerSession.from_login(answer, time.time(), jurisdiction=prot["jurisdiction"],
                                        currency=prot["currency"])
     response = RedirectResponse("/lobby", status_code=303)
@@ -210,7 +221,7 @@ async def login(email: str = Form(""), password: str = Form(""), ctx: Ctx = Depe
 async def logout(ctx: Ctx = Depends(visitor)) -> Response:
     if ctx.player is not None:
         try:
-            await ctx.gw.call("POST", "/v1/players/logout", json={"refresh_token": ctx.player.refresh_token})
+            await ctx.call("POST", "/v1/players/logout", json={"refresh_token": ctx.player.refresh_token})
         except (ApiError, Unavailable):
             pass  # the cookie goes anyway; the refresh token expires on its own
     response = RedirectResponse("/login?notice=signed-out", status_code=303)
@@ -258,7 +269,7 @@ async def catalogue(ctx: Ctx, jurisdiction: str) -> list[dict[str, Any]]:
     hit = cache.get(jurisdiction)
     if hit is not None and now - hit[0] < CATALOGUE_TTL_SECONDS:
         return hit[1]
-    games = list(await ctx.gw.call("GET", "/v1/games", params={"jurisdiction": jurisdiction}))
+    games = list(await ctx.call("GET", "/v1/games", params={"jurisdiction": jurisdiction}))
     cache[jurisdiction] = (now, games)
     return games
 
@@ -572,7 +583,7 @@ async def end_everything(ctx: Ctx, notice: str) -> Response:
     except (ApiError, Unavailable):
         pass  # sessions refuses bets of a protected player by itself; ending them is tidiness
     try:
-        await ctx.gw.call("POST", "/v1/players/logout", json={"refresh_token": ctx.player.refresh_token})
+        await ctx.call("POST", "/v1/players/logout", json={"refresh_token": ctx.player.refresh_token})
     except (ApiError, Unavailable):
         pass
     response = RedirectResponse(f"/login?notice={notice}", status_code=303)
