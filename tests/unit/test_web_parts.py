@@ -116,3 +116,11 @@ def test_the_net_position_counts_this_sessions_stakes_and_wins_only() -> None:
           {"kind": "bet", "amount": 300, "created_at": "2026-12-02T12:02:00+00:00"}]
     assert net_position(tx, start) == -100 + 250 - 100 + 100 - 300
     assert net_position([], start) == 0
+
+
+def test_the_gateway_routes_no_path_to_the_site_in_front_of_it() -> None:
+    from gameplane.gateway.routes import RouteTable
+    from gameplane.gateway.settings import PLATFORM_SERVICES
+
+    assert "web" not in PLATFORM_SERVICES and "players" in PLATFORM_SERVICES  # the latter: negative control
+    assert RouteTable(PLATFORM_SERVICES, known=PLATFORM_SERVICES).resolve("GET", "/v1/web/lobby") is None
