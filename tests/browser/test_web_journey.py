@@ -189,6 +189,14 @@ def test_player_journey(page: Any, platform: Platform, snap: Callable[[Any, str]
     page.get_by_role("button", name="Save limit").click()
     expect(page.get_by_role("status")).to_have_text("Your limit is saved.")
     expect(page.locator("#limits tr[data-kind=deposit][data-period=day]")).to_contain_text("€150.00")
+    # Raising it waits the cooling-off period, shown with the time it takes effect; 150 holds meanwhile.
+    page.get_by_label("Amount (EUR) or minutes").fill("500")
+    page.get_by_role("button", name="Save limit").click()
+    day_limit = page.locator("#limits tr[data-kind=deposit][data-period=day]")
+    expect(day_limit.locator("td").nth(1)).to_have_text("€150.00")
+    expect(day_limit.locator(".pending")).to_have_text(re.compile(r"^€500\.00 from \d{4}-\d\d-\d\d \d\d:\d\d UTC "
+                                                                  r"\(cooling-off\)$"))
+    expect(page.get_by_text("cooling-off period of 24 hours")).to_be_visible()
     snap(page, "web-safer-gambling")
     deposit(page, site, "100")
     expect(page.get_by_role("alert")).to_have_text(
@@ -222,6 +230,21 @@ def test_player_journey(page: Any, platform: Platform, snap: Callable[[Any, str]
     page.goto(f"{site}/cashier")
     expect(page.get_by_role("heading", name="Deposit")).to_be_visible()
     expect(page.get_by_role("button", name="Deposit")).to_have_count(0)
+
+
+def test_a_time_out_ends_the_session_and_blocks_play_until_it_ends(page: Any, platform: Platform) -> None:
+    site = platform.url("web")
+    email = register_and_sign_in(page, site)
+    page.goto(f"{site}/safer-gambling")
+    page.get_by_label("Time-out length").select_option("1")
+    page.get_by_role("button", name="Start time-out").click()
+    expect(page).to_have_url(f"{site}/login?notice=timeout")
+    expect(page.get_by_role("status")).to_have_text("Your time-out has started. Play is blocked until it ends.")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#play-blocked")).to_contain_text("You are on a time-out until")
+    expect(page.get_by_role("button", name=re.compile("^Play "))).to_have_count(0)
 
 
 def test_the_lobby_works_on_a_phone(phone_page: Any, platform: Platform, snap: Callable[[Any, str], None]) -> None:
