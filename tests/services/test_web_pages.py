@@ -78,6 +78,10 @@ async def test_a_form_post_without_the_csrf_token_is_refused(site: httpx.AsyncCl
     assert r.json()["type"].endswith("/csrf-failed")
     wrong = await site.post(path, data={"csrf_token": "not-the-cookie"})
     assert wrong.status_code == 403
+    # a person's browser is told in words what to do
+    page = await site.post(path, data={"csrf_token": "not-the-cookie"}, headers={"accept": "text/html"})
+    assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
+    assert "This form has expired" in page.text and "reload the page" in page.text
 
 
 async def test_with_its_token_the_post_goes_through_to_the_platform(site: httpx.AsyncClient) -> None:

@@ -17,7 +17,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from gameplane.contracts.jurisdiction import profile
 from gameplane.gateway.routes import client_ip
-from gameplane.kit.pages import Pages, set_cookie, verify_csrf
+from gameplane.kit.pages import CSRF_FAILED, Pages, set_cookie, verify_csrf
+from gameplane.kit.problems import Problem, problem_response
 from gameplane.web import money
 from gameplane.web.cookie import PlayerSession
 from gameplane.web.gateway import ApiError, Gateway, Unavailable
@@ -147,6 +148,19 @@ def install_handlers(app: FastAPI) -> None:
         response = RedirectResponse(target, status_code=303)
         app.state.pages.end_session(response)
         return response
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        # A person's browser gets a page in words; other clients the problem document.
+        if "text/html" not in request.headers.get("accept", ""):
+            return problem_response(exc, request)
+        pages: Pages = app.state.pages
+        stale = exc.slug == CSRF_FAILED.slug
+        return pages.render(request, "refused.html", status_code=exc.status, player=None, notice=None,
+                            help_links=app.state.settings.help_links,
+                            heading="This form has expired" if stale else exc.title,
+                            reason="Go back, reload the page and send the form again." if stale
+                            else (exc.detail or exc.title))
 
     @app.exception_handler(Unavailable)
     async def _unavailable(request: Request, exc: Unavailable) -> Response:
