@@ -27,6 +27,7 @@ class Service:
     kind: Kind = "service"
     calls: tuple[str, ...] = ()  # services it calls synchronously (HTTP), which must run beside it
     summary: str = ""
+    routed: bool = True  # has a /v1 API the gateway routes to; a site in front of the gateway has none
 
     @property
     def env_prefix(self) -> str:
@@ -71,7 +72,7 @@ SERVICES: tuple[Service, ...] = (
     Service("analytics", "gameplane.analytics", 9, database=True, built=True, calls=("games",),
             summary="fact tables and KPIs that reconcile with the ledger"),
     # The client layer: server-rendered sites on the public and the back-office APIs.
-    Service("web", "gameplane.web", 10, database=False, built=False, calls=("gateway",),
+    Service("web", "gameplane.web", 10, database=False, built=True, calls=("gateway",), routed=False,
             summary="the player site: lobby, game launch, cashier, history, bonuses, safer-gambling tools"),
     Service("backoffice", "gameplane.backoffice", 11, database=False, built=False,
             calls=("players", "wallet", "games", "payments", "bonus", "risk", "affiliates", "analytics"),

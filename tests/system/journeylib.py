@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 
+from gameplane import catalog
 from gameplane.devtools.identities import Identities
 
 PASSWORD = "journey-Pays-and-Plays-14"
@@ -57,6 +58,16 @@ def read_form(html: str) -> Form:
     form.feed(html)
     assert form.action is not None and form.method == "post", html
     return form
+
+
+def returns(gateway: str) -> set[tuple[str, str]]:
+    """Where payments may send a player back from the hosted page on a `gameplane up` platform:
+    the player site's cashier when the site runs (its port: the catalogue's offset from the
+    gateway's), else the gateway's `/v1/payments`."""
+    parts = urlsplit(gateway.rstrip("/"))
+    base_port = (parts.port or 80) - catalog.get("gateway").port_offset
+    site = f"{parts.scheme}://{parts.hostname}:{base_port + catalog.get('web').port_offset}"
+    return {(f"{parts.scheme}://{parts.netloc}", "/v1/payments"), (site, "/cashier/return")}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -133,7 +144,7 @@ class Player:
                                       data={**form.fields, **choose(form)})
         assert submitted.status_code == 303, submitted.text
         back = urlsplit(submitted.headers["location"])
-        assert f"{back.scheme}://{back.netloc}" == str(self.gateway.base_url).rstrip("/")  # back to the platform
+        assert (f"{back.scheme}://{back.netloc}", back.path) in returns(str(self.gateway.base_url))  # to the platform
         assert parse_qs(back.query)["status"] == [outcome]
         assert parse_qs(back.query)["reference"] == [created["reference"]]
 

@@ -42,9 +42,9 @@ def test_env_fallback_and_argument_precedence(ran: list[str], monkeypatch: pytes
     ("argv", "env", "expected"),
     [
         (["nope"], None, "unknown service 'nope'"),
-        (["web"], None, "service 'web' is not built"),
+        (["backoffice"], None, "service 'backoffice' is not built"),
         ([], None, "no service given"),
-        ([], "web", "service 'web' is not built"),
+        ([], "backoffice", "service 'backoffice' is not built"),
         ([], "", "no service given"),
     ],
 )
@@ -77,7 +77,7 @@ def test_every_built_service_resolves_and_no_unbuilt_one_does() -> None:
 
 
 def test_real_process_exit_code_and_stderr(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "gameplane", "web"], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "gameplane", "backoffice"], capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path, timeout=60)  # fmt: skip
     assert r.returncode == 2
     assert r.stdout == ""

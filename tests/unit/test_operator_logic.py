@@ -28,21 +28,22 @@ PLATFORM: dict[str, Any] = {
 
 def test_enabled_services_defaults_and_overrides() -> None:
     assert enabled_services({"version": "1.0.0"}) == [
-        "gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates", "analytics"]
+        "gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates", "analytics",
+        "web"]
     assert "rgs" not in enabled_services({})
     spec = {"services": [{"name": "rgs", "enabled": True}, {"name": "sessions", "enabled": False}]}
     assert enabled_services(spec) == ["gateway", "players", "wallet", "games", "payments", "bonus", "risk",
-                                      "affiliates", "analytics", "rgs"]
+                                      "affiliates", "analytics", "web", "rgs"]
 
 
 def test_a_service_that_is_not_built_never_renders_even_if_the_spec_asks() -> None:
     # A platform stored before the CRD's rule existed: the operator still renders no Deployment of
     # code the image does not have.
     spec = {"version": "0.1.0",
-            "services": [{"name": "web", "enabled": True}, {"name": "backoffice", "enabled": True}]}
+            "services": [{"name": "backoffice", "enabled": True}]}
     v = chart_values("demo", spec, KEYS)
-    assert v["web"]["enabled"] is False and v["backoffice"]["enabled"] is False
-    assert "web" not in enabled_services(spec)
+    assert v["backoffice"]["enabled"] is False
+    assert "backoffice" not in enabled_services(spec)
     assert v["wallet"]["enabled"] is True  # negative control: a built service stays on
 
 
@@ -55,7 +56,7 @@ def test_chart_values_map_the_spec() -> None:
         "database": {"mode": "external", "external": {"secretRef": {"name": "db", "key": "dsn"}}},
         "messaging": {"mode": "external", "url": "nats://nats:4222"},
         "monitoring": {"labels": {"release": "prom"}},
-        "faults": [{"scenario": "latency", "service": "web", "enabled": False}, {"scenario": "errors"}],
+        "faults": [{"scenario": "latency", "service": "backoffice", "enabled": False}, {"scenario": "errors"}],
         "providers": [{"name": "acme", "baseUrl": "https://acme", "secretRef": {"name": "acme-keys"}}],
     }  # fmt: skip
     v = chart_values("demo", spec, KEYS)

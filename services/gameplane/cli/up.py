@@ -206,6 +206,15 @@ def _specs(
                    "rgs": {"GP_RGS_PROVIDER_SECRET": providers["rgs"]["secret"],
                            "GP_RGS_ALLOWED_PARENTS": json.dumps([registry.url(catalog.get("web"), opts.base_port)])},
                    **localsecrets.psp_env(psps, gateway_url)}
+    if any(s.name == "web" for s in services):
+        # The player site frames the studio's pages and sends players to the PSP's hosted pages,
+        # which send them back to the site's cashier (browser-facing addresses: the local ones here).
+        web_url = registry.url(catalog.get("web"), opts.base_port)
+        per_service["web"] = {"GP_WEB_PUBLIC_URL": web_url,
+                              "GP_WEB_RGS_URL": registry.url(catalog.get("rgs"), opts.base_port),
+                              "GP_WEB_PSP_URLS": json.dumps([registry.url(catalog.get("psp"), opts.base_port)])}
+        per_service["payments"] = {**per_service["payments"],
+                                   "GP_PAYMENTS_RETURN_URL": f"{web_url}/cashier/return?reference={{reference}}"}
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     specs = []
     for s in services:
@@ -289,6 +298,10 @@ def _print_urls(info: dict[str, object], console: Console) -> None:
     table = Table(title="gameplane is up", show_header=True)
     table.add_column("what")
     table.add_column("where", overflow="fold")
+    services = info["services"]
+    assert isinstance(services, dict)
+    if "web" in services:
+        table.add_row("player site", f"{services['web']}  (open it in a browser)")
     if info["gateway"]:
         table.add_row("gateway", str(info["gateway"]))
     docs = info["docs"]

@@ -9,7 +9,7 @@ from gameplane.kit.settings import ServiceSettings, settings_config
 
 # Services a player may reach through the gateway. Simulators (rgs, psp) are external parties
 # and are never exposed even when they appear in the endpoint map.
-PLATFORM_SERVICES = [s.name for s in catalog.SERVICES if s.kind == "service" and s.name != "gateway"]
+PLATFORM_SERVICES = [s.name for s in catalog.SERVICES if s.kind == "service" and s.name != "gateway" and s.routed]
 
 
 class GatewaySettings(ServiceSettings):

@@ -119,7 +119,8 @@ async def create_deposit(rt: Runtime, player_id: uuid.UUID, body: c.DepositCreat
     async with rt.database.transaction() as s:
         await s.execute(insert(payments).values(**row, risk_decision=decision.decision if decision else "failsafe"))
         await publish(s, c.DepositStarted(**_event_fields(row, now)), producer=PRODUCER)
-    return_url = f"{settings.public_url.rstrip('/')}/v1/payments?reference={reference}"
+    return_url = (settings.return_url.replace("{reference}", reference) if settings.return_url
+                  else f"{settings.public_url.rstrip('/')}/v1/payments?reference={reference}")
     try:
         session = await adapter.create_payment(PaymentRequest(
             reference=reference, player_id=str(player_id), amount=body.amount, currency=body.currency,

@@ -38,6 +38,10 @@ class PaymentsSettings(ServiceSettings):
                                        "live outside gameplane.payments.adapters (a PSP of your own)")
     public_url: str = Field(default="http://127.0.0.1:8000", description="where players come back after the "
                             "hosted payment page (the gateway's public address)")
+    return_url: str | None = Field(default=None, description="the page players come back to after the hosted "
+                                   "payment page, `{reference}` replaced by the payment's reference (the player "
+                                   "site's, e.g. https://casino.example/cashier/return?reference={reference}); "
+                                   "default <public_url>/v1/payments?reference={reference}")
     deposit_ttl_seconds: int = Field(default=1800, gt=0, le=7 * 86400,
                                      description="how long a deposit's payment session stays open")
     risk_timeout_seconds: float = Field(default=0.3, gt=0, description="a risk decision slower than this "
