@@ -84,6 +84,23 @@ async def get_player(ctx: PlayersContext, player_id: uuid.UUID) -> Player:
     return player
 
 
+async def search(ctx: PlayersContext, q: str | None, kyc_state: KycState | None, limit: int) -> list[Player]:
+    """The back office's player search: an id, or the start of an email (stored lower case)."""
+    query = select(Player)
+    if q is not None:
+        q = q.strip().lower()
+        try:
+            query = query.where(Player.id == uuid.UUID(q))
+        except ValueError:
+            escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(Player.email.like(f"{escaped}%", escape="\\"))
+    if kyc_state is not None:
+        query = query.where(Player.kyc_state == kyc_state)
+    query = query.order_by(Player.kyc_updated_at.asc().nulls_last(), Player.registered_at, Player.id).limit(limit)
+    async with ctx.db.session() as s:
+        return list((await s.scalars(query)).all())
+
+
 async def _lock_player(s: AsyncSession, player_id: uuid.UUID) -> Player:
     player = (await s.execute(select(Player).where(Player.id == player_id).with_for_update())).scalar_one_or_none()
     if player is None:

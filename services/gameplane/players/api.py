@@ -4,6 +4,7 @@ public   /v1/players/register|login|token/refresh|logout   (service token: the g
 player   /v1/players/me...                                   (the gateway's service token + X-Player-Id)
 internal /internal/players/...                               (service token of the callers each route names)
 back office /internal/players/{id}/kyc/decision              (service token + staff token: risk, admin)
+            /internal/players?q=&kyc_state=                    (service token + staff token: any role)
 staff    /internal/players/staff/..., /internal/players/audit (gameplane.players.staff.api)
 keys     /.well-known/jwks.json                              (no auth: players' public keys)
 """
@@ -13,9 +14,16 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from gameplane.contracts.players import DEVICE_HEADER, Eligibility, KycDecision, PlayerSummary, ProtectionView
+from gameplane.contracts.players import (
+    DEVICE_HEADER,
+    Eligibility,
+    KycDecision,
+    KycState,
+    PlayerSummary,
+    ProtectionView,
+)
 from gameplane.kit.audit import Actor
 from gameplane.kit.auth import CLIENT_IP_HEADER, PlayerContext, callers, player_context
 from gameplane.kit.keys import KeySet
@@ -192,10 +200,26 @@ async def set_reality_check(body: RealityCheckRequest, who: PlayerContext = Depe
 internal = APIRouter(prefix="/internal/players", tags=["internal"])
 
 
+@internal.get("", response_model=list[PlayerSummary])
+async def search_players(_caller: str = Depends(callers("backoffice")),
+                         _who: StaffContext = Depends(staff("support", "risk", "finance", "admin")),
+                         q: str | None = Query(None, min_length=1, max_length=320, pattern=r"^[^\x00]+$",
+                                               description="an email or its start, or a player id"),
+                         kyc_state: KycState | None = None, limit: int = Query(50, ge=1, le=200),
+                         ctx: PlayersContext = Depends(players_context)) -> list[PlayerSummary]:
+    """Back-office search (any staff role): players whose email starts with `q` (case-insensitive)
+    or whose id is `q`, filtered by KYC state; oldest KYC submissions and registrations first."""
+    found = await accounts.search(ctx, q, kyc_state, limit)
+    return [summary_of(p) for p in found]
+
+
 @internal.get("/{player_id}", response_model=PlayerSummary, responses=NOT_FOUND)
 async def player_summary(player_id: uuid.UUID, _caller: str = Depends(callers("sessions", "payments", "backoffice")),
                          ctx: PlayersContext = Depends(players_context)) -> PlayerSummary:
-    p = await accounts.get_player(ctx, player_id)
+    return summary_of(await accounts.get_player(ctx, player_id))
+
+
+def summary_of(p: Player) -> PlayerSummary:
     return PlayerSummary(player_id=p.id, email=p.email, country=p.country, currency=p.currency,
                          date_of_birth=p.date_of_birth, kyc_state=p.kyc_state,  # type: ignore[arg-type]
                          registered_at=p.registered_at)
