@@ -28,7 +28,8 @@ def build_app(settings: BackofficeSettings | None = None) -> FastAPI:
                                  "campaigns, affiliate statements, KPIs, the audit log.")
     pages = Pages("gameplane.backoffice", session_cookie=SESSION_COOKIE,
                   session_ttl_seconds=settings.session_ttl_seconds, policy=ContentSecurityPolicy())
-    pages.templates.env.filters.update(money=display.money, percent=display.percent, when=display.when)
+    pages.templates.env.filters.update(money=display.money, percent=display.percent, when=display.when,
+                                      change=display.change)
     pages.install(app)
     app.state.pages = pages
 

@@ -3,7 +3,9 @@ percentages. Pure; the templates use them as filters."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 # ISO 4217 exponents that are not 2 (the platform's currencies are otherwise two-decimal).
 _EXPONENTS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "BHD": 3, "KWD": 3, "JOD": 3, "OMR": 3, "TND": 3}
@@ -30,3 +32,8 @@ def when(at: datetime | str | None) -> str:
     if isinstance(at, str):
         at = datetime.fromisoformat(at.replace("Z", "+00:00"))
     return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def change(value: Any) -> str:
+    """An audit record's before/after as compact JSON (the template escapes it)."""
+    return "—" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)

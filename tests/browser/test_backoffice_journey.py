@@ -1,0 +1,229 @@
+"""The back office in a real browser on a real `gameplane up`: a risk officer signs in with
+password and TOTP, approves a pending KYC, releases a withdrawal the AML threshold held, and an
+admin finds both actions, under the officer's name, in the audit log; a support agent sees no
+finance screen, in the navigation or by typing its address. Every page is checked with axe-core
+and kept as a screenshot (docs/screenshots/ holds a few of them).
+
+The staff accounts are made as an operator makes them: the first admin by the players CLI
+(docs/runbooks/staff-bootstrap.md), the others by that admin through the staff API; the codes are
+computed with pyotp from the secrets shown at enrolment. What the page claims is checked against
+the services' own APIs (players' KYC state, payments' withdrawal state, the audit records)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+from tests.system.journeylib import Player, wait_for
+
+from gameplane.kit.staff import STAFF_HEADER
+
+ADMIN_PASSWORD = "first admin passphrase 7"
+STAFF_PASSWORD = "staff member passphrase 9"
+DEPOSIT, WITHDRAWAL = 150_000, 60_000  # EUR 1,500 in, EUR 600 out: past the EUR 2,000 AML threshold together
+
+
+@dataclass
+class Staff:
+    username: str
+    secret: str
+
+    def code(self) -> str:
+        return pyotp.TOTP(self.secret).now()
+
+
+@dataclass
+class Office:
+    url: str
+    players: httpx.Client  # players' internal API as the back office calls it (service token)
+    payments: httpx.Client
+    staff: dict[str, Staff]
+    admin_token: str
+
+    def as_admin(self) -> dict[str, str]:
+        return {STAFF_HEADER: self.admin_token}
+
+
+@pytest.fixture(scope="module")
+def office(platform: Any) -> Office:
+    ids = platform.identities()
+    info = platform.info
+    admin = f"admin-{uuid.uuid4().hex[:6]}"
+
+    def create_admin(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gameplane.players.staff", "create-admin", "--username", admin,
+             "--password-stdin", *extra], input=ADMIN_PASSWORD + "\n", capture_output=True, text=True, timeout=120,
+            env={**os.environ, "GP_PLAYERS_DATABASE_URL": info["databases"]["players"]})
+
+    made = create_admin()
+    if made.returncode != 0 and "exists already" in made.stderr:  # another module of the session made one
+        made = create_admin("--force")
+    assert made.returncode == 0, made.stderr
+    secret = re.search(r"TOTP secret \(shown once\): *([A-Z2-7]+)", made.stdout)
+    assert secret, made.stdout
+    players = httpx.Client(base_url=platform.url("players"), timeout=30,
+                           headers=ids.bearer("backoffice", "players", ttl=3600))
+    login = players.post("/internal/players/staff/login", json={
+        "username": admin, "password": ADMIN_PASSWORD, "totp": pyotp.TOTP(secret.group(1)).now()})
+    assert login.status_code == 200, login.text
+    token = login.json()["access_token"]
+    staff = {}
+    # one account per person signing in below: a TOTP code is taken once per 30 s step and account
+    for person, role in (("risk", "risk"), ("support", "support"), ("admin", "admin"), ("finance", "finance"),
+                         ("phone", "admin")):
+        name = f"{person}-{uuid.uuid4().hex[:6]}"
+        r = players.post("/internal/players/staff/accounts", headers={STAFF_HEADER: token},
+                         json={"username": name, "roles": [role], "password": STAFF_PASSWORD})
+        assert r.status_code == 201, r.text
+        staff[person] = Staff(name, r.json()["totp_secret"])
+    payments = httpx.Client(base_url=platform.url("payments"), timeout=30,
+                            headers=ids.bearer("backoffice", "payments", ttl=3600))
+    return Office(platform.url("backoffice"), players, payments, staff, token)
+
+
+def sign_in(page: Any, office: Office, who: Staff) -> None:
+    page.goto(f"{office.url}/login")
+    page.get_by_label("Username").fill(who.username)
+    page.get_by_label("Password").fill(STAFF_PASSWORD)
+    page.get_by_label("Authenticator code").fill(who.code())
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/players$"))
+    assert page.get_by_text(f"Signed in as {who.username}").is_visible()
+
+
+def nav_links(page: Any) -> set[str]:
+    return set(page.get_by_role("navigation", name="Screens").get_by_role("link").all_inner_texts())
+
+
+def test_sign_in_with_totp_approve_kyc_release_a_held_withdrawal_and_both_are_in_the_audit_log(
+        platform: Any, office: Office, page: Any, snap: Any) -> None:
+    gateway = httpx.Client(base_url=platform.gateway, timeout=30)
+    # a player whose identity documents wait for a decision
+    kyc_player = Player.register(gateway, httpx.Client(timeout=30), prefix="office-kyc")
+    r = gateway.post("/v1/players/me/kyc", headers=kyc_player.auth,
+                     json={"document_type": "passport", "document_reference": "vendor-doc-1"})
+    assert r.status_code == 202, r.text
+    # a player whose withdrawal the AML threshold holds (unverified identity, EUR 2,100 moved)
+    rich = Player.register(gateway, httpx.Client(timeout=30), prefix="office-aml")
+    card = rich.deposit("simpsp", DEPOSIT)["method_fingerprint"]
+    r = gateway.post("/v1/payments/withdrawals", headers=rich.auth,
+                     json={"amount": WITHDRAWAL, "currency": "EUR", "method_fingerprint": card})
+    assert r.status_code == 201 and r.json()["state"] == "held", r.text
+    held = r.json()
+
+    page.goto(f"{office.url}/players")  # not signed in: to the sign-in page
+    assert page.url.endswith("/login")
+    snap(page, "backoffice-login")
+    risk = office.staff["risk"]
+    sign_in(page, office, risk)
+    assert nav_links(page) == {"Players", "Held withdrawals", "Risk cases"}
+
+    # KYC: find the pending player, open the profile, verify
+    page.get_by_label("Email or player id").fill(kyc_player.email)
+    page.get_by_label("KYC state").select_option("pending")
+    page.get_by_role("button", name="Search").click()
+    snap(page, "backoffice-players")
+    page.get_by_role("link", name=kyc_player.email).click()
+    assert page.locator("#kyc-state").inner_text() == "pending"
+    snap(page, "backoffice-player")
+    page.get_by_label("Verify the identity").check()
+    page.get_by_label("Reason (kept in the audit log)").fill("passport matches the vendor's check")
+    page.get_by_role("button", name="Record the KYC decision").click()
+    assert page.get_by_role("status").filter(has_text="KYC verified.").is_visible()
+    assert page.locator("#kyc-state").inner_text() == "verified"
+    assert office.players.get(f"/internal/players/{kyc_player.player_id}").json()["kyc_state"] == "verified"
+
+    # the held withdrawal: release it with a reason
+    page.get_by_role("link", name="Held withdrawals").click()
+    row = page.locator(f"#withdrawal-{held['id']}")
+    assert "EUR 600.00" in row.inner_text() and "aml-kyc-required" in row.inner_text()
+    snap(page, "backoffice-withdrawals")
+    row.get_by_label(f"Reason for {held['reference']}").fill("source of funds documented")
+    row.get_by_role("button", name="Release").click()
+    assert page.get_by_role("status").filter(has_text="Withdrawal released").is_visible()
+    assert page.locator(f"#withdrawal-{held['id']}").count() == 0
+    paid = wait_for("the released withdrawal paid out", lambda: (
+        p := rich.payment(held["id"]))["state"] == "paid" and p["credited"] and p)
+    assert paid["amount"] == WITHDRAWAL
+    assert rich.balance()["cash"] == DEPOSIT - WITHDRAWAL
+
+    # an admin reads both actions, under the officer's name, in the audit log
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/login$"))
+    sign_in(page, office, office.staff["admin"])
+    page.get_by_role("link", name="Audit log").click()
+    page.get_by_label("Staff username").fill(risk.username)
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("tbody tr").all_inner_texts()
+    assert any("players.kyc_decision" in r and f"player:{kyc_player.player_id}" in r for r in rows), rows
+    assert any("payments.withdrawal.approve" in r and f"payment:{held['id']}" in r for r in rows), rows
+    snap(page, "backoffice-audit")
+    # the page showed what the services recorded
+    recorded = office.players.get("/internal/players/audit", headers=office.as_admin(),
+                                  params={"target": f"player:{kyc_player.player_id}"}).json()["records"]
+    assert [(r["actor"], r["action"]) for r in recorded] == [(risk.username, "players.kyc_decision")]
+    recorded = office.payments.get("/internal/payments/audit", headers=office.as_admin(),
+                                   params={"target": f"payment:{held['id']}"}).json()["records"]
+    assert [(r["actor"], r["action"]) for r in recorded] == [(risk.username, "payments.withdrawal.approve")]
+
+
+def test_support_sees_no_finance_screen_in_the_navigation_or_by_its_address(
+        office: Office, page: Any, snap: Any) -> None:
+    sign_in(page, office, office.staff["support"])
+    assert nav_links(page) == {"Players"}
+    for path in ("/withdrawals", "/kpis", "/bonus", "/affiliates", "/audit", "/cases"):
+        response = page.goto(f"{office.url}{path}")
+        assert response.status == 403, path
+        assert page.get_by_role("heading", name="Not allowed").is_visible()
+    snap(page, "backoffice-forbidden")
+    # the negative control: the screen support may use opens
+    assert page.goto(f"{office.url}/players").status == 200
+
+
+def test_finance_screens_render_and_say_when_their_service_is_down(
+        platform: Any, office: Office, page: Any, phone_page: Any, snap: Any) -> None:
+    sign_in(page, office, office.staff["finance"])
+    assert nav_links(page) == {"Players", "Held withdrawals", "KPIs", "Bonus campaigns", "Affiliate statements"}
+    page.get_by_role("link", name="KPIs").click()
+    assert page.get_by_role("heading", name="RTP per game against certified").is_visible()
+    assert page.locator("svg[role=img]").count() == 3
+    snap(page, "backoffice-kpis")
+    page.get_by_role("link", name="Bonus campaigns").click()
+    page.get_by_label("New campaign name").fill("Winter welcome")
+    page.get_by_role("button", name="Create campaign").click()
+    assert page.get_by_role("status").filter(has_text="Campaign created.").is_visible()
+    assert page.get_by_role("heading", name="Winter welcome").is_visible()
+    snap(page, "backoffice-bonus")
+    page.get_by_role("link", name="Affiliate statements").click()
+    snap(page, "backoffice-affiliates")
+
+    platform.stop_service("affiliates")
+    try:
+        response = page.goto(f"{office.url}/affiliates")
+        assert response.status == 503
+        assert page.get_by_text("This feature is unavailable right now").is_visible()
+        assert nav_links(page) == {"Players", "Held withdrawals", "KPIs", "Bonus campaigns", "Affiliate statements"}
+        snap(page, "backoffice-unavailable")
+    finally:
+        platform.start_service("affiliates")
+
+
+
+def test_the_back_office_is_usable_on_a_phone_sized_screen(office: Office, phone_page: Any, snap: Any) -> None:
+    sign_in(phone_page, office, office.staff["phone"])
+    width = phone_page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width}px wide on a 390px screen"
+    assert nav_links(phone_page) == {"Players", "Held withdrawals", "Risk cases", "KPIs", "Bonus campaigns",
+                                     "Affiliate statements", "Audit log"}
+    snap(phone_page, "backoffice-players-phone")
+    phone_page.get_by_role("link", name="Risk cases").click()
+    snap(phone_page, "backoffice-cases-phone")
