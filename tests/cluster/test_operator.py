@@ -29,7 +29,7 @@ GROUP, VERSION, PLURAL = "gameplane.io", "v1alpha1", "gamingplatforms"
 REPO = Path(__file__).resolve().parents[2]
 # every built service, nothing else
 SERVICES = ["gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates",
-            "analytics"]
+            "analytics", "backoffice"]
 SPEC: dict[str, Any] = {
     "version": "0.1.0",
     "services": [
@@ -116,7 +116,7 @@ def demo(operator: dict[str, int], kubectl: Run, api: dict[str, Any]) -> dict[st
 
 def test_platform_reconciles_to_ready(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:
     status = demo["status"]
-    assert status["serviceSummary"] == "10/10"
+    assert status["serviceSummary"] == "11/11"
     assert {c["type"] for c in status["conditions"]} >= {"Ready", "Reconciled", "SecretsResolved",
                                                           "MonitoringConfigured", "Degraded"}  # fmt: skip
     assert condition(demo, "SecretsResolved")["reason"] == "NoSecretsReferenced"
@@ -149,11 +149,11 @@ def test_platform_reconciles_to_ready(demo: dict[str, Any], api: dict[str, Any],
     assert rows["gateway"]["autoscaler"]["minReplicas"] == 2
     assert status["gatewayUrl"] == endpoints["gateway"]
 
-    # Pods really run (kwok): 2 gateway + 2 wallet + 8 others + NATS + PostgreSQL, on kwok's nodes;
+    # Pods really run (kwok): 2 gateway + 2 wallet + 9 others + NATS + PostgreSQL, on kwok's nodes;
     # beside them each service with a database has its migration Job (docs/upgrades.md)
     jobs = kubectl("get", "jobs", "-n", NS, "-l", "app.kubernetes.io/component=migrate",
                    "-o", "jsonpath={.items[*].spec.template.spec.containers[0].args[1]}").stdout.split()
-    assert sorted(jobs) == sorted(s for s in SERVICES if s != "gateway")
+    assert sorted(jobs) == sorted(s for s in SERVICES if s not in ("gateway", "backoffice"))  # no database
 
     def running() -> bool:
         pods = api["core"].list_namespaced_pod(
@@ -258,14 +258,14 @@ def test_spec_change_rolls_only_the_affected_service(demo: dict[str, Any], api: 
     assert changed == {f"{NAME}-games"}
     games = deployments(api)[f"{NAME}-games"].spec.template.spec.containers[0].resources.requests
     assert games == {"cpu": "200m", "memory": "256Mi"}
-    assert after_obj["status"]["serviceSummary"] == "10/10"
+    assert after_obj["status"]["serviceSummary"] == "11/11"
 
 
 def test_disabling_a_service_prunes_its_objects(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:
     services = [*SPEC["services"], {"name": "sessions", "enabled": False}]
     patch_platform(api, {"spec": {"services": services}})
     obj = wait_for("Ready without sessions", lambda: ready_and_current(api), 60)
-    assert obj["status"]["serviceSummary"] == "9/9"
+    assert obj["status"]["serviceSummary"] == "10/10"
     kinds = "deployments,services,configmaps,serviceaccounts,poddisruptionbudgets,networkpolicies"
     left = kubectl("get", kinds, "-n", NS, "-l", "app.kubernetes.io/name=sessions", "-o", "name").stdout
     assert left.strip() == ""

@@ -98,11 +98,11 @@ def test_it_reconciles_the_watched_namespace_and_leaves_the_other_alone(
                 "spec": SPEC}
         custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
     ready = wait_for("the watched platform Ready", lambda: _ready(custom, WATCHED), timeout=180)
-    assert ready["status"]["serviceSummary"] == "10/10"
+    assert ready["status"]["serviceSummary"] == "11/11"
     watched = {d.metadata.name for d in apps.list_namespaced_deployment(WATCHED).items}
     assert {f"casino-{s}" for s in (
         "gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates",
-        "analytics")} <= watched
+        "analytics", "backoffice")} <= watched
     # The platform in the other namespace was never seen: no status, no children.
     other = custom.get_namespaced_custom_object(GROUP, VERSION, OTHER, PLURAL, "casino")
     assert not other.get("status")

@@ -28,20 +28,20 @@ PLATFORM: dict[str, Any] = {
 
 def test_enabled_services_defaults_and_overrides() -> None:
     assert enabled_services({"version": "1.0.0"}) == [
-        "gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates", "analytics"]
+        "gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates", "analytics",
+        "backoffice"]
     assert "rgs" not in enabled_services({})
     spec = {"services": [{"name": "rgs", "enabled": True}, {"name": "sessions", "enabled": False}]}
     assert enabled_services(spec) == ["gateway", "players", "wallet", "games", "payments", "bonus", "risk",
-                                      "affiliates", "analytics", "rgs"]
+                                      "affiliates", "analytics", "backoffice", "rgs"]
 
 
 def test_a_service_that_is_not_built_never_renders_even_if_the_spec_asks() -> None:
     # A platform stored before the CRD's rule existed: the operator still renders no Deployment of
     # code the image does not have.
-    spec = {"version": "0.1.0",
-            "services": [{"name": "web", "enabled": True}, {"name": "backoffice", "enabled": True}]}
+    spec = {"version": "0.1.0", "services": [{"name": "web", "enabled": True}]}
     v = chart_values("demo", spec, KEYS)
-    assert v["web"]["enabled"] is False and v["backoffice"]["enabled"] is False
+    assert v["web"]["enabled"] is False
     assert "web" not in enabled_services(spec)
     assert v["wallet"]["enabled"] is True  # negative control: a built service stays on
 

@@ -22,6 +22,9 @@ SESSION_COOKIE = "gp-staff"
 
 def build_app(settings: BackofficeSettings | None = None) -> FastAPI:
     settings = settings or BackofficeSettings()
+    # It publishes and consumes nothing: no NATS connection even where the platform hands every
+    # service the broker's URL (`gameplane up`, the charts' ConfigMap).
+    settings = settings.model_copy(update={"nats_url": None})
     runtime = Runtime("backoffice", settings)
     app = create_app(runtime, [router], title="gameplane back office",
                      description="Staff screens by role: players and KYC, held withdrawals, risk cases, bonus "

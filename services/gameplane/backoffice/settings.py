@@ -15,8 +15,6 @@ class BackofficeSettings(ServiceSettings):
     model_config = settings_config("backoffice")
 
     port: int = 8011
-    # No database and nothing to publish: the back office owns only the staff member's cookie.
-    nats_url: str | None = None
     session_ttl_seconds: int = Field(default=STAFF_TOKEN_TTL, gt=0, le=3600, description=(
         "lifetime of the session cookie; the staff token inside it expires on players' clock "
         "(10 minutes), after which the person signs in again"))
