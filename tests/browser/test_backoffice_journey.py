@@ -17,6 +17,7 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -196,12 +197,35 @@ def test_finance_screens_render_and_say_when_their_service_is_down(
     page.get_by_role("link", name="KPIs").click()
     assert page.get_by_role("heading", name="RTP per game against certified").is_visible()
     assert page.locator("svg[role=img]").count() == 3
+    # today's row says what analytics says; hold worked out here from its stakes and GGR
+    today = datetime.now(UTC).date().isoformat()
+    analytics = httpx.Client(base_url=platform.url("analytics"), timeout=30, headers={
+        **platform.identities().bearer("backoffice", "analytics"), **office.as_admin()})
+    report = analytics.get("/internal/analytics/kpis", params={"from": today, "to": today, "currency": "EUR"})
+    assert report.status_code == 200, report.text
+    for row in report.json()["rows"]:
+        shown = page.get_by_role("row", name=re.compile(row["day"])).inner_text().split("\t")
+        ggr = row["ggr"]
+        assert shown[2] == f"EUR {'-' if ggr < 0 else ''}{abs(ggr) // 100:,}.{abs(ggr) % 100:02d}", shown
+        if row["stakes"]:
+            assert shown[4] == f"{100 * row['ggr'] / row['stakes']:.2f} %", shown
     snap(page, "backoffice-kpis")
     page.get_by_role("link", name="Bonus campaigns").click()
-    page.get_by_label("New campaign name").fill("Winter welcome")
+    campaign = f"Winter welcome {uuid.uuid4().hex[:4]}"
+    page.get_by_label("New campaign name").fill(campaign)
     page.get_by_role("button", name="Create campaign").click()
     assert page.get_by_role("status").filter(has_text="Campaign created.").is_visible()
-    assert page.get_by_role("heading", name="Winter welcome").is_visible()
+    section = page.locator("section").filter(has=page.get_by_role("heading", name=campaign))
+    section.get_by_label("No-deposit offer name").fill("Ten on the house")
+    section.get_by_label("Bonus (minor units)").fill("1000")
+    section.get_by_role("button", name="Add offer").click()
+    assert page.get_by_role("status").filter(has_text="Offer created as a draft.").is_visible()
+    section = page.locator("section").filter(has=page.get_by_role("heading", name=campaign))
+    assert "EUR 10.00" in section.get_by_role("row", name=re.compile("Ten on the house")).inner_text()
+    section.get_by_role("button", name=re.compile("Publish version 1")).click()
+    assert page.get_by_role("status").filter(has_text="Offer published.").is_visible()
+    section = page.locator("section").filter(has=page.get_by_role("heading", name=campaign))
+    assert "\tlive\t" in section.get_by_role("row", name=re.compile("Ten on the house")).inner_text()
     snap(page, "backoffice-bonus")
     page.get_by_role("link", name="Affiliate statements").click()
     snap(page, "backoffice-affiliates")

@@ -292,7 +292,9 @@ async def kpis(request: Request, who: StaffContext = Depends(screen("kpis")),
         return display.percent(v / 10_000, 1)
 
     money_chart = charts.grouped_bars([(r["day"][5:], [r["ggr"], r["ngr"]]) for r in rows], ("GGR", "NGR"), cash)
-    hold_chart = charts.grouped_bars([(r["day"][5:], [_bp(r["hold_pct"])]) for r in rows], ("hold",), share)
+    # hold_pct is already a percentage (contracts.kpis.hold_pct); RTPs are fractions
+    hold_chart = charts.grouped_bars([(r["day"][5:], [_bp((r["hold_pct"] or 0) / 100)]) for r in rows], ("hold",),
+                                     share)
     rtp_chart = charts.grouped_bars([(r["game_id"], [_bp(r["observed"]), _bp(r["certified"])]) for r in rtp],
                                     ("observed RTP", "certified RTP"), share)
     return render(request, "kpis.html", error=error, rows=rows, rtp=rtp, currency=currency,

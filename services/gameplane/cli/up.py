@@ -283,6 +283,10 @@ def _psp_info(urls: dict[str, str]) -> dict[str, object] | None:
             if receiver else {}}
 
 
+# The client layer's sites, as the URL table names them.
+SITES = {"backoffice": "back office (staff)"}
+
+
 def _print_urls(info: dict[str, object], console: Console) -> None:
     table = Table(title="gameplane is up", show_header=True)
     table.add_column("what")
@@ -291,8 +295,13 @@ def _print_urls(info: dict[str, object], console: Console) -> None:
         table.add_row("gateway", str(info["gateway"]))
     docs = info["docs"]
     assert isinstance(docs, dict)
+    services = info["services"]
+    assert isinstance(services, dict)
     for name, url in docs.items():
-        table.add_row(f"{name} API docs", url)
+        if name in SITES:  # a site of the client layer: where a person opens it, not API docs
+            table.add_row(SITES[name], f"{services[name]}/")
+        else:
+            table.add_row(f"{name} API docs", url)
     psp = info.get("psp")
     if isinstance(psp, dict):
         table.add_row("psp hosted pages", str(psp["hosted_pages"]))
