@@ -186,8 +186,13 @@ def test_support_sees_no_finance_screen_in_the_navigation_or_by_its_address(
         assert response.status == 403, path
         assert page.get_by_role("heading", name="Not allowed").is_visible()
     snap(page, "backoffice-forbidden")
-    # the negative control: the screen support may use opens
+    # the negative control: the screen support may use opens, and support writes notes there
     assert page.goto(f"{office.url}/players").status == 200
+    page.get_by_role("link", name=re.compile(r"@example\.com$")).first.click()
+    page.get_by_label(re.compile("^New note")).fill("Player called: asked how long a withdrawal takes.")
+    page.get_by_role("button", name="Add note").click()
+    assert page.get_by_role("status").filter(has_text="Note added.").is_visible()
+    assert page.get_by_text(f"staff:{office.staff['support'].username}").is_visible()
 
 
 def test_finance_screens_render_and_say_when_their_service_is_down(

@@ -234,3 +234,42 @@ async def test_an_expired_or_foreign_staff_token_ends_the_session(office: Office
         r = await browser.get("/players")
         assert r.status_code == 303 and r.headers["location"] == "/login"
 
+
+
+async def test_a_note_on_the_profile_is_kept_with_its_author_and_audited(office: Office) -> None:
+    body = {"email": f"note-{uuid.uuid4().hex[:10]}@example.com", "password": "correct horse battery staple",
+            "date_of_birth": "1985-02-03", "country": "MT", "currency": "EUR"}
+    pid = (await office.p.post("/v1/players/register", json=body, headers=as_service(office.players))).json()["id"]
+    support, secret = await office.enrol(["support"])
+    async with office.client() as browser:
+        await office.sign_in(browser, support, secret)
+        profile = await browser.get(f"/players/{pid}")
+        assert "No notes yet." in profile.text
+        empty = await browser.post(f"/players/{pid}/notes", data={"csrf_token": csrf(profile.text), "text": "  "})
+        assert empty.status_code == 422 and "Write the note" in empty.text
+        text = "Called about a <b>late</b> withdrawal; asked for a bank statement."
+        r = await browser.post(f"/players/{pid}/notes", data={"csrf_token": csrf(profile.text), "text": text})
+        assert r.status_code == 303
+        shown = (await browser.get(r.headers["location"])).text
+        assert "Note added." in shown and f"staff:{support}" in shown
+        assert "Called about a &lt;b&gt;late&lt;/b&gt; withdrawal" in shown  # escaped, never markup
+    notes = await office.p.get(f"/internal/players/{pid}/notes", headers={
+        **as_service(office.players, "backoffice"),
+        "X-Staff-Token": await office.staff_token(ADMIN, office.admin_secret, ADMIN_PASSWORD)})
+    assert [(n["author"], n["text"]) for n in notes.json()] == [(f"staff:{support}", text)]
+    audit = await office.p.get("/internal/players/audit", params={"target": f"player:{pid}"}, headers={
+        **as_service(office.players, "backoffice"),
+        "X-Staff-Token": await office.staff_token(ADMIN, office.admin_secret, ADMIN_PASSWORD)})
+    assert [(a["actor"], a["action"], a["after"]["text"]) for a in audit.json()["records"]] == [
+        (support, "players.note_added", text)]
+
+
+async def test_sign_in_says_it_is_unavailable_while_players_does_not_run(office: Office) -> None:
+    # a back office whose players endpoint is gone: the form answers in words, not with an error page
+    lonely = build_backoffice(BackofficeSettings(**dev_identities().settings("backoffice"), endpoints={}))
+    async with lonely.router.lifespan_context(lonely), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=lonely), base_url=SITE, headers={"accept": "text/html"}) as browser:
+        form = await browser.get("/login")
+        r = await browser.post("/login", data={"csrf_token": csrf(form.text), "username": "anyone",
+                                               "password": "whatever it is", "totp": "123456"})
+        assert r.status_code == 503 and "Sign-in is unavailable right now" in r.text

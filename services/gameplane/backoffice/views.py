@@ -28,6 +28,7 @@ Text = Annotated[str, Form(max_length=500)]
 DONE = {
     "kyc-verified": "KYC verified.",
     "kyc-rejected": "KYC rejected.",
+    "note-added": "Note added.",
     "withdrawal-approved": "Withdrawal released: it goes on to the payout.",
     "withdrawal-rejected": "Withdrawal rejected: the held money goes back to the player.",
     "case-assigned": "Case assigned.",
@@ -126,9 +127,10 @@ async def players(request: Request, who: StaffContext = Depends(screen("players"
 
 async def _profile(request: Request, player_id: uuid.UUID) -> dict[str, Any]:
     o = office(request)
-    summary, protection = await asyncio.gather(
+    summary, protection, notes = await asyncio.gather(
         o.get("players", f"/internal/players/{player_id}"),
-        o.get("players", f"/internal/players/{player_id}/protection"))
+        o.get("players", f"/internal/players/{player_id}/protection"),
+        o.get("players", f"/internal/players/{player_id}/notes", limit=50))
     try:
         balances, history = await asyncio.gather(
             o.get("wallet", f"/internal/wallet/players/{player_id}/balances"),
@@ -136,7 +138,7 @@ async def _profile(request: Request, player_id: uuid.UUID) -> dict[str, Any]:
         wallet_down = False
     except Unavailable:
         balances, history, wallet_down = {"balances": []}, {"items": []}, True
-    return {"player": summary, "protection": protection, "balances": balances["balances"],
+    return {"player": summary, "protection": protection, "notes": notes, "balances": balances["balances"],
             "transactions": history["items"], "wallet_down": wallet_down}
 
 
@@ -158,6 +160,21 @@ async def decide_kyc(request: Request, player_id: uuid.UUID, decision: Annotated
             await office(request).post("players", f"/internal/players/{player_id}/kyc/decision",
                                        {"state": decision, "reason": reason or None})
             return back(f"/players/{player_id}", f"kyc-{decision}")
+        except Refused as exc:
+            error = exc.words
+    return render(request, "player.html", status_code=422, error=error, **await _profile(request, player_id))
+
+
+@router.post("/players/{player_id}/notes", dependencies=CSRF)
+async def add_note(request: Request, player_id: uuid.UUID, text: Annotated[str, Form(max_length=2000)] = "",
+                   who: StaffContext = Depends(screen("players"))) -> Response:
+    error = None
+    if not text.strip():
+        error = "Write the note before adding it."
+    else:
+        try:
+            await office(request).post("players", f"/internal/players/{player_id}/notes", {"text": text.strip()})
+            return back(f"/players/{player_id}", "note-added")
         except Refused as exc:
             error = exc.words
     return render(request, "player.html", status_code=422, error=error, **await _profile(request, player_id))

@@ -5,6 +5,7 @@ player   /v1/players/me...                                   (the gateway's serv
 internal /internal/players/...                               (service token of the callers each route names)
 back office /internal/players/{id}/kyc/decision              (service token + staff token: risk, admin)
             /internal/players?q=&kyc_state=                    (service token + staff token: any role)
+            /internal/players/{id}/notes                       (service token + staff token: any role)
 staff    /internal/players/staff/..., /internal/players/audit (gameplane.players.staff.api)
 keys     /.well-known/jwks.json                              (no auth: players' public keys)
 """
@@ -39,6 +40,8 @@ from gameplane.players.schemas import (
     KycSubmit,
     LimitRequest,
     LoginRequest,
+    NoteCreate,
+    NoteView,
     PasswordChange,
     PlayerOut,
     ProfileUpdate,
@@ -244,6 +247,24 @@ async def decide_kyc(player_id: uuid.UUID, body: KycDecision, _caller: str = Dep
                      ctx: PlayersContext = Depends(players_context)) -> KycOut:
     """A back-office decision: staff roles risk or admin (support may look, not decide); audited."""
     return await accounts.decide_kyc(ctx, player_id, body, Actor.of(who))
+
+
+@internal.get("/{player_id}/notes", response_model=list[NoteView], responses=NOT_FOUND)
+async def list_notes(player_id: uuid.UUID, _caller: str = Depends(callers("backoffice")),
+                     _who: StaffContext = Depends(staff("support", "risk", "finance", "admin")),
+                     limit: int = Query(50, ge=1, le=500),
+                     ctx: PlayersContext = Depends(players_context)) -> list[NoteView]:
+    """Staff notes on the player, newest first (any staff role)."""
+    return [NoteView.model_validate(n, from_attributes=True) for n in await accounts.notes(ctx, player_id, limit)]
+
+
+@internal.post("/{player_id}/notes", status_code=201, response_model=NoteView, responses=NOT_FOUND)
+async def add_note(player_id: uuid.UUID, body: NoteCreate, _caller: str = Depends(callers("backoffice")),
+                   who: StaffContext = Depends(staff("support", "risk", "finance", "admin")),
+                   ctx: PlayersContext = Depends(players_context)) -> NoteView:
+    """A staff note (any staff role); never edited, audited as `players.note_added`."""
+    note = await accounts.add_note(ctx, player_id, body.text, Actor.of(who))
+    return NoteView.model_validate(note, from_attributes=True)
 
 
 keys = APIRouter(tags=["keys"])
