@@ -80,7 +80,7 @@ def office(platform: Any) -> Office:
     staff = {}
     # one account per person signing in below: a TOTP code is taken once per 30 s step and account
     for person, role in (("risk", "risk"), ("support", "support"), ("admin", "admin"), ("finance", "finance"),
-                         ("phone", "admin")):
+                         ("phone", "admin"), ("reviewer", "risk")):
         name = f"{person}-{uuid.uuid4().hex[:6]}"
         r = players.post("/internal/players/staff/accounts", headers={STAFF_HEADER: token},
                          json={"username": name, "roles": [role], "password": STAFF_PASSWORD})
@@ -175,6 +175,44 @@ def test_sign_in_with_totp_approve_kyc_release_a_held_withdrawal_and_both_are_in
     recorded = office.payments.get("/internal/payments/audit", headers=office.as_admin(),
                                    params={"target": f"payment:{held['id']}"}).json()["records"]
     assert [(r["actor"], r["action"]) for r in recorded] == [(risk.username, "payments.withdrawal.approve")]
+
+
+def test_a_risk_case_is_taken_and_approved_on_its_screen_and_the_withdrawal_is_paid(
+        platform: Any, office: Office, page: Any, snap: Any) -> None:
+    gateway = httpx.Client(base_url=platform.gateway, timeout=30)
+    player = Player.register(gateway, httpx.Client(timeout=30), prefix="office-case")
+    card = player.deposit("simpsp", 20_000)["method_fingerprint"]
+    # asked at once, before risk has heard of the card from payments' events: a new method, reviewed
+    r = gateway.post("/v1/payments/withdrawals", headers=player.auth,
+                     json={"amount": 1_500, "currency": "EUR", "method_fingerprint": card})
+    assert r.status_code == 201 and r.json()["state"] == "review", r.text
+    withdrawal = r.json()
+
+    reviewer = office.staff["reviewer"]
+    sign_in(page, office, reviewer)
+    # the withdrawal waits on its case: releasing it here is refused, in words
+    page.goto(f"{office.url}/withdrawals?state=review")
+    row = page.locator(f"#withdrawal-{withdrawal['id']}")
+    row.get_by_label(f"Reason for {withdrawal['reference']}").fill("looks fine")
+    row.get_by_role("button", name="Release").click()
+    assert page.get_by_role("alert").filter(has_text="case").is_visible()
+    assert player.payment(withdrawal["id"])["state"] == "review"
+
+    page.get_by_role("link", name="Risk cases").click()
+    case = page.get_by_role("row").filter(has=page.get_by_role("link", name=player.player_id))
+    assert "EUR 15.00" in case.inner_text()
+    case.get_by_role("button", name="Take it").click()
+    assert page.get_by_role("status").filter(has_text="Case assigned.").is_visible()
+    case = page.get_by_role("row").filter(has=page.get_by_role("link", name=player.player_id))
+    assert reviewer.username in case.inner_text()
+    snap(page, "backoffice-cases")
+    case.get_by_label("Reason").fill("card seen on the deposit a minute earlier")
+    case.get_by_role("button", name="Approve").click()
+    assert page.get_by_role("status").filter(has_text="Case decided.").is_visible()
+    assert page.get_by_role("row").filter(has=page.get_by_role("link", name=player.player_id)).count() == 0
+    paid = wait_for("the approved withdrawal paid out", lambda: (
+        p := player.payment(withdrawal["id"]))["state"] == "paid" and p["credited"] and p)
+    assert paid["amount"] == 1_500
 
 
 def test_support_sees_no_finance_screen_in_the_navigation_or_by_its_address(
