@@ -270,7 +270,15 @@ def test_finance_screens_render_and_say_when_their_service_is_down(
     section = page.locator("section").filter(has=page.get_by_role("heading", name=campaign))
     assert "\tlive\t" in section.get_by_role("row", name=re.compile("Ten on the house")).inner_text()
     snap(page, "backoffice-bonus")
+    affiliates = httpx.Client(base_url=platform.url("affiliates"), timeout=30, headers={
+        **platform.identities().bearer("backoffice", "affiliates"), **office.as_admin()})
+    partner = f"Partner {uuid.uuid4().hex[:4]}"
+    made = affiliates.post("/internal/affiliates/affiliates", json={
+        "name": partner, "deal": {"currency": "EUR", "cpa_amount": 2_500}})
+    assert made.status_code == 201, made.text
     page.get_by_role("link", name="Affiliate statements").click()
+    statement = page.get_by_role("row", name=re.compile(partner)).inner_text()
+    assert "open" in statement and "EUR 0.00 (0)" in statement, statement  # no referred player yet
     snap(page, "backoffice-affiliates")
 
     platform.stop_service("affiliates")
