@@ -80,7 +80,7 @@ def office(platform: Any) -> Office:
     staff = {}
     # one account per person signing in below: a TOTP code is taken once per 30 s step and account
     for person, role in (("risk", "risk"), ("support", "support"), ("admin", "admin"), ("finance", "finance"),
-                         ("phone", "admin"), ("reviewer", "risk")):
+                         ("phone", "admin"), ("reviewer", "risk"), ("keyboard", "support")):
         name = f"{person}-{uuid.uuid4().hex[:6]}"
         r = players.post("/internal/players/staff/accounts", headers={STAFF_HEADER: token},
                          json={"username": name, "roles": [role], "password": STAFF_PASSWORD})
@@ -279,6 +279,10 @@ def test_finance_screens_render_and_say_when_their_service_is_down(
     page.get_by_role("link", name="Affiliate statements").click()
     statement = page.get_by_role("row", name=re.compile(partner)).inner_text()
     assert "open" in statement and "EUR 0.00 (0)" in statement, statement  # no referred player yet
+    # the current month has not ended: affiliates refuses to close it, and the page says why
+    page.get_by_role("button", name=re.compile(r"^Close \d{4}-\d{2}$")).click()
+    assert page.get_by_role("alert").filter(has_text=re.compile("only after it ended|closed in order")).is_visible()
+    assert "open" in page.get_by_role("row", name=re.compile(partner)).inner_text()
     snap(page, "backoffice-affiliates")
 
     platform.stop_service("affiliates")
@@ -302,3 +306,22 @@ def test_the_back_office_is_usable_on_a_phone_sized_screen(office: Office, phone
     snap(phone_page, "backoffice-players-phone")
     phone_page.get_by_role("link", name="Risk cases").click()
     snap(phone_page, "backoffice-cases-phone")
+
+
+def test_sign_in_and_the_navigation_work_from_the_keyboard_alone(office: Office, page: Any) -> None:
+    who = office.staff["keyboard"]
+    page.goto(f"{office.url}/login")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    for text in (who.username, STAFF_PASSWORD, who.code()):
+        page.keyboard.press("Tab")
+        page.keyboard.type(text)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/players$"))
+    # from the top of the page: skip link, then the navigation's links, in order
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Players"
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.get_by_role("heading", name="Players", level=1).is_visible()

@@ -36,6 +36,7 @@ DONE = {
     "campaign-created": "Campaign created.",
     "offer-created": "Offer created as a draft.",
     "offer-published": "Offer published.",
+    "month-closed": "Month closed: its statements are final.",
 }
 
 
@@ -377,14 +378,31 @@ async def publish_offer(request: Request, offer_id: uuid.UUID, version: Annotate
 
 # ---- affiliate statements -----------------------------------------------------------------------
 
-@router.get("/affiliates")
-async def affiliates(request: Request, who: StaffContext = Depends(screen("affiliates")),
-                     month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$")) -> HTMLResponse:
-    month = month or datetime.now(UTC).strftime("%Y-%m")
+async def _statements(request: Request, month: str) -> dict[str, Any]:
     o = office(request)
     found = await o.get("affiliates", "/internal/affiliates/affiliates")
     statements = await asyncio.gather(*(
         o.get("affiliates", f"/internal/affiliates/affiliates/{a['affiliate_id']}/statements/{month}")
         for a in found))
-    return render(request, "affiliates.html", month=month, rows=list(zip(found, statements, strict=True)))
+    return {"month": month, "rows": list(zip(found, statements, strict=True))}
+
+
+@router.get("/affiliates")
+async def affiliates(request: Request, who: StaffContext = Depends(screen("affiliates")),
+                     month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$")) -> HTMLResponse:
+    month = month or datetime.now(UTC).strftime("%Y-%m")
+    return render(request, "affiliates.html", error=None, **await _statements(request, month))
+
+
+@router.post("/affiliates/close", dependencies=CSRF)
+async def close_month(request: Request, month: Annotated[str, Form(pattern=r"^\d{4}-\d{2}$")],
+                      who: StaffContext = Depends(screen("affiliates"))) -> Response:
+    """Close a month that has ended: its statements become final (affiliates refuses an open month)."""
+    action(who, "affiliates.close")
+    try:
+        await office(request).post("affiliates", f"/internal/affiliates/statements/{month}/close", None)
+        return back(f"/affiliates?month={month}", "month-closed")
+    except Refused as exc:
+        return render(request, "affiliates.html", status_code=422, error=exc.words,
+                      **await _statements(request, month))
 
