@@ -127,6 +127,10 @@ def test_sign_in_with_totp_approve_kyc_release_a_held_withdrawal_and_both_are_in
     risk = office.staff["risk"]
     sign_in(page, office, risk)
     assert nav_links(page) == {"Players", "Held withdrawals", "Risk cases"}
+    # the session is the officer's own staff token, out of reach of scripts and never in a page
+    session = {c["name"]: c for c in page.context.cookies()}["__Host-gp-staff"]
+    assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == "" and session["value"] not in page.content()
 
     # KYC: find the pending player, open the profile, verify
     page.get_by_label("Email or player id").fill(kyc_player.email)

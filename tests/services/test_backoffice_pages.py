@@ -273,3 +273,13 @@ async def test_sign_in_says_it_is_unavailable_while_players_does_not_run(office:
         r = await browser.post("/login", data={"csrf_token": csrf(form.text), "username": "anyone",
                                                "password": "whatever it is", "totp": "123456"})
         assert r.status_code == 503 and "Sign-in is unavailable right now" in r.text
+
+
+async def test_an_unknown_player_is_a_404_page_in_words_not_an_error(office: Office) -> None:
+    name, secret = await office.enrol(["support"])
+    async with office.client() as browser:
+        await office.sign_in(browser, name, secret)
+        r = await browser.get(f"/players/{uuid.uuid4()}")
+        assert r.status_code == 404 and 'role="alert"' in r.text and "Back to Players" in r.text
+        r = await browser.get("/players/not-a-uuid")
+        assert r.status_code == 422 and "player_id" in r.text

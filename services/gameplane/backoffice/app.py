@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from gameplane.backoffice import display
 from gameplane.backoffice.session import NeedsSignIn, ScreenForbidden
 from gameplane.backoffice.settings import BackofficeSettings
-from gameplane.backoffice.upstream import Forbidden, SessionEnded, Unavailable
+from gameplane.backoffice.upstream import Forbidden, Refused, SessionEnded, Unavailable
 from gameplane.backoffice.views import render, router
 from gameplane.kit.app import Runtime, create_app
 from gameplane.kit.pages import CSRF_FAILED, ContentSecurityPolicy, Pages
@@ -53,6 +53,11 @@ def build_app(settings: BackofficeSettings | None = None) -> FastAPI:
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Exception) -> HTMLResponse:
         return render(request, "forbidden.html", status_code=403)
+
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused) -> HTMLResponse:
+        # a refusal a page could not turn into a form message (an unknown player in the address)
+        return render(request, "refused.html", status_code=exc.status, words=exc.words)
 
     @app.exception_handler(Unavailable)
     async def _unavailable(request: Request, exc: Unavailable) -> HTMLResponse:
