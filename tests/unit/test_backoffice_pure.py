@@ -93,3 +93,43 @@ def test_actions_are_narrower_than_looking() -> None:
     assert not screens.may(who("finance"), "withdrawal.decide")  # finance sees held withdrawals, risk decides
     assert screens.may(who("finance"), "bonus.write") and not screens.may(who("risk"), "bonus.write")
     assert screens.may(who("support", "risk"), "case.decide")  # roles add up
+
+
+def _response(status: int, body: object) -> object:
+    import json
+
+    from gameplane.kit.http import ServiceResponse
+
+    return ServiceResponse(status, {}, json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(("status", "slug", "raised"), [
+    (401, "staff-unauthenticated", "SessionEnded"),  # the person's token: sign in again
+    (403, "staff-role-forbidden", "Forbidden"),  # the person's roles: the 403 page
+    (401, "unauthenticated", "Unavailable"),  # the back office's own service token: not the person's fault
+    (403, "caller-forbidden", "Unavailable"),
+    (503, "dependency-unavailable", "Unavailable"),
+    (500, "internal-error", "Unavailable"),
+    (409, "invalid-kyc-transition", "Refused"),
+    (422, "validation-failed", "Refused"),
+])
+def test_answers_are_sorted_into_what_the_person_is_shown(status: int, slug: str, raised: str) -> None:
+    from gameplane.backoffice import upstream
+
+    with pytest.raises(getattr(upstream, raised)):
+        upstream.Office._answer("players", _response(status, {  # type: ignore[arg-type]
+            "type": f"https://gameplane.io/problems/{slug}", "title": "T", "detail": "D"}))
+
+
+def test_a_refusal_reads_as_its_title_and_detail() -> None:
+    from gameplane.backoffice.upstream import Office, Refused, words_of
+
+    with pytest.raises(Refused) as caught:
+        Office._answer("players", _response(409, {  # type: ignore[arg-type]
+            "type": "https://gameplane.io/problems/invalid-kyc-transition",
+            "title": "KYC transition not allowed", "detail": "the check is verified already"}))
+    assert caught.value.words == "KYC transition not allowed: the check is verified already"
+    assert words_of({"title": "Request validation failed", "detail": [
+        {"loc": ["body", "reason"], "msg": "String should have at least 3 characters"}]}) == \
+        "Request validation failed: reason: String should have at least 3 characters"
+    assert Office._answer("players", _response(200, {"ok": True})) == {"ok": True}  # type: ignore[arg-type]
