@@ -139,6 +139,7 @@ def test_sign_in_with_totp_approve_kyc_release_a_held_withdrawal_and_both_are_in
     snap(page, "backoffice-players")
     page.get_by_role("link", name=kyc_player.email).click()
     assert page.locator("#kyc-state").inner_text() == "pending"
+    assert page.locator("#harm-score").inner_text().startswith("0")  # risk's view of the player, for risk
     snap(page, "backoffice-player")
     page.get_by_label("Verify the identity").check()
     page.get_by_label("Reason (kept in the audit log)").fill("passport matches the vendor's check")

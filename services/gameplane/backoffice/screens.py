@@ -42,6 +42,7 @@ BY_NAME: dict[str, Screen] = {s.name: s for s in SCREENS}
 
 # Actions inside a screen that fewer roles may take than may look (the services' own rules).
 ACTIONS: dict[str, tuple[Role, ...]] = {
+    "risk.view": ("risk", "admin"),  # a player's risk features and harm markers on the profile
     "kyc.decide": ("risk", "admin"),
     "withdrawal.decide": ("risk", "admin"),
     "case.decide": ("risk", "admin"),

@@ -139,8 +139,15 @@ async def _profile(request: Request, player_id: uuid.UUID) -> dict[str, Any]:
         wallet_down = False
     except Unavailable:
         balances, history, wallet_down = {"balances": []}, {"items": []}, True
+    risk: dict[str, Any] | None = None
+    risk_down = False
+    if screens.may(request.state.staff, "risk.view"):
+        try:
+            risk = await o.get("risk", f"/internal/risk/players/{player_id}")
+        except Unavailable:
+            risk_down = True
     return {"player": summary, "protection": protection, "notes": notes, "balances": balances["balances"],
-            "transactions": history["items"], "wallet_down": wallet_down}
+            "transactions": history["items"], "wallet_down": wallet_down, "risk": risk, "risk_down": risk_down}
 
 
 @router.get("/players/{player_id}")
