@@ -307,10 +307,13 @@ def test_the_back_office_is_usable_on_a_phone_sized_screen(office: Office, phone
     width = phone_page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width}px wide on a 390px screen"
     assert nav_links(phone_page) == {"Players", "Held withdrawals", "Risk cases", "KPIs", "Bonus campaigns",
-                                     "Affiliate statements", "Audit log"}
+                                     "Affiliate statements", "Audit log", "Staff accounts"}
     snap(phone_page, "backoffice-players-phone")
     phone_page.get_by_role("link", name="Risk cases").click()
     snap(phone_page, "backoffice-cases-phone")
+    phone_page.get_by_role("link", name="Staff accounts").click()
+    assert phone_page.locator(f"#staff-{office.staff['phone'].username}").is_visible()
+    snap(phone_page, "backoffice-staff-phone")
 
 
 def test_sign_in_and_the_navigation_work_from_the_keyboard_alone(office: Office, page: Any) -> None:

@@ -35,7 +35,8 @@ FAST_HASH = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_paralleli
 SITE = "https://backoffice.test"  # Secure cookies travel over https only, in httpx as in a browser
 
 SCREENS = {"/players": "Players", "/withdrawals": "Held withdrawals", "/cases": "Risk cases", "/kpis": "KPIs",
-           "/bonus": "Bonus campaigns", "/affiliates": "Affiliate statements", "/audit": "Audit log"}
+           "/bonus": "Bonus campaigns", "/affiliates": "Affiliate statements", "/audit": "Audit log",
+           "/staff": "Staff accounts"}
 MAY_OPEN = {
     "support": {"/players"},
     "risk": {"/players", "/withdrawals", "/cases"},
@@ -286,3 +287,30 @@ async def test_an_unknown_player_is_a_404_page_in_words_not_an_error(office: Off
         assert r.status_code == 404 and 'role="alert"' in r.text and "Back to Players" in r.text
         r = await browser.get("/players/not-a-uuid")
         assert r.status_code == 422 and "player_id" in r.text
+
+
+async def test_an_admin_changes_roles_and_deactivates_an_account_on_the_staff_screen(office: Office) -> None:
+    admin, admin_secret = await office.enrol(["admin"])
+    target, target_secret = await office.enrol(["support"])
+    async with office.client() as browser:
+        await office.sign_in(browser, admin, admin_secret)
+        page = await browser.get("/staff")
+        assert page.status_code == 200 and f'id="staff-{target}"' in page.text
+        assert target_secret not in page.text and admin_secret not in page.text  # no TOTP secret on the page
+        staff_id = re.search(rf'id="staff-{target}".*?action="/staff/([0-9a-f-]+)"', page.text, re.S).group(1)
+        none = await browser.post(f"/staff/{staff_id}", data={"csrf_token": csrf(page.text), "active": "yes"})
+        assert none.status_code == 422 and "at least one role" in none.text
+        r = await browser.post(f"/staff/{staff_id}", data={"csrf_token": csrf(page.text), "role": ["support", "risk"],
+                                                            "active": "yes"})
+        assert r.status_code == 303
+    async with office.client() as browser:  # the next sign-in carries the new role
+        await office.sign_in(browser, target, target_secret)
+        assert nav((await browser.get("/players")).text) == MAY_OPEN["risk"]
+    async with office.client() as browser:
+        await office.sign_in(browser, admin, admin_secret)
+        page = await browser.get("/staff")
+        r = await browser.post(f"/staff/{staff_id}", data={"csrf_token": csrf(page.text), "role": "support"})
+        assert r.status_code == 303  # unchecked `active`: deactivated
+    async with office.client() as browser:
+        refused = await office.sign_in(browser, target, target_secret)
+        assert refused.status_code == 401 and "__Host-gp-staff" not in refused.headers.get("set-cookie", "")

@@ -67,12 +67,12 @@ def test_an_empty_period_draws_an_empty_chart_not_an_error() -> None:
 
 
 # the issue: support never sees the finance screens; risk decides KYC, withdrawals and cases;
-# finance has the money screens; the audit log is the admins'
+# finance has the money screens; the audit log and staff accounts are the admins'
 EXPECTED = {
     "support": {"players"},
     "risk": {"players", "withdrawals", "cases"},
     "finance": {"players", "withdrawals", "kpis", "bonus", "affiliates"},
-    "admin": {"players", "withdrawals", "cases", "kpis", "bonus", "affiliates", "audit"},
+    "admin": {"players", "withdrawals", "cases", "kpis", "bonus", "affiliates", "audit", "staff"},
 }
 
 

@@ -36,6 +36,9 @@ SCREENS: tuple[Screen, ...] = (
            finance=True),
     Screen("audit", "/audit", "Audit log", ("admin",), ("players", "wallet", "payments", "risk", "bonus",
                                                          "affiliates")),
+    # Roles and deactivation only: enrolment shows a new TOTP secret, which stays out of browsers
+    # (the CLI and the staff API hand it to the person it belongs to).
+    Screen("staff", "/staff", "Staff accounts", ("admin",), ("players",)),
 )  # fmt: skip
 
 BY_NAME: dict[str, Screen] = {s.name: s for s in SCREENS}

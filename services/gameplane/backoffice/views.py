@@ -37,6 +37,7 @@ DONE = {
     "offer-created": "Offer created as a draft.",
     "offer-published": "Offer published.",
     "month-closed": "Month closed: its statements are final.",
+    "staff-changed": "Staff account changed; it takes effect at the person's next sign-in (within 10 minutes).",
 }
 
 
@@ -288,6 +289,34 @@ async def audit(request: Request, who: StaffContext = Depends(screen("audit")),
     missing = [n for n, rs in answers if rs is None]
     return render(request, "audit.html", records=records[:200], missing=missing, services=AUDITED,
                   service=service, actor=actor or "", target=target or "")
+
+
+# ---- staff accounts -----------------------------------------------------------------------------
+
+async def _staff(request: Request) -> dict[str, Any]:
+    return {"accounts": await office(request).get("players", "/internal/players/staff/accounts"),
+            "roles": screens.EVERYONE}
+
+
+@router.get("/staff")
+async def staff_accounts(request: Request, who: StaffContext = Depends(screen("staff"))) -> HTMLResponse:
+    return render(request, "staff.html", error=None, **await _staff(request))
+
+
+@router.post("/staff/{staff_id}", dependencies=CSRF)
+async def change_staff(request: Request, staff_id: uuid.UUID, who: StaffContext = Depends(screen("staff"))) -> Response:
+    """Roles (checkboxes `role`) and `active` of one account; players refuses leaving no active admin."""
+    form = await request.form()
+    roles = [r for r in form.getlist("role") if r in screens.EVERYONE]
+    if not roles:
+        return render(request, "staff.html", status_code=422, error="Keep at least one role.",
+                      **await _staff(request))
+    try:
+        await office(request).call("players", "PATCH", f"/internal/players/staff/accounts/{staff_id}",
+                                   json={"roles": roles, "active": form.get("active") == "yes"})
+        return back("/staff", "staff-changed")
+    except Refused as exc:
+        return render(request, "staff.html", status_code=422, error=exc.words, **await _staff(request))
 
 
 # ---- KPIs ---------------------------------------------------------------------------------------
