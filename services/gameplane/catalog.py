@@ -74,7 +74,7 @@ SERVICES: tuple[Service, ...] = (
     # The client layer: server-rendered sites on the public and the back-office APIs.
     Service("web", "gameplane.web", 10, database=False, built=True, calls=("gateway",), routed=False,
             summary="the player site: lobby, game launch, cashier, history, bonuses, safer-gambling tools"),
-    Service("backoffice", "gameplane.backoffice", 11, database=False, built=False,
+    Service("backoffice", "gameplane.backoffice", 11, database=False, built=True,
             calls=("players", "wallet", "games", "payments", "bonus", "risk", "affiliates", "analytics"),
             summary="staff screens by role: players, KYC, withdrawals, risk cases, campaigns, statements, KPIs"),
     Service("rgs", "gameplane.simulators.rgs", 100, database=False, built=True, kind="simulator",

@@ -230,7 +230,7 @@ def pod_operator(real_node: Any, crd: None, helm: Run, kubectl: Run) -> Iterator
     kubectl("delete", "namespace", OPERATOR_NAMESPACE, "--wait=false", check=False)
 
 
-TEST_CALLERS = ("payments", "backoffice")  # not built yet: the tests stand in for them
+TEST_CALLERS = ("payments", "backoffice")  # the tests call as them (with keys of their own the platform trusts)
 
 
 def trust_test_callers(kubectl: Run, ns: str, platform: str) -> None:

@@ -27,7 +27,7 @@ CHARTS = ("gameplane-service", "gameplane", "gameplane-operator")
 REPO = Path(__file__).resolve().parents[2]
 # what a default platform runs
 BUILT = ["gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates", "analytics",
-         "web"]
+         "web", "backoffice"]
 PROM = [
     *("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"),
     *("--api-versions", "monitoring.coreos.com/v1/PrometheusRule"),
@@ -52,8 +52,6 @@ def test_chart_lints_clean(helm: Run, chart: str) -> None:
         ("gameplane", "wallet.replicas=two", "/wallet/replicas"),
         ("gameplane", "casino=true", "casino"),
         ("gameplane", "global.size=huge", "/global/size"),
-        # Not built in this release: refused by name, whichever way it is asked for.
-        ("gameplane", "backoffice.enabled=true", "/backoffice/enabled"),
         ("gameplane", "wallet.scheduling.nodeSelektor.pool=a", "nodeSelektor"),
         ("gameplane", "global.scheduling.tolerations[0].operator=Maybe", "/global/scheduling/tolerations/0/operator"),
         ("gameplane-service", "name=poker", "/name"),
@@ -356,5 +354,6 @@ def test_operator_values_for_the_full_sample_render(helm: Run, tmp_path: Path) -
                     if d["kind"] == "StatefulSet"}  # fmt: skip
     assert set(statefulsets) == {"casino-nats"}
     assert statefulsets["casino-nats"]["containers"][0]["image"] == "nats:2.11-alpine"
-    assert "casino-backoffice" not in specs  # listed nowhere, not built
+    assert "casino-backoffice" not in specs  # listed as disabled
+    assert "casino-web" in specs
     assert "casino-payments" in specs  # built: runs unless the spec turns it off

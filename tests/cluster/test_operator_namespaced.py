@@ -102,7 +102,7 @@ def test_it_reconciles_the_watched_namespace_and_leaves_the_other_alone(
     watched = {d.metadata.name for d in apps.list_namespaced_deployment(WATCHED).items}
     assert {f"casino-{s}" for s in (
         "gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates",
-        "analytics", "web")} <= watched
+        "analytics", "web", "backoffice")} <= watched
     # The platform in the other namespace was never seen: no status, no children.
     other = custom.get_namespaced_custom_object(GROUP, VERSION, OTHER, PLURAL, "casino")
     assert not other.get("status")

@@ -33,7 +33,7 @@ NAME = "kill"
 GROUP, VERSION, PLURAL = "gameplane.io", "v1alpha1", "gamingplatforms"
 SELECTOR = f"gameplane.io/platform={NAME},app.kubernetes.io/managed-by=gameplane-operator"
 SERVICES = ["gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates",
-            "analytics", "web"]
+            "analytics", "web", "backoffice"]
 
 
 class OperatorProcess:

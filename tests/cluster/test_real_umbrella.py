@@ -97,7 +97,7 @@ def test_install_waits_for_real_readiness(umbrella: str, kubectl: Run) -> None:
     assert running and all(pod_ready(p) and p["spec"]["nodeName"] == "gameplane-node" for p in running)
     components = {p["metadata"]["labels"]["app.kubernetes.io/component"] for p in running}
     assert components == {"gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk",
-                          "affiliates", "analytics", "web", "postgres", "nats"}, components
+                          "affiliates", "analytics", "web", "backoffice", "postgres", "nats"}, components
 
 
 def test_helm_test_passes_with_real_test_pods(umbrella: str, helm: Run) -> None:

@@ -37,7 +37,7 @@ CI_NAMESPACE = "skaffold-ci"  # the ci profile's namespace (skaffold.yaml)
 # "dev,no-operator" is what `skaffold dev -p no-operator` applies (auto-activated profiles first).
 PROFILES = ("default", "no-operator", "dev", "dev,no-operator", "ci")
 SERVICES = ("gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates",
-            "analytics", "web")  # the minimal sample's
+            "analytics", "web", "backoffice")  # the minimal sample's
 PROBE = """
 import sys, urllib.error, urllib.request
 try:

@@ -58,8 +58,8 @@ def test_entrypoint_is_the_launcher_without_default_service(docker: Docker, tag:
     assert not config["Cmd"]
     r = docker.run(tag, check=False)  # no service: a one-line refusal, exit 2
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no service given" in r.stderr
-    r = docker.run(tag, opts=("--env", "GP_SERVICE=web"), check=False)  # the environment is read
-    assert r.returncode == 2 and "'web' is not built" in r.stderr
+    r = docker.run(tag, opts=("--env", "GP_SERVICE=poker"), check=False)  # the environment is read
+    assert r.returncode == 2 and "unknown service 'poker'" in r.stderr
 
 
 def test_no_development_dependency(docker: Docker, tag: str) -> None:

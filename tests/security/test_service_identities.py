@@ -77,6 +77,9 @@ CALLERS: dict[str, dict[tuple[str, str], set[str]]] = {
         ("PUT", "/v1/players/me/reality-check"): {"gateway"},
         ("GET", "/internal/players/{player_id}"): {"sessions", "payments", "backoffice"},
         ("GET", "/internal/players/{player_id}/eligibility"): {"sessions"},
+        ("GET", "/internal/players"): {"backoffice"},  # the back office's player search
+        ("GET", "/internal/players/{player_id}/notes"): {"backoffice"},
+        ("POST", "/internal/players/{player_id}/notes"): {"backoffice"},
         ("GET", "/internal/players/{player_id}/protection"): {"backoffice"},
         ("POST", "/internal/players/{player_id}/kyc/decision"): {"backoffice"},
         # the back office: staff log in, read themselves, administer accounts, read the audit log

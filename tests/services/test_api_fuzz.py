@@ -76,7 +76,9 @@ INTERNAL_CALLERS = [
     ("", "/internal/wallet/", "backoffice"),
     ("", "/internal/players/staff/", "backoffice"), ("", "/internal/players/audit", "backoffice"),
     ("", "/internal/players/{player_id}/kyc/decision", "backoffice"),
-    ("", "/internal/players/{player_id}/protection", "backoffice"), ("", "/internal/players/", "sessions"),
+    ("", "/internal/players/{player_id}/protection", "backoffice"),
+    ("", "/internal/players/{player_id}/notes", "backoffice"), ("", "/internal/players/", "sessions"),
+    ("", "/internal/players", "backoffice"),  # the search (exactly this path: the rows above take the rest)
     ("", "/internal/sessions/", "games"), ("", "/internal/games/providers", "backoffice"),
     ("", "/internal/games/free-spins", "bonus"),
     ("PUT", "/internal/games/", "backoffice"), ("", "/internal/games/", "sessions"),

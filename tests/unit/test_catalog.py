@@ -105,7 +105,7 @@ def _cel_list(rule: str, before: str) -> list[str]:
     """The list literal that follows `before` (a regular expression) in a CEL rule."""
     match = re.search(before + r"\s*\[([^\]]*)\]", rule)
     assert match, f"no list after {before!r} in {rule!r}"
-    return [item.strip().strip("'\"") for item in match.group(1).split(",")]
+    return [item.strip().strip("'\"") for item in match.group(1).split(",") if item.strip()]
 
 
 def test_crd_enums_list_every_service() -> None:

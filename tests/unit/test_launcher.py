@@ -50,7 +50,7 @@ def test_env_fallback_and_argument_precedence(ran: list[str], monkeypatch: pytes
 )
 def test_refuses_with_one_line_and_exit_2(
     ran: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    argv: list[str], env: str | None, expected: str,
+    argv: list[str], env: str | None, expected: str, backoffice_unbuilt: str,
 ) -> None:  # fmt: skip
     if env is not None:
         monkeypatch.setenv("GP_SERVICE", env)
@@ -67,7 +67,10 @@ def test_reload_needs_a_directory(ran: list[str], capsys: pytest.CaptureFixture[
     assert ran == []
 
 
-def test_every_built_service_resolves_and_no_unbuilt_one_does() -> None:
+@pytest.mark.parametrize("release", ["this", "without the back office"])
+def test_every_built_service_resolves_and_no_unbuilt_one_does(release: str, request: pytest.FixtureRequest) -> None:
+    if release != "this":
+        request.getfixturevalue("backoffice_unbuilt")
     for s in catalog.SERVICES:
         if s.built:
             assert launcher.resolve(s.name) is s
@@ -77,8 +80,8 @@ def test_every_built_service_resolves_and_no_unbuilt_one_does() -> None:
 
 
 def test_real_process_exit_code_and_stderr(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "gameplane", "backoffice"], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "gameplane", "poker"], capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path, timeout=60)  # fmt: skip
     assert r.returncode == 2
     assert r.stdout == ""
-    assert r.stderr.splitlines() == [r.stderr.strip()] and "not built" in r.stderr
+    assert r.stderr.splitlines() == [r.stderr.strip()] and "unknown service 'poker'" in r.stderr

@@ -29,14 +29,14 @@ PLATFORM: dict[str, Any] = {
 def test_enabled_services_defaults_and_overrides() -> None:
     assert enabled_services({"version": "1.0.0"}) == [
         "gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates", "analytics",
-        "web"]
+        "web", "backoffice"]
     assert "rgs" not in enabled_services({})
     spec = {"services": [{"name": "rgs", "enabled": True}, {"name": "sessions", "enabled": False}]}
     assert enabled_services(spec) == ["gateway", "players", "wallet", "games", "payments", "bonus", "risk",
-                                      "affiliates", "analytics", "web", "rgs"]
+                                      "affiliates", "analytics", "web", "backoffice", "rgs"]
 
 
-def test_a_service_that_is_not_built_never_renders_even_if_the_spec_asks() -> None:
+def test_a_service_that_is_not_built_never_renders_even_if_the_spec_asks(backoffice_unbuilt: str) -> None:
     # A platform stored before the CRD's rule existed: the operator still renders no Deployment of
     # code the image does not have.
     spec = {"version": "0.1.0",

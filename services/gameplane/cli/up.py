@@ -294,20 +294,26 @@ def _psp_info(urls: dict[str, str]) -> dict[str, object] | None:
             if receiver else {}}
 
 
+# The client layer's sites, as the URL table names them.
+SITES = {"web": "player site", "backoffice": "back office (staff)"}
+
+
 def _print_urls(info: dict[str, object], console: Console) -> None:
     table = Table(title="gameplane is up", show_header=True)
     table.add_column("what")
     table.add_column("where", overflow="fold")
     services = info["services"]
     assert isinstance(services, dict)
-    if "web" in services:
-        table.add_row("player site", f"{services['web']}  (open it in a browser)")
+    for name, what in SITES.items():  # where a person opens them, first
+        if name in services:
+            table.add_row(what, f"{services[name]}/  (open it in a browser)")
     if info["gateway"]:
         table.add_row("gateway", str(info["gateway"]))
     docs = info["docs"]
     assert isinstance(docs, dict)
     for name, url in docs.items():
-        table.add_row(f"{name} API docs", url)
+        if name not in SITES:
+            table.add_row(f"{name} API docs", url)
     psp = info.get("psp")
     if isinstance(psp, dict):
         table.add_row("psp hosted pages", str(psp["hosted_pages"]))

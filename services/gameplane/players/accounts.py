@@ -30,7 +30,7 @@ from gameplane.players.errors import (
 )
 from gameplane.players.events import emit, protection_changed
 from gameplane.players.limits import Limit
-from gameplane.players.models import KycSubmission, LimitRow, Player, Protection, RefreshToken
+from gameplane.players.models import KycSubmission, LimitRow, Player, PlayerNote, Protection, RefreshToken
 from gameplane.players.passwords import check_strength
 from gameplane.players.safeguards import eligibility_for
 from gameplane.players.schemas import KycOut, KycSubmit, PasswordChange, ProfileUpdate, RegisterRequest, TokenResponse
@@ -93,6 +93,43 @@ async def get_player(ctx: PlayersContext, player_id: uuid.UUID) -> Player:
     if player is None:
         raise PlayerNotFound()
     return player
+
+
+async def search(ctx: PlayersContext, q: str | None, kyc_state: KycState | None, limit: int) -> list[Player]:
+    """The back office's player search: an id, or the start of an email (stored lower case)."""
+    query = select(Player)
+    if q is not None:
+        q = q.strip().lower()
+        try:
+            query = query.where(Player.id == uuid.UUID(q))
+        except ValueError:
+            escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(Player.email.like(f"{escaped}%", escape="\\"))
+    if kyc_state is not None:
+        query = query.where(Player.kyc_state == kyc_state)
+    query = query.order_by(Player.kyc_updated_at.asc().nulls_last(), Player.registered_at, Player.id).limit(limit)
+    async with ctx.db.session() as s:
+        return list((await s.scalars(query)).all())
+
+
+async def add_note(ctx: PlayersContext, player_id: uuid.UUID, text: str, by: Actor) -> PlayerNote:
+    """A staff note, written with its audit record in one transaction."""
+    now = ctx.now()
+    async with ctx.db.transaction() as s:
+        await _lock_player(s, player_id)
+        note = PlayerNote(id=uuid.uuid4(), player_id=player_id, at=now, author=f"staff:{by.name}", text=text)
+        s.add(note)
+        await audit.record(s, by, "players.note_added", target_of("player", player_id), None,
+                           {"note_id": str(note.id), "text": text}, at=now)
+    return note
+
+
+async def notes(ctx: PlayersContext, player_id: uuid.UUID, limit: int) -> list[PlayerNote]:
+    async with ctx.db.session() as s:
+        if await s.get(Player, player_id) is None:
+            raise PlayerNotFound()
+        q = select(PlayerNote).where(PlayerNote.player_id == player_id).order_by(PlayerNote.at.desc()).limit(limit)
+        return list((await s.scalars(q)).all())
 
 
 async def _lock_player(s: AsyncSession, player_id: uuid.UUID) -> Player:

@@ -4,6 +4,8 @@ public   /v1/players/register|login|token/refresh|logout   (service token: the g
 player   /v1/players/me...                                   (the gateway's service token + X-Player-Id)
 internal /internal/players/...                               (service token of the callers each route names)
 back office /internal/players/{id}/kyc/decision              (service token + staff token: risk, admin)
+            /internal/players?q=&kyc_state=                    (service token + staff token: any role)
+            /internal/players/{id}/notes                       (service token + staff token: any role)
 staff    /internal/players/staff/..., /internal/players/audit (gameplane.players.staff.api)
 keys     /.well-known/jwks.json                              (no auth: players' public keys)
 """
@@ -13,9 +15,16 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from gameplane.contracts.players import DEVICE_HEADER, Eligibility, KycDecision, PlayerSummary, ProtectionView
+from gameplane.contracts.players import (
+    DEVICE_HEADER,
+    Eligibility,
+    KycDecision,
+    KycState,
+    PlayerSummary,
+    ProtectionView,
+)
 from gameplane.kit.audit import Actor
 from gameplane.kit.auth import CLIENT_IP_HEADER, PlayerContext, callers, player_context
 from gameplane.kit.keys import KeySet
@@ -31,6 +40,8 @@ from gameplane.players.schemas import (
     KycSubmit,
     LimitRequest,
     LoginRequest,
+    NoteCreate,
+    NoteView,
     PasswordChange,
     PlayerOut,
     ProfileUpdate,
@@ -192,10 +203,26 @@ async def set_reality_check(body: RealityCheckRequest, who: PlayerContext = Depe
 internal = APIRouter(prefix="/internal/players", tags=["internal"])
 
 
+@internal.get("", response_model=list[PlayerSummary])
+async def search_players(_caller: str = Depends(callers("backoffice")),
+                         _who: StaffContext = Depends(staff("support", "risk", "finance", "admin")),
+                         q: str | None = Query(None, min_length=1, max_length=320, pattern=r"^[^\x00]+$",
+                                               description="an email or its start, or a player id"),
+                         kyc_state: KycState | None = None, limit: int = Query(50, ge=1, le=200),
+                         ctx: PlayersContext = Depends(players_context)) -> list[PlayerSummary]:
+    """Back-office search (any staff role): players whose email starts with `q` (case-insensitive)
+    or whose id is `q`, filtered by KYC state; oldest KYC submissions and registrations first."""
+    found = await accounts.search(ctx, q, kyc_state, limit)
+    return [summary_of(p) for p in found]
+
+
 @internal.get("/{player_id}", response_model=PlayerSummary, responses=NOT_FOUND)
 async def player_summary(player_id: uuid.UUID, _caller: str = Depends(callers("sessions", "payments", "backoffice")),
                          ctx: PlayersContext = Depends(players_context)) -> PlayerSummary:
-    p = await accounts.get_player(ctx, player_id)
+    return summary_of(await accounts.get_player(ctx, player_id))
+
+
+def summary_of(p: Player) -> PlayerSummary:
     return PlayerSummary(player_id=p.id, email=p.email, country=p.country, currency=p.currency,
                          date_of_birth=p.date_of_birth, kyc_state=p.kyc_state,  # type: ignore[arg-type]
                          registered_at=p.registered_at)
@@ -220,6 +247,24 @@ async def decide_kyc(player_id: uuid.UUID, body: KycDecision, _caller: str = Dep
                      ctx: PlayersContext = Depends(players_context)) -> KycOut:
     """A back-office decision: staff roles risk or admin (support may look, not decide); audited."""
     return await accounts.decide_kyc(ctx, player_id, body, Actor.of(who))
+
+
+@internal.get("/{player_id}/notes", response_model=list[NoteView], responses=NOT_FOUND)
+async def list_notes(player_id: uuid.UUID, _caller: str = Depends(callers("backoffice")),
+                     _who: StaffContext = Depends(staff("support", "risk", "finance", "admin")),
+                     limit: int = Query(50, ge=1, le=500),
+                     ctx: PlayersContext = Depends(players_context)) -> list[NoteView]:
+    """Staff notes on the player, newest first (any staff role)."""
+    return [NoteView.model_validate(n, from_attributes=True) for n in await accounts.notes(ctx, player_id, limit)]
+
+
+@internal.post("/{player_id}/notes", status_code=201, response_model=NoteView, responses=NOT_FOUND)
+async def add_note(player_id: uuid.UUID, body: NoteCreate, _caller: str = Depends(callers("backoffice")),
+                   who: StaffContext = Depends(staff("support", "risk", "finance", "admin")),
+                   ctx: PlayersContext = Depends(players_context)) -> NoteView:
+    """A staff note (any staff role); never edited, audited as `players.note_added`."""
+    note = await accounts.add_note(ctx, player_id, body.text, Actor.of(who))
+    return NoteView.model_validate(note, from_attributes=True)
 
 
 keys = APIRouter(tags=["keys"])

@@ -1,5 +1,5 @@
 """Tables of the players database: accounts, refresh tokens, KYC submissions, protections, staff
-accounts and the staff audit log."""
+accounts, staff notes on players and the staff audit log."""
 
 from __future__ import annotations
 
@@ -85,6 +85,20 @@ class KycSubmission(Base):
     reason: Mapped[str | None] = mapped_column(String(500))
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class PlayerNote(Base):
+    """A staff member's note on a player (a call, a complaint, a document asked for). Notes are never
+    edited or removed: a correction is a new note; each one is audited as it is written."""
+
+    __tablename__ = "player_notes"
+    __table_args__ = (Index("ix_player_notes_player_id_at", "player_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    player_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(TS)
+    author: Mapped[str] = mapped_column(String(200))  # staff:<username> as it was at the time
+    text: Mapped[str] = mapped_column(String(2000))
 
 
 class Protection(Base):

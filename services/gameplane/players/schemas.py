@@ -163,3 +163,16 @@ class SelfExclusionRequest(Request):
 class RealityCheckRequest(Request):
     minutes: StrictInt | None = Field(le=MAX_BREAK_DAYS * 24 * 60,
                                       description="interval between reality checks; null turns them off")
+
+
+class NoteCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=2000, pattern=r"^[^\x00]+$")
+
+
+class NoteView(BaseModel):
+    id: uuid.UUID
+    player_id: uuid.UUID
+    at: datetime
+    author: str
+    text: str
