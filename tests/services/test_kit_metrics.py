@@ -46,6 +46,8 @@ EXPECTED: dict[str, set[str]] = {
     "risk": HTTP | DB | OUTBOX | CONSUMER,
     "affiliates": HTTP | DB | OUTBOX | CONSUMER,
     "analytics": HTTP | DB | CONSUMER,
+    "web": HTTP,  # the sites of the client layer: pages only, no database, no events
+    "backoffice": HTTP,
     "rgs": HTTP,
     "psp": HTTP,
 }
@@ -54,6 +56,7 @@ EXPECTED: dict[str, set[str]] = {
 EXTRA_SETTINGS: dict[str, dict[str, Any]] = {
     "rgs": {"platform_url": "http://127.0.0.1:9", "provider_secret": "kit-metrics-test-" + "k" * 32},
     "psp": {"simpsp_secret": "kit-metrics-test-" + "s" * 16, "simpsp_api_key": "kit-metrics-key"},
+    "web": {"endpoints": {"gateway": "http://127.0.0.1:9"}},
 }
 
 
