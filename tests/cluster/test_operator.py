@@ -131,7 +131,7 @@ def demo(operator: dict[str, int], kubectl: Run, api: dict[str, Any]) -> dict[st
 
 def test_platform_reconciles_to_ready(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:
     status = demo["status"]
-    assert status["serviceSummary"] == "11/11"
+    assert status["serviceSummary"] == "12/12"
     assert {c["type"] for c in status["conditions"]} >= {"Ready", "Reconciled", "SecretsResolved",
                                                           "MonitoringConfigured", "Degraded"}  # fmt: skip
     assert condition(demo, "SecretsResolved")["reason"] == "NoSecretsReferenced"
@@ -164,7 +164,7 @@ def test_platform_reconciles_to_ready(demo: dict[str, Any], api: dict[str, Any],
     assert rows["gateway"]["autoscaler"]["minReplicas"] == 2
     assert status["gatewayUrl"] == endpoints["gateway"]
 
-    # Pods really run (kwok): 2 gateway + 2 wallet + 9 others + NATS + PostgreSQL, on kwok's nodes;
+    # Pods really run (kwok): 2 gateway + 2 wallet + 10 others + NATS + PostgreSQL, on kwok's nodes;
     # beside them each service with a database has its migration Job (docs/upgrades.md)
     jobs = kubectl("get", "jobs", "-n", NS, "-l", "app.kubernetes.io/component=migrate",
                    "-o", "jsonpath={.items[*].spec.template.spec.containers[0].args[1]}").stdout.split()
@@ -173,9 +173,9 @@ def test_platform_reconciles_to_ready(demo: dict[str, Any], api: dict[str, Any],
     def running() -> bool:
         pods = api["core"].list_namespaced_pod(
             NS, label_selector=f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component!=migrate").items
-        return len(pods) == 15 and all(p.status.phase == "Running" for p in pods)
+        return len(pods) == 16 and all(p.status.phase == "Running" for p in pods)
 
-    wait_for("15 Pods Running", running, 60)
+    wait_for("16 Pods Running", running, 60)
     pods = api["core"].list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/instance={NAME}").items
     assert all(p.spec.node_name.startswith("kwok-node-") for p in pods)
     wallet = deps[f"{NAME}-wallet"].spec.template.spec
@@ -285,19 +285,19 @@ def test_spec_change_rolls_only_the_affected_service(demo: dict[str, Any], api: 
     assert changed == {f"{NAME}-games"}
     games = deployments(api)[f"{NAME}-games"].spec.template.spec.containers[0].resources.requests
     assert games == {"cpu": "200m", "memory": "256Mi"}
-    assert after_obj["status"]["serviceSummary"] == "11/11"
+    assert after_obj["status"]["serviceSummary"] == "12/12"
 
 
 def test_disabling_a_service_prunes_its_objects(demo: dict[str, Any], api: dict[str, Any], kubectl: Run) -> None:
     services = [*SPEC["services"], {"name": "sessions", "enabled": False}]
     patch_platform(api, {"spec": {"services": services}})
     obj = wait_for("Ready without sessions", lambda: ready_and_current(api), 60)
-    assert obj["status"]["serviceSummary"] == "10/10"
+    assert obj["status"]["serviceSummary"] == "11/11"
     kinds = "deployments,services,configmaps,serviceaccounts,poddisruptionbudgets,networkpolicies"
     left = kubectl("get", kinds, "-n", NS, "-l", "app.kubernetes.io/name=sessions", "-o", "name").stdout
     assert left.strip() == ""
     endpoints = json.loads(api["core"].read_namespaced_config_map(f"{NAME}-endpoints", NS).data["endpoints.json"])
-    assert "sessions" not in endpoints and len(endpoints) == 10
+    assert "sessions" not in endpoints and len(endpoints) == 11
 
 
 def test_pause_annotation_stops_reconciling(demo: dict[str, Any], api: dict[str, Any]) -> None:

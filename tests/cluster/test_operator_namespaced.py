@@ -98,7 +98,7 @@ def test_it_reconciles_the_watched_namespace_and_leaves_the_other_alone(
                 "spec": SPEC}
         custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
     ready = wait_for("the watched platform Ready", lambda: _ready(custom, WATCHED), timeout=180)
-    assert ready["status"]["serviceSummary"] == "11/11"
+    assert ready["status"]["serviceSummary"] == "12/12"
     watched = {d.metadata.name for d in apps.list_namespaced_deployment(WATCHED).items}
     assert {f"casino-{s}" for s in (
         "gateway", "players", "wallet", "games", "sessions", "payments", "bonus", "risk", "affiliates",
