@@ -8,8 +8,10 @@ the site (its CSRF cookie and form, its session cookie), then two phases of the 
   and loads it again: the page the site renders from the player's balance (one gateway call) and
   the jurisdiction's catalogue (kept 5 s by the site). p50/p95/p99 and pages per second. Target
   (issue 18): p95 < 150 ms.
-- launch: every player, with the same think time between launches, does what the browser does
-  between the click on Play and the
+- launch: every player, with WEB_BENCH_LAUNCH_THINK_SECONDS between launches (10 s, jittered ±50 %:
+  about 5 launches/s for 50 players, a busy casino's rate — a player launches a game and then
+  plays it; with 1 s every player relaunches at once and the chain measures the platform's queue
+  at saturation, about 13 launches/s here), does what the browser does between the click on Play and the
   first spin being possible: `POST /games/<id>/launch` (a game session opened through the gateway),
   the redirect to `GET /play/<session>`, its script, then the studio's frame document
   `GET <rgs>/play?token=…` and its script and stylesheet; the session is then ended. Latency of the
@@ -24,9 +26,9 @@ Fifty players loading pages back to back with no pause would be 50 requests alwa
 saturation that measures the queue (bench/gateway's note), not what a player waits for.
 
 Env: BENCH_SECONDS (default 20, split between the phases), WEB_BENCH_PLAYERS (50),
-WEB_BENCH_THINK_SECONDS (1.0).
+WEB_BENCH_THINK_SECONDS (1.0), WEB_BENCH_LAUNCH_THINK_SECONDS (10.0).
 RESULT web lobby_p95_ms=… launch_p95_ms=… lobby_p50_ms lobby_p99_ms lobby_pages_per_s launch_p50_ms
-launch_p99_ms launches errors players think_s
+launch_p99_ms launches launches_per_s errors players think_s launch_think_s
 """
 
 from __future__ import annotations
@@ -154,7 +156,7 @@ async def launch_phase(players: list[Player], site: str, rgs: str, seconds: floa
 
 
 async def run(gateway: str, site: str, rgs: str, count: int, seconds: float,
-              pause: float) -> dict[str, float | int]:
+              pause: float, launch_pause: float) -> dict[str, float | int]:
     limits = httpx.Limits(max_connections=count * 2, max_keepalive_connections=count * 2)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         players = [Player(client) for _ in range(count)]
@@ -163,14 +165,15 @@ async def run(gateway: str, site: str, rgs: str, count: int, seconds: float,
         log(f"{count} players signed in; lobby phase {seconds / 2:.0f}s")
         lobby, lobby_errors = await lobby_phase(players, site, seconds / 2, pause)
         log(f"launch phase {seconds / 2:.0f}s")
-        launch, launch_errors = await launch_phase(players, site, rgs, seconds / 2, pause)
+        launch, launch_errors = await launch_phase(players, site, rgs, seconds / 2, launch_pause)
     ms = 1000.0
     return {
         "lobby_p95_ms": percentile(lobby, 0.95) * ms, "launch_p95_ms": percentile(launch, 0.95) * ms,
         "lobby_p50_ms": percentile(lobby, 0.50) * ms, "lobby_p99_ms": percentile(lobby, 0.99) * ms,
         "lobby_pages_per_s": len(lobby) / (seconds / 2),
         "launch_p50_ms": percentile(launch, 0.50) * ms, "launch_p99_ms": percentile(launch, 0.99) * ms,
-        "launches": len(launch), "errors": lobby_errors + launch_errors, "players": count, "think_s": pause,
+        "launches": len(launch), "launches_per_s": len(launch) / (seconds / 2),
+        "errors": lobby_errors + launch_errors, "players": count, "think_s": pause, "launch_think_s": launch_pause,
     }
 
 
@@ -178,9 +181,10 @@ def main() -> None:
     seconds = bench_seconds(20.0)
     count = int(os.environ.get("WEB_BENCH_PLAYERS", "50"))
     pause = float(os.environ.get("WEB_BENCH_THINK_SECONDS", "1.0"))
+    launch_pause = float(os.environ.get("WEB_BENCH_LAUNCH_THINK_SECONDS", "10.0"))
     os.environ["GP_GATEWAY_RATE_LIMIT_IP_RATE"] = "0"  # read by the gateway `gameplane up` starts
     with platform() as p:
-        values = asyncio.run(run(p.gateway, p.url("web"), p.url("rgs"), count, seconds, pause))
+        values = asyncio.run(run(p.gateway, p.url("web"), p.url("rgs"), count, seconds, pause, launch_pause))
     result_line("web", **values)
 
 
