@@ -448,19 +448,22 @@ async def deposit(amount: str = Form(""), psp: str = Form("simpsp"), currency: s
     return ctx.go(str(created["redirect_url"]))  # the PSP's hosted page; it sends the player back
 
 
+async def my_payment(ctx: Ctx, reference: str) -> dict[str, Any] | None:
+    """One of the player's latest payments, as payments knows it (never as a URL says it is)."""
+    items = (await ctx.api("GET", "/v1/payments"))["items"]
+    return next((p for p in items if p["reference"] == reference), None)
+
+
 @router.get("/cashier/return")
 async def deposit_return(reference: str = "", status: str = "", ctx: Ctx = Depends(player)) -> Response:
     """Where the PSP's hosted page sends the player back (payments' return URL). The payment's
     state is read from payments, never taken from the query string."""
-    items = (await ctx.api("GET", "/v1/payments"))["items"]
-    found = next((p for p in items if p["reference"] == reference), None)
-    return ctx.page("deposit_return.html", payment=found)
+    return ctx.page("deposit_return.html", payment=await my_payment(ctx, reference))
 
 
 @router.get("/cashier/payments/{reference}")
 async def payment_state(reference: str, ctx: Ctx = Depends(player)) -> Response:
-    items = (await ctx.api("GET", "/v1/payments"))["items"]
-    found = next((p for p in items if p["reference"] == reference), None)
+    found = await my_payment(ctx, reference)
     if found is None:
         return ctx.keep(JSONResponse({"state": None}, status_code=404))
     return ctx.keep(JSONResponse({"state": found["state"], "credited": found["credited"]}))
