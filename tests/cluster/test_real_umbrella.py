@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -100,8 +101,12 @@ def test_install_waits_for_real_readiness(umbrella: str, kubectl: Run) -> None:
                           "affiliates", "analytics", "web", "backoffice", "postgres", "nats"}, components
 
 
-def test_helm_test_passes_with_real_test_pods(umbrella: str, helm: Run) -> None:
-    out = helm("test", RELEASE, "-n", NS, "--timeout", "180s")
+def test_helm_test_passes_with_real_test_pods(umbrella: str, helm: Run, kubectl: Run) -> None:
+    out = helm("test", RELEASE, "-n", NS, "--timeout", "180s", check=False)
+    if out.returncode != 0:  # a failed test Pod stays (only succeeded ones are deleted): say why it failed
+        failed = re.findall(r"pod (\S+) failed", out.stderr)
+        logs = {pod: kubectl("logs", pod, "-n", NS, check=False).stdout[-3000:] for pod in failed}
+        raise AssertionError(f"helm test failed:\n{out.stdout}\n{out.stderr}\nlogs of the failed Pods: {logs}")
     suites = [ln for ln in out.stdout.splitlines() if ln.startswith("TEST SUITE:")]
     phases = [ln.split()[-1] for ln in out.stdout.splitlines() if ln.startswith("Phase:")]
     # one hook per service plus the discovery check, every one run by the kubelet to completion
