@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -648,18 +648,25 @@ class NatsServer:
 
     def _wait_ready(self, timeout: float) -> None:
         assert self._proc is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"nats-server exited with {self._proc.returncode}:\n{_log_tail(self.log_path)}")
-            try:
-                # /healthz answers 200 only once JetStream is up (streams recovered from disk).
-                with urllib.request.urlopen(f"{self.monitor_url}/healthz", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nats not ready after {timeout:.0f}s:\n{_log_tail(self.log_path)}")
-            time.sleep(0.02)
+        # /healthz answers 200 only once JetStream is up (streams recovered from disk).
+        wait_answering(self._proc, f"{self.monitor_url}/healthz", timeout, "nats-server",
+                       lambda: _log_tail(self.log_path), interval=0.02)
+
+
+def wait_answering(proc: subprocess.Popen[bytes], url: str, timeout: float, name: str,
+                   log: Callable[[], str], *, interval: float = 0.1) -> None:
+    """Return once `url` answers 200; RuntimeError if `proc` exits first, TimeoutError after
+    `timeout` seconds (both with `log()`, the process's log)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} not ready after {timeout:.0f}s:\n{log()}")
+        time.sleep(interval)

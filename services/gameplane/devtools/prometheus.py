@@ -34,7 +34,7 @@ from typing import Any, Self, TypeVar
 
 import yaml
 
-from gameplane.devtools.infra import HOST, free_port
+from gameplane.devtools.infra import HOST, free_port, wait_answering
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 T = TypeVar("T")
@@ -237,20 +237,11 @@ class Prometheus:
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                           start_new_session=True, cwd=str(self.data_dir))
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._proc.poll() is not None:
-                raise PrometheusError(f"prometheus exited with {self._proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise PrometheusError(f"prometheus not ready after {timeout:.0f}s:\n{self.log()}")
-            time.sleep(0.1)
+        try:
+            wait_answering(self._proc, f"{self.url}/-/ready", timeout, "prometheus", self.log)
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            raise PrometheusError(str(exc)) from None
 
     def stop(self, timeout: float = 20.0) -> None:
         if self._proc is None:
