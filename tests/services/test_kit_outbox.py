@@ -81,7 +81,8 @@ async def test_outbox_delivers_exactly_the_committed_events_across_a_nats_restar
         await rt.stop()
 
 
-async def test_consumer_runs_a_handler_once_per_event_id(new_database, nats_server):
+def _recording() -> tuple[Consumers, list[int]]:
+    """Consumers whose KitPing handler records each event in `seen` (same transaction) and in the list."""
     consumers = Consumers()
     handled: list[int] = []
 
@@ -90,6 +91,11 @@ async def test_consumer_runs_a_handler_once_per_event_id(new_database, nats_serv
         await session.execute(text("INSERT INTO seen VALUES (:id, :n)"), {"id": env.id, "n": event.n})
         handled.append(event.n)
 
+    return consumers, handled
+
+
+async def test_consumer_runs_a_handler_once_per_event_id(new_database, nats_server):
+    consumers, handled = _recording()
     rt = await _runtime(new_database("consumer"), nats_server.url, consumers)
     run = uuid.uuid4().hex
     try:
@@ -112,6 +118,26 @@ async def test_consumer_runs_a_handler_once_per_event_id(new_database, nats_serv
         assert handled.count(7) == 1
     finally:
         await rt.stop()
+
+
+async def test_stopping_one_app_leaves_the_consumers_of_another_built_from_the_same_registrations(
+        new_database, isolated_nats):
+    """Services register their handlers on a module's Consumers; a process that builds two apps of
+    one service (a test, a rolling-upgrade drill) must not stop the second's consumers with the first."""
+    consumers, handled = _recording()
+    first = await _runtime(new_database("first"), isolated_nats.url, consumers)
+    second = await _runtime(new_database("second"), isolated_nats.url, consumers)
+    try:
+        await first.stop()
+        env = Envelope.wrap(KitPing(run=uuid.uuid4().hex, n=11), "kittest")
+        await second.bus.js.publish(env.subject, env.model_dump_json().encode())
+        for _ in range(100):
+            if 11 in handled:
+                break
+            await asyncio.sleep(0.1)
+        assert handled == [11]  # the second app's consumer, still running, handled it
+    finally:
+        await second.stop()
 
 
 class KitTick(Event):

@@ -6,16 +6,19 @@ which run against both paths; this holds that the fast one really runs, and writ
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from walletlib import Wallet, protect, slug
 
 from gameplane.contracts.players import LimitState
 from gameplane.devtools.testing import running
+from gameplane.kit.db import libpq_dsn
 from gameplane.wallet.app import build_app
 from gameplane.wallet.fastplay import FAST_PATH
 from gameplane.wallet.settings import WalletSettings
@@ -85,3 +88,40 @@ async def test_a_deposit_limit_is_left_to_the_python_path_unless_the_money_was_r
     assert counts()["served"] - mid["served"] == (1 if fast(wallet) else 0)
     details = (await stored(wallet, got["idempotency_key"]))["details"]
     assert details["received"] is True and details["first_deposit"] is False
+
+
+async def test_a_deposit_caught_in_a_deadlock_is_answered_once_not_a_500(wallet: Wallet) -> None:
+    """A real deadlock: another transaction holds the clearing account and then waits for the
+    player's cash row, which the deposit holds while it waits for the clearing account. PostgreSQL
+    aborts the deposit's transaction (it waited first, and the other one's deadlock_timeout is
+    long); the deposit runs again (the fast path hands it to the Python path, which retries) and is
+    answered 200, credited once."""
+    player = uuid.uuid4()
+    await wallet.deposit(player, 100)  # the player's cash row and the clearing account exist
+    other = await asyncpg.connect(libpq_dsn(wallet.app.state.runtime.settings.database_url))
+    before = counts()
+    try:
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("SET LOCAL deadlock_timeout = '30s'")
+        await other.execute("SELECT 1 FROM accounts WHERE owner = 'platform' AND kind = 'psp_clearing' "
+                            "AND currency = 'EUR' FOR UPDATE")
+        deposit = asyncio.create_task(wallet.deposit(player, 250, key=f"dl-{player}"))
+        for _ in range(200):  # until the deposit waits on the clearing account, holding the cash row
+            if await other.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted") > 0:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the deposit never waited on the clearing account")
+        # closes the cycle; PostgreSQL breaks it after the deposit's deadlock_timeout (1 s)
+        await other.execute("UPDATE accounts SET balance = balance WHERE owner = $1 AND kind = 'cash'",
+                            str(player))
+        await tx.rollback()
+    finally:
+        await other.close()
+    answer = await asyncio.wait_for(deposit, 30)
+    assert answer["balance"]["cash"] == 350
+    assert (await wallet.balance(player))["cash"] == 350
+    assert (await stored(wallet, f"dl-{player}"))["amount"] == 250  # one transaction for the key
+    if fast(wallet):
+        assert counts()["declined"] - before["declined"] == 1  # the fast path gave it up, nothing committed

@@ -86,6 +86,30 @@ def test_database_refusals_of_the_input_are_422_and_others_are_not() -> None:
     assert problems.input_problem(ValueError("something else")) is None
 
 
+def test_transient_database_failures_are_503_to_repeat_and_bugs_stay_500() -> None:
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    deadlock = asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
+    wrapped = DBAPIError("INSERT ...", {}, deadlock)  # as SQLAlchemy raises it
+    for exc in (deadlock, wrapped, asyncpg.exceptions.LockNotAvailableError("lock timeout"),
+                asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
+                asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
+                ConnectionRefusedError(111, "refused"), PoolTimeout("QueuePool limit reached")):
+        problem = problems.known_problem(exc)
+        assert problem is not None, exc
+        assert (problem.status, problem.slug) == (503, "dependency-unavailable"), exc
+        assert problem.body("/x")["dependency"] == "postgres" and problem.headers == {"Retry-After": "1"}
+    # a bug is not dressed up as an outage: no problem, so the handlers answer 500
+    for bug in (ValueError("something else"), KeyError("k"), asyncpg.exceptions.UndefinedColumnError("no column"),
+                asyncpg.exceptions.UniqueViolationError("duplicate key")):
+        assert problems.known_problem(bug) is None, bug
+    # the caller's input stays a 422
+    nul = asyncpg.exceptions.CharacterNotInRepertoireError('invalid byte sequence for encoding "UTF8": 0x00')
+    assert problems.known_problem(nul).status == 422  # type: ignore[union-attr]
+
+
 def test_a_dependency_can_carry_its_problem_types() -> None:
     role = ProblemType(403, "role-required", "Role required")
 

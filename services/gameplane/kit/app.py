@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gameplane.kit import apidoc, logs, metrics, migrate, problems, telemetry
 from gameplane.kit.bus import Bus
-from gameplane.kit.consumer import Consumers
+from gameplane.kit.consumer import Consumers, Running
 from gameplane.kit.db import Database
 from gameplane.kit.faults import FaultMiddleware, Faults, parse
 from gameplane.kit.http import DependencyError, ServiceClient
@@ -56,6 +56,7 @@ class Runtime:
                 raise MissingIdentity(f"{name}: its key is listed as {own.owner!r}'s in the public key set")
         self.migrations = migrations
         self.consumers = consumers or Consumers()
+        self.consuming: Running | None = None
         self.publishes = publishes
         self.hot_pool = hot_pool  # also open Database.pool (bare asyncpg) at start
         self.on_start = list(on_start)
@@ -102,7 +103,7 @@ class Runtime:
                 self.relay = OutboxRelay(self.name, self.db, self.bus, batch=self.settings.relay_batch)
                 self.relay.start()
             if self.db is not None and self.consumers:
-                self.consumers.start(self.name, self.db, self.bus, self.faults)
+                self.consuming = self.consumers.start(self.name, self.db, self.bus, self.faults)
             # Usually NATS answers at once and the stream exists before the first request; if it is
             # down, start anyway after a short wait: the outbox holds events until it is back.
             try:
@@ -120,7 +121,9 @@ class Runtime:
         for hook in self.on_stop:
             await hook(self)
         await self.faults.stop()
-        await self.consumers.stop()
+        if self.consuming is not None:
+            await self.consuming.stop()
+            self.consuming = None
         if self.relay is not None:
             await self.relay.stop()
         for c in self._clients.values():
@@ -262,9 +265,11 @@ def create_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str, de
         # processes (tests) that start and stop many apps.
         gc.collect()
         gc.freeze()
-        yield
-        gc.unfreeze()
-        await runtime.stop()
+        try:
+            yield
+        finally:  # also when the server (or a test holding the app) leaves with an error: no task outlives the app
+            gc.unfreeze()
+            await runtime.stop()
 
     # FastAPI >= 0.16x traces every request natively once a tracer provider is set (telemetry.configure
     # always sets one): a second server span next to ObservabilityMiddleware's, at a real CPU cost.

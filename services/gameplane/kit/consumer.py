@@ -71,7 +71,6 @@ class Consumers:
 
     def __init__(self) -> None:
         self._handlers: list[_Registration] = []
-        self._tasks: list[asyncio.Task[None]] = []
 
     def on(self, event: type[Event]) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
@@ -90,20 +89,30 @@ class Consumers:
     def __bool__(self) -> bool:
         return bool(self._handlers)
 
-    def start(self, service: str, db: Database, bus: Bus, faults: Faults | None = None) -> None:
-        for reg in self._handlers:
-            self._tasks.append(asyncio.create_task(
-                _consume(service, db, bus, reg, faults), name=f"{service}-consume-{reg.durable}"))
+    def start(self, service: str, db: Database, bus: Bus, faults: Faults | None = None) -> Running:
+        """The consumer tasks of one app. The registrations are often a module's, shared by every app
+        a process builds (tests build several): the tasks belong to the caller, so stopping one app
+        never stops another's consumers."""
+        tasks = [asyncio.create_task(_consume(service, db, bus, reg, faults), name=f"{service}-consume-{reg.durable}")
+                 for reg in self._handlers]
         if self._handlers:
             durables = [f"{service}-{reg.durable}" for reg in self._handlers]
-            self._tasks.append(asyncio.create_task(
+            tasks.append(asyncio.create_task(
                 _watch_pending(service, bus, durables, self.pending_every), name=f"{service}-consumer-pending"))
+        return Running(tasks)
+
+
+@dataclass
+class Running:
+    """Consumer tasks started by `Consumers.start`."""
+
+    tasks: list[asyncio.Task[None]]
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        for t in self.tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
 
 
 async def handle_once(service: str, db: Database, env: Envelope, handler: _Registration | Handler, event: Event,

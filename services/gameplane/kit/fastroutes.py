@@ -214,8 +214,10 @@ class FastRoutes:
         except StarletteHTTPException as exc:
             return _problem(problems.http_problem(exc.status_code, exc.detail, exc.headers), request.path)
         except Exception as exc:
-            refused = problems.input_problem(exc)
+            refused = problems.known_problem(exc)
             if refused is not None:
+                if refused.status >= 500:
+                    log.warning("%s %s: %s", request.method, request.path, refused.detail, exc_info=exc)
                 return _problem(refused, request.path)
             log.exception("unhandled error on %s %s", request.method, request.path)
             return _problem(Problem(500, "internal-error", "Internal error"), request.path)

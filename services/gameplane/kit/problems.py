@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -155,6 +156,42 @@ def input_problem(exc: BaseException) -> Problem | None:
     return None
 
 
+# What the database says when it could not serve the request now but would on a second try: a
+# deadlock or serialization failure that outlived the retries, a lock or statement time-out, a
+# server too busy or shutting down, a lost connection. The caller repeats with the same
+# idempotency key (money routes replay, never double), so this is a 503 with Retry-After, not a 500.
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57014", "53300", "57P01", "57P02", "57P03"}
+
+
+def _chain(exc: BaseException) -> Iterable[BaseException]:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        yield cur
+        cur = getattr(cur, "orig", None) or cur.__cause__ or cur.__context__
+
+
+def transient_problem(exc: BaseException) -> Problem | None:
+    """503 `dependency-unavailable` (dependency postgres, Retry-After) for a database failure that a
+    repeat would not meet; None otherwise."""
+    for cur in _chain(exc):
+        state = getattr(cur, "sqlstate", None) or getattr(cur, "pgcode", None)
+        if (isinstance(state, str) and (state in _TRANSIENT_SQLSTATES or state.startswith("08"))) \
+                or isinstance(cur, (ConnectionError, SQLAlchemyTimeoutError,
+                                    asyncpg.exceptions.InterfaceError)):
+            return Problem(503, "dependency-unavailable", "Service postgres is unavailable",
+                           f"the database could not serve the request now ({state or type(cur).__name__}); "
+                           "repeat it", headers={"Retry-After": "1"}, dependency="postgres")
+    return None
+
+
+def known_problem(exc: BaseException) -> Problem | None:
+    """The problem an unexpected exception really is (the caller's input, or a transient database
+    failure), or None for a bug (a 500)."""
+    return input_problem(exc) or transient_problem(exc)
+
+
 def validation_problem(errors: Iterable[Mapping[str, Any]]) -> Problem:
     """422 for request validation errors (FastAPI's, or pydantic's with the same `loc` prefix):
     shared by the FastAPI handler and the fast routes so both answer byte for byte alike."""
@@ -207,16 +244,14 @@ def install(app: FastAPI) -> None:
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         # Registered by class (not left to the catch-all) so a refusal is answered as a 4xx
         # without Starlette re-raising it as a server error.
-        refused = input_problem(exc)
+        refused = known_problem(exc)
         if refused is None:
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             refused = Problem(500, "internal-error", "Internal error")
+        elif refused.status >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, refused.detail, exc_info=exc)
         return problem_response(refused, request)
 
     app.add_exception_handler(asyncpg.PostgresError, _database)
     app.add_exception_handler(DBAPIError, _database)
-
-    @app.exception_handler(Exception)
-    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(Problem(500, "internal-error", "Internal error"), request)
+    app.add_exception_handler(Exception, _database)

@@ -39,7 +39,6 @@ from gameplane.wallet.settings import WalletSettings
 log = logging.getLogger("gameplane.wallet")
 
 T = TypeVar("T")
-RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock, serialization failure: safe to run again whole
 
 internal = APIRouter(prefix="/internal/wallet", tags=["internal"])
 # Who may call each internal route (gameplane.kit.auth.callers): the services whose real call
@@ -69,7 +68,7 @@ async def execute(rt: Runtime, op: Callable[[AsyncSession, Context], Awaitable[T
         except DBAPIError as exc:
             orig = exc.orig
             code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
-            if code not in RETRYABLE_SQLSTATES or attempt == attempts - 1:
+            if code not in store.RETRYABLE_SQLSTATES or attempt == attempts - 1:
                 raise
             log.warning("retrying after %s (attempt %d)", code, attempt + 1)
             await asyncio.sleep(0.005 * (attempt + 1))

@@ -81,11 +81,15 @@ class _Declined(Exception):
 
 
 async def deposit_or_none(pool: asyncpg.Pool, req: DepositRequest, ctx: Context) -> OperationResult | None:
-    """The credit's answer, or None: `cashier.deposit` answers it (counted in
+    """The credit's answer, or None (declined, or a deadlock): `cashier.deposit` answers it (counted in
     gameplane_wallet_fast_path_total{operation="deposit"} as served or declined)."""
     try:
         result = await deposit(pool, req, ctx)
     except _Declined:
+        result = None
+    except asyncpg.PostgresError as exc:  # rolled back whole; cashier.deposit runs it again (and retries)
+        if exc.sqlstate not in store.RETRYABLE_SQLSTATES:
+            raise
         result = None
     _OUTCOMES["served" if result is not None else "declined"].inc()
     return result

@@ -45,7 +45,7 @@ _tracer = telemetry.tracer("gameplane.wallet")
 
 DECLINED = "GPF01"
 # also safe to hand to the Python path: nothing was committed, and it retries these itself
-_RETRY_ELSEWHERE = {DECLINED, "40P01", "40001"}
+_RETRY_ELSEWHERE = {DECLINED, *store.RETRYABLE_SQLSTATES}
 
 FAST_PATH = Counter("gameplane_wallet_fast_path_total", "Bets, wins (one-round-trip SQL) and deposits "
                     "(gameplane.wallet.fastdeposit) by the fast path",

@@ -33,6 +33,10 @@ def request_hash(kind: str, request: BaseModel, **extra: Any) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# deadlock, serialization failure: the transaction rolled back whole, so it is safe to run again
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 class Replay(Exception):
     """The key was already answered; the stored answer goes back unchanged."""
 
