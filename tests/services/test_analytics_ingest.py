@@ -8,6 +8,7 @@ Each test uses a currency of its own, so the module's tests share one running se
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -256,6 +257,32 @@ async def test_a_late_event_lands_in_its_own_days_partition_created_on_demand(an
     # a month's figure over both: 4200 + 800
     total = (await analytics.report(old_day, TODAY, currency=cur, group="range"))["rows"][0]
     assert total["deposits"] == 5_000 and total["ftd"] == 1
+
+
+async def test_a_transaction_that_met_a_day_without_partition_after_an_insert_fails_fast_then_lands(
+        analytics: Analytics) -> None:
+    """A consumer's batch is one transaction: after an insert into player_facts, an event of a day
+    with no partition used to wait, on a second connection, for that very transaction — forever
+    (PostgreSQL cannot see a wait that runs through Python). It now fails within the lock timeout,
+    and one transaction per event, as the consumer retries, lands both."""
+    from sqlalchemy.exc import DBAPIError
+
+    from gameplane.analytics.facts import Ingest
+    from gameplane.analytics.partitions import Partitions
+
+    db = analytics.app.state.runtime.database
+    ingest = Ingest(db, Partitions())  # a process that has not seen the old day yet
+    old_day, pid = TODAY - timedelta(days=55), uuid.uuid4()
+    assert old_day not in await partition_days(db, "player_facts")
+    ids = (uuid.uuid4(), uuid.uuid4())
+    with pytest.raises(DBAPIError, match="lock timeout"):
+        async with asyncio.timeout(30), db.transaction() as s:  # stuck before the fix: TimeoutError here
+            await ingest.player_fact(s, ids[0], at(TODAY, 9), "login", pid)
+            await ingest.player_fact(s, ids[1], at(old_day, 9), "login", pid)
+    for event_id, day in zip(ids, (TODAY, old_day), strict=True):
+        async with db.transaction() as s:
+            assert await ingest.player_fact(s, event_id, at(day, 9), "login", pid)
+    assert old_day in await partition_days(db, "player_facts")
 
 
 # ---- filters --------------------------------------------------------------------------------------------

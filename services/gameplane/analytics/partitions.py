@@ -24,6 +24,14 @@ def ddl(table: str, day: date) -> str:
             f"FOR VALUES FROM ('{day.isoformat()}') TO ('{(day + timedelta(days=1)).isoformat()}')")
 
 
+# How long a creation on behalf of a consumer waits for the parent table. A consumer's batch runs
+# every event in one transaction: once an event has inserted into the parent, a later event of a day
+# with no partition waits here for that very transaction, which waits in Python for this one — a
+# deadlock PostgreSQL cannot see. The wait ends with LockNotAvailable instead, the batch rolls back,
+# and the events are retried one per transaction, where the creation comes before the insert.
+CONSUMER_LOCK_TIMEOUT = "2s"
+
+
 class Partitions:
     """Which days have their partitions (known to this process), and the creation of the others.
 
@@ -34,11 +42,13 @@ class Partitions:
     def __init__(self) -> None:
         self._known: set[tuple[str, date]] = set()
 
-    async def ensure(self, db: Database, table: str, days: Iterable[date]) -> None:
+    async def ensure(self, db: Database, table: str, days: Iterable[date],
+                     lock_timeout: str = CONSUMER_LOCK_TIMEOUT) -> None:
         missing = sorted({d for d in days if (table, d) not in self._known})
         if not missing:
             return
         async with db.transaction() as s:
+            await s.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout}'"))
             await s.execute(_LOCK)
             existing = set((await s.execute(
                 text("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -52,7 +62,8 @@ class Partitions:
         """Partitions from `days` days back to `days` days ahead of today, for every fact table."""
         span = [today + timedelta(days=i) for i in range(-days, days + 1)]
         for table in TABLES:
-            await self.ensure(db, table, span)
+            # never inside a facts transaction: it may wait out a consumer's bounded creation
+            await self.ensure(db, table, span, lock_timeout="30s")
 
 
 async def partition_days(db: Database, table: str) -> list[date]:
