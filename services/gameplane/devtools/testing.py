@@ -4,10 +4,13 @@ as another service or as a player would arrive through the gateway."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import io
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -17,13 +20,65 @@ from gameplane.devtools.identities import dev_identities
 from gameplane.kit.auth import PLAYER_HEADER
 from gameplane.kit.staff import STAFF_HEADER, Role, issue_staff_token
 
+# A start (migrations, pools, NATS) takes seconds even on a loaded two-core box; far past that it is
+# stuck, and pytest-timeout's stack of the main thread shows only the event loop waiting.
+START_SECONDS = 120.0
+
+
+def _awaited_frames(obj: Any) -> Iterator[FrameType]:
+    """The frames of a suspended coroutine and of everything it awaits, outermost first (a task's
+    own stack stops at its first frame). An async generator's `asend` hides its generator; the
+    garbage collector's referents still name it."""
+    seen: set[int] = set()
+    while obj is not None and id(obj) not in seen:
+        seen.add(id(obj))
+        frame = getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None) or getattr(obj, "gi_frame", None)
+        if frame is not None:
+            yield frame
+        nxt = getattr(obj, "cr_await", None) or getattr(obj, "ag_await", None) or getattr(obj, "gi_yieldfrom", None)
+        if nxt is None and frame is None:
+            nxt = next((r for r in gc.get_referents(obj) if hasattr(r, "ag_frame") or hasattr(r, "cr_frame")), None)
+        obj = nxt
+
+
+def _task_stacks() -> str:
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}", file=out)
+        for frame in _awaited_frames(task.get_coro()):
+            print(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}", file=out)
+    return out.getvalue()
+
 
 @asynccontextmanager
-async def running(app: FastAPI, base_url: str = "http://service") -> AsyncIterator[httpx.AsyncClient]:
-    """Start the app's lifespan (migrations, NATS, relay, consumers) and yield a client for it."""
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
-        yield client
+async def running(app: FastAPI, base_url: str = "http://service",
+                  start_seconds: float = START_SECONDS) -> AsyncIterator[httpx.AsyncClient]:
+    """Start the app's lifespan (migrations, NATS, relay, consumers) and yield a client for it.
+
+    A start that has not finished after `start_seconds` fails with where every task was waiting."""
+    me = asyncio.current_task()
+    assert me is not None
+    stuck: list[str] = []
+
+    def give_up() -> None:
+        stuck.append(_task_stacks())
+        me.cancel()
+
+    async with AsyncExitStack() as stack:
+        timer = asyncio.get_running_loop().call_later(start_seconds, give_up)
+        try:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        except asyncio.CancelledError:
+            if not stuck:
+                raise
+            me.uncancel()
+            name = getattr(app.state, "runtime", None) and app.state.runtime.name
+            raise AssertionError(f"{name or app.title} did not start in {start_seconds:.0f} s; "
+                                 f"where each task waited:\n{stuck[0]}") from None
+        finally:
+            timer.cancel()
+        yield await stack.enter_async_context(httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                                base_url=base_url))
 
 
 def as_service(app: FastAPI, caller: str = "gateway", player_id: uuid.UUID | None = None) -> dict[str, str]:
