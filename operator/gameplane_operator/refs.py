@@ -54,6 +54,11 @@ def secret_refs(spec: dict[str, Any]) -> list[SecretRef]:
     ingress = gw.get("ingress") or {}
     if ingress.get("enabled") and ingress.get("tlsSecretName"):
         refs.append(SecretRef(ingress["tlsSecretName"], "tls.crt", "spec.gateway.ingress.tlsSecretName"))
+    for site_name, site in (spec.get("sites") or {}).items():
+        site_ingress = (site or {}).get("ingress") or {}
+        if site_ingress.get("enabled") and site_ingress.get("tlsSecretName"):
+            refs.append(SecretRef(site_ingress["tlsSecretName"], "tls.crt",
+                                  f"spec.sites.{site_name}.ingress.tlsSecretName"))
     return refs
 
 

@@ -68,6 +68,28 @@ def workload_ready(w: WorkloadInfo) -> bool:
     return w.current and w.updated >= w.desired and w.total <= w.updated and w.ready >= max(w.desired, 1)
 
 
+def durability(spec: dict[str, Any]) -> tuple[bool, str, str]:
+    """DataDurable: whether a restart of the platform's own PostgreSQL or NATS keeps their data.
+
+    The embedded servers run on an emptyDir unless the spec sizes a volume (a cluster without a
+    default StorageClass would leave a claim Pending forever); that is fine for a demo and a
+    disaster for money, so the status says it instead of the manual only."""
+    db, msg = spec.get("database") or {}, spec.get("messaging") or {}
+    lost = []
+    if db.get("mode", "embedded") == "embedded" and not (db.get("embedded") or {}).get("storageSize"):
+        lost.append(("EphemeralDatabase", "the development PostgreSQL keeps its data in an emptyDir: a restart "
+                     "of its Pod loses every balance and ledger entry (set spec.database.embedded.storageSize, "
+                     "or use database.mode external)"))
+    if msg.get("mode", "embedded") == "embedded" and not (msg.get("embedded") or {}).get("storageSize"):
+        lost.append(("EphemeralEvents", "the development NATS keeps its stream in an emptyDir: a restart of its "
+                     "Pod loses the events no consumer has read yet (set spec.messaging.embedded.storageSize, "
+                     "or use messaging.mode external)"))
+    if not lost:
+        return True, "PersistentStorage", "the platform's data and events are on volumes or external servers"
+    reason = lost[0][0] if len(lost) == 1 else "EphemeralStorage"
+    return False, reason, "; ".join(m for _, m in lost)
+
+
 def _condition(
     old: dict[str, dict[str, Any]], ctype: str, status: bool, reason: str, message: str, generation: int, now: str
 ) -> dict[str, Any]:
@@ -187,6 +209,7 @@ def compute(
         _condition(old, "MonitoringConfigured", *outcome.monitoring, generation, stamp),
         _condition(old, "Degraded", *degraded, generation, stamp),
         _condition(old, "FaultsActive", *faults_cond, generation, stamp),
+        _condition(old, "DataDurable", *durability(spec), generation, stamp),
     ]
     status: dict[str, Any] = {
         "observedGeneration": generation if not paused else old_status.get("observedGeneration", 0),
@@ -236,5 +259,8 @@ def events(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str
             elif prev == "True":
                 out.append(("Normal", "Recovered", message))
         elif ctype == "FaultsActive" and (value == "True" or prev == "True"):
+            out.append(("Normal", reason, message))
+        elif ctype == "DataDurable" and value == "False":
+            # A development platform on emptyDirs is a choice, not a fault: said once, as Normal.
             out.append(("Normal", reason, message))
     return out

@@ -6,6 +6,7 @@ from the charts, the operator only decides their values. Pure functions, no I/O.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +111,13 @@ def _service_values(name: str, entry: dict[str, Any], enabled: bool, spec: dict[
                 "parentName": route.get("parentName", ""),
                 "parentNamespace": route.get("parentNamespace", ""),
             }
+    site = (spec.get("sites") or {}).get(name) if name in SITES else None
+    if site and (site.get("ingress") or {}).get("enabled"):
+        ing = site["ingress"]
+        v["ingress"] = {"enabled": True, "host": site.get("host", ""), "className": ing.get("className", ""),
+                        "tlsSecretName": ing.get("tlsSecretName", "")}
+    if env := browser_env(name, spec):
+        v["extraEnv"] = [{"name": k, "value": val} for k, val in env.items()]
     # The RGS simulator signs as the provider named "rgs": it gets that entry's Secret, nothing else.
     rgs = [p for p in spec.get("providers") or [] if p["name"] == "rgs"]
     providers = {"games": spec.get("providers"), "rgs": rgs}.get(name)
@@ -128,6 +136,44 @@ def _service_values(name: str, entry: dict[str, Any], enabled: bool, spec: dict[
     # The operator applies test hooks never; `helm test` is for chart users.
     v["tests"] = {"enabled": False}
     return v
+
+
+SITES = ("web", "backoffice")
+
+
+def site_url(spec: dict[str, Any], name: str) -> str | None:
+    """https://<host> (http:// when exposed without a TLS Secret) of spec.sites.<name>, if it has a host."""
+    site = (spec.get("sites") or {}).get(name) or {}
+    if not site.get("host"):
+        return None
+    ing = site.get("ingress") or {}
+    scheme = "http" if ing.get("enabled") and not ing.get("tlsSecretName") else "https"
+    return f"{scheme}://{site['host']}"
+
+
+def browser_env(name: str, spec: dict[str, Any]) -> dict[str, str]:
+    """The browser-facing addresses a service needs (what a player's browser opens, never an in-cluster
+    name): the site's own address and, from it, where PSPs send players back and which parent the
+    studio's game pages post to; each provider's game pages; each PSP's hosted page."""
+    web = site_url(spec, "web")
+    games = {p["name"]: p["gameUrl"] for p in spec.get("providers") or [] if p.get("gameUrl")}
+    hosted = [p["hostedUrl"] for p in spec.get("paymentProviders") or [] if p.get("hostedUrl")]
+    env: dict[str, str] = {}
+    if name == "web":
+        # No studio or PSP listed means none: the development defaults (127.0.0.1) never reach a cluster.
+        env["GP_WEB_GAME_URLS"] = json.dumps(games)
+        env["GP_WEB_PSP_URLS"] = json.dumps(hosted)
+        if web:
+            env["GP_WEB_PUBLIC_URL"] = web
+        if ((spec.get("sites") or {}).get("web") or {}).get("ingress", {}).get("enabled"):
+            env["GP_WEB_FORWARDED_FOR_HOPS"] = "1"  # the ingress controller's hop
+    elif name == "sessions" and games:
+        env["GP_SESSIONS_GAME_URLS"] = json.dumps(games)
+    elif name == "payments" and web:
+        env["GP_PAYMENTS_RETURN_URL"] = f"{web}/cashier/return?reference={{reference}}"
+    elif name == "rgs" and web:
+        env["GP_RGS_ALLOWED_PARENTS"] = json.dumps([web])
+    return env
 
 
 def _integrations(entries: list[dict[str, Any]]) -> list[Values]:

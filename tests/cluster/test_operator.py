@@ -384,6 +384,9 @@ def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], 
     body["spec"]["scheduling"] = copy.deepcopy(KWOK_SCHEDULING)  # kwok, instead of the sample's pools
     for svc in body["spec"]["services"]:
         svc.pop("scheduling", None)
+    # kwok has no volume provisioner: the sample's NATS volume would stay Pending, so NATS runs on
+    # an emptyDir here, which the status reports (DataDurable=False).
+    body["spec"]["messaging"]["embedded"].pop("storageSize")
     custom, core = api["custom"], api["core"]
     custom.create_namespaced_custom_object(GROUP, VERSION, SECRETS_NS, PLURAL, body)
 
@@ -414,6 +417,8 @@ def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], 
     events = core.list_namespaced_event(SECRETS_NS, field_selector="involvedObject.name=casino").items
     warnings = [e for e in events if e.type == "Warning"]
     assert {e.reason for e in warnings} == {"SecretNotFound"}, [(e.type, e.reason) for e in events]
+    durable = condition(obj, "DataDurable")
+    assert (durable["status"], durable["reason"]) == ("False", "EphemeralEvents"), durable
     assert all(e.reporting_component == "gameplane-operator" for e in events)
 
     # The database Secret with the wrong key: still not resolved, and the message says which key.
@@ -439,6 +444,20 @@ def test_missing_secrets_block_ready_until_they_exist(operator: dict[str, int], 
     assert metric(operator, "gameplane_operator_certificate_expiry_timestamp_seconds", **expiry) == expires
     events = core.list_namespaced_event(SECRETS_NS, field_selector="involvedObject.name=casino").items
     assert ("Normal", "AllSecretsFound") in {(e.type, e.reason) for e in events}
+    # The sample's sites: each on its own host behind the ingress controller, and the player site
+    # knows the addresses players' browsers use (never an in-cluster name).
+    ingresses = {i.metadata.name: i for i in api["net"].list_namespaced_ingress(SECRETS_NS).items}
+    # (the sample lists the back office's site but leaves the service disabled: no Ingress for it)
+    assert {n: [r.host for r in i.spec.rules] for n, i in ingresses.items()} == {
+        "casino-gateway": ["casino.example.com"], "casino-web": ["www.casino.example.com"]}
+    web = api["apps"].read_namespaced_deployment("casino-web", SECRETS_NS).spec.template.spec.containers[0]
+    env = {e.name: e.value for e in web.env or []}
+    assert env["GP_WEB_PUBLIC_URL"] == "https://www.casino.example.com"
+    assert json.loads(env["GP_WEB_GAME_URLS"]) == {"acme-slots": "https://play.acme.example"}
+    assert json.loads(env["GP_WEB_PSP_URLS"]) == ["https://pay.payfast.example"]
+    payments = api["apps"].read_namespaced_deployment("casino-payments", SECRETS_NS).spec.template.spec.containers[0]
+    assert {e.name: e.value for e in payments.env or []}["GP_PAYMENTS_RETURN_URL"] == (
+        "https://www.casino.example.com/cashier/return?reference={reference}")
     custom.delete_namespaced_custom_object(GROUP, VERSION, SECRETS_NS, PLURAL, "casino")
 
 

@@ -22,6 +22,7 @@ from gameplane.web.app import build_app
 from gameplane.web.settings import WebSettings
 
 RGS = "http://games.example:9100"
+STUDIO = "https://play.acme-slots.example"  # a second provider's game pages (a path is not part of an origin)
 PSP = "https://pay.example"
 
 
@@ -35,7 +36,8 @@ async def gateway() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def site(gateway: str) -> AsyncIterator[httpx.AsyncClient]:
-    settings = WebSettings(endpoints={"gateway": gateway}, rgs_url=RGS, psp_urls=[f"{PSP}/pay"],
+    settings = WebSettings(endpoints={"gateway": gateway},
+                           game_urls={"rgs": RGS, "acme-slots": f"{STUDIO}/games"}, psp_urls=[f"{PSP}/pay"],
                            public_url="https://casino.example", **dev_identities().settings("web"))
     # https: the site's cookies are Secure (and __Host-), which a client sends over https only
     async with running(build_app(settings), base_url="https://casino.example") as client:
@@ -53,7 +55,7 @@ async def test_every_page_carries_the_policy_and_the_hardening_headers(site: htt
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     csp = dict(d.strip().split(" ", 1) for d in r.headers["content-security-policy"].split(";"))
     assert csp["script-src"] == "'self'" and csp["style-src"] == "'self'"  # no inline script or style
-    assert csp["frame-src"] == f"'self' {RGS}"  # the studio's game pages, nothing else
+    assert csp["frame-src"] == f"'self' {RGS} {STUDIO}"  # each studio's game pages, nothing else
     assert csp["form-action"] == f"'self' {PSP}"  # forms (and their redirects) to the PSP's hosted pages
     assert csp["frame-ancestors"] == "'none'" and r.headers["x-frame-options"] == "DENY"
     assert r.headers["cache-control"] == "no-store" and r.headers["x-content-type-options"] == "nosniff"

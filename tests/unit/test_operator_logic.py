@@ -7,6 +7,7 @@ import asyncio
 import base64
 import copy
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -105,6 +106,52 @@ def test_payment_providers_reach_payments_and_the_psp_simulator_only_its_dialect
     assert [p["secretName"] for p in v["psp"]["paymentProviders"]] == ["simpsp-keys", "cardgw-keys"]
     assert "providers" not in v["payments"] and "providers" not in v["psp"]
     assert not any("paymentProviders" in v[n] for n in ("games", "wallet", "gateway", "rgs"))
+
+
+def _env(values: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in values.get("extraEnv") or []}
+
+
+def test_browser_facing_addresses_come_from_the_sites_the_providers_and_the_psps() -> None:
+    spec: dict[str, Any] = {
+        "version": "0.2.0", "services": [{"name": "rgs", "enabled": True}],
+        "sites": {"web": {"host": "www.casino.example", "ingress": {"enabled": True, "className": "nginx",
+                                                                   "tlsSecretName": "www-tls"}},
+                  "backoffice": {"host": "office.casino.example", "ingress": {"enabled": True}}},
+        "providers": [{"name": "acme", "baseUrl": "http://acme-api.internal", "gameUrl": "https://play.acme.example",
+                       "secretRef": {"name": "acme-keys"}},
+                      {"name": "rgs", "baseUrl": "http://demo-rgs", "secretRef": {"name": "rgs-keys"}}],
+        "paymentProviders": [{"name": "payfast", "baseUrl": "https://api.payfast.example",
+                              "hostedUrl": "https://pay.payfast.example/checkout", "secretRef": {"name": "pf"}}],
+    }  # fmt: skip
+    v = chart_values("demo", spec, KEYS)
+    web = _env(v["web"])
+    assert web["GP_WEB_PUBLIC_URL"] == "https://www.casino.example"
+    # each studio's browser-facing address; one without a gameUrl is not framed at all
+    assert json.loads(web["GP_WEB_GAME_URLS"]) == {"acme": "https://play.acme.example"}
+    assert json.loads(web["GP_WEB_PSP_URLS"]) == ["https://pay.payfast.example/checkout"]
+    assert web["GP_WEB_FORWARDED_FOR_HOPS"] == "1"
+    assert v["web"]["ingress"] == {"enabled": True, "host": "www.casino.example", "className": "nginx",
+                                   "tlsSecretName": "www-tls"}  # fmt: skip
+    assert v["backoffice"]["ingress"]["host"] == "office.casino.example"
+    assert json.loads(_env(v["sessions"])["GP_SESSIONS_GAME_URLS"]) == {"acme": "https://play.acme.example"}
+    assert _env(v["payments"])["GP_PAYMENTS_RETURN_URL"] == (
+        "https://www.casino.example/cashier/return?reference={reference}")
+    assert json.loads(_env(v["rgs"])["GP_RGS_ALLOWED_PARENTS"]) == ["https://www.casino.example"]
+    # an exposed site without a TLS Secret is plain http, and nobody else gets an ingress from sites
+    spec["sites"]["web"]["ingress"] = {"enabled": True}
+    assert _env(chart_values("demo", spec, KEYS)["web"])["GP_WEB_PUBLIC_URL"] == "http://www.casino.example"
+    assert "ingress" not in v["gateway"] and "ingress" not in v["wallet"]
+
+
+def test_without_sites_or_game_urls_no_development_address_reaches_a_cluster() -> None:
+    v = chart_values("demo", {"version": "0.2.0", "providers": [
+        {"name": "acme", "baseUrl": "https://acme", "secretRef": {"name": "acme-keys"}}]}, KEYS)
+    web = _env(v["web"])
+    # the site's own 127.0.0.1 defaults for studios and PSPs are replaced by "none known"
+    assert json.loads(web["GP_WEB_GAME_URLS"]) == {} and json.loads(web["GP_WEB_PSP_URLS"]) == []
+    assert "GP_WEB_PUBLIC_URL" not in web and "ingress" not in v["web"]
+    assert "extraEnv" not in v["sessions"] and "extraEnv" not in v["payments"]
 
 
 def test_prepare_owns_and_hashes_and_turns_string_data_into_data() -> None:
@@ -421,3 +468,55 @@ def test_operator_config_reads_the_dev_defaults_from_the_environment(
     monkeypatch.delenv("GAMEPLANE_OPERATOR_IMAGE_TAG")
     monkeypatch.delenv("GAMEPLANE_OPERATOR_DEV_RELOAD")
     assert Config().defaults() == Defaults()
+
+
+def _durable(spec: dict[str, Any]) -> dict[str, Any]:
+    status = _status({}, platform={**PLATFORM, "spec": {"version": "0.1.0", **spec}})
+    return {c["type"]: c for c in status["conditions"]}["DataDurable"]
+
+
+def test_data_durable_says_what_a_restart_of_an_ephemeral_backend_would_lose() -> None:
+    # The CRD's defaults: both development servers, no volumes.
+    both = _durable({})
+    assert (both["status"], both["reason"]) == ("False", "EphemeralStorage")
+    assert "loses every balance" in both["message"] and "spec.database.embedded.storageSize" in both["message"]
+    assert "events no consumer has read" in both["message"]
+    sized_db = _durable({"database": {"mode": "embedded", "embedded": {"storageSize": "5Gi"}}})
+    assert (sized_db["status"], sized_db["reason"]) == ("False", "EphemeralEvents")
+    assert "balance" not in sized_db["message"] and "spec.messaging.embedded.storageSize" in sized_db["message"]
+    external_db = _durable({"database": {"mode": "external", "external": {"secretRef": {"name": "db", "key": "url"}}}})
+    assert external_db["reason"] == "EphemeralEvents"
+    sized_nats = _durable({"messaging": {"mode": "embedded", "embedded": {"storageSize": "1Gi"}}})
+    assert sized_nats["reason"] == "EphemeralDatabase"
+    durable = _durable({"database": {"mode": "external", "external": {"secretRef": {"name": "db", "key": "url"}}},
+                        "messaging": {"mode": "embedded", "embedded": {"storageSize": "1Gi"}}})
+    assert (durable["status"], durable["reason"]) == ("True", "PersistentStorage")
+    assert _durable({"database": {"mode": "external"}, "messaging": {"mode": "external", "url": "nats://n:4222"}})[
+        "status"] == "True"
+
+
+def test_an_ephemeral_backend_is_said_once_as_a_normal_event() -> None:
+    empty: dict[str, Any] = {}
+    ephemeral = _with(empty, DataDurable=("False", "EphemeralEvents"))
+    assert events(empty, ephemeral) == [("Normal", "EphemeralEvents", "DataDurable EphemeralEvents")]
+    assert events(ephemeral, ephemeral) == []
+    assert events(empty, _with(empty, DataDurable=("True", "PersistentStorage"))) == []
+
+
+def test_an_exposed_sites_tls_secret_is_a_referenced_secret() -> None:
+    spec = {"sites": {"web": {"host": "www.casino.example", "ingress": {"enabled": True, "tlsSecretName": "www-tls"}},
+                      "backoffice": {"host": "office.casino.example", "ingress": {"enabled": False,
+                                                                                "tlsSecretName": "office-tls"}}}}
+    refs = secret_refs(spec)
+    assert [(r.name, r.key, r.field) for r in refs] == [("www-tls", "tls.crt", "spec.sites.web.ingress.tlsSecretName")]
+
+
+def test_only_a_requests_per_second_target_makes_the_reconcile_ask_for_custom_metrics_again() -> None:
+    from gameplane_operator.reconcile import wants_custom_metrics
+
+    assert wants_custom_metrics({"services": [{"name": "gateway", "autoscaling": {"enabled": True, "rpsTarget": 50}}]})
+    # CPU-only autoscaling, a zero target, no services at all: the cached probe is good enough
+    assert not wants_custom_metrics({"services": [{"name": "gateway", "autoscaling": {"enabled": True,
+                                                                                      "cpuTargetPercent": 70}}]})
+    assert not wants_custom_metrics({"services": [{"name": "gateway", "autoscaling": {"rpsTarget": 0}}]})
+    assert not wants_custom_metrics({"services": [{"name": "wallet"}]}) and not wants_custom_metrics({})

@@ -211,7 +211,7 @@ def _specs(
         # which send them back to the site's cashier (browser-facing addresses: the local ones here).
         web_url = registry.url(catalog.get("web"), opts.base_port)
         per_service["web"] = {"GP_WEB_PUBLIC_URL": web_url,
-                              "GP_WEB_RGS_URL": registry.url(catalog.get("rgs"), opts.base_port),
+                              "GP_WEB_GAME_URLS": json.dumps({"rgs": registry.url(catalog.get("rgs"), opts.base_port)}),
                               "GP_WEB_PSP_URLS": json.dumps([registry.url(catalog.get("psp"), opts.base_port)])}
         per_service["payments"] = {**per_service["payments"],
                                    "GP_PAYMENTS_RETURN_URL": f"{web_url}/cashier/return?reference={{reference}}"}

@@ -106,11 +106,13 @@ async def _account_currency(rt: Runtime, player_id: uuid.UUID) -> str | None:
 
 
 def _launch_url(settings: SessionsSettings, provider: str, token: str, game_id: str) -> str | None:
-    try:
-        base = settings.endpoint(provider)
-    except LookupError:
-        return None
-    return f"{base}{settings.launch_path}?{urlencode({'token': token, 'game': game_id})}"
+    base = settings.game_urls.get(provider)
+    if base is None:
+        try:
+            base = settings.endpoint(provider)
+        except LookupError:
+            return None
+    return f"{base.rstrip('/')}{settings.launch_path}?{urlencode({'token': token, 'game': game_id})}"
 
 
 @public.post("", status_code=201, response_model=Launch, responses=refusals(*LAUNCH_REFUSALS))

@@ -23,3 +23,7 @@ class SessionsSettings(ServiceSettings):
     sweep_interval_seconds: float = Field(default=2.0, gt=0,
                                           description="how often expiries and due reality checks are processed")
     launch_path: str = Field(default="/launch", description="path of the provider's launch page")
+    game_urls: dict[str, str] = Field(default_factory=dict, description=(
+        "each provider's browser-facing address (provider -> URL), where a session's launch_url points; "
+        "a provider not listed falls back to its service endpoint (right for `gameplane up`, where "
+        "players' browsers reach the simulator at that address)"))

@@ -17,7 +17,7 @@ from gameplane.web.settings import WebSettings
 def build_app(settings: WebSettings | None = None) -> FastAPI:
     settings = settings or WebSettings()
     pages = Pages("gameplane.web", session_cookie="gp-player", session_ttl_seconds=settings.session_ttl_seconds,
-                  policy=ContentSecurityPolicy(frame_src=(settings.rgs_origin,), form_action=settings.psp_origins))
+                  policy=ContentSecurityPolicy(frame_src=settings.game_origins, form_action=settings.psp_origins))
 
     async def start(rt: Runtime) -> None:
         rt.state["gateway"] = Gateway(settings.endpoint("gateway"), timeout=settings.gateway_timeout_seconds)

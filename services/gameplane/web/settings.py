@@ -23,8 +23,10 @@ class WebSettings(ServiceSettings):
     # Browser-facing addresses: what a player's browser opens, not in-cluster service names.
     public_url: str = Field(default="http://127.0.0.1:8010", description="the site's own address as players "
                             "reach it: the origin game pages post their round messages to")
-    rgs_url: str = Field(default="http://127.0.0.1:8100", description="the game studio's public address: "
-                         "game pages are framed from it (CSP frame-src) and its messages are trusted from it")
+    game_urls: dict[str, str] = Field(default_factory=lambda: {"rgs": "http://127.0.0.1:8100"}, description=(
+        "each provider's browser-facing address (provider -> URL): its game pages are framed from "
+        "<url>/play (CSP frame-src lists exactly these origins) and its round messages are trusted from "
+        "that origin only; a game of a provider not listed is shown as unavailable"))
     psp_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8101"], description="the payment "
                                 "providers' hosted-page addresses a deposit form redirects to (CSP form-action)")
     session_ttl_seconds: int = Field(default=12 * 3600, gt=0, description="life of the session cookie; the "
@@ -43,8 +45,8 @@ class WebSettings(ServiceSettings):
     }, description="the help organisations every page links to (name -> URL)")
 
     @property
-    def rgs_origin(self) -> str:
-        return origin(self.rgs_url)
+    def game_origins(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(origin(u) for u in self.game_urls.values()))
 
     @property
     def psp_origins(self) -> tuple[str, ...]:

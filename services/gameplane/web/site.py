@@ -22,7 +22,7 @@ from gameplane.kit.problems import Problem, problem_response
 from gameplane.web import money
 from gameplane.web.cookie import PlayerSession
 from gameplane.web.gateway import ApiError, Gateway, Unavailable
-from gameplane.web.settings import WebSettings
+from gameplane.web.settings import WebSettings, origin
 
 router = APIRouter(include_in_schema=False)
 CSRF = [Depends(verify_csrf)]
@@ -342,10 +342,16 @@ async def play(session_id: str, ctx: Ctx = Depends(player)) -> Response:
         balance = await balance_of(ctx, session["currency"])
     games = await catalogue(ctx, prot["jurisdiction"])
     title = next((g["title"] for g in games if g["game_id"] == session["game_id"]), session["game_id"])
-    game_url = f"{ctx.settings.rgs_url.rstrip('/')}/play?" + urlencode(
+    studio = ctx.settings.game_urls.get(session["provider"])
+    if not studio:
+        # A provider whose game pages players cannot reach from here: say so rather than frame nothing.
+        return ctx.page("refused.html", status_code=503, heading=f"{title} cannot be opened on this site",
+                        reason="Its studio has no address for players' browsers configured here. "
+                               "Choose another game from the lobby.")
+    game_url = f"{studio.rstrip('/')}/play?" + urlencode(
         {"token": session["token"], "game": session["game_id"], "parent": ctx.settings.public_url.rstrip("/")})
     return ctx.page("play.html", session=session, game_url=game_url, balance=balance, title=title,
-                    rgs_origin=ctx.settings.rgs_origin, reality_minutes=prot.get("reality_check_minutes"))
+                    rgs_origin=origin(studio), reality_minutes=prot.get("reality_check_minutes"))
 
 
 @router.post("/play/{session_id}/end", dependencies=CSRF)
