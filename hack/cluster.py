@@ -35,7 +35,8 @@ CONTROLLERS = ("kube-controller-manager", "kube-scheduler", "kwok")
 
 def build(log: bool = True) -> dict[str, float]:
     """Every tool the cluster runs (not skaffold: its users build it)."""
-    return cp.build_all(log=log, keys=(*cp.PLANE_BUILDS, "coredns", "kube-router", "metrics-server", "helm"))
+    return cp.build_all(log=log, keys=(*cp.PLANE_BUILDS, "coredns", "kube-router", "metrics-server",
+                                                "prometheus-adapter", "helm"))
 
 
 def build_everything() -> None:
@@ -72,6 +73,7 @@ def build_everything() -> None:
             built["kubernetes"].wait()
             built["metrics-server"].wait()
             built["coredns"].wait()
+            built["prometheus-adapter"].wait()
             images.build(daemon, only=["node"])
     finally:
         thread.join()

@@ -43,6 +43,9 @@ ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
 METRICS_SERVER_VERSION = "v0.9.0"
+# The custom metrics API (custom.metrics.k8s.io) from Prometheus, for HPAs on requests per second
+# (observability/prometheus-adapter/config.yaml). The module proxy serves it by exact version only.
+PROMETHEUS_ADAPTER_VERSION = "v0.12.0"
 COREDNS_VERSION = "v1.15.0"
 # The NetworkPolicy enforcer of the real test node (iptables + ipset; the bridge CNI enforces
 # nothing). The module proxy serves only v2.1.0, which has advisories against its pinned
@@ -183,6 +186,13 @@ BUILDS: tuple[GoBuild, ...] = (
         version=METRICS_SERVER_VERSION,
         packages={"metrics-server": "sigs.k8s.io/metrics-server/cmd/metrics-server"},
         ldflags=(f"-X k8s.io/component-base/version.gitVersion={METRICS_SERVER_VERSION}",),
+    ),
+    GoBuild(
+        key="prometheus-adapter",
+        module="sigs.k8s.io/prometheus-adapter",
+        version=PROMETHEUS_ADAPTER_VERSION,
+        packages={"prometheus-adapter": "sigs.k8s.io/prometheus-adapter/cmd/adapter"},
+        ldflags=(f"-X k8s.io/component-base/version.gitVersion={PROMETHEUS_ADAPTER_VERSION}",),
     ),
     GoBuild(
         key="coredns",

@@ -664,6 +664,22 @@ def nats_version() -> str:
     return m.group(1)
 
 
+def prometheus_binary() -> Path:
+    """Debian's Prometheus server (package prometheus, which `make host-deps` installs)."""
+    found = shutil.which("prometheus")
+    if found is None:
+        raise RuntimeError("prometheus not found: `make host-deps` installs Debian's package")
+    return Path(found)
+
+
+def prometheus_version() -> str:
+    out = subprocess.run([str(prometheus_binary()), "--version"], capture_output=True, text=True, check=True)
+    m = re.search(r"version (\d+\.\d+\.\d+)", out.stdout + out.stderr)
+    if not m:
+        raise RuntimeError(f"unexpected `prometheus --version` output: {out.stdout!r}")
+    return m.group(1)
+
+
 def pause_source() -> Path:
     cp = _load_controlplane()
     return Path(cp.go_env()["GOMODCACHE"]) / f"k8s.io/kubernetes@{cp.K8S_VERSION}" / "build/pause/linux/pause.c"
@@ -736,6 +752,8 @@ _TAGS = {
     "pause": lambda: ["gameplane/pause:3.10", f"gameplane/pause:{pause_version()}"],
     "metrics-server": lambda: [f"gameplane/metrics-server:{_load_controlplane().METRICS_SERVER_VERSION}"],
     "coredns": lambda: [f"gameplane/coredns:{_load_controlplane().COREDNS_VERSION}"],
+    "prometheus-adapter": lambda: [f"gameplane/prometheus-adapter:{_load_controlplane().PROMETHEUS_ADAPTER_VERSION}"],
+    "prometheus": lambda: [f"gameplane/prometheus:{prometheus_version()}"],
 }
 
 IMAGES: tuple[Image, ...] = (
@@ -746,6 +764,8 @@ IMAGES: tuple[Image, ...] = (
     Image("pause", "node", "pause.Dockerfile", context=STAGE / "pause"),
     Image("metrics-server", "node", "metrics-server.Dockerfile", context=STAGE / "metrics-server"),
     Image("coredns", "node", "coredns.Dockerfile", context=STAGE / "coredns"),
+    Image("prometheus-adapter", "node", "prometheus-adapter.Dockerfile", context=STAGE / "prometheus-adapter"),
+    Image("prometheus", "node", "prometheus.Dockerfile", context=STAGE / "prometheus", uses_base=True),
 )
 BY_KEY = {i.key: i for i in IMAGES}
 GROUPS = ("service", "operator", "dev", "node")
@@ -780,10 +800,14 @@ def stage(image: Image) -> str:
     if image.key == "dev-nats":
         _copy_if_changed(nats_binary(), image.context / "nats-server")
         return nats_version()
-    if image.key in ("metrics-server", "coredns"):  # a static Go binary of hack/controlplane.py
-        cp.build_one(cp.TOOLS[image.key])
+    if image.key in ("metrics-server", "coredns", "prometheus-adapter"):  # a static Go binary of hack/controlplane.py
+        build = cp.TOOLS[image.key]
+        cp.build_one(build)
         _copy_if_changed(cp.tool(image.key), image.context / image.key)
-        return str(cp.METRICS_SERVER_VERSION if image.key == "metrics-server" else cp.COREDNS_VERSION)
+        return str(build.version)
+    if image.key == "prometheus":
+        _copy_if_changed(prometheus_binary(), image.context / "prometheus")
+        return prometheus_version()
     if image.key == "pause":
         src = pause_source()
         if not src.exists():

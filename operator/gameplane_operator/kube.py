@@ -42,12 +42,13 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
 # Every kind a drift correction can name exists from the start at 0 (see metrics.py).
 for _, _kind in CHILD_KINDS:
     metrics.DRIFT_CORRECTIONS.labels(kind=_kind)
+CUSTOM_METRICS = "custom.metrics.k8s.io/v1beta1"  # an HPA's requests-per-second (Pods) metric
 # APIs the charts gate on with .Capabilities.APIVersions.Has: passed to `helm template`.
 GATED_APIS: tuple[tuple[str, str | None], ...] = (
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
-    ("custom.metrics.k8s.io/v1beta1", None),
+    (CUSTOM_METRICS, None),
 )
 
 
@@ -102,11 +103,15 @@ class Kube:
         return self.dyn.resources.get(api_version=api_version, kind=kind)
 
     def _serves(self, api_version: str, kind: str | None) -> bool:
+        if kind is None:
+            # A group version by discovery, as helm's .Capabilities.APIVersions lists it. Its
+            # resources are no test: an aggregated API such as custom.metrics.k8s.io lists none
+            # until it has data, then names like pods/<metric> that look like subresources.
+            group, _, _ = api_version.rpartition("/")
+            groups = kubernetes.client.ApisApi(self.api).get_api_versions().groups
+            return any(g.name == group and any(v.group_version == api_version for v in g.versions) for g in groups)
         try:
-            if kind is None:
-                self.dyn.resources.get(api_version=api_version)
-            else:
-                self._resource(api_version, kind)
+            self._resource(api_version, kind)
             return True
         except ResourceNotFoundError:
             return False

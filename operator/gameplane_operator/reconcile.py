@@ -22,7 +22,7 @@ from typing import Any
 from . import desired as d
 from .config import HASH_ANNOTATION, MANAGED_BY_LABEL, PLATFORM_LABEL
 from .identities import service_keys, trusted_keys
-from .kube import Kube
+from .kube import CUSTOM_METRICS, Kube
 from .render import Capabilities, Renderer, RenderError
 from .status import Outcome
 from .values import MANAGED_BY, SECRETS_SUFFIX, Defaults, chart_values, enabled_services
@@ -85,6 +85,11 @@ def _owned_by(obj: d.Obj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
 
+def wants_custom_metrics(spec: dict[str, Any]) -> bool:
+    """Some service's autoscaling asks for a requests-per-second target (a Pods metric)."""
+    return any(((svc.get("autoscaling") or {}).get("rpsTarget") or 0) > 0 for svc in spec.get("services") or [])
+
+
 async def apply_platform(
     kube: Kube, renderer: Renderer, platform: dict[str, Any], defaults: Defaults | None = None, concurrency: int = 6,
     last: dict[d.Key, str] | None = None,
@@ -96,6 +101,10 @@ async def apply_platform(
     spec = platform.get("spec") or {}
     with failing_as("other"):  # reads of what the render needs: the API server is unreachable or refuses
         caps = await kube.capabilities()
+        if wants_custom_metrics(spec) and CUSTOM_METRICS not in caps.api_versions:
+            # The cached probe may predate an adapter installed since: ask again (at most every 10 s)
+            # rather than render the HPA without its requests-per-second metric until the resync.
+            caps = await kube.capabilities(max_age=10.0)
         keys = await platform_secrets(kube, ns, name)
         identities = await service_keys(kube, ns, name, enabled_services(spec))
         trusted = await trusted_keys(kube, ns, name)

@@ -75,6 +75,31 @@ def pods(kubectl: Run, ns: str, selector: str = "", terminating: bool = False,
             and (jobs or not any(o.get("kind") == "Job" for o in p["metadata"].get("ownerReferences", [])))]
 
 
+def pod_states(kubectl: Run, ns: str, logs_of_unready: bool = True) -> str:
+    """Each Pod of `ns`: ready or not, restarts, why its last container ended (OOMKilled, Error ...),
+    and, for a Pod not Ready, its events and the tail of its previous container's log: what a
+    failed assertion about the namespace needs to say."""
+    lines = []
+    for p in pods(kubectl, ns, terminating=True):
+        name = p["metadata"]["name"]
+        statuses = p["status"].get("containerStatuses") or []
+        restarts = sum(c.get("restartCount", 0) for c in statuses)
+        last = [c["lastState"]["terminated"].get("reason", "?") for c in statuses
+                if c.get("lastState", {}).get("terminated")]
+        waiting = [c["state"]["waiting"].get("reason", "?") for c in statuses if c.get("state", {}).get("waiting")]
+        lines.append(f"{name}: ready={pod_ready(p)} phase={p['status'].get('phase')} restarts={restarts} "
+                     f"last={last} waiting={waiting}")
+        if logs_of_unready and not pod_ready(p):
+            events = kubectl("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}",
+                             "-o", "custom-columns=T:.lastTimestamp,R:.reason,M:.message", "--no-headers",
+                             check=False).stdout  # fmt: skip
+            previous = kubectl("logs", name, "-n", ns, "--previous", "--tail=30", check=False).stdout
+            current = kubectl("logs", name, "-n", ns, "--tail=30", check=False).stdout
+            lines.append(f"  events:\n{events[-2000:]}  previous log:\n{previous[-3000:]}\n"
+                         f"  current log:\n{current[-3000:]}")
+    return "\n".join(lines)
+
+
 def pod_ready(pod: dict[str, Any]) -> bool:
     return condition(pod, "Ready").get("status") == "True" and pod["metadata"].get("deletionTimestamp") is None
 

@@ -1,4 +1,5 @@
-"""What the real node needs: the pause and metrics-server images, and images loaded into containerd."""
+"""What the real node needs: the pause, metrics-server, prometheus-adapter and Prometheus images, and
+images loaded into containerd."""
 
 from __future__ import annotations
 
@@ -32,6 +33,24 @@ def test_metrics_server_image(docker: Docker, images_session: Session) -> None:
     assert docker.inspect(tag)["Config"]["User"] == "65534:65534"
     r = docker.run(tag, "--help")
     assert "--kubelet-preferred-address-types" in r.stdout + r.stderr
+
+
+def test_prometheus_adapter_image(docker: Docker, images_session: Session) -> None:
+    tag = images_session.built["prometheus-adapter"].tags[0]
+    assert tag == "gameplane/prometheus-adapter:v0.12.0"
+    config = docker.inspect(tag)["Config"]
+    assert config["User"] == "65534:65534" and config["Entrypoint"] == ["/adapter"]
+    r = docker.run(tag, "--help", check=False)
+    assert "--prometheus-url" in r.stdout + r.stderr and "--metrics-relist-interval" in r.stdout + r.stderr
+
+
+def test_prometheus_image_runs_debians_server_as_nobody(docker: Docker, images_session: Session) -> None:
+    tag = images_session.built["prometheus"].tags[0]
+    host = subprocess.run(["prometheus", "--version"], capture_output=True, text=True).stdout.split()[2]
+    assert tag == f"gameplane/prometheus:{host.split('+')[0]}"  # the host package's own version
+    assert docker.inspect(tag)["Config"]["User"] == "65534:65534"
+    r = docker.run(tag, "--version")
+    assert f"version {host}" in r.stdout + r.stderr  # the binary runs on the base's glibc
 
 
 @contextlib.contextmanager

@@ -95,7 +95,8 @@ class _Failing(http.server.BaseHTTPRequestHandler):
     """A platform that answers every request 503 problem+json, as a gateway with its upstreams down."""
 
     def _answer(self) -> None:
-        body = json.dumps({"type": "https://gameplane.io/problems/service-unavailable", "status": 503}).encode()
+        body = json.dumps({"type": "https://gameplane.io/problems/service-unavailable", "status": 503,
+                           "detail": "players unreachable"}).encode()
         self.send_response(503)
         self.send_header("content-type", "application/problem+json")
         self.send_header("content-length", str(len(body)))
@@ -130,4 +131,26 @@ def test_a_failing_platform_is_counted_not_fatal_and_the_command_exits_1(tmp_pat
     assert {k: summary["actions"]["register"][k] for k in ("count", "ok", "errors")} == {"count": 3, "ok": 0,
                                                                                        "errors": 3}
     assert summary["errors_by_kind"] == {"register 503 service-unavailable": 3}
+    assert summary["error_examples"] == {"register 503 service-unavailable": "players unreachable"}
     assert summary["server_errors"] == 3
+
+
+def test_a_gateway_given_alone_is_enough_to_run_against_a_cluster(tmp_path):
+    # A platform in a cluster has no local secrets file: --gateway alone runs (here against a
+    # platform answering 503, which the summary counts), where no platform at all is refused above.
+    from typer.testing import CliRunner
+
+    from gameplane.cli.main import app
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        result = CliRunner().invoke(app, ["load", "--data-dir", str(tmp_path / "none"), "--gateway", url,
+                                          "--players", "2", "--duration", "1", "--json"])
+    finally:
+        server.shutdown()
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert summary["target"] == {"gateway": url, "rgs": None, "psp": None}
+    assert summary["actions"]["register"]["count"] == 2

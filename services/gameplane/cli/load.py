@@ -42,16 +42,15 @@ class Target:
     browser talks to."""
 
     gateway: str
-    rgs: str
-    psp: str
+    rgs: str | None  # None: a platform without the simulator (a play with funds then fails, counted)
+    psp: str | None
 
     @classmethod
-    def from_secrets(cls, secrets: dict[str, Any], gateway: str | None = None) -> Target:
+    def from_secrets(cls, secrets: dict[str, Any], gateway: str | None = None, rgs: str | None = None) -> Target:
         services = secrets.get("services", {})
-        missing = [s for s in ("gateway", "rgs", "psp") if s not in services and not (s == "gateway" and gateway)]
-        if missing:
-            raise LookupError(f"the platform runs no {', '.join(missing)}")
-        return cls(gateway or services["gateway"], services["rgs"], services["psp"])
+        if not (gateway or "gateway" in services):
+            raise LookupError("the platform runs no gateway")
+        return cls(gateway or services["gateway"], rgs or services.get("rgs"), services.get("psp"))
 
 
 @dataclass(frozen=True)
@@ -71,20 +70,23 @@ class LoadOptions:
 class Failed(Exception):
     """An action got an answer it could not go on with; `kind` is how the summary counts it."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, detail: str = "") -> None:
         super().__init__(kind)
         self.kind = kind
+        self.detail = detail  # the problem's detail: says which dependency, which limit
 
 
 def failure(resp: httpx.Response) -> Failed:
     """"<status> <problem type slug>" (the stable part of a problem+json answer), else the status."""
-    kind = str(resp.status_code)
+    kind, detail = str(resp.status_code), resp.text[:200]
     if resp.headers.get("content-type", "").startswith("application/problem+json"):
         try:
-            kind += " " + str(resp.json().get("type", "")).rstrip("/").rsplit("/", 1)[-1]
+            problem = resp.json()
+            kind += " " + str(problem.get("type", "")).rstrip("/").rsplit("/", 1)[-1]
+            detail = str(problem.get("detail") or problem.get("title") or "")
         except ValueError:
             pass
-    return Failed(kind)
+    return Failed(kind, detail)
 
 
 def expect(resp: httpx.Response, *statuses: int) -> httpx.Response:
@@ -137,10 +139,10 @@ class Load:
         try:
             outcome = await work()
         except Failed as exc:
-            self.stats.record(action, time.perf_counter() - t0, error=exc.kind)
+            self.stats.record(action, time.perf_counter() - t0, error=exc.kind, detail=exc.detail)
             return False
         except Exception as exc:  # no answer, or not the documented one: counted, and the run goes on
-            self.stats.record(action, time.perf_counter() - t0, error=type(exc).__name__)
+            self.stats.record(action, time.perf_counter() - t0, error=type(exc).__name__, detail=str(exc)[:200])
             return False
         finally:
             self.in_flight -= 1
@@ -184,6 +186,8 @@ class Load:
     async def play(self, gw: httpx.AsyncClient, browser: httpx.AsyncClient, p: Player) -> str | None:
         if await self.cash(gw, p) < self.opts.stake * self.opts.spins:
             return "no-funds"  # a deposit not credited yet: nothing to stake, not the platform's fault
+        if self.target.rgs is None:
+            raise Failed("no-rgs")  # nowhere to spin (--rgs names the studio's simulator)
         session = expect(await gw.post("/v1/sessions", json={"game_id": GAME}, headers=p.auth), 201).json()
         expect(await browser.get(session["launch_url"]), 200)
         played = expect(await browser.post(f"{self.target.rgs}/sessions/{session['token']}/spins",
@@ -309,13 +313,14 @@ def run_load(target: Target, opts: LoadOptions, *, as_json: bool, console: Conso
     else:
         console.print(summary_table(summary))
         for kind, n in summary["errors_by_kind"].items():
-            console.print(f"  error {kind}: {n}")
+            example = summary["error_examples"].get(kind)
+            console.print(f"  error {kind}: {n}" + (f" (first: {example})" if example else ""))
         for kind, n in summary["outcomes"].items():
             console.print(f"  {kind}: {n}")
     return summary
 
 
-def target_from(data_dir: Path | None, gateway: str | None) -> Target:
+def target_from(data_dir: Path | None, gateway: str | None, rgs: str | None = None) -> Target:
     from gameplane.devtools import localsecrets  # a laptop's file: not in the service image
 
-    return Target.from_secrets(localsecrets.read(data_dir), gateway)
+    return Target.from_secrets(localsecrets.read(data_dir), gateway, rgs)

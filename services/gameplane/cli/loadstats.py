@@ -92,8 +92,10 @@ class Stats:
     actions: dict[str, ActionStats] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)  # e.g. "withdraw review": not errors
+    examples: dict[str, str] = field(default_factory=dict)  # the first detail of each error kind
 
-    def record(self, action: str, seconds: float, error: str | None = None, outcome: str | None = None) -> None:
+    def record(self, action: str, seconds: float, error: str | None = None, outcome: str | None = None,
+               detail: str = "") -> None:
         s = self.actions.setdefault(action, ActionStats())
         s.latencies.append(seconds)
         if error is None:
@@ -101,6 +103,7 @@ class Stats:
         else:
             s.failed += 1
             self.errors[f"{action} {error}"] += 1
+            self.examples.setdefault(f"{action} {error}", detail)
         if outcome is not None:
             self.outcomes[f"{action} {outcome}"] += 1
 
@@ -129,5 +132,6 @@ class Stats:
             "rate_per_s": round(self.mixed() / elapsed, 2) if elapsed > 0 else 0.0,
             "actions": {a: s.summary() for a, s in sorted(self.actions.items())},
             "errors_by_kind": dict(self.errors.most_common()),
+            "error_examples": {k: self.examples[k] for k in self.errors},
             "outcomes": dict(sorted(self.outcomes.items())),
         }

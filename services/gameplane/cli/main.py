@@ -74,6 +74,8 @@ def load(
         None, help="Data dir of the local platform (`gameplane up`) whose URLs to use [env GAMEPLANE_DATA_DIR; "
                    "default .gameplane]."),
     gateway: str | None = typer.Option(None, help="Gateway URL [default: the local platform's]."),
+    rgs: str | None = typer.Option(None, help="RGS simulator URL, where plays spin [default: the local "
+                                              "platform's; none: a play with funds fails as no-rgs]."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Put players on a running platform.
@@ -89,7 +91,7 @@ def load(
     except MixError as exc:
         raise typer.BadParameter(str(exc), param_hint="--mix") from None
     try:
-        target = target_from(data_dir, gateway)
+        target = target_from(data_dir, gateway, rgs)
     except LookupError as exc:
         raise typer.BadParameter(f"{exc}: start it with `gameplane up` or pass --data-dir",
                                  param_hint="--data-dir") from None
