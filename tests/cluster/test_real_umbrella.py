@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from clusterlib import Run, wait_for
-from realnode import pod_ready, pods, restricted, service_url
+from realnode import pod_ready, pod_states, pods, restricted, service_url
 
 pytestmark = pytest.mark.cluster
 NS, RELEASE = "real-umbrella", "casino"
@@ -69,9 +69,17 @@ def test_nats_keeps_its_stream_across_a_pod_restart(umbrella: str, kubectl: Run)
     assert [c["status"]["phase"] for c in pvc] == ["Bound"], pvc
     # Events in the stream first: a registration publishes players' snapshot events.
     gateway = service_url(kubectl, NS, f"{RELEASE}-gateway")
-    reg = httpx.post(gateway + "/v1/players/register", timeout=30, json={
-        "email": f"store-{uuid.uuid4().hex[:10]}@example.com", "password": "store-In-Cluster-2026",
-        "date_of_birth": "1990-01-02", "country": "MT", "currency": "EUR"})  # fmt: skip
+    body = {"email": f"store-{uuid.uuid4().hex[:10]}@example.com", "password": "store-In-Cluster-2026",
+            "date_of_birth": "1990-01-02", "country": "MT", "currency": "EUR"}
+
+    def registered() -> httpx.Response | None:
+        # Right after the install the first registration (a cold players Pod hashing a password while
+        # 14 Pods start on two cores) once took longer than the gateway's 10 s upstream timeout: the
+        # gateway's 503 says "try again", which a client does; any other answer is final.
+        r = httpx.post(gateway + "/v1/players/register", timeout=30, json=body)
+        return None if r.status_code == 503 else r
+
+    reg = wait_for("a registration through the gateway", registered, timeout=90, interval=2)
     assert reg.status_code == 201, reg.text
     before = wait_for("events in the stream", lambda: (s := _stream(kubectl))["state"]["messages"] > 0 and s,
                       timeout=60, interval=1)  # fmt: skip
@@ -106,7 +114,8 @@ def test_helm_test_passes_with_real_test_pods(umbrella: str, helm: Run, kubectl:
     if out.returncode != 0:  # a failed test Pod stays (only succeeded ones are deleted): say why it failed
         failed = re.findall(r"pod (\S+) failed", out.stderr)
         logs = {pod: kubectl("logs", pod, "-n", NS, check=False).stdout[-3000:] for pod in failed}
-        raise AssertionError(f"helm test failed:\n{out.stdout}\n{out.stderr}\nlogs of the failed Pods: {logs}")
+        raise AssertionError(f"helm test failed:\n{out.stdout}\n{out.stderr}\nlogs of the failed Pods: {logs}\n"
+                             f"the namespace's Pods:\n{pod_states(kubectl, NS)}")
     suites = [ln for ln in out.stdout.splitlines() if ln.startswith("TEST SUITE:")]
     phases = [ln.split()[-1] for ln in out.stdout.splitlines() if ln.startswith("Phase:")]
     # one hook per service plus the discovery check, every one run by the kubelet to completion
@@ -130,8 +139,11 @@ def test_helm_test_fails_when_a_readiness_probe_breaks(umbrella: str, helm: Run,
         pod_ready(p) for p in pods(kubectl, NS, "app.kubernetes.io/component=players")), timeout=120)  # fmt: skip
     # A Pod Ready again reaches its Service's endpoints a moment later (the EndpointSlice update):
     # the hooks pass again once it has.
-    wait_for("helm test passing again", lambda: helm(
-        "test", RELEASE, "-n", NS, "--timeout", "120s", check=False).returncode == 0, timeout=240, interval=5)
+    try:
+        wait_for("helm test passing again", lambda: helm(
+            "test", RELEASE, "-n", NS, "--timeout", "120s", check=False).returncode == 0, timeout=240, interval=5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nthe namespace's Pods:\n{pod_states(kubectl, NS)}") from None
 
 
 def _secret_url(kubectl: Run, service: str) -> str:

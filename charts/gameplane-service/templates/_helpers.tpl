@@ -284,3 +284,25 @@ spec:
           protocol: TCP
 {{- end }}
 {{- end -}}
+
+{{/* Python for a `helm test` Pod: readyz(url) passes once the URL answers 2xx. A fresh Pod's own
+NetworkPolicy admission reaches the node's policy agent a moment after the Pod starts (longer on a
+busy node, when the connection is refused meanwhile): a connection that fails is tried again for
+up to a minute; an answer that is not 2xx (the service is not ready) fails at once. */}}
+{{- define "gp.readyzCheck" -}}
+import time, urllib.error, urllib.request
+def readyz(url, patience=60):
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=10)
+            print("ready:", url, flush=True)
+            return
+        except urllib.error.HTTPError:
+            raise
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise
+            print("not reachable yet:", url, exc, flush=True)
+            time.sleep(2)
+{{- end }}
