@@ -29,7 +29,7 @@ def build_app(settings: PlayersSettings | None = None, *, clock: Clock = system_
                       on_start=[START_JOBS], on_stop=[STOP_JOBS])
     ctx = PlayersContext(db=runtime.database, settings=settings,
                          passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib,
-                                             settings.argon2_parallelism),
+                                             settings.argon2_parallelism, settings.argon2_concurrency),
                          signing_key=runtime.identity, clock=clock)
     # Staff routes first: /internal/players/audit must not be taken for a player id.
     app = create_app(runtime, [*staff_routers, *routers], title="gameplane players", description=DESCRIPTION)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -44,20 +46,28 @@ def check_strength(password: str, email: str | None = None) -> None:
 
 
 class Passwords:
-    """argon2id with the service's cost settings. Hashing is CPU-bound: call it off the event loop."""
+    """argon2id with the service's cost settings. Hashing is CPU-bound: call it off the event loop.
 
-    def __init__(self, time_cost: int = 3, memory_kib: int = 65536, parallelism: int = 2) -> None:
+    Each hash or verification holds `memory_kib` of memory while it runs, so at most `concurrency`
+    run at once (the others wait their turn in their threads): six sign-ups at once, 64 MiB each,
+    got the players container OOM-killed under the small profile's 256 MiB limit."""
+
+    def __init__(self, time_cost: int = 3, memory_kib: int = 65536, parallelism: int = 2,
+                 concurrency: int = 2) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism,
                                       type=Type.ID)
+        self._slots = threading.BoundedSemaphore(concurrency)
         # Verifying against a real hash when the email is unknown makes both answers take as long.
         self._decoy = self._hasher.hash("decoy password for unknown accounts")
 
     def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+        with self._slots:
+            return self._hasher.hash(password)
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
         try:
-            return self._hasher.verify(stored_hash or self._decoy, password) and stored_hash is not None
+            with self._slots:
+                return self._hasher.verify(stored_hash or self._decoy, password) and stored_hash is not None
         except (VerificationError, InvalidHashError):
             return False
 

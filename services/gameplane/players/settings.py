@@ -28,6 +28,9 @@ class PlayersSettings(ServiceSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=1024)
     argon2_parallelism: int = Field(default=2, ge=1)
+    argon2_concurrency: int = Field(default=2, ge=1, description="password hashes (sign-ups, logins) computed at "
+                                    "once; each holds argon2_memory_kib, so this bounds what a burst can take: "
+                                    "two at the default 64 MiB fit the small profile's 256 MiB limit")
     sweep_interval_seconds: float = Field(default=60.0, gt=0,
                                           description="how often due pending limit changes are applied")
 

@@ -43,7 +43,8 @@ async def _create(settings: PlayersSettings, username: str, password: str, force
         # The command writes an account and issues no token: it needs no key of players, so a
         # throwaway one fills the context (were it ever to sign, no service would trust it).
         ctx = PlayersContext(db=db, settings=settings, passwords=Passwords(
-            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism),
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism,
+            settings.argon2_concurrency),
             signing_key=SigningKey.generate())
         return await bootstrap_admin(ctx, username, password, force=force)
     finally:
