@@ -4,6 +4,12 @@ A real `gameplane up` (every service its own process); players registered throug
 funded through the wallet's internal deposit API, a game session each. Then an open-loop load of
 BENCH_PROVIDERS_RATE bet calls per second (default 300) for BENCH_SECONDS (default 20) through
 the gateway, as a studio would call (BENCH_PROVIDERS_TARGET=games calls games directly).
+
+BENCH_PROVIDERS_SERVICES=path (the default) runs the services a provider call and the bench's setup
+pass through: the gateway, players, games and every service games calls, transitively (the
+catalogue's `calls`). =all runs every built service, so the event consumers (bonus, risk,
+affiliates, analytics) share the two cores with the path and their CPU per call is counted; in a
+real deployment they run elsewhere, which is why the latency target is for the path.
 Latency counts from each call's scheduled start, so a stall shows up in the tail instead of
 silently lowering the rate.
 
@@ -38,6 +44,7 @@ import httpx
 import jwt
 from _common import CpuMeter, bench_seconds, cpu_report, log, open_loop, percentile, platform, result_line
 
+from gameplane import catalog
 from gameplane.contracts import wallet as wallet_api
 from gameplane.contracts.games import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from gameplane.devtools import localsecrets
@@ -52,6 +59,7 @@ PLAYERS = int(os.environ.get("BENCH_PROVIDERS_PLAYERS", "96"))
 STAKE = 10
 
 
+SERVICES = os.environ.get("BENCH_PROVIDERS_SERVICES", "path")
 HOPS = 3  # service tokens on a provider call: gateway -> games, games -> wallet, games -> sessions
 
 
@@ -177,12 +185,27 @@ async def load(target: str, secret: str, tokens: list[str], seconds: float) -> t
     return latencies, total - statuses.get("200", 0), total, elapsed
 
 
+def provider_path() -> list[str]:
+    """The gateway and players (the setup registers players) plus games and what it calls, transitively."""
+    chosen = ["gateway", "players"]
+    todo = ["games"]
+    while todo:
+        name = todo.pop()
+        if name not in chosen:
+            chosen.append(name)
+            todo += catalog.get(name).calls
+    return chosen
+
+
 def main() -> None:
     seconds = bench_seconds(20.0)
+    if SERVICES not in ("path", "all"):
+        raise SystemExit(f"BENCH_PROVIDERS_SERVICES must be path or all, not {SERVICES!r}")
+    only = ["--only", ",".join(provider_path())] if SERVICES == "path" else None
     tokens_cpu = token_costs()
     # Provider calls are charged to the gateway's partner limit (1,000/s per address by default),
     # so the bench runs with the gateway's real settings.
-    with platform() as p:
+    with platform(extra_args=only) as p:
         target = p.url("games") if os.environ.get("BENCH_PROVIDERS_TARGET") == "games" else p.gateway
         provider_secret = localsecrets.read(p.data_dir)["providers"]["rgs"]["secret"]
         log(f"setting up {PLAYERS} players with sessions")
@@ -202,7 +225,7 @@ def main() -> None:
     log(f"{total} calls in {elapsed:.1f}s; mean {statistics.mean(ms):.1f} ms, max {max(ms):.1f} ms")
     cpu_ms = cpu_report(cpu, total, "call")
     result_line("providers", rate_per_s=total / elapsed, p50_ms=percentile(ms, 0.50), p99_ms=percentile(ms, 0.99),
-                errors=errors, cpu_ms_per_call=cpu_ms, **tokens_cpu)
+                errors=errors, cpu_ms_per_call=cpu_ms, services=SERVICES, **tokens_cpu)
 
 
 if __name__ == "__main__":
