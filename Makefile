@@ -49,12 +49,13 @@ host-deps:
 ## images tiers build from source (Go tools, images; cached, so seconds when warm) is built in the
 ## background from the start: cold, it overlaps the first three tiers, and skaffold (built last)
 ## the cluster tier's first tests; each tier waits for just what it needs (the builds' locks).
+## --durations: the slowest tests of each group are printed, to keep the run inside its time budget.
 test: $(STAMP) host-deps
 	$(VENV)/bin/ruff check services operator tests bench hack
 	@mkdir -p .gameplane; \
 	$(PY) hack/cluster.py build > .gameplane/prebuild.log 2>&1 & pre=$$!; \
-	rc=0; $(PY) -m pytest -q -p no:cacheprovider tests/unit tests/services tests/system tests/security tests/browser || rc=$$?; \
-	rc2=0; $(PY) -m pytest -q -p no:cacheprovider tests/cluster tests/images || rc2=$$?; \
+	rc=0; $(PY) -m pytest -q -p no:cacheprovider --durations=25 tests/unit tests/services tests/system tests/security tests/browser || rc=$$?; \
+	rc2=0; $(PY) -m pytest -q -p no:cacheprovider --durations=25 tests/cluster tests/images || rc2=$$?; \
 	wait $$pre || echo "background build failed (.gameplane/prebuild.log); the tiers rebuilt what they needed" >&2; \
 	if [ $$rc -eq 0 ]; then rc=$$rc2; fi; exit $$rc
 

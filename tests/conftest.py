@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from gameplane.devtools.identities import dev_identities
@@ -20,6 +23,27 @@ from gameplane.devtools.infra import PG_TEMPLATE_CACHE, EmbeddedPostgres, NatsSe
 # public keys (GP_<SVC>_SERVICE_KEY / _PUBLIC_KEYS), as `gameplane up` wires its processes; tests
 # sign as any caller with `dev_identities()`. A test that needs other keys passes them explicitly.
 dev_identities().export()
+
+
+def _session_temproot() -> Path:
+    """A temporary root of this session alone, under /tmp/gameplane-pytest-<uid>/<pid>.
+
+    pytest makes /tmp/pytest-of-<user> private again whenever a session starts and deletes all but
+    its three newest directories; either would pull an earlier, still running session's PostgreSQL
+    data from under it (the server runs as an unprivileged user that must traverse the path). Roots
+    of sessions that have ended are removed here instead."""
+    base = Path(tempfile.gettempdir()) / f"gameplane-pytest-{os.getuid()}"
+    base.mkdir(mode=0o711, exist_ok=True)  # others may traverse, not list
+    for old in base.iterdir():
+        if old.name.isdigit() and int(old.name) != os.getpid() and not psutil.pid_exists(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
+    root = base / str(os.getpid())
+    root.mkdir(mode=0o711, exist_ok=True)
+    return root
+
+
+# Read by pytest when the first temporary directory is made, so setting it here is in time.
+os.environ["PYTEST_DEBUG_TEMPROOT"] = str(_session_temproot())
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -108,7 +109,10 @@ def test_stale_daemon_is_cleaned_up_and_sessions_share_one_daemon(images_session
     """A second, throwaway engine (own paths, own cgroup): killed with a container running, as when a
     run is killed, then cleaned up by the next session; nested sessions keep it until the last ends."""
     main = images_session.daemon
-    d = images.Daemon(run_dir=tmp_path / "run", data_root=tmp_path / "data", cgroup_parent="/gameplane-docker-test")
+    # The engine's sockets live under run_dir and a unix socket path has at most 104 bytes: a short
+    # directory of its own, not the (long) pytest temporary path.
+    run_dir = Path(tempfile.mkdtemp(prefix="gpd-"))
+    d = images.Daemon(run_dir=run_dir, data_root=tmp_path / "data", cgroup_parent="/gameplane-docker-test")
     archive = tmp_path / "pause.tar"
     images.save(main, ["gameplane/pause:3.10"], archive)
     d.up()
@@ -136,4 +140,5 @@ def test_stale_daemon_is_cleaned_up_and_sessions_share_one_daemon(images_session
     finally:
         d.down()
         d.cleanup()
+        shutil.rmtree(run_dir, ignore_errors=True)
     assert main.ping()  # the tier's own engine was never touched

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from chartlib import container_env
+from chartlib import container_env, helm
 from pydantic import ValidationError
 
 from gameplane.contracts.games import DEV_PROVIDER_SECRET, MAX_AMOUNT_MINOR, signed_headers
@@ -35,20 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 BET_PATH = "/providers/rgs/bet"
 
 
-def _helm() -> Path:
-    """The real helm the cluster tier uses, built from source once and cached (shared lock)."""
-    from hack import controlplane
-
-    try:
-        controlplane.build_all(log=False, keys=("helm",))
-    except RuntimeError as exc:  # no Go toolchain on this machine
-        pytest.skip(f"LOUD SKIP: cannot build helm: {exc}")
-    return controlplane.tool("helm")
-
-
 def render(*set_args: str) -> tuple[str, list[dict[str, Any]]]:
     """`helm template p charts/gameplane --set ...`: the text and its documents."""
-    args = [str(_helm()), "template", "p", str(REPO / "charts" / "gameplane")]
+    args = [str(helm()), "template", "p", str(REPO / "charts" / "gameplane")]
     for item in set_args:
         args += ["--set", item]
     out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120)

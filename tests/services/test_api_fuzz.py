@@ -13,9 +13,8 @@ Bounded for CI: `GP_FUZZ_EXAMPLES` cases per operation and mode (default 15: abo
 requests, two to three minutes on two cores), derandomized so every run sends the same requests.
 `GP_FUZZ_SEED=random` explores new ones, `GP_FUZZ_SEED=<n>` replays a run Hypothesis reported;
 `GP_FUZZ_REPORT=<file>` collects every finding. A long run, e.g.
-`GP_FUZZ_EXAMPLES=500 GP_FUZZ_SEED=random pytest tests/services/test_api_fuzz.py --basetemp=/tmp/fuzz`,
-wants a basetemp of its own on a shared machine: pytest keeps only the last three of its default
-temporary directories, and a newer session deleting this one takes its Postgres data with it.
+`GP_FUZZ_EXAMPLES=500 GP_FUZZ_SEED=random pytest tests/services/test_api_fuzz.py`, may run beside
+other sessions: each session has a temporary root of its own (tests/conftest.py).
 """
 
 from __future__ import annotations

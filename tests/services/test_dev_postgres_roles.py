@@ -14,22 +14,17 @@ from typing import Any
 import asyncpg
 import pytest
 import yaml
+from chartlib import helm
 
 from gameplane.devtools.infra import HOST, EmbeddedPostgres, postgres_bin_dir
 from gameplane.kit import migrate
-from hack import controlplane
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "server-password-for-the-test"
 
 
 def _render() -> list[dict[str, Any]]:
-    helm = controlplane.tool("helm")
-    if not helm.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"helm is not built ({helm})")
-        pytest.skip(f"HELM NOT BUILT ({helm}): run python hack/controlplane.py build")
-    out = subprocess.run([str(helm), "template", "p", "charts/gameplane", "-n", "casino",
+    out = subprocess.run([str(helm()), "template", "p", "charts/gameplane", "-n", "casino",
                           "--set", f"secrets.postgresPassword={PASSWORD}"],
                          capture_output=True, text=True, cwd=REPO, timeout=120, check=True)  # fmt: skip
     return [d for d in yaml.safe_load_all(out.stdout) if d]

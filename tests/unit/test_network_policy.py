@@ -14,7 +14,6 @@ Nothing here enforces packets: the bridge CNI of the real node does not implemen
 from __future__ import annotations
 
 import ipaddress
-import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,22 +21,17 @@ from typing import Any
 
 import pytest
 import yaml
+from chartlib import helm
 
 from gameplane import catalog
-from hack import controlplane
 
 REPO = Path(__file__).resolve().parents[2]
 NS = "casino"
 RELEASE = "p"
-HELM = controlplane.tool("helm")
 
 
 def helm_template(*args: str, chart: str = "charts/gameplane") -> list[dict[str, Any]]:
-    if not HELM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"helm is not built ({HELM}): python hack/controlplane.py build")
-        pytest.skip(f"HELM NOT BUILT ({HELM}): run python hack/controlplane.py build")
-    out = subprocess.run([str(HELM), "template", RELEASE, chart, "-n", NS, *args], capture_output=True,
+    out = subprocess.run([str(helm()), "template", RELEASE, chart, "-n", NS, *args], capture_output=True,
                          text=True, cwd=REPO, timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stderr
     return [d for d in yaml.safe_load_all(out.stdout) if d]

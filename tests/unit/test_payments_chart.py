@@ -7,36 +7,30 @@ secret is checked against this rendered environment once payments' code is prese
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from chartlib import helm
 
 from gameplane import catalog
 from gameplane.devtools import localsecrets
 from gameplane_operator.values import PSP_SIMULATOR_DIALECTS
-from hack import controlplane
 
 REPO = Path(__file__).resolve().parents[2]
-HELM = controlplane.tool("helm")
 RELEASE = "p"
 PSPS = [("payfast", "https://api.payfast.example", "payfast-keys"), ("simpsp", "http://p-psp:8000", "simpsp-keys")]
 
 
 def render(*sets: str, enable: tuple[str, ...] = ("payments", "psp")) -> tuple[str, list[dict[str, Any]]]:
-    if not HELM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"helm is not built ({HELM}): python hack/controlplane.py build")
-        pytest.skip(f"HELM NOT BUILT ({HELM}): run python hack/controlplane.py build")
     # until their code lands the umbrella's schema refuses enabling them (the catalogue's `built`)
     skip = ["--skip-schema-validation"] if not all(catalog.get(n).built for n in enable) else []
     args = [a for n in enable for a in ("--set", f"{n}.enabled=true")]
     for s in sets:
         args += ["--set", s]
-    out = subprocess.run([str(HELM), "template", RELEASE, "charts/gameplane", "-n", "casino", *skip, *args],
+    out = subprocess.run([str(helm()), "template", RELEASE, "charts/gameplane", "-n", "casino", *skip, *args],
                          capture_output=True, text=True, cwd=REPO, timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stderr
     return out.stdout, [d for d in yaml.safe_load_all(out.stdout) if d]
@@ -113,9 +107,7 @@ def test_no_development_mode_and_no_psp_key_reach_a_deployment() -> None:
 
 
 def test_the_schema_refuses_an_inline_key() -> None:
-    if not HELM.exists():
-        pytest.skip(f"HELM NOT BUILT ({HELM})")
-    out = subprocess.run([str(HELM), "template", RELEASE, "charts/gameplane-service", "--set", "name=payments",
+    out = subprocess.run([str(helm()), "template", RELEASE, "charts/gameplane-service", "--set", "name=payments",
                           "--set", "paymentProviders[0].name=payfast", "--set", "paymentProviders[0].baseUrl=https://x",
                           "--set", "paymentProviders[0].secretName=payfast-keys",
                           "--set", "paymentProviders[0].secret=0123456789abcdef0123"],
@@ -154,10 +146,8 @@ def test_payments_started_from_the_rendered_environment_refuses_the_published_se
 
 @pytest.mark.parametrize("name", ["GP_PAYMENTS_DEV_MODE", "gp_games_dev_mode"])
 def test_no_deployment_can_be_put_in_development_mode(name: str) -> None:
-    if not HELM.exists():
-        pytest.skip(f"HELM NOT BUILT ({HELM})")
     service = "payments" if "PAYMENTS" in name.upper() else "games"
-    args = [str(HELM), "template", RELEASE, "charts/gameplane-service", "--set", f"name={service}",
+    args = [str(helm()), "template", RELEASE, "charts/gameplane-service", "--set", f"name={service}",
             "--set", f"extraEnv[0].name={name}", "--set-string", "extraEnv[0].value=true"]
     out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode != 0 and f"extraEnv may not set {name}" in out.stderr, out.stderr

@@ -4,34 +4,28 @@ environment, read back by the services' own settings. Default: 1 % of the traces
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from chartlib import helm
 
 from gameplane import catalog
 from gameplane.kit.settings import ServiceSettings, settings_config
 from gameplane_operator.values import chart_values
-from hack import controlplane
 
 REPO = Path(__file__).resolve().parents[2]
-HELM = controlplane.tool("helm")
 KEYS = {"service-token-secret": "s" * 32, "player-token-secret": "p" * 32, "postgres-password": "pw"}
 COLLECTOR = "http://otel-collector.monitoring.svc:4318"
 
 
 def rendered_env(spec: dict[str, Any], tmp_path: Path) -> dict[str, dict[str, str]]:
     """Each enabled service's ConfigMap data, rendered from what the operator makes of `spec`."""
-    if not HELM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"helm is not built ({HELM}): python hack/controlplane.py build")
-        pytest.skip(f"HELM NOT BUILT ({HELM}): run python hack/controlplane.py build")
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump(chart_values("p", {"version": "0.1.0", **spec}, KEYS)))
-    out = subprocess.run([str(HELM), "template", "p", "charts/gameplane", "-n", "casino", "-f", str(values)],
+    out = subprocess.run([str(helm()), "template", "p", "charts/gameplane", "-n", "casino", "-f", str(values)],
                          capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     docs = [d for d in yaml.safe_load_all(out.stdout) if d]
