@@ -28,6 +28,8 @@ from gameplane.kit.staff import issue_staff_token
 from gameplane.players.app import build_app as build_players
 from gameplane.players.settings import PlayersSettings
 from gameplane.players.staff.accounts import bootstrap_admin
+from gameplane.wallet.app import build_app as build_wallet
+from gameplane.wallet.settings import WalletSettings
 
 ADMIN, ADMIN_PASSWORD = "office-admin", "admin passphrase for the office"
 STAFF_PASSWORD = "staff passphrase for the office"
@@ -53,9 +55,9 @@ class Office:
     clock: ManualClock
     admin_secret: str
 
-    def client(self) -> httpx.AsyncClient:
-        """A fresh browser: its own cookie jar."""
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.backoffice), base_url=SITE,
+    def client(self, backoffice: Any = None) -> httpx.AsyncClient:
+        """A fresh browser (its own cookie jar), on this office's back office or on `backoffice`."""
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=backoffice or self.backoffice), base_url=SITE,
                                  headers={"accept": "text/html"})
 
     def code(self, secret: str) -> str:
@@ -96,12 +98,16 @@ def nav(html: str) -> set[str]:
     return set(re.findall(r'href="(/[a-z]+)"', block.group(1))) if block else set()
 
 
+office_players_url: list[str] = []  # the module's players, for a second back office
+
+
 @pytest.fixture(scope="module")
 async def office(module_service_settings: Any) -> AsyncIterator[Office]:
     clock = ManualClock()
     players = build_players(module_service_settings(PlayersSettings, **FAST_HASH), clock=clock)
     sock = listener()
     async with served(players, sock) as players_url, running(players) as p:
+        office_players_url.append(players_url)
         enrolled = await bootstrap_admin(players.state.players, ADMIN, ADMIN_PASSWORD, force=False)
         # only players runs: every other screen's service is absent, as under `gameplane up --only`
         settings = BackofficeSettings(**dev_identities().settings("backoffice"), endpoints={"players": players_url},
@@ -314,3 +320,60 @@ async def test_an_admin_changes_roles_and_deactivates_an_account_on_the_staff_sc
     async with office.client() as browser:
         refused = await office.sign_in(browser, target, target_secret)
         assert refused.status_code == 401 and "__Host-gp-staff" not in refused.headers.get("set-cookie", "")
+
+
+def _links(html: str, rel: str) -> list[str]:
+    return [h.replace("&amp;", "&") for h in re.findall(rf'<a href="([^"]+)" rel="{rel}">', html)]
+
+
+async def test_a_search_and_a_players_transactions_are_paged_and_every_row_is_shown_once(
+        office: Office, module_service_settings: Any) -> None:
+    """With a page size of 2: a search matching 5 players walks pages of 2, 2 and 1 (the filter kept
+    in each link, each player once, in the players service's order), and a player's 5 deposits
+    walk back through the wallet's history cursor and return to the latest."""
+    prefix = f"pg{uuid.uuid4().hex[:8]}"
+    ids = []
+    for i in range(5):
+        body = {"email": f"{prefix}-{i}@example.com", "password": "correct horse battery staple",
+                "date_of_birth": "1990-04-01", "country": "MT", "currency": "EUR"}
+        r = await office.p.post("/v1/players/register", json=body, headers=as_service(office.players))
+        ids.append(r.json()["id"])
+        office.clock.advance(seconds=1)  # registration order is the search's order
+    wallet = build_wallet(module_service_settings(WalletSettings))
+    async with served(wallet) as wallet_url, httpx.AsyncClient(base_url=wallet_url) as wc:
+        for amount in (101, 102, 103, 104, 105):
+            r = await wc.post("/internal/wallet/deposits", headers=as_service(wallet, "payments"), json={
+                "idempotency_key": f"pg-{uuid.uuid4()}", "player_id": ids[0], "currency": "EUR", "amount": amount})
+            assert r.status_code == 200, r.text
+        paged = build_backoffice(BackofficeSettings(**dev_identities().settings("backoffice"), nats_url=None,
+                                                    endpoints={"players": office_players_url[0], "wallet": wallet_url},
+                                                    page_size=2))
+        name, secret = await office.enrol(["support"])
+        async with paged.router.lifespan_context(paged), office.client(paged) as browser:
+            await office.sign_in(browser, name, secret)
+            seen, sizes, url = [], [], f"/players?q={prefix}"
+            while url and len(sizes) < 10:  # a pager that never ends fails, not hangs
+                page = await browser.get(url)
+                assert page.status_code == 200, page.text
+                rows = re.findall(r'<a href="/players/([0-9a-f-]{36})">', page.text)
+                seen += rows
+                sizes.append(len(rows))
+                nxt = _links(page.text, "next")
+                assert all(f"q={prefix}" in link for link in nxt + _links(page.text, "prev"))
+                url = nxt[0] if nxt else ""
+            assert sizes == [2, 2, 1] and seen == ids  # each once, in order across pages
+            assert "Players 5–5" in page.text and _links(page.text, "prev") == [f"/players?q={prefix}&offset=2"]
+
+            shown, sizes, url = [], [], f"/players/{ids[0]}"
+            while url and len(sizes) < 10:  # a pager that never ends fails, not hangs
+                page = await browser.get(url)
+                assert page.status_code == 200, page.text
+                rows = re.findall(r'<td>deposit</td><td class="num">([^<]+)</td>', page.text)
+                shown += [int(re.sub(r"\D", "", amount)) for amount in rows]
+                sizes.append(len(rows))
+                nxt = [link.split("#")[0] for link in _links(page.text, "next")]
+                url = nxt[0] if nxt else ""
+            assert sizes == [2, 2, 1] and shown == [105, 104, 103, 102, 101]  # newest first, each once
+            assert f'<a href="/players/{ids[0]}#money-h">Latest transactions</a>' in page.text
+            stale = await browser.get(f"/players/{ids[0]}", params={"cursor": "not-a-cursor"})
+            assert stale.status_code == 400 and 'role="alert"' in stale.text  # the wallet's refusal, in words

@@ -19,3 +19,5 @@ class BackofficeSettings(ServiceSettings):
         "lifetime of the session cookie; the staff token inside it expires on players' clock "
         "(10 minutes), after which the person signs in again"))
     call_timeout_seconds: float = Field(default=5.0, gt=0, description="one call to a service behind a screen")
+    page_size: int = Field(default=50, ge=1, le=200, description=(
+        "rows per page of a list screen (player search, a player's transactions)"))

@@ -9,6 +9,7 @@ import asyncio
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -121,13 +122,21 @@ async def logout(request: Request) -> Response:
 @router.get("/players")
 async def players(request: Request, who: StaffContext = Depends(screen("players")),
                   q: str | None = Query(None, max_length=320),
-                  kyc: Literal["", "unverified", "pending", "verified", "rejected"] = "") -> HTMLResponse:
+                  kyc: Literal["", "unverified", "pending", "verified", "rejected"] = "",
+                  offset: int = Query(0, ge=0, le=1_000_000)) -> HTMLResponse:
+    size = request.app.state.runtime.settings.page_size
+    # one row more than a page says whether another page follows, without counting every match
     found = await office(request).get("players", "/internal/players", q=(q or "").strip() or None,
-                                      kyc_state=kyc or None)
-    return render(request, "players.html", players=found, q=q or "", kyc=kyc)
+                                      kyc_state=kyc or None, limit=size + 1, offset=offset)
+    keep = {k: v for k, v in (("q", (q or "").strip()), ("kyc", kyc)) if v}
+    pages = {"first": offset + 1, "last": offset + min(len(found), size),
+             "next": urlencode({**keep, "offset": offset + size}) if len(found) > size else None,
+             "previous": urlencode({**keep, "offset": max(offset - size, 0)}) if offset > 0 else None}
+    return render(request, "players.html", players=found[:size], q=q or "", kyc=kyc, pages=pages)
 
 
-async def _profile(request: Request, player_id: uuid.UUID) -> dict[str, Any]:
+async def _profile(request: Request, player_id: uuid.UUID, cursor: str | None = None) -> dict[str, Any]:
+    """Everything the profile shows; `cursor` (the wallet's history cursor) pages the transactions."""
     o = office(request)
     summary, protection, notes = await asyncio.gather(
         o.get("players", f"/internal/players/{player_id}"),
@@ -136,7 +145,8 @@ async def _profile(request: Request, player_id: uuid.UUID) -> dict[str, Any]:
     try:
         balances, history = await asyncio.gather(
             o.get("wallet", f"/internal/wallet/players/{player_id}/balances"),
-            o.get("wallet", f"/internal/wallet/players/{player_id}/transactions", limit=25))
+            o.get("wallet", f"/internal/wallet/players/{player_id}/transactions",
+                  limit=request.app.state.runtime.settings.page_size, cursor=cursor))
         wallet_down = False
     except Unavailable:
         balances, history, wallet_down = {"balances": []}, {"items": []}, True
@@ -148,13 +158,14 @@ async def _profile(request: Request, player_id: uuid.UUID) -> dict[str, Any]:
         except Unavailable:
             risk_down = True
     return {"player": summary, "protection": protection, "notes": notes, "balances": balances["balances"],
-            "transactions": history["items"], "wallet_down": wallet_down, "risk": risk, "risk_down": risk_down}
+            "transactions": history["items"], "older": history.get("next_cursor"), "paged": bool(cursor),
+            "wallet_down": wallet_down, "risk": risk, "risk_down": risk_down}
 
 
 @router.get("/players/{player_id}")
-async def player(request: Request, player_id: uuid.UUID,
-                 who: StaffContext = Depends(screen("players"))) -> HTMLResponse:
-    return render(request, "player.html", error=None, **await _profile(request, player_id))
+async def player(request: Request, player_id: uuid.UUID, who: StaffContext = Depends(screen("players")),
+                 cursor: str | None = Query(None, max_length=100)) -> HTMLResponse:
+    return render(request, "player.html", error=None, **await _profile(request, player_id, cursor))
 
 
 @router.post("/players/{player_id}/kyc", dependencies=CSRF)

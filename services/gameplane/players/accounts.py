@@ -95,8 +95,10 @@ async def get_player(ctx: PlayersContext, player_id: uuid.UUID) -> Player:
     return player
 
 
-async def search(ctx: PlayersContext, q: str | None, kyc_state: KycState | None, limit: int) -> list[Player]:
-    """The back office's player search: an id, or the start of an email (stored lower case)."""
+async def search(ctx: PlayersContext, q: str | None, kyc_state: KycState | None, limit: int,
+                 offset: int = 0) -> list[Player]:
+    """The back office's player search: an id, or the start of an email (stored lower case); `offset`
+    rows of the same order skipped (pages of a search)."""
     query = select(Player)
     if q is not None:
         q = q.strip().lower()
@@ -107,7 +109,8 @@ async def search(ctx: PlayersContext, q: str | None, kyc_state: KycState | None,
             query = query.where(Player.email.like(f"{escaped}%", escape="\\"))
     if kyc_state is not None:
         query = query.where(Player.kyc_state == kyc_state)
-    query = query.order_by(Player.kyc_updated_at.asc().nulls_last(), Player.registered_at, Player.id).limit(limit)
+    query = query.order_by(Player.kyc_updated_at.asc().nulls_last(), Player.registered_at, Player.id)
+    query = query.offset(offset).limit(limit)
     async with ctx.db.session() as s:
         return list((await s.scalars(query)).all())
 

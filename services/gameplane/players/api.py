@@ -209,10 +209,11 @@ async def search_players(_caller: str = Depends(callers("backoffice")),
                          q: str | None = Query(None, min_length=1, max_length=320, pattern=r"^[^\x00]+$",
                                                description="an email or its start, or a player id"),
                          kyc_state: KycState | None = None, limit: int = Query(50, ge=1, le=200),
+                         offset: int = Query(0, ge=0, le=1_000_000, description="rows of the result to skip"),
                          ctx: PlayersContext = Depends(players_context)) -> list[PlayerSummary]:
     """Back-office search (any staff role): players whose email starts with `q` (case-insensitive)
     or whose id is `q`, filtered by KYC state; oldest KYC submissions and registrations first."""
-    found = await accounts.search(ctx, q, kyc_state, limit)
+    found = await accounts.search(ctx, q, kyc_state, limit, offset)
     return [summary_of(p) for p in found]
 
 
