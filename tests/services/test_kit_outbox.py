@@ -81,6 +81,32 @@ async def test_outbox_delivers_exactly_the_committed_events_across_a_nats_restar
         await rt.stop()
 
 
+async def test_the_relay_listens_again_after_the_database_dropped_its_connection(new_database, isolated_nats):
+    """The relay is woken by NOTIFY; its poll is made an hour long here, so only a relay that opens a
+    new connection (and LISTENs on it) after the database terminated every backend delivers the
+    events committed afterwards. Each arrives once."""
+    rt = await _runtime(new_database("relisten"), isolated_nats.url)
+    run = uuid.uuid4().hex
+    try:
+        await asyncio.wait_for(rt.bus.ready.wait(), 10)
+        rt.relay.idle_poll = 3600.0
+        await _emit(rt, run, range(0, 5))
+        await _published(isolated_nats.url, run, expect=5)  # delivered on NOTIFY
+        await asyncio.sleep(0.3)  # the relay is asleep on its (hour-long) idle wait
+        async with rt.database.engine.connect() as conn:
+            killed = (await conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))).scalar_one()
+        assert killed >= 1  # the relay's own connection among them
+        await rt.database.engine.dispose()  # the pool's connections were terminated too
+        await _emit(rt, run, range(5, 10))
+        found = await _published(isolated_nats.url, run, expect=10)
+        assert sorted(e["data"]["n"] for e in found) == list(range(10))
+        assert len({e["id"] for e in found}) == 10
+    finally:
+        await rt.stop()
+
+
 def _recording() -> tuple[Consumers, list[int]]:
     """Consumers whose KitPing handler records each event in `seen` (same transaction) and in the list."""
     consumers = Consumers()

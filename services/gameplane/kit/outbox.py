@@ -9,6 +9,11 @@ JetStream acknowledged every one; JetStream (the durable log) is where events li
 A failure rolls the delete back and the batch goes out again: JetStream de-duplicates on
 `Nats-Msg-Id` (the event id), so a crash between publish and commit cannot deliver an event
 twice within the stream's duplicate window.
+
+The relay works on one bare asyncpg connection of its own, which also LISTENs for the NOTIFY of
+new rows: a SQLAlchemy session per poll (20 a second while events keep coming) cost the event loop
+about a third as much as the requests themselves in a profile of risk, and the connection is one
+per pod either way. When the database drops it, the next round opens a new one (LISTEN included).
 """
 
 from __future__ import annotations
@@ -33,9 +38,8 @@ NOTIFY_CHANNEL = "gameplane_outbox"
 # the rows stay locked (and deleted only if the transaction commits) while their batch is published
 # (the payload comes back as text and goes out as is: decoding jsonb only to encode it again was
 # most of the relay's CPU, taken from the same event loop that serves requests)
-_TAKE = text(
-    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT :n FOR UPDATE SKIP LOCKED) "
-    "RETURNING seq, CAST(id AS text), subject, CAST(headers AS text), CAST(payload AS text)")
+_TAKE = ("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) "
+         "RETURNING seq, CAST(id AS text), subject, CAST(headers AS text), CAST(payload AS text)")
 
 log = logging.getLogger("gameplane.outbox")
 
@@ -80,7 +84,7 @@ class OutboxRelay:
         self.batch = batch
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
+        self._conn: asyncpg.Connection | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"{self.service}-outbox-relay")
@@ -96,20 +100,29 @@ class OutboxRelay:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        if self._listener is not None:
-            await self._listener.close()
+        if self._conn is not None:
+            await self._conn.close(timeout=2)
+            self._conn = None
 
-    async def _listen(self) -> None:
+    async def _connection(self) -> asyncpg.Connection:
+        """The relay's own connection, listening for new rows; a new one when the last was lost."""
+        if self._conn is not None and not self._conn.is_closed():
+            return self._conn
+        self._conn = None
+        conn = await asyncpg.connect(self.db.dsn)
         try:
-            self._listener = await asyncpg.connect(self.db.dsn)
-            await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-        except Exception as exc:  # polling still delivers; the listener only cuts latency
-            log.warning("outbox LISTEN unavailable: %s", exc)
-            self._listener = None
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            # Lost (the server restarted, the backend was terminated): relay again at once, on a
+            # new connection, instead of sleeping until the idle poll with nobody listening.
+            conn.add_termination_listener(lambda _: self._wake.set())
+        except BaseException:
+            await conn.close(timeout=2)
+            raise
+        self._conn = conn
+        return conn
 
     async def _run(self) -> None:
         await self.bus.ready.wait()
-        await self._listen()
         backoff = 0.2
         while True:
             try:
@@ -130,8 +143,17 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch of rows, oldest first. Returns how many were published."""
-        async with self.db.transaction() as s:
-            rows = sorted((await s.execute(_TAKE, {"n": self.batch})).tuples().all(), key=_seq)
+        conn = await self._connection()
+        try:
+            return await self._take_and_publish(conn)
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+            conn.terminate()  # whatever state it is in, the next round starts on a new connection
+            self._conn = None
+            raise
+
+    async def _take_and_publish(self, conn: asyncpg.Connection) -> int:
+        async with conn.transaction():
+            rows = sorted(await conn.fetch(_TAKE, self.batch), key=_seq)
             if not rows:
                 return 0
             acks = []
