@@ -23,7 +23,7 @@ from gameplane.backoffice.app import build_app as build_backoffice
 from gameplane.backoffice.settings import BackofficeSettings
 from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.inprocess import listener, served
-from gameplane.devtools.testing import ManualClock, as_service, running
+from gameplane.devtools.testing import ManualClock, as_service
 from gameplane.kit.staff import issue_staff_token
 from gameplane.players.app import build_app as build_players
 from gameplane.players.settings import PlayersSettings
@@ -106,7 +106,8 @@ async def office(module_service_settings: Any) -> AsyncIterator[Office]:
     clock = ManualClock()
     players = build_players(module_service_settings(PlayersSettings, **FAST_HASH), clock=clock)
     sock = listener()
-    async with served(players, sock) as players_url, running(players) as p:
+    # served only: uvicorn runs its lifespan (entering it again would start a second runtime)
+    async with served(players, sock) as players_url, httpx.AsyncClient(base_url=players_url) as p:
         office_players_url.append(players_url)
         enrolled = await bootstrap_admin(players.state.players, ADMIN, ADMIN_PASSWORD, force=False)
         # only players runs: every other screen's service is absent, as under `gameplane up --only`

@@ -68,6 +68,7 @@ class Runtime:
         self.faults = Faults(name, parse(settings.faults), settings.faults_file)
         self._clients: dict[str, ServiceClient] = {}
         self.state: dict[str, Any] = {}
+        self._started = False
 
     @property
     def database(self) -> Database:
@@ -88,6 +89,18 @@ class Runtime:
         return self._clients[target]
 
     async def start(self) -> None:
+        # A second start would orphan the first's consumers and relay (still pulling from the shared
+        # durable consumers, never stopped): an app both served and entered by a test did that.
+        if self._started:
+            raise RuntimeError(f"{self.name} is already started: stop it first")
+        self._started = True
+        try:
+            await self._start()
+        except BaseException:
+            self._started = False  # a failed start may be tried again
+            raise
+
+    async def _start(self) -> None:
         self.faults.start()
         if self.db is not None and self.settings.db_wait_seconds > 0:
             await self.db.wait_reachable(self.settings.db_wait_seconds)
@@ -118,6 +131,7 @@ class Runtime:
         gc.freeze()
 
     async def stop(self) -> None:
+        self._started = False
         for hook in self.on_stop:
             await hook(self)
         await self.faults.stop()
