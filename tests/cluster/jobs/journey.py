@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
+import time
 import uuid
 
 import httpx
@@ -26,7 +28,25 @@ BACKOFFICE = SigningKey.from_pem(os.environ["BACKOFFICE_KEY"])
 SPINS, STAKE, DEPOSIT = int(os.environ.get("SPINS", "20")), 50, 10_000
 
 
+def wait_reachable(*urls: str, patience: float = 60) -> None:
+    """A TCP connection to each: this Pod's NetworkPolicy admission reaches the node's policy agent
+    a moment after the Pod starts (longer on a busy node), refusing connections meanwhile."""
+    deadline = time.monotonic() + patience
+    for url in urls:
+        u = httpx.URL(url)
+        while True:
+            try:
+                socket.create_connection((u.host, u.port or 80), timeout=5).close()
+                break
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                print("not reachable yet:", url, exc, flush=True)
+                time.sleep(2)
+
+
 def main() -> int:
+    wait_reachable(GATEWAY, WALLET)
     out: dict[str, object] = {}
     problems: list[str] = []
     with httpx.Client(base_url=GATEWAY, timeout=30) as gw:
