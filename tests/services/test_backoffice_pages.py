@@ -23,7 +23,7 @@ from gameplane.backoffice.app import build_app as build_backoffice
 from gameplane.backoffice.settings import BackofficeSettings
 from gameplane.devtools.identities import dev_identities
 from gameplane.devtools.inprocess import listener, served
-from gameplane.devtools.testing import ManualClock, as_service
+from gameplane.devtools.testing import ManualClock, as_service, as_staff
 from gameplane.kit.staff import issue_staff_token
 from gameplane.players.app import build_app as build_players
 from gameplane.players.settings import PlayersSettings
@@ -327,11 +327,12 @@ def _links(html: str, rel: str) -> list[str]:
     return [h.replace("&amp;", "&") for h in re.findall(rf'<a href="([^"]+)" rel="{rel}">', html)]
 
 
-async def test_a_search_and_a_players_transactions_are_paged_and_every_row_is_shown_once(
+async def test_a_search_a_players_transactions_and_the_audit_log_are_paged_and_every_row_is_shown_once(
         office: Office, module_service_settings: Any) -> None:
     """With a page size of 2: a search matching 5 players walks pages of 2, 2 and 1 (the filter kept
-    in each link, each player once, in the players service's order), and a player's 5 deposits
-    walk back through the wallet's history cursor and return to the latest."""
+    in each link, each player once, in the players service's order); a player's 5 deposits walk
+    back through the wallet's history cursor and return to the latest; the audit log of that player
+    (3 notes in players, 2 adjustments in the wallet) walks 2, 2, 1 with one cursor per service."""
     prefix = f"pg{uuid.uuid4().hex[:8]}"
     ids = []
     for i in range(5):
@@ -378,3 +379,36 @@ async def test_a_search_and_a_players_transactions_are_paged_and_every_row_is_sh
             assert f'<a href="/players/{ids[0]}#money-h">Latest transactions</a>' in page.text
             stale = await browser.get(f"/players/{ids[0]}", params={"cursor": "not-a-cursor"})
             assert stale.status_code == 400 and 'role="alert"' in stale.text  # the wallet's refusal, in words
+
+        admin_token = await office.staff_token(ADMIN, office.admin_secret, ADMIN_PASSWORD)
+        for n in range(3):
+            r = await office.p.post(f"/internal/players/{ids[0]}/notes", json={"text": f"note {n}"},
+                                    headers={**as_service(office.players, "backoffice"), "X-Staff-Token": admin_token})
+            assert r.status_code == 201, r.text
+        for n in range(2):
+            r = await wc.post("/internal/wallet/adjustments", headers=as_staff(wallet, "finance"), json={
+                "idempotency_key": f"adj-{uuid.uuid4()}", "player_id": ids[0], "currency": "EUR",
+                "amount": 10 + n, "reason": f"goodwill {n}"})
+            assert r.status_code == 200, r.text
+        name, secret = await office.enrol(["admin"])
+        async with paged.router.lifespan_context(paged), office.client(paged) as browser:
+            await office.sign_in(browser, name, secret)
+            records, sizes, url = [], [], f"/audit?target=player:{ids[0]}"
+            while url and len(sizes) < 10:
+                page = await browser.get(url)
+                assert page.status_code == 200, page.text
+                rows = re.findall(r"<tr><td>[^<]*</td><td>(players|wallet)</td><td>[^<]*</td><td>([a-z._]+)</td>"
+                                  r".*?<code>([^<]*)</code></td></tr>", page.text, re.S)
+                records += rows
+                sizes.append(len(rows))
+                nxt = _links(page.text, "next")
+                assert all(f"target=player%3A{ids[0]}" in link for link in nxt)
+                url = nxt[0] if nxt else ""
+        assert sizes == [2, 2, 1]
+        assert sorted((svc, action) for svc, action, _ in records) == [
+            *[("players", "players.note_added")] * 3, *[("wallet", "wallet.adjustment")] * 2]
+        # each record once, each service's newest first
+        assert [re.search(r"note \d", c).group(0) for svc, _, c in records if svc == "players"] == [
+            "note 2", "note 1", "note 0"]
+        assert [re.search(r"goodwill \d", c).group(0) for svc, _, c in records if svc == "wallet"] == [
+            "goodwill 1", "goodwill 0"]

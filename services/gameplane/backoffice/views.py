@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gameplane.backoffice import charts, display, screens
+from gameplane.backoffice import charts, display, paging, screens
 from gameplane.backoffice.session import action, screen, signed_in
 from gameplane.backoffice.upstream import Office, Refused, Unavailable, words_of
 from gameplane.kit.http import DependencyError
@@ -283,23 +283,33 @@ AUDITED = ("players", "wallet", "payments", "risk", "bonus", "affiliates")
 @router.get("/audit")
 async def audit(request: Request, who: StaffContext = Depends(screen("audit")),
                 actor: str | None = Query(None, max_length=200), target: str | None = Query(None, max_length=200),
-                service: Literal["", *AUDITED] = "") -> HTMLResponse:  # type: ignore[valid-type]
+                service: Literal["", *AUDITED] = "",  # type: ignore[valid-type]
+                cursor: str | None = Query(None, max_length=400)) -> HTMLResponse:
     o = office(request)
     wanted = [service] if service else list(AUDITED)
+    size = request.app.state.runtime.settings.page_size
+    cursors = paging.parse(cursor, wanted)  # an edited cursor: the newest page
 
-    async def one(name: str) -> tuple[str, list[dict[str, Any]] | None]:
+    async def one(name: str) -> tuple[str, paging.Fetched | None]:
+        if cursors.get(name) == paging.END:
+            return name, paging.Fetched([], more=False)
         try:
             page = await o.get(name, f"/internal/{name}/audit", actor=actor or None, target=target or None,
-                               limit=100)
+                               cursor=cursors.get(name), limit=size)
         except Unavailable:
             return name, None
-        return name, [{**r, "service": name} for r in page["records"]]
+        records = [{**r, "service": name, "when": datetime.fromisoformat(r["at"])} for r in page["records"]]
+        return name, paging.Fetched(records, more=page["next_cursor"] is not None)
 
-    answers = await asyncio.gather(*(one(n) for n in wanted))
-    records = sorted((r for _, rs in answers if rs for r in rs), key=lambda r: (r["at"], r["id"]), reverse=True)
-    missing = [n for n, rs in answers if rs is None]
-    return render(request, "audit.html", records=records[:200], missing=missing, services=AUDITED,
-                  service=service, actor=actor or "", target=target or "")
+    answers = dict(await asyncio.gather(*(one(n) for n in wanted)))
+    fetched = {n: f for n, f in answers.items() if f is not None}
+    shown, following = paging.merge(fetched, size, lambda a, b: a["when"] > b["when"], cursors)
+    keep = {k: v for k, v in (("service", service), ("actor", actor), ("target", target)) if v}
+    return render(request, "audit.html", records=[r for _, r in shown],
+                  missing=[n for n, f in answers.items() if f is None], services=AUDITED,
+                  service=service, actor=actor or "", target=target or "", paged=bool(cursors),
+                  newest=urlencode(keep),
+                  older=urlencode({**keep, "cursor": paging.render(following)}) if following else None)
 
 
 # ---- staff accounts -----------------------------------------------------------------------------
