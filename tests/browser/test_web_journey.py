@@ -280,6 +280,28 @@ def test_a_feature_whose_service_is_down_says_it_is_unavailable(page: Any, platf
     expect(page.get_by_role("button", name="Deposit")).to_be_visible()  # and back when payments is
 
 
+def test_a_player_submits_a_document_for_verification_and_sees_its_state(
+        page: Any, platform: Platform, snap: Callable[[Any, str], None]) -> None:
+    site, gateway = platform.url("web"), platform.gateway
+    email = register_and_sign_in(page, site)
+    page.get_by_role("link", name="Identity").click()
+    expect(page.locator("#kyc-state")).to_contain_text("not verified yet")
+    page.get_by_label("Document", exact=True).select_option("passport")
+    page.get_by_role("button", name="Submit for verification").click()  # no reference: the browser asks
+    expect(page).to_have_url(f"{site}/verify")
+    page.get_by_label("Document reference").fill("   ")  # only spaces: the site refuses in words
+    page.get_by_role("button", name="Submit for verification").click()
+    expect(page.get_by_role("alert")).to_contain_text("Give the document's reference")
+    page.get_by_label("Document reference").fill("VND-7731-passport")
+    page.get_by_role("button", name="Submit for verification").click()
+    expect(page.get_by_role("status")).to_contain_text("Your document is submitted")
+    expect(page.locator("#kyc-state")).to_contain_text("being checked")
+    expect(page.locator("#kyc-form")).to_have_count(0)  # nothing more to submit while it is checked
+    snap(page, "web-verify")
+    r = httpx.get(f"{gateway}/v1/players/me/kyc", headers=api_login(gateway, email), timeout=10)
+    assert r.status_code == 200 and r.json()["state"] == "pending", r.text  # players has it, not only the page
+
+
 def tab_to(page: Any, element_id: str, presses: int = 30) -> None:
     """Press Tab until the element has the focus (what a keyboard user does); fail if it never does."""
     for _ in range(presses):

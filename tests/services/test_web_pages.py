@@ -72,7 +72,7 @@ async def test_the_csrf_cookie_is_host_only_secure_httponly_and_strict(site: htt
 
 
 @pytest.mark.parametrize("path", ["/login", "/register", "/logout", "/cashier/deposit", "/safer-gambling/limits",
-                                  "/safer-gambling/self-exclusion", "/games/fruit-fives/launch"])
+                                  "/safer-gambling/self-exclusion", "/games/fruit-fives/launch", "/verify"])
 async def test_a_form_post_without_the_csrf_token_is_refused(site: httpx.AsyncClient, path: str) -> None:
     await site.get("/login")  # the client holds a CSRF cookie: only the echo is missing
     r = await site.post(path, data={"email": "a@example.com", "password": "x"})
@@ -96,7 +96,7 @@ async def test_with_its_token_the_post_goes_through_to_the_platform(site: httpx.
 
 
 @pytest.mark.parametrize("path", ["/lobby", "/cashier", "/history", "/bonuses", "/safer-gambling", "/balance",
-                                  "/play/00000000-0000-0000-0000-000000000000"])
+                                  "/verify", "/play/00000000-0000-0000-0000-000000000000"])
 async def test_the_players_pages_need_a_signed_in_player(site: httpx.AsyncClient, path: str) -> None:
     r = await site.get(path)
     assert r.status_code == 303 and r.headers["location"] == "/login"

@@ -44,7 +44,13 @@ NOTICES = {
     "withdrawal": "Your withdrawal is requested.",
     "withdrawal-cancelled": "Your withdrawal is cancelled; the money is back in your balance.",
     "opted-in": "You have taken the offer.",
+    "kyc-submitted": "Your document is submitted. We check it; this page shows the outcome.",
 }
+# Identity verification (KYC): the documents players accept (players' KycSubmit) and its states in words.
+KYC_DOCUMENTS = {"passport": "Passport", "id_card": "National identity card", "driving_licence": "Driving licence",
+                 "residence_permit": "Residence permit"}
+KYC_STATES = {"unverified": "not verified yet", "pending": "being checked", "verified": "verified",
+              "rejected": "rejected"}
 
 
 CATALOGUE_TTL_SECONDS = 5.0
@@ -497,6 +503,35 @@ async def cancel_withdrawal(payment_id: str, ctx: Ctx = Depends(player)) -> Resp
     except ApiError as exc:
         return await cashier_page(ctx, 422, f"The withdrawal cannot be cancelled: {exc.words}")
     return ctx.go("/cashier?notice=withdrawal-cancelled")
+
+
+async def verify_page(ctx: Ctx, status_code: int = 200, error: str | None = None) -> Response:
+    kyc = await ctx.api("GET", "/v1/players/me/kyc")
+    return ctx.page("verify.html", status_code=status_code, error=error, kyc=kyc, documents=KYC_DOCUMENTS,
+                    states=KYC_STATES)
+
+
+@router.get("/verify")
+async def verify(ctx: Ctx = Depends(player)) -> Response:
+    return await verify_page(ctx)
+
+
+@router.post("/verify", dependencies=CSRF)
+async def submit_verification(document_type: str = Form(""), document_reference: str = Form(""),
+                              ctx: Ctx = Depends(player)) -> Response:
+    """Withdrawals (and deposits past the AML threshold) need a verified identity: the player names
+    the document; staff decide in the back office."""
+    reference = document_reference.strip()
+    if document_type not in KYC_DOCUMENTS:
+        return await verify_page(ctx, 422, "Choose the kind of document.")
+    if not reference or len(reference) > 200:
+        return await verify_page(ctx, 422, "Give the document's reference (at most 200 characters).")
+    try:
+        await ctx.api("POST", "/v1/players/me/kyc", json={"document_type": document_type,
+                                                          "document_reference": reference})
+    except ApiError as exc:
+        return await verify_page(ctx, 422 if exc.status < 500 else 503, f"Verification refused: {exc.words}")
+    return ctx.go("/verify?notice=kyc-submitted")
 
 
 @router.get("/history")
