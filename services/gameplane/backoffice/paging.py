@@ -71,5 +71,6 @@ def merge(fetched: Mapping[str, Fetched], size: int, newer: Callable[[Mapping[st
             following[name] = END
         elif taken:
             following[name] = str(got.records[taken - 1]["id"])
-    left = any(value != END for value in following.values()) or len(following) < len(fetched)
+    # a service without a cursor yet (nothing of it shown) still has everything to show
+    left = any(following.get(name) != END for name in {*fetched, *following})
     return page, (following if left else None)

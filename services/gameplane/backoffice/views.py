@@ -119,12 +119,16 @@ async def logout(request: Request) -> Response:
 
 # ---- players ------------------------------------------------------------------------------------
 
+def _page_size(request: Request) -> int:
+    return int(request.app.state.runtime.settings.page_size)
+
+
 @router.get("/players")
 async def players(request: Request, who: StaffContext = Depends(screen("players")),
                   q: str | None = Query(None, max_length=320),
                   kyc: Literal["", "unverified", "pending", "verified", "rejected"] = "",
                   offset: int = Query(0, ge=0, le=1_000_000)) -> HTMLResponse:
-    size = request.app.state.runtime.settings.page_size
+    size = _page_size(request)
     # one row more than a page says whether another page follows, without counting every match
     found = await office(request).get("players", "/internal/players", q=(q or "").strip() or None,
                                       kyc_state=kyc or None, limit=size + 1, offset=offset)
@@ -146,7 +150,7 @@ async def _profile(request: Request, player_id: uuid.UUID, cursor: str | None = 
         balances, history = await asyncio.gather(
             o.get("wallet", f"/internal/wallet/players/{player_id}/balances"),
             o.get("wallet", f"/internal/wallet/players/{player_id}/transactions",
-                  limit=request.app.state.runtime.settings.page_size, cursor=cursor))
+                  limit=_page_size(request), cursor=cursor))
         wallet_down = False
     except Unavailable:
         balances, history, wallet_down = {"balances": []}, {"items": []}, True
@@ -287,7 +291,7 @@ async def audit(request: Request, who: StaffContext = Depends(screen("audit")),
                 cursor: str | None = Query(None, max_length=400)) -> HTMLResponse:
     o = office(request)
     wanted = [service] if service else list(AUDITED)
-    size = request.app.state.runtime.settings.page_size
+    size = _page_size(request)
     cursors = paging.parse(cursor, wanted)  # an edited cursor: the newest page
 
     async def one(name: str) -> tuple[str, paging.Fetched | None]:

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from gameplane.kit.events import Event
 
 KycState = Literal["unverified", "pending", "verified", "rejected"]
+# The documents a player may name for KYC (players' KycSubmit; the player site's form).
+KycDocument = Literal["passport", "id_card", "driving_licence", "residence_permit"]
 
 
 class PlayerRegistered(Event):

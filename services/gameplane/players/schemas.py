@@ -12,7 +12,7 @@ import pycountry
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
-from gameplane.contracts.players import KycState
+from gameplane.contracts.players import KycDocument, KycState
 from gameplane.kit.money import MAX_AMOUNT_MINOR, validate_currency
 from gameplane.players.limits import LimitKind, LimitPeriod
 
@@ -131,7 +131,7 @@ class PasswordChange(Request):
 
 
 class KycSubmit(Request):
-    document_type: Literal["passport", "id_card", "driving_licence", "residence_permit"]
+    document_type: KycDocument
     document_reference: str = Field(min_length=1, max_length=200,
                                     description="reference of the uploaded document at the KYC vendor")
 

@@ -8,7 +8,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import quote, urlencode
 
 import pycountry
@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from gameplane.contracts.jurisdiction import profile
+from gameplane.contracts.players import KycDocument
 from gameplane.gateway.routes import client_ip
 from gameplane.kit.pages import CSRF_FAILED, Pages, set_cookie, verify_csrf
 from gameplane.kit.problems import Problem, problem_response
@@ -47,8 +48,8 @@ NOTICES = {
     "kyc-submitted": "Your document is submitted. We check it; this page shows the outcome.",
 }
 # Identity verification (KYC): the documents players accept (players' KycSubmit) and its states in words.
-KYC_DOCUMENTS = {"passport": "Passport", "id_card": "National identity card", "driving_licence": "Driving licence",
-                 "residence_permit": "Residence permit"}
+_DOCUMENT_NAMES = {"id_card": "National identity card"}
+KYC_DOCUMENTS = {doc: _DOCUMENT_NAMES.get(doc, doc.replace("_", " ").capitalize()) for doc in get_args(KycDocument)}
 KYC_STATES = {"unverified": "not verified yet", "pending": "being checked", "verified": "verified",
               "rejected": "rejected"}
 
